@@ -1,0 +1,16 @@
+//! Vigil: a WebAssembly-pluggable detection host for container-based
+//! evasion. The binary is `vigil`; this library holds everything it is made
+//! of, so integration tests and benchmarks drive the same code.
+
+pub mod intel;
+pub mod internal_events;
+pub mod metrics;
+pub mod model;
+pub mod runtime;
+pub mod state;
+
+/// The WIT package this host implements.
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.0";
+
+/// The instance name of the WIT `types` interface.
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.0";

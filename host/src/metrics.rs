@@ -1,0 +1,158 @@
+//! Counters and histograms of the host, rendered in the Prometheus text
+//! format. Every drop, fault and skip has a counter here.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Latency bucket bounds, in microseconds.
+const BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros() as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count());
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count());
+    }
+}
+
+macro_rules! counters {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default)]
+        $vis struct $name { $($(#[$fm])* pub $field: AtomicU64,)* }
+        impl $name {
+            fn render_counters(&self, out: &mut String, prefix: &str, labels: &str) {
+                $(let _ = writeln!(out, "{prefix}_{}_total{{{labels}}} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters of one plugin.
+    pub struct PluginCounters {
+        /// Events handed to the plugin.
+        events,
+        /// Calls that returned normally.
+        calls_ok,
+        /// Calls that faulted (the batch is lost for this plugin).
+        calls_failed,
+        /// Events in failed calls.
+        events_failed,
+        /// Calls skipped because the plugin was backing off or disabled.
+        calls_skipped,
+        /// Events in skipped calls.
+        events_skipped,
+        /// Faults: deadline exceeded.
+        faults_deadline,
+        /// Faults: memory cap exceeded.
+        faults_memory,
+        /// Faults: traps (panics, unreachable, out-of-bounds access …).
+        faults_trap,
+        /// Faults: invalid output.
+        faults_invalid_output,
+        /// Faults: re-instantiation failed.
+        faults_start,
+        /// Findings accepted from the plugin.
+        findings,
+        /// Findings dropped over the per-call cap.
+        findings_capped,
+        /// Log records dropped over the per-call cap.
+        logs_dropped,
+        /// State writes refused (quota, sizes).
+        state_refusals,
+        /// Events dropped because the plugin's queue was full.
+        queue_overflow,
+        /// Re-instantiations after a fault.
+        restarts,
+    }
+}
+
+/// Metrics of one plugin.
+#[derive(Debug)]
+pub struct PluginMetrics {
+    pub name: String,
+    pub counters: PluginCounters,
+    pub latency: Histogram,
+    pub disabled: AtomicBool,
+}
+
+impl PluginMetrics {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), counters: PluginCounters::default(), latency: Histogram::default(), disabled: AtomicBool::new(false) }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Every metric of the host.
+#[derive(Debug, Default)]
+pub struct Registry {
+    plugins: Mutex<Vec<Arc<PluginMetrics>>>,
+}
+
+impl Registry {
+    /// Registers (or returns the existing) metrics of a plugin.
+    pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
+        let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = plugins.iter().find(|p| p.name == name) {
+            return p.clone();
+        }
+        let p = Arc::new(PluginMetrics::new(name));
+        plugins.push(p.clone());
+        p
+    }
+
+    /// The metrics of every plugin.
+    pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
+        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for p in self.plugins() {
+            let labels = format!("plugin=\"{}\"", p.name);
+            p.counters.render_counters(&mut out, "vigil_plugin", &labels);
+            let _ = writeln!(out, "vigil_plugin_disabled{{{labels}}} {}", u8::from(p.disabled.load(Ordering::Relaxed)));
+            p.latency.render(&mut out, "vigil_plugin_call_seconds", &labels);
+        }
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! The one place that builds the wasmtime [`Engine`]: component model,
+//! pooling allocator, epoch interruption driven by a ticker thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::RuntimeError;
+
+/// Engine-wide settings. Per-plugin limits live in [`super::PluginLimits`].
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// How often the epoch advances; deadlines are rounded up to ticks.
+    pub epoch_tick: Duration,
+    /// Upper bound of any plugin's memory cap (sizes the pooling slots).
+    pub max_memory_bytes: usize,
+    /// Component instances the pool holds at once (live plugins plus the
+    /// short-lived instances of `describe`).
+    pub pool_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self { epoch_tick: Duration::from_millis(5), max_memory_bytes: 1 << 30, pool_instances: 64 }
+    }
+}
+
+/// Builds the engine.
+pub fn build_engine(settings: &EngineSettings) -> Result<Engine, RuntimeError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(OptLevel::Speed);
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = settings.pool_instances;
+    pool.total_component_instances(instances)
+        // A componentize-py component holds dozens of core instances.
+        .total_core_instances(instances * 16)
+        .max_core_instances_per_component(64)
+        .total_memories(instances * 4)
+        .max_memories_per_component(16)
+        .total_tables(instances * 8)
+        .max_tables_per_component(64)
+        .table_elements(100_000)
+        .max_memory_size(settings.max_memory_bytes)
+        .max_core_instance_size(1 << 20)
+        .max_component_instance_size(1 << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))
+}
+
+/// Advances the engine's epoch every tick until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread.
+    pub fn start(engine: &Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("vigil-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, handle }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
