@@ -6,6 +6,7 @@ pub mod intel;
 pub mod internal_events;
 pub mod metrics;
 pub mod model;
+pub mod normalize;
 pub mod runtime;
 pub mod state;
 

@@ -1,0 +1,151 @@
+//! Arranging and inspecting the native fake behind [`crate::host`] (native
+//! targets only).
+//!
+//! The fake is private to the calling thread, and `cargo test` runs each test
+//! on a thread of its own, so tests start from a clean fake and cannot see each
+//! other's. Call [`reset`] to start over within a test.
+//!
+//! ```
+//! use vigil_plugin_sdk::{host, testing, IpMatch};
+//!
+//! testing::set_now(1_700_000_000_000_000_000);
+//! testing::set_threat_intel("203.0.113.9", vec![IpMatch {
+//!     feed: "c2.txt".into(),
+//!     entry: "203.0.113.0/24".into(),
+//!     category: "c2".into(),
+//!     note: String::new(),
+//! }]);
+//!
+//! assert_eq!(host::clock::now(), 1_700_000_000_000_000_000);
+//! assert_eq!(host::threat_intel::lookup_ip("203.0.113.9")[0].category, "c2");
+//! host::log::warn("beacon", &[("ip", "203.0.113.9")]);
+//! assert_eq!(testing::take_logs()[0].message, "beacon");
+//! ```
+
+use std::collections::BTreeMap;
+
+use crate::host::fake;
+use crate::types::{IpMatch, KeyValue, Level, Timestamp};
+
+/// One record written through [`crate::host::log`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Its level.
+    pub level: Level,
+    /// Its message.
+    pub message: String,
+    /// Its structured fields, in the order given.
+    pub fields: Vec<KeyValue>,
+}
+
+/// The fake state store's limits. The defaults are the fake's own and
+/// generous; set the host's configured limits to test how a plugin copes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Longest key, in bytes (an empty key is always refused).
+    pub max_key_bytes: u32,
+    /// Largest value, in bytes.
+    pub max_value_bytes: u32,
+    /// Total of all keys' and values' bytes.
+    pub quota_bytes: u64,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        Self { max_key_bytes: 256, max_value_bytes: 64 * 1024, quota_bytes: 1024 * 1024 }
+    }
+}
+
+/// Forgets everything: logs, state, limits, the fixed time, threat intelligence.
+pub fn reset() {
+    fake::with(|fake| *fake = fake::Fake::default());
+}
+
+/// Fixes what [`crate::host::clock::now`] returns, in nanoseconds since the
+/// Unix epoch.
+pub fn set_now(now: Timestamp) {
+    fake::with(|fake| fake.now = Some(now));
+}
+
+/// Lets [`crate::host::clock::now`] follow the system clock again.
+pub fn clear_now() {
+    fake::with(|fake| fake.now = None);
+}
+
+/// Makes [`crate::host::threat_intel::lookup_ip`] answer `matches` for `ip`
+/// (compared as text, exactly).
+pub fn set_threat_intel(ip: impl Into<String>, matches: Vec<IpMatch>) {
+    fake::with(|fake| {
+        fake.threat_intel.insert(ip.into(), matches);
+    });
+}
+
+/// Forgets every threat-intelligence answer.
+pub fn clear_threat_intel() {
+    fake::with(|fake| fake.threat_intel.clear());
+}
+
+/// The log records written so far.
+#[must_use]
+pub fn logs() -> Vec<LogRecord> {
+    fake::with(|fake| fake.logs.clone())
+}
+
+/// The log records written so far, forgetting them.
+#[must_use]
+pub fn take_logs() -> Vec<LogRecord> {
+    fake::with(|fake| std::mem::take(&mut fake.logs))
+}
+
+/// A copy of the whole state store.
+#[must_use]
+pub fn state() -> BTreeMap<String, Vec<u8>> {
+    fake::with(|fake| fake.state.clone())
+}
+
+/// Sets the state store's limits.
+pub fn set_state_limits(limits: StateLimits) {
+    fake::with(|fake| fake.limits = limits);
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failing test should fail loudly")]
+mod tests {
+    use super::*;
+    use crate::host::state;
+    use crate::types::StateError;
+
+    #[test]
+    fn state_round_trips_and_lists_by_prefix() {
+        state::set("b/1", b"x").unwrap();
+        state::set("a/1", b"y").unwrap();
+        state::set("a/2", b"z").unwrap();
+        assert_eq!(state::get("a/1").as_deref(), Some(&b"y"[..]));
+        assert_eq!(state::keys("a/"), ["a/1", "a/2"]);
+        state::delete("a/1");
+        state::delete("missing");
+        assert_eq!(state::keys(""), ["a/2", "b/1"]);
+    }
+
+    #[test]
+    fn state_enforces_limits() {
+        set_state_limits(StateLimits { max_key_bytes: 4, max_value_bytes: 4, quota_bytes: 10 });
+        assert_eq!(state::set("", b""), Err(StateError::KeyTooLong(4)));
+        assert_eq!(state::set("12345", b""), Err(StateError::KeyTooLong(4)));
+        assert_eq!(state::set("k", b"12345"), Err(StateError::ValueTooLarge(4)));
+        state::set("k1", b"1234").unwrap();
+        assert_eq!(state::set("k2", b"1234"), Err(StateError::QuotaExceeded(10)));
+        state::set("k1", b"12").unwrap();
+        reset();
+        assert!(state().is_empty());
+    }
+
+    #[test]
+    fn clock_follows_the_system_unless_fixed() {
+        assert!(crate::host::clock::now() > 1_600_000_000_000_000_000);
+        set_now(5);
+        assert_eq!(crate::host::clock::now(), 5);
+        clear_now();
+        assert!(crate::host::clock::now() > 5);
+    }
+}
