@@ -2,13 +2,22 @@
 //! evasion. The binary is `vigil`; this library holds everything it is made
 //! of, so integration tests and benchmarks drive the same code.
 
+pub mod builtin;
+pub mod cli;
+pub mod commands;
+pub mod dispatch;
+pub mod finding_record;
 pub mod intel;
 pub mod internal_events;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod plugin_set;
+pub mod replay;
+pub mod run;
 pub mod runtime;
 pub mod state;
+pub mod workers;
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "vigil:detector@0.1.0";

@@ -1,0 +1,138 @@
+//! The command line, parsed by clap. Raw arguments here; commands turn them
+//! into validated options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::normalize::Format;
+
+/// Vigil: detects container-based evasion with sandboxed WebAssembly detector plugins.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `vigil=debug`); overrides VIGIL_LOG.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay recorded input through the plugins; one finding per line on stdout.
+    Replay(ReplayArgs),
+    /// Plugin author tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Run the host on this machine's live sources with the built-in plugins.
+    Run(RunArgs),
+}
+
+/// Options shared by commands that load plugins.
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    /// Also load every `*.wasm` plugin of this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Do not load the built-in plugins.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Settings for a plugin: NAME=FILE, the file holding a JSON object (repeatable).
+    #[arg(long = "plugin-settings", value_name = "NAME=FILE")]
+    pub plugin_settings: Vec<String>,
+    /// Per-call deadline of every plugin, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub plugin_deadline_ms: Option<u64>,
+    /// Memory cap of every plugin, in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub plugin_memory_mib: Option<usize>,
+    /// Compile cache directory (default: $XDG_CACHE_HOME/vigil/plugins or ~/.cache/vigil/plugins).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use the compile cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Threat-intel feed files (plain IP/CIDR lists or abuse.ch CSV) answered to plugins.
+    #[arg(long = "intel", value_name = "FILE")]
+    pub intel: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Node name stamped on events and findings (default: this host's name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Events per plugin call.
+    #[arg(long, default_value_t = crate::dispatch::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Print a JSON summary of the replay on stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Files to replay (`-` for stdin).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin on recorded events and compare its findings with the expected ones.
+    Test(PluginTestArgs),
+    /// Show a plugin's description and imports.
+    Inspect(PluginInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginTestArgs {
+    /// The plugin component.
+    pub plugin: PathBuf,
+    /// Recorded events (any format `vigil replay` reads).
+    #[arg(long)]
+    pub events: PathBuf,
+    /// Settings JSON file for the plugin.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Expected findings, JSON lines; each line's fields must match the finding at the same position.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginInspectArgs {
+    /// The plugin component.
+    pub plugin: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Node name (default: this host's name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Data directory: plugin state, compile cache.
+    #[arg(long, default_value = "/var/lib/vigil")]
+    pub data_dir: PathBuf,
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,81 @@
+//! The `vigil` subcommands, from parsed arguments to an exit status.
+
+mod plugin;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{Command, PluginArgs, PluginCommand, ReplayArgs, hostname};
+use crate::plugin_set::{PluginSelection, default_cache_dir};
+use crate::replay::{ReplayOptions, replay};
+use crate::runtime::PluginLimits;
+
+/// Runs a parsed command.
+pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Replay(args) => replay_cmd(args),
+        Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
+        Command::Run(args) => crate::run::run(args),
+    }
+}
+
+/// Turns plugin arguments into a validated selection.
+pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<PathBuf>)> {
+    let mut settings = HashMap::new();
+    for entry in &args.plugin_settings {
+        let Some((name, file)) = entry.split_once('=') else { bail!("--plugin-settings {entry:?}: expected NAME=FILE") };
+        settings.insert(name.to_owned(), read_settings(&PathBuf::from(file))?);
+    }
+    let mut limits = PluginLimits::default();
+    if let Some(ms) = args.plugin_deadline_ms {
+        limits.deadline_ms = ms;
+    }
+    if let Some(mib) = args.plugin_memory_mib {
+        limits.memory_bytes = mib << 20;
+    }
+    let problems = limits.validate("plugin limits");
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    Ok((PluginSelection { builtin: !args.no_builtin, dir: args.plugin_dir.clone(), files: Vec::new(), settings, limits }, cache))
+}
+
+/// Reads a settings file and checks it holds a JSON object.
+pub fn read_settings(path: &PathBuf) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read settings {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("settings {} are not valid JSON", path.display()))?;
+    if !value.is_object() {
+        bail!("settings {} must be a JSON object", path.display());
+    }
+    Ok(text)
+}
+
+fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let (plugins, cache_dir) = selection(&args.plugins)?;
+    let opts = ReplayOptions {
+        paths: args.paths,
+        format: args.format,
+        plugins,
+        node: args.node.unwrap_or_else(hostname),
+        batch: args.batch,
+        cache_dir,
+        intel_files: args.plugins.intel.clone(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stderr = std::io::stderr();
+    let report = replay(&opts, &mut out, &mut |e| {
+        let _ = writeln!(stderr.lock(), "vigil replay: {e}");
+    })?;
+    drop(out);
+    if args.stats {
+        eprintln!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}

@@ -1,0 +1,144 @@
+//! `vigil plugin test` and `vigil plugin inspect`: tools for plugin authors.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::commands::read_settings;
+use crate::cli::{PluginInspectArgs, PluginTestArgs, hostname};
+use crate::plugin_set::{PluginSelection, default_cache_dir};
+use crate::replay::{ReplayOptions, replay};
+use crate::runtime::{ALLOWED_IMPORTS, Clock, EngineSettings, RunContext, Runtime};
+
+pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
+    let stem = args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut sel = PluginSelection { builtin: false, files: vec![args.plugin.clone()], ..Default::default() };
+    if let Some(s) = &args.settings {
+        sel.settings.insert(stem, read_settings(s)?);
+    }
+    let opts = ReplayOptions {
+        paths: vec![args.events.clone()],
+        format: crate::normalize::Format::Auto,
+        plugins: sel,
+        node: hostname(),
+        batch: crate::dispatch::DEFAULT_BATCH,
+        cache_dir: default_cache_dir(),
+        intel_files: Vec::new(),
+    };
+    let mut buf = Vec::new();
+    let mut input_errors = Vec::new();
+    let report = replay(&opts, &mut buf, &mut |e| input_errors.push(e.to_string()))?;
+    for e in &input_errors {
+        eprintln!("vigil plugin test: {e}");
+    }
+    if report.plugins_loaded == 0 {
+        eprintln!("vigil plugin test: the plugin was not loaded (see the error above)");
+        return Ok(ExitCode::from(1));
+    }
+    let actual: Vec<Value> = buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(serde_json::from_slice).collect::<Result<_, _>>()?;
+    let Some(expect) = &args.expect else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&buf)?;
+        return Ok(ExitCode::from(if report.failed_calls > 0 || !input_errors.is_empty() { 1 } else { 0 }));
+    };
+    let text = std::fs::read_to_string(expect).with_context(|| format!("cannot read {}", expect.display()))?;
+    let expected: Vec<Value> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not JSON", expect.display(), i + 1)))
+        .collect::<Result<_, _>>()?;
+    let problems = compare(&expected, &actual);
+    if problems.is_empty() && report.failed_calls == 0 {
+        println!("ok: {} findings as expected", actual.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.failed_calls > 0 {
+        println!("FAIL: the plugin faulted {} time(s); see the log above", report.failed_calls);
+    }
+    for p in problems {
+        println!("{p}");
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// Each expected object must be a subset of the actual finding at the
+/// same position; returns a human-readable diff of what does not match.
+pub fn compare(expected: &[Value], actual: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..expected.len().max(actual.len()) {
+        match (expected.get(i), actual.get(i)) {
+            (Some(e), Some(a)) => {
+                let mut diffs = Vec::new();
+                subset(e, a, String::new(), &mut diffs);
+                if !diffs.is_empty() {
+                    out.push(format!("finding #{}: mismatch", i + 1));
+                    out.extend(diffs);
+                }
+            }
+            (Some(e), None) => out.push(format!("finding #{}: missing\n- {e}", i + 1)),
+            (None, Some(a)) => out.push(format!("finding #{}: unexpected\n+ {a}", i + 1)),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn subset(e: &Value, a: &Value, path: String, diffs: &mut Vec<String>) {
+    match (e, a) {
+        (Value::Object(eo), Value::Object(ao)) => {
+            for (k, ev) in eo {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match ao.get(k) {
+                    Some(av) => subset(ev, av, p, diffs),
+                    None => diffs.push(format!("  {p}:\n  - {ev}\n  + (absent)")),
+                }
+            }
+        }
+        _ if e == a => {}
+        _ => diffs.push(format!("  {}:\n  - {e}\n  + {a}", if path.is_empty() { "(finding)" } else { &path })),
+    }
+}
+
+pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let runtime = Runtime::new(&EngineSettings::default(), default_cache_dir().as_deref())?;
+    let label = args.plugin.display().to_string();
+    let (imports, stats) = runtime.imports(&label, &bytes)?;
+    let forbidden: Vec<&String> = imports.iter().filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str())).collect();
+    let mut report = serde_json::json!({
+        "file": label,
+        "sha256": crate::runtime::digest(&bytes),
+        "size_bytes": bytes.len(),
+        "compile_ms": stats.duration.as_secs_f64() * 1e3,
+        "from_cache": matches!(stats.source, crate::runtime::CompileSource::Cache),
+        "imports": imports,
+        "forbidden_imports": forbidden,
+    });
+    let code = if forbidden.is_empty() {
+        let ctx = RunContext { clock: Clock::Wall, intel: Default::default(), state_dir: None };
+        let spec = crate::runtime::PluginSpec {
+            origin: crate::runtime::PluginOrigin::File(args.plugin.clone()),
+            bytes: bytes.into(),
+            settings: "{}".into(),
+            limits: Default::default(),
+        };
+        match runtime.load(spec, &ctx) {
+            Ok(r) => {
+                report["describe"] = serde_json::to_value(&r.plugin().info)?;
+                0
+            }
+            Err(e) => {
+                report["error"] = Value::String(e.to_string());
+                1
+            }
+        }
+    } else {
+        report["error"] = Value::String("refused: imports interfaces Vigil does not provide".into());
+        1
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,123 @@
+//! `vigil replay`: recorded input through the plugins, findings on stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::dispatch::Dispatcher;
+use crate::finding_record::FindingRecord;
+use crate::intel::ThreatIntel;
+use crate::normalize::{Format, InputError, Origin, for_each_record};
+use crate::plugin_set::{self, PluginSelection};
+use crate::runtime::{Clock, EngineSettings, RunContext, Runtime};
+
+/// What to replay, and how.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub paths: Vec<PathBuf>,
+    pub format: Format,
+    pub plugins: PluginSelection,
+    pub node: String,
+    pub batch: usize,
+    pub cache_dir: Option<PathBuf>,
+    pub intel_files: Vec<PathBuf>,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReplayReport {
+    pub records: usize,
+    pub events: usize,
+    pub findings: usize,
+    pub input_errors: usize,
+    pub plugins_loaded: usize,
+    pub plugins_refused: usize,
+    pub failed_calls: u64,
+}
+
+impl ReplayReport {
+    /// 0: all good; 2: some input was bad; 3: input good but a plugin was
+    /// refused or faulted (its findings may be missing).
+    pub fn exit_code(&self) -> u8 {
+        if self.input_errors > 0 {
+            2
+        } else if self.plugins_refused > 0 || self.failed_calls > 0 {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Replays; findings go to `out` as JSON lines, input errors to `errors`.
+pub fn replay(opts: &ReplayOptions, out: &mut dyn Write, errors: &mut dyn FnMut(&InputError)) -> anyhow::Result<ReplayReport> {
+    let runtime = Runtime::new(&EngineSettings::default(), opts.cache_dir.as_deref())?;
+    let mut intel = ThreatIntel::empty();
+    for f in &opts.intel_files {
+        intel.load_file(f, "intel")?;
+    }
+    let clock = Arc::new(AtomicU64::new(0));
+    let ctx = RunContext { clock: Clock::Replay(clock.clone()), intel: Arc::new(RwLock::new(Arc::new(intel))), state_dir: None };
+    let (runners, refused) = plugin_set::load(&runtime, &opts.plugins, &ctx);
+    let mut report = ReplayReport { plugins_loaded: runners.len(), plugins_refused: refused.len(), ..Default::default() };
+    let mut dispatcher = Dispatcher::new(runners, opts.batch, clock.clone());
+    let origin = Origin { node: &opts.node, source: "replay" };
+    let mut write_err: Option<std::io::Error> = None;
+    let mut line = Vec::with_capacity(1024);
+    let (mut findings, mut events_seen, mut records, mut input_errors) = (0usize, 0usize, 0usize, 0usize);
+    let mut emit = |plugin: &crate::runtime::LoadedPlugin, f: crate::model::Finding, now: u64| {
+        findings += 1;
+        let rec = FindingRecord::new(f, &plugin.info.name, &plugin.info.version, &opts.node, now);
+        line.clear();
+        if serde_json::to_writer(&mut line, &rec).is_ok() {
+            line.push(b'\n');
+            if let Err(e) = out.write_all(&line) {
+                write_err.get_or_insert(e);
+            }
+        }
+    };
+    for path in &opts.paths {
+        let label = path.display().to_string();
+        let data = if label == "-" {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
+        } else {
+            std::fs::read(path)
+        };
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                input_errors += 1;
+                errors(&InputError { file: label, line: 0, reason: format!("cannot read: {e}") });
+                continue;
+            }
+        };
+        records += for_each_record(
+            &label,
+            &data,
+            opts.format,
+            &origin,
+            |events| {
+                events_seen += events.len();
+                let clock = &clock;
+                dispatcher.push(events, &mut |p, f| emit(p, f, clock.load(Ordering::Relaxed)));
+            },
+            |e| {
+                input_errors += 1;
+                errors(&e);
+            },
+        );
+    }
+    dispatcher.finish(&mut |p, f| emit(p, f, clock.load(Ordering::Relaxed)));
+    report.failed_calls = dispatcher.failed_calls;
+    report.findings = findings;
+    report.events = events_seen;
+    report.records = records;
+    report.input_errors = input_errors;
+    out.flush()?;
+    if let Some(e) = write_err {
+        return Err(anyhow::Error::new(e).context("cannot write findings"));
+    }
+    Ok(report)
+}

@@ -1,0 +1,67 @@
+//! Container-engine events: one finding per rule the container matches.
+
+use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding};
+
+use crate::config::Config;
+use crate::rules::inspect;
+
+/// Kubernetes' label naming a container's pod namespace (CRI runtimes set it).
+const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+
+/// Findings for a container that was created, started or found running with
+/// an escape-prone configuration. Other actions (die, destroy, exec …) say
+/// nothing new about the configuration and are ignored.
+pub(crate) fn findings(event: &Event, container: &ContainerEvent, config: &Config, out: &mut Vec<Finding>) {
+    if !matches!(container.action, ContainerAction::Create | ContainerAction::Start | ContainerAction::Running) {
+        return;
+    }
+    let Some(security) = &container.security else { return };
+    let namespace = container
+        .labels
+        .iter()
+        .find(|label| label.key == POD_NAMESPACE_LABEL)
+        .map_or("", |label| label.value.as_str());
+    if config.container_allowed(&container.name)
+        || config.image_allowed(&container.image)
+        || config.namespace_allowed(namespace)
+    {
+        return;
+    }
+
+    let name = if container.name.is_empty() { short_id(&container.id) } else { container.name.as_str() };
+    let subject = if container.image.is_empty() {
+        format!("Container {name}")
+    } else {
+        format!("Container {name} ({})", container.image)
+    };
+    for hit in inspect(security, config) {
+        let mut finding = Finding::builder(hit.rule.id(), hit.severity)
+            .title(hit.rule.title())
+            .summary(format!("{subject} {}.", hit.rule.consequence()))
+            .entity(EntityKind::Container, container.id.clone(), container.name.clone());
+        for technique in hit.rule.techniques() {
+            finding = finding.technique(*technique);
+        }
+        if !container.image.is_empty() {
+            finding = finding.entity(EntityKind::Image, container.image.clone(), "");
+        }
+        if !event.node.is_empty() {
+            finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+        }
+        finding = finding
+            .evidence("action", container.action.as_str())
+            .evidence("container", name)
+            .evidence("image", container.image.clone());
+        if !namespace.is_empty() {
+            finding = finding.evidence("namespace", namespace);
+        }
+        for evidence in hit.evidence {
+            finding = finding.evidence(evidence.key, evidence.value);
+        }
+        out.push(finding.event(event.id.clone()).build());
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}

@@ -1,0 +1,105 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod docker;
+mod kubernetes;
+mod rules;
+
+pub use config::{Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS};
+pub use rules::Rule;
+use vigil_plugin_sdk::prelude::*;
+
+/// The detector: reports containers and pods configured so that they can
+/// escape to the host.
+///
+/// Stateless apart from its configuration and free of host calls, so the
+/// host can also run it natively (`<ContainerEscape as Detector>::configure`
+/// then `on_events`) and get exactly what the component returns.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerEscape {
+    config: Config,
+}
+
+impl ContainerEscape {
+    /// A detector with an already validated configuration.
+    #[must_use]
+    pub fn with_config(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl Detector for ContainerEscape {
+    fn describe() -> PluginInfo {
+        PluginInfo::builder(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+            .description(
+                "Containers and pods configured so that they can escape to the host: privileged, host \
+                 namespaces, dangerous capabilities, sensitive host mounts.",
+            )
+            .subscribe(EventKind::Container)
+            .subscribe(EventKind::Kubernetes)
+            .setting(
+                "allowlist.images",
+                "list of strings",
+                "[]",
+                "Images never reported: `repo/name:tag` or `repo/name@digest` exactly, `repo/name` with any \
+                 tag or digest, or a prefix ending in `/` or `*`.",
+            )
+            .setting("allowlist.namespaces", "list of strings", "[]", "Kubernetes namespaces never reported.")
+            .setting("allowlist.containers", "list of strings", "[]", "Docker container names never reported.")
+            .setting(
+                "dangerous_capabilities",
+                "list of strings",
+                json_list(DEFAULT_DANGEROUS_CAPABILITIES),
+                "Added capabilities reported by `dangerous-capability` (replaces the default; `ALL` always counts).",
+            )
+            .setting(
+                "sensitive_paths",
+                "list of absolute paths",
+                json_list(DEFAULT_SENSITIVE_PATHS),
+                "Host paths reported by `sensitive-mount` when a bind or hostPath mount is, is under or \
+                 contains one (`/` only when mounted itself); `.sock` paths are critical. Replaces the default.",
+            )
+            .setting(
+                "disabled_rules",
+                "list of rule ids",
+                "[]",
+                "Rules turned off: `container-escape/<rule>` or `<rule>`.",
+            )
+            .build()
+    }
+
+    fn configure(&mut self, settings: &str) -> Result<(), ConfigError> {
+        self.config = Config::from_json(settings)?;
+        Ok(())
+    }
+
+    fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for event in batch {
+            match &event.body {
+                EventBody::Container(container) => docker::findings(event, container, &self.config, &mut findings),
+                EventBody::Kubernetes(request) => kubernetes::findings(event, request, &self.config, &mut findings),
+                EventBody::Network(_) | EventBody::File(_) => {}
+            }
+        }
+        findings
+    }
+}
+
+export_detector!(ContainerEscape);
+
+/// A JSON list of plain strings (they need no escaping).
+fn json_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failing test should fail loudly")]
+mod tests;
