@@ -56,6 +56,9 @@ pub struct PluginArgs {
     /// Per-call deadline of every plugin, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub plugin_deadline_ms: Option<u64>,
+    /// First re-instantiation delay after a plugin fault, in milliseconds (doubles per consecutive fault).
+    #[arg(long, value_name = "MS")]
+    pub plugin_backoff_ms: Option<u64>,
     /// Memory cap of every plugin, in MiB.
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<usize>,

@@ -35,6 +35,9 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
     if let Some(ms) = args.plugin_deadline_ms {
         limits.deadline_ms = ms;
     }
+    if let Some(ms) = args.plugin_backoff_ms {
+        limits.backoff_initial_ms = ms;
+    }
     if let Some(mib) = args.plugin_memory_mib {
         limits.memory_bytes = mib << 20;
     }

@@ -15,7 +15,7 @@
 )]
 
 wit_bindgen::generate!({
-    path: "/tmp/vigil-wit",
+    path: "../wit",
     world: "detector",
     pub_export_macro: true,
     default_bindings_module: "vigil_plugin_sdk::__private::bindings",

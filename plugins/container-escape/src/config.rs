@@ -109,17 +109,18 @@ impl Config {
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let raw: RawSettings = settings::parse(json)?;
         let mut problems = Problems::new();
-        let mut config = Self::default();
-
-        config.allowed_images = non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
-            .map(ImagePattern::new)
-            .collect();
-        config.allowed_namespaces = non_empty(&raw.allowlist.namespaces, "allowlist.namespaces", &mut problems)
-            .map(str::to_owned)
-            .collect();
-        config.allowed_containers = non_empty(&raw.allowlist.containers, "allowlist.containers", &mut problems)
-            .map(|name| name.trim_start_matches('/').to_owned())
-            .collect();
+        let mut config = Self {
+            allowed_images: non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
+                .map(ImagePattern::new)
+                .collect(),
+            allowed_namespaces: non_empty(&raw.allowlist.namespaces, "allowlist.namespaces", &mut problems)
+                .map(str::to_owned)
+                .collect(),
+            allowed_containers: non_empty(&raw.allowlist.containers, "allowlist.containers", &mut problems)
+                .map(|name| name.trim_start_matches('/').to_owned())
+                .collect(),
+            ..Self::default()
+        };
 
         if let Some(capabilities) = &raw.dangerous_capabilities {
             config.dangerous_capabilities.clear();
