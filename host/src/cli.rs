@@ -133,6 +133,15 @@ pub struct RunArgs {
     /// Data directory: plugin state, compile cache.
     #[arg(long, default_value = "/var/lib/vigil")]
     pub data_dir: PathBuf,
+    /// Docker Engine API socket the `docker` source reads (container lifecycle).
+    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
+    /// Do not start the `docker` source.
+    #[arg(long)]
+    pub no_docker: bool,
+    /// Also write every normalised event, as a Vigil JSON line, to this file (debugging; replayable with `vigil replay --format vigil`).
+    #[arg(long, value_name = "FILE")]
+    pub emit_events: Option<PathBuf>,
 }
 
 /// This machine's host name.

@@ -4,6 +4,7 @@
 
 pub mod builtin;
 pub mod cli;
+pub mod collectors;
 pub mod commands;
 pub mod dispatch;
 pub mod finding_record;

@@ -125,6 +125,7 @@ impl PluginMetrics {
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Mutex<Vec<Arc<PluginMetrics>>>,
+    sources: Mutex<Vec<Arc<SourceMetrics>>>,
 }
 
 impl Registry {
@@ -139,6 +140,22 @@ impl Registry {
         p
     }
 
+    /// Registers (or returns the existing) metrics of a source.
+    pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = sources.iter().find(|s| s.name == name) {
+            return s.clone();
+        }
+        let s = Arc::new(SourceMetrics::new(name));
+        sources.push(s.clone());
+        s
+    }
+
+    /// Adds a plugin's metrics (a runner creates its own).
+    pub fn add_plugin(&self, metrics: Arc<PluginMetrics>) {
+        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).push(metrics);
+    }
+
     /// The metrics of every plugin.
     pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
         self.plugins.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -147,6 +164,9 @@ impl Registry {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        for s in self.sources.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            s.counters.render(&mut out, &format!("source=\"{}\"", s.name));
+        }
         for p in self.plugins() {
             let labels = format!("plugin=\"{}\"", p.name);
             p.counters.render_counters(&mut out, "vigil_plugin", &labels);
@@ -154,5 +174,43 @@ impl Registry {
             p.latency.render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
         out
+    }
+}
+
+counters! {
+    /// Counters of one event source.
+    pub struct SourceCounters {
+        /// Raw records received from the source.
+        received,
+        /// Events produced by normalisation.
+        normalised,
+        /// Records that could not be normalised (logged with the reason).
+        rejected,
+        /// Events dropped because the pipeline queue was full.
+        dropped,
+        /// Reconnections to the source.
+        reconnects,
+        /// Breaks in the source's stream whose events could not all be recovered (logged loudly).
+        gaps,
+    }
+}
+
+/// Metrics of one source.
+#[derive(Debug)]
+pub struct SourceMetrics {
+    pub name: String,
+    pub counters: SourceCounters,
+}
+
+impl SourceMetrics {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), counters: SourceCounters::default() }
+    }
+}
+
+impl SourceCounters {
+    /// Renders with the given metric prefix and labels (used by [`Registry::render`]).
+    pub fn render(&self, out: &mut String, labels: &str) {
+        self.render_counters(out, "vigil_source", labels);
     }
 }

@@ -1,1 +1,82 @@
-fn main(){}
+//! `cargo xtask`: the project's build, run and test entry points, so the
+//! README's commands work on a fresh machine (toolchain included).
+//!
+//! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
+//! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
+//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins).
+//! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build(),
+        Some("run") => build().and_then(|()| run(&args[1..])),
+        Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <build|run [-- ARGS]|test|bench [NAME]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is inside the repository").to_owned()
+}
+
+fn step(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot start: {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn toolchain() -> anyhow::Result<()> {
+    step("Wasm toolchain (scripts/toolchain.sh)", Command::new("bash").arg("scripts/toolchain.sh").stdout(std::process::Stdio::null()))
+}
+
+fn build() -> anyhow::Result<()> {
+    toolchain()?;
+    step("build the host and its built-in plugins", cargo().args(["build", "--release", "--locked", "-p", "vigil"]))
+}
+
+fn run(extra: &[String]) -> anyhow::Result<()> {
+    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
+    let bin = root().join("target/release/vigil");
+    step("vigil run", Command::new(bin).arg("run").args(extra))
+}
+
+fn test() -> anyhow::Result<()> {
+    toolchain()?;
+    step("test image for the Docker tests (scripts/test-image.sh)", Command::new("bash").arg("scripts/test-image.sh"))?;
+    step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
+    step("formatting (plugins)", cargo().args(["fmt", "--check", "--manifest-path", "plugins/Cargo.toml"]))?;
+    step("clippy", cargo().args(["clippy", "--release", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("clippy (plugins, native)", cargo().args(["clippy", "--release", "--manifest-path", "plugins/Cargo.toml", "--all-targets", "--", "-D", "warnings"]))?;
+    step("plugin tests (native)", cargo().args(["test", "--release", "--manifest-path", "plugins/Cargo.toml"]))?;
+    // Integration tests share the Docker daemon; run them one at a time.
+    step("workspace tests", cargo().args(["test", "--release", "--locked", "--workspace", "--", "--test-threads=2"]))
+}
+
+fn bench(extra: &[String]) -> anyhow::Result<()> {
+    toolchain()?;
+    step("benchmarks", cargo().args(["bench", "--locked", "-p", "vigil"]).args(extra))
+}

@@ -86,6 +86,9 @@ struct Status {
     code: Option<u16>,
 }
 
+/// Resources whose objects hold a pod spec or a pod template.
+const POD_RESOURCES: [&str; 8] = ["pods", "deployments", "replicasets", "daemonsets", "statefulsets", "jobs", "cronjobs", "replicationcontrollers"];
+
 /// Normalises one JSON document (an `Event` or an `EventList`), appending
 /// to `out`; returns how many events it added.
 pub fn normalise(doc: &str, origin: &Origin<'_>, out: &mut Vec<Event>) -> Result<usize, NormalizeError> {
@@ -125,7 +128,10 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     let mut owner = None;
     // The response is what the API server persisted (with the generated
     // name); the request is what the client asked for.
-    for body in [e.response_object, e.request_object].into_iter().flatten() {
+    // Only workload resources carry a pod spec; every other body stays
+    // unparsed (the cheapest bytes are the ones never decoded).
+    let bodies = if POD_RESOURCES.contains(&&*oref.resource) { [e.response_object, e.request_object] } else { [None, None] };
+    for body in bodies.into_iter().flatten() {
         let Ok(obj) = serde_json::from_str::<Object<'_>>(body.get()) else { continue };
         if let Some((p, o)) = pod_of(&obj).map_err(NormalizeError::Json)? {
             if name.is_empty() {

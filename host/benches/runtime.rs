@@ -1,0 +1,179 @@
+//! Throughput of the plugin runtime and of `vigil replay`, with a native
+//! baseline run in the same process so that ratios hold on a noisy machine.
+//!
+//! `cargo bench -p vigil --bench runtime` (or `cargo xtask bench`) prints a
+//! Markdown table; BENCHMARKS.md records the numbers. Single-threaded: each
+//! figure is events per second on one core.
+
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
+#[path = "../tests/common/to_sdk.rs"]
+mod to_sdk;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use container_escape::ContainerEscape;
+use vigil::model::Event;
+use vigil::normalize::{Format, Origin, for_each_record};
+use vigil::plugin_set::PluginSelection;
+use vigil::replay::{ReplayOptions, replay};
+use vigil::runtime::{CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime};
+use vigil_plugin_sdk::Detector;
+
+const MIN_TIME: Duration = Duration::from_millis(1500);
+const ROUNDS: usize = 3;
+
+/// Runs `f` (which processes `n` events) until MIN_TIME has passed; best of ROUNDS, in events/s.
+fn rate(n: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm up
+    let mut best = 0f64;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let mut iters = 0usize;
+        while started.elapsed() < MIN_TIME {
+            f();
+            iters += 1;
+        }
+        best = best.max((iters * n) as f64 / started.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn fmt(r: f64) -> String {
+    if r >= 1e6 { format!("{:.2}M", r / 1e6) } else { format!("{:.0}k", r / 1e3) }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root")
+}
+
+fn ctx() -> RunContext {
+    RunContext { clock: Clock::Replay(Arc::new(AtomicU64::new(0))), intel: Arc::new(RwLock::new(Arc::default())), state_dir: None }
+}
+
+fn spec() -> PluginSpec {
+    PluginSpec {
+        origin: PluginOrigin::Builtin("container-escape"),
+        bytes: Arc::from(vigil::builtin::bytes("container-escape").expect("built-in")),
+        settings: "{}".into(),
+        limits: PluginLimits::default(),
+    }
+}
+
+/// A live-like mix: mostly container lifecycle events, some audit events
+/// with full pod specs (the corpus cycled to `n` events).
+fn mixed(n: usize) -> Vec<Event> {
+    let base = corpus::corpus(root());
+    base.iter().cycle().take(n).cloned().collect()
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let runtime = Runtime::new(&EngineSettings::default(), None).expect("runtime");
+
+    for (label, events) in [("typical live mix", corpus::typical(4096)), ("pod-spec-heavy mix (Falco audit fixtures + Docker)", mixed(4096))] {
+        if !want("plugin") {
+            break;
+        }
+        println!("## container-escape through the runtime, {label} (one core)\n");
+        println!("| batch | Wasm events/s | native events/s | Wasm / native time |");
+        println!("|---|---|---|---|");
+        for batch in [1usize, 16, 256] {
+            let mut runner = runtime.load(spec(), &ctx()).expect("load");
+            let wasm = rate(events.len(), || {
+                for chunk in events.chunks(batch) {
+                    let CallOutcome::Findings(f) = runner.on_events(chunk) else { panic!("plugin failed") };
+                    black_box(f);
+                }
+            });
+            let mut native = ContainerEscape::default();
+            native.configure("{}").expect("settings");
+            let native_rate = rate(events.len(), || {
+                for chunk in events.chunks(batch) {
+                    // The same copy the Wasm boundary makes, then the same logic.
+                    let sdk: Vec<_> = chunk.iter().map(to_sdk::event).collect();
+                    black_box(native.on_events(&sdk));
+                }
+            });
+            println!("| {batch} | {} | {} | {:.2}× |", fmt(wasm), fmt(native_rate), native_rate / wasm);
+        }
+        println!();
+    }
+
+    if want("start") {
+        println!("## plugin start (container-escape, {} KiB)\n", vigil::builtin::bytes("container-escape").map_or(0, <[u8]>::len) / 1024);
+        let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cached = Runtime::new(&EngineSettings::default(), Some(&dir)).expect("runtime");
+        let t = Instant::now();
+        let cold = cached.load(spec(), &ctx()).expect("load");
+        let cold_total = t.elapsed();
+        let t = Instant::now();
+        let warm = cached.load(spec(), &ctx()).expect("load");
+        let warm_total = t.elapsed();
+        println!("| start | compile or cache load | total load (validate, instantiate, describe, configure) |");
+        println!("|---|---|---|");
+        println!("| cold (compile) | {:.1} ms | {:.1} ms |", cold.plugin().compile.duration.as_secs_f64() * 1e3, cold_total.as_secs_f64() * 1e3);
+        println!("| warm (from cache) | {:.1} ms | {:.1} ms |", warm.plugin().compile.duration.as_secs_f64() * 1e3, warm_total.as_secs_f64() * 1e3);
+        println!();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    if want("replay") {
+        // Real audit events: the Falco fixtures (less the malformed one) as JSON lines, repeated.
+        let dir = root().join("tests/data/k8s-audit/falco-0.34.1");
+        let mut lines = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for f in files.iter().filter(|f| !f.ends_with("fal_01_003.json")) {
+            lines.extend(std::fs::read_to_string(f).expect("fixture").lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        }
+        let n_lines = 100_000;
+        let mut data = String::new();
+        for l in lines.iter().cycle().take(n_lines) {
+            data.push_str(l);
+            data.push('\n');
+        }
+        let path = std::env::temp_dir().join(format!("vigil-bench-audit-{}.jsonl", std::process::id()));
+        std::fs::write(&path, &data).expect("write corpus");
+        println!("## Kubernetes audit replay, end to end (one core; {n_lines} real audit lines, {:.1} MiB)\n", data.len() as f64 / (1 << 20) as f64);
+        println!("| stage | events/s |");
+        println!("|---|---|");
+        let origin = Origin { node: "bench", source: "replay" };
+        let parse = rate(n_lines, || {
+            let mut n = 0;
+            for_each_record("bench", data.as_bytes(), Format::K8sAudit, &origin, |e| n += e.len(), |_| {});
+            black_box(n);
+        });
+        println!("| normalise only (typed, borrowing parse) | {} |", fmt(parse));
+        let json_value = rate(n_lines, || {
+            for l in data.lines() {
+                black_box(serde_json::from_str::<serde_json::Value>(l).ok());
+            }
+        });
+        println!("| baseline: `serde_json::Value` parse only | {} |", fmt(json_value));
+        let opts = ReplayOptions {
+            paths: vec![path.clone()],
+            format: Format::Auto,
+            plugins: PluginSelection { builtin: true, ..Default::default() },
+            node: "bench".into(),
+            batch: 256,
+            // Like the binary: compiled plugins come from the on-disk cache.
+            cache_dir: Some(std::env::temp_dir().join(format!("vigil-bench-replay-cache-{}", std::process::id()))),
+            intel_files: Vec::new(),
+        };
+        let e2e = rate(n_lines, || {
+            let report = replay(&opts, &mut std::io::sink(), &mut |_| {}).expect("replay");
+            assert_eq!(report.input_errors, 0);
+            black_box(report);
+        });
+        println!("| `vigil replay` end to end (read, normalise, container-escape in Wasm, findings JSON) | {} |", fmt(e2e));
+        println!();
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,119 @@
+//! Live event sources. Each source is a module with a validated config, its
+//! own metrics and internal events; all of them hand normalised events to
+//! the pipeline through a bounded queue, counting what they drop.
+
+pub mod docker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::{PluginMetrics, SourceMetrics};
+use crate::model::Event;
+
+/// What a running source gets from the host.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// This node's name, stamped on every event.
+    pub node: Arc<str>,
+    /// The pipeline's input queue (bounded).
+    pub tx: mpsc::Sender<Vec<Event>>,
+    /// This source's counters.
+    pub metrics: Arc<SourceMetrics>,
+    /// Becomes `true` when the host shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    seq: Arc<AtomicU64>,
+}
+
+impl SourceContext {
+    pub fn new(
+        node: Arc<str>,
+        tx: mpsc::Sender<Vec<Event>>,
+        metrics: Arc<SourceMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            node,
+            tx,
+            metrics,
+            shutdown,
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A unique event id for this source: `<source>:<boot nanos>:<seq>`.
+    pub fn next_id(&self) -> String {
+        static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let boot = *BOOT.get_or_init(crate::runtime::wall_now);
+        format!(
+            "{}:{boot:x}:{}",
+            self.metrics.name,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Sends events to the pipeline, waiting while the queue is full (a
+    /// live source must not lose events to a momentary burst). Returns
+    /// false when the pipeline is gone (shutdown).
+    pub async fn send(&self, events: Vec<Event>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let n = events.len() as u64;
+        PluginMetrics::add(&self.metrics.counters.normalised, n);
+        match self.tx.send(events).await {
+            Ok(()) => true,
+            Err(_) => {
+                PluginMetrics::add(&self.metrics.counters.dropped, n);
+                false
+            }
+        }
+    }
+
+    /// Counts and logs a record that could not be normalised.
+    pub fn rejected(&self, reason: &str) {
+        PluginMetrics::add(&self.metrics.counters.rejected, 1);
+        tracing::warn!(source = %self.metrics.name, reason, "record rejected");
+    }
+}
+
+/// Starts every source available on this machine and says which are on and
+/// why the others are off. Returns the names of the sources started. Must be
+/// called inside the Tokio runtime (sources are tasks).
+pub fn start_all(
+    args: &crate::cli::RunArgs,
+    node: &Arc<str>,
+    tx: &mpsc::Sender<Vec<Event>>,
+    stop: &watch::Receiver<bool>,
+    registry: &crate::metrics::Registry,
+) -> Vec<String> {
+    let mut started = Vec::new();
+    match docker_settings(args) {
+        Ok(settings) => {
+            tracing::info!(socket = %settings.socket.display(), "docker: on");
+            let ctx = crate::run::source_context(node, tx, stop, registry, docker::SOURCE);
+            // Detached: the task ends by itself on shutdown or when the pipeline closes.
+            drop(docker::start(settings, ctx));
+            started.push(docker::SOURCE.to_owned());
+        }
+        Err(why) => tracing::info!("docker: off ({why})"),
+    }
+    started
+}
+
+/// The Docker source's settings, or why it stays off.
+fn docker_settings(args: &crate::cli::RunArgs) -> Result<docker::DockerSettings, String> {
+    if args.no_docker {
+        return Err("--no-docker".into());
+    }
+    let config = docker::DockerConfig {
+        socket: args.docker_socket.clone(),
+        ..docker::DockerConfig::default()
+    };
+    let settings = config.validate().map_err(|e| e.to_string())?;
+    if !settings.socket.exists() {
+        return Err(format!("no socket at {}", settings.socket.display()));
+    }
+    Ok(settings)
+}

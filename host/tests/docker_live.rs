@@ -1,0 +1,461 @@
+//! Live tests of the `docker` source against the real Docker daemon of this
+//! machine (`/var/run/docker.sock`), with a local image built by
+//! `scripts/test-image.sh` (no registry). Every container they create has
+//! the label `vigil-test=1` and is removed at the end, pass or fail.
+//!
+//! Without a daemon the tests are skipped with a message, unless
+//! `VIGIL_REQUIRE_DOCKER=1` makes that a failure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+const IMAGE: &str = "vigil-test/busybox:latest";
+const LABEL: &str = "vigil-test=1";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
+}
+
+/// Whether the tests can run here; builds the image once.
+fn docker_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        if !Path::new(DOCKER_SOCKET).exists() {
+            assert!(
+                std::env::var_os("VIGIL_REQUIRE_DOCKER").is_none(),
+                "VIGIL_REQUIRE_DOCKER is set but there is no {DOCKER_SOCKET}"
+            );
+            eprintln!("SKIPPED: no Docker daemon at {DOCKER_SOCKET}");
+            return false;
+        }
+        let status = Command::new(repo_root().join("scripts/test-image.sh"))
+            .status()
+            .expect("run scripts/test-image.sh");
+        assert!(status.success(), "scripts/test-image.sh failed");
+        true
+    })
+}
+
+fn unique() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{nanos}", std::process::id())
+}
+
+/// Runs `docker ARGS`, panicking with its stderr when it fails; returns stdout.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Removes the named containers when dropped.
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&self.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A running `vigil run`: stdout lines arrive on a channel with their
+/// arrival time, stderr lines are kept; killed and cleaned up when dropped.
+struct Vigil {
+    child: Child,
+    stdout: mpsc::Receiver<(Instant, String)>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    data_dir: PathBuf,
+}
+
+impl Vigil {
+    fn start(extra: &[&str]) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("vigil-docker-live-{}", unique()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--no-cache", "--node", "docker-live-test"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil");
+        let (tx, stdout) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        Self {
+            child,
+            stdout,
+            stderr,
+            data_dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .join("\n")
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "vigil exited ({status}) before logging {needle:?}; stderr:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "vigil did not log {needle:?} within {timeout:?}; stderr:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The seed scenario: a container on the host network is reported within a
+/// second of `docker run` returning.
+#[test]
+fn host_network_container_is_reported_within_a_second() {
+    if !docker_ready() {
+        return;
+    }
+    let mut vigil = Vigil::start(&[]);
+    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+    let name = format!("evasive_container_{}", unique());
+    let _cleanup = Containers(vec![name.clone()]);
+
+    let before = Instant::now();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        LABEL,
+        "--network",
+        "host",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let returned = Instant::now();
+
+    let deadline = returned + Duration::from_secs(10);
+    let found = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match vigil.stdout.recv_timeout(left) {
+            Ok((at, line)) => {
+                let f: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                if f["rule_id"] == "container-escape/host-network" && line.contains(&name) {
+                    break at;
+                }
+            }
+            Err(_) => panic!(
+                "no container-escape/host-network finding for {name} within 10 s; stderr:\n{}",
+                vigil.log()
+            ),
+        }
+    };
+    let latency = found.saturating_duration_since(returned);
+    let early = returned.saturating_duration_since(found);
+    eprintln!(
+        "docker run took {:?}; finding arrived {:?} after `docker run` started, {latency:?} after it returned ({early:?} before)",
+        returned - before,
+        found.saturating_duration_since(before),
+    );
+    assert!(
+        latency <= Duration::from_secs(1),
+        "finding came {latency:?} after docker run returned"
+    );
+}
+
+/// A Unix-socket proxy to the Docker socket that can cut every connection
+/// (and refuse new ones) on command: a daemon restart, as the source sees it.
+struct Proxy {
+    path: PathBuf,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<UnixStream>>>,
+}
+
+impl Proxy {
+    fn start(path: PathBuf) -> Self {
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind the proxy socket");
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (o, c) = (open.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !o.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = UnixStream::connect(DOCKER_SOCKET) else {
+                    continue;
+                };
+                let pipes = (
+                    client.try_clone(),
+                    upstream.try_clone(),
+                    client.try_clone(),
+                    upstream.try_clone(),
+                );
+                let (Ok(c1), Ok(u1), Ok(c2), Ok(u2)) = pipes else {
+                    continue;
+                };
+                {
+                    let mut all = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    all.push(client);
+                    all.push(upstream);
+                }
+                std::thread::spawn(move || pipe(c1, u1));
+                std::thread::spawn(move || pipe(u2, c2));
+            }
+        });
+        Self { path, open, conns }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for s in self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn pipe(mut from: UnixStream, mut to: UnixStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// The container events of the events file: (name, action, lifetime_ms).
+fn container_events(path: &Path) -> Vec<(String, String, Option<u64>)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["body"]["kind"] == "container")
+        .map(|e| {
+            let b = &e["body"];
+            (
+                b["name"].as_str().unwrap_or_default().to_owned(),
+                b["action"].as_str().unwrap_or_default().to_owned(),
+                b["lifetime_ms"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+fn wait_events(
+    path: &Path,
+    vigil: &Vigil,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[(String, String, Option<u64>)]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done(&container_events(path)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{what}: not seen within {timeout:?}; events: {:#?}\nstderr:\n{}",
+        container_events(path),
+        vigil.log()
+    );
+}
+
+fn has(events: &[(String, String, Option<u64>)], name: &str, action: &str) -> bool {
+    events.iter().any(|(n, a, _)| n == name && a == action)
+}
+
+/// No container event is lost when the connection to the daemon breaks:
+/// the source reconnects and resumes from the last event it saw.
+#[test]
+fn no_container_event_is_lost_across_a_broken_stream() {
+    if !docker_ready() {
+        return;
+    }
+    let id = unique();
+    let dir = std::env::temp_dir().join(format!("vigil-docker-gap-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let proxy = Proxy::start(dir.join("docker.sock"));
+    let events = dir.join("events.jsonl");
+    let proxy_path = proxy.path.to_string_lossy().into_owned();
+    let events_path = events.to_string_lossy().into_owned();
+    let mut vigil = Vigil::start(&[
+        "--docker-socket",
+        &proxy_path,
+        "--emit-events",
+        &events_path,
+    ]);
+    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|x| format!("vigil_gap_{x}_{id}"));
+    let _cleanup = Containers(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
+    for n in [&a, &b] {
+        docker(&[
+            "run", "-d", "--name", n, "--label", LABEL, IMAGE, "sleep", "300",
+        ]);
+    }
+    wait_events(
+        &events,
+        &vigil,
+        "A and B started",
+        Duration::from_secs(10),
+        |e| has(e, &a, "start") && has(e, &b, "start"),
+    );
+
+    proxy.cut();
+    vigil.wait_log("docker: event stream interrupted", Duration::from_secs(10));
+    // While the source is cut off: a short-lived container comes and goes, B is removed.
+    docker(&["run", "--rm", "--name", &c, "--label", LABEL, IMAGE, "true"]);
+    docker(&["rm", "-f", &b]);
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.restore();
+
+    docker(&[
+        "run", "-d", "--name", &d, "--label", LABEL, IMAGE, "sleep", "300",
+    ]);
+    wait_events(&events, &vigil, "D started", Duration::from_secs(20), |e| {
+        has(e, &d, "start")
+    });
+
+    let all = container_events(&events);
+    for (name, actions) in [
+        (&a, &["create", "start"][..]),
+        (&b, &["create", "start", "kill", "die", "destroy"]),
+        (&c, &["create", "start", "die", "destroy"]),
+        (&d, &["create", "start"]),
+    ] {
+        for action in actions {
+            assert!(
+                has(&all, name, action),
+                "no {action} event for {name}; events: {all:#?}"
+            );
+            let copies = all
+                .iter()
+                .filter(|(n, a, _)| n == name && a == action)
+                .count();
+            assert_eq!(
+                copies, 1,
+                "{action} of {name} sent {copies} times (replayed events must be dropped)"
+            );
+        }
+    }
+    let c_died = all
+        .iter()
+        .find(|(n, a, _)| n == &c && a == "die")
+        .and_then(|e| e.2);
+    assert!(
+        c_died.is_some_and(|ms| ms < 60_000),
+        "die of the short-lived container carries its lifetime: {c_died:?}"
+    );
+    let log = vigil.log();
+    for line in log.lines().filter(|l| l.contains("docker: ")) {
+        eprintln!("vigil: {line}");
+    }
+    assert!(
+        log.contains("docker: event stream reconnected"),
+        "reconnect not logged:\n{log}"
+    );
+    let reconnects = log
+        .lines()
+        .filter(|l| l.contains("docker: event stream reconnected"))
+        .count();
+    assert!(reconnects >= 1);
+    assert!(
+        !log.contains("DOCKER EVENTS MAY HAVE BEEN LOST"),
+        "the gap should have been closed:\n{log}"
+    );
+    drop(vigil);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
