@@ -5,6 +5,12 @@
 //! Markdown table; BENCHMARKS.md records the numbers. Single-threaded: each
 //! figure is events per second on one core.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benchmarks fail loudly on broken fixtures"
+)]
+
 #[path = "../tests/common/corpus.rs"]
 mod corpus;
 #[path = "../tests/common/to_sdk.rs"]
@@ -21,7 +27,9 @@ use vigil::model::Event;
 use vigil::normalize::{Format, Origin, for_each_record};
 use vigil::plugin_set::PluginSelection;
 use vigil::replay::{ReplayOptions, replay};
-use vigil::runtime::{CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime};
+use vigil::runtime::{
+    CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+};
 use vigil_plugin_sdk::Detector;
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
@@ -44,15 +52,25 @@ fn rate(n: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn fmt(r: f64) -> String {
-    if r >= 1e6 { format!("{:.2}M", r / 1e6) } else { format!("{:.0}k", r / 1e3) }
+    if r >= 1e6 {
+        format!("{:.2}M", r / 1e6)
+    } else {
+        format!("{:.0}k", r / 1e3)
+    }
 }
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
 }
 
 fn ctx() -> RunContext {
-    RunContext { clock: Clock::Replay(Arc::new(AtomicU64::new(0))), intel: Arc::new(RwLock::new(Arc::default())), state_dir: None }
+    RunContext {
+        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        intel: Arc::new(RwLock::new(Arc::default())),
+        state_dir: None,
+    }
 }
 
 fn spec() -> PluginSpec {
@@ -76,7 +94,13 @@ fn main() {
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let runtime = Runtime::new(&EngineSettings::default(), None).expect("runtime");
 
-    for (label, events) in [("typical live mix", corpus::typical(4096)), ("pod-spec-heavy mix (Falco audit fixtures + Docker)", mixed(4096))] {
+    for (label, events) in [
+        ("typical live mix", corpus::typical(4096)),
+        (
+            "pod-spec-heavy mix (Falco audit fixtures + Docker)",
+            mixed(4096),
+        ),
+    ] {
         if !want("plugin") {
             break;
         }
@@ -87,7 +111,9 @@ fn main() {
             let mut runner = runtime.load(spec(), &ctx()).expect("load");
             let wasm = rate(events.len(), || {
                 for chunk in events.chunks(batch) {
-                    let CallOutcome::Findings(f) = runner.on_events(chunk) else { panic!("plugin failed") };
+                    let CallOutcome::Findings(f) = runner.on_events(chunk) else {
+                        panic!("plugin failed")
+                    };
                     black_box(f);
                 }
             });
@@ -100,13 +126,21 @@ fn main() {
                     black_box(native.on_events(&sdk));
                 }
             });
-            println!("| {batch} | {} | {} | {:.2}× |", fmt(wasm), fmt(native_rate), native_rate / wasm);
+            println!(
+                "| {batch} | {} | {} | {:.2}× |",
+                fmt(wasm),
+                fmt(native_rate),
+                native_rate / wasm
+            );
         }
         println!();
     }
 
     if want("start") {
-        println!("## plugin start (container-escape, {} KiB)\n", vigil::builtin::bytes("container-escape").map_or(0, <[u8]>::len) / 1024);
+        println!(
+            "## plugin start (container-escape, {} KiB)\n",
+            vigil::builtin::bytes("container-escape").map_or(0, <[u8]>::len) / 1024
+        );
         let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cached = Runtime::new(&EngineSettings::default(), Some(&dir)).expect("runtime");
@@ -116,10 +150,20 @@ fn main() {
         let t = Instant::now();
         let warm = cached.load(spec(), &ctx()).expect("load");
         let warm_total = t.elapsed();
-        println!("| start | compile or cache load | total load (validate, instantiate, describe, configure) |");
+        println!(
+            "| start | compile or cache load | total load (validate, instantiate, describe, configure) |"
+        );
         println!("|---|---|---|");
-        println!("| cold (compile) | {:.1} ms | {:.1} ms |", cold.plugin().compile.duration.as_secs_f64() * 1e3, cold_total.as_secs_f64() * 1e3);
-        println!("| warm (from cache) | {:.1} ms | {:.1} ms |", warm.plugin().compile.duration.as_secs_f64() * 1e3, warm_total.as_secs_f64() * 1e3);
+        println!(
+            "| cold (compile) | {:.1} ms | {:.1} ms |",
+            cold.plugin().compile.duration.as_secs_f64() * 1e3,
+            cold_total.as_secs_f64() * 1e3
+        );
+        println!(
+            "| warm (from cache) | {:.1} ms | {:.1} ms |",
+            warm.plugin().compile.duration.as_secs_f64() * 1e3,
+            warm_total.as_secs_f64() * 1e3
+        );
         println!();
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -128,10 +172,19 @@ fn main() {
         // Real audit events: the Falco fixtures (less the malformed one) as JSON lines, repeated.
         let dir = root().join("tests/data/k8s-audit/falco-0.34.1");
         let mut lines = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("fixtures")
+            .map(|e| e.expect("entry").path())
+            .collect();
         files.sort();
         for f in files.iter().filter(|f| !f.ends_with("fal_01_003.json")) {
-            lines.extend(std::fs::read_to_string(f).expect("fixture").lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+            lines.extend(
+                std::fs::read_to_string(f)
+                    .expect("fixture")
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
         }
         let n_lines = 100_000;
         let mut data = String::new();
@@ -139,32 +192,58 @@ fn main() {
             data.push_str(l);
             data.push('\n');
         }
-        let path = std::env::temp_dir().join(format!("vigil-bench-audit-{}.jsonl", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("vigil-bench-audit-{}.jsonl", std::process::id()));
         std::fs::write(&path, &data).expect("write corpus");
-        println!("## Kubernetes audit replay, end to end (one core; {n_lines} real audit lines, {:.1} MiB)\n", data.len() as f64 / (1 << 20) as f64);
+        println!(
+            "## Kubernetes audit replay, end to end (one core; {n_lines} real audit lines, {:.1} MiB)\n",
+            data.len() as f64 / (1 << 20) as f64
+        );
         println!("| stage | events/s |");
         println!("|---|---|");
-        let origin = Origin { node: "bench", source: "replay" };
+        let origin = Origin {
+            node: "bench",
+            source: "replay",
+        };
         let parse = rate(n_lines, || {
             let mut n = 0;
-            for_each_record("bench", data.as_bytes(), Format::K8sAudit, &origin, |e| n += e.len(), |_| {});
+            for_each_record(
+                "bench",
+                data.as_bytes(),
+                Format::K8sAudit,
+                &origin,
+                |e| n += e.len(),
+                |_| {},
+            );
             black_box(n);
         });
-        println!("| normalise only (typed, borrowing parse) | {} |", fmt(parse));
+        println!(
+            "| normalise only (typed, borrowing parse) | {} |",
+            fmt(parse)
+        );
         let json_value = rate(n_lines, || {
             for l in data.lines() {
                 black_box(serde_json::from_str::<serde_json::Value>(l).ok());
             }
         });
-        println!("| baseline: `serde_json::Value` parse only | {} |", fmt(json_value));
+        println!(
+            "| baseline: `serde_json::Value` parse only | {} |",
+            fmt(json_value)
+        );
         let opts = ReplayOptions {
             paths: vec![path.clone()],
             format: Format::Auto,
-            plugins: PluginSelection { builtin: true, ..Default::default() },
+            plugins: PluginSelection {
+                builtin: true,
+                ..Default::default()
+            },
             node: "bench".into(),
             batch: 256,
             // Like the binary: compiled plugins come from the on-disk cache.
-            cache_dir: Some(std::env::temp_dir().join(format!("vigil-bench-replay-cache-{}", std::process::id()))),
+            cache_dir: Some(
+                std::env::temp_dir()
+                    .join(format!("vigil-bench-replay-cache-{}", std::process::id())),
+            ),
             intel_files: Vec::new(),
         };
         let e2e = rate(n_lines, || {
@@ -172,7 +251,10 @@ fn main() {
             assert_eq!(report.input_errors, 0);
             black_box(report);
         });
-        println!("| `vigil replay` end to end (read, normalise, container-escape in Wasm, findings JSON) | {} |", fmt(e2e));
+        println!(
+            "| `vigil replay` end to end (read, normalise, container-escape in Wasm, findings JSON) | {} |",
+            fmt(e2e)
+        );
         println!();
         let _ = std::fs::remove_file(&path);
     }

@@ -16,7 +16,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// The component bytes of a built-in plugin.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
-    generated::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    generated::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
 }
 
 /// Load specs for every built-in plugin, with default settings and limits.

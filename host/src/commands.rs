@@ -28,7 +28,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<PathBuf>)> {
     let mut settings = HashMap::new();
     for entry in &args.plugin_settings {
-        let Some((name, file)) = entry.split_once('=') else { bail!("--plugin-settings {entry:?}: expected NAME=FILE") };
+        let Some((name, file)) = entry.split_once('=') else {
+            bail!("--plugin-settings {entry:?}: expected NAME=FILE")
+        };
         settings.insert(name.to_owned(), read_settings(&PathBuf::from(file))?);
     }
     let mut limits = PluginLimits::default();
@@ -45,14 +47,29 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
-    let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
-    Ok((PluginSelection { builtin: !args.no_builtin, dir: args.plugin_dir.clone(), files: Vec::new(), settings, limits }, cache))
+    let cache = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
+    Ok((
+        PluginSelection {
+            builtin: !args.no_builtin,
+            dir: args.plugin_dir.clone(),
+            files: Vec::new(),
+            settings,
+            limits,
+        },
+        cache,
+    ))
 }
 
 /// Reads a settings file and checks it holds a JSON object.
 pub fn read_settings(path: &PathBuf) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read settings {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("settings {} are not valid JSON", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("settings {} are not valid JSON", path.display()))?;
     if !value.is_object() {
         bail!("settings {} must be a JSON object", path.display());
     }

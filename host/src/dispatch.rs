@@ -33,7 +33,13 @@ fn slot(kind: EventKind) -> usize {
 impl Dispatcher {
     /// `clock` is advanced to the latest event time seen (the replay clock).
     pub fn new(runners: Vec<PluginRunner>, batch: usize, clock: Arc<AtomicU64>) -> Self {
-        Self { runners, pending: Default::default(), batch: batch.max(1), clock, failed_calls: 0 }
+        Self {
+            runners,
+            pending: Default::default(),
+            batch: batch.max(1),
+            clock,
+            failed_calls: 0,
+        }
     }
 
     /// The loaded plugins.

@@ -56,7 +56,10 @@ impl FindingRecord {
             h.update([1]);
             h.update(id.as_bytes());
         }
-        let id: String = h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let id: String = h.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let mut evidence: BTreeMap<String, String> = BTreeMap::new();
         for kv in f.evidence {
             evidence

@@ -54,8 +54,14 @@ impl ThreatIntel {
 
     /// Loads a feed file; `category` labels all its entries (e.g. `c2`).
     pub fn load_file(&mut self, path: &Path, category: &str) -> Result<usize, IntelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IntelError::Read { path: path.to_owned(), source })?;
-        let feed = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let text = std::fs::read_to_string(path).map_err(|source| IntelError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let feed = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Ok(self.load_text(&feed, category, &text))
     }
 
@@ -67,13 +73,33 @@ impl ThreatIntel {
             if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
                 continue;
             }
-            let fields: Vec<&str> = line.split(',').map(|f| f.trim().trim_matches('"').trim()).collect();
-            let Some((entry, net, prefix)) = fields.iter().find_map(|f| parse_entry(f).map(|(n, p)| (*f, n, p))) else {
+            let fields: Vec<&str> = line
+                .split(',')
+                .map(|f| f.trim().trim_matches('"').trim())
+                .collect();
+            let Some((entry, net, prefix)) = fields
+                .iter()
+                .find_map(|f| parse_entry(f).map(|(n, p)| (*f, n, p)))
+            else {
                 self.skipped_lines += 1;
                 continue;
             };
-            let note = if fields.len() > 1 { fields.iter().rev().find(|f| !f.is_empty()).copied().unwrap_or("") } else { "" };
-            let hit = IntelMatch { feed: feed.to_owned(), entry: entry.to_owned(), category: category.to_owned(), note: note.to_owned() };
+            let note = if fields.len() > 1 {
+                fields
+                    .iter()
+                    .rev()
+                    .find(|f| !f.is_empty())
+                    .copied()
+                    .unwrap_or("")
+            } else {
+                ""
+            };
+            let hit = IntelMatch {
+                feed: feed.to_owned(),
+                entry: entry.to_owned(),
+                category: category.to_owned(),
+                note: note.to_owned(),
+            };
             let full = if net.is_ipv4() { 32 } else { 128 };
             if prefix == full {
                 self.exact.entry(net).or_default().push(hit);
@@ -87,9 +113,16 @@ impl ThreatIntel {
 
     /// Every entry matching `ip`; empty when `ip` is not an address.
     pub fn lookup(&self, ip: &str) -> Vec<IntelMatch> {
-        let Ok(addr) = ip.trim().parse::<IpAddr>() else { return Vec::new() };
+        let Ok(addr) = ip.trim().parse::<IpAddr>() else {
+            return Vec::new();
+        };
         let mut out = self.exact.get(&addr).cloned().unwrap_or_default();
-        out.extend(self.blocks.iter().filter(|b| contains(b.net, b.prefix, addr)).map(|b| b.hit.clone()));
+        out.extend(
+            self.blocks
+                .iter()
+                .filter(|b| contains(b.net, b.prefix, addr))
+                .map(|b| b.hit.clone()),
+        );
         out
     }
 
@@ -117,11 +150,19 @@ fn parse_entry(s: &str) -> Option<(IpAddr, u8)> {
 fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
     match (net, addr) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -135,7 +176,14 @@ mod tests {
     #[test]
     fn plain_lists_and_abuse_ch_csv() {
         let mut ti = ThreatIntel::empty();
-        assert_eq!(ti.load_text("list.txt", "c2", "# comment\n198.51.100.7\n203.0.113.0/24\nnot an ip\n2001:db8::/32\n"), 3);
+        assert_eq!(
+            ti.load_text(
+                "list.txt",
+                "c2",
+                "# comment\n198.51.100.7\n203.0.113.0/24\nnot an ip\n2001:db8::/32\n"
+            ),
+            3
+        );
         assert_eq!(ti.skipped_lines, 1);
         let csv = "# first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware\n\"2024-01-01 00:00:00\",\"192.0.2.9\",\"443\",\"online\",\"2024-01-02\",\"QakBot\"\n";
         assert_eq!(ti.load_text("feodo.csv", "botnet", csv), 1);
@@ -143,7 +191,10 @@ mod tests {
         assert_eq!(ti.lookup("203.0.113.200")[0].entry, "203.0.113.0/24");
         assert_eq!(ti.lookup("2001:db8::1")[0].feed, "list.txt");
         let hit = &ti.lookup("192.0.2.9")[0];
-        assert_eq!((hit.category.as_str(), hit.note.as_str()), ("botnet", "QakBot"));
+        assert_eq!(
+            (hit.category.as_str(), hit.note.as_str()),
+            ("botnet", "QakBot")
+        );
         assert!(ti.lookup("203.0.114.1").is_empty());
         assert!(ti.lookup("garbage").is_empty());
         assert_eq!(ti.len(), 4);

@@ -95,8 +95,16 @@ pub struct PluginFindingsCapped<'a> {
 
 impl PluginFindingsCapped<'_> {
     pub fn emit(&self, m: &PluginMetrics) {
-        PluginMetrics::add(&m.counters.findings_capped, (self.returned - self.kept) as u64);
-        tracing::warn!(plugin = self.plugin, returned = self.returned, kept = self.kept, "plugin returned too many findings; the excess is dropped");
+        PluginMetrics::add(
+            &m.counters.findings_capped,
+            (self.returned - self.kept) as u64,
+        );
+        tracing::warn!(
+            plugin = self.plugin,
+            returned = self.returned,
+            kept = self.kept,
+            "plugin returned too many findings; the excess is dropped"
+        );
     }
 }
 
@@ -109,7 +117,11 @@ pub struct PluginLogsDropped<'a> {
 impl PluginLogsDropped<'_> {
     pub fn emit(&self, m: &PluginMetrics) {
         PluginMetrics::add(&m.counters.logs_dropped, self.dropped);
-        tracing::warn!(plugin = self.plugin, dropped = self.dropped, "plugin logged too much in one call; records dropped");
+        tracing::warn!(
+            plugin = self.plugin,
+            dropped = self.dropped,
+            "plugin logged too much in one call; records dropped"
+        );
     }
 }
 
@@ -122,6 +134,10 @@ pub struct PluginQueueOverflow<'a> {
 impl PluginQueueOverflow<'_> {
     pub fn emit(&self, m: &PluginMetrics) {
         PluginMetrics::add(&m.counters.queue_overflow, self.events as u64);
-        tracing::warn!(plugin = self.plugin, events = self.events, "plugin queue full: events DROPPED for this plugin");
+        tracing::warn!(
+            plugin = self.plugin,
+            events = self.events,
+            "plugin queue full: events DROPPED for this plugin"
+        );
     }
 }

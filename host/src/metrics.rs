@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Latency bucket bounds, in microseconds.
-const BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+const BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+];
 
 /// A fixed-bucket latency histogram.
 #[derive(Debug, Default)]
@@ -35,10 +37,22 @@ impl Histogram {
         let mut cumulative = 0;
         for (i, bound) in BUCKETS_US.iter().enumerate() {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count());
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            self.count()
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count());
     }
 }
@@ -107,7 +121,12 @@ pub struct PluginMetrics {
 
 impl PluginMetrics {
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), counters: PluginCounters::default(), latency: Histogram::default(), disabled: AtomicBool::new(false) }
+        Self {
+            name: name.to_owned(),
+            counters: PluginCounters::default(),
+            latency: Histogram::default(),
+            disabled: AtomicBool::new(false),
+        }
     }
 
     /// Adds `n` to a counter.
@@ -153,25 +172,43 @@ impl Registry {
 
     /// Adds a plugin's metrics (a runner creates its own).
     pub fn add_plugin(&self, metrics: Arc<PluginMetrics>) {
-        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).push(metrics);
+        self.plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(metrics);
     }
 
     /// The metrics of every plugin.
     pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
-        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for s in self.sources.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            s.counters.render(&mut out, &format!("source=\"{}\"", s.name));
+        for s in self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            s.counters
+                .render(&mut out, &format!("source=\"{}\"", s.name));
         }
         for p in self.plugins() {
             let labels = format!("plugin=\"{}\"", p.name);
-            p.counters.render_counters(&mut out, "vigil_plugin", &labels);
-            let _ = writeln!(out, "vigil_plugin_disabled{{{labels}}} {}", u8::from(p.disabled.load(Ordering::Relaxed)));
-            p.latency.render(&mut out, "vigil_plugin_call_seconds", &labels);
+            p.counters
+                .render_counters(&mut out, "vigil_plugin", &labels);
+            let _ = writeln!(
+                out,
+                "vigil_plugin_disabled{{{labels}}} {}",
+                u8::from(p.disabled.load(Ordering::Relaxed))
+            );
+            p.latency
+                .render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
         out
     }
@@ -204,7 +241,10 @@ pub struct SourceMetrics {
 
 impl SourceMetrics {
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), counters: SourceCounters::default() }
+        Self {
+            name: name.to_owned(),
+            counters: SourceCounters::default(),
+        }
     }
 }
 

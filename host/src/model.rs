@@ -13,8 +13,10 @@
 mod finding;
 mod linker;
 
+pub use finding::{
+    ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
+};
 pub use linker::{Host, HostWithStore, add_to_linker};
-pub use finding::{ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{ComponentType, Lift, Lower};
@@ -23,7 +25,9 @@ use wasmtime::component::{ComponentType, Lift, Lower};
 pub type Timestamp = u64;
 
 /// A key and a value (labels, evidence, log fields).
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 pub struct KeyValue {
     /// The key.
@@ -37,12 +41,17 @@ pub struct KeyValue {
 impl KeyValue {
     /// Builds a pair from anything string-like.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { key: key.into(), value: value.into() }
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
 /// The kind of an event, used for subscriptions and routing.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +82,9 @@ impl EventKind {
 }
 
 /// One mount of a container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct Mount {
@@ -88,7 +99,9 @@ pub struct Mount {
 }
 
 /// Security-relevant configuration of one container (see `wit/types.wit`).
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct ContainerSecurity {
@@ -131,7 +144,9 @@ pub struct ContainerSecurity {
 }
 
 /// What happened to a container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "kebab-case")]
@@ -180,7 +195,9 @@ pub enum ContainerAction {
 }
 
 /// A command run inside a container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct ExecInfo {
@@ -195,7 +212,9 @@ pub struct ExecInfo {
 }
 
 /// A container lifecycle event.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct ContainerEvent {
@@ -232,7 +251,9 @@ pub struct ContainerEvent {
 }
 
 /// Which list of a pod spec a container comes from.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]
@@ -247,7 +268,9 @@ pub enum ContainerRole {
 }
 
 /// One container of a pod.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct PodContainer {
@@ -262,7 +285,9 @@ pub struct PodContainer {
 }
 
 /// The security-relevant part of a pod spec.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct PodSpec {
@@ -281,7 +306,9 @@ pub struct PodSpec {
 }
 
 /// The controller owning an object.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct OwnerRef {
@@ -292,7 +319,9 @@ pub struct OwnerRef {
 }
 
 /// Kubernetes API activity.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct KubernetesEvent {
@@ -331,7 +360,9 @@ pub struct KubernetesEvent {
 }
 
 /// A transport protocol.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]
@@ -344,7 +375,9 @@ pub enum Protocol {
 }
 
 /// Which way a connection goes, seen from the container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]
@@ -361,7 +394,9 @@ pub enum Direction {
 }
 
 /// A reference to a container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct ContainerRef {
@@ -376,7 +411,9 @@ pub struct ContainerRef {
 }
 
 /// A socket or flow attributed to a container.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct NetworkEvent {
@@ -401,7 +438,9 @@ pub struct NetworkEvent {
 }
 
 /// What happened to a watched file.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]
@@ -418,7 +457,9 @@ pub enum FileChange {
 }
 
 /// A file's state.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct FileState {
@@ -437,7 +478,9 @@ pub struct FileState {
 }
 
 /// A file-integrity change.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[component(record)]
 #[serde(default)]
 pub struct FileEvent {
@@ -452,6 +495,10 @@ pub struct FileEvent {
 }
 
 /// The body of an event.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events are lowered into plugins by reference, in place; boxing would cost an allocation per event"
+)]
 #[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[component(variant)]
 #[serde(tag = "kind", rename_all = "snake_case")]

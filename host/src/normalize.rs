@@ -99,14 +99,22 @@ pub fn parse<'a, T: Deserialize<'a>>(doc: &'a str) -> Result<T, NormalizeError> 
     serde_json::from_str(doc).map_err(|first| {
         let mut de = serde_json::Deserializer::from_str(doc);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
-            Err(e) if e.path().iter().next().is_some() => NormalizeError::Field { path: e.path().to_string(), source: e.into_inner() },
+            Err(e) if e.path().iter().next().is_some() => NormalizeError::Field {
+                path: e.path().to_string(),
+                source: e.into_inner(),
+            },
             _ => NormalizeError::Json(first),
         }
     })
 }
 
 /// Normalises one record of a known format.
-pub fn normalise_record(doc: &str, format: Format, origin: &Origin<'_>, out: &mut Vec<Event>) -> Result<usize, NormalizeError> {
+pub fn normalise_record(
+    doc: &str,
+    format: Format,
+    origin: &Origin<'_>,
+    out: &mut Vec<Event>,
+) -> Result<usize, NormalizeError> {
     match format {
         Format::K8sAudit => k8s_audit::normalise(doc, origin, out),
         Format::DockerInspect => docker_inspect::normalise_value(doc, origin, out),
@@ -138,7 +146,13 @@ pub fn for_each_record(
     let mut format = format;
     let mut scratch = Vec::new();
     let mut records = 0;
-    let mut err = |line: usize, reason: String| on_error(InputError { file: file.to_owned(), line, reason });
+    let mut err = |line: usize, reason: String| {
+        on_error(InputError {
+            file: file.to_owned(),
+            line,
+            reason,
+        })
+    };
     let first = data.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else { return 0 };
 
@@ -166,7 +180,10 @@ pub fn for_each_record(
                     Ok(d) => v.push(d),
                     Err(e) => {
                         // A stream cannot resynchronise after a syntax error.
-                        err(e.line(), format!("invalid JSON, the rest of the file is skipped: {e}"));
+                        err(
+                            e.line(),
+                            format!("invalid JSON, the rest of the file is skipped: {e}"),
+                        );
                         break;
                     }
                 }
@@ -176,7 +193,15 @@ pub fn for_each_record(
         for doc in docs {
             let line = line_of(data, doc.get().as_ptr() as usize - text.as_ptr() as usize);
             records += 1;
-            handle(doc.get(), line, &mut format, origin, &mut scratch, &mut on_events, &mut err);
+            handle(
+                doc.get(),
+                line,
+                &mut format,
+                origin,
+                &mut scratch,
+                &mut on_events,
+                &mut err,
+            );
         }
         return records;
     }
@@ -188,7 +213,15 @@ pub fn for_each_record(
         }
         records += 1;
         match std::str::from_utf8(raw) {
-            Ok(line) => handle(line, idx + 1, &mut format, origin, &mut scratch, &mut on_events, &mut err),
+            Ok(line) => handle(
+                line,
+                idx + 1,
+                &mut format,
+                origin,
+                &mut scratch,
+                &mut on_events,
+                &mut err,
+            ),
             Err(e) => err(idx + 1, format!("not UTF-8: {e}")),
         }
     }
@@ -235,7 +268,10 @@ fn handle(
 /// True when the first non-blank line is a complete JSON value (JSON lines),
 /// false when a document spans several lines.
 fn first_line_complete(data: &[u8], first: usize) -> bool {
-    let end = data[first..].iter().position(|b| *b == b'\n').map_or(data.len(), |p| first + p);
+    let end = data[first..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(data.len(), |p| first + p);
     match serde_json::from_slice::<IgnoredAny>(&data[first..end]) {
         Ok(_) => true,
         Err(e) => !e.is_eof(),
@@ -243,7 +279,11 @@ fn first_line_complete(data: &[u8], first: usize) -> bool {
 }
 
 fn line_of(data: &[u8], offset: usize) -> usize {
-    data[..offset.min(data.len())].iter().filter(|b| **b == b'\n').count() + 1
+    data[..offset.min(data.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]

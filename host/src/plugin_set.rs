@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::builtin;
-use crate::runtime::{LoadError, PluginLimits, PluginOrigin, PluginRunner, PluginSpec, RunContext, Runtime};
+use crate::runtime::{
+    LoadError, PluginLimits, PluginOrigin, PluginRunner, PluginSpec, RunContext, Runtime,
+};
 
 /// What to load.
 #[derive(Debug, Clone, Default)]
@@ -29,10 +31,10 @@ pub fn specs(sel: &PluginSelection) -> (Vec<PluginSpec>, Vec<LoadError>) {
     let mut errors = Vec::new();
     if sel.builtin {
         for mut s in builtin::specs() {
-            if let PluginOrigin::Builtin(name) = s.origin {
-                if let Some(settings) = sel.settings.get(name) {
-                    s.settings = settings.clone();
-                }
+            if let PluginOrigin::Builtin(name) = s.origin
+                && let Some(settings) = sel.settings.get(name)
+            {
+                s.settings = settings.clone();
             }
             s.limits = sel.limits.clone();
             specs.push(s);
@@ -42,19 +44,33 @@ pub fn specs(sel: &PluginSelection) -> (Vec<PluginSpec>, Vec<LoadError>) {
     if let Some(dir) = &sel.dir {
         match std::fs::read_dir(dir) {
             Ok(rd) => {
-                let mut found: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+                let mut found: Vec<PathBuf> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                    .collect();
                 found.sort();
                 files.extend(found);
             }
-            Err(source) => errors.push(LoadError::Read { path: dir.clone(), source }),
+            Err(source) => errors.push(LoadError::Read {
+                path: dir.clone(),
+                source,
+            }),
         }
     }
     for path in files {
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 specs.push(PluginSpec {
-                    settings: sel.settings.get(&stem).cloned().unwrap_or_else(|| "{}".into()),
+                    settings: sel
+                        .settings
+                        .get(&stem)
+                        .cloned()
+                        .unwrap_or_else(|| "{}".into()),
                     origin: PluginOrigin::File(path),
                     bytes: Arc::from(bytes),
                     limits: sel.limits.clone(),
@@ -67,14 +83,21 @@ pub fn specs(sel: &PluginSelection) -> (Vec<PluginSpec>, Vec<LoadError>) {
 }
 
 /// Loads every selected plugin. Failures are returned (and logged), never fatal.
-pub fn load(runtime: &Runtime, sel: &PluginSelection, ctx: &RunContext) -> (Vec<PluginRunner>, Vec<LoadError>) {
+pub fn load(
+    runtime: &Runtime,
+    sel: &PluginSelection,
+    ctx: &RunContext,
+) -> (Vec<PluginRunner>, Vec<LoadError>) {
     let (specs, mut errors) = specs(sel);
     let mut runners: Vec<PluginRunner> = Vec::new();
     for spec in specs {
         let origin = spec.origin.clone();
         match runtime.load(spec, ctx) {
             Ok(r) if runners.iter().any(|o| o.name() == r.name()) => {
-                errors.push(LoadError::Describe { plugin: origin.to_string(), reason: format!("a plugin named {:?} is already loaded", r.name()) });
+                errors.push(LoadError::Describe {
+                    plugin: origin.to_string(),
+                    reason: format!("a plugin named {:?} is already loaded", r.name()),
+                });
             }
             Ok(r) => {
                 let p = r.plugin();

@@ -51,21 +51,37 @@ impl ReplayReport {
 }
 
 /// Replays; findings go to `out` as JSON lines, input errors to `errors`.
-pub fn replay(opts: &ReplayOptions, out: &mut dyn Write, errors: &mut dyn FnMut(&InputError)) -> anyhow::Result<ReplayReport> {
+pub fn replay(
+    opts: &ReplayOptions,
+    out: &mut dyn Write,
+    errors: &mut dyn FnMut(&InputError),
+) -> anyhow::Result<ReplayReport> {
     let runtime = Runtime::new(&EngineSettings::default(), opts.cache_dir.as_deref())?;
     let mut intel = ThreatIntel::empty();
     for f in &opts.intel_files {
         intel.load_file(f, "intel")?;
     }
     let clock = Arc::new(AtomicU64::new(0));
-    let ctx = RunContext { clock: Clock::Replay(clock.clone()), intel: Arc::new(RwLock::new(Arc::new(intel))), state_dir: None };
+    let ctx = RunContext {
+        clock: Clock::Replay(clock.clone()),
+        intel: Arc::new(RwLock::new(Arc::new(intel))),
+        state_dir: None,
+    };
     let (runners, refused) = plugin_set::load(&runtime, &opts.plugins, &ctx);
-    let mut report = ReplayReport { plugins_loaded: runners.len(), plugins_refused: refused.len(), ..Default::default() };
+    let mut report = ReplayReport {
+        plugins_loaded: runners.len(),
+        plugins_refused: refused.len(),
+        ..Default::default()
+    };
     let mut dispatcher = Dispatcher::new(runners, opts.batch, clock.clone());
-    let origin = Origin { node: &opts.node, source: "replay" };
+    let origin = Origin {
+        node: &opts.node,
+        source: "replay",
+    };
     let mut write_err: Option<std::io::Error> = None;
     let mut line = Vec::with_capacity(1024);
-    let (mut findings, mut events_seen, mut records, mut input_errors) = (0usize, 0usize, 0usize, 0usize);
+    let (mut findings, mut events_seen, mut records, mut input_errors) =
+        (0usize, 0usize, 0usize, 0usize);
     let mut emit = |plugin: &crate::runtime::LoadedPlugin, f: crate::model::Finding, now: u64| {
         findings += 1;
         let rec = FindingRecord::new(f, &plugin.info.name, &plugin.info.version, &opts.node, now);
@@ -89,7 +105,11 @@ pub fn replay(opts: &ReplayOptions, out: &mut dyn Write, errors: &mut dyn FnMut(
             Ok(d) => d,
             Err(e) => {
                 input_errors += 1;
-                errors(&InputError { file: label, line: 0, reason: format!("cannot read: {e}") });
+                errors(&InputError {
+                    file: label,
+                    line: 0,
+                    reason: format!("cannot read: {e}"),
+                });
                 continue;
             }
         };
@@ -101,7 +121,9 @@ pub fn replay(opts: &ReplayOptions, out: &mut dyn Write, errors: &mut dyn FnMut(
             |events| {
                 events_seen += events.len();
                 let clock = &clock;
-                dispatcher.push(events, &mut |p, f| emit(p, f, clock.load(Ordering::Relaxed)));
+                dispatcher.push(events, &mut |p, f| {
+                    emit(p, f, clock.load(Ordering::Relaxed))
+                });
             },
             |e| {
                 input_errors += 1;

@@ -31,7 +31,11 @@ const LINGER: Duration = Duration::from_millis(10);
 const TICK: Duration = Duration::from_secs(1);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(run_async(args))
 }
 
@@ -39,14 +43,25 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let node: Arc<str> = args.node.clone().unwrap_or_else(hostname).into();
     prepare_dir(&args.data_dir)?;
     let (mut sel, cache) = selection(&args.plugins)?;
-    let cache = if args.plugins.no_cache { None } else { args.plugins.cache_dir.clone().or(cache.map(|_| args.data_dir.join("cache"))) };
+    let cache = if args.plugins.no_cache {
+        None
+    } else {
+        args.plugins
+            .cache_dir
+            .clone()
+            .or(cache.map(|_| args.data_dir.join("cache")))
+    };
     sel.builtin = !args.plugins.no_builtin;
     let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
     let mut intel = ThreatIntel::empty();
     for f in &args.plugins.intel {
         intel.load_file(f, "intel")?;
     }
-    let ctx = RunContext { clock: Clock::Wall, intel: Arc::new(RwLock::new(Arc::new(intel))), state_dir: Some(args.data_dir.join("state")) };
+    let ctx = RunContext {
+        clock: Clock::Wall,
+        intel: Arc::new(RwLock::new(Arc::new(intel))),
+        state_dir: Some(args.data_dir.join("state")),
+    };
     let (runners, refused) = plugin_set::load(&runtime, &sel, &ctx);
     if runners.is_empty() {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
@@ -60,9 +75,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     let pool = WorkerPool::start(runners, 64, ftx);
     let out_node = node.clone();
-    let writer = std::thread::Builder::new().name("vigil-output".into()).spawn(move || write_findings(frx, &out_node))?;
+    let writer = std::thread::Builder::new()
+        .name("vigil-output".into())
+        .spawn(move || write_findings(frx, &out_node))?;
 
-    let mut events_out = args.emit_events.as_deref().map(events_out::EventsOut::create).transpose()?;
+    let mut events_out = args
+        .emit_events
+        .as_deref()
+        .map(events_out::EventsOut::create)
+        .transpose()?;
     let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = collectors::start_all(&args, &node, &etx, &stop_rx, &registry);
@@ -126,7 +147,9 @@ fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
     for f in rx {
         let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
         let mut out = stdout.lock();
-        let written = serde_json::to_writer(&mut out, &rec).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok();
+        let written = serde_json::to_writer(&mut out, &rec).is_ok()
+            && out.write_all(b"\n").is_ok()
+            && out.flush().is_ok();
         if !written {
             tracing::error!(rule = %rec.rule_id, "cannot write finding to stdout");
         }
@@ -135,10 +158,25 @@ fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create data directory {}", dir.display()))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 /// Used by collectors to build their context.
-pub fn source_context(node: &Arc<str>, tx: &mpsc::Sender<Vec<Event>>, stop: &watch::Receiver<bool>, registry: &Registry, name: &str) -> SourceContext {
-    SourceContext::new(node.clone(), tx.clone(), registry.source(name), stop.clone())
+pub fn source_context(
+    node: &Arc<str>,
+    tx: &mpsc::Sender<Vec<Event>>,
+    stop: &watch::Receiver<bool>,
+    registry: &Registry,
+    name: &str,
+) -> SourceContext {
+    SourceContext::new(
+        node.clone(),
+        tx.clone(),
+        registry.source(name),
+        stop.clone(),
+    )
 }

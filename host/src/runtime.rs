@@ -23,10 +23,10 @@ pub use host_state::{Clock, SharedIntel, wall_now};
 pub use limits::{MemoryCapExceeded, PluginLimits};
 pub use runner::{CallOutcome, Fault, PluginRunner};
 
-use bindings::{Detector, DetectorPre};
-use host_state::HostState;
 use crate::model::PluginInfo;
 use crate::state::{PluginState, StateBounds};
+use bindings::{Detector, DetectorPre};
+use host_state::HostState;
 
 /// The only interfaces a plugin may import (any version-less prefix match is
 /// refused: the versions must be the host's own).
@@ -67,8 +67,14 @@ pub enum LoadError {
     #[error("plugin {plugin}: not a valid Wasm component: {reason}")]
     Compile { plugin: String, reason: String },
     /// The component imports something the host does not provide.
-    #[error("plugin {plugin} refused: it imports `{import}`, which Vigil does not provide (plugins may import only {allowed})")]
-    ForbiddenImport { plugin: String, import: String, allowed: String },
+    #[error(
+        "plugin {plugin} refused: it imports `{import}`, which Vigil does not provide (plugins may import only {allowed})"
+    )]
+    ForbiddenImport {
+        plugin: String,
+        import: String,
+        allowed: String,
+    },
     /// The component does not match the `detector` world.
     #[error("plugin {plugin}: does not implement the vigil:detector world: {reason}")]
     World { plugin: String, reason: String },
@@ -80,7 +86,10 @@ pub enum LoadError {
     Describe { plugin: String, reason: String },
     /// `configure` refused the settings.
     #[error("plugin {plugin} refused its settings: {error}")]
-    Settings { plugin: String, error: crate::model::ConfigError },
+    Settings {
+        plugin: String,
+        error: crate::model::ConfigError,
+    },
     /// The plugin's persisted state could not be loaded.
     #[error("plugin {plugin}: {source}")]
     State {
@@ -164,7 +173,13 @@ impl Runtime {
             }
         };
         let ticker = engine::EpochTicker::start(&engine, settings.epoch_tick);
-        Ok(Self { engine, linker, cache, tick: settings.epoch_tick, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            tick: settings.epoch_tick,
+            _ticker: ticker,
+        })
     }
 
     /// The engine (for tools and benchmarks).
@@ -173,9 +188,14 @@ impl Runtime {
     }
 
     /// Lists a component's imports without instantiating it.
-    pub fn imports(&self, name: &str, bytes: &[u8]) -> Result<(Vec<String>, CompileStats), LoadError> {
+    pub fn imports(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Vec<String>, CompileStats), LoadError> {
         let digest = digest(bytes);
-        let (component, stats) = cache::compile(&self.engine, self.cache.as_ref(), name, bytes, &digest)?;
+        let (component, stats) =
+            cache::compile(&self.engine, self.cache.as_ref(), name, bytes, &digest)?;
         Ok((component_imports(&self.engine, &component), stats))
     }
 
@@ -185,31 +205,62 @@ impl Runtime {
     pub fn load(&self, spec: PluginSpec, ctx: &RunContext) -> Result<PluginRunner, LoadError> {
         let label = spec.origin.to_string();
         let digest = digest(&spec.bytes);
-        let (component, compile) = cache::compile(&self.engine, self.cache.as_ref(), &label, &spec.bytes, &digest)?;
+        let (component, compile) = cache::compile(
+            &self.engine,
+            self.cache.as_ref(),
+            &label,
+            &spec.bytes,
+            &digest,
+        )?;
         let imports = component_imports(&self.engine, &component);
-        if let Some(bad) = imports.iter().find(|i| !ALLOWED_IMPORTS.contains(&i.as_str())) {
-            return Err(LoadError::ForbiddenImport { plugin: label, import: bad.clone(), allowed: ALLOWED_IMPORTS.join(", ") });
+        if let Some(bad) = imports
+            .iter()
+            .find(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
+        {
+            return Err(LoadError::ForbiddenImport {
+                plugin: label,
+                import: bad.clone(),
+                allowed: ALLOWED_IMPORTS.join(", "),
+            });
         }
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(DetectorPre::new)
-            .map_err(|e| LoadError::World { plugin: label.clone(), reason: format!("{e:#}") })?;
+            .map_err(|e| LoadError::World {
+                plugin: label.clone(),
+                reason: format!("{e:#}"),
+            })?;
 
         // Describe in a throwaway instance so the plugin's name is known
         // before its state is opened.
         let scratch = Arc::new(Mutex::new(PluginState::in_memory(bounds(&spec.limits))));
         let mut store = self.store(&pre, label.clone().into(), scratch, ctx, &spec.limits);
-        let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start { plugin: label.clone(), reason: format!("{e:#}") })?;
-        let info = bindings.call_describe(&mut store).map_err(|e| LoadError::Start { plugin: label.clone(), reason: format!("describe: {e:#}") })?;
+        let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start {
+            plugin: label.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let info = bindings
+            .call_describe(&mut store)
+            .map_err(|e| LoadError::Start {
+                plugin: label.clone(),
+                reason: format!("describe: {e:#}"),
+            })?;
         drop(store);
-        validate_info(&info).map_err(|reason| LoadError::Describe { plugin: label.clone(), reason })?;
+        validate_info(&info).map_err(|reason| LoadError::Describe {
+            plugin: label.clone(),
+            reason,
+        })?;
 
-        let state = match &ctx.state_dir {
-            Some(dir) => PluginState::persisted(dir, &info.name, bounds(&spec.limits))
-                .map_err(|source| LoadError::State { plugin: info.name.clone(), source })?,
-            None => PluginState::in_memory(bounds(&spec.limits)),
-        };
+        let state =
+            match &ctx.state_dir {
+                Some(dir) => PluginState::persisted(dir, &info.name, bounds(&spec.limits))
+                    .map_err(|source| LoadError::State {
+                        plugin: info.name.clone(),
+                        source,
+                    })?,
+                None => PluginState::in_memory(bounds(&spec.limits)),
+            };
         let plugin = Arc::new(LoadedPlugin {
             info,
             origin: spec.origin,
@@ -220,17 +271,37 @@ impl Runtime {
             limits: spec.limits,
             pre,
         });
-        let mut runner = PluginRunner::new(self.engine.clone(), self.tick, plugin, Arc::new(Mutex::new(state)), ctx.clone());
+        let mut runner = PluginRunner::new(
+            self.engine.clone(),
+            self.tick,
+            plugin,
+            Arc::new(Mutex::new(state)),
+            ctx.clone(),
+        );
         runner.start()?;
         Ok(runner)
     }
 
-    fn store(&self, pre: &DetectorPre<HostState>, plugin: Arc<str>, state: Arc<Mutex<PluginState>>, ctx: &RunContext, limits: &PluginLimits) -> Store<HostState> {
+    fn store(
+        &self,
+        pre: &DetectorPre<HostState>,
+        plugin: Arc<str>,
+        state: Arc<Mutex<PluginState>>,
+        ctx: &RunContext,
+        limits: &PluginLimits,
+    ) -> Store<HostState> {
         new_store(pre.engine(), self.tick, plugin, state, ctx, limits)
     }
 }
 
-fn new_store(engine: &Engine, tick: std::time::Duration, plugin: Arc<str>, state: Arc<Mutex<PluginState>>, ctx: &RunContext, limits: &PluginLimits) -> Store<HostState> {
+fn new_store(
+    engine: &Engine,
+    tick: std::time::Duration,
+    plugin: Arc<str>,
+    state: Arc<Mutex<PluginState>>,
+    ctx: &RunContext,
+    limits: &PluginLimits,
+) -> Store<HostState> {
     let data = HostState {
         plugin,
         limiter: limits::MemoryLimiter::new(limits.memory_bytes),
@@ -255,7 +326,11 @@ fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {
 }
 
 fn bounds(limits: &PluginLimits) -> StateBounds {
-    StateBounds { quota_bytes: limits.state_quota_bytes, max_value_bytes: limits.state_max_value_bytes, max_key_bytes: limits.state_max_key_bytes }
+    StateBounds {
+        quota_bytes: limits.state_quota_bytes,
+        max_value_bytes: limits.state_max_value_bytes,
+        max_key_bytes: limits.state_max_key_bytes,
+    }
 }
 
 fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
@@ -278,9 +353,15 @@ fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
 fn validate_info(info: &PluginInfo) -> Result<(), String> {
     let valid_name = !info.name.is_empty()
         && info.name.len() <= 64
-        && info.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !valid_name {
-        return Err(format!("name {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'", info.name));
+        return Err(format!(
+            "name {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+            info.name
+        ));
     }
     if info.subscribes.is_empty() {
         return Err("it subscribes to no event kind".into());

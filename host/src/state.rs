@@ -66,17 +66,33 @@ pub struct PluginState {
 impl PluginState {
     /// An in-memory store (replay, tests).
     pub fn in_memory(bounds: StateBounds) -> Self {
-        Self { entries: BTreeMap::new(), bytes: 0, bounds, file: None, dirty: false }
+        Self {
+            entries: BTreeMap::new(),
+            bytes: 0,
+            bounds,
+            file: None,
+            dirty: false,
+        }
     }
 
     /// A store persisted under `dir`, loaded from its file if present.
-    pub fn persisted(dir: &Path, plugin: &str, bounds: StateBounds) -> Result<Self, StateStoreError> {
+    pub fn persisted(
+        dir: &Path,
+        plugin: &str,
+        bounds: StateBounds,
+    ) -> Result<Self, StateStoreError> {
         let path = dir.join(format!("{}.state.json", sanitize(plugin)));
-        let mut state = Self { file: Some(path.clone()), ..Self::in_memory(bounds) };
+        let mut state = Self {
+            file: Some(path.clone()),
+            ..Self::in_memory(bounds)
+        };
         match fs::read(&path) {
             Ok(bytes) => {
                 let raw: BTreeMap<String, String> =
-                    serde_json::from_slice(&bytes).map_err(|source| StateStoreError::Corrupt { path: path.clone(), source })?;
+                    serde_json::from_slice(&bytes).map_err(|source| StateStoreError::Corrupt {
+                        path: path.clone(),
+                        source,
+                    })?;
                 for (k, v) in raw {
                     let value = hex_decode(&v).ok_or_else(|| StateStoreError::Corrupt {
                         path: path.clone(),
@@ -103,7 +119,10 @@ impl PluginState {
         if value.len() > self.bounds.max_value_bytes as usize {
             return Err(StateRefusal::ValueTooLarge(self.bounds.max_value_bytes));
         }
-        let old = self.entries.get(&key).map_or(0, |v| (key.len() + v.len()) as u64);
+        let old = self
+            .entries
+            .get(&key)
+            .map_or(0, |v| (key.len() + v.len()) as u64);
         let new_total = self.bytes - old + (key.len() + value.len()) as u64;
         if new_total > self.bounds.quota_bytes {
             return Err(StateRefusal::QuotaExceeded(self.bounds.quota_bytes));
@@ -122,7 +141,11 @@ impl PluginState {
     }
 
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        self.entries.range(prefix.to_owned()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect()
+        self.entries
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Total bytes used (keys plus values).
@@ -132,11 +155,17 @@ impl PluginState {
 
     /// Saves the store if it is persisted and changed since the last save.
     pub fn flush(&mut self) -> Result<(), StateStoreError> {
-        let Some(path) = &self.file else { return Ok(()) };
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
         if !self.dirty {
             return Ok(());
         }
-        let raw: BTreeMap<&str, String> = self.entries.iter().map(|(k, v)| (k.as_str(), hex_encode(v))).collect();
+        let raw: BTreeMap<&str, String> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), hex_encode(v)))
+            .collect();
         let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
@@ -147,14 +176,25 @@ impl PluginState {
             f.sync_all()?;
             fs::rename(&tmp, path)
         };
-        write().map_err(|source| StateStoreError::Write { path: path.clone(), source })?;
+        write().map_err(|source| StateStoreError::Write {
+            path: path.clone(),
+            source,
+        })?;
         self.dirty = false;
         Ok(())
     }
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -168,10 +208,13 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -39,7 +39,11 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts one worker per runner; findings go to `findings`.
-    pub fn start(runners: Vec<PluginRunner>, queue_batches: usize, findings: mpsc::Sender<PluginFinding>) -> Self {
+    pub fn start(
+        runners: Vec<PluginRunner>,
+        queue_batches: usize,
+        findings: mpsc::Sender<PluginFinding>,
+    ) -> Self {
         let workers = runners
             .into_iter()
             .map(|runner| {
@@ -67,13 +71,19 @@ impl WorkerPool {
     /// Hands a batch (all of one kind) to every subscribed plugin without
     /// blocking; a full queue drops the batch for that plugin, counted.
     pub fn route(&self, batch: Arc<Vec<Event>>) {
-        let Some(kind) = batch.first().map(Event::kind) else { return };
+        let Some(kind) = batch.first().map(Event::kind) else {
+            return;
+        };
         for w in self.workers.iter().filter(|w| w.kinds.contains(&kind)) {
             let Some(tx) = &w.tx else { continue };
             match tx.try_send(Msg::Events(batch.clone())) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    PluginQueueOverflow { plugin: &w.name, events: batch.len() }.emit(&w.metrics);
+                    PluginQueueOverflow {
+                        plugin: &w.name,
+                        events: batch.len(),
+                    }
+                    .emit(&w.metrics);
                 }
             }
         }
@@ -111,7 +121,14 @@ fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFin
         };
         if let CallOutcome::Findings(fs) = outcome {
             for finding in fs {
-                if out.send(PluginFinding { plugin: plugin.clone(), plugin_version: version.clone(), finding }).is_err() {
+                if out
+                    .send(PluginFinding {
+                        plugin: plugin.clone(),
+                        plugin_version: version.clone(),
+                        finding,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -6,6 +6,12 @@
 //! Without a daemon the tests are skipped with a message, unless
 //! `VIGIL_REQUIRE_DOCKER=1` makes that a failure.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benchmarks fail loudly on broken fixtures"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,12 @@
 //! container-escape detector: each is stopped or refused, the host goes on,
 //! and container-escape still reports its finding for the same events.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benchmarks fail loudly on broken fixtures"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -25,11 +31,21 @@ fn run_with(plugin: &str, extra: &[&str]) -> Run {
         .arg(falco("create_nginx_pod_privileged.json"))
         .output()
         .expect("run vigil");
-    Run { code: out.status.code(), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), rules: rules(&stdout_lines(&out)), took: started.elapsed() }
+    Run {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        rules: rules(&stdout_lines(&out)),
+        took: started.elapsed(),
+    }
 }
 
 fn assert_escape_still_reported(r: &Run) {
-    assert!(r.rules.contains(&"container-escape/privileged".to_owned()), "the well-behaved plugin still reports: {:?}\n{}", r.rules, r.stderr);
+    assert!(
+        r.rules.contains(&"container-escape/privileged".to_owned()),
+        "the well-behaved plugin still reports: {:?}\n{}",
+        r.rules,
+        r.stderr
+    );
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
@@ -37,8 +53,17 @@ fn assert_escape_still_reported(r: &Run) {
 fn infinite_loop_is_stopped_at_its_deadline() {
     let r = run_with("hostile-loop", &["--plugin-deadline-ms", "100"]);
     assert_escape_still_reported(&r);
-    assert_eq!(r.code, Some(3), "a faulted plugin is reported in the exit status");
-    assert!(r.stderr.contains("plugin=\"hostile-loop\"") && r.stderr.contains("exceeded its deadline of 100 ms"), "{}", r.stderr);
+    assert_eq!(
+        r.code,
+        Some(3),
+        "a faulted plugin is reported in the exit status"
+    );
+    assert!(
+        r.stderr.contains("plugin=\"hostile-loop\"")
+            && r.stderr.contains("exceeded its deadline of 100 ms"),
+        "{}",
+        r.stderr
+    );
     assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
 }
 
@@ -47,7 +72,12 @@ fn unbounded_allocation_is_stopped_at_its_cap() {
     let r = run_with("hostile-alloc", &["--plugin-memory-mib", "32"]);
     assert_escape_still_reported(&r);
     assert_eq!(r.code, Some(3));
-    assert!(r.stderr.contains("plugin=\"hostile-alloc\"") && r.stderr.contains("memory cap of 33554432 bytes exceeded"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("plugin=\"hostile-alloc\"")
+            && r.stderr.contains("memory cap of 33554432 bytes exceeded"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -55,7 +85,11 @@ fn a_trap_is_contained() {
     let r = run_with("hostile-trap", &[]);
     assert_escape_still_reported(&r);
     assert_eq!(r.code, Some(3));
-    assert!(r.stderr.contains("plugin=\"hostile-trap\"") && r.stderr.contains("trapped"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("plugin=\"hostile-trap\"") && r.stderr.contains("trapped"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -63,23 +97,40 @@ fn wasi_imports_are_refused_at_load_naming_the_import() {
     let r = run_with("hostile-wasi", &[]);
     assert_escape_still_reported(&r);
     assert_eq!(r.code, Some(3));
-    assert!(r.stderr.contains("hostile_wasi.wasm refused: it imports `wasi:cli/environment"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hostile_wasi.wasm refused: it imports `wasi:cli/environment"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn a_flood_of_findings_is_capped() {
     let r = run_with("hostile-flood", &[]);
     assert_escape_still_reported(&r);
-    let spam = r.rules.iter().filter(|x| *x == "hostile-flood/spam").count();
+    let spam = r
+        .rules
+        .iter()
+        .filter(|x| *x == "hostile-flood/spam")
+        .count();
     assert_eq!(spam, 1000, "capped at the default 1000 findings per call");
-    assert!(r.stderr.contains("returned=20000 kept=1000"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("returned=20000 kept=1000"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn forged_rule_ids_are_invalid_output() {
     let r = run_with("hostile-output", &[]);
     assert_escape_still_reported(&r);
-    assert_eq!(r.rules, vec!["container-escape/privileged"], "the forged finding is not emitted");
+    assert_eq!(
+        r.rules,
+        vec!["container-escape/privileged"],
+        "the forged finding is not emitted"
+    );
     assert!(r.stderr.contains("returned invalid data"), "{}", r.stderr);
 }
 
@@ -90,9 +141,27 @@ fn repeated_faults_disable_the_plugin_loudly() {
     let dir = plugin_dir_with("hostile-trap");
     let events = std::fs::read_to_string(falco("create_nginx_pod_privileged.json")).unwrap();
     let input = std::env::temp_dir().join(format!("vigil-disable-{}.jsonl", std::process::id()));
-    std::fs::write(&input, events.trim().repeat(1).lines().cycle().take(8).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(
+        &input,
+        events
+            .trim()
+            .lines()
+            .cycle()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
     let out = vigil()
-        .args(["replay", "--no-cache", "--batch", "1", "--plugin-backoff-ms", "0", "--plugin-dir"])
+        .args([
+            "replay",
+            "--no-cache",
+            "--batch",
+            "1",
+            "--plugin-backoff-ms",
+            "0",
+            "--plugin-dir",
+        ])
         .arg(&dir)
         .arg(&input)
         .output()
@@ -100,5 +169,8 @@ fn repeated_faults_disable_the_plugin_loudly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let findings = rules(&stdout_lines(&out));
     assert_eq!(findings.len(), 8, "{findings:?}");
-    assert!(stderr.contains("PLUGIN DISABLED") && stderr.contains("hostile-trap"), "{stderr}");
+    assert!(
+        stderr.contains("PLUGIN DISABLED") && stderr.contains("hostile-trap"),
+        "{stderr}"
+    );
 }

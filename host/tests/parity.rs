@@ -1,6 +1,12 @@
 //! container-escape run natively (as a Rust library) and as the embedded
 //! Wasm component gives identical findings on the same events.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benchmarks fail loudly on broken fixtures"
+)]
+
 mod common;
 #[path = "common/corpus.rs"]
 mod corpus;
@@ -11,7 +17,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use container_escape::ContainerEscape;
-use vigil::runtime::{CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime};
+use vigil::runtime::{
+    CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+};
 use vigil_plugin_sdk::Detector;
 
 #[test]
@@ -20,10 +28,18 @@ fn native_and_wasm_give_identical_findings() {
     let mut native = ContainerEscape::default();
     native.configure("{}").unwrap();
     let sdk_events: Vec<_> = events.iter().map(to_sdk::event).collect();
-    let native_findings: Vec<_> = native.on_events(&sdk_events).into_iter().map(to_sdk::finding_back).collect();
+    let native_findings: Vec<_> = native
+        .on_events(&sdk_events)
+        .into_iter()
+        .map(to_sdk::finding_back)
+        .collect();
 
     let runtime = Runtime::new(&EngineSettings::default(), None).unwrap();
-    let ctx = RunContext { clock: Clock::Replay(Arc::new(AtomicU64::new(0))), intel: Arc::new(RwLock::new(Arc::default())), state_dir: None };
+    let ctx = RunContext {
+        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        intel: Arc::new(RwLock::new(Arc::default())),
+        state_dir: None,
+    };
     let spec = PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
         bytes: Arc::from(vigil::builtin::bytes("container-escape").unwrap()),
@@ -31,12 +47,29 @@ fn native_and_wasm_give_identical_findings() {
         limits: PluginLimits::default(),
     };
     let mut runner = runtime.load(spec, &ctx).unwrap();
-    let CallOutcome::Findings(wasm_findings) = runner.on_events(&events) else { panic!("the component failed") };
+    let CallOutcome::Findings(wasm_findings) = runner.on_events(&events) else {
+        panic!("the component failed")
+    };
 
-    assert!(native_findings.len() >= 10, "the corpus exercises the rules: {}", native_findings.len());
+    assert!(
+        native_findings.len() >= 10,
+        "the corpus exercises the rules: {}",
+        native_findings.len()
+    );
     assert_eq!(native_findings, wasm_findings);
-    let rules: std::collections::BTreeSet<&str> = wasm_findings.iter().map(|f| f.rule_id.as_str()).collect();
-    for r in ["host-network", "host-pid", "host-ipc", "privileged", "dangerous-capability", "sensitive-mount"] {
-        assert!(rules.contains(format!("container-escape/{r}").as_str()), "{r} exercised: {rules:?}");
+    let rules: std::collections::BTreeSet<&str> =
+        wasm_findings.iter().map(|f| f.rule_id.as_str()).collect();
+    for r in [
+        "host-network",
+        "host-pid",
+        "host-ipc",
+        "privileged",
+        "dangerous-capability",
+        "sensitive-mount",
+    ] {
+        assert!(
+            rules.contains(format!("container-escape/{r}").as_str()),
+            "{r} exercised: {rules:?}"
+        );
     }
 }

@@ -2,12 +2,22 @@
 //! findings exactly for the container-escape positives, none for their
 //! benign counterparts, a located error for the malformed file.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and benchmarks fail loudly on broken fixtures"
+)]
+
 mod common;
 
 use common::{falco, rules, stdout_lines, vigil};
 
 fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
-    let out = vigil().args(["replay", "--no-cache", "--node", "test-node"]).arg(falco(file)).output().expect("run vigil");
+    let out = vigil()
+        .args(["replay", "--no-cache", "--node", "test-node"])
+        .arg(falco(file))
+        .output()
+        .expect("run vigil");
     let findings = stdout_lines(&out);
     (out, findings)
 }
@@ -15,36 +25,97 @@ fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
 #[test]
 fn positives_yield_a_container_escape_finding() {
     for (file, rule, container) in [
-        ("create_nginx_pod_hostnetwork.json", "container-escape/host-network", None),
-        ("create_nginx_pod_privileged.json", "container-escape/privileged", None),
-        ("create_nginx_pod_privileged_2nd_container.json", "container-escape/privileged", Some("mysql")),
-        ("create_nginx_pod_no_secctx_1st_container_privileged_2nd_container.json", "container-escape/privileged", None),
-        ("create_nginx_pod_sensitive_mount.json", "container-escape/sensitive-mount", None),
-        ("create_nginx_pod_sensitive_mount_2nd_container.json", "container-escape/sensitive-mount", None),
+        (
+            "create_nginx_pod_hostnetwork.json",
+            "container-escape/host-network",
+            None,
+        ),
+        (
+            "create_nginx_pod_privileged.json",
+            "container-escape/privileged",
+            None,
+        ),
+        (
+            "create_nginx_pod_privileged_2nd_container.json",
+            "container-escape/privileged",
+            Some("mysql"),
+        ),
+        (
+            "create_nginx_pod_no_secctx_1st_container_privileged_2nd_container.json",
+            "container-escape/privileged",
+            None,
+        ),
+        (
+            "create_nginx_pod_sensitive_mount.json",
+            "container-escape/sensitive-mount",
+            None,
+        ),
+        (
+            "create_nginx_pod_sensitive_mount_2nd_container.json",
+            "container-escape/sensitive-mount",
+            None,
+        ),
     ] {
         let (out, findings) = replay(file);
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = rules(&findings);
-        assert_eq!(got, vec![rule.to_owned()], "{file}: exactly one finding of the expected rule");
+        assert_eq!(
+            got,
+            vec![rule.to_owned()],
+            "{file}: exactly one finding of the expected rule"
+        );
         let f = &findings[0];
         assert_eq!(f["schema"], "vigil.finding/v1");
         assert_eq!(f["node"], "test-node");
         assert_eq!(f["plugin"], "container-escape");
-        let techniques: Vec<&str> = f["techniques"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
-        assert!(techniques.iter().any(|t| *t == "T1610" || *t == "T1611"), "{file}: {techniques:?}");
-        assert!(f["entities"].as_array().unwrap().iter().any(|e| e["kind"] == "pod"), "{file}: a pod entity");
+        let techniques: Vec<&str> = f["techniques"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(
+            techniques.iter().any(|t| *t == "T1610" || *t == "T1611"),
+            "{file}: {techniques:?}"
+        );
+        assert!(
+            f["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "pod"),
+            "{file}: a pod entity"
+        );
         assert!(!f["event_ids"].as_array().unwrap().is_empty());
         if let Some(c) = container {
-            assert!(f["evidence"].to_string().contains(c), "{file}: evidence names container {c}: {}", f["evidence"]);
+            assert!(
+                f["evidence"].to_string().contains(c),
+                "{file}: evidence names container {c}: {}",
+                f["evidence"]
+            );
         }
     }
 }
 
 #[test]
 fn benign_counterparts_yield_nothing() {
-    for file in ["create_nginx_pod_nohostnetwork.json", "create_nginx_pod_unprivileged.json", "create_nginx_pod_unsensitive_mount.json"] {
+    for file in [
+        "create_nginx_pod_nohostnetwork.json",
+        "create_nginx_pod_unprivileged.json",
+        "create_nginx_pod_unsensitive_mount.json",
+    ] {
         let (out, findings) = replay(file);
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(findings.is_empty(), "{file}: {findings:?}");
     }
 }
@@ -57,7 +128,10 @@ fn malformed_file_is_a_clear_error_with_status_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one clear line: {stderr}");
-    assert!(lines[0].contains("fal_01_003.json:1:") && lines[0].contains("kind"), "{stderr}");
+    assert!(
+        lines[0].contains("fal_01_003.json:1:") && lines[0].contains("kind"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -71,16 +145,33 @@ fn a_bad_file_does_not_stop_the_others() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(rules(&stdout_lines(&out)), vec!["container-escape/privileged", "container-escape/host-network"]);
+    assert_eq!(
+        rules(&stdout_lines(&out)),
+        vec![
+            "container-escape/privileged",
+            "container-escape/host-network"
+        ]
+    );
 }
 
 #[test]
 fn whole_corpus_is_only_container_escape_positives() {
     let dir = common::root().join("tests/data/k8s-audit/falco-0.34.1");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    let out = vigil().args(["replay", "--no-cache"]).args(&files).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "fal_01_003.json is in the corpus");
+    let out = vigil()
+        .args(["replay", "--no-cache"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "fal_01_003.json is in the corpus"
+    );
     let findings = stdout_lines(&out);
     // Six pod creations are the container-relevant positives (two of the
     // recorded files share an audit id, so count findings, not ids).
@@ -88,7 +179,15 @@ fn whole_corpus_is_only_container_escape_positives() {
     got.sort();
     assert_eq!(
         got,
-        ["host-network", "privileged", "privileged", "privileged", "sensitive-mount", "sensitive-mount"].map(|r| format!("container-escape/{r}")),
+        [
+            "host-network",
+            "privileged",
+            "privileged",
+            "privileged",
+            "sensitive-mount",
+            "sensitive-mount"
+        ]
+        .map(|r| format!("container-escape/{r}")),
         "{findings:#?}"
     );
     for f in &findings {
@@ -100,13 +199,34 @@ fn whole_corpus_is_only_container_escape_positives() {
 fn garbage_never_panics() {
     let dir = std::env::temp_dir().join(format!("vigil-garbage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: [&[u8]; 8] = [b"\xff\xfe\x00", b"[", b"{\"kind\":\"EventList\",\"items\":[1]}", b"[1,2]", b"{\"kind\":\"Event\",\"requestObject\":{\"kind\":\"Pod\",\"spec\":{\"containers\":7}}}", b"{}", b"\"str\"", b"{\"body\":{\"kind\":\"nope\"}}"];
+    let cases: [&[u8]; 8] = [
+        b"\xff\xfe\x00",
+        b"[",
+        b"{\"kind\":\"EventList\",\"items\":[1]}",
+        b"[1,2]",
+        b"{\"kind\":\"Event\",\"requestObject\":{\"kind\":\"Pod\",\"spec\":{\"containers\":7}}}",
+        b"{}",
+        b"\"str\"",
+        b"{\"body\":{\"kind\":\"nope\"}}",
+    ];
     for (i, case) in cases.iter().enumerate() {
         let p = dir.join(format!("case{i}.json"));
         std::fs::write(&p, case).unwrap();
-        let out = vigil().args(["replay", "--no-cache"]).arg(&p).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "case {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = vigil()
+            .args(["replay", "--no-cache"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "case {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout.is_empty());
-        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("case{i}.json:")), "case {i}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("case{i}.json:")),
+            "case {i}"
+        );
     }
 }

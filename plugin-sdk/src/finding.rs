@@ -58,7 +58,12 @@ impl FindingBuilder {
     }
 
     /// Adds an entity the finding is about. An empty `name` is fine.
-    pub fn entity(mut self, kind: EntityKind, id: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn entity(
+        mut self,
+        kind: EntityKind,
+        id: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         push_unique(&mut self.finding.entities, Entity::new(kind, id, name));
         self
     }

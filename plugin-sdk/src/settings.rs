@@ -67,7 +67,13 @@ pub fn parse<T: DeserializeOwned>(settings: &str) -> Result<T, ConfigError> {
     let mut document: Value = serde_json::from_str(text)
         .map_err(|error| ConfigError::new("", format!("settings are not valid JSON: {error}")))?;
     if !document.is_object() {
-        return Err(ConfigError::new("", format!("settings must be a JSON object, not {}", json_kind(&document))));
+        return Err(ConfigError::new(
+            "",
+            format!(
+                "settings must be a JSON object, not {}",
+                json_kind(&document)
+            ),
+        ));
     }
 
     let mut problems = Vec::new();
@@ -82,7 +88,9 @@ pub fn parse<T: DeserializeOwned>(settings: &str) -> Result<T, ConfigError> {
         let message = error.inner().to_string();
         let mut at: Vec<Segment> = error.path().iter().cloned().collect();
         if let Some(field) = quoted_after(&message, "missing field `") {
-            at.push(Segment::Map { key: field.to_owned() });
+            at.push(Segment::Map {
+                key: field.to_owned(),
+            });
             // A field we dropped for being invalid is now "missing": already reported.
             let path = pruned.original_path(&at);
             if !dropped.contains(&path) {
@@ -98,7 +106,9 @@ pub fn parse<T: DeserializeOwned>(settings: &str) -> Result<T, ConfigError> {
         if let Some(field) = quoted_after(&message, "unknown field `")
             && !matches!(at.last(), Some(Segment::Map { key }) if key == field)
         {
-            at.push(Segment::Map { key: field.to_owned() });
+            at.push(Segment::Map {
+                key: field.to_owned(),
+            });
         }
         let path = pruned.original_path(&at);
         problems.push(ConfigProblem::new(path.clone(), message));
@@ -120,14 +130,16 @@ pub fn expect_none(settings: &str) -> Result<(), ConfigError> {
     #[serde(deny_unknown_fields)]
     struct NoSettings {}
 
-    parse::<NoSettings>(settings).map(|_| ()).map_err(|mut error| {
-        for problem in &mut error.problems {
-            if !problem.path.is_empty() {
-                problem.message = "unknown setting: this plugin takes no settings".to_owned();
+    parse::<NoSettings>(settings)
+        .map(|_| ())
+        .map_err(|mut error| {
+            for problem in &mut error.problems {
+                if !problem.path.is_empty() {
+                    problem.message = "unknown setting: this plugin takes no settings".to_owned();
+                }
             }
-        }
-        error
-    })
+            error
+        })
 }
 
 /// Collects problems found after parsing, to report them all at once.
@@ -164,7 +176,13 @@ impl Problems {
     /// # Errors
     /// A [`ConfigError`] with every recorded problem.
     pub fn into_result(self) -> Result<(), ConfigError> {
-        if self.problems.is_empty() { Ok(()) } else { Err(ConfigError { problems: self.problems }) }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
     }
 }
 
@@ -217,13 +235,20 @@ impl Pruned {
 
     /// The original index of the element now at `index` in the array at `array`.
     fn original_index(&self, array: &str, index: usize) -> usize {
-        let Some(dropped) = self.dropped.get(array) else { return index };
-        (0..).filter(|i| !dropped.contains(i)).nth(index).unwrap_or(index)
+        let Some(dropped) = self.dropped.get(array) else {
+            return index;
+        };
+        (0..)
+            .filter(|i| !dropped.contains(i))
+            .nth(index)
+            .unwrap_or(index)
     }
 
     /// Drops the entry at `at` from the pruned document; false when it cannot.
     fn remove(&mut self, document: &mut Value, at: &[Segment]) -> bool {
-        let Some((last, parents)) = at.split_last() else { return false };
+        let Some((last, parents)) = at.split_last() else {
+            return false;
+        };
         let mut node = document;
         for segment in parents {
             node = match (segment, node) {

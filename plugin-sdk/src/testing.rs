@@ -52,7 +52,11 @@ pub struct StateLimits {
 
 impl Default for StateLimits {
     fn default() -> Self {
-        Self { max_key_bytes: 256, max_value_bytes: 64 * 1024, quota_bytes: 1024 * 1024 }
+        Self {
+            max_key_bytes: 256,
+            max_value_bytes: 64 * 1024,
+            quota_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -129,12 +133,19 @@ mod tests {
 
     #[test]
     fn state_enforces_limits() {
-        set_state_limits(StateLimits { max_key_bytes: 4, max_value_bytes: 4, quota_bytes: 10 });
+        set_state_limits(StateLimits {
+            max_key_bytes: 4,
+            max_value_bytes: 4,
+            quota_bytes: 10,
+        });
         assert_eq!(state::set("", b""), Err(StateError::KeyTooLong(4)));
         assert_eq!(state::set("12345", b""), Err(StateError::KeyTooLong(4)));
         assert_eq!(state::set("k", b"12345"), Err(StateError::ValueTooLarge(4)));
         state::set("k1", b"1234").unwrap();
-        assert_eq!(state::set("k2", b"1234"), Err(StateError::QuotaExceeded(10)));
+        assert_eq!(
+            state::set("k2", b"1234"),
+            Err(StateError::QuotaExceeded(10))
+        );
         state::set("k1", b"12").unwrap();
         reset();
         assert!(state().is_empty());

@@ -21,41 +21,61 @@ pub use crate::bindings::vigil::detector::types::{
 impl KeyValue {
     /// A key and its value.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { key: key.into(), value: value.into() }
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
 impl Entity {
     /// An entity; `name` may be empty when it would repeat the id.
     pub fn new(kind: EntityKind, id: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { kind, id: id.into(), name: name.into() }
+        Self {
+            kind,
+            id: id.into(),
+            name: name.into(),
+        }
     }
 }
 
 impl ConfigProblem {
     /// A problem at a JSON path (`allowlist.images[2]`; empty for the whole document).
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl ConfigError {
     /// A refusal with a single problem.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { problems: vec![ConfigProblem::new(path, message)] }
+        Self {
+            problems: vec![ConfigProblem::new(path, message)],
+        }
     }
 }
 
 impl From<ConfigProblem> for ConfigError {
     fn from(problem: ConfigProblem) -> Self {
-        Self { problems: vec![problem] }
+        Self {
+            problems: vec![problem],
+        }
     }
 }
 
 impl Event {
     /// An event with an empty `node` and `source`.
     pub fn new(id: impl Into<String>, time: Timestamp, body: EventBody) -> Self {
-        Self { id: id.into(), time, node: String::new(), source: String::new(), body }
+        Self {
+            id: id.into(),
+            time,
+            node: String::new(),
+            source: String::new(),
+            body,
+        }
     }
 
     /// The kind of the event, from its body.

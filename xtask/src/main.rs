@@ -33,12 +33,18 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is inside the repository").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ is inside the repository")
+        .to_owned()
 }
 
 fn step(what: &str, cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
-    let status = cmd.current_dir(root()).status().with_context(|| format!("cannot start: {what}"))?;
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start: {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -50,12 +56,20 @@ fn cargo() -> Command {
 }
 
 fn toolchain() -> anyhow::Result<()> {
-    step("Wasm toolchain (scripts/toolchain.sh)", Command::new("bash").arg("scripts/toolchain.sh").stdout(std::process::Stdio::null()))
+    step(
+        "Wasm toolchain (scripts/toolchain.sh)",
+        Command::new("bash")
+            .arg("scripts/toolchain.sh")
+            .stdout(std::process::Stdio::null()),
+    )
 }
 
 fn build() -> anyhow::Result<()> {
     toolchain()?;
-    step("build the host and its built-in plugins", cargo().args(["build", "--release", "--locked", "-p", "vigil"]))
+    step(
+        "build the host and its built-in plugins",
+        cargo().args(["build", "--release", "--locked", "-p", "vigil"]),
+    )
 }
 
 fn run(extra: &[String]) -> anyhow::Result<()> {
@@ -66,17 +80,65 @@ fn run(extra: &[String]) -> anyhow::Result<()> {
 
 fn test() -> anyhow::Result<()> {
     toolchain()?;
-    step("test image for the Docker tests (scripts/test-image.sh)", Command::new("bash").arg("scripts/test-image.sh"))?;
+    step(
+        "test image for the Docker tests (scripts/test-image.sh)",
+        Command::new("bash").arg("scripts/test-image.sh"),
+    )?;
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
-    step("formatting (plugins)", cargo().args(["fmt", "--check", "--manifest-path", "plugins/Cargo.toml"]))?;
-    step("clippy", cargo().args(["clippy", "--release", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    step("clippy (plugins, native)", cargo().args(["clippy", "--release", "--manifest-path", "plugins/Cargo.toml", "--all-targets", "--", "-D", "warnings"]))?;
-    step("plugin tests (native)", cargo().args(["test", "--release", "--manifest-path", "plugins/Cargo.toml"]))?;
+    step(
+        "formatting (plugins)",
+        cargo().args(["fmt", "--check", "--manifest-path", "plugins/Cargo.toml"]),
+    )?;
+    step(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--release",
+            "--locked",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "clippy (plugins, native)",
+        cargo().args([
+            "clippy",
+            "--release",
+            "--manifest-path",
+            "plugins/Cargo.toml",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "plugin tests (native)",
+        cargo().args(["test", "--release", "--manifest-path", "plugins/Cargo.toml"]),
+    )?;
     // Integration tests share the Docker daemon; run them one at a time.
-    step("workspace tests", cargo().args(["test", "--release", "--locked", "--workspace", "--", "--test-threads=2"]))
+    step(
+        "workspace tests",
+        cargo().args([
+            "test",
+            "--release",
+            "--locked",
+            "--workspace",
+            "--",
+            "--test-threads=2",
+        ]),
+    )
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     toolchain()?;
-    step("benchmarks", cargo().args(["bench", "--locked", "-p", "vigil"]).args(extra))
+    step(
+        "benchmarks",
+        cargo()
+            .args(["bench", "--locked", "-p", "vigil"])
+            .args(extra),
+    )
 }

@@ -6,15 +6,23 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::commands::read_settings;
 use crate::cli::{PluginInspectArgs, PluginTestArgs, hostname};
+use crate::commands::read_settings;
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
 use crate::runtime::{ALLOWED_IMPORTS, Clock, EngineSettings, RunContext, Runtime};
 
 pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
-    let stem = args.plugin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut sel = PluginSelection { builtin: false, files: vec![args.plugin.clone()], ..Default::default() };
+    let stem = args
+        .plugin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut sel = PluginSelection {
+        builtin: false,
+        files: vec![args.plugin.clone()],
+        ..Default::default()
+    };
     if let Some(s) = &args.settings {
         sel.settings.insert(stem, read_settings(s)?);
     }
@@ -37,18 +45,32 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("vigil plugin test: the plugin was not loaded (see the error above)");
         return Ok(ExitCode::from(1));
     }
-    let actual: Vec<Value> = buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(serde_json::from_slice).collect::<Result<_, _>>()?;
+    let actual: Vec<Value> = buf
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()?;
     let Some(expect) = &args.expect else {
         let mut out = std::io::stdout().lock();
         out.write_all(&buf)?;
-        return Ok(ExitCode::from(if report.failed_calls > 0 || !input_errors.is_empty() { 1 } else { 0 }));
+        return Ok(ExitCode::from(
+            if report.failed_calls > 0 || !input_errors.is_empty() {
+                1
+            } else {
+                0
+            },
+        ));
     };
-    let text = std::fs::read_to_string(expect).with_context(|| format!("cannot read {}", expect.display()))?;
+    let text = std::fs::read_to_string(expect)
+        .with_context(|| format!("cannot read {}", expect.display()))?;
     let expected: Vec<Value> = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not JSON", expect.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not JSON", expect.display(), i + 1))
+        })
         .collect::<Result<_, _>>()?;
     let problems = compare(&expected, &actual);
     if problems.is_empty() && report.failed_calls == 0 {
@@ -56,7 +78,10 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if report.failed_calls > 0 {
-        println!("FAIL: the plugin faulted {} time(s); see the log above", report.failed_calls);
+        println!(
+            "FAIL: the plugin faulted {} time(s); see the log above",
+            report.failed_calls
+        );
     }
     for p in problems {
         println!("{p}");
@@ -90,7 +115,11 @@ fn subset(e: &Value, a: &Value, path: String, diffs: &mut Vec<String>) {
     match (e, a) {
         (Value::Object(eo), Value::Object(ao)) => {
             for (k, ev) in eo {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match ao.get(k) {
                     Some(av) => subset(ev, av, p, diffs),
                     None => diffs.push(format!("  {p}:\n  - {ev}\n  + (absent)")),
@@ -98,16 +127,23 @@ fn subset(e: &Value, a: &Value, path: String, diffs: &mut Vec<String>) {
             }
         }
         _ if e == a => {}
-        _ => diffs.push(format!("  {}:\n  - {e}\n  + {a}", if path.is_empty() { "(finding)" } else { &path })),
+        _ => diffs.push(format!(
+            "  {}:\n  - {e}\n  + {a}",
+            if path.is_empty() { "(finding)" } else { &path }
+        )),
     }
 }
 
 pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin).with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
     let runtime = Runtime::new(&EngineSettings::default(), default_cache_dir().as_deref())?;
     let label = args.plugin.display().to_string();
     let (imports, stats) = runtime.imports(&label, &bytes)?;
-    let forbidden: Vec<&String> = imports.iter().filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str())).collect();
+    let forbidden: Vec<&String> = imports
+        .iter()
+        .filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
+        .collect();
     let mut report = serde_json::json!({
         "file": label,
         "sha256": crate::runtime::digest(&bytes),
@@ -118,7 +154,11 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
         "forbidden_imports": forbidden,
     });
     let code = if forbidden.is_empty() {
-        let ctx = RunContext { clock: Clock::Wall, intel: Default::default(), state_dir: None };
+        let ctx = RunContext {
+            clock: Clock::Wall,
+            intel: Default::default(),
+            state_dir: None,
+        };
         let spec = crate::runtime::PluginSpec {
             origin: crate::runtime::PluginOrigin::File(args.plugin.clone()),
             bytes: bytes.into(),
@@ -136,7 +176,8 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
-        report["error"] = Value::String("refused: imports interfaces Vigil does not provide".into());
+        report["error"] =
+            Value::String("refused: imports interfaces Vigil does not provide".into());
         1
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

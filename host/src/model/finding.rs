@@ -7,7 +7,19 @@ use super::{EventKind, KeyValue};
 
 /// How bad a finding is; ordered so that `Severity::High > Severity::Low`.
 #[derive(
-    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+    ComponentType,
+    Lift,
+    Lower,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
 )]
 #[component(enum)]
 #[repr(u8)]
@@ -39,7 +51,9 @@ impl Severity {
 }
 
 /// The kind of thing a finding is about.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash,
+)]
 #[component(enum)]
 #[repr(u8)]
 #[serde(rename_all = "snake_case")]

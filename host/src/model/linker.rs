@@ -17,7 +17,10 @@ pub trait HostWithStore<T>: HasData {}
 impl<H: ?Sized + HasData, T> HostWithStore<T> for H {}
 
 /// Defines the empty `vigil:detector/types` instance in `linker`.
-pub fn add_to_linker<T, D>(linker: &mut Linker<T>, _host_getter: fn(&mut T) -> D::Data<'_>) -> wasmtime::Result<()>
+pub fn add_to_linker<T, D>(
+    linker: &mut Linker<T>,
+    _host_getter: fn(&mut T) -> D::Data<'_>,
+) -> wasmtime::Result<()>
 where
     D: HostWithStore<T>,
     for<'a> D::Data<'a>: Host,

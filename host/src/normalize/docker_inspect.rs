@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::pod::capability;
 use super::time::parse_rfc3339;
 use super::{NormalizeError, Origin};
-use crate::model::{ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, KeyValue, Mount};
+use crate::model::{
+    ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, KeyValue, Mount,
+};
 
 /// The fields of a container inspect object that Vigil reads.
 #[derive(Deserialize, Default, Debug)]
@@ -100,8 +102,24 @@ pub struct MountRaw {
 }
 
 /// Normalises one inspect object into a container event with `action`.
-pub fn event_from_inspect(i: &Inspect, action: ContainerAction, raw_action: &str, origin: &Origin<'_>, time: u64, id: String) -> Event {
-    let labels = i.config.labels.as_ref().map(|l| l.iter().map(|(k, v)| KeyValue::new(k.as_str(), v.as_str())).collect()).unwrap_or_default();
+pub fn event_from_inspect(
+    i: &Inspect,
+    action: ContainerAction,
+    raw_action: &str,
+    origin: &Origin<'_>,
+    time: u64,
+    id: String,
+) -> Event {
+    let labels = i
+        .config
+        .labels
+        .as_ref()
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| KeyValue::new(k.as_str(), v.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut seccomp = String::new();
     let mut apparmor = i.app_armor_profile.clone();
     let mut no_new_privs = None;
@@ -128,14 +146,36 @@ pub fn event_from_inspect(i: &Inspect, action: ContainerAction, raw_action: &str
         cgroupns_mode: i.host_config.cgroupns_mode.clone(),
         uts_mode: i.host_config.uts_mode.clone(),
         privileged: i.host_config.privileged,
-        cap_add: i.host_config.cap_add.iter().flatten().map(|c| capability(c)).collect(),
-        cap_drop: i.host_config.cap_drop.iter().flatten().map(|c| capability(c)).collect(),
-        devices: i.host_config.devices.iter().flatten().map(|d| d.path_on_host.clone()).collect(),
+        cap_add: i
+            .host_config
+            .cap_add
+            .iter()
+            .flatten()
+            .map(|c| capability(c))
+            .collect(),
+        cap_drop: i
+            .host_config
+            .cap_drop
+            .iter()
+            .flatten()
+            .map(|c| capability(c))
+            .collect(),
+        devices: i
+            .host_config
+            .devices
+            .iter()
+            .flatten()
+            .map(|d| d.path_on_host.clone())
+            .collect(),
         mounts: i
             .mounts
             .iter()
             .map(|m| Mount {
-                source: if m.kind == "volume" && !m.name.is_empty() { m.name.clone() } else { m.source.clone() },
+                source: if m.kind == "volume" && !m.name.is_empty() {
+                    m.name.clone()
+                } else {
+                    m.source.clone()
+                },
                 destination: m.destination.clone(),
                 read_only: !m.rw,
                 kind: m.kind.clone(),
@@ -165,7 +205,11 @@ pub fn event_from_inspect(i: &Inspect, action: ContainerAction, raw_action: &str
             labels,
             security: Some(security),
             actor: String::new(),
-            exit_code: if i.state.running { None } else { i.state.exit_code },
+            exit_code: if i.state.running {
+                None
+            } else {
+                i.state.exit_code
+            },
             signal: String::new(),
             exec: None,
             network: String::new(),
@@ -177,13 +221,26 @@ pub fn event_from_inspect(i: &Inspect, action: ContainerAction, raw_action: &str
 /// Normalises a recorded inspect object (replay): a running container is a
 /// `running` event, any other a `create` event, timed at its start (or
 /// creation).
-pub fn normalise_value(doc: &str, origin: &Origin<'_>, out: &mut Vec<Event>) -> Result<usize, NormalizeError> {
+pub fn normalise_value(
+    doc: &str,
+    origin: &Origin<'_>,
+    out: &mut Vec<Event>,
+) -> Result<usize, NormalizeError> {
     let i: Inspect = super::parse(doc)?;
     if i.id.is_empty() {
-        return Err(NormalizeError::Invalid("docker inspect object without \"Id\"".into()));
+        return Err(NormalizeError::Invalid(
+            "docker inspect object without \"Id\"".into(),
+        ));
     }
-    let action = if i.state.running { ContainerAction::Running } else { ContainerAction::Create };
-    let time = parse_rfc3339(&i.state.started_at).filter(|t| *t > 0).or_else(|| parse_rfc3339(&i.created)).unwrap_or(0);
+    let action = if i.state.running {
+        ContainerAction::Running
+    } else {
+        ContainerAction::Create
+    };
+    let time = parse_rfc3339(&i.state.started_at)
+        .filter(|t| *t > 0)
+        .or_else(|| parse_rfc3339(&i.created))
+        .unwrap_or(0);
     let id = format!("docker-inspect:{}", i.id);
     out.push(event_from_inspect(&i, action, "inspect", origin, time, id));
     Ok(1)

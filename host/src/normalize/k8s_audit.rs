@@ -87,11 +87,24 @@ struct Status {
 }
 
 /// Resources whose objects hold a pod spec or a pod template.
-const POD_RESOURCES: [&str; 8] = ["pods", "deployments", "replicasets", "daemonsets", "statefulsets", "jobs", "cronjobs", "replicationcontrollers"];
+const POD_RESOURCES: [&str; 8] = [
+    "pods",
+    "deployments",
+    "replicasets",
+    "daemonsets",
+    "statefulsets",
+    "jobs",
+    "cronjobs",
+    "replicationcontrollers",
+];
 
 /// Normalises one JSON document (an `Event` or an `EventList`), appending
 /// to `out`; returns how many events it added.
-pub fn normalise(doc: &str, origin: &Origin<'_>, out: &mut Vec<Event>) -> Result<usize, NormalizeError> {
+pub fn normalise(
+    doc: &str,
+    origin: &Origin<'_>,
+    out: &mut Vec<Event>,
+) -> Result<usize, NormalizeError> {
     let mut parsed: AuditEvent<'_> = super::parse(doc)?;
     match parsed.kind.as_deref() {
         Some("Event") => {
@@ -103,24 +116,37 @@ pub fn normalise(doc: &str, origin: &Origin<'_>, out: &mut Vec<Event>) -> Result
             for item in &items {
                 let e: AuditEvent<'_> = super::parse(item.get())?;
                 if e.kind.as_deref().is_some_and(|k| k != "Event") {
-                    return Err(NormalizeError::Invalid(format!("EventList item of kind {:?}", e.kind.unwrap_or_default())));
+                    return Err(NormalizeError::Invalid(format!(
+                        "EventList item of kind {:?}",
+                        e.kind.unwrap_or_default()
+                    )));
                 }
                 out.push(event(e, origin)?);
             }
             Ok(items.len())
         }
-        Some(other) => Err(NormalizeError::Invalid(format!("not a Kubernetes audit event: kind is {other:?}, expected \"Event\" or \"EventList\""))),
-        None => Err(NormalizeError::Invalid("not a Kubernetes audit event: no \"kind\"".into())),
+        Some(other) => Err(NormalizeError::Invalid(format!(
+            "not a Kubernetes audit event: kind is {other:?}, expected \"Event\" or \"EventList\""
+        ))),
+        None => Err(NormalizeError::Invalid(
+            "not a Kubernetes audit event: no \"kind\"".into(),
+        )),
     }
 }
 
 fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError> {
     if e.audit_id.is_empty() && e.verb.is_empty() {
-        return Err(NormalizeError::Invalid("audit event has neither auditID nor verb".into()));
+        return Err(NormalizeError::Invalid(
+            "audit event has neither auditID nor verb".into(),
+        ));
     }
-    let time = e.stage_timestamp.as_deref().or(e.request_received_timestamp.as_deref()).map_or(Ok(0), |t| {
-        parse_rfc3339(t).ok_or_else(|| NormalizeError::Invalid(format!("bad timestamp {t:?}")))
-    })?;
+    let time = e
+        .stage_timestamp
+        .as_deref()
+        .or(e.request_received_timestamp.as_deref())
+        .map_or(Ok(0), |t| {
+            parse_rfc3339(t).ok_or_else(|| NormalizeError::Invalid(format!("bad timestamp {t:?}")))
+        })?;
     let oref = e.object_ref.unwrap_or_default();
     let mut name = oref.name.to_string();
     let mut namespace = oref.namespace.to_string();
@@ -130,15 +156,32 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     // name); the request is what the client asked for.
     // Only workload resources carry a pod spec; every other body stays
     // unparsed (the cheapest bytes are the ones never decoded).
-    let bodies = if POD_RESOURCES.contains(&&*oref.resource) { [e.response_object, e.request_object] } else { [None, None] };
+    let bodies = if POD_RESOURCES.contains(&&*oref.resource) {
+        [e.response_object, e.request_object]
+    } else {
+        [None, None]
+    };
     for body in bodies.into_iter().flatten() {
-        let Ok(obj) = serde_json::from_str::<Object<'_>>(body.get()) else { continue };
+        let Ok(obj) = serde_json::from_str::<Object<'_>>(body.get()) else {
+            continue;
+        };
         if let Some((p, o)) = pod_of(&obj).map_err(NormalizeError::Json)? {
             if name.is_empty() {
-                name = obj.metadata.name.as_deref().or(obj.metadata.generate_name.as_deref()).unwrap_or_default().to_owned();
+                name = obj
+                    .metadata
+                    .name
+                    .as_deref()
+                    .or(obj.metadata.generate_name.as_deref())
+                    .unwrap_or_default()
+                    .to_owned();
             }
             if namespace.is_empty() {
-                namespace = obj.metadata.namespace.as_deref().unwrap_or_default().to_owned();
+                namespace = obj
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_owned();
             }
             pod = Some(p);
             owner = o;
@@ -147,8 +190,14 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     }
     let (user, groups) = match &e.impersonated_user {
         // The impersonated identity is who the request acts as.
-        Some(imp) if !imp.username.is_empty() => (imp.username.to_string(), imp.groups.iter().map(|g| g.to_string()).collect()),
-        _ => (e.user.username.to_string(), e.user.groups.iter().map(|g| g.to_string()).collect()),
+        Some(imp) if !imp.username.is_empty() => (
+            imp.username.to_string(),
+            imp.groups.iter().map(|g| g.to_string()).collect(),
+        ),
+        _ => (
+            e.user.username.to_string(),
+            e.user.groups.iter().map(|g| g.to_string()).collect(),
+        ),
     };
     let id = format!("k8s-audit:{}:{}", e.audit_id, e.stage);
     Ok(Event {

@@ -186,7 +186,14 @@ struct HostPathRaw<'a> {
 }
 
 /// The workload kinds whose spec holds a pod template.
-const TEMPLATE_KINDS: [&str; 6] = ["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "ReplicationController"];
+const TEMPLATE_KINDS: [&str; 6] = [
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "ReplicationController",
+];
 
 /// A normalised pod spec and the owner of the object, when the object has
 /// a pod spec; `Ok(None)` for other kinds.
@@ -198,7 +205,10 @@ pub fn pod_of(obj: &Object<'_>) -> Result<Option<(PodSpec, Option<OwnerRef>)>, s
         let containers = obj.ephemeral_containers.as_deref().unwrap_or_default();
         let spec = PodSpecRaw::default();
         let mut pod = normalise(&spec, &obj.metadata);
-        pod.containers = containers.iter().map(|c| container(c, ContainerRole::Ephemeral, &spec, &obj.metadata)).collect();
+        pod.containers = containers
+            .iter()
+            .map(|c| container(c, ContainerRole::Ephemeral, &spec, &obj.metadata))
+            .collect();
         return Ok(Some((pod, owner)));
     }
     let Some(raw) = obj.spec else { return Ok(None) };
@@ -208,10 +218,23 @@ pub fn pod_of(obj: &Object<'_>) -> Result<Option<(PodSpec, Option<OwnerRef>)>, s
     }
     if TEMPLATE_KINDS.contains(&kind) || kind == "CronJob" {
         let spec: TemplateSpec<'_> = serde_json::from_str(raw.get())?;
-        let template = if kind == "CronJob" { spec.job_template.and_then(|j| j.spec).and_then(|s| s.template) } else { spec.template };
-        if let Some(PodTemplate { metadata, spec: Some(pod) }) = template {
+        let template = if kind == "CronJob" {
+            spec.job_template
+                .and_then(|j| j.spec)
+                .and_then(|s| s.template)
+        } else {
+            spec.template
+        };
+        if let Some(PodTemplate {
+            metadata,
+            spec: Some(pod),
+        }) = template
+        {
             // Annotations (AppArmor) of the template apply to its pods.
-            let meta = ObjectMeta { annotations: metadata.annotations, ..ObjectMeta::default() };
+            let meta = ObjectMeta {
+                annotations: metadata.annotations,
+                ..ObjectMeta::default()
+            };
             return Ok(Some((normalise(&pod, &meta), owner)));
         }
     }
@@ -219,8 +242,15 @@ pub fn pod_of(obj: &Object<'_>) -> Result<Option<(PodSpec, Option<OwnerRef>)>, s
 }
 
 fn owner_of(meta: &ObjectMeta<'_>) -> Option<OwnerRef> {
-    let o = meta.owner_references.iter().find(|o| o.controller == Some(true)).or_else(|| meta.owner_references.first())?;
-    Some(OwnerRef { kind: o.kind.to_string(), name: o.name.to_string() })
+    let o = meta
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| meta.owner_references.first())?;
+    Some(OwnerRef {
+        kind: o.kind.to_string(),
+        name: o.name.to_string(),
+    })
 }
 
 fn normalise(spec: &PodSpecRaw<'_>, meta: &ObjectMeta<'_>) -> PodSpec {
@@ -228,39 +258,67 @@ fn normalise(spec: &PodSpecRaw<'_>, meta: &ObjectMeta<'_>) -> PodSpec {
         .containers
         .iter()
         .map(|c| container(c, ContainerRole::Main, spec, meta))
-        .chain(spec.init_containers.iter().map(|c| container(c, ContainerRole::Init, spec, meta)))
-        .chain(spec.ephemeral_containers.iter().map(|c| container(c, ContainerRole::Ephemeral, spec, meta)))
+        .chain(
+            spec.init_containers
+                .iter()
+                .map(|c| container(c, ContainerRole::Init, spec, meta)),
+        )
+        .chain(
+            spec.ephemeral_containers
+                .iter()
+                .map(|c| container(c, ContainerRole::Ephemeral, spec, meta)),
+        )
         .collect();
     PodSpec {
         host_network: spec.host_network,
         host_pid: spec.host_pid,
         host_ipc: spec.host_ipc,
-        service_account: spec.service_account_name.as_deref().or(spec.service_account.as_deref()).unwrap_or_default().to_owned(),
+        service_account: spec
+            .service_account_name
+            .as_deref()
+            .or(spec.service_account.as_deref())
+            .unwrap_or_default()
+            .to_owned(),
         node_name: spec.node_name.as_deref().unwrap_or_default().to_owned(),
         containers,
     }
 }
 
-fn container(c: &ContainerRaw<'_>, role: ContainerRole, pod: &PodSpecRaw<'_>, meta: &ObjectMeta<'_>) -> PodContainer {
+fn container(
+    c: &ContainerRaw<'_>,
+    role: ContainerRole,
+    pod: &PodSpecRaw<'_>,
+    meta: &ObjectMeta<'_>,
+) -> PodContainer {
     let sc = c.security_context.as_ref();
     let psc = pod.security_context.as_ref();
     let caps = sc.and_then(|s| s.capabilities.as_ref());
     let host = |on: bool| if on { "host".to_owned() } else { String::new() };
-    let user = sc.and_then(|s| s.run_as_user).or(psc.and_then(|p| p.run_as_user));
-    let group = sc.and_then(|s| s.run_as_group).or(psc.and_then(|p| p.run_as_group));
+    let user = sc
+        .and_then(|s| s.run_as_user)
+        .or(psc.and_then(|p| p.run_as_user));
+    let group = sc
+        .and_then(|s| s.run_as_group)
+        .or(psc.and_then(|p| p.run_as_group));
     let user = match (user, group) {
         (Some(u), Some(g)) => format!("{u}:{g}"),
         (Some(u), None) => u.to_string(),
         _ => String::new(),
     };
-    let seccomp = sc.and_then(|s| s.seccomp_profile.as_ref()).or(psc.and_then(|p| p.seccomp_profile.as_ref()));
-    let apparmor = sc.and_then(|s| s.app_armor_profile.as_ref()).or(psc.and_then(|p| p.app_armor_profile.as_ref()));
+    let seccomp = sc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or(psc.and_then(|p| p.seccomp_profile.as_ref()));
+    let apparmor = sc
+        .and_then(|s| s.app_armor_profile.as_ref())
+        .or(psc.and_then(|p| p.app_armor_profile.as_ref()));
     let apparmor = match apparmor {
         Some(p) => profile(p),
         None => meta
             .annotations
             .as_ref()
-            .and_then(|a| a.get(format!("container.apparmor.security.beta.kubernetes.io/{}", c.name).as_str()))
+            .and_then(|a| {
+                a.get(format!("container.apparmor.security.beta.kubernetes.io/{}", c.name).as_str())
+            })
             .map(|v| v.to_string())
             .unwrap_or_default(),
     };
@@ -276,13 +334,23 @@ fn container(c: &ContainerRaw<'_>, role: ContainerRole, pod: &PodSpecRaw<'_>, me
             cgroupns_mode: String::new(),
             uts_mode: host(pod.host_network),
             privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
-            cap_add: caps.map(|c| c.add.iter().map(|s| capability(s)).collect()).unwrap_or_default(),
-            cap_drop: caps.map(|c| c.drop.iter().map(|s| capability(s)).collect()).unwrap_or_default(),
+            cap_add: caps
+                .map(|c| c.add.iter().map(|s| capability(s)).collect())
+                .unwrap_or_default(),
+            cap_drop: caps
+                .map(|c| c.drop.iter().map(|s| capability(s)).collect())
+                .unwrap_or_default(),
             devices: Vec::new(),
-            mounts: c.volume_mounts.iter().map(|m| mount(m, &pod.volumes)).collect(),
+            mounts: c
+                .volume_mounts
+                .iter()
+                .map(|m| mount(m, &pod.volumes))
+                .collect(),
             user,
             allow_privilege_escalation: sc.and_then(|s| s.allow_privilege_escalation),
-            read_only_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
+            read_only_rootfs: sc
+                .and_then(|s| s.read_only_root_filesystem)
+                .unwrap_or(false),
             seccomp_profile: seccomp.map(profile).unwrap_or_default(),
             apparmor_profile: apparmor,
             log_driver: String::new(),
@@ -309,13 +377,23 @@ fn profile(p: &ProfileRaw<'_>) -> String {
 fn mount(m: &VolumeMountRaw<'_>, volumes: &[VolumeRaw<'_>]) -> Mount {
     let vol = volumes.iter().find(|v| v.name == m.name);
     let (source, kind) = match vol {
-        Some(VolumeRaw { host_path: Some(hp), .. }) => (hp.path.to_string(), "host-path"),
+        Some(VolumeRaw {
+            host_path: Some(hp),
+            ..
+        }) => (hp.path.to_string(), "host-path"),
         Some(v) if v.config_map.is_some() => (v.name.to_string(), "config-map"),
         Some(v) if v.secret.is_some() => (v.name.to_string(), "secret"),
         Some(v) if v.empty_dir.is_some() => (v.name.to_string(), "empty-dir"),
         Some(v) if v.projected.is_some() => (v.name.to_string(), "projected"),
-        Some(v) if v.persistent_volume_claim.is_some() => (v.name.to_string(), "persistent-volume-claim"),
+        Some(v) if v.persistent_volume_claim.is_some() => {
+            (v.name.to_string(), "persistent-volume-claim")
+        }
         _ => (m.name.to_string(), "volume"),
     };
-    Mount { source, destination: m.mount_path.to_string(), read_only: m.read_only, kind: kind.to_owned() }
+    Mount {
+        source,
+        destination: m.mount_path.to_string(),
+        read_only: m.read_only,
+        kind: kind.to_owned(),
+    }
 }

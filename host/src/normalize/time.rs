@@ -5,7 +5,13 @@
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `None` when malformed.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -51,7 +57,10 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset;
-    u64::try_from(secs).ok()?.checked_mul(1_000_000_000)?.checked_add(nanos as u64)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos as u64)
 }
 
 /// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`
@@ -61,7 +70,12 @@ pub fn format_rfc3339(nanos: u64) -> String {
     let micros = (nanos % 1_000_000_000) / 1_000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 // Howard Hinnant's algorithms, proleptic Gregorian calendar.
@@ -93,16 +107,40 @@ mod tests {
     #[test]
     fn parses_and_formats_round_trip() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2018-10-25T17:53:06.995407Z"), Some(1_540_489_986_995_407_000));
-        assert_eq!(parse_rfc3339("2018-10-25T19:53:06.995407+02:00"), Some(1_540_489_986_995_407_000));
-        assert_eq!(parse_rfc3339("2024-02-29T12:00:00.123456789123Z"), Some(1_709_208_000_123_456_789));
-        assert_eq!(format_rfc3339(1_540_489_986_995_407_000), "2018-10-25T17:53:06.995407Z");
-        assert_eq!(format_rfc3339(parse_rfc3339("2000-03-01T00:00:00Z").unwrap()), "2000-03-01T00:00:00.000000Z");
+        assert_eq!(
+            parse_rfc3339("2018-10-25T17:53:06.995407Z"),
+            Some(1_540_489_986_995_407_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2018-10-25T19:53:06.995407+02:00"),
+            Some(1_540_489_986_995_407_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.123456789123Z"),
+            Some(1_709_208_000_123_456_789)
+        );
+        assert_eq!(
+            format_rfc3339(1_540_489_986_995_407_000),
+            "2018-10-25T17:53:06.995407Z"
+        );
+        assert_eq!(
+            format_rfc3339(parse_rfc3339("2000-03-01T00:00:00Z").unwrap()),
+            "2000-03-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "2018-10-25", "2018-13-01T00:00:00Z", "2018-10-25T17:53:06", "2018-10-25T17:53:06.Z", "1969-12-31T23:59:59Z", "2018-10-25T17:5a:06Z", "2018-10-25T17:53:06Zjunk"] {
+        for s in [
+            "",
+            "2018-10-25",
+            "2018-13-01T00:00:00Z",
+            "2018-10-25T17:53:06",
+            "2018-10-25T17:53:06.Z",
+            "1969-12-31T23:59:59Z",
+            "2018-10-25T17:5a:06Z",
+            "2018-10-25T17:53:06Zjunk",
+        ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }
     }

@@ -45,9 +45,16 @@ pub struct ComponentCache {
 impl ComponentCache {
     /// Opens (creating if needed) a cache directory that only we can write.
     pub fn open(dir: &Path) -> Result<Self, LoadError> {
-        let err = |reason: String| LoadError::Cache { dir: dir.to_owned(), reason };
+        let err = |reason: String| LoadError::Cache {
+            dir: dir.to_owned(),
+            reason,
+        };
         if !dir.exists() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| err(e.to_string()))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| err(e.to_string()))?;
         }
         let meta = fs::metadata(dir).map_err(|e| err(e.to_string()))?;
         let me = current_uid();
@@ -55,9 +62,14 @@ impl ComponentCache {
             return Err(err(format!("owned by uid {} rather than {me}", meta.uid())));
         }
         if meta.permissions().mode() & 0o022 != 0 {
-            return Err(err(format!("writable by group or others (mode {:o})", meta.permissions().mode() & 0o777)));
+            return Err(err(format!(
+                "writable by group or others (mode {:o})",
+                meta.permissions().mode() & 0o777
+            )));
         }
-        Ok(Self { dir: dir.to_owned() })
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
     }
 
     fn path_for(&self, engine: &Engine, digest: &str) -> PathBuf {
@@ -74,7 +86,13 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Compiles `bytes`, or loads the cached native code for them.
-pub fn compile(engine: &Engine, cache: Option<&ComponentCache>, name: &str, bytes: &[u8], digest: &str) -> Result<(Component, CompileStats), LoadError> {
+pub fn compile(
+    engine: &Engine,
+    cache: Option<&ComponentCache>,
+    name: &str,
+    bytes: &[u8],
+    digest: &str,
+) -> Result<(Component, CompileStats), LoadError> {
     let started = Instant::now();
     if let Some(cache) = cache {
         let path = cache.path_for(engine, digest);
@@ -83,10 +101,21 @@ pub fn compile(engine: &Engine, cache: Option<&ComponentCache>, name: &str, byte
             // engine configuration (the compatibility hash is in its name),
             // in a directory that `ComponentCache::open` checked only we can
             // write; wasmtime also re-checks its header and version.
-            #[expect(unsafe_code, reason = "loading our own precompiled artifact from a private cache")]
+            #[expect(
+                unsafe_code,
+                reason = "loading our own precompiled artifact from a private cache"
+            )]
             let loaded = unsafe { Component::deserialize_file(engine, &path) };
             match loaded {
-                Ok(c) => return Ok((c, CompileStats { source: CompileSource::Cache, duration: started.elapsed() })),
+                Ok(c) => {
+                    return Ok((
+                        c,
+                        CompileStats {
+                            source: CompileSource::Cache,
+                            duration: started.elapsed(),
+                        },
+                    ));
+                }
                 Err(e) => {
                     tracing::warn!(plugin = name, path = %path.display(), error = %e, "cached plugin artifact unusable; recompiling");
                     let _ = fs::remove_file(&path);
@@ -94,20 +123,36 @@ pub fn compile(engine: &Engine, cache: Option<&ComponentCache>, name: &str, byte
             }
         }
     }
-    let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile { plugin: name.to_owned(), reason: format!("{e:#}") })?;
+    let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile {
+        plugin: name.to_owned(),
+        reason: format!("{e:#}"),
+    })?;
     if let Some(cache) = cache {
         let path = cache.path_for(engine, digest);
         if let Err(e) = write_atomic(&path, &component) {
             tracing::warn!(plugin = name, path = %path.display(), error = %e, "cannot write plugin cache; the next start will recompile");
         }
     }
-    Ok((component, CompileStats { source: CompileSource::Compiled, duration: started.elapsed() }))
+    Ok((
+        component,
+        CompileStats {
+            source: CompileSource::Compiled,
+            duration: started.elapsed(),
+        },
+    ))
 }
 
 fn write_atomic(path: &Path, component: &Component) -> std::io::Result<()> {
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(&bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, path)

@@ -24,7 +24,11 @@ pub struct EngineSettings {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { epoch_tick: Duration::from_millis(5), max_memory_bytes: 1 << 30, pool_instances: 64 }
+        Self {
+            epoch_tick: Duration::from_millis(5),
+            max_memory_bytes: 1 << 30,
+            pool_instances: 64,
+        }
     }
 }
 

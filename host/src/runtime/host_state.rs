@@ -32,7 +32,9 @@ impl Clock {
 
 /// The wall clock in nanoseconds since the epoch.
 pub fn wall_now() -> Timestamp {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Threat intel that can be swapped while plugins run (feed reloads).
@@ -73,11 +75,18 @@ impl LogHost for HostState {
 
 impl StateHost for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), StateError> {
-        let r = self.state.lock().unwrap_or_else(PoisonError::into_inner).set(key, value);
+        let r = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(key, value);
         r.map_err(|refusal| {
             self.state_refusals += 1;
             match refusal {
@@ -89,11 +98,17 @@ impl StateHost for HostState {
     }
 
     fn delete(&mut self, key: String) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).delete(&key);
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delete(&key);
     }
 
     fn keys(&mut self, prefix: String) -> Vec<String> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).keys(&prefix)
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys(&prefix)
     }
 }
 
@@ -105,11 +120,20 @@ impl ClockHost for HostState {
 
 impl ThreatIntelHost for HostState {
     fn lookup_ip(&mut self, ip: String) -> Vec<IpMatch> {
-        let intel = self.intel.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let intel = self
+            .intel
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         intel
             .lookup(&ip)
             .into_iter()
-            .map(|m| IpMatch { feed: m.feed, entry: m.entry, category: m.category, note: m.note })
+            .map(|m| IpMatch {
+                feed: m.feed,
+                entry: m.entry,
+                category: m.category,
+                note: m.note,
+            })
             .collect()
     }
 }

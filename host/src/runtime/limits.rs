@@ -64,7 +64,10 @@ impl PluginLimits {
     /// The backoff before re-instantiating after `consecutive` faults.
     pub fn backoff(&self, consecutive: u32) -> Duration {
         let shift = consecutive.saturating_sub(1).min(20);
-        let ms = self.backoff_initial_ms.saturating_mul(1u64 << shift).min(self.backoff_max_ms);
+        let ms = self
+            .backoff_initial_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.backoff_max_ms);
         Duration::from_millis(ms)
     }
 
@@ -75,7 +78,9 @@ impl PluginLimits {
             problems.push(format!("{path}.deadline_ms: must be at least 1"));
         }
         if self.memory_bytes < (1 << 20) {
-            problems.push(format!("{path}.memory_bytes: must be at least 1 MiB (1048576)"));
+            problems.push(format!(
+                "{path}.memory_bytes: must be at least 1 MiB (1048576)"
+            ));
         }
         if self.max_findings_per_batch == 0 {
             problems.push(format!("{path}.max_findings_per_batch: must be at least 1"));
@@ -84,7 +89,9 @@ impl PluginLimits {
             problems.push(format!("{path}.max_consecutive_faults: must be at least 1"));
         }
         if self.backoff_max_ms < self.backoff_initial_ms {
-            problems.push(format!("{path}.backoff_max_ms: must not be below backoff_initial_ms"));
+            problems.push(format!(
+                "{path}.backoff_max_ms: must not be below backoff_initial_ms"
+            ));
         }
         problems
     }
@@ -115,16 +122,30 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.cap {
             // Trapping (rather than returning false) stops the plugin at once:
             // a guest allocator that sees a failed grow may retry forever.
-            return Err(MemoryCapExceeded { cap: self.cap, desired }.into());
+            return Err(MemoryCapExceeded {
+                cap: self.cap,
+                desired,
+            }
+            .into());
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 

@@ -11,7 +11,9 @@ use super::bindings::Detector;
 use super::host_state::HostState;
 use super::limits::MemoryCapExceeded;
 use super::{LoadError, LoadedPlugin, RunContext, deadline_ticks, new_store};
-use crate::internal_events::{PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped, PluginLogsDropped};
+use crate::internal_events::{
+    PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped, PluginLogsDropped,
+};
 use crate::metrics::PluginMetrics;
 use crate::model::{Event, Finding, Timestamp};
 use crate::state::PluginState;
@@ -68,9 +70,26 @@ pub struct PluginRunner {
 }
 
 impl PluginRunner {
-    pub(super) fn new(engine: Engine, tick: Duration, plugin: Arc<LoadedPlugin>, state: Arc<Mutex<PluginState>>, ctx: RunContext) -> Self {
+    pub(super) fn new(
+        engine: Engine,
+        tick: Duration,
+        plugin: Arc<LoadedPlugin>,
+        state: Arc<Mutex<PluginState>>,
+        ctx: RunContext,
+    ) -> Self {
         let metrics = Arc::new(PluginMetrics::new(&plugin.info.name));
-        Self { plugin, engine, tick, ctx, state, live: None, consecutive: 0, retry_at: None, disabled: false, metrics }
+        Self {
+            plugin,
+            engine,
+            tick,
+            ctx,
+            state,
+            live: None,
+            consecutive: 0,
+            retry_at: None,
+            disabled: false,
+            metrics,
+        }
     }
 
     /// The plugin this runner runs.
@@ -110,20 +129,39 @@ impl PluginRunner {
                 self.live = Some(live);
                 Ok(())
             }
-            Err(StartError::Settings(error)) => Err(LoadError::Settings { plugin: self.name().to_owned(), error }),
-            Err(StartError::Other(reason)) => Err(LoadError::Start { plugin: self.name().to_owned(), reason }),
+            Err(StartError::Settings(error)) => Err(LoadError::Settings {
+                plugin: self.name().to_owned(),
+                error,
+            }),
+            Err(StartError::Other(reason)) => Err(LoadError::Start {
+                plugin: self.name().to_owned(),
+                reason,
+            }),
         }
     }
 
     fn instantiate(&mut self) -> Result<Live, StartError> {
         let limits = &self.plugin.limits;
-        let mut store = new_store(&self.engine, self.tick, self.plugin.info.name.as_str().into(), self.state.clone(), &self.ctx, limits);
-        let bindings = self.plugin.pre.instantiate(&mut store).map_err(|e| StartError::Other(describe_error(&e, limits.deadline_ms).to_string()))?;
+        let mut store = new_store(
+            &self.engine,
+            self.tick,
+            self.plugin.info.name.as_str().into(),
+            self.state.clone(),
+            &self.ctx,
+            limits,
+        );
+        let bindings =
+            self.plugin.pre.instantiate(&mut store).map_err(|e| {
+                StartError::Other(describe_error(&e, limits.deadline_ms).to_string())
+            })?;
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         match bindings.call_configure(&mut store, &self.plugin.settings) {
             Ok(Ok(())) => Ok(Live { store, bindings }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
-            Err(e) => Err(StartError::Other(format!("configure: {}", describe_error(&e, limits.deadline_ms)))),
+            Err(e) => Err(StartError::Other(format!(
+                "configure: {}",
+                describe_error(&e, limits.deadline_ms)
+            ))),
         }
     }
 
@@ -138,14 +176,28 @@ impl PluginRunner {
         self.invoke(0, |b, s| b.call_on_tick(s, now))
     }
 
-    fn invoke(&mut self, events: usize, call: impl FnOnce(&Detector, &mut Store<HostState>) -> wasmtime::Result<Vec<Finding>>) -> CallOutcome {
+    fn invoke(
+        &mut self,
+        events: usize,
+        call: impl FnOnce(&Detector, &mut Store<HostState>) -> wasmtime::Result<Vec<Finding>>,
+    ) -> CallOutcome {
         if self.disabled {
-            PluginCallSkipped { plugin: self.name(), events, disabled: true }.emit(&self.metrics);
+            PluginCallSkipped {
+                plugin: self.name(),
+                events,
+                disabled: true,
+            }
+            .emit(&self.metrics);
             return CallOutcome::Skipped;
         }
         if self.live.is_none() {
             if self.retry_at.is_some_and(|t| Instant::now() < t) {
-                PluginCallSkipped { plugin: self.name(), events, disabled: false }.emit(&self.metrics);
+                PluginCallSkipped {
+                    plugin: self.name(),
+                    events,
+                    disabled: false,
+                }
+                .emit(&self.metrics);
                 return CallOutcome::Skipped;
             }
             match self.instantiate() {
@@ -154,24 +206,41 @@ impl PluginRunner {
                     tracing::info!(plugin = self.name(), "plugin re-instantiated after a fault");
                     self.live = Some(live);
                 }
-                Err(StartError::Settings(e)) => return self.fault(Fault::Start(format!("settings refused: {e}")), events),
+                Err(StartError::Settings(e)) => {
+                    return self.fault(Fault::Start(format!("settings refused: {e}")), events);
+                }
                 Err(StartError::Other(reason)) => return self.fault(Fault::Start(reason), events),
             }
         }
         let limits = &self.plugin.limits;
-        let Some(live) = self.live.as_mut() else { return CallOutcome::Skipped };
-        live.store.set_epoch_deadline(deadline_ticks(limits, self.tick));
+        let Some(live) = self.live.as_mut() else {
+            return CallOutcome::Skipped;
+        };
+        live.store
+            .set_epoch_deadline(deadline_ticks(limits, self.tick));
         live.store.data_mut().log_budget = limits.max_log_records_per_call;
         let started = Instant::now();
         let result = call(&live.bindings, &mut live.store);
         self.metrics.latency.observe(started.elapsed());
         let data = live.store.data_mut();
-        let (logs_dropped, refusals) = (std::mem::take(&mut data.logs_dropped), std::mem::take(&mut data.state_refusals));
+        let (logs_dropped, refusals) = (
+            std::mem::take(&mut data.logs_dropped),
+            std::mem::take(&mut data.state_refusals),
+        );
         if logs_dropped > 0 {
-            PluginLogsDropped { plugin: self.name(), dropped: logs_dropped }.emit(&self.metrics);
+            PluginLogsDropped {
+                plugin: self.name(),
+                dropped: logs_dropped,
+            }
+            .emit(&self.metrics);
         }
         PluginMetrics::add(&self.metrics.counters.state_refusals, refusals);
-        if let Err(e) = self.state.lock().unwrap_or_else(PoisonError::into_inner).flush() {
+        if let Err(e) = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+        {
             tracing::error!(plugin = self.name(), error = %e, "cannot persist plugin state");
         }
         match result {
@@ -196,10 +265,22 @@ impl PluginRunner {
         self.live = None;
         self.consecutive += 1;
         let retry_in = self.plugin.limits.backoff(self.consecutive);
-        PluginFaulted { plugin: self.name(), fault: &fault, events, consecutive: self.consecutive, retry_in }.emit(&self.metrics);
+        PluginFaulted {
+            plugin: self.name(),
+            fault: &fault,
+            events,
+            consecutive: self.consecutive,
+            retry_in,
+        }
+        .emit(&self.metrics);
         if self.consecutive >= self.plugin.limits.max_consecutive_faults {
             self.disabled = true;
-            PluginDisabled { plugin: self.name(), consecutive: self.consecutive, last: &fault }.emit(&self.metrics);
+            PluginDisabled {
+                plugin: self.name(),
+                consecutive: self.consecutive,
+                last: &fault,
+            }
+            .emit(&self.metrics);
         } else {
             self.retry_at = Some(Instant::now() + retry_in);
         }
@@ -209,23 +290,40 @@ impl PluginRunner {
     fn accept(&self, mut findings: Vec<Finding>) -> Result<Vec<Finding>, String> {
         let limits = &self.plugin.limits;
         if findings.len() > limits.max_findings_per_batch {
-            PluginFindingsCapped { plugin: self.name(), returned: findings.len(), kept: limits.max_findings_per_batch }.emit(&self.metrics);
+            PluginFindingsCapped {
+                plugin: self.name(),
+                returned: findings.len(),
+                kept: limits.max_findings_per_batch,
+            }
+            .emit(&self.metrics);
             findings.truncate(limits.max_findings_per_batch);
         }
         let prefix = format!("{}/", self.plugin.info.name);
         for f in &findings {
-            if !f.rule_id.starts_with(&prefix) || f.rule_id.len() == prefix.len() || f.rule_id.len() > 128 {
-                return Err(format!("rule id {:?} must be `{prefix}<rule>` (at most 128 bytes)", trunc(&f.rule_id)));
+            if !f.rule_id.starts_with(&prefix)
+                || f.rule_id.len() == prefix.len()
+                || f.rule_id.len() > 128
+            {
+                return Err(format!(
+                    "rule id {:?} must be `{prefix}<rule>` (at most 128 bytes)",
+                    trunc(&f.rule_id)
+                ));
             }
             if f.rule_id.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                return Err(format!("rule id {:?} contains spaces or control characters", trunc(&f.rule_id)));
+                return Err(format!(
+                    "rule id {:?} contains spaces or control characters",
+                    trunc(&f.rule_id)
+                ));
             }
             if f.title.trim().is_empty() {
                 return Err(format!("finding {} has an empty title", f.rule_id));
             }
             let size = finding_size(f);
             if size > limits.max_finding_bytes {
-                return Err(format!("finding {} is {size} bytes, over the cap of {}", f.rule_id, limits.max_finding_bytes));
+                return Err(format!(
+                    "finding {} is {size} bytes, over the cap of {}",
+                    f.rule_id, limits.max_finding_bytes
+                ));
             }
         }
         Ok(findings)
@@ -247,8 +345,14 @@ pub fn finding_size(f: &Finding) -> usize {
         + f.title.len()
         + f.summary.len()
         + f.techniques.iter().map(String::len).sum::<usize>()
-        + f.entities.iter().map(|e| e.id.len() + e.name.len()).sum::<usize>()
-        + f.evidence.iter().map(|kv| kv.key.len() + kv.value.len()).sum::<usize>()
+        + f.entities
+            .iter()
+            .map(|e| e.id.len() + e.name.len())
+            .sum::<usize>()
+        + f.evidence
+            .iter()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum::<usize>()
         + f.event_ids.iter().map(String::len).sum::<usize>()
 }
 

@@ -1,6 +1,11 @@
 //! A corpus of events covering every container-escape rule: the Falco
 //! audit fixtures plus synthetic Docker containers.
 
+#![allow(
+    dead_code,
+    reason = "shared by tests and benchmarks, each using a subset"
+)]
+
 use std::path::Path;
 
 use vigil::model::{ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, Mount};
@@ -10,39 +15,85 @@ use vigil::normalize::{Format, Origin, for_each_record};
 pub fn corpus(root: &Path) -> Vec<Event> {
     let mut events = Vec::new();
     let dir = root.join("tests/data/k8s-audit/falco-0.34.1");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    let origin = Origin { node: "n", source: "replay" };
+    let origin = Origin {
+        node: "n",
+        source: "replay",
+    };
     for f in files {
-        for_each_record("f", &std::fs::read(&f).unwrap(), Format::Auto, &origin, |e| events.append(e), |_| {});
+        for_each_record(
+            "f",
+            &std::fs::read(&f).unwrap(),
+            Format::Auto,
+            &origin,
+            |e| events.append(e),
+            |_| {},
+        );
     }
     let docker = |i: usize, sec: ContainerSecurity| Event {
         id: format!("d{i}"),
         time: 1_700_000_000_000_000_000 + i as u64,
         node: "n".into(),
         source: "docker".into(),
-        body: EventBody::Container(ContainerEvent { action: ContainerAction::Start, id: format!("c{i}"), name: format!("name{i}"), image: "busybox".into(), security: Some(sec), ..Default::default() }),
+        body: EventBody::Container(ContainerEvent {
+            action: ContainerAction::Start,
+            id: format!("c{i}"),
+            name: format!("name{i}"),
+            image: "busybox".into(),
+            security: Some(sec),
+            ..Default::default()
+        }),
     };
-    let mount = |src: &str| Mount { source: src.into(), destination: "/host".into(), read_only: false, kind: "bind".into() };
+    let mount = |src: &str| Mount {
+        source: src.into(),
+        destination: "/host".into(),
+        read_only: false,
+        kind: "bind".into(),
+    };
     let cases = [
-        ContainerSecurity { network_mode: "host".into(), ..Default::default() },
-        ContainerSecurity { pid_mode: "host".into(), ipc_mode: "host".into(), ..Default::default() },
-        ContainerSecurity { privileged: true, ..Default::default() },
-        ContainerSecurity { cap_add: vec!["SYS_ADMIN".into(), "NET_RAW".into()], ..Default::default() },
-        ContainerSecurity { mounts: vec![mount("/var/run/docker.sock"), mount("/etc")], ..Default::default() },
-        ContainerSecurity { mounts: vec![mount("/srv/data")], ..Default::default() },
+        ContainerSecurity {
+            network_mode: "host".into(),
+            ..Default::default()
+        },
+        ContainerSecurity {
+            pid_mode: "host".into(),
+            ipc_mode: "host".into(),
+            ..Default::default()
+        },
+        ContainerSecurity {
+            privileged: true,
+            ..Default::default()
+        },
+        ContainerSecurity {
+            cap_add: vec!["SYS_ADMIN".into(), "NET_RAW".into()],
+            ..Default::default()
+        },
+        ContainerSecurity {
+            mounts: vec![mount("/var/run/docker.sock"), mount("/etc")],
+            ..Default::default()
+        },
+        ContainerSecurity {
+            mounts: vec![mount("/srv/data")],
+            ..Default::default()
+        },
         ContainerSecurity::default(),
     ];
     events.extend(cases.into_iter().enumerate().map(|(i, s)| docker(i, s)));
     events
 }
 
-
 /// A live-like mix without pod specs: container lifecycle events (one in
 /// four inspected), sockets, file changes and audit events of the common
 /// kind (reads and writes that carry no pod spec).
 pub fn typical(n: usize) -> Vec<Event> {
-    use vigil::model::{Direction, FileChange, FileEvent, FileState, KeyValue, KubernetesEvent, NetworkEvent, Protocol};
+    use vigil::model::{
+        Direction, FileChange, FileEvent, FileState, KeyValue, KubernetesEvent, NetworkEvent,
+        Protocol,
+    };
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("ev-{i}");
@@ -54,12 +105,30 @@ pub fn typical(n: usize) -> Vec<Event> {
                 id: format!("{:064x}", i),
                 name: format!("web-{i}"),
                 image: "registry.local/shop/web:1.4.2".into(),
-                labels: vec![KeyValue::new("com.docker.compose.project", "shop"), KeyValue::new("com.docker.compose.service", "web")],
-                security: Some(ContainerSecurity { network_mode: "bridge".into(), mounts: vec![Mount { source: "shop_data".into(), destination: "/data".into(), read_only: false, kind: "volume".into() }], log_driver: "json-file".into(), restart_policy: "unless-stopped".into(), ..Default::default() }),
+                labels: vec![
+                    KeyValue::new("com.docker.compose.project", "shop"),
+                    KeyValue::new("com.docker.compose.service", "web"),
+                ],
+                security: Some(ContainerSecurity {
+                    network_mode: "bridge".into(),
+                    mounts: vec![Mount {
+                        source: "shop_data".into(),
+                        destination: "/data".into(),
+                        read_only: false,
+                        kind: "volume".into(),
+                    }],
+                    log_driver: "json-file".into(),
+                    restart_policy: "unless-stopped".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             1 | 2 => EventBody::Container(ContainerEvent {
-                action: if i % 8 == 1 { ContainerAction::Die } else { ContainerAction::Destroy },
+                action: if i % 8 == 1 {
+                    ContainerAction::Die
+                } else {
+                    ContainerAction::Destroy
+                },
                 raw_action: "die".into(),
                 id: format!("{:064x}", i),
                 name: format!("job-{i}"),
@@ -76,14 +145,33 @@ pub fn typical(n: usize) -> Vec<Event> {
                 remote_port: 5432,
                 direction: Direction::Outbound,
                 state: "ESTABLISHED".into(),
-                container: Some(vigil::model::ContainerRef { id: format!("{:064x}", i), name: "web".into(), image: "registry.local/shop/web:1.4.2".into(), pod: String::new() }),
+                container: Some(vigil::model::ContainerRef {
+                    id: format!("{:064x}", i),
+                    name: "web".into(),
+                    image: "registry.local/shop/web:1.4.2".into(),
+                    pod: String::new(),
+                }),
                 host_network: false,
             }),
             5 => EventBody::File(FileEvent {
                 path: "/etc/docker/daemon.json".into(),
                 change: FileChange::Modified,
-                before: Some(FileState { sha256: "a".repeat(64), size: 120, mode: 0o100644, uid: 0, gid: 0, mtime: time - 1_000_000_000 }),
-                after: Some(FileState { sha256: "b".repeat(64), size: 131, mode: 0o100644, uid: 0, gid: 0, mtime: time }),
+                before: Some(FileState {
+                    sha256: "a".repeat(64),
+                    size: 120,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: time - 1_000_000_000,
+                }),
+                after: Some(FileState {
+                    sha256: "b".repeat(64),
+                    size: 131,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: time,
+                }),
             }),
             _ => EventBody::Kubernetes(KubernetesEvent {
                 verb: "get".into(),
@@ -91,7 +179,10 @@ pub fn typical(n: usize) -> Vec<Event> {
                 namespace: "shop".into(),
                 name: "web-config".into(),
                 user: "system:serviceaccount:shop:web".into(),
-                groups: vec!["system:serviceaccounts".into(), "system:authenticated".into()],
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    "system:authenticated".into(),
+                ],
                 stage: "ResponseComplete".into(),
                 response_code: Some(200),
                 request_uri: "/api/v1/namespaces/shop/configmaps/web-config".into(),
@@ -101,7 +192,13 @@ pub fn typical(n: usize) -> Vec<Event> {
                 ..Default::default()
             }),
         };
-        out.push(Event { id, time, node: "node-a".into(), source: "bench".into(), body });
+        out.push(Event {
+            id,
+            time,
+            node: "node-a".into(),
+            source: "bench".into(),
+            body,
+        });
     }
     out
 }

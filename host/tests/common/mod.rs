@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_owned()
 }
 
 pub fn falco(name: &str) -> PathBuf {
@@ -25,12 +28,17 @@ pub fn vigil() -> Command {
 pub fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
 pub fn rules(findings: &[serde_json::Value]) -> Vec<String> {
-    findings.iter().map(|f| f["rule_id"].as_str().unwrap_or_default().to_owned()).collect()
+    findings
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Builds the hostile plugins in `tests/plugins/` (once per test binary)
@@ -42,7 +50,13 @@ pub fn hostile_dir() -> &'static Path {
         let target = root.join("target/wasm");
         let status = Command::new("bash")
             .arg(root.join("scripts/wasm-cargo.sh"))
-            .args(["build", "--release", "--target", "wasm32-unknown-unknown", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--manifest-path",
+            ])
             .arg(root.join("tests/plugins/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target)

@@ -3,6 +3,11 @@
 //! the component (the parity test and the native benchmark baseline).
 //! The copy mirrors what the Wasm boundary does: every string is copied.
 
+#![allow(
+    dead_code,
+    reason = "shared by tests and benchmarks, each using a subset"
+)]
+
 use vigil::model as h;
 use vigil_plugin_sdk as s;
 
@@ -14,16 +19,70 @@ macro_rules! enum_map {
     };
 }
 
-enum_map!(action, h::ContainerAction, s::ContainerAction, [Create, Start, Restart, Stop, Die, Kill, Destroy, Pause, Unpause, ExecCreate, ExecStart, ExecDie, Oom, Rename, Update, Attach, NetworkConnect, NetworkDisconnect, Running, Other]);
-enum_map!(role, h::ContainerRole, s::ContainerRole, [Main, Init, Ephemeral]);
+enum_map!(
+    action,
+    h::ContainerAction,
+    s::ContainerAction,
+    [
+        Create,
+        Start,
+        Restart,
+        Stop,
+        Die,
+        Kill,
+        Destroy,
+        Pause,
+        Unpause,
+        ExecCreate,
+        ExecStart,
+        ExecDie,
+        Oom,
+        Rename,
+        Update,
+        Attach,
+        NetworkConnect,
+        NetworkDisconnect,
+        Running,
+        Other
+    ]
+);
+enum_map!(
+    role,
+    h::ContainerRole,
+    s::ContainerRole,
+    [Main, Init, Ephemeral]
+);
 enum_map!(protocol, h::Protocol, s::Protocol, [Tcp, Udp]);
-enum_map!(direction, h::Direction, s::Direction, [Inbound, Outbound, Listen, Unknown]);
-enum_map!(file_change, h::FileChange, s::FileChange, [Created, Modified, Metadata, Deleted]);
-enum_map!(severity_back, s::Severity, h::Severity, [Info, Low, Medium, High, Critical]);
-enum_map!(entity_kind_back, s::EntityKind, h::EntityKind, [Container, Pod, Node, File, Image, User, Address]);
+enum_map!(
+    direction,
+    h::Direction,
+    s::Direction,
+    [Inbound, Outbound, Listen, Unknown]
+);
+enum_map!(
+    file_change,
+    h::FileChange,
+    s::FileChange,
+    [Created, Modified, Metadata, Deleted]
+);
+enum_map!(
+    severity_back,
+    s::Severity,
+    h::Severity,
+    [Info, Low, Medium, High, Critical]
+);
+enum_map!(
+    entity_kind_back,
+    s::EntityKind,
+    h::EntityKind,
+    [Container, Pod, Node, File, Image, User, Address]
+);
 
 fn kv(x: &h::KeyValue) -> s::KeyValue {
-    s::KeyValue { key: x.key.clone(), value: x.value.clone() }
+    s::KeyValue {
+        key: x.key.clone(),
+        value: x.value.clone(),
+    }
 }
 
 fn security(x: &h::ContainerSecurity) -> s::ContainerSecurity {
@@ -38,7 +97,16 @@ fn security(x: &h::ContainerSecurity) -> s::ContainerSecurity {
         cap_add: x.cap_add.clone(),
         cap_drop: x.cap_drop.clone(),
         devices: x.devices.clone(),
-        mounts: x.mounts.iter().map(|m| s::Mount { source: m.source.clone(), destination: m.destination.clone(), read_only: m.read_only, kind: m.kind.clone() }).collect(),
+        mounts: x
+            .mounts
+            .iter()
+            .map(|m| s::Mount {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                read_only: m.read_only,
+                kind: m.kind.clone(),
+            })
+            .collect(),
         user: x.user.clone(),
         allow_privilege_escalation: x.allow_privilege_escalation,
         read_only_rootfs: x.read_only_rootfs,
@@ -50,11 +118,23 @@ fn security(x: &h::ContainerSecurity) -> s::ContainerSecurity {
 }
 
 fn container_ref(x: &h::ContainerRef) -> s::ContainerRef {
-    s::ContainerRef { id: x.id.clone(), name: x.name.clone(), image: x.image.clone(), pod: x.pod.clone() }
+    s::ContainerRef {
+        id: x.id.clone(),
+        name: x.name.clone(),
+        image: x.image.clone(),
+        pod: x.pod.clone(),
+    }
 }
 
 fn file_state(x: &h::FileState) -> s::FileState {
-    s::FileState { sha256: x.sha256.clone(), size: x.size, mode: x.mode, uid: x.uid, gid: x.gid, mtime: x.mtime }
+    s::FileState {
+        sha256: x.sha256.clone(),
+        size: x.size,
+        mode: x.mode,
+        uid: x.uid,
+        gid: x.gid,
+        mtime: x.mtime,
+    }
 }
 
 pub fn event(e: &h::Event) -> s::Event {
@@ -72,7 +152,12 @@ pub fn event(e: &h::Event) -> s::Event {
             actor: c.actor.clone(),
             exit_code: c.exit_code,
             signal: c.signal.clone(),
-            exec: c.exec.as_ref().map(|x| s::ExecInfo { command: x.command.clone(), user: x.user.clone(), privileged: x.privileged, tty: x.tty }),
+            exec: c.exec.as_ref().map(|x| s::ExecInfo {
+                command: x.command.clone(),
+                user: x.user.clone(),
+                privileged: x.privileged,
+                tty: x.tty,
+            }),
             network: c.network.clone(),
             lifetime_ms: c.lifetime_ms,
         }),
@@ -97,9 +182,21 @@ pub fn event(e: &h::Event) -> s::Event {
                 host_ipc: p.host_ipc,
                 service_account: p.service_account.clone(),
                 node_name: p.node_name.clone(),
-                containers: p.containers.iter().map(|c| s::PodContainer { role: role(c.role), name: c.name.clone(), image: c.image.clone(), security: security(&c.security) }).collect(),
+                containers: p
+                    .containers
+                    .iter()
+                    .map(|c| s::PodContainer {
+                        role: role(c.role),
+                        name: c.name.clone(),
+                        image: c.image.clone(),
+                        security: security(&c.security),
+                    })
+                    .collect(),
             }),
-            owner: k.owner.as_ref().map(|o| s::OwnerRef { kind: o.kind.clone(), name: o.name.clone() }),
+            owner: k.owner.as_ref().map(|o| s::OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            }),
         }),
         h::EventBody::Network(n) => s::EventBody::Network(s::NetworkEvent {
             protocol: protocol(n.protocol),
@@ -119,7 +216,13 @@ pub fn event(e: &h::Event) -> s::Event {
             after: f.after.as_ref().map(file_state),
         }),
     };
-    s::Event { id: e.id.clone(), time: e.time, node: e.node.clone(), source: e.source.clone(), body }
+    s::Event {
+        id: e.id.clone(),
+        time: e.time,
+        node: e.node.clone(),
+        source: e.source.clone(),
+        body,
+    }
 }
 
 /// A finding from the SDK back into the host's type, for comparison.
@@ -130,8 +233,23 @@ pub fn finding_back(f: s::Finding) -> h::Finding {
         severity: severity_back(f.severity),
         summary: f.summary,
         techniques: f.techniques,
-        entities: f.entities.into_iter().map(|e| h::Entity { kind: entity_kind_back(e.kind), id: e.id, name: e.name }).collect(),
-        evidence: f.evidence.into_iter().map(|kv| h::KeyValue { key: kv.key, value: kv.value }).collect(),
+        entities: f
+            .entities
+            .into_iter()
+            .map(|e| h::Entity {
+                kind: entity_kind_back(e.kind),
+                id: e.id,
+                name: e.name,
+            })
+            .collect(),
+        evidence: f
+            .evidence
+            .into_iter()
+            .map(|kv| h::KeyValue {
+                key: kv.key,
+                value: kv.value,
+            })
+            .collect(),
         event_ids: f.event_ids,
     }
 }

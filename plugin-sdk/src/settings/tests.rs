@@ -44,9 +44,15 @@ fn parses_nested_values() {
 fn reports_invalid_json_and_non_objects_for_the_whole_document() {
     let error = parse::<Settings>("{").unwrap_err();
     assert_eq!(paths(&error), [""]);
-    assert!(error.problems[0].message.contains("not valid JSON"), "{error:?}");
+    assert!(
+        error.problems[0].message.contains("not valid JSON"),
+        "{error:?}"
+    );
     let error = parse::<Settings>("[]").unwrap_err();
-    assert_eq!(error.problems[0].message, "settings must be a JSON object, not an array");
+    assert_eq!(
+        error.problems[0].message,
+        "settings must be a JSON object, not an array"
+    );
 }
 
 #[test]
@@ -59,10 +65,25 @@ fn reports_every_problem_with_original_paths() {
     // Keys are visited in sorted order.
     assert_eq!(
         paths(&error),
-        ["allowlist.colour", "allowlist.images[0]", "allowlist.images[2]", "allowlist.images[4]", "extra", "limit"]
+        [
+            "allowlist.colour",
+            "allowlist.images[0]",
+            "allowlist.images[2]",
+            "allowlist.images[4]",
+            "extra",
+            "limit"
+        ]
     );
-    assert!(error.problems[0].message.starts_with("unknown field `colour`"), "{error:?}");
-    assert!(error.problems[5].message.contains("invalid type"), "{error:?}");
+    assert!(
+        error.problems[0]
+            .message
+            .starts_with("unknown field `colour`"),
+        "{error:?}"
+    );
+    assert!(
+        error.problems[5].message.contains("invalid type"),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -72,7 +93,10 @@ fn reports_missing_required_fields_at_their_path() {
     // An invalid required field is reported once, as invalid, not also as missing.
     let error = parse::<Required>(r#"{"name": 5}"#).unwrap_err();
     assert_eq!(paths(&error), ["name"]);
-    assert!(error.problems[0].message.contains("invalid type"), "{error:?}");
+    assert!(
+        error.problems[0].message.contains("invalid type"),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -81,7 +105,10 @@ fn expect_none_accepts_only_nothing() {
     assert!(expect_none("{}").is_ok());
     let error = expect_none(r#"{"a": 1, "b": 2}"#).unwrap_err();
     assert_eq!(paths(&error), ["a", "b"]);
-    assert_eq!(error.problems[0].message, "unknown setting: this plugin takes no settings");
+    assert_eq!(
+        error.problems[0].message,
+        "unknown setting: this plugin takes no settings"
+    );
 }
 
 #[test]

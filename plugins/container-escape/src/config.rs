@@ -2,8 +2,8 @@
 //! docs) and the validated [`Config`] the rules run on.
 
 use serde::Deserialize;
-use vigil_plugin_sdk::settings::{self, Problems};
 use vigil_plugin_sdk::ConfigError;
+use vigil_plugin_sdk::settings::{self, Problems};
 
 use crate::rules::Rule;
 
@@ -91,7 +91,10 @@ impl Default for Config {
             allowed_images: Vec::new(),
             allowed_namespaces: Vec::new(),
             allowed_containers: Vec::new(),
-            dangerous_capabilities: DEFAULT_DANGEROUS_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            dangerous_capabilities: DEFAULT_DANGEROUS_CAPABILITIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
             sensitive_paths: DEFAULT_SENSITIVE_PATHS
                 .iter()
                 .filter_map(|p| SensitivePath::parse(p))
@@ -113,12 +116,20 @@ impl Config {
             allowed_images: non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
                 .map(ImagePattern::new)
                 .collect(),
-            allowed_namespaces: non_empty(&raw.allowlist.namespaces, "allowlist.namespaces", &mut problems)
-                .map(str::to_owned)
-                .collect(),
-            allowed_containers: non_empty(&raw.allowlist.containers, "allowlist.containers", &mut problems)
-                .map(|name| name.trim_start_matches('/').to_owned())
-                .collect(),
+            allowed_namespaces: non_empty(
+                &raw.allowlist.namespaces,
+                "allowlist.namespaces",
+                &mut problems,
+            )
+            .map(str::to_owned)
+            .collect(),
+            allowed_containers: non_empty(
+                &raw.allowlist.containers,
+                "allowlist.containers",
+                &mut problems,
+            )
+            .map(|name| name.trim_start_matches('/').to_owned())
+            .collect(),
             ..Self::default()
         };
 
@@ -126,7 +137,11 @@ impl Config {
             config.dangerous_capabilities.clear();
             for (i, capability) in capabilities.iter().enumerate() {
                 let normalized = normalize_capability(capability);
-                if normalized.is_empty() || !normalized.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if normalized.is_empty()
+                    || !normalized
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     problems.push(
                         format!("dangerous_capabilities[{i}]"),
                         format!("`{capability}` is not a capability name (e.g. `SYS_ADMIN` or `CAP_SYS_ADMIN`)"),
@@ -142,7 +157,10 @@ impl Config {
             for (i, path) in paths.iter().enumerate() {
                 match SensitivePath::parse(path) {
                     Some(parsed) => config.sensitive_paths.push(parsed),
-                    None => problems.push(format!("sensitive_paths[{i}]"), format!("`{path}` is not an absolute path")),
+                    None => problems.push(
+                        format!("sensitive_paths[{i}]"),
+                        format!("`{path}` is not an absolute path"),
+                    ),
                 }
             }
         }
@@ -152,7 +170,10 @@ impl Config {
                 Some(rule) => config.disabled_rules.push(rule),
                 None => problems.push(
                     format!("disabled_rules[{i}]"),
-                    format!("unknown rule `{id}`; known rules: {}", Rule::ALL.map(Rule::name).join(", ")),
+                    format!(
+                        "unknown rule `{id}`; known rules: {}",
+                        Rule::ALL.map(Rule::name).join(", ")
+                    ),
                 ),
             }
         }
@@ -167,16 +188,24 @@ impl Config {
 
     pub(crate) fn image_allowed(&self, image: &str) -> bool {
         let image = normalize_image(image);
-        self.allowed_images.iter().any(|pattern| pattern.matches(image))
+        self.allowed_images
+            .iter()
+            .any(|pattern| pattern.matches(image))
     }
 
     pub(crate) fn namespace_allowed(&self, namespace: &str) -> bool {
-        !namespace.is_empty() && self.allowed_namespaces.iter().any(|allowed| allowed == namespace)
+        !namespace.is_empty()
+            && self
+                .allowed_namespaces
+                .iter()
+                .any(|allowed| allowed == namespace)
     }
 
     pub(crate) fn container_allowed(&self, name: &str) -> bool {
         let name = name.trim_start_matches('/');
-        self.allowed_containers.iter().any(|allowed| allowed == name)
+        self.allowed_containers
+            .iter()
+            .any(|allowed| allowed == name)
     }
 
     pub(crate) fn capability_dangerous(&self, capability: &str) -> bool {
@@ -211,10 +240,15 @@ pub(crate) fn normalize_capability(capability: &str) -> String {
 /// Docker Hub's implicit prefixes, so `nginx` and `docker.io/library/nginx` compare equal.
 fn normalize_image(image: &str) -> &str {
     let image = image.trim();
-    ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"]
-        .iter()
-        .find_map(|prefix| image.strip_prefix(prefix))
-        .unwrap_or(image)
+    [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|prefix| image.strip_prefix(prefix))
+    .unwrap_or(image)
 }
 
 /// One `allowlist.images` entry.
@@ -274,12 +308,17 @@ pub(crate) struct SensitivePath {
 impl SensitivePath {
     fn parse(path: &str) -> Option<Self> {
         let path = normalize_path(path)?;
-        Some(Self { socket: path.ends_with(".sock"), path })
+        Some(Self {
+            socket: path.ends_with(".sock"),
+            path,
+        })
     }
 
     /// Whether a mount of `source` (normalised) exposes this path.
     pub(crate) fn exposed_by(&self, source: &str) -> bool {
-        source == self.path || (self.path != "/" && is_under(source, &self.path)) || is_under(&self.path, source)
+        source == self.path
+            || (self.path != "/" && is_under(source, &self.path))
+            || is_under(&self.path, source)
     }
 }
 
@@ -307,5 +346,7 @@ fn is_under(child: &str, parent: &str) -> bool {
     if parent == "/" {
         return child != "/";
     }
-    child.strip_prefix(parent).is_some_and(|rest| rest.starts_with('/'))
+    child
+        .strip_prefix(parent)
+        .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -11,11 +11,21 @@ const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 /// Findings for a container that was created, started or found running with
 /// an escape-prone configuration. Other actions (die, destroy, exec …) say
 /// nothing new about the configuration and are ignored.
-pub(crate) fn findings(event: &Event, container: &ContainerEvent, config: &Config, out: &mut Vec<Finding>) {
-    if !matches!(container.action, ContainerAction::Create | ContainerAction::Start | ContainerAction::Running) {
+pub(crate) fn findings(
+    event: &Event,
+    container: &ContainerEvent,
+    config: &Config,
+    out: &mut Vec<Finding>,
+) {
+    if !matches!(
+        container.action,
+        ContainerAction::Create | ContainerAction::Start | ContainerAction::Running
+    ) {
         return;
     }
-    let Some(security) = &container.security else { return };
+    let Some(security) = &container.security else {
+        return;
+    };
     let namespace = container
         .labels
         .iter()
@@ -28,7 +38,11 @@ pub(crate) fn findings(event: &Event, container: &ContainerEvent, config: &Confi
         return;
     }
 
-    let name = if container.name.is_empty() { short_id(&container.id) } else { container.name.as_str() };
+    let name = if container.name.is_empty() {
+        short_id(&container.id)
+    } else {
+        container.name.as_str()
+    };
     let subject = if container.image.is_empty() {
         format!("Container {name}")
     } else {
@@ -38,7 +52,11 @@ pub(crate) fn findings(event: &Event, container: &ContainerEvent, config: &Confi
         let mut finding = Finding::builder(hit.rule.id(), hit.severity)
             .title(hit.rule.title())
             .summary(format!("{subject} {}.", hit.rule.consequence()))
-            .entity(EntityKind::Container, container.id.clone(), container.name.clone());
+            .entity(
+                EntityKind::Container,
+                container.id.clone(),
+                container.name.clone(),
+            );
         for technique in hit.rule.techniques() {
             finding = finding.technique(*technique);
         }

@@ -5,10 +5,12 @@
 //! hostPID, hostIPC) are copied into every container: one finding per
 //! container would repeat the same fact for each of them.
 
-use vigil_plugin_sdk::{ContainerRole, EntityKind, Event, Finding, KeyValue, KubernetesEvent, Severity};
+use vigil_plugin_sdk::{
+    ContainerRole, EntityKind, Event, Finding, KeyValue, KubernetesEvent, Severity,
+};
 
 use crate::config::Config;
-use crate::rules::{inspect, Rule};
+use crate::rules::{Rule, inspect};
 
 /// Verbs that create or change a pod: audit verbs, and watch event types.
 const WRITE_VERBS: &[&str] = &["create", "update", "patch", "added", "modified"];
@@ -27,7 +29,12 @@ struct Matched {
 }
 
 /// Findings for a pod created or changed with an escape-prone configuration.
-pub(crate) fn findings(event: &Event, request: &KubernetesEvent, config: &Config, out: &mut Vec<Finding>) {
+pub(crate) fn findings(
+    event: &Event,
+    request: &KubernetesEvent,
+    config: &Config,
+    out: &mut Vec<Finding>,
+) {
     let Some(pod) = &request.pod else { return };
     if !is_successful_pod_write(request) || config.namespace_allowed(&request.namespace) {
         return;
@@ -42,7 +49,12 @@ pub(crate) fn findings(event: &Event, request: &KubernetesEvent, config: &Config
             let index = match matched.iter().position(|m| m.rule == hit.rule) {
                 Some(index) => index,
                 None => {
-                    matched.push(Matched { rule: hit.rule, severity: hit.severity, images: Vec::new(), evidence: Vec::new() });
+                    matched.push(Matched {
+                        rule: hit.rule,
+                        severity: hit.severity,
+                        images: Vec::new(),
+                        evidence: Vec::new(),
+                    });
                     matched.len() - 1
                 }
             };
@@ -51,11 +63,17 @@ pub(crate) fn findings(event: &Event, request: &KubernetesEvent, config: &Config
             if !container.image.is_empty() && !entry.images.contains(&container.image) {
                 entry.images.push(container.image.clone());
             }
-            entry.evidence.push(KeyValue::new("container", container.name.clone()));
+            entry
+                .evidence
+                .push(KeyValue::new("container", container.name.clone()));
             if container.role != ContainerRole::Main {
-                entry.evidence.push(KeyValue::new("container.role", container.role.as_str()));
+                entry
+                    .evidence
+                    .push(KeyValue::new("container.role", container.role.as_str()));
             }
-            entry.evidence.push(KeyValue::new("image", container.image.clone()));
+            entry
+                .evidence
+                .push(KeyValue::new("image", container.image.clone()));
             entry.evidence.extend(hit.evidence);
         }
     }
@@ -118,6 +136,10 @@ fn describe_pod(request: &KubernetesEvent) -> (String, String, String) {
             format!("unnamed pod of {} {}", owner.kind, owner.name),
             format!("A new pod of {} {namespace}/{}", owner.kind, owner.name),
         ),
-        None => (format!("{namespace}/(unnamed)"), String::new(), format!("A new pod in namespace {namespace}")),
+        None => (
+            format!("{namespace}/(unnamed)"),
+            String::new(),
+            format!("A new pod in namespace {namespace}"),
+        ),
     }
 }

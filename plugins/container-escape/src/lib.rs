@@ -83,8 +83,12 @@ impl Detector for ContainerEscape {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => docker::findings(event, container, &self.config, &mut findings),
-                EventBody::Kubernetes(request) => kubernetes::findings(event, request, &self.config, &mut findings),
+                EventBody::Container(container) => {
+                    docker::findings(event, container, &self.config, &mut findings)
+                }
+                EventBody::Kubernetes(request) => {
+                    kubernetes::findings(event, request, &self.config, &mut findings)
+                }
                 EventBody::Network(_) | EventBody::File(_) => {}
             }
         }

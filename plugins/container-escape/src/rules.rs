@@ -3,7 +3,7 @@
 
 use vigil_plugin_sdk::{ContainerSecurity, KeyValue, Severity};
 
-use crate::config::{normalize_path, Config};
+use crate::config::{Config, normalize_path};
 
 /// A rule of this plugin; its id is `container-escape/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,7 +62,10 @@ impl Rule {
     /// The rule named by a full id or a short name.
     #[must_use]
     pub fn from_id(id: &str) -> Option<Rule> {
-        let name = id.trim().strip_prefix("container-escape/").unwrap_or(id.trim());
+        let name = id
+            .trim()
+            .strip_prefix("container-escape/")
+            .unwrap_or(id.trim());
         Rule::ALL.into_iter().find(|rule| rule.name() == name)
     }
 
@@ -84,7 +87,9 @@ impl Rule {
             // host network to Search Open Technical Databases: Scan Databases.
             Rule::HostNetwork => &["T1610", "T1596.004"],
             Rule::Privileged => &["T1611", "T1610"],
-            Rule::HostPid | Rule::HostIpc | Rule::DangerousCapability | Rule::SensitiveMount => &["T1611"],
+            Rule::HostPid | Rule::HostIpc | Rule::DangerousCapability | Rule::SensitiveMount => {
+                &["T1611"]
+            }
         }
     }
 
@@ -142,12 +147,20 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config) -> Vec<Hit>
     let mut hits = Vec::new();
     let mut hit = |rule: Rule, severity: Severity, evidence: Vec<KeyValue>| {
         if config.enabled(rule) && !evidence.is_empty() {
-            hits.push(Hit { rule, severity, evidence });
+            hits.push(Hit {
+                rule,
+                severity,
+                evidence,
+            });
         }
     };
 
     if security.privileged {
-        hit(Rule::Privileged, Rule::Privileged.severity(), vec![KeyValue::new("privileged", "true")]);
+        hit(
+            Rule::Privileged,
+            Rule::Privileged.severity(),
+            vec![KeyValue::new("privileged", "true")],
+        );
     }
     for (rule, key, mode) in [
         (Rule::HostNetwork, "network-mode", &security.network_mode),
@@ -163,9 +176,18 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config) -> Vec<Hit>
         .cap_add
         .iter()
         .filter(|capability| config.capability_dangerous(capability))
-        .map(|capability| KeyValue::new("capability", crate::config::normalize_capability(capability)))
+        .map(|capability| {
+            KeyValue::new(
+                "capability",
+                crate::config::normalize_capability(capability),
+            )
+        })
         .collect();
-    hit(Rule::DangerousCapability, Rule::DangerousCapability.severity(), capabilities);
+    hit(
+        Rule::DangerousCapability,
+        Rule::DangerousCapability.severity(),
+        capabilities,
+    );
 
     let mut severity = Rule::SensitiveMount.severity();
     let mut mounts = Vec::new();
@@ -173,8 +195,14 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config) -> Vec<Hit>
         if !is_host_path_mount(&mount.kind) {
             continue;
         }
-        let Some(source) = normalize_path(&mount.source) else { continue };
-        let mut exposed = config.sensitive_paths.iter().filter(|path| path.exposed_by(&source)).peekable();
+        let Some(source) = normalize_path(&mount.source) else {
+            continue;
+        };
+        let mut exposed = config
+            .sensitive_paths
+            .iter()
+            .filter(|path| path.exposed_by(&source))
+            .peekable();
         if exposed.peek().is_none() {
             continue;
         }
@@ -182,8 +210,14 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config) -> Vec<Hit>
             severity = Severity::Critical;
         }
         mounts.push(KeyValue::new("mount.source", mount.source.clone()));
-        mounts.push(KeyValue::new("mount.destination", mount.destination.clone()));
-        mounts.push(KeyValue::new("mount.read-only", mount.read_only.to_string()));
+        mounts.push(KeyValue::new(
+            "mount.destination",
+            mount.destination.clone(),
+        ));
+        mounts.push(KeyValue::new(
+            "mount.read-only",
+            mount.read_only.to_string(),
+        ));
     }
     hit(Rule::SensitiveMount, severity, mounts);
 
@@ -194,5 +228,7 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config) -> Vec<Hit>
 /// named volumes, tmpfs, config maps and the like do not.
 fn is_host_path_mount(kind: &str) -> bool {
     let kind = kind.trim();
-    kind.eq_ignore_ascii_case("bind") || kind.eq_ignore_ascii_case("host-path") || kind.eq_ignore_ascii_case("hostPath")
+    kind.eq_ignore_ascii_case("bind")
+        || kind.eq_ignore_ascii_case("host-path")
+        || kind.eq_ignore_ascii_case("hostPath")
 }

@@ -19,25 +19,50 @@ fn rules(findings: &[Finding]) -> Vec<&str> {
 }
 
 fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding.evidence.iter().filter(|e| e.key == key).map(|e| e.value.as_str()).collect()
+    finding
+        .evidence
+        .iter()
+        .filter(|e| e.key == key)
+        .map(|e| e.value.as_str())
+        .collect()
 }
 
 #[test]
 fn describes_itself() {
     let info = ContainerEscape::describe();
     assert_eq!(info.name, "container-escape");
-    assert_eq!(info.subscribes, [EventKind::Container, EventKind::Kubernetes]);
-    assert!(info.settings.iter().any(|s| s.name == "sensitive_paths" && s.default_value.contains("\"/etc\"")));
+    assert_eq!(
+        info.subscribes,
+        [EventKind::Container, EventKind::Kubernetes]
+    );
+    assert!(
+        info.settings
+            .iter()
+            .any(|s| s.name == "sensitive_paths" && s.default_value.contains("\"/etc\""))
+    );
 }
 
 #[test]
 fn a_harmless_container_gives_nothing() {
-    assert!(run("{}", &[docker("e1", ContainerAction::Start, ContainerSecurity::default())]).is_empty());
+    assert!(
+        run(
+            "{}",
+            &[docker(
+                "e1",
+                ContainerAction::Start,
+                ContainerSecurity::default()
+            )]
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn host_network() {
-    let security = ContainerSecurity { network_mode: "host".into(), ..Default::default() };
+    let security = ContainerSecurity {
+        network_mode: "host".into(),
+        ..Default::default()
+    };
     let findings = run("{}", &[docker("e1", ContainerAction::Start, security)]);
     assert_eq!(rules(&findings), ["container-escape/host-network"]);
     let finding = &findings[0];
@@ -46,19 +71,39 @@ fn host_network() {
     assert_eq!(finding.event_ids, ["e1"]);
     assert_eq!(evidence(finding, "network-mode"), ["host"]);
     assert_eq!(evidence(finding, "container"), ["web"]);
-    assert_eq!(finding.entities[0], Entity::new(EntityKind::Container, "c0ffee", "web"));
-    assert_eq!(finding.entities[1], Entity::new(EntityKind::Image, "nginx:1.25", ""));
+    assert_eq!(
+        finding.entities[0],
+        Entity::new(EntityKind::Container, "c0ffee", "web")
+    );
+    assert_eq!(
+        finding.entities[1],
+        Entity::new(EntityKind::Image, "nginx:1.25", "")
+    );
 
-    let bridge = ContainerSecurity { network_mode: "bridge".into(), ..Default::default() };
+    let bridge = ContainerSecurity {
+        network_mode: "bridge".into(),
+        ..Default::default()
+    };
     assert!(run("{}", &[docker("e2", ContainerAction::Start, bridge)]).is_empty());
 }
 
 #[test]
 fn host_pid_and_ipc() {
-    let security = ContainerSecurity { pid_mode: "host".into(), ipc_mode: "host".into(), ..Default::default() };
+    let security = ContainerSecurity {
+        pid_mode: "host".into(),
+        ipc_mode: "host".into(),
+        ..Default::default()
+    };
     let findings = run("{}", &[docker("e1", ContainerAction::Create, security)]);
-    assert_eq!(rules(&findings), ["container-escape/host-pid", "container-escape/host-ipc"]);
-    assert!(findings.iter().all(|f| f.techniques == ["T1611"] && f.severity == Severity::High));
+    assert_eq!(
+        rules(&findings),
+        ["container-escape/host-pid", "container-escape/host-ipc"]
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.techniques == ["T1611"] && f.severity == Severity::High)
+    );
 
     let private = ContainerSecurity {
         pid_mode: "container:abc".into(),
@@ -70,7 +115,10 @@ fn host_pid_and_ipc() {
 
 #[test]
 fn privileged() {
-    let security = ContainerSecurity { privileged: true, ..Default::default() };
+    let security = ContainerSecurity {
+        privileged: true,
+        ..Default::default()
+    };
     let findings = run("{}", &[docker("e1", ContainerAction::Running, security)]);
     assert_eq!(rules(&findings), ["container-escape/privileged"]);
     assert_eq!(findings[0].severity, Severity::Critical);
@@ -80,25 +128,47 @@ fn privileged() {
 #[test]
 fn dangerous_capabilities_are_all_listed_in_one_finding() {
     let security = ContainerSecurity {
-        cap_add: vec!["CAP_SYS_ADMIN".into(), "NET_BIND_SERVICE".into(), "sys_ptrace".into()],
+        cap_add: vec![
+            "CAP_SYS_ADMIN".into(),
+            "NET_BIND_SERVICE".into(),
+            "sys_ptrace".into(),
+        ],
         ..Default::default()
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Start, security)]);
     assert_eq!(rules(&findings), ["container-escape/dangerous-capability"]);
-    assert_eq!(evidence(&findings[0], "capability"), ["SYS_ADMIN", "SYS_PTRACE"]);
+    assert_eq!(
+        evidence(&findings[0], "capability"),
+        ["SYS_ADMIN", "SYS_PTRACE"]
+    );
 
-    let benign = ContainerSecurity { cap_add: vec!["NET_BIND_SERVICE".into(), "CHOWN".into()], ..Default::default() };
+    let benign = ContainerSecurity {
+        cap_add: vec!["NET_BIND_SERVICE".into(), "CHOWN".into()],
+        ..Default::default()
+    };
     assert!(run("{}", &[docker("e2", ContainerAction::Start, benign)]).is_empty());
 }
 
 #[test]
 fn all_capabilities_always_count_even_with_an_overridden_list() {
-    let security = ContainerSecurity { cap_add: vec!["ALL".into()], ..Default::default() };
-    let findings = run(r#"{"dangerous_capabilities": ["NET_RAW"]}"#, &[docker("e1", ContainerAction::Start, security)]);
+    let security = ContainerSecurity {
+        cap_add: vec!["ALL".into()],
+        ..Default::default()
+    };
+    let findings = run(
+        r#"{"dangerous_capabilities": ["NET_RAW"]}"#,
+        &[docker("e1", ContainerAction::Start, security)],
+    );
     assert_eq!(evidence(&findings[0], "capability"), ["ALL"]);
 
-    let sys_admin = ContainerSecurity { cap_add: vec!["SYS_ADMIN".into()], ..Default::default() };
-    let findings = run(r#"{"dangerous_capabilities": ["NET_RAW"]}"#, &[docker("e2", ContainerAction::Start, sys_admin)]);
+    let sys_admin = ContainerSecurity {
+        cap_add: vec!["SYS_ADMIN".into()],
+        ..Default::default()
+    };
+    let findings = run(
+        r#"{"dangerous_capabilities": ["NET_RAW"]}"#,
+        &[docker("e2", ContainerAction::Start, sys_admin)],
+    );
     assert!(findings.is_empty());
 }
 
@@ -108,7 +178,10 @@ fn sensitive_mounts() {
         mounts: vec![
             bind("/etc", "/host/etc"),
             bind("/home/me/src", "/src"),
-            Mount { kind: "volume".into(), ..bind("/var/lib/docker/volumes/x", "/data") },
+            Mount {
+                kind: "volume".into(),
+                ..bind("/var/lib/docker/volumes/x", "/data")
+            },
         ],
         ..Default::default()
     };
@@ -123,8 +196,13 @@ fn sensitive_mounts() {
 #[test]
 fn sensitive_mounts_match_equal_under_and_above_but_root_only_exactly() {
     let case = |source: &str| {
-        let security = ContainerSecurity { mounts: vec![bind(source, "/m")], ..Default::default() };
-        run("{}", &[docker("e", ContainerAction::Start, security)]).first().map(|f| f.severity)
+        let security = ContainerSecurity {
+            mounts: vec![bind(source, "/m")],
+            ..Default::default()
+        };
+        run("{}", &[docker("e", ContainerAction::Start, security)])
+            .first()
+            .map(|f| f.severity)
     };
     assert_eq!(case("/etc/ssl/"), Some(Severity::High));
     assert_eq!(case("/var"), Some(Severity::Critical)); // contains /var/run/docker.sock
@@ -132,7 +210,10 @@ fn sensitive_mounts_match_equal_under_and_above_but_root_only_exactly() {
     assert_eq!(case("/"), Some(Severity::Critical));
     assert_eq!(case("/tmp/../etc"), Some(Severity::High));
     assert_eq!(case("/var/run/docker.sock"), Some(Severity::Critical));
-    assert_eq!(case("/run/containerd/containerd.sock"), Some(Severity::Critical));
+    assert_eq!(
+        case("/run/containerd/containerd.sock"),
+        Some(Severity::Critical)
+    );
     assert_eq!(case("/var/log"), None);
     assert_eq!(case("/etcetera"), None);
     assert_eq!(case("/home/me"), None);
@@ -141,19 +222,41 @@ fn sensitive_mounts_match_equal_under_and_above_but_root_only_exactly() {
 #[test]
 fn runtime_socket_hostpath_in_a_pod_is_critical() {
     let security = ContainerSecurity {
-        mounts: vec![Mount { kind: "host-path".into(), ..bind("/var/run/docker.sock", "/var/run/docker.sock") }],
+        mounts: vec![Mount {
+            kind: "host-path".into(),
+            ..bind("/var/run/docker.sock", "/var/run/docker.sock")
+        }],
         ..Default::default()
     };
-    let findings = run("{}", &[audit("e1", "create", "ResponseComplete", vec![container("ci", security)])]);
+    let findings = run(
+        "{}",
+        &[audit(
+            "e1",
+            "create",
+            "ResponseComplete",
+            vec![container("ci", security)],
+        )],
+    );
     assert_eq!(rules(&findings), ["container-escape/sensitive-mount"]);
     assert_eq!(findings[0].severity, Severity::Critical);
 }
 
 #[test]
 fn only_configuration_actions_are_inspected() {
-    let security = ContainerSecurity { privileged: true, ..Default::default() };
-    for action in [ContainerAction::Die, ContainerAction::Destroy, ContainerAction::ExecStart, ContainerAction::Stop] {
-        assert!(run("{}", &[docker("e", action, security.clone())]).is_empty(), "{action}");
+    let security = ContainerSecurity {
+        privileged: true,
+        ..Default::default()
+    };
+    for action in [
+        ContainerAction::Die,
+        ContainerAction::Destroy,
+        ContainerAction::ExecStart,
+        ContainerAction::Stop,
+    ] {
+        assert!(
+            run("{}", &[docker("e", action, security.clone())]).is_empty(),
+            "{action}"
+        );
     }
     let mut no_security = docker("e", ContainerAction::Start, security);
     if let EventBody::Container(container) = &mut no_security.body {
@@ -164,27 +267,72 @@ fn only_configuration_actions_are_inspected() {
 
 #[test]
 fn a_pod_gives_one_finding_per_rule_listing_every_container() {
-    let host = ContainerSecurity { network_mode: "host".into(), ..Default::default() };
-    let privileged = ContainerSecurity { privileged: true, ..host.clone() };
+    let host = ContainerSecurity {
+        network_mode: "host".into(),
+        ..Default::default()
+    };
+    let privileged = ContainerSecurity {
+        privileged: true,
+        ..host.clone()
+    };
     let mut init = container("setup", privileged.clone());
     init.role = ContainerRole::Init;
-    let event = audit("e1", "create", "ResponseComplete", vec![container("app", privileged), init, container("sidecar", host)]);
+    let event = audit(
+        "e1",
+        "create",
+        "ResponseComplete",
+        vec![
+            container("app", privileged),
+            init,
+            container("sidecar", host),
+        ],
+    );
     let findings = run("{}", &[event]);
-    assert_eq!(rules(&findings), ["container-escape/privileged", "container-escape/host-network"]);
+    assert_eq!(
+        rules(&findings),
+        [
+            "container-escape/privileged",
+            "container-escape/host-network"
+        ]
+    );
     assert_eq!(evidence(&findings[0], "container"), ["app", "setup"]);
     assert_eq!(evidence(&findings[0], "container.role"), ["init"]);
-    assert_eq!(evidence(&findings[1], "container"), ["app", "setup", "sidecar"]);
+    assert_eq!(
+        evidence(&findings[1], "container"),
+        ["app", "setup", "sidecar"]
+    );
     assert_eq!(evidence(&findings[1], "user"), ["kubernetes-admin"]);
     assert_eq!(evidence(&findings[1], "namespace"), ["default"]);
-    assert_eq!(findings[1].entities[0], Entity::new(EntityKind::Pod, "default/web", ""));
-    assert_eq!(findings[1].entities[1], Entity::new(EntityKind::Image, "nginx:1.25", ""));
+    assert_eq!(
+        findings[1].entities[0],
+        Entity::new(EntityKind::Pod, "default/web", "")
+    );
+    assert_eq!(
+        findings[1].entities[1],
+        Entity::new(EntityKind::Image, "nginx:1.25", "")
+    );
 }
 
 #[test]
 fn an_audit_request_gives_one_finding_across_its_stages() {
-    let security = ContainerSecurity { privileged: true, ..Default::default() };
-    let stages = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
-        .map(|stage| audit(stage, "create", stage, vec![container("app", security.clone())]));
+    let security = ContainerSecurity {
+        privileged: true,
+        ..Default::default()
+    };
+    let stages = [
+        "RequestReceived",
+        "ResponseStarted",
+        "ResponseComplete",
+        "Panic",
+    ]
+    .map(|stage| {
+        audit(
+            stage,
+            "create",
+            stage,
+            vec![container("app", security.clone())],
+        )
+    });
     let findings = run("{}", &stages);
     assert_eq!(rules(&findings), ["container-escape/privileged"]);
     assert_eq!(findings[0].event_ids, ["ResponseComplete"]);
@@ -192,23 +340,44 @@ fn an_audit_request_gives_one_finding_across_its_stages() {
 
 #[test]
 fn refused_and_read_only_requests_are_ignored() {
-    let security = ContainerSecurity { privileged: true, ..Default::default() };
-    let mut refused = audit("e1", "create", "ResponseComplete", vec![container("app", security.clone())]);
-    let mut status = audit("e2", "patch", "ResponseComplete", vec![container("app", security.clone())]);
+    let security = ContainerSecurity {
+        privileged: true,
+        ..Default::default()
+    };
+    let mut refused = audit(
+        "e1",
+        "create",
+        "ResponseComplete",
+        vec![container("app", security.clone())],
+    );
+    let mut status = audit(
+        "e2",
+        "patch",
+        "ResponseComplete",
+        vec![container("app", security.clone())],
+    );
     if let EventBody::Kubernetes(request) = &mut refused.body {
         request.response_code = Some(403);
     }
     if let EventBody::Kubernetes(request) = &mut status.body {
         request.subresource = "status".into();
     }
-    let get = audit("e3", "get", "ResponseComplete", vec![container("app", security.clone())]);
+    let get = audit(
+        "e3",
+        "get",
+        "ResponseComplete",
+        vec![container("app", security.clone())],
+    );
     let deleted = audit("e4", "deleted", "", vec![container("app", security)]);
     assert!(run("{}", &[refused, status, get, deleted]).is_empty());
 }
 
 #[test]
 fn watch_events_and_ephemeral_containers_are_inspected() {
-    let security = ContainerSecurity { pid_mode: "host".into(), ..Default::default() };
+    let security = ContainerSecurity {
+        pid_mode: "host".into(),
+        ..Default::default()
+    };
     let mut debug = container("debugger", security);
     debug.role = ContainerRole::Ephemeral;
     let mut event = audit("e1", "patch", "ResponseComplete", vec![debug.clone()]);
@@ -217,17 +386,26 @@ fn watch_events_and_ephemeral_containers_are_inspected() {
     }
     let watched = audit("e2", "modified", "", vec![debug]);
     let findings = run("{}", &[event, watched]);
-    assert_eq!(rules(&findings), ["container-escape/host-pid", "container-escape/host-pid"]);
+    assert_eq!(
+        rules(&findings),
+        ["container-escape/host-pid", "container-escape/host-pid"]
+    );
     assert_eq!(evidence(&findings[0], "container.role"), ["ephemeral"]);
 }
 
 #[test]
 fn an_unnamed_pod_is_identified_by_its_owner() {
-    let security = ContainerSecurity { privileged: true, ..Default::default() };
+    let security = ContainerSecurity {
+        privileged: true,
+        ..Default::default()
+    };
     let mut event = audit("e1", "create", "", vec![container("app", security)]);
     if let EventBody::Kubernetes(request) = &mut event.body {
         request.name = String::new();
-        request.owner = Some(OwnerRef { kind: "ReplicaSet".into(), name: "web-7d9f".into() });
+        request.owner = Some(OwnerRef {
+            kind: "ReplicaSet".into(),
+            name: "web-7d9f".into(),
+        });
     }
     let findings = run("{}", &[event]);
     assert_eq!(findings[0].entities[0].id, "default/web-7d9f");
@@ -236,14 +414,23 @@ fn an_unnamed_pod_is_identified_by_its_owner() {
 
 #[test]
 fn allowlists() {
-    let security = ContainerSecurity { network_mode: "host".into(), ..Default::default() };
+    let security = ContainerSecurity {
+        network_mode: "host".into(),
+        ..Default::default()
+    };
     let settings = r#"{"allowlist": {
         "images": ["registry.k8s.io/kube-proxy", "quay.io/calico/*", "nginx:1.25"],
         "namespaces": ["kube-system"],
         "containers": ["node-exporter"]
     }}"#;
     // nginx:1.25 (the fixtures' image) is allowlisted; other tags are not.
-    assert!(run(settings, &[docker("e1", ContainerAction::Start, security.clone())]).is_empty());
+    assert!(
+        run(
+            settings,
+            &[docker("e1", ContainerAction::Start, security.clone())]
+        )
+        .is_empty()
+    );
     let mut other_tag = docker("e2", ContainerAction::Start, security.clone());
     let mut named = docker("e3", ContainerAction::Start, security.clone());
     let mut labelled = docker("e4", ContainerAction::Start, security.clone());
@@ -258,9 +445,14 @@ fn allowlists() {
         }
     }
     if let EventBody::Container(container) = &mut labelled.body {
-        container.labels.push(KeyValue::new("io.kubernetes.pod.namespace", "kube-system"));
+        container
+            .labels
+            .push(KeyValue::new("io.kubernetes.pod.namespace", "kube-system"));
     }
-    assert_eq!(rules(&run(settings, &[other_tag, named, labelled])), ["container-escape/host-network"]);
+    assert_eq!(
+        rules(&run(settings, &[other_tag, named, labelled])),
+        ["container-escape/host-network"]
+    );
 
     let mut proxy = container("kube-proxy", security.clone());
     proxy.image = "registry.k8s.io/kube-proxy:v1.29.0".into();
@@ -268,7 +460,10 @@ fn allowlists() {
     calico.image = "quay.io/calico/node:v3.27".into();
     let mut lookalike = container("evil", security.clone());
     lookalike.image = "registry.k8s.io/kube-proxy-evil:v1".into();
-    let findings = run(settings, &[audit("e5", "create", "", vec![proxy, calico, lookalike])]);
+    let findings = run(
+        settings,
+        &[audit("e5", "create", "", vec![proxy, calico, lookalike])],
+    );
     assert_eq!(evidence(&findings[0], "container"), ["evil"]);
 
     let mut system = audit("e6", "create", "", vec![container("app", security)]);
@@ -311,8 +506,19 @@ fn settings_problems_are_all_reported_with_paths() {
         )
         .unwrap_err();
     let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["allowlist.images[0]", "dangerous_capabilities[0]", "sensitive_paths[0]", "disabled_rules[0]"]);
-    assert!(error.problems[3].message.contains("host-network"), "{error:?}");
+    assert_eq!(
+        paths,
+        [
+            "allowlist.images[0]",
+            "dangerous_capabilities[0]",
+            "sensitive_paths[0]",
+            "disabled_rules[0]"
+        ]
+    );
+    assert!(
+        error.problems[3].message.contains("host-network"),
+        "{error:?}"
+    );
 
     assert!(detector.configure("").is_ok());
     assert_eq!(detector.config(), &Config::default());

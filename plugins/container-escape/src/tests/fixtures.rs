@@ -20,7 +20,12 @@ pub(crate) fn docker(id: &str, action: ContainerAction, security: ContainerSecur
 
 /// A main container with image `nginx:1.25`.
 pub(crate) fn container(name: &str, security: ContainerSecurity) -> PodContainer {
-    PodContainer { role: ContainerRole::Main, name: name.into(), image: "nginx:1.25".into(), security }
+    PodContainer {
+        role: ContainerRole::Main,
+        name: name.into(),
+        image: "nginx:1.25".into(),
+        security,
+    }
 }
 
 /// A `pods` request by `kubernetes-admin` for pod `default/web`.
@@ -35,7 +40,10 @@ pub(crate) fn audit(id: &str, verb: &str, stage: &str, containers: Vec<PodContai
             name: "web".into(),
             user: "kubernetes-admin".into(),
             stage: stage.into(),
-            pod: Some(PodSpec { containers, ..Default::default() }),
+            pod: Some(PodSpec {
+                containers,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
     )
@@ -43,5 +51,10 @@ pub(crate) fn audit(id: &str, verb: &str, stage: &str, containers: Vec<PodContai
 
 /// A read-write bind mount.
 pub(crate) fn bind(source: &str, destination: &str) -> Mount {
-    Mount { source: source.into(), destination: destination.into(), read_only: false, kind: "bind".into() }
+    Mount {
+        source: source.into(),
+        destination: destination.into(),
+        read_only: false,
+        kind: "bind".into(),
+    }
 }

@@ -10,7 +10,11 @@ struct Hog {
 
 impl Detector for Hog {
     fn describe() -> PluginInfo {
-        PluginInfo::builder(NAME, "0.1.0").description("hostile test fixture").subscribe(EventKind::Container).subscribe(EventKind::Kubernetes).build()
+        PluginInfo::builder(NAME, "0.1.0")
+            .description("hostile test fixture")
+            .subscribe(EventKind::Container)
+            .subscribe(EventKind::Kubernetes)
+            .build()
     }
 
     fn on_events(&mut self, _batch: &[Event]) -> Vec<Finding> {

@@ -8,7 +8,11 @@ struct Spin;
 
 impl Detector for Spin {
     fn describe() -> PluginInfo {
-        PluginInfo::builder(NAME, "0.1.0").description("hostile test fixture").subscribe(EventKind::Container).subscribe(EventKind::Kubernetes).build()
+        PluginInfo::builder(NAME, "0.1.0")
+            .description("hostile test fixture")
+            .subscribe(EventKind::Container)
+            .subscribe(EventKind::Kubernetes)
+            .build()
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {

@@ -8,11 +8,19 @@ struct Impostor;
 
 impl Detector for Impostor {
     fn describe() -> PluginInfo {
-        PluginInfo::builder(NAME, "0.1.0").description("hostile test fixture").subscribe(EventKind::Container).subscribe(EventKind::Kubernetes).build()
+        PluginInfo::builder(NAME, "0.1.0")
+            .description("hostile test fixture")
+            .subscribe(EventKind::Container)
+            .subscribe(EventKind::Kubernetes)
+            .build()
     }
 
     fn on_events(&mut self, _batch: &[Event]) -> Vec<Finding> {
-        vec![Finding::builder("container-escape/privileged", Severity::Critical).title("forged").build()]
+        vec![
+            Finding::builder("container-escape/privileged", Severity::Critical)
+                .title("forged")
+                .build(),
+        ]
     }
 }
 

@@ -8,13 +8,21 @@ struct Boom;
 
 impl Detector for Boom {
     fn describe() -> PluginInfo {
-        PluginInfo::builder(NAME, "0.1.0").description("hostile test fixture").subscribe(EventKind::Container).subscribe(EventKind::Kubernetes).build()
+        PluginInfo::builder(NAME, "0.1.0")
+            .description("hostile test fixture")
+            .subscribe(EventKind::Container)
+            .subscribe(EventKind::Kubernetes)
+            .build()
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let index = std::hint::black_box(batch.len() + 7);
         let v: Vec<u32> = Vec::new();
-        vec![Finding::builder("hostile-trap/never", Severity::Info).title(format!("{}", v[index])).build()]
+        vec![
+            Finding::builder("hostile-trap/never", Severity::Info)
+                .title(format!("{}", v[index]))
+                .build(),
+        ]
     }
 }
 

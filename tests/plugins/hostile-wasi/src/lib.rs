@@ -13,7 +13,13 @@ struct Snoop;
 
 impl Guest for Snoop {
     fn describe() -> PluginInfo {
-        PluginInfo { name: "hostile-wasi".into(), version: "0.1.0".into(), description: "reads the environment".into(), subscribes: vec![EventKind::Container], settings: vec![] }
+        PluginInfo {
+            name: "hostile-wasi".into(),
+            version: "0.1.0".into(),
+            description: "reads the environment".into(),
+            subscribes: vec![EventKind::Container],
+            settings: vec![],
+        }
     }
 
     fn configure(_settings: String) -> Result<(), ConfigError> {
