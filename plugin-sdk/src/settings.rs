@@ -278,5 +278,5 @@ impl Pruned {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should fail loudly")]
+#[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]
 mod tests;

@@ -113,7 +113,7 @@ pub fn set_state_limits(limits: StateLimits) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should fail loudly")]
+#[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]
 mod tests {
     use super::*;
     use crate::host::state;
