@@ -59,20 +59,36 @@ pub trait Singleton: 'static {
 }
 
 impl<S: Singleton> bindings::Guest for S {
+    // Each body runs between `enter_export` and `leave_export`, and drops its
+    // arguments before leaving: see `crate::arena` for why.
     fn describe() -> PluginInfo {
-        S::Detector::describe()
+        crate::arena::enter_export();
+        let info = S::Detector::describe();
+        crate::arena::leave_export();
+        info
     }
 
     fn configure(settings: String) -> Result<(), ConfigError> {
-        S::with(|detector| detector.configure(&settings))
+        crate::arena::enter_export();
+        let result = S::with(|detector| detector.configure(&settings));
+        drop(settings);
+        crate::arena::leave_export();
+        result
     }
 
     fn on_events(batch: Vec<Event>) -> Vec<Finding> {
-        S::with(|detector| detector.on_events(&batch))
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_events(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
     }
 
     fn on_tick(now: Timestamp) -> Vec<Finding> {
-        S::with(|detector| detector.on_tick(now))
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_tick(now));
+        crate::arena::leave_export();
+        findings
     }
 }
 

@@ -9,6 +9,8 @@ extern crate self as vigil_plugin_sdk;
 // Public only so that `export_detector!` can reach it from plugin crates.
 #[doc(hidden)]
 pub mod bindings;
+#[doc(hidden)]
+pub mod arena;
 mod detector;
 mod finding;
 pub mod host;

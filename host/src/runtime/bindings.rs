@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use vigil::detector::clock::Host as ClockHost;
-pub use vigil::detector::log::{Host as LogHost, Level};
-pub use vigil::detector::state::{Host as StateHost, StateError};
-pub use vigil::detector::threat_intel::{Host as ThreatIntelHost, IpMatch};
+pub use self::vigil::detector::clock::Host as ClockHost;
+pub use self::vigil::detector::log::{Host as LogHost, Level};
+pub use self::vigil::detector::state::{Host as StateHost, StateError};
+pub use self::vigil::detector::threat_intel::{Host as ThreatIntelHost, IpMatch};
