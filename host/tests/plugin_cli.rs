@@ -1,6 +1,10 @@
 //! `vigil plugin test` and `vigil plugin inspect` through the real binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on broken fixtures")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
 
 mod common;
 
@@ -38,7 +42,12 @@ fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("ok: 1 findings as expected"), "{stdout}");
 
     let bad = dir.join("bad.jsonl");
@@ -55,7 +64,12 @@ fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("finding #1: mismatch") && stdout.contains("- \"container-escape/host-network\"") && stdout.contains("+ \"container-escape/privileged\""), "{stdout}");
+    assert!(
+        stdout.contains("finding #1: mismatch")
+            && stdout.contains("- \"container-escape/host-network\"")
+            && stdout.contains("+ \"container-escape/privileged\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("finding #2: missing"), "{stdout}");
 }
 
@@ -74,8 +88,17 @@ fn plugin_test_applies_settings() {
         .arg(&settings)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout.is_empty(), "the allowlisted namespace is not reported: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the allowlisted namespace is not reported: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     std::fs::write(&settings, r#"{"allowlist":{"namespaces":[7]},"bogus":1}"#).unwrap();
     let out = vigil()
@@ -90,21 +113,42 @@ fn plugin_test_applies_settings() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("refused its settings") && stderr.contains("bogus") && stderr.contains("allowlist.namespaces[0]"), "every problem is reported: {stderr}");
+    assert!(
+        stderr.contains("refused its settings")
+            && stderr.contains("bogus")
+            && stderr.contains("allowlist.namespaces[0]"),
+        "every problem is reported: {stderr}"
+    );
 }
 
 #[test]
 fn inspect_shows_description_imports_and_uses_the_cache() {
     let dir = temp("inspect");
     let run = || {
-        let out = vigil().env("XDG_CACHE_HOME", &dir).args(["plugin", "inspect"]).arg(container_escape_wasm()).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = vigil()
+            .env("XDG_CACHE_HOME", &dir)
+            .args(["plugin", "inspect"])
+            .arg(container_escape_wasm())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let first = run();
     assert_eq!(first["describe"]["name"], "container-escape");
     assert_eq!(first["forbidden_imports"], serde_json::json!([]));
-    assert!(first["imports"].as_array().unwrap().iter().all(|i| i.as_str().unwrap().starts_with("vigil:detector/")));
+    assert!(
+        first["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.as_str().unwrap().starts_with("vigil:detector/"))
+    );
     assert_eq!(first["from_cache"], false);
     let second = run();
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
@@ -114,8 +158,20 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
 #[test]
 fn inspect_names_forbidden_imports() {
     let dir = temp("inspect-wasi");
-    let out = vigil().env("XDG_CACHE_HOME", &dir).args(["plugin", "inspect"]).arg(common::hostile_dir().join("hostile_wasi.wasm")).output().unwrap();
+    let out = vigil()
+        .env("XDG_CACHE_HOME", &dir)
+        .args(["plugin", "inspect"])
+        .arg(common::hostile_dir().join("hostile_wasi.wasm"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["forbidden_imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:cli/environment")), "{v}");
+    assert!(
+        v["forbidden_imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("wasi:cli/environment")),
+        "{v}"
+    );
 }

@@ -1,7 +1,11 @@
 //! The live pipeline's plugin workers: a plugin stuck in a loop does not
 //! stall the others, and its overflowing queue is counted, never silent.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on broken fixtures")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
 
 mod common;
 
@@ -12,26 +16,55 @@ use std::time::{Duration, Instant};
 use vigil::metrics::PluginMetrics;
 use vigil::model::Event;
 use vigil::normalize::{Format, Origin, for_each_record};
-use vigil::runtime::{Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime};
+use vigil::runtime::{
+    Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+};
 use vigil::workers::WorkerPool;
 
 #[test]
 fn a_stuck_plugin_does_not_stall_the_others() {
     let runtime = Runtime::new(&EngineSettings::default(), None).unwrap();
-    let ctx = RunContext { clock: Clock::Replay(Arc::new(AtomicU64::new(0))), intel: Arc::new(RwLock::new(Arc::default())), state_dir: None };
-    let limits = PluginLimits { deadline_ms: 200, backoff_initial_ms: 0, max_consecutive_faults: 1000, ..Default::default() };
+    let ctx = RunContext {
+        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        intel: Arc::new(RwLock::new(Arc::default())),
+        state_dir: None,
+    };
+    let limits = PluginLimits {
+        deadline_ms: 200,
+        backoff_initial_ms: 0,
+        max_consecutive_faults: 1000,
+        ..Default::default()
+    };
     let spin = PluginSpec {
         origin: PluginOrigin::File("hostile_loop.wasm".into()),
         bytes: Arc::from(std::fs::read(common::hostile_dir().join("hostile_loop.wasm")).unwrap()),
         settings: "{}".into(),
         limits: limits.clone(),
     };
-    let escape = PluginSpec { origin: PluginOrigin::Builtin("container-escape"), bytes: Arc::from(vigil::builtin::bytes("container-escape").unwrap()), settings: "{}".into(), limits };
-    let runners = vec![runtime.load(spin, &ctx).unwrap(), runtime.load(escape, &ctx).unwrap()];
+    let escape = PluginSpec {
+        origin: PluginOrigin::Builtin("container-escape"),
+        bytes: Arc::from(vigil::builtin::bytes("container-escape").unwrap()),
+        settings: "{}".into(),
+        limits,
+    };
+    let runners = vec![
+        runtime.load(spin, &ctx).unwrap(),
+        runtime.load(escape, &ctx).unwrap(),
+    ];
 
     let mut events: Vec<Event> = Vec::new();
     let data = std::fs::read(common::falco("create_nginx_pod_privileged.json")).unwrap();
-    for_each_record("f", &data, Format::Auto, &Origin { node: "n", source: "t" }, |e| events.append(e), |_| {});
+    for_each_record(
+        "f",
+        &data,
+        Format::Auto,
+        &Origin {
+            node: "n",
+            source: "t",
+        },
+        |e| events.append(e),
+        |_| {},
+    );
 
     let (tx, rx) = mpsc::channel();
     let pool = WorkerPool::start(runners, 4, tx);
@@ -48,15 +81,27 @@ fn a_stuck_plugin_does_not_stall_the_others() {
     // plugin burns its full deadline on each one.
     let mut escape_findings = 0;
     while escape_findings < batches {
-        let f = rx.recv_timeout(Duration::from_secs(5)).expect("container-escape keeps answering");
+        let f = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("container-escape keeps answering");
         assert_eq!(&*f.plugin, "container-escape");
         escape_findings += 1;
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     let spin = metrics.iter().find(|m| m.name == "hostile-loop").unwrap();
     let overflow = PluginMetrics::get(&spin.counters.queue_overflow);
-    assert!(overflow > 0, "the stuck plugin's full queue drops batches, counted");
-    let escape = metrics.iter().find(|m| m.name == "container-escape").unwrap();
+    assert!(
+        overflow > 0,
+        "the stuck plugin's full queue drops batches, counted"
+    );
+    let escape = metrics
+        .iter()
+        .find(|m| m.name == "container-escape")
+        .unwrap();
     assert_eq!(PluginMetrics::get(&escape.counters.queue_overflow), 0);
     assert_eq!(PluginMetrics::get(&escape.counters.events), batches as u64);
     drop(rx);

@@ -44,10 +44,18 @@ unsafe impl Sync for BatchArena {}
 impl BatchArena {
     /// An empty arena in arena mode.
     pub const fn new() -> Self {
-        Self(UnsafeCell::new(State { arena_mode: true, chunks: [(0, 0); MAX_CHUNKS], n: 0, used: 0 }))
+        Self(UnsafeCell::new(State {
+            arena_mode: true,
+            chunks: [(0, 0); MAX_CHUNKS],
+            n: 0,
+            used: 0,
+        }))
     }
 
-    #[allow(clippy::mut_from_ref, reason = "single-threaded, never re-entered: no aliasing &mut")]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "single-threaded, never re-entered: no aliasing &mut"
+    )]
     fn state(&self) -> &mut State {
         // SAFETY: see `unsafe impl Sync`; no reference outlives one call.
         unsafe { &mut *self.0.get() }
@@ -60,9 +68,18 @@ impl Default for BatchArena {
     }
 }
 
+#[cfg_attr(
+    not(all(target_arch = "wasm32", feature = "batch-arena")),
+    allow(
+        dead_code,
+        reason = "the global allocator only on wasm32; tested natively"
+    )
+)]
 impl State {
     fn contains(&self, p: usize) -> bool {
-        self.chunks[..self.n].iter().any(|&(base, cap)| p >= base && p < base + cap)
+        self.chunks[..self.n]
+            .iter()
+            .any(|&(base, cap)| p >= base && p < base + cap)
     }
 
     fn bump(&mut self, layout: Layout) -> *mut u8 {
@@ -79,9 +96,15 @@ impl State {
             if self.n == MAX_CHUNKS {
                 break;
             }
-            let last = if self.n > 0 { self.chunks[self.n - 1].1 } else { 0 };
+            let last = if self.n > 0 {
+                self.chunks[self.n - 1].1
+            } else {
+                0
+            };
             let cap = MIN_CHUNK.max(layout.size() + layout.align()).max(last * 2);
-            let Ok(chunk) = Layout::from_size_align(cap, 16) else { break };
+            let Ok(chunk) = Layout::from_size_align(cap, 16) else {
+                break;
+            };
             // SAFETY: `cap` is non-zero.
             let base = unsafe { System.alloc(chunk) };
             if base.is_null() {
@@ -101,7 +124,9 @@ impl State {
             let keep = self.chunks[self.n - 1];
             for &(base, cap) in &self.chunks[..self.n - 1] {
                 // SAFETY: allocated in `bump` with this layout.
-                unsafe { System.dealloc(base as *mut u8, Layout::from_size_align_unchecked(cap, 16)) };
+                unsafe {
+                    System.dealloc(base as *mut u8, Layout::from_size_align_unchecked(cap, 16))
+                };
             }
             self.chunks[0] = keep;
             self.n = 1;
@@ -171,5 +196,44 @@ pub(crate) fn leave_export() {
         let s = ALLOCATOR.state();
         s.reset();
         s.arena_mode = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumps_frees_nothing_in_the_arena_and_resets() {
+        let arena = BatchArena::new();
+        let small = Layout::from_size_align(10, 1).unwrap();
+        // SAFETY: valid layouts; pointers are only compared and written within their size.
+        unsafe {
+            let a = arena.alloc(small);
+            let b = arena.alloc(Layout::from_size_align(8, 8).unwrap());
+            assert!(!a.is_null() && !b.is_null());
+            assert_eq!(b as usize % 8, 0, "alignment honoured");
+            assert!(arena.state().contains(a as usize) && arena.state().contains(b as usize));
+            // A large allocation opens a second, bigger chunk.
+            let big = arena.alloc(Layout::from_size_align(MIN_CHUNK * 3, 1).unwrap());
+            assert!(arena.state().contains(big as usize));
+            assert_eq!(arena.state().n, 2);
+            arena.dealloc(a, small); // no-op
+            let grown = arena.realloc(a, small, 20);
+            assert!(arena.state().contains(grown as usize));
+            // Outside the arena (inside an export body) memory is the system's.
+            arena.state().arena_mode = false;
+            let heap = arena.alloc(small);
+            assert!(!arena.state().contains(heap as usize));
+            arena.dealloc(heap, small);
+            arena.state().reset();
+            arena.state().arena_mode = true;
+            assert_eq!(
+                (arena.state().n, arena.state().used),
+                (1, 0),
+                "the largest chunk is kept"
+            );
+            assert!(arena.state().chunks[0].1 >= MIN_CHUNK * 3);
+        }
     }
 }
