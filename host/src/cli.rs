@@ -139,9 +139,30 @@ pub struct RunArgs {
     /// Do not start the `docker` source.
     #[arg(long)]
     pub no_docker: bool,
+    /// Do not start the `procfs` network source (container sockets).
+    #[arg(long)]
+    pub no_network: bool,
+    /// How often the network source reads the socket tables, in milliseconds; a connection shorter than this can be missed.
+    #[arg(long, value_name = "MS", default_value_t = crate::collectors::network::DEFAULT_INTERVAL_MS)]
+    pub network_interval_ms: u64,
+    /// Also emit the sockets of the host itself (not in any container).
+    #[arg(long)]
+    pub network_include_host: bool,
     /// Also write every normalised event, as a Vigil JSON line, to this file (debugging; replayable with `vigil replay --format vigil`).
     #[arg(long, value_name = "FILE")]
     pub emit_events: Option<PathBuf>,
+    /// Do not start the `file-integrity` source.
+    #[arg(long)]
+    pub no_file_integrity: bool,
+    /// Directory prepended to every built-in file-integrity path (e.g. the host's root mounted into Vigil's container; a temporary tree in tests).
+    #[arg(long, value_name = "DIR")]
+    pub fim_root: Option<PathBuf>,
+    /// Extra path for the `file-integrity` source (repeatable): `/a/file`, `/a/dir/` (its direct children) or `/a/prefix*`.
+    #[arg(long = "fim-path", value_name = "PATH")]
+    pub fim_path: Vec<String>,
+    /// Seconds between two full rehashes of the watched paths (default 600).
+    #[arg(long, value_name = "N")]
+    pub fim_rehash_secs: Option<u64>,
 }
 
 /// This machine's host name.

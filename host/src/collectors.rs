@@ -3,6 +3,8 @@
 //! the pipeline through a bounded queue, counting what they drop.
 
 pub mod docker;
+pub mod file_integrity;
+pub mod network;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +101,36 @@ pub fn start_all(
         }
         Err(why) => tracing::info!("docker: off ({why})"),
     }
+    match network_settings(args) {
+        Ok(settings) => {
+            tracing::info!(
+                "network: on (procfs, every {} ms)",
+                settings.interval.as_millis()
+            );
+            let ctx = crate::run::source_context(node, tx, stop, registry, network::SOURCE);
+            // Detached, like the Docker source.
+            drop(network::start(settings, ctx));
+            started.push(network::SOURCE.to_owned());
+        }
+        Err(why) => tracing::info!("network: off ({why})"),
+    }
+    match file_integrity_settings(args) {
+        Ok(settings) => {
+            let n = settings.specs.len();
+            let ctx = crate::run::source_context(node, tx, stop, registry, file_integrity::SOURCE);
+            match file_integrity::start(settings, ctx) {
+                // Detached, like the Docker source: the thread ends on shutdown.
+                Ok(_thread) => {
+                    tracing::info!("file-integrity: on ({n} paths)");
+                    started.push(file_integrity::SOURCE.to_owned());
+                }
+                Err(e) => {
+                    tracing::warn!("file-integrity: off ({})", file_integrity::error_chain(&e))
+                }
+            }
+        }
+        Err(why) => tracing::info!("file-integrity: off ({why})"),
+    }
     started
 }
 
@@ -116,4 +148,45 @@ fn docker_settings(args: &crate::cli::RunArgs) -> Result<docker::DockerSettings,
         return Err(format!("no socket at {}", settings.socket.display()));
     }
     Ok(settings)
+}
+
+/// The network source's settings, or why it stays off.
+fn network_settings(args: &crate::cli::RunArgs) -> Result<network::NetworkSettings, String> {
+    if args.no_network {
+        return Err("--no-network".into());
+    }
+    let config = network::NetworkConfig {
+        interval_ms: args.network_interval_ms,
+        include_host: args.network_include_host,
+        ..network::NetworkConfig::default()
+    };
+    let settings = config.validate().map_err(|e| e.to_string())?;
+    if !settings.proc_root.join("self/net/tcp").exists() {
+        return Err(format!(
+            "no socket tables under {}",
+            settings.proc_root.display()
+        ));
+    }
+    Ok(settings)
+}
+
+/// The file-integrity source's settings, or why it stays off.
+fn file_integrity_settings(
+    args: &crate::cli::RunArgs,
+) -> Result<file_integrity::FileIntegritySettings, String> {
+    if args.no_file_integrity {
+        return Err("--no-file-integrity".into());
+    }
+    let mut config = file_integrity::FileIntegrityConfig {
+        paths: args.fim_path.clone(),
+        baseline: args.data_dir.join("fim.sqlite"),
+        ..file_integrity::FileIntegrityConfig::default()
+    };
+    if let Some(root) = &args.fim_root {
+        config.root = root.clone();
+    }
+    if let Some(secs) = args.fim_rehash_secs {
+        config.rehash_interval_secs = secs;
+    }
+    config.validate().map_err(|e| e.to_string())
 }

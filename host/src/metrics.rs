@@ -229,6 +229,10 @@ counters! {
         reconnects,
         /// Breaks in the source's stream whose events could not all be recovered (logged loudly).
         gaps,
+        /// Records not turned into events because a bounded table of the source was full (logged).
+        overflow,
+        /// Polls of a polling source that took longer than its interval (logged).
+        slow_polls,
     }
 }
 

@@ -206,6 +206,27 @@ pub fn for_each_record(
         return records;
     }
 
+    // Fast path: the whole input is UTF-8 (checked once, vectorised) and
+    // lines are found with memchr.
+    if let Ok(text) = std::str::from_utf8(data) {
+        for (idx, line) in text.split('\n').enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.bytes().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            records += 1;
+            handle(
+                line,
+                idx + 1,
+                &mut format,
+                origin,
+                &mut scratch,
+                &mut on_events,
+                &mut err,
+            );
+        }
+        return records;
+    }
     for (idx, raw) in data.split(|b| *b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {

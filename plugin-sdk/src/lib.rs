@@ -8,9 +8,9 @@ extern crate self as vigil_plugin_sdk;
 
 // Public only so that `export_detector!` can reach it from plugin crates.
 #[doc(hidden)]
-pub mod bindings;
-#[doc(hidden)]
 pub mod arena;
+#[doc(hidden)]
+pub mod bindings;
 mod detector;
 mod finding;
 pub mod host;

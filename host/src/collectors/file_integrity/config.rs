@@ -1,0 +1,155 @@
+//! The file-integrity source's configuration: raw (serde, every field
+//! documented) and validated into [`FileIntegritySettings`], reporting every
+//! problem at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::spec::{self, PathSpec};
+
+/// The `file-integrity` source as an operator writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileIntegrityConfig {
+    /// Watch the built-in list of container-runtime binaries, configuration
+    /// files, systemd units and Kubernetes static-pod and audit paths.
+    pub defaults: bool,
+    /// Directory prepended to every built-in path (`/` on a real host). Lets
+    /// tests and chroot-style deployments (the host's root mounted into
+    /// Vigil's container) watch `<root>/usr/bin/runc` and so on.
+    pub root: PathBuf,
+    /// Extra paths, used as written: `/a/file`, `/a/dir/` (the directory and
+    /// the files directly inside it) or `/a/prefix*` (`*`/`?` in the last
+    /// component only).
+    pub paths: Vec<String>,
+    /// Seconds between two full rehashes of every watched path. The rehash
+    /// catches what inotify cannot see: changes through another mount
+    /// namespace or a bind mount, a dropped watch, or a queue overflow.
+    pub rehash_interval_secs: u64,
+    /// Quiet time after the last inotify event on a path before it is
+    /// compared, in milliseconds: a write, chmod and rename of one update
+    /// arrive as a burst and must become one event.
+    pub debounce_ms: u64,
+    /// Longest a path keeps being debounced while events keep arriving, in
+    /// milliseconds, so that a file written to continuously is still reported.
+    pub max_delay_ms: u64,
+    /// The SQLite file holding the baseline (`<data dir>/fim.sqlite` under `vigil run`).
+    pub baseline: PathBuf,
+}
+
+fn default_rehash_interval_secs() -> u64 {
+    600
+}
+fn default_debounce_ms() -> u64 {
+    150
+}
+fn default_max_delay_ms() -> u64 {
+    2_000
+}
+
+impl Default for FileIntegrityConfig {
+    fn default() -> Self {
+        Self {
+            defaults: true,
+            root: PathBuf::from("/"),
+            paths: Vec::new(),
+            rehash_interval_secs: default_rehash_interval_secs(),
+            debounce_ms: default_debounce_ms(),
+            max_delay_ms: default_max_delay_ms(),
+            baseline: PathBuf::from("/var/lib/vigil/fim.sqlite"),
+        }
+    }
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field, e.g. `file_integrity.paths[2]`.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every problem of a [`FileIntegrityConfig`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid file-integrity source configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIntegritySettings {
+    /// Every watched path, deduplicated, never empty.
+    pub specs: Vec<PathSpec>,
+    /// Period of the full rehash.
+    pub rehash_interval: Duration,
+    /// Quiet time before a changed path is compared.
+    pub debounce: Duration,
+    /// Cap of the debounce (at least `debounce`).
+    pub max_delay: Duration,
+    /// The baseline's SQLite file.
+    pub baseline: PathBuf,
+}
+
+impl FileIntegrityConfig {
+    /// Checks every field and resolves the watch list.
+    pub fn validate(&self) -> Result<FileIntegritySettings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, reason: &str| {
+            problems.push(ConfigProblem {
+                path: format!("file_integrity.{field}"),
+                reason: reason.to_owned(),
+            });
+        };
+        if !self.root.is_absolute() {
+            bad("root", "must be an absolute path");
+        }
+        let mut specs: Vec<PathSpec> = Vec::new();
+        let defaults = if self.defaults && self.root.is_absolute() {
+            spec::defaults(&self.root)
+        } else {
+            Vec::new()
+        };
+        for (i, raw) in self.paths.iter().enumerate() {
+            match PathSpec::parse(raw) {
+                Ok(s) => specs.push(s),
+                Err(reason) => bad(&format!("paths[{i}]"), &reason),
+            }
+        }
+        for raw in &defaults {
+            // The built-ins are well-formed; a root with odd characters is the only way to fail.
+            match PathSpec::parse(raw) {
+                Ok(s) => specs.push(s),
+                Err(reason) => bad("root", &format!("{raw}: {reason}")),
+            }
+        }
+        if self.rehash_interval_secs == 0 {
+            bad("rehash_interval_secs", "must be positive");
+        }
+        if !(10..=60_000).contains(&self.debounce_ms) {
+            bad("debounce_ms", "must be between 10 and 60000");
+        }
+        if self.max_delay_ms < self.debounce_ms {
+            bad("max_delay_ms", "must be at least debounce_ms");
+        }
+        if self.baseline.as_os_str().is_empty() {
+            bad("baseline", "must not be empty");
+        }
+        let mut seen = std::collections::HashSet::new();
+        specs.retain(|s| seen.insert(s.raw.clone()));
+        if specs.is_empty() {
+            bad("paths", "nothing to watch (defaults off and no paths)");
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(FileIntegritySettings {
+            specs,
+            rehash_interval: Duration::from_secs(self.rehash_interval_secs),
+            debounce: Duration::from_millis(self.debounce_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            baseline: self.baseline.clone(),
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The network source's configuration: raw (serde, every field documented)
+//! and validated into [`NetworkSettings`], reporting every problem at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default polling interval, in milliseconds.
+pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
+
+/// The shortest accepted interval: below it the scan of every process's
+/// cgroup and namespace would cost more CPU than it is worth.
+const MIN_INTERVAL_MS: u64 = 50;
+
+/// The `procfs` network source as an operator writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// How often the socket tables are read, in milliseconds. A connection
+    /// that opens and closes between two reads is not seen (there is no
+    /// conntrack or eBPF feed yet), so a shorter interval misses fewer
+    /// short-lived connections at the cost of CPU.
+    pub interval_ms: u64,
+    /// Also emit the sockets of the host itself (and of network namespaces
+    /// holding no container), with no `container`. Off by default: the
+    /// host's own traffic is noise for container detectors.
+    pub include_host: bool,
+    /// Sockets remembered between two polls so that each is reported once.
+    /// Beyond this, new sockets are not reported (counted in
+    /// `vigil_source_overflow_total` and logged): reporting them without
+    /// remembering them would repeat them on every poll.
+    pub max_tracked_sockets: usize,
+    /// Containers whose name and image are cached.
+    pub max_cached_containers: usize,
+    /// Where procfs is mounted: the host's, so that every process is seen
+    /// (when Vigil runs in a container, mount the host's `/proc` and run in
+    /// the host's PID namespace).
+    pub proc_root: PathBuf,
+    /// Docker's data root: a container's name and image are read from
+    /// `<docker_root>/containers/<id>/config.v2.json` rather than asked of
+    /// the daemon, which keeps this source independent of the API socket.
+    /// Containers of other engines get an empty name and image.
+    pub docker_root: PathBuf,
+}
+
+fn default_max_tracked_sockets() -> usize {
+    65_536
+}
+fn default_max_cached_containers() -> usize {
+    4_096
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: DEFAULT_INTERVAL_MS,
+            include_host: false,
+            max_tracked_sockets: default_max_tracked_sockets(),
+            max_cached_containers: default_max_cached_containers(),
+            proc_root: PathBuf::from("/proc"),
+            docker_root: PathBuf::from("/var/lib/docker"),
+        }
+    }
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field, e.g. `network.interval_ms`.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every problem of a [`NetworkConfig`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid network source configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// Time between two polls (at least 50 ms).
+    pub interval: Duration,
+    /// Whether sockets without a container are emitted.
+    pub include_host: bool,
+    /// Cap of remembered sockets (positive).
+    pub max_tracked_sockets: usize,
+    /// Cap of cached container names (positive).
+    pub max_cached_containers: usize,
+    /// procfs mount point (absolute).
+    pub proc_root: PathBuf,
+    /// Docker data root (absolute).
+    pub docker_root: PathBuf,
+}
+
+impl NetworkConfig {
+    /// Checks every field and resolves the configuration.
+    pub fn validate(&self) -> Result<NetworkSettings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, reason: &str| {
+            problems.push(ConfigProblem {
+                path: format!("network.{field}"),
+                reason: reason.to_owned(),
+            });
+        };
+        if self.interval_ms < MIN_INTERVAL_MS {
+            bad("interval_ms", "must be at least 50");
+        }
+        if self.max_tracked_sockets == 0 {
+            bad("max_tracked_sockets", "must be positive");
+        }
+        if self.max_cached_containers == 0 {
+            bad("max_cached_containers", "must be positive");
+        }
+        if !self.proc_root.is_absolute() {
+            bad("proc_root", "must be an absolute path");
+        }
+        if !self.docker_root.is_absolute() {
+            bad("docker_root", "must be an absolute path");
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(NetworkSettings {
+            interval: Duration::from_millis(self.interval_ms),
+            include_host: self.include_host,
+            max_tracked_sockets: self.max_tracked_sockets,
+            max_cached_containers: self.max_cached_containers,
+            proc_root: self.proc_root.clone(),
+            docker_root: self.docker_root.clone(),
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! The `file-integrity` source through the real binary: `vigil run` on a
+//! temporary root (`--fim-root`), every change made under it must appear
+//! exactly once in the `--emit-events` file; a change made while Vigil is
+//! down must be reported after the restart.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// How long a change may take to show up (debounce + scheduling on a busy CI box).
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn unique() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{nanos}", std::process::id())
+}
+
+/// A temporary directory removed when dropped.
+struct Temp(PathBuf);
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `vigil run`, killed when dropped; stderr is kept for diagnostics.
+struct Vigil {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    events: PathBuf,
+}
+
+impl Vigil {
+    fn start(data: &Path, root: &Path, events: PathBuf) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .arg("run")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--no-docker", "--no-cache", "--node", "fim-live-test"])
+            .arg("--fim-root")
+            .arg(root)
+            .arg("--emit-events")
+            .arg(&events)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let keep = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let v = Self {
+            child,
+            stderr,
+            events,
+        };
+        v.wait_log("file-integrity: watching");
+        v
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no `{needle}` in the logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The file-integrity events written so far: (path, change, body).
+    fn file_events(&self) -> Vec<(String, String, Value)> {
+        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["source"] == "file-integrity")
+            .map(|e| {
+                let body = e["body"].clone();
+                (
+                    body["path"].as_str().unwrap_or_default().to_owned(),
+                    body["change"].as_str().unwrap_or_default().to_owned(),
+                    body,
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for the event count to reach `n`, then for a quiet second
+    /// (so a duplicate would be seen), and returns the events.
+    fn wait_events(&self, n: usize) -> Vec<(String, String, Value)> {
+        let start = Instant::now();
+        while self.file_events().len() < n {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "expected {n} events, got {:#?}\nlogs:\n{}",
+                self.file_events(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(1_000));
+        self.file_events()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(p: &Path, content: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+#[test]
+fn every_change_once_and_changes_while_down_after_restart() {
+    let base = Temp(std::env::temp_dir().join(format!("vigil-fim-live-{}", unique())));
+    let root = base.0.join("root");
+    let data = base.0.join("data");
+    let daemon = root.join("etc/docker/daemon.json");
+    let runc = root.join("usr/bin/runc");
+    let cni = root.join("etc/cni/net.d/10-bridge.conf");
+    write(&daemon, "{}");
+    write(&runc, "runc v1");
+    write(&cni, "{\"type\":\"bridge\"}");
+
+    let vigil = Vigil::start(&data, &root, base.0.join("events-1.jsonl"));
+    assert!(
+        vigil.logs().contains("file-integrity: on ("),
+        "{}",
+        vigil.logs()
+    );
+    assert!(vigil.file_events().is_empty(), "first start is silent");
+
+    write(&daemon, "{\"userns-remap\":\"\"}");
+    vigil.wait_events(1);
+    let tmp = root.join("usr/bin/.runc.new");
+    write(&tmp, "runc v2");
+    std::fs::rename(&tmp, &runc).unwrap();
+    vigil.wait_events(2);
+    std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    vigil.wait_events(3);
+    std::fs::remove_file(&cni).unwrap();
+    vigil.wait_events(4);
+    let evil = root.join("etc/cni/net.d/00-evil.conflist");
+    write(&evil, "{}");
+    let got = vigil.wait_events(5);
+
+    let summary: Vec<(String, String)> =
+        got.iter().map(|(p, c, _)| (p.clone(), c.clone())).collect();
+    let s = |p: &Path, c: &str| (p.to_string_lossy().into_owned(), c.to_owned());
+    assert_eq!(
+        summary,
+        vec![
+            s(&daemon, "modified"),
+            s(&runc, "modified"),
+            s(&runc, "metadata"),
+            s(&cni, "deleted"),
+            s(&evil, "created"),
+        ],
+        "logs:\n{}",
+        vigil.logs()
+    );
+    // The rename carries both hashes; the deletion only the old state.
+    let rename = &got[1].2;
+    assert_ne!(rename["before"]["sha256"], rename["after"]["sha256"]);
+    assert!(got[3].2["after"].is_null());
+    vigil.kill();
+
+    // Changed while Vigil is down: reported once after the restart.
+    write(&daemon, "{\"icc\":true}");
+    let vigil = Vigil::start(&data, &root, base.0.join("events-2.jsonl"));
+    let got = vigil.wait_events(1);
+    let summary: Vec<(String, String)> =
+        got.iter().map(|(p, c, _)| (p.clone(), c.clone())).collect();
+    assert_eq!(
+        summary,
+        vec![s(&daemon, "modified")],
+        "logs:\n{}",
+        vigil.logs()
+    );
+    assert!(vigil.logs().contains("at_startup=true"), "{}", vigil.logs());
+}
