@@ -92,7 +92,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut pending: [Vec<Event>; 4] = Default::default();
     let mut tick = tokio::time::interval(TICK);
-    let mut linger = tokio::time::interval(LINGER);
+    // Armed only while events wait, so an idle host does not wake up 100
+    // times a second.
+    let mut flush_at: Option<tokio::time::Instant> = None;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -100,6 +102,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let Some(batch) = batch else { break };
                 if let Some(out) = &mut events_out {
                     out.write(&batch);
+                }
+                if flush_at.is_none() {
+                    flush_at = Some(tokio::time::Instant::now() + LINGER);
                 }
                 for e in batch {
                     let s = slot(e.kind());
@@ -109,7 +114,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            _ = linger.tick() => {
+            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
+                flush_at = None;
                 for p in &mut pending {
                     if !p.is_empty() {
                         pool.route(Arc::new(std::mem::take(p)));
