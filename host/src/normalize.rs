@@ -207,43 +207,32 @@ pub fn for_each_record(
     }
 
     // Fast path: the whole input is UTF-8 (checked once, vectorised) and
-    // lines are found with memchr.
-    if let Ok(text) = std::str::from_utf8(data) {
-        for (idx, line) in text.split('\n').enumerate() {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if line.bytes().all(|b| b.is_ascii_whitespace()) {
-                continue;
+    // lines are found with memchr; otherwise each line is checked alone so
+    // one bad line does not cost the others.
+    let lines: Box<dyn Iterator<Item = Result<&str, std::str::Utf8Error>>> =
+        match std::str::from_utf8(data) {
+            Ok(text) => Box::new(text.split('\n').map(Ok)),
+            Err(_) => Box::new(data.split(|b| *b == b'\n').map(std::str::from_utf8)),
+        };
+    for (idx, line) in lines.enumerate() {
+        match line.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+            Ok(l) if l.bytes().all(|b| b.is_ascii_whitespace()) => {}
+            Ok(l) => {
+                records += 1;
+                handle(
+                    l,
+                    idx + 1,
+                    &mut format,
+                    origin,
+                    &mut scratch,
+                    &mut on_events,
+                    &mut err,
+                );
             }
-            records += 1;
-            handle(
-                line,
-                idx + 1,
-                &mut format,
-                origin,
-                &mut scratch,
-                &mut on_events,
-                &mut err,
-            );
-        }
-        return records;
-    }
-    for (idx, raw) in data.split(|b| *b == b'\n').enumerate() {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        records += 1;
-        match std::str::from_utf8(raw) {
-            Ok(line) => handle(
-                line,
-                idx + 1,
-                &mut format,
-                origin,
-                &mut scratch,
-                &mut on_events,
-                &mut err,
-            ),
-            Err(e) => err(idx + 1, format!("not UTF-8: {e}")),
+            Err(e) => {
+                records += 1;
+                err(idx + 1, format!("not UTF-8: {e}"));
+            }
         }
     }
     records

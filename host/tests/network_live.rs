@@ -14,74 +14,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-const DOCKER_SOCKET: &str = "/var/run/docker.sock";
-const IMAGE: &str = "vigil-test/busybox:latest";
-const LABEL: &str = "vigil-test=1";
+#[path = "common/docker.rs"]
+mod docker_util;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_owned()
-}
-
-/// Whether the test can run here; builds the image.
-fn docker_ready() -> bool {
-    if !Path::new(DOCKER_SOCKET).exists() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_DOCKER").is_none(),
-            "VIGIL_REQUIRE_DOCKER is set but there is no {DOCKER_SOCKET}"
-        );
-        eprintln!("SKIPPED: no Docker daemon at {DOCKER_SOCKET}");
-        return false;
-    }
-    let status = Command::new(repo_root().join("scripts/test-image.sh"))
-        .status()
-        .expect("run scripts/test-image.sh");
-    assert!(status.success(), "scripts/test-image.sh failed");
-    true
-}
-
-fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}_{nanos}", std::process::id())
-}
-
-/// Runs `docker ARGS`, panicking with its stderr when it fails; returns stdout.
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Removes the named containers when dropped.
-struct Containers(Vec<String>);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&self.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
 
 /// A running `vigil run` writing its events to a file; killed and cleaned
 /// up when dropped.

@@ -26,21 +26,25 @@ fn temp(name: &str) -> PathBuf {
     d
 }
 
+/// `vigil plugin test container_escape.wasm --events create_nginx_pod_privileged.json EXTRA…`
+fn plugin_test(cache: &std::path::Path, extra: &[&std::ffi::OsStr]) -> std::process::Output {
+    vigil()
+        .env("XDG_CACHE_HOME", cache)
+        .args(["plugin", "test"])
+        .arg(container_escape_wasm())
+        .arg("--events")
+        .arg(falco("create_nginx_pod_privileged.json"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
     let dir = temp("expect");
     let good = dir.join("good.jsonl");
     std::fs::write(&good, "{\"rule_id\":\"container-escape/privileged\",\"severity\":\"critical\",\"evidence\":{\"container\":\"nginx\"}}\n").unwrap();
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "test"])
-        .arg(container_escape_wasm())
-        .arg("--events")
-        .arg(falco("create_nginx_pod_privileged.json"))
-        .arg("--expect")
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = plugin_test(&dir, &["--expect".as_ref(), good.as_os_str()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -52,16 +56,7 @@ fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
 
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"rule_id\":\"container-escape/host-network\",\"severity\":\"critical\"}\n{\"rule_id\":\"container-escape/privileged\"}\n").unwrap();
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "test"])
-        .arg(container_escape_wasm())
-        .arg("--events")
-        .arg(falco("create_nginx_pod_privileged.json"))
-        .arg("--expect")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = plugin_test(&dir, &["--expect".as_ref(), bad.as_os_str()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -78,16 +73,7 @@ fn plugin_test_applies_settings() {
     let dir = temp("settings");
     let settings = dir.join("settings.json");
     std::fs::write(&settings, r#"{"allowlist":{"namespaces":["default"]}}"#).unwrap();
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "test"])
-        .arg(container_escape_wasm())
-        .arg("--events")
-        .arg(falco("create_nginx_pod_privileged.json"))
-        .arg("--settings")
-        .arg(&settings)
-        .output()
-        .unwrap();
+    let out = plugin_test(&dir, &["--settings".as_ref(), settings.as_os_str()]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -101,16 +87,7 @@ fn plugin_test_applies_settings() {
     );
 
     std::fs::write(&settings, r#"{"allowlist":{"namespaces":[7]},"bogus":1}"#).unwrap();
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "test"])
-        .arg(container_escape_wasm())
-        .arg("--events")
-        .arg(falco("create_nginx_pod_privileged.json"))
-        .arg("--settings")
-        .arg(&settings)
-        .output()
-        .unwrap();
+    let out = plugin_test(&dir, &["--settings".as_ref(), settings.as_os_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
