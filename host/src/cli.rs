@@ -59,6 +59,15 @@ pub struct PluginArgs {
     /// First re-instantiation delay after a plugin fault, in milliseconds (doubles per consecutive fault).
     #[arg(long, value_name = "MS")]
     pub plugin_backoff_ms: Option<u64>,
+    /// Findings kept from one plugin call; the excess is dropped and counted.
+    #[arg(long, value_name = "N")]
+    pub plugin_max_findings: Option<usize>,
+    /// Largest finding accepted from a plugin, in bytes; a larger one is invalid output (a fault).
+    #[arg(long, value_name = "BYTES")]
+    pub plugin_max_finding_bytes: Option<usize>,
+    /// Consecutive faults after which a plugin is disabled.
+    #[arg(long, value_name = "N")]
+    pub plugin_max_faults: Option<u32>,
     /// Memory cap of every plugin, in MiB.
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<usize>,

@@ -40,6 +40,15 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
     if let Some(ms) = args.plugin_backoff_ms {
         limits.backoff_initial_ms = ms;
     }
+    if let Some(n) = args.plugin_max_findings {
+        limits.max_findings_per_batch = n;
+    }
+    if let Some(n) = args.plugin_max_finding_bytes {
+        limits.max_finding_bytes = n;
+    }
+    if let Some(n) = args.plugin_max_faults {
+        limits.max_consecutive_faults = n;
+    }
     if let Some(mib) = args.plugin_memory_mib {
         limits.memory_bytes = mib << 20;
     }

@@ -123,6 +123,23 @@ fn a_flood_of_findings_is_capped() {
 }
 
 #[test]
+fn the_findings_cap_is_configurable() {
+    let r = run_with("hostile-flood", &["--plugin-max-findings", "10"]);
+    assert_escape_still_reported(&r);
+    assert_eq!(
+        r.rules
+            .iter()
+            .filter(|x| *x == "hostile-flood/spam")
+            .count(),
+        10
+    );
+    assert!(r.stderr.contains("returned=20000 kept=10"), "{}", r.stderr);
+    let r = run_with("hostile-flood", &["--plugin-max-findings", "0"]);
+    assert_eq!(r.code, Some(1), "invalid limits are refused: {}", r.stderr);
+    assert!(r.stderr.contains("max_findings_per_batch"), "{}", r.stderr);
+}
+
+#[test]
 fn forged_rule_ids_are_invalid_output() {
     let r = run_with("hostile-output", &[]);
     assert_escape_still_reported(&r);
