@@ -118,3 +118,27 @@ fn fingerprint_ignores_comments_but_not_meaning() {
     assert_eq!(fingerprint(&base), fingerprint(&reworded));
     assert_ne!(fingerprint(&base), fingerprint(&changed));
 }
+
+#[test]
+fn every_wit_item_is_documented() {
+    let mut missing = Vec::new();
+    for (name, text) in wit_files() {
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let skip = line.is_empty()
+                || line.starts_with("//")
+                || line.starts_with('}')
+                || line.starts_with("package ")
+                || line.starts_with("use ")
+                || *line == "{";
+            if skip {
+                continue;
+            }
+            let documented = i > 0 && lines[i - 1].starts_with("///");
+            if !documented {
+                missing.push(format!("{name}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "WIT items without a `///` doc comment:\n{}", missing.join("\n"));
+}
