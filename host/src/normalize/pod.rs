@@ -330,7 +330,14 @@ fn container(
             network_mode: host(pod.host_network),
             pid_mode: host(pod.host_pid),
             ipc_mode: host(pod.host_ipc),
-            userns_mode: host(pod.host_users == Some(false)),
+            // `hostUsers: false` gives the pod a user namespace of its own;
+            // unset or true is the host's (the norm, so left empty like
+            // Docker's default rather than flagged as `host`).
+            userns_mode: if pod.host_users == Some(false) {
+                "private".to_owned()
+            } else {
+                String::new()
+            },
             cgroupns_mode: String::new(),
             uts_mode: host(pod.host_network),
             privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
