@@ -66,6 +66,11 @@ fn native_and_wasm_give_identical_findings() {
         "privileged",
         "dangerous-capability",
         "sensitive-mount",
+        "log-driver-none",
+        "seccomp-unconfined",
+        "apparmor-unconfined",
+        "host-cgroupns",
+        "host-device",
     ] {
         assert!(
             rules.contains(format!("container-escape/{r}").as_str()),

@@ -81,6 +81,39 @@ pub fn corpus(root: &Path) -> Vec<Event> {
             ..Default::default()
         },
         ContainerSecurity::default(),
+        ContainerSecurity {
+            log_driver: "none".into(),
+            ..Default::default()
+        },
+        ContainerSecurity {
+            seccomp_profile: "unconfined".into(),
+            apparmor_profile: "unconfined".into(),
+            ..Default::default()
+        },
+        // Folded into the privileged finding's evidence.
+        ContainerSecurity {
+            privileged: true,
+            apparmor_profile: "unconfined".into(),
+            ..Default::default()
+        },
+        ContainerSecurity {
+            cgroupns_mode: "host".into(),
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..Default::default()
+        },
+        // The cgroup v1 default: not reported by default.
+        ContainerSecurity {
+            cgroupns_mode: "host".into(),
+            ..Default::default()
+        },
+        ContainerSecurity {
+            devices: vec!["/dev/fuse".into(), "/dev/sda".into()],
+            ..Default::default()
+        },
+        ContainerSecurity {
+            devices: vec!["/dev/net/tun".into()],
+            ..Default::default()
+        },
     ];
     events.extend(cases.into_iter().enumerate().map(|(i, s)| docker(i, s)));
     events

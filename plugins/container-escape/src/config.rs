@@ -59,6 +59,8 @@ struct RawSettings {
     sensitive_paths: Option<Vec<String>>,
     /// Rules turned off, by id (`container-escape/host-network` or `host-network`).
     disabled_rules: Vec<String>,
+    /// When `host-cgroupns` reports: `with-privilege` (default) or `always`.
+    host_cgroupns: Option<String>,
 }
 
 /// `allowlist.*`.
@@ -83,6 +85,37 @@ pub struct Config {
     pub(crate) dangerous_capabilities: Vec<String>,
     pub(crate) sensitive_paths: Vec<SensitivePath>,
     pub(crate) disabled_rules: Vec<Rule>,
+    pub(crate) host_cgroupns: HostCgroupns,
+}
+
+/// When a container sharing the host's cgroup namespace is reported.
+///
+/// Docker daemons on cgroup v1 hosts put *every* container in the host's
+/// cgroup namespace by default, so reporting them all would bury the one that
+/// matters: a container that can also mount cgroupfs (privileged, or with
+/// `SYS_ADMIN`/`ALL` added), which can then escape through cgroup v1's
+/// `release_agent`. On cgroup v2 hosts the default is `private`, and `host` is
+/// a deliberate choice worth reporting on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostCgroupns {
+    /// Only with privilege to mount cgroupfs (`with-privilege`, the default).
+    #[default]
+    WithPrivilege,
+    /// Every container in the host's cgroup namespace (`always`).
+    Always,
+}
+
+impl HostCgroupns {
+    /// The setting's spellings.
+    pub const NAMES: [&str; 2] = ["with-privilege", "always"];
+
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "with-privilege" => Some(Self::WithPrivilege),
+            "always" => Some(Self::Always),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -100,6 +133,7 @@ impl Default for Config {
                 .filter_map(|p| SensitivePath::parse(p))
                 .collect(),
             disabled_rules: Vec::new(),
+            host_cgroupns: HostCgroupns::default(),
         }
     }
 }
@@ -173,6 +207,19 @@ impl Config {
                     format!(
                         "unknown rule `{id}`; known rules: {}",
                         Rule::ALL.map(Rule::name).join(", ")
+                    ),
+                ),
+            }
+        }
+
+        if let Some(mode) = &raw.host_cgroupns {
+            match HostCgroupns::parse(mode) {
+                Some(mode) => config.host_cgroupns = mode,
+                None => problems.push(
+                    "host_cgroupns",
+                    format!(
+                        "unknown mode `{mode}`; expected one of: {}",
+                        HostCgroupns::NAMES.join(", ")
                     ),
                 ),
             }

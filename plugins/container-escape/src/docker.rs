@@ -3,7 +3,7 @@
 use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding};
 
 use crate::config::Config;
-use crate::rules::inspect;
+use crate::rules::{Origin, inspect};
 
 /// Kubernetes' label naming a container's pod namespace (CRI runtimes set it).
 const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
@@ -48,7 +48,7 @@ pub(crate) fn findings(
     } else {
         format!("Container {name} ({})", container.image)
     };
-    for hit in inspect(security, config) {
+    for hit in inspect(security, config, Origin::Engine) {
         let mut finding = Finding::builder(hit.rule.id(), hit.severity)
             .title(hit.rule.title())
             .summary(format!("{subject} {}.", hit.rule.consequence()))

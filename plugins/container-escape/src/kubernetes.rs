@@ -10,7 +10,7 @@ use vigil_plugin_sdk::{
 };
 
 use crate::config::Config;
-use crate::rules::{Rule, inspect};
+use crate::rules::{Origin, Rule, inspect};
 
 /// Verbs that create or change a pod: audit verbs, and watch event types.
 const WRITE_VERBS: &[&str] = &["create", "update", "patch", "added", "modified"];
@@ -45,7 +45,7 @@ pub(crate) fn findings(
         if config.image_allowed(&container.image) {
             continue;
         }
-        for hit in inspect(&container.security, config) {
+        for hit in inspect(&container.security, config, Origin::Pod) {
             let index = match matched.iter().position(|m| m.rule == hit.rule) {
                 Some(index) => index,
                 None => {

@@ -5,7 +5,7 @@ mod docker;
 mod kubernetes;
 mod rules;
 
-pub use config::{Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS};
+pub use config::{Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS, HostCgroupns};
 pub use rules::Rule;
 use vigil_plugin_sdk::prelude::*;
 
@@ -39,7 +39,8 @@ impl Detector for ContainerEscape {
         PluginInfo::builder(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
             .description(
                 "Containers and pods configured so that they can escape to the host: privileged, host \
-                 namespaces, dangerous capabilities, sensitive host mounts.",
+                 namespaces, dangerous capabilities, sensitive host mounts, host devices, no seccomp or \
+                 AppArmor confinement; and Docker containers whose logs are discarded.",
             )
             .subscribe(EventKind::Container)
             .subscribe(EventKind::Kubernetes)
@@ -64,6 +65,14 @@ impl Detector for ContainerEscape {
                 json_list(DEFAULT_SENSITIVE_PATHS),
                 "Host paths reported by `sensitive-mount` when a bind or hostPath mount is, is under or \
                  contains one (`/` only when mounted itself); `.sock` paths are critical. Replaces the default.",
+            )
+            .setting(
+                "host_cgroupns",
+                "`with-privilege` or `always`",
+                "\"with-privilege\"",
+                "When `host-cgroupns` reports a container in the host's cgroup namespace: only when it is \
+                 also privileged or has `SYS_ADMIN`/`ALL` added (`with-privilege`; cgroup v1 Docker daemons \
+                 put every container there), or always (`always`; for cgroup v2 hosts).",
             )
             .setting(
                 "disabled_rules",

@@ -523,3 +523,320 @@ fn settings_problems_are_all_reported_with_paths() {
     assert!(detector.configure("").is_ok());
     assert_eq!(detector.config(), &Config::default());
 }
+
+#[test]
+fn log_driver_none_is_reported_for_docker_only() {
+    let security = ContainerSecurity {
+        log_driver: "none".into(),
+        ..Default::default()
+    };
+    let findings = run(
+        "{}",
+        &[docker("e1", ContainerAction::Start, security.clone())],
+    );
+    assert_eq!(rules(&findings), ["container-escape/log-driver-none"]);
+    assert_eq!(findings[0].severity, Severity::Medium);
+    assert_eq!(findings[0].techniques, ["T1562.006"]);
+    assert_eq!(evidence(&findings[0], "log-driver"), ["none"]);
+
+    // A pod has no log driver of its own, whatever a normaliser copies in.
+    let pod = audit("e2", "create", "", vec![container("app", security)]);
+    assert!(run("{}", &[pod]).is_empty());
+    for driver in ["json-file", "journald", ""] {
+        let logged = ContainerSecurity {
+            log_driver: driver.into(),
+            ..Default::default()
+        };
+        assert!(run("{}", &[docker("e3", ContainerAction::Start, logged)]).is_empty());
+    }
+}
+
+#[test]
+fn seccomp_and_apparmor_unconfined() {
+    let security = ContainerSecurity {
+        seccomp_profile: "Unconfined".into(),
+        apparmor_profile: "unconfined".into(),
+        ..Default::default()
+    };
+    let findings = run(
+        "{}",
+        &[docker("e1", ContainerAction::Create, security.clone())],
+    );
+    assert_eq!(
+        rules(&findings),
+        [
+            "container-escape/seccomp-unconfined",
+            "container-escape/apparmor-unconfined"
+        ]
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.severity == Severity::High && f.techniques == ["T1611", "T1562.001"])
+    );
+    assert_eq!(evidence(&findings[0], "seccomp-profile"), ["unconfined"]);
+    assert_eq!(evidence(&findings[1], "apparmor-profile"), ["unconfined"]);
+
+    let pod = run(
+        "{}",
+        &[audit("e2", "create", "", vec![container("app", security)])],
+    );
+    assert_eq!(rules(&pod), rules(&findings));
+
+    let confined = ContainerSecurity {
+        seccomp_profile: "runtime/default".into(),
+        apparmor_profile: "docker-default".into(),
+        ..Default::default()
+    };
+    let profile_named_unconfined = ContainerSecurity {
+        seccomp_profile: "localhost/unconfined".into(),
+        apparmor_profile: String::new(),
+        ..Default::default()
+    };
+    assert!(
+        run(
+            "{}",
+            &[
+                docker("e3", ContainerAction::Start, confined),
+                docker("e4", ContainerAction::Start, profile_named_unconfined)
+            ]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn unconfined_profiles_of_a_privileged_container_are_evidence_of_privileged() {
+    // Docker reports every privileged container as AppArmor-unconfined.
+    let security = ContainerSecurity {
+        privileged: true,
+        seccomp_profile: "unconfined".into(),
+        apparmor_profile: "unconfined".into(),
+        ..Default::default()
+    };
+    let findings = run(
+        "{}",
+        &[docker("e1", ContainerAction::Start, security.clone())],
+    );
+    assert_eq!(rules(&findings), ["container-escape/privileged"]);
+    assert_eq!(evidence(&findings[0], "privileged"), ["true"]);
+    assert_eq!(evidence(&findings[0], "seccomp-profile"), ["unconfined"]);
+    assert_eq!(evidence(&findings[0], "apparmor-profile"), ["unconfined"]);
+
+    // Turning `privileged` off does not bring them back as findings of their own.
+    let disabled = r#"{"disabled_rules": ["privileged"]}"#;
+    assert!(run(disabled, &[docker("e2", ContainerAction::Start, security)]).is_empty());
+}
+
+#[test]
+fn host_cgroupns_is_reported_with_privilege_by_default() {
+    let cgroupns = |cap_add: &[&str], privileged: bool| ContainerSecurity {
+        cgroupns_mode: "host".into(),
+        cap_add: cap_add.iter().map(|c| (*c).to_owned()).collect(),
+        privileged,
+        ..Default::default()
+    };
+    // The cgroup v1 default for every container: not reported.
+    assert!(
+        run(
+            "{}",
+            &[docker("e1", ContainerAction::Start, cgroupns(&[], false))]
+        )
+        .is_empty()
+    );
+    let findings = run(
+        r#"{"disabled_rules": ["dangerous-capability"]}"#,
+        &[docker(
+            "e2",
+            ContainerAction::Start,
+            cgroupns(&["cap_sys_admin"], false),
+        )],
+    );
+    assert_eq!(rules(&findings), ["container-escape/host-cgroupns"]);
+    assert_eq!(findings[0].severity, Severity::Medium);
+    assert_eq!(findings[0].techniques, ["T1611"]);
+    assert_eq!(evidence(&findings[0], "cgroupns-mode"), ["host"]);
+    assert_eq!(evidence(&findings[0], "capability"), ["SYS_ADMIN"]);
+
+    let findings = run(
+        "{}",
+        &[docker("e3", ContainerAction::Start, cgroupns(&[], true))],
+    );
+    assert_eq!(
+        rules(&findings),
+        [
+            "container-escape/privileged",
+            "container-escape/host-cgroupns"
+        ]
+    );
+    assert_eq!(evidence(&findings[1], "privileged"), ["true"]);
+
+    // Other capabilities do not let it mount cgroupfs.
+    let ptrace = run(
+        "{}",
+        &[docker(
+            "e4",
+            ContainerAction::Start,
+            cgroupns(&["SYS_PTRACE"], false),
+        )],
+    );
+    assert_eq!(rules(&ptrace), ["container-escape/dangerous-capability"]);
+    let private = ContainerSecurity {
+        cgroupns_mode: "private".into(),
+        privileged: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        rules(&run("{}", &[docker("e5", ContainerAction::Start, private)])),
+        ["container-escape/privileged"]
+    );
+}
+
+#[test]
+fn host_cgroupns_always() {
+    let security = ContainerSecurity {
+        cgroupns_mode: "HOST".into(),
+        ..Default::default()
+    };
+    let findings = run(
+        r#"{"host_cgroupns": "always"}"#,
+        &[docker("e1", ContainerAction::Start, security.clone())],
+    );
+    assert_eq!(rules(&findings), ["container-escape/host-cgroupns"]);
+    assert_eq!(evidence(&findings[0], "cgroupns-mode"), ["host"]);
+    assert!(
+        run(
+            r#"{"host_cgroupns": "with-privilege"}"#,
+            &[docker("e2", ContainerAction::Start, security)]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn host_devices_are_listed_in_one_finding() {
+    let device = |devices: &[&str]| ContainerSecurity {
+        devices: devices.iter().map(|d| (*d).to_owned()).collect(),
+        ..Default::default()
+    };
+    let findings = run(
+        "{}",
+        &[docker(
+            "e1",
+            ContainerAction::Start,
+            device(&["/dev/fuse", "/dev/net/tun"]),
+        )],
+    );
+    assert_eq!(rules(&findings), ["container-escape/host-device"]);
+    assert_eq!(findings[0].severity, Severity::High);
+    assert_eq!(findings[0].techniques, ["T1611"]);
+    assert_eq!(
+        evidence(&findings[0], "device"),
+        ["/dev/fuse", "/dev/net/tun"]
+    );
+
+    for critical in [
+        "/dev/sda",
+        "/dev/sda1",
+        "/dev/nvme0n1p2",
+        "/dev/vda",
+        "/dev/xvdb",
+        "/dev/mmcblk0",
+        "/dev/dm-0",
+        "/dev/mapper/vg-root",
+        "/dev/disk/by-uuid/1234",
+        "/dev/mem",
+        "/dev/kmem",
+        "/dev/port",
+        "/dev/kmsg",
+        "/dev/sdb:/dev/xvdb:rwm",
+    ] {
+        let findings = run(
+            "{}",
+            &[docker(
+                "e2",
+                ContainerAction::Start,
+                device(&["/dev/fuse", critical]),
+            )],
+        );
+        assert_eq!(findings[0].severity, Severity::Critical, "{critical}");
+        assert_eq!(evidence(&findings[0], "device"), ["/dev/fuse", critical]);
+    }
+    for high in [
+        "/dev/snd",
+        "/dev/ttyUSB0",
+        "/dev/dri/renderD128",
+        "/dev/memory_bandwidth",
+    ] {
+        let findings = run(
+            "{}",
+            &[docker("e3", ContainerAction::Start, device(&[high]))],
+        );
+        assert_eq!(findings[0].severity, Severity::High, "{high}");
+    }
+
+    assert!(run("{}", &[docker("e4", ContainerAction::Start, device(&[]))]).is_empty());
+    assert!(
+        run(
+            "{}",
+            &[docker("e5", ContainerAction::Start, device(&[" "]))]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn every_new_rule_can_be_disabled() {
+    let security = ContainerSecurity {
+        cgroupns_mode: "host".into(),
+        devices: vec!["/dev/kmsg".into()],
+        seccomp_profile: "unconfined".into(),
+        apparmor_profile: "unconfined".into(),
+        log_driver: "none".into(),
+        ..Default::default()
+    };
+    let all = run(
+        r#"{"host_cgroupns": "always"}"#,
+        &[docker("e1", ContainerAction::Start, security.clone())],
+    );
+    assert_eq!(
+        rules(&all),
+        [
+            "container-escape/host-cgroupns",
+            "container-escape/host-device",
+            "container-escape/seccomp-unconfined",
+            "container-escape/apparmor-unconfined",
+            "container-escape/log-driver-none"
+        ]
+    );
+    let none = run(
+        r#"{"host_cgroupns": "always", "disabled_rules": ["host-cgroupns", "container-escape/host-device",
+            "seccomp-unconfined", "apparmor-unconfined", "log-driver-none"]}"#,
+        &[docker("e2", ContainerAction::Start, security)],
+    );
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[test]
+fn an_unknown_host_cgroupns_mode_is_reported_with_the_others() {
+    let mut detector = ContainerEscape::default();
+    let error = detector
+        .configure(r#"{"host_cgroupns": "sometimes", "disabled_rules": ["host-userns"]}"#)
+        .unwrap_err();
+    let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["disabled_rules[0]", "host_cgroupns"]);
+    assert!(
+        error.problems[1].message.contains("with-privilege"),
+        "{error:?}"
+    );
+    assert!(
+        error.problems[0].message.contains("log-driver-none"),
+        "{error:?}"
+    );
+    assert!(
+        ContainerEscape::describe()
+            .settings
+            .iter()
+            .any(|s| s.name == "host_cgroupns" && s.default_value == "\"with-privilege\"")
+    );
+}
