@@ -140,5 +140,9 @@ fn every_wit_item_is_documented() {
             }
         }
     }
-    assert!(missing.is_empty(), "WIT items without a `///` doc comment:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "WIT items without a `///` doc comment:\n{}",
+        missing.join("\n")
+    );
 }
