@@ -31,6 +31,10 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing `RunArgs` would buy nothing"
+)]
 pub enum Command {
     /// Replay recorded input through the plugins; one finding per line on stdout.
     Replay(ReplayArgs),
@@ -172,6 +176,27 @@ pub struct RunArgs {
     /// Seconds between two full rehashes of the watched paths (default 600).
     #[arg(long, value_name = "N")]
     pub fim_rehash_secs: Option<u64>,
+    /// Start the `k8s-audit-webhook` source on this address (e.g. 127.0.0.1:8444): the API server's audit webhook backend. Off when absent.
+    #[arg(long, value_name = "ADDR")]
+    pub audit_webhook_listen: Option<String>,
+    /// File holding the bearer token the API server must send (`Authorization: Bearer <token>`); required off loopback.
+    #[arg(long, value_name = "FILE")]
+    pub audit_webhook_token_file: Option<PathBuf>,
+    /// Largest accepted audit webhook request body, in bytes; larger ones get 413.
+    #[arg(long, value_name = "N", default_value_t = crate::collectors::k8s_audit_webhook::DEFAULT_MAX_BODY_BYTES)]
+    pub audit_webhook_max_body_bytes: u64,
+    /// PEM certificate chain of the audit webhook: serve HTTPS (with `--audit-webhook-tls-key`).
+    #[arg(long, value_name = "FILE")]
+    pub audit_webhook_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--audit-webhook-tls-cert`.
+    #[arg(long, value_name = "FILE")]
+    pub audit_webhook_tls_key: Option<PathBuf>,
+    /// Start the `k8s-audit-log` source: follow this JSON-lines audit log (the API server's `--audit-log-path`), across rotation. Off when absent.
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+    /// Read the audit log from its beginning rather than only the lines written after startup.
+    #[arg(long)]
+    pub audit_log_from_beginning: bool,
 }
 
 /// This machine's host name.

@@ -4,6 +4,8 @@
 
 pub mod docker;
 pub mod file_integrity;
+pub mod k8s_audit_log;
+pub mod k8s_audit_webhook;
 pub mod network;
 
 use std::sync::Arc;
@@ -131,7 +133,83 @@ pub fn start_all(
         }
         Err(why) => tracing::info!("file-integrity: off ({why})"),
     }
+    match audit_webhook_settings(args) {
+        Ok(settings) => {
+            let ctx = crate::run::source_context(
+                node,
+                tx,
+                stop,
+                registry,
+                k8s_audit_webhook::METRICS_NAME,
+            );
+            match k8s_audit_webhook::start(settings, ctx) {
+                // Detached: the accept loop ends on shutdown.
+                Ok(s) => {
+                    tracing::info!("k8s-audit-webhook: on (listening on {})", s.local_addr);
+                    started.push(k8s_audit_webhook::METRICS_NAME.to_owned());
+                }
+                Err(e) => tracing::error!(
+                    "k8s-audit-webhook: off ({})",
+                    file_integrity::error_chain(&e)
+                ),
+            }
+        }
+        Err(Off::NotAsked) => tracing::info!("k8s-audit-webhook: off (no --audit-webhook-listen)"),
+        // Asked for but unusable: loud, an operator expects audit events.
+        Err(Off::Invalid(why)) => tracing::error!("k8s-audit-webhook: off ({why})"),
+    }
+    match audit_log_settings(args) {
+        Ok(settings) => {
+            tracing::info!("k8s-audit-log: on ({})", settings.path.display());
+            let ctx =
+                crate::run::source_context(node, tx, stop, registry, k8s_audit_log::METRICS_NAME);
+            // Detached, like the Docker source.
+            drop(k8s_audit_log::start(settings, ctx));
+            started.push(k8s_audit_log::METRICS_NAME.to_owned());
+        }
+        Err(Off::NotAsked) => tracing::info!("k8s-audit-log: off (no --audit-log)"),
+        Err(Off::Invalid(why)) => tracing::error!("k8s-audit-log: off ({why})"),
+    }
     started
+}
+
+/// Why an opt-in source stays off.
+enum Off {
+    /// Its flag was not given.
+    NotAsked,
+    /// Its flags do not validate.
+    Invalid(String),
+}
+
+/// The audit webhook's settings, or why it stays off.
+fn audit_webhook_settings(
+    args: &crate::cli::RunArgs,
+) -> Result<k8s_audit_webhook::WebhookSettings, Off> {
+    let Some(listen) = &args.audit_webhook_listen else {
+        return Err(Off::NotAsked);
+    };
+    let config = k8s_audit_webhook::WebhookConfig {
+        listen: listen.clone(),
+        token_file: args.audit_webhook_token_file.clone(),
+        max_body_bytes: args.audit_webhook_max_body_bytes,
+        tls_cert: args.audit_webhook_tls_cert.clone(),
+        tls_key: args.audit_webhook_tls_key.clone(),
+        ..k8s_audit_webhook::WebhookConfig::default()
+    };
+    config.validate().map_err(|e| Off::Invalid(e.to_string()))
+}
+
+/// The audit log tailer's settings, or why it stays off.
+fn audit_log_settings(args: &crate::cli::RunArgs) -> Result<k8s_audit_log::LogSettings, Off> {
+    let Some(path) = &args.audit_log else {
+        return Err(Off::NotAsked);
+    };
+    let config = k8s_audit_log::LogConfig {
+        path: path.clone(),
+        from_beginning: args.audit_log_from_beginning,
+        ..k8s_audit_log::LogConfig::default()
+    };
+    config.validate().map_err(|e| Off::Invalid(e.to_string()))
 }
 
 /// The Docker source's settings, or why it stays off.

@@ -1,0 +1,127 @@
+//! The audit log tailer's configuration: raw (serde, every field
+//! documented) and validated into [`LogSettings`], reporting every problem
+//! at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default time between two looks at the file, in milliseconds.
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
+
+/// Below this, polling an idle file costs more than it is worth.
+const MIN_POLL_INTERVAL_MS: u64 = 10;
+
+/// The `k8s-audit-log` source as an operator writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The API server's `--audit-log-path` (JSON format, one audit event
+    /// per line). It need not exist yet; it is read once it appears.
+    pub path: PathBuf,
+    /// Read the lines already in the file when Vigil starts. Off by
+    /// default: after a restart they would be reported again (no position
+    /// is persisted). A file created or rotated after start is always read
+    /// from its beginning.
+    pub from_beginning: bool,
+    /// Time between two looks at the file, in milliseconds; the latency
+    /// of a new event.
+    pub poll_interval_ms: u64,
+    /// Longest accepted line, in bytes; a longer one is skipped (counted
+    /// as rejected) so that a file without newlines cannot grow Vigil's
+    /// memory without bound.
+    pub max_line_bytes: usize,
+    /// Bytes read per look at most; a backlog is read over several looks
+    /// without waiting, so its events reach the pipeline in bounded chunks.
+    pub max_read_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            from_beginning: false,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            max_line_bytes: 16 * 1024 * 1024,
+            max_read_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field, e.g. `k8s_audit_log.path`.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every problem of a [`LogConfig`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid k8s-audit-log configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+/// Where reading starts in the file found at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// Only lines written after startup.
+    End,
+    /// Every line of the file.
+    Beginning,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The file followed (non-empty).
+    pub path: PathBuf,
+    /// Where reading starts in the file present at startup.
+    pub start_at: StartAt,
+    /// Time between two looks (at least 10 ms).
+    pub poll_interval: Duration,
+    /// Longest line (positive).
+    pub max_line_bytes: usize,
+    /// Bytes per look (positive).
+    pub max_read_bytes: usize,
+}
+
+impl LogConfig {
+    /// Checks every field and resolves the configuration.
+    pub fn validate(&self) -> Result<LogSettings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, reason: &str| {
+            problems.push(ConfigProblem {
+                path: format!("k8s_audit_log.{field}"),
+                reason: reason.to_owned(),
+            });
+        };
+        if self.path.as_os_str().is_empty() {
+            bad("path", "must not be empty");
+        }
+        if self.poll_interval_ms < MIN_POLL_INTERVAL_MS {
+            bad("poll_interval_ms", "must be at least 10");
+        }
+        if self.max_line_bytes == 0 {
+            bad("max_line_bytes", "must be positive");
+        }
+        if self.max_read_bytes == 0 {
+            bad("max_read_bytes", "must be positive");
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(LogSettings {
+            path: self.path.clone(),
+            start_at: if self.from_beginning {
+                StartAt::Beginning
+            } else {
+                StartAt::End
+            },
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            max_line_bytes: self.max_line_bytes,
+            max_read_bytes: self.max_read_bytes,
+        })
+    }
+}
