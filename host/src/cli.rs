@@ -197,6 +197,15 @@ pub struct RunArgs {
     /// Read the audit log from its beginning rather than only the lines written after startup.
     #[arg(long)]
     pub audit_log_from_beginning: bool,
+    /// Start the `k8s-watch` source (Pod and Event watchers) even when no kubeconfig or in-cluster service account is found. Default: on when one is found.
+    #[arg(long, conflicts_with = "no_k8s_watch")]
+    pub k8s_watch: bool,
+    /// Do not start the `k8s-watch` source.
+    #[arg(long)]
+    pub no_k8s_watch: bool,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, value_name = "NS")]
+    pub k8s_namespace: Option<String>,
 }
 
 /// This machine's host name.

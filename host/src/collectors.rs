@@ -6,6 +6,7 @@ pub mod docker;
 pub mod file_integrity;
 pub mod k8s_audit_log;
 pub mod k8s_audit_webhook;
+pub mod k8s_watch;
 pub mod network;
 
 use std::sync::Arc;
@@ -170,7 +171,36 @@ pub fn start_all(
         Err(Off::NotAsked) => tracing::info!("k8s-audit-log: off (no --audit-log)"),
         Err(Off::Invalid(why)) => tracing::error!("k8s-audit-log: off ({why})"),
     }
+    match k8s_watch_config(args).settings(&k8s_watch::config::Environment::current()) {
+        Ok(settings) => {
+            tracing::info!(
+                "k8s-watch: on ({}, {})",
+                settings.scope(),
+                settings.credentials
+            );
+            let ctx = crate::run::source_context(node, tx, stop, registry, k8s_watch::SOURCE);
+            // Detached, like the Docker source: the client is built in the task.
+            drop(k8s_watch::start(settings, ctx));
+            started.push(k8s_watch::SOURCE.to_owned());
+        }
+        Err(why) => tracing::info!("k8s-watch: off ({why})"),
+    }
     started
+}
+
+/// The Kubernetes watchers' config from the flags.
+fn k8s_watch_config(args: &crate::cli::RunArgs) -> k8s_watch::WatchConfig {
+    let mode = if args.no_k8s_watch {
+        k8s_watch::Mode::Off
+    } else if args.k8s_watch {
+        k8s_watch::Mode::On
+    } else {
+        k8s_watch::Mode::Auto
+    };
+    k8s_watch::WatchConfig {
+        mode,
+        namespace: args.k8s_namespace.clone(),
+    }
 }
 
 /// Why an opt-in source stays off.
