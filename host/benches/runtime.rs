@@ -168,6 +168,59 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    if want("sources") {
+        println!("## Source normalisation (one core)\n");
+        println!("| source | input | events/s |");
+        println!("|---|---|---|");
+        let origin = Origin {
+            node: "bench",
+            source: "bench",
+        };
+        // What the Docker source does for every create/start/inventory: an
+        // inspect response into a container event.
+        let inspect = br#"{"Id":"4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c","Name":"/shop_web_1","Created":"2024-05-01T10:00:00.123456789Z","Image":"sha256:0d1e2f3a4b5c6d7e8f9a0b1c4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c","State":{"Running":true,"StartedAt":"2024-05-01T10:00:01.5Z","FinishedAt":"0001-01-01T00:00:00Z"},"Config":{"Image":"registry.local/shop/web:1.4.2","User":"1000","Labels":{"com.docker.compose.project":"shop","com.docker.compose.service":"web","com.docker.compose.version":"2.24.0","maintainer":"shop team"}},"HostConfig":{"NetworkMode":"shop_default","PidMode":"","IpcMode":"private","CgroupnsMode":"host","Privileged":false,"CapAdd":null,"CapDrop":["NET_RAW"],"SecurityOpt":["no-new-privileges:true"],"LogConfig":{"Type":"json-file"},"RestartPolicy":{"Name":"unless-stopped"},"ReadonlyRootfs":false,"Runtime":"runc"},"Mounts":[{"Type":"volume","Name":"shop_data","Source":"/var/lib/docker/volumes/shop_data/_data","Destination":"/data","RW":true},{"Type":"bind","Source":"/srv/shop/config","Destination":"/etc/shop","RW":false}]}"#;
+        let docker = rate(10_000, || {
+            let mut out = Vec::with_capacity(1);
+            for _ in 0..10_000 {
+                out.clear();
+                vigil::normalize::docker_inspect::normalise_value(
+                    std::str::from_utf8(inspect).expect("utf-8"),
+                    &origin,
+                    &mut out,
+                )
+                .expect("valid");
+                black_box(&out);
+            }
+        });
+        println!(
+            "| Docker (inspect → container event) | a 1.2 KB inspect response | {} |",
+            fmt(docker)
+        );
+        let events = corpus::typical(10_000);
+        let lines: String = events
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("serialise") + "\n")
+            .collect();
+        let vigil_json = rate(events.len(), || {
+            let mut n = 0;
+            for_each_record(
+                "bench",
+                lines.as_bytes(),
+                Format::Vigil,
+                &origin,
+                |e| n += e.len(),
+                |_| {},
+            );
+            black_box(n);
+        });
+        println!(
+            "| Vigil JSON lines (`--emit-events` output, replay input) | typical mix, {} B/line | {} |",
+            lines.len() / events.len(),
+            fmt(vigil_json)
+        );
+        println!();
+    }
+
     if want("replay") {
         // Real audit events: the Falco fixtures (less the malformed one) as JSON lines, repeated.
         let dir = root().join("tests/data/k8s-audit/falco-0.34.1");
