@@ -1,6 +1,6 @@
 //! The `vigil` subcommands, from parsed arguments to an exit status.
 
-mod plugin;
+pub mod plugin;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod cli;
 pub mod collectors;
 pub mod commands;
+pub mod config;
 pub mod dispatch;
 pub mod finding_record;
 pub mod intel;
