@@ -174,9 +174,28 @@ pub struct Registry {
     pub host: HostCounters,
     /// Readiness and sizes.
     pub gauges: HostGauges,
+    /// Findings written, per (plugin, rule id).
+    rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
+/// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
+/// not grow the metrics without bound; the excess is counted under
+/// `rule="(other)"`.
+const MAX_RULE_SERIES: usize = 1_000;
+
 impl Registry {
+    /// Counts a finding written for `rule` of `plugin`.
+    pub fn count_finding(&self, plugin: &str, rule: &str) {
+        let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (plugin.to_owned(), rule.to_owned());
+        let key = if rules.contains_key(&key) || rules.len() < MAX_RULE_SERIES {
+            key
+        } else {
+            (plugin.to_owned(), "(other)".to_owned())
+        };
+        *rules.entry(key).or_default() += 1;
+    }
+
     /// Registers (or returns the existing) metrics of a plugin.
     pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
         let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
@@ -253,6 +272,19 @@ impl Registry {
             s.counters
                 .render(&mut out, &format!("source=\"{}\"", s.name));
         }
+        for ((plugin, rule), n) in self
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "vigil_findings_total{{plugin=\"{}\",rule=\"{}\"}} {n}",
+                escape(plugin),
+                escape(rule)
+            );
+        }
         for p in self.plugins() {
             let labels = format!("plugin=\"{}\"", p.name);
             p.counters
@@ -311,5 +343,41 @@ impl SourceCounters {
     /// Renders with the given metric prefix and labels (used by [`Registry::render`]).
     pub fn render(&self, out: &mut String, labels: &str) {
         self.render_counters(out, "vigil_source", labels);
+    }
+}
+
+/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_per_rule_are_bounded_and_escaped() {
+        let r = Registry::default();
+        r.count_finding("p", "a\"b");
+        r.count_finding("p", "a\"b");
+        for i in 0..MAX_RULE_SERIES + 5 {
+            r.count_finding("q", &format!("r{i}"));
+        }
+        let text = r.render();
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"p\",rule=\"a\\\"b\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"q\",rule=\"(other)\"} 6"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("vigil_findings_total{").count(),
+            MAX_RULE_SERIES + 1
+        );
+        assert!(text.contains("vigil_reloads_ok_total 0\n"), "{text}");
     }
 }

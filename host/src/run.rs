@@ -116,9 +116,10 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     let pool = start_pool(runners, &registry, &ftx);
     let out_node = node.clone();
+    let out_registry = registry.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-output".into())
-        .spawn(move || write_findings(frx, &out_node))?;
+        .spawn(move || write_findings(frx, &out_node, &out_registry))?;
 
     let events_out = args
         .emit_events
@@ -367,10 +368,11 @@ fn start_pool(
     WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
 }
 
-fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
+fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str, registry: &Registry) {
     let stdout = std::io::stdout();
     for f in rx {
         let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
+        registry.count_finding(&f.plugin, &rec.rule_id);
         let mut out = stdout.lock();
         let written = serde_json::to_writer(&mut out, &rec).is_ok()
             && out.write_all(b"\n").is_ok()

@@ -419,6 +419,7 @@ fn admin_endpoint_serves_metrics_and_probes() {
         "vigil_plugin_faults_deadline_total{plugin=\"container-escape\"} 0",
         "vigil_plugin_queue_overflow_total{plugin=\"container-escape\"} 0",
         "vigil_source_dropped_total{source=\"k8s-audit-log\"} 0",
+        "vigil_findings_total{plugin=\"container-escape\",rule=\"container-escape/privileged\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == want),
