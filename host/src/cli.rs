@@ -152,10 +152,13 @@ pub struct RunArgs {
     /// Do not start the `docker` source.
     #[arg(long)]
     pub no_docker: bool,
-    /// Do not start the `procfs` network source (container sockets).
+    /// Do not start the network sources (`procfs` container sockets and `conntrack` flows).
     #[arg(long)]
     pub no_network: bool,
-    /// How often the network source reads the socket tables, in milliseconds; a connection shorter than this can be missed.
+    /// Do not start the `conntrack` network source (new connections over netlink); the procfs poller still runs.
+    #[arg(long)]
+    pub no_conntrack: bool,
+    /// How often the network source reads the socket tables, in milliseconds; a connection shorter than this can be missed by the poller (conntrack sees those of bridge-networked containers).
     #[arg(long, value_name = "MS", default_value_t = crate::collectors::network::DEFAULT_INTERVAL_MS)]
     pub network_interval_ms: u64,
     /// Also emit the sockets of the host itself (not in any container).

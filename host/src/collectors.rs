@@ -110,12 +110,19 @@ pub fn start_all(
                 "network: on (procfs, every {} ms)",
                 settings.interval.as_millis()
             );
+            let shared = start_conntrack(args, &settings, node, tx, stop, registry);
+            if shared.is_some() {
+                started.push(network::conntrack::SOURCE.to_owned());
+            }
             let ctx = crate::run::source_context(node, tx, stop, registry, network::SOURCE);
             // Detached, like the Docker source.
-            drop(network::start(settings, ctx));
+            drop(network::start(settings, shared, ctx));
             started.push(network::SOURCE.to_owned());
         }
-        Err(why) => tracing::info!("network: off ({why})"),
+        Err(why) => {
+            tracing::info!("network: off ({why})");
+            tracing::info!("conntrack: off (network off)");
+        }
     }
     match file_integrity_settings(args) {
         Ok(settings) => {
@@ -188,6 +195,35 @@ pub fn start_all(
     started
 }
 
+/// Starts the conntrack listener when wanted and possible, saying why not
+/// otherwise; returns the state it shares with the procfs poller.
+fn start_conntrack(
+    args: &crate::cli::RunArgs,
+    settings: &network::NetworkSettings,
+    node: &Arc<str>,
+    tx: &mpsc::Sender<Vec<Event>>,
+    stop: &watch::Receiver<bool>,
+    registry: &crate::metrics::Registry,
+) -> Option<Arc<network::shared::Shared>> {
+    if args.no_conntrack || !settings.conntrack {
+        tracing::info!("conntrack: off (--no-conntrack)");
+        return None;
+    }
+    let shared = network::shared::Shared::new(settings.dedup_window, settings.max_tracked_sockets);
+    let ctx = crate::run::source_context(node, tx, stop, registry, network::conntrack::SOURCE);
+    match network::conntrack::start(settings, shared.clone(), ctx) {
+        // Detached, like the file-integrity thread: it ends on shutdown.
+        Ok(_thread) => {
+            tracing::info!("conntrack: on (netlink, new connections)");
+            Some(shared)
+        }
+        Err(e) => {
+            tracing::info!("conntrack: off ({})", file_integrity::error_chain(&e));
+            None
+        }
+    }
+}
+
 /// The Kubernetes watchers' config from the flags.
 fn k8s_watch_config(args: &crate::cli::RunArgs) -> k8s_watch::WatchConfig {
     let mode = if args.no_k8s_watch {
@@ -237,6 +273,7 @@ fn audit_log_settings(args: &crate::cli::RunArgs) -> Result<k8s_audit_log::LogSe
     let config = k8s_audit_log::LogConfig {
         path: path.clone(),
         from_beginning: args.audit_log_from_beginning,
+        position_file: Some(args.data_dir.join(k8s_audit_log::POSITION_FILE)),
         ..k8s_audit_log::LogConfig::default()
     };
     config.validate().map_err(|e| Off::Invalid(e.to_string()))

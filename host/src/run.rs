@@ -27,6 +27,9 @@ use crate::workers::{PluginFinding, WorkerPool};
 
 /// How long the batcher waits to fill a batch: the latency it adds.
 const LINGER: Duration = Duration::from_millis(10);
+/// How long shutdown waits for the sources' last events.
+const DRAIN: Duration = Duration::from_secs(3);
+
 /// How often plugins get `on-tick`.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -129,6 +132,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    // What the sources queued before they stopped is processed, so a source
+    // that records how far it got (the audit log's position) loses nothing.
+    // Bounded: a source that does not stop is not waited for.
+    let drain_until = tokio::time::Instant::now() + DRAIN;
+    while let Ok(Some(batch)) = tokio::time::timeout_at(drain_until, erx.recv()).await {
+        if let Some(out) = &mut events_out {
+            out.write(&batch);
+        }
+        for e in batch {
+            pending[slot(e.kind())].push(e);
+        }
+    }
     for p in &mut pending {
         if !p.is_empty() {
             pool.route(Arc::new(std::mem::take(p)));

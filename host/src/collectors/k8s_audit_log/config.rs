@@ -20,11 +20,16 @@ pub struct LogConfig {
     /// The API server's `--audit-log-path` (JSON format, one audit event
     /// per line). It need not exist yet; it is read once it appears.
     pub path: PathBuf,
-    /// Read the lines already in the file when Vigil starts. Off by
-    /// default: after a restart they would be reported again (no position
-    /// is persisted). A file created or rotated after start is always read
-    /// from its beginning.
+    /// Read the lines already in the file when Vigil starts for the first
+    /// time. Off by default. Once a read position is saved
+    /// (`position_file`), a restart resumes there whatever this says, so
+    /// lines written while Vigil was down are read and none twice. A file
+    /// created or rotated after start is always read from its beginning.
     pub from_beginning: bool,
+    /// Where the read position (file identity and offset) is kept across
+    /// restarts; `vigil run` uses `<data dir>/k8s-audit-log.position`.
+    /// None: not kept (every start begins as `from_beginning` says).
+    pub position_file: Option<PathBuf>,
     /// Time between two looks at the file, in milliseconds; the latency
     /// of a new event.
     pub poll_interval_ms: u64,
@@ -42,6 +47,7 @@ impl Default for LogConfig {
         Self {
             path: PathBuf::new(),
             from_beginning: false,
+            position_file: None,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             max_line_bytes: 16 * 1024 * 1024,
             max_read_bytes: 4 * 1024 * 1024,
@@ -85,6 +91,8 @@ pub struct LogSettings {
     pub max_line_bytes: usize,
     /// Bytes per look (positive).
     pub max_read_bytes: usize,
+    /// Where the read position is kept, if anywhere (non-empty).
+    pub position_file: Option<PathBuf>,
 }
 
 impl LogConfig {
@@ -109,6 +117,13 @@ impl LogConfig {
         if self.max_read_bytes == 0 {
             bad("max_read_bytes", "must be positive");
         }
+        if self
+            .position_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bad("position_file", "must not be empty");
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -122,6 +137,7 @@ impl LogConfig {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_line_bytes: self.max_line_bytes,
             max_read_bytes: self.max_read_bytes,
+            position_file: self.position_file.clone(),
         })
     }
 }
