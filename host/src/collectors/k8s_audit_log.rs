@@ -57,6 +57,38 @@ pub fn start(settings: LogSettings, ctx: SourceContext) -> JoinHandle<()> {
     tokio::spawn(run(settings, ctx))
 }
 
+/// Tailers of sources that were stopped (a reload restarting the source
+/// with new settings), so that the next source following the same file
+/// resumes at their position: lines written while it restarted are read,
+/// none twice.
+static HANDOVER: std::sync::Mutex<Vec<Tailer>> = std::sync::Mutex::new(Vec::new());
+
+fn hand_over(tailer: Option<Tailer>) {
+    if let Some(t) = tailer {
+        let mut slot = HANDOVER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.retain(|o| o.path() != t.path());
+        slot.push(t);
+    }
+}
+
+fn take_over(settings: &LogSettings) -> Tailer {
+    let mut slot = HANDOVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match slot.iter().position(|t| t.path() == settings.path) {
+        Some(i) => {
+            let mut t = slot.swap_remove(i);
+            t.set_limits(settings.max_line_bytes, settings.max_read_bytes);
+            tracing::info!(source = METRICS_NAME, path = %settings.path.display(), "k8s-audit-log: resuming where the previous source stopped");
+            t
+        }
+        // First start in this process: the position saved by the last one.
+        None => first_tailer(settings),
+    }
+}
+
 /// The outcome of one look, normalised off the async workers.
 struct Step {
     tailer: Tailer,
@@ -135,7 +167,7 @@ impl Checkpoint {
 }
 
 async fn run(settings: LogSettings, ctx: SourceContext) {
-    let mut tailer = Some(first_tailer(&settings));
+    let mut tailer = Some(take_over(&settings));
     let mut checkpoint = Checkpoint {
         file: settings.position_file.clone(),
         path: settings.path.clone(),
@@ -157,11 +189,13 @@ async fn run(settings: LogSettings, ctx: SourceContext) {
             }
         };
         if stopping {
-            // Everything the tailer returned was delivered: keep where it is.
+            // Everything the tailer returned was delivered: keep where it
+            // is, on disk for the next start and in memory for a restart
+            // of this source (reload).
             if let Some(t) = &tailer {
                 checkpoint.save(t, true);
             }
-            return;
+            return hand_over(tailer);
         }
         let Some(t) = tailer.take() else { return };
         let node = ctx.node.clone();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default time between two looks at the file, in milliseconds.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
@@ -14,9 +14,11 @@ pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
 const MIN_POLL_INTERVAL_MS: u64 = 10;
 
 /// The `k8s-audit-log` source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// Run this source (off by default: it needs `path`).
+    pub enabled: bool,
     /// The API server's `--audit-log-path` (JSON format, one audit event
     /// per line). It need not exist yet; it is read once it appears.
     pub path: PathBuf,
@@ -27,8 +29,7 @@ pub struct LogConfig {
     /// created or rotated after start is always read from its beginning.
     pub from_beginning: bool,
     /// Where the read position (file identity and offset) is kept across
-    /// restarts; `vigil run` uses `<data dir>/k8s-audit-log.position`.
-    /// None: not kept (every start begins as `from_beginning` says).
+    /// restarts. Absent: `<data_dir>/k8s-audit-log.position`.
     pub position_file: Option<PathBuf>,
     /// Time between two looks at the file, in milliseconds; the latency
     /// of a new event.
@@ -45,6 +46,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             path: PathBuf::new(),
             from_beginning: false,
             position_file: None,
@@ -117,12 +119,10 @@ impl LogConfig {
         if self.max_read_bytes == 0 {
             bad("max_read_bytes", "must be positive");
         }
-        if self
-            .position_file
-            .as_ref()
-            .is_some_and(|p| p.as_os_str().is_empty())
-        {
-            bad("position_file", "must not be empty");
+        match &self.position_file {
+            Some(p) if p.as_os_str().is_empty() => bad("position_file", "must not be empty"),
+            Some(p) if !p.is_absolute() => bad("position_file", "must be an absolute path"),
+            _ => {}
         }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
