@@ -180,10 +180,13 @@ pub struct RunArgs {
     /// Do not start the `docker` source.
     #[arg(long)]
     pub no_docker: bool,
-    /// Do not start the `procfs` network source (container sockets).
+    /// Do not start the network sources (`procfs` container sockets and `conntrack` flows).
     #[arg(long)]
     pub no_network: bool,
-    /// How often the network source reads the socket tables, in milliseconds (default 1000); a connection shorter than this can be missed.
+    /// Do not start the `conntrack` network listener (new connections over netlink); the procfs poller still runs. Sets `sources.network.conntrack = false`.
+    #[arg(long)]
+    pub no_conntrack: bool,
+    /// How often the network source reads the socket tables, in milliseconds (default 1000); a connection shorter than this can be missed by the poller (conntrack sees those of bridge-networked containers).
     #[arg(long, value_name = "MS")]
     pub network_interval_ms: Option<u64>,
     /// Also emit the sockets of the host itself (not in any container).

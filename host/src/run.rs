@@ -31,6 +31,10 @@ use crate::workers::{PluginFinding, WorkerPool};
 use pipeline::Pipeline;
 use reload::{Candidate, FileWatch, Fingerprint};
 
+/// How long shutdown waits for the sources to stop (and for their last
+/// events), in all.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// How often plugins get `on-tick`.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -200,8 +204,22 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         events,
         ..
     } = host;
+    // Each source is stopped while the queue is still read, and has ended
+    // (its last events queued, the audit log's position saved) before the
+    // queue is emptied into the plugins: what a source recorded as
+    // delivered is processed. Bounded, so that a source that does not stop
+    // does not hold the host: it is left behind, logged.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     for s in sources {
-        stop_draining(s, &mut pipeline, &mut erx).await;
+        let name = s.name;
+        let stopping = stop_draining(s, &mut pipeline, &mut erx);
+        if tokio::time::timeout_at(deadline, stopping).await.is_err() {
+            tracing::warn!(
+                source = name,
+                "source did not stop within {} s: its last events may be lost",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
     }
     drop(events);
     while let Ok(batch) = erx.try_recv() {

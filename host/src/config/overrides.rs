@@ -131,6 +131,9 @@ fn sources(config: &mut VigilConfig, args: &RunArgs) {
     if args.no_network {
         s.network.enabled = false;
     }
+    if args.no_conntrack {
+        s.network.conntrack = false;
+    }
     if let Some(ms) = args.network_interval_ms {
         s.network.interval_ms = ms;
     }

@@ -222,3 +222,55 @@ fn baseline_follows_the_data_dir_unless_set() {
         std::path::Path::new("/b.sqlite")
     );
 }
+
+#[test]
+fn audit_log_position_follows_the_data_dir_unless_set() {
+    let mut c = parse("data_dir = \"/srv/vigil\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.k8s_audit_log.position_file.as_deref(),
+        Some(std::path::Path::new("/srv/vigil/k8s-audit-log.position"))
+    );
+    let mut c = parse("[sources.k8s_audit_log]\nposition_file = \"/p/pos\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.k8s_audit_log.position_file.as_deref(),
+        Some(std::path::Path::new("/p/pos"))
+    );
+}
+
+#[test]
+fn conntrack_keys_are_validated_under_the_network_source() {
+    let problems = problems_of(
+        "[sources.network]\nconntrack_receive_buffer_bytes = 1\nattribution_wait_ms = 60000\nmax_pending_flows = 0\n[sources.k8s_audit_log]\nenabled = true\npath = \"/a.log\"\nposition_file = \"rel.position\"\n",
+    );
+    for want in [
+        "sources.network.conntrack_receive_buffer_bytes",
+        "sources.network.attribution_wait_ms",
+        "sources.network.max_pending_flows",
+        "sources.k8s_audit_log.position_file",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(&format!("{want}: "))),
+            "no problem at {want}: {problems:#?}"
+        );
+    }
+    // A network source that is off is not checked, its conntrack keys neither.
+    assert!(problems_of("[sources.network]\nenabled = false\nmax_pending_flows = 0\n").is_empty());
+}
+
+#[test]
+fn no_conntrack_flag_overrides_the_file() {
+    use clap::Parser;
+    let run_args = |argv: &[&str]| match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        crate::cli::Command::Run(a) => a,
+        _ => unreachable!(),
+    };
+    let mut c = parse("[sources.network]\nconntrack = true\n").unwrap();
+    overrides::apply(&mut c, &run_args(&["vigil", "run"])).unwrap();
+    assert!(c.sources.network.conntrack);
+    overrides::apply(&mut c, &run_args(&["vigil", "run", "--no-conntrack"])).unwrap();
+    assert!(!c.sources.network.conntrack && c.sources.network.enabled);
+}
