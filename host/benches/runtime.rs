@@ -375,7 +375,7 @@ impl Drop for FakeProc {
 /// The network sources (procfs rows, conntrack messages) and file
 /// integrity (a file's state into an event).
 fn network_and_fim() {
-    use vigil::collectors::network::conntrack::{Message, Tuple, encode, flow_events, messages};
+    use vigil::collectors::network::conntrack::{Message, flow_events, messages};
     use vigil::collectors::network::{NetworkConfig, Scanner};
 
     // procfs: a whole poll of a container namespace with 2,000 sockets, all
@@ -400,27 +400,33 @@ fn network_and_fim() {
         fmt(procfs)
     );
 
-    // conntrack: one kernel-format event per datagram (what the socket
-    // delivers), decoded and attributed by address to a container.
+    // conntrack: one event per datagram, as the socket delivers them: the
+    // real `CT_NEW` captured from this kernel (a bridge container's
+    // connection, 196 B with status, timeout, protoinfo, mark, …), its
+    // container address varied over 1,024 containers; decoded, attributed
+    // by address, into an event.
+    let hex = std::fs::read_to_string(root().join("host/tests/data/conntrack/new-tcp4-bridge.hex"))
+        .expect("fixture");
+    let hex = hex.trim();
+    let real: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let container_ip = [172u8, 17, 0, 2];
     let datagrams: Vec<Vec<u8>> = (0..1024u32)
         .map(|i| {
-            let src = std::net::IpAddr::from([172, 17, (i >> 8) as u8, (i & 0xff) as u8]);
-            let dst = std::net::IpAddr::from([203, 0, 113, 9]);
-            let orig = Tuple {
-                src,
-                dst,
-                protocol: 6,
-                src_port: 30000 + i as u16,
-                dst_port: 443,
-            };
-            let reply = Tuple {
-                src: dst,
-                dst: std::net::IpAddr::from([198, 51, 100, 7]),
-                protocol: 6,
-                src_port: 443,
-                dst_port: 30000 + i as u16,
-            };
-            encode::new_flow(&orig, &reply, i)
+            let mut d = real.clone();
+            let ip = [172, 17, 4 + (i >> 8) as u8, (i & 0xff) as u8];
+            let at: Vec<usize> = d
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == container_ip)
+                .map(|(at, _)| at)
+                .collect();
+            for at in at {
+                d[at..at + 4].copy_from_slice(&ip);
+            }
+            d
         })
         .collect();
     let owners: std::collections::HashMap<std::net::IpAddr, vigil::model::ContainerRef> = datagrams
@@ -454,7 +460,7 @@ fn network_and_fim() {
         black_box(out);
     });
     println!(
-        "| Network, conntrack (ctnetlink `CT_NEW` datagram → decoded → attributed event) | {} B per datagram (kernel layout) | {} |",
+        "| Network, conntrack (ctnetlink `CT_NEW` datagram → decoded → attributed event) | a real {} B event per datagram | {} |",
         datagrams[0].len(),
         fmt(conntrack)
     );
