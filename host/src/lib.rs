@@ -23,7 +23,7 @@ pub mod state;
 pub mod workers;
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "vigil:detector@0.1.0";
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.1";
 
 /// The instance name of the WIT `types` interface.
-pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.0";
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.1";
