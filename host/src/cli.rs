@@ -146,6 +146,9 @@ pub struct RunArgs {
     /// Data directory: plugin state, compile cache.
     #[arg(long, default_value = "/var/lib/vigil")]
     pub data_dir: PathBuf,
+    /// How often the `--intel` feed files are checked for changes, in milliseconds (reloaded once a change has settled for one more interval); 0 never reloads.
+    #[arg(long, value_name = "MS", default_value_t = crate::intel::reload::DEFAULT_POLL.as_millis() as u64)]
+    pub intel_poll_ms: u64,
     /// Docker Engine API socket the `docker` source reads (container lifecycle).
     #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
     pub docker_socket: PathBuf,

@@ -140,11 +140,31 @@ impl PluginMetrics {
     }
 }
 
+counters! {
+    /// Counters of the threat-intel feeds.
+    pub struct IntelCounters {
+        /// Reloads that replaced the feeds after a file changed.
+        reloads,
+        /// Reloads that failed (unreadable file, no entry): the previous feeds were kept.
+        reload_failures,
+    }
+}
+
+/// Metrics of the threat-intel feeds.
+#[derive(Debug, Default)]
+pub struct IntelMetrics {
+    pub counters: IntelCounters,
+    /// Entries loaded now (a gauge).
+    pub entries: AtomicU64,
+}
+
 /// Every metric of the host.
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Mutex<Vec<Arc<PluginMetrics>>>,
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
+    /// The threat-intel feeds'.
+    pub intel: Arc<IntelMetrics>,
 }
 
 impl Registry {
@@ -210,6 +230,14 @@ impl Registry {
             p.latency
                 .render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
+        self.intel
+            .counters
+            .render_counters(&mut out, "vigil_intel", "");
+        let _ = writeln!(
+            out,
+            "vigil_intel_entries {}",
+            self.intel.entries.load(Ordering::Relaxed)
+        );
         out
     }
 }

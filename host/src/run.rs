@@ -19,6 +19,7 @@ use crate::collectors::{self, SourceContext};
 use crate::commands::selection;
 use crate::finding_record::FindingRecord;
 use crate::intel::ThreatIntel;
+use crate::intel::reload::Reloader;
 use crate::metrics::Registry;
 use crate::model::{Event, EventKind};
 use crate::plugin_set;
@@ -53,9 +54,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     sel.builtin = !args.plugins.no_builtin;
     let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
-    let mut intel = ThreatIntel::empty();
-    for f in &args.plugins.intel {
-        intel.load_file(f, "intel")?;
+    let intel = ThreatIntel::load_files(&args.plugins.intel, "intel")?;
+    if !args.plugins.intel.is_empty() {
+        tracing::info!(
+            files = ?args.plugins.intel,
+            entries = intel.len(),
+            skipped_lines = intel.skipped_lines,
+            "threat-intel feeds loaded"
+        );
     }
     let ctx = RunContext {
         clock: Clock::Wall,
@@ -67,6 +73,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
     }
     let registry = Arc::new(Registry::default());
+    if !args.plugins.intel.is_empty() && args.intel_poll_ms > 0 {
+        // Detached: a `stat` per feed per interval until the process ends.
+        drop(
+            Reloader::new(
+                args.plugins.intel.clone(),
+                "intel",
+                ctx.intel.clone(),
+                registry.intel.clone(),
+            )
+            .spawn(Duration::from_millis(args.intel_poll_ms))
+            .context("cannot start the threat-intel reloader")?,
+        );
+    }
     for r in &runners {
         registry.add_plugin(r.metrics().clone());
     }
