@@ -103,8 +103,8 @@ impl Vigil {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("stdout is JSON lines"))
             .filter(|f| {
                 f["rule_id"] == "suspicious-egress/threat-intel"
-                    && f["evidence"]["remote-address"] == to.ip().to_string()
-                    && f["evidence"]["remote-port"] == to.port().to_string()
+                    && f["evidence"]["remote-address"].as_str() == Some(&to.ip().to_string())
+                    && f["evidence"]["remote-port"].as_str() == Some(&to.port().to_string())
             })
             .collect()
     }
