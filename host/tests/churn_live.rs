@@ -1,7 +1,8 @@
 //! container-churn through `vigil run` and the real Docker daemon of this
 //! machine: `docker run --rm` of a container that lives a moment is one
 //! `container-churn/short-lived` finding, its lifetime measured from its
-//! creation; one on the host's network is raised to medium. Uses the local image built
+//! creation; one on the host's network is raised to medium; the baseline
+//! is persisted in the plugin's state. Uses the local image built
 //! by `scripts/test-image.sh`; every container has the label `vigil-test=1`
 //! and is removed by `--rm` (or at the end, pass or fail).
 //!
@@ -177,4 +178,20 @@ fn run_and_remove_containers_are_short_lived() {
     let f = vigil.short_lived(&host_net);
     assert_eq!(f["severity"], "medium");
     assert_eq!(f["evidence"]["risky"], "host-network");
+
+    // The baseline is in the plugin's persisted state by the next tick.
+    let state = vigil.data_dir.join("state/container-churn.state.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.contains("s/d/image/vigil-test/busybox") && text.contains("s/d/node/") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no persisted churn baseline in {}: {text}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
