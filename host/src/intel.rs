@@ -64,8 +64,16 @@ impl ThreatIntel {
     /// Loads every feed file, all or nothing: the first file that cannot be
     /// read or holds no entry at all is the error.
     pub fn load_files(paths: &[PathBuf], category: &str) -> Result<Self, IntelError> {
+        Self::load_feeds(paths.iter().map(|p| (p.as_path(), category)))
+    }
+
+    /// Loads every `(file, category)` feed, all or nothing, like
+    /// [`load_files`](Self::load_files).
+    pub fn load_feeds<'a>(
+        feeds: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Self, IntelError> {
         let mut intel = Self::empty();
-        for path in paths {
+        for (path, category) in feeds {
             intel.load_file(path, category)?;
         }
         Ok(intel)

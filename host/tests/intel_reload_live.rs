@@ -3,11 +3,15 @@
 //! only) and the built-in suspicious-egress plugin. A connection to an
 //! address that is not listed gives nothing; once the feed file is replaced
 //! to list it, a new connection is a `threat-intel` finding naming the
-//! entry; a broken feed is refused loudly and the previous one stays.
+//! entry; a broken feed is refused loudly and the previous one stays, each
+//! counted in `/metrics`. The feeds and the poll interval are also `[intel]`
+//! of a config file: a config reload that names another feed file restarts
+//! polling on it, and the old file is no longer polled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,14 +41,11 @@ fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>
 }
 
 impl Vigil {
+    /// `vigil run` configured by flags only.
     fn start(dir: &Path, feed: &Path, settings: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args([
+        let mut args: Vec<OsString> = ["--data-dir".into(), dir.join("data").into()].into();
+        args.extend(
+            [
                 "--no-cache",
                 "--no-docker",
                 "--no-file-integrity",
@@ -54,11 +55,24 @@ impl Vigil {
                 "100",
                 "--intel-poll-ms",
                 "100",
-            ])
-            .arg("--intel")
-            .arg(feed)
-            .arg("--plugin-settings")
-            .arg(format!("suspicious-egress={}", settings.display()))
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--intel",
+            ]
+            .map(OsString::from),
+        );
+        args.push(feed.into());
+        args.push("--plugin-settings".into());
+        args.push(format!("suspicious-egress={}", settings.display()).into());
+        Self::spawn(&args)
+    }
+
+    fn spawn(args: &[OsString]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .arg("run")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -92,6 +106,50 @@ impl Vigil {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("vigil did not log {needle:?}; stderr:\n{}", self.log());
+    }
+
+    /// The admin endpoint's address, from the startup log.
+    fn admin(&self) -> SocketAddr {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("admin endpoint: listening"))
+            .unwrap_or_else(|| panic!("no admin address in {log}"));
+        let at = line.find("address=").unwrap() + "address=".len();
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The `/metrics` lines that start with `vigil_intel` or `vigil_reloads`.
+    fn metrics(&self) -> Vec<String> {
+        let mut s = TcpStream::connect_timeout(&self.admin(), Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.lines()
+            .filter(|l| l.starts_with("vigil_intel") || l.starts_with("vigil_reloads"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn assert_metrics(&self, want: &[&str]) {
+        let have = self.metrics();
+        for w in want {
+            assert!(
+                have.iter().any(|l| l == w),
+                "no {w:?} in /metrics: {have:#?}\nlog:\n{}",
+                self.log()
+            );
+        }
     }
 
     /// The threat-intel findings about connections to `to`.
@@ -202,6 +260,104 @@ fn a_feed_changed_while_running_is_used_for_new_connections() {
         "{}",
         vigil.log()
     );
+    vigil.assert_metrics(&[
+        "vigil_intel_reloads_total 1",
+        "vigil_intel_reload_failures_total 1",
+        "vigil_intel_entries 2",
+    ]);
+
+    drop(vigil);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A config file for `vigil run --config`: the feed `feed`, polled every
+/// 100 ms, the host's own sockets, suspicious-egress reporting every match.
+fn config(dir: &Path, feed: &Path) -> String {
+    format!(
+        r#"data_dir = "{data}"
+[admin]
+listen = "127.0.0.1:0"
+[sources.docker]
+enabled = false
+[sources.file_integrity]
+enabled = false
+[sources.k8s_watch]
+mode = "off"
+[sources.network]
+interval_ms = 100
+include_host = true
+[plugins]
+cache = false
+[plugins.settings.suspicious-egress]
+include_host = true
+realert_secs = 0
+[intel]
+poll_interval_ms = 100
+[[intel.feeds]]
+path = "{feed}"
+category = "c2"
+"#,
+        data = dir.join("data").display(),
+        feed = feed.display(),
+    )
+}
+
+/// Replaces the config file atomically (the reload must not read half of it).
+fn write_config(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_config_reload_naming_another_feed_moves_the_polling_to_it() {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("vigil-intel-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let old_feed = dir.join("old.txt");
+    std::fs::write(&old_feed, "192.0.2.1\n").unwrap();
+    let new_feed = dir.join("new.txt");
+    std::fs::write(&new_feed, format!("192.0.2.2\n{C2}/32\n")).unwrap();
+    let cfg = dir.join("vigil.toml");
+    write_config(&cfg, &config(&dir, &old_feed));
+
+    let listener = TcpListener::bind((C2, 0)).unwrap();
+    let to = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+
+    let mut vigil = Vigil::spawn(&["--config".into(), cfg.clone().into()]);
+    vigil.wait_log("vigil running", 1);
+    vigil.assert_metrics(&["vigil_intel_entries 1"]);
+
+    // The config now names the other feed: reloaded with the config, then
+    // polled in place of the old one.
+    write_config(&cfg, &config(&dir, &new_feed));
+    vigil.wait_log("feed polling restarted on the new feeds", 1);
+    vigil.wait_log("configuration reloaded", 1);
+    vigil.assert_metrics(&["vigil_reloads_ok_total 1", "vigil_intel_entries 2"]);
+    let _listed = connect(to);
+    let found = vigil.wait_findings(to, 1);
+    assert_eq!(found[0]["evidence"]["feed"], "new.txt");
+    assert_eq!(found[0]["evidence"]["feed-entry"], format!("{C2}/32"));
+
+    // The new file is polled ...
+    replace(&new_feed, &format!("192.0.2.2\n192.0.2.3\n{C2}/32\n"));
+    vigil.wait_log("threat-intel feeds reloaded", 1);
+    vigil.assert_metrics(&["vigil_intel_reloads_total 1", "vigil_intel_entries 3"]);
+    // ... the old one no longer is.
+    replace(&old_feed, "<html>502 Bad Gateway</html>\n");
+    std::thread::sleep(Duration::from_millis(600));
+    vigil.assert_metrics(&[
+        "vigil_intel_reloads_total 1",
+        "vigil_intel_reload_failures_total 0",
+        "vigil_intel_entries 3",
+    ]);
 
     drop(vigil);
     let _ = std::fs::remove_dir_all(&dir);

@@ -9,19 +9,22 @@
 //! then loaded into a new [`ThreatIntel`], swapped in atomically for every
 //! plugin; if any file cannot be read or is not a feed, the previous feeds
 //! stay in force, loudly, until the files change again.
+//!
+//! The feed list and the interval are `[intel]` of the config
+//! ([`IntelConfig`]); `vigil run` owns the running [`ReloaderHandle`] and
+//! replaces it when a config reload changes either.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{IntelError, ThreatIntel};
+use crate::config::{FeedConfig, IntelConfig};
 use crate::metrics::{IntelMetrics, PluginMetrics};
 use crate::runtime::SharedIntel;
-
-/// Default interval between two looks at the feed files.
-pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 
 /// What identifies a version of a file: a replaced file has a new inode, a
 /// rewritten one a new size or modification time.
@@ -33,7 +36,7 @@ struct Stamp {
     modified: Option<SystemTime>,
 }
 
-fn stamp(path: &PathBuf) -> Option<Stamp> {
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some(Stamp {
         dev: m.dev(),
@@ -58,8 +61,7 @@ pub enum Poll {
 
 /// Watches the feed files and swaps the shared [`ThreatIntel`] when they change.
 pub struct Reloader {
-    files: Vec<PathBuf>,
-    category: String,
+    feeds: Vec<FeedConfig>,
     shared: SharedIntel,
     metrics: Arc<IntelMetrics>,
     /// The stamps of the files in force (or of the last failed attempt).
@@ -69,19 +71,13 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader for `files`, whose current content is already in `shared`.
-    pub fn new(
-        files: Vec<PathBuf>,
-        category: &str,
-        shared: SharedIntel,
-        metrics: Arc<IntelMetrics>,
-    ) -> Self {
-        let current = files.iter().map(stamp).collect();
+    /// A reloader for `feeds`, whose current content is already in `shared`.
+    pub fn new(feeds: Vec<FeedConfig>, shared: SharedIntel, metrics: Arc<IntelMetrics>) -> Self {
+        let current = feeds.iter().map(|f| stamp(&f.path)).collect();
         let entries = shared.read().unwrap_or_else(PoisonError::into_inner).len();
         metrics.entries.store(entries as u64, Ordering::Relaxed);
         Self {
-            files,
-            category: category.to_owned(),
+            feeds,
             shared,
             metrics,
             current,
@@ -91,7 +87,7 @@ impl Reloader {
 
     /// Looks at the files once; reloads when a change has settled.
     pub fn poll(&mut self) -> Poll {
-        let now: Vec<Option<Stamp>> = self.files.iter().map(stamp).collect();
+        let now: Vec<Option<Stamp>> = self.feeds.iter().map(|f| stamp(&f.path)).collect();
         if now == self.current {
             self.pending = None;
             return Poll::Unchanged;
@@ -104,7 +100,11 @@ impl Reloader {
         // Whatever the outcome, this version of the files has been tried:
         // a broken feed is reported once, not at every poll.
         self.current = now;
-        match ThreatIntel::load_files(&self.files, &self.category) {
+        let feeds = self
+            .feeds
+            .iter()
+            .map(|f| (f.path.as_path(), f.category.as_str()));
+        match ThreatIntel::load_feeds(feeds) {
             Ok(intel) => {
                 let entries = intel.len();
                 let skipped = intel.skipped_lines;
@@ -113,7 +113,7 @@ impl Reloader {
                     std::mem::replace(&mut *shared, Arc::new(intel)).len()
                 };
                 IntelReloaded {
-                    files: &self.files,
+                    feeds: &self.feeds,
                     entries,
                     previous,
                     skipped,
@@ -128,22 +128,74 @@ impl Reloader {
         }
     }
 
-    /// Polls every `interval` on a thread of its own until the process ends.
-    pub fn spawn(mut self, interval: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
+    /// Polls every `interval` on a thread of its own until the returned
+    /// handle is stopped or dropped.
+    pub fn spawn(mut self, interval: Duration) -> std::io::Result<ReloaderHandle> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
             .name("vigil-intel".into())
             .spawn(move || {
-                loop {
-                    std::thread::sleep(interval);
+                // A message or a dropped handle both end the loop.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     self.poll();
                 }
-            })
+            })?;
+        Ok(ReloaderHandle {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running [`Reloader`]. Stopping it (or dropping it) waits for a poll in
+/// progress to end, so that a stopped reloader never swaps feeds afterwards
+/// (a config reload installs its own feeds right after).
+#[derive(Debug)]
+pub struct ReloaderHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReloaderHandle {
+    /// Starts polling the feeds of `config` that are already in `shared`;
+    /// `Ok(None)` when there is nothing to poll (no feed, or polling off).
+    pub fn start(
+        config: &IntelConfig,
+        shared: &SharedIntel,
+        metrics: &Arc<IntelMetrics>,
+    ) -> std::io::Result<Option<Self>> {
+        let Some(interval) = config.poll_interval() else {
+            return Ok(None);
+        };
+        Reloader::new(config.feeds.clone(), shared.clone(), metrics.clone())
+            .spawn(interval)
+            .map(Some)
+    }
+
+    /// Stops polling; returns once the polling thread has ended.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the threat-intel reloader thread panicked");
+        }
+    }
+}
+
+impl Drop for ReloaderHandle {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
 /// The feeds were reloaded after their files changed.
 struct IntelReloaded<'a> {
-    files: &'a [PathBuf],
+    feeds: &'a [FeedConfig],
     entries: usize,
     previous: usize,
     skipped: u64,
@@ -153,7 +205,11 @@ impl IntelReloaded<'_> {
     fn emit(&self, m: &IntelMetrics) {
         PluginMetrics::add(&m.counters.reloads, 1);
         m.entries.store(self.entries as u64, Ordering::Relaxed);
-        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        let files: Vec<String> = self
+            .feeds
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
         tracing::info!(
             files = ?files,
             entries = self.entries,

@@ -30,13 +30,32 @@ impl Drop for Dir {
     }
 }
 
+fn feeds(files: &[&Path]) -> Vec<FeedConfig> {
+    files
+        .iter()
+        .map(|f| FeedConfig {
+            path: f.to_path_buf(),
+            category: "intel".into(),
+        })
+        .collect()
+}
+
+fn shared_for(feeds: &[FeedConfig]) -> SharedIntel {
+    let intel = ThreatIntel::load_feeds(
+        feeds
+            .iter()
+            .map(|f| (f.path.as_path(), f.category.as_str())),
+    )
+    .unwrap();
+    Arc::new(RwLock::new(Arc::new(intel)))
+}
+
 fn reloader(files: &[&Path]) -> (Reloader, SharedIntel, Arc<IntelMetrics>) {
-    let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
-    let intel = ThreatIntel::load_files(&files, "intel").unwrap();
-    let shared: SharedIntel = Arc::new(RwLock::new(Arc::new(intel)));
+    let feeds = feeds(files);
+    let shared = shared_for(&feeds);
     let metrics = Arc::new(IntelMetrics::default());
     (
-        Reloader::new(files, "intel", shared.clone(), metrics.clone()),
+        Reloader::new(feeds, shared.clone(), metrics.clone()),
         shared,
         metrics,
     )
@@ -142,4 +161,92 @@ fn an_empty_feed_is_valid() {
     reloader.poll();
     assert!(matches!(reloader.poll(), Poll::Reloaded { entries: 0 }));
     assert!(lookup(&shared, "198.51.100.7").is_empty());
+}
+
+#[test]
+fn each_feed_keeps_its_category_across_a_reload() {
+    let dir = Dir::new("category");
+    let c2 = dir.write("c2.txt", "198.51.100.7\n");
+    let tor = dir.write("tor.txt", "192.0.2.1\n");
+    let feeds = vec![
+        FeedConfig {
+            path: c2.clone(),
+            category: "c2".into(),
+        },
+        FeedConfig {
+            path: tor,
+            category: "tor-exit".into(),
+        },
+    ];
+    let shared = shared_for(&feeds);
+    let mut reloader = Reloader::new(feeds, shared.clone(), Arc::default());
+    dir.write("c2.txt", "198.51.100.7\n192.0.2.1\n");
+    assert!(matches!(reloader.poll(), Poll::Settling));
+    assert!(matches!(reloader.poll(), Poll::Reloaded { entries: 3 }));
+    let categories: Vec<String> = shared
+        .read()
+        .unwrap()
+        .lookup("192.0.2.1")
+        .into_iter()
+        .map(|m| m.category)
+        .collect();
+    assert_eq!(categories.len(), 2, "{categories:?}");
+    assert!(categories.contains(&"c2".to_owned()), "{categories:?}");
+    assert!(
+        categories.contains(&"tor-exit".to_owned()),
+        "{categories:?}"
+    );
+}
+
+#[test]
+fn a_started_reloader_polls_until_stopped() {
+    let dir = Dir::new("handle");
+    let c2 = dir.write("c2.txt", "198.51.100.7\n");
+    let config = IntelConfig {
+        feeds: feeds(&[&c2]),
+        poll_interval_ms: 10,
+    };
+    let shared = shared_for(&config.feeds);
+    let metrics = Arc::new(IntelMetrics::default());
+    let handle = ReloaderHandle::start(&config, &shared, &metrics)
+        .unwrap()
+        .expect("a feed and an interval: polling");
+
+    dir.write("c2.txt", "198.51.100.7\n203.0.113.0/24\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&metrics.counters.reloads) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never reloaded");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(lookup(&shared, "203.0.113.9"), ["c2.txt:203.0.113.0/24"]);
+
+    // Stopped: a later change is not picked up any more.
+    handle.stop();
+    dir.write("c2.txt", "198.51.100.7\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(count(&metrics.counters.reloads), 1);
+    assert_eq!(lookup(&shared, "203.0.113.9"), ["c2.txt:203.0.113.0/24"]);
+}
+
+#[test]
+fn nothing_to_poll_starts_nothing() {
+    let dir = Dir::new("off");
+    let c2 = dir.write("c2.txt", "198.51.100.7\n");
+    let shared = shared_for(&[]);
+    let metrics = Arc::new(IntelMetrics::default());
+    let off = IntelConfig {
+        feeds: feeds(&[&c2]),
+        poll_interval_ms: 0,
+    };
+    assert!(
+        ReloaderHandle::start(&off, &shared, &metrics)
+            .unwrap()
+            .is_none()
+    );
+    let no_feed = IntelConfig::default();
+    assert!(
+        ReloaderHandle::start(&no_feed, &shared, &metrics)
+            .unwrap()
+            .is_none()
+    );
 }
