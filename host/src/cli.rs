@@ -174,6 +174,9 @@ pub struct RunArgs {
     /// Do not reload when the config file or the plugin directory changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,
+    /// How often the threat-intel feed files are checked for changes, in milliseconds (default 1000; reloaded once a change has settled for one more interval); 0 never reloads them.
+    #[arg(long, value_name = "MS")]
+    pub intel_poll_ms: Option<u64>,
     /// Docker Engine API socket the `docker` source reads (default /var/run/docker.sock).
     #[arg(long, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,

@@ -143,6 +143,24 @@ impl PluginMetrics {
 }
 
 counters! {
+    /// Counters of the threat-intel feeds.
+    pub struct IntelCounters {
+        /// Reloads that replaced the feeds after a file changed.
+        reloads,
+        /// Reloads that failed (unreadable file, no entry): the previous feeds were kept.
+        reload_failures,
+    }
+}
+
+/// Metrics of the threat-intel feeds.
+#[derive(Debug, Default)]
+pub struct IntelMetrics {
+    pub counters: IntelCounters,
+    /// Entries loaded now (a gauge).
+    pub entries: AtomicU64,
+}
+
+counters! {
     /// Counters of the host itself.
     pub struct HostCounters {
         /// Reloads applied (SIGHUP, config file or plugin directory change).
@@ -176,6 +194,8 @@ pub struct Registry {
     pub gauges: HostGauges,
     /// Findings written, per (plugin, rule id).
     rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// The threat-intel feeds'.
+    pub intel: Arc<IntelMetrics>,
 }
 
 /// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
@@ -297,6 +317,14 @@ impl Registry {
             p.latency
                 .render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
+        self.intel
+            .counters
+            .render_counters(&mut out, "vigil_intel", "");
+        let _ = writeln!(
+            out,
+            "vigil_intel_entries {}",
+            self.intel.entries.load(Ordering::Relaxed)
+        );
         out
     }
 }

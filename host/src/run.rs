@@ -3,6 +3,9 @@
 //! to one worker per plugin; findings are written as JSON lines on stdout.
 //! The admin endpoint serves metrics and probes; SIGHUP or a change of the
 //! config file or plugin directory reloads plugins and sources ([`reload`]).
+//! The threat-intel feed files are polled on their own thread and reloaded
+//! when they change ([`crate::intel::reload`]); a config reload that changes
+//! `[intel]` restarts that poller on the new feeds.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,8 +24,9 @@ pub mod reload;
 
 use crate::cli::RunArgs;
 use crate::collectors::{self, RunningSource};
-use crate::config::{VigilConfig, overrides};
+use crate::config::{IntelConfig, VigilConfig, overrides};
 use crate::finding_record::FindingRecord;
+use crate::intel::reload::ReloaderHandle;
 use crate::metrics::{PluginMetrics, Registry};
 use crate::model::Event;
 use crate::plugin_set;
@@ -82,6 +86,9 @@ struct Host {
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
     events: mpsc::Sender<Vec<Event>>,
+    /// Polls the threat-intel feed files; `None` when there is none to
+    /// poll (no feed, or `intel.poll_interval_ms = 0`).
+    intel_reloader: Option<ReloaderHandle>,
 }
 
 async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCode> {
@@ -106,11 +113,17 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     let cache = config.plugins.cache_dir(&config.data_dir);
     let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
     let intel = reload::load_intel(&config.intel)?;
+    registry
+        .intel
+        .entries
+        .store(intel.len() as u64, Ordering::Relaxed);
     let ctx = RunContext {
         clock: Clock::Wall,
         intel: Arc::new(RwLock::new(Arc::new(intel))),
         state_dir: Some(config.data_dir.join("state")),
     };
+    let intel_reloader = ReloaderHandle::start(&config.intel, &ctx.intel, &registry.intel)
+        .context("cannot start the threat-intel reloader")?;
     let (runners, refused) = plugin_set::load(&runtime, &config.plugins.selection(), &ctx);
     if runners.is_empty() {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
@@ -150,6 +163,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         findings: ftx,
         sources,
         events: etx,
+        intel_reloader,
     };
     let mut pipeline = Pipeline::new(pool, events_out);
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
@@ -196,6 +210,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     }
     tracing::info!("shutting down");
     drop(file_watch);
+    drop(host.intel_reloader.take());
     host.registry.gauges.ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let Host {
@@ -301,11 +316,25 @@ impl Host {
         // The old plugins finish what they were given (and persist their
         // state) before the new ones load it.
         pipeline.drain();
+        // A poller of the old feed list must not swap its feeds over the
+        // new ones: stopped (and its poll in progress finished) first.
+        let intel_changed = config.intel != self.config.intel;
+        if intel_changed && let Some(old) = self.intel_reloader.take() {
+            tokio::task::block_in_place(|| old.stop());
+        }
+        let entries = intel.len() as u64;
         *self
             .ctx
             .intel
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(intel);
+        self.registry
+            .intel
+            .entries
+            .store(entries, Ordering::Relaxed);
+        if intel_changed {
+            self.restart_intel_reloader(&config.intel);
+        }
         let (runners, errors) = tokio::task::block_in_place(|| {
             plugin_set::load(&self.runtime, &config.plugins.selection(), &self.ctx)
         });
@@ -356,6 +385,35 @@ impl Host {
         self.config = config;
         PluginMetrics::add(&self.registry.host.reloads_ok, 1);
         tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
+    }
+
+    /// Starts polling the feeds of `intel` (already loaded into the shared
+    /// intel), replacing a stopped poller.
+    fn restart_intel_reloader(&mut self, intel: &IntelConfig) {
+        match ReloaderHandle::start(intel, &self.ctx.intel, &self.registry.intel) {
+            Ok(reloader) => {
+                let files: Vec<String> = intel
+                    .feeds
+                    .iter()
+                    .map(|f| f.path.display().to_string())
+                    .collect();
+                let polling = reloader.is_some();
+                tracing::info!(
+                    files = ?files,
+                    poll_interval_ms = intel.poll_interval_ms,
+                    polling,
+                    "threat-intel config changed by the reload: feed polling restarted on the new feeds"
+                );
+                self.intel_reloader = reloader;
+            }
+            Err(e) => {
+                // The new feeds are in force; only their later changes would be missed.
+                tracing::error!(
+                    error = %e,
+                    "cannot restart the threat-intel reloader: feed files are no longer polled (a config reload or restart picks up their changes)"
+                );
+            }
+        }
     }
 }
 

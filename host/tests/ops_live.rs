@@ -126,7 +126,10 @@ fn config_check_lists_every_problem_or_summarises() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("vigil.example.toml: valid"), "{stdout}");
-    assert!(stdout.contains("plugins: container-escape"), "{stdout}");
+    assert!(
+        stdout.contains("plugins: container-churn, container-escape, suspicious-egress"),
+        "{stdout}"
+    );
 
     let out = vigil()
         .args(["config", "check"])
@@ -403,7 +406,8 @@ fn admin_endpoint_serves_metrics_and_probes() {
     assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
     let (status, body) = get(addr, "/readyz");
     assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with("ready: 1 plugins, 1 sources"), "{body}");
+    // The built-ins: container-churn, container-escape, suspicious-egress.
+    assert!(body.starts_with("ready: 3 plugins, 1 sources"), "{body}");
     assert_eq!(get(addr, "/nope").0, 404);
 
     v.wait_metric("vigil_source_normalised_total{source=\"k8s-audit-log\"} 1");
@@ -411,9 +415,12 @@ fn admin_endpoint_serves_metrics_and_probes() {
     assert_eq!(status, 200);
     for want in [
         "vigil_ready 1",
-        "vigil_plugins_running 1",
+        "vigil_plugins_running 3",
         "vigil_sources_running 1",
         "vigil_reloads_ok_total 0",
+        "vigil_intel_reloads_total 0",
+        "vigil_intel_reload_failures_total 0",
+        "vigil_intel_entries 0",
         "vigil_plugin_events_total{plugin=\"container-escape\"} 1",
         "vigil_plugin_findings_total{plugin=\"container-escape\"} 1",
         "vigil_plugin_faults_deadline_total{plugin=\"container-escape\"} 0",

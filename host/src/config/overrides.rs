@@ -52,6 +52,7 @@ pub fn apply(config: &mut VigilConfig, args: &RunArgs) -> Result<(), OverrideErr
         config.admin.enabled = false;
     }
     plugins(config, &args.plugins)?;
+    intel(config, args);
     sources(config, args);
     Ok(())
 }
@@ -118,6 +119,12 @@ fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<()
         });
     }
     Ok(())
+}
+
+fn intel(config: &mut VigilConfig, args: &RunArgs) {
+    if let Some(ms) = args.intel_poll_ms {
+        config.intel.poll_interval_ms = ms;
+    }
 }
 
 fn sources(config: &mut VigilConfig, args: &RunArgs) {

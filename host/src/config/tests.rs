@@ -115,6 +115,8 @@ dir = "/nonexistent/vigil/plugins"
 deadline_ms = 0
 [plugins.settings.container-escape]
 when = 1979-05-27T07:32:00Z
+[intel]
+poll_interval_ms = 5
 [[intel.feeds]]
 path = "feeds/c2.txt"
 category = ""
@@ -140,6 +142,7 @@ category = ""
         "plugins.settings.container-escape",
         "intel.feeds[0].path",
         "intel.feeds[0].category",
+        "intel.poll_interval_ms",
     ] {
         assert!(paths.contains(&want), "no problem at {want}: {problems:#?}");
     }
@@ -202,7 +205,10 @@ fn plugins_check_their_own_settings_with_paths() {
         "{text:#?}"
     );
     let ok = parse("").unwrap();
-    assert_eq!(check_plugins(&ok.plugins).unwrap(), ["container-escape"]);
+    assert_eq!(
+        check_plugins(&ok.plugins).unwrap(),
+        ["container-churn", "container-escape", "suspicious-egress"]
+    );
 }
 
 #[test]
@@ -273,4 +279,29 @@ fn no_conntrack_flag_overrides_the_file() {
     assert!(c.sources.network.conntrack);
     overrides::apply(&mut c, &run_args(&["vigil", "run", "--no-conntrack"])).unwrap();
     assert!(!c.sources.network.conntrack && c.sources.network.enabled);
+}
+
+#[test]
+fn intel_polling_is_off_at_zero_and_without_feeds() {
+    let c = parse("[intel]\npoll_interval_ms = 0\n").unwrap();
+    c.check().unwrap();
+    assert_eq!(c.intel.poll_interval(), None);
+    let mut c = parse("").unwrap();
+    assert_eq!(c.intel.poll_interval_ms, 1000);
+    assert_eq!(c.intel.poll_interval(), None, "no feed: nothing to poll");
+    c.intel.feeds.push(FeedConfig {
+        path: "/etc/vigil/c2.txt".into(),
+        category: "c2".into(),
+    });
+    assert_eq!(
+        c.intel.poll_interval(),
+        Some(std::time::Duration::from_secs(1))
+    );
+    for bad in [1, 99, 3_600_001] {
+        let p = problems_of(&format!("[intel]\npoll_interval_ms = {bad}\n"));
+        assert!(
+            p.len() == 1 && p[0].starts_with("intel.poll_interval_ms: "),
+            "{bad}: {p:?}"
+        );
+    }
 }
