@@ -109,6 +109,11 @@ impl Listener {
     fn datagram(&mut self, bytes: &[u8], events: &mut Vec<Event>, unknown: &mut Vec<Waiting>) {
         let time = wall_now();
         let now = Instant::now();
+        // Addresses are reused: a container removed a moment ago may have
+        // left its address to the one connecting now. Re-reading Docker's
+        // directories before attributing (rate-limited, only what changed
+        // is read) keeps a cached owner from naming the wrong container.
+        self.resolver.rescan(now);
         let mut flows = 0u64;
         let before = events.len();
         for m in decode::messages(bytes) {
