@@ -43,6 +43,51 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Run the host on this machine's live sources with the built-in plugins.
     Run(RunArgs),
+    /// Quarantines taken by the responder: list them, release one.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List the quarantines (and dry-run records) of the data directory.
+    List(QuarantineListArgs),
+    /// Release a quarantine: Docker: rename back, reconnect the networks, unpause; Kubernetes: remove the label, delete the NetworkPolicy.
+    Release(QuarantineReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// Data directory of the `vigil run` that took the quarantines.
+    #[arg(long, default_value = "/var/lib/vigil")]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Shorthand for `--format json`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `vigil quarantine list` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON array with every record, its actions and findings.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineReleaseArgs {
+    /// The quarantine id (first column of `vigil quarantine list`).
+    pub id: String,
+    /// Data directory of the `vigil run` that took the quarantine.
+    #[arg(long, default_value = "/var/lib/vigil")]
+    pub data_dir: PathBuf,
+    /// Docker Engine API socket.
+    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
 }
 
 /// Options shared by commands that load plugins.
@@ -206,6 +251,18 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NS")]
     pub k8s_namespace: Option<String>,
+    /// Response to findings: `off`, `dry-run` (log and record the quarantine that would be taken) or `enforce` (quarantine).
+    #[arg(long, value_enum, default_value_t = crate::response::Mode::Off)]
+    pub response: crate::response::Mode,
+    /// Rule ids (exact or glob, e.g. `container-escape/*`) whose findings trigger the response (repeatable; first match wins).
+    #[arg(long = "response-rule", value_name = "GLOB")]
+    pub response_rule: Vec<String>,
+    /// Findings below this severity trigger no response.
+    #[arg(long, value_name = "SEVERITY", default_value = "high", value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub response_min_severity: String,
+    /// Containers never quarantined: globs over names or ids (repeatable). Vigil's own container always is.
+    #[arg(long = "response-exempt", value_name = "GLOB")]
+    pub response_exempt: Vec<String>,
 }
 
 /// This machine's host name.

@@ -1,6 +1,7 @@
 //! The `vigil` subcommands, from parsed arguments to an exit status.
 
 pub mod plugin;
+pub mod quarantine;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, PluginArgs, PluginCommand, ReplayArgs, hostname};
+use crate::cli::{Command, PluginArgs, PluginCommand, QuarantineCommand, ReplayArgs, hostname};
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
 use crate::runtime::PluginLimits;
@@ -21,6 +22,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
         Command::Run(args) => crate::run::run(args),
+        Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
+        Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
     }
 }
 

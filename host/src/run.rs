@@ -1,7 +1,8 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; a batcher groups events per kind (up to a batch, or a few
 //! milliseconds) and routes them to one worker per plugin; findings are
-//! written as JSON lines on stdout.
+//! written as JSON lines on stdout, then handed to the responder (when
+//! `--response` is not `off`).
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::intel::ThreatIntel;
 use crate::metrics::Registry;
 use crate::model::{Event, EventKind};
 use crate::plugin_set;
+use crate::response::{self, Responder, ResponderHandle};
 use crate::runtime::{Clock, EngineSettings, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 
@@ -72,12 +74,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let names: Vec<String> = runners.iter().map(|r| r.name().to_owned()).collect();
 
+    let responder = Responder::start(
+        response_config(&args)?,
+        args.data_dir.clone(),
+        &node,
+        registry.clone(),
+    )?;
+    let respond = responder.as_ref().map(Responder::handle);
+
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     let pool = WorkerPool::start(runners, 64, ftx);
     let out_node = node.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-output".into())
-        .spawn(move || write_findings(frx, &out_node))?;
+        .spawn(move || write_findings(frx, &out_node, respond))?;
 
     let mut events_out = args
         .emit_events
@@ -136,6 +146,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     pool.shutdown();
     let _ = writer.join();
+    if let Some(r) = responder {
+        r.shutdown();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -148,7 +161,57 @@ fn slot(kind: EventKind) -> usize {
     }
 }
 
-fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
+/// The `[response]` settings from the command line (until the config file
+/// carries them), validated.
+fn response_config(args: &RunArgs) -> anyhow::Result<response::ResponseConfig> {
+    use crate::config::{Problems, Validate};
+    let min_severity: crate::model::Severity = serde_json::from_value(serde_json::Value::String(
+        args.response_min_severity.clone(),
+    ))
+    .context("--response-min-severity")?;
+    let cfg = response::ResponseConfig {
+        mode: args.response,
+        min_severity,
+        rules: args
+            .response_rule
+            .iter()
+            .map(|r| response::policy::ResponseRule {
+                rule: r.clone(),
+                min_severity: None,
+                mode: None,
+            })
+            .collect(),
+        docker: response::policy::DockerResponseConfig {
+            socket: args.docker_socket.clone(),
+            exempt: args.response_exempt.clone(),
+            ..Default::default()
+        },
+        kubernetes: response::policy::KubernetesResponseConfig::default(),
+    };
+    let mut problems = Problems::default();
+    cfg.validate("response", &mut problems);
+    if !problems.is_empty() {
+        let flags = problems
+            .list()
+            .iter()
+            .map(|p| match p.path.as_str() {
+                "response.rules" => format!(
+                    "--response {} needs at least one --response-rule (e.g. --response-rule 'container-escape/*')",
+                    cfg.mode.as_str()
+                ),
+                _ => p.to_string(),
+            })
+            .collect::<Vec<_>>();
+        anyhow::bail!("{}", flags.join("; "));
+    }
+    Ok(cfg)
+}
+
+fn write_findings(
+    rx: std_mpsc::Receiver<PluginFinding>,
+    node: &str,
+    respond: Option<ResponderHandle>,
+) {
     let stdout = std::io::stdout();
     for f in rx {
         let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
@@ -158,6 +221,11 @@ fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
             && out.flush().is_ok();
         if !written {
             tracing::error!(rule = %rec.rule_id, "cannot write finding to stdout");
+        }
+        drop(out);
+        // After delivery: a response never delays or blocks a finding.
+        if let Some(r) = &respond {
+            r.submit(&rec);
         }
     }
 }

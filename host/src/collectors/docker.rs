@@ -19,7 +19,9 @@ mod tracker;
 mod tests;
 
 pub use config::{ConfigError, ConfigProblem, DEFAULT_SOCKET, DockerConfig, DockerSettings};
+pub use internal_events::chain;
 pub use inventory::SOURCE;
+pub use stream::connect;
 
 use tokio::task::JoinHandle;
 
