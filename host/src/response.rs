@@ -180,6 +180,8 @@ pub struct Engine {
     registry: Arc<Registry>,
     docker: docker::DockerActions,
     kubernetes: kubernetes::KubernetesActions,
+    /// Quarantine ids to resume (their container started).
+    resume: mpsc::UnboundedSender<String>,
 }
 
 impl Engine {
@@ -190,8 +192,10 @@ impl Engine {
         node: &str,
         own: own::Own,
         registry: Arc<Registry>,
+        resume: mpsc::UnboundedSender<String>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
+            resume,
             policy: Policy::new(&cfg),
             store: Store::open(data_dir)?,
             own,
@@ -316,7 +320,14 @@ impl Engine {
                 return;
             }
         };
-        let dry = mode != Mode::Enforce;
+        self.pass(q, first, Some(f)).await;
+    }
+
+    /// One pass of actions over a record (new, resumed by a finding, or
+    /// resumed because its container started).
+    async fn pass(&mut self, q: Quarantine, first: bool, f: Option<&FindingRecord>) {
+        let m = &self.registry.response;
+        let dry = q.mode != Mode::Enforce;
         let bundle = if dry {
             None
         } else {
@@ -328,11 +339,12 @@ impl Engine {
                 }
             }
         };
+        let kind = q.kind;
         let mut rec = Recorder::new(&self.store, m, q, first);
-        if let Some(b) = &bundle {
+        if let (Some(b), Some(f)) = (&bundle, f) {
             rec.evidence(b.add_finding(f).map(|_| ()), "findings.jsonl");
         }
-        let state = match t.kind {
+        let state = match kind {
             TargetKind::Docker => self.docker.quarantine(&mut rec, bundle.as_ref(), dry).await,
             TargetKind::Kubernetes => {
                 self.kubernetes
@@ -340,12 +352,87 @@ impl Engine {
                     .await
             }
         };
+        let waiting_for_start =
+            kind == TargetKind::Docker && state == State::Partial && rec.pending > 0;
         rec.finish(state);
         if let Some(b) = &bundle {
             let _ = b.write_manifest();
             let _ = b.write_record(&rec.q);
         }
         QuarantineEnded { q: &rec.q, state }.emit(m);
+        if waiting_for_start {
+            self.watch_start(&rec.q);
+        }
+    }
+
+    /// A container quarantined before it ran (from its `create`) is paused
+    /// when it starts: a task follows the daemon's events for that container
+    /// (from a little before now, so a start in between is not missed) and
+    /// asks for a new pass on `start`.
+    fn watch_start(&self, q: &Quarantine) {
+        let Some(docker) = self.docker.cached_client() else {
+            return;
+        };
+        let (id, container) = (q.id.clone(), q.target.clone());
+        let tx = self.resume.clone();
+        let since = (crate::runtime::wall_now() / 1_000_000_000).saturating_sub(5);
+        tracing::info!(quarantine = %id, container = %container, "response: waiting for the container to start, to pause it");
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let filters = std::collections::HashMap::from([
+                ("type".to_owned(), vec!["container".to_owned()]),
+                ("container".to_owned(), vec![container.clone()]),
+                ("event".to_owned(), vec!["start".to_owned()]),
+            ]);
+            let mut events = docker.events(Some(bollard::query_parameters::EventsOptions {
+                since: Some(since.to_string()),
+                until: None,
+                filters: Some(filters),
+            }));
+            match events.next().await {
+                Some(Ok(_)) => {
+                    let _ = tx.send(id);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(quarantine = %id, error = %crate::collectors::docker::chain(&e), "response: cannot follow the container's start; the next finding about it resumes the quarantine");
+                }
+                None => {}
+            }
+        });
+    }
+
+    /// Resumes an unfinished quarantine (its container started, or Vigil restarted).
+    pub async fn resume(&mut self, id: &str) {
+        let q = match self.store.get(id) {
+            Ok(Some(q)) => q,
+            Ok(None) => return,
+            Err(e) => {
+                ResponseStoreFailed {
+                    error: &e,
+                    rule: "",
+                }
+                .emit(&self.registry.response);
+                return;
+            }
+        };
+        if q.mode != Mode::Enforce || !matches!(q.state, State::Isolating | State::Partial) {
+            return;
+        }
+        tracing::info!(quarantine = %q.id, state = q.state.as_str(), "response: resuming an unfinished quarantine");
+        self.pass(q, false, None).await;
+    }
+
+    /// Unfinished enforced quarantines (of an earlier run): resumed at start.
+    pub fn unfinished(&self) -> Vec<String> {
+        self.store
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|q| {
+                q.mode == Mode::Enforce && matches!(q.state, State::Isolating | State::Partial)
+            })
+            .map(|q| q.id)
+            .collect()
     }
 }
 
@@ -441,7 +528,8 @@ impl Responder {
         }
         let mode = cfg.mode;
         let rules: Vec<String> = cfg.rules.iter().map(|r| r.rule.clone()).collect();
-        let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone())?;
+        let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<String>();
+        let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone(), resume_tx)?;
         let (tx, mut rx) = mpsc::channel::<Arc<FindingRecord>>(QUEUE);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -450,8 +538,17 @@ impl Responder {
             .name("vigil-response".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    while let Some(f) = rx.recv().await {
-                        engine.handle(&f).await;
+                    for id in engine.unfinished() {
+                        engine.resume(&id).await;
+                    }
+                    loop {
+                        tokio::select! {
+                            f = rx.recv() => match f {
+                                Some(f) => engine.handle(&f).await,
+                                None => break,
+                            },
+                            Some(id) = resume_rx.recv() => engine.resume(&id).await,
+                        }
                     }
                 });
             })?;

@@ -89,6 +89,11 @@ impl DockerActions {
         Self { cfg, client: None }
     }
 
+    /// The client, if one was opened.
+    pub fn cached_client(&self) -> Option<Docker> {
+        self.client.clone()
+    }
+
     async fn client(&mut self) -> Result<Docker, String> {
         if let Some(c) = &self.client {
             return Ok(c.clone());
