@@ -1,5 +1,6 @@
 //! The `vigil` subcommands, from parsed arguments to an exit status.
 
+pub mod config;
 pub mod plugin;
 pub mod quarantine;
 
@@ -10,7 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, PluginArgs, PluginCommand, QuarantineCommand, ReplayArgs, hostname};
+use crate::cli::{
+    Command, ConfigCommand, PluginArgs, PluginCommand, QuarantineCommand, ReplayArgs, hostname,
+};
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
 use crate::runtime::PluginLimits;
@@ -21,7 +24,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
-        Command::Run(args) => crate::run::run(args),
+        Command::Run(args) => {
+            let config = crate::run::load_config(&args)?;
+            crate::run::run(args, config)
+        }
+        Command::Config(ConfigCommand::Check(args)) => config::check(args),
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
     }

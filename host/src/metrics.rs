@@ -64,7 +64,9 @@ macro_rules! counters {
         $vis struct $name { $($(#[$fm])* pub $field: AtomicU64,)* }
         impl $name {
             fn render_counters(&self, out: &mut String, prefix: &str, labels: &str) {
-                $(let _ = writeln!(out, "{prefix}_{}_total{{{labels}}} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
+                // No braces at all for an empty label set.
+                let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+                $(let _ = writeln!(out, "{prefix}_{}_total{labels} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
             }
         }
     };
@@ -140,16 +142,62 @@ impl PluginMetrics {
     }
 }
 
+counters! {
+    /// Counters of the host itself.
+    pub struct HostCounters {
+        /// Reloads applied (SIGHUP, config file or plugin directory change).
+        reloads_ok,
+        /// Reloads refused: the new config or a plugin was invalid; the old set kept running (logged).
+        reloads_failed,
+        /// Sources restarted by a reload because their settings changed.
+        source_restarts,
+    }
+}
+
+/// Gauges of the host itself.
+#[derive(Debug, Default)]
+pub struct HostGauges {
+    /// 1 once the plugins are loaded and the sources started (`/readyz`).
+    pub ready: AtomicBool,
+    /// Plugins running.
+    pub plugins: AtomicU64,
+    /// Sources running.
+    pub sources: AtomicU64,
+}
+
 /// Every metric of the host.
 #[derive(Debug, Default)]
 pub struct Registry {
     plugins: Mutex<Vec<Arc<PluginMetrics>>>,
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
+    /// Reload and restart counters.
+    pub host: HostCounters,
+    /// Readiness and sizes.
+    pub gauges: HostGauges,
+    /// Findings written, per (plugin, rule id).
+    rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// The responder's counters (`vigil_response_*`).
     pub response: ResponseCounters,
 }
 
+/// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
+/// not grow the metrics without bound; the excess is counted under
+/// `rule="(other)"`.
+const MAX_RULE_SERIES: usize = 1_000;
+
 impl Registry {
+    /// Counts a finding written for `rule` of `plugin`.
+    pub fn count_finding(&self, plugin: &str, rule: &str) {
+        let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (plugin.to_owned(), rule.to_owned());
+        let key = if rules.contains_key(&key) || rules.len() < MAX_RULE_SERIES {
+            key
+        } else {
+            (plugin.to_owned(), "(other)".to_owned())
+        };
+        *rules.entry(key).or_default() += 1;
+    }
+
     /// Registers (or returns the existing) metrics of a plugin.
     pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
         let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
@@ -180,6 +228,15 @@ impl Registry {
             .push(metrics);
     }
 
+    /// Forgets the plugins not named (unloaded by a reload), so that their
+    /// frozen series stop being exported.
+    pub fn retain_plugins(&self, names: &[String]) {
+        self.plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| names.contains(&p.name));
+    }
+
     /// The metrics of every plugin.
     pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
         self.plugins
@@ -191,6 +248,23 @@ impl Registry {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.host.render_counters(&mut out, "vigil", "");
+        let g = &self.gauges;
+        let _ = writeln!(
+            out,
+            "vigil_ready {}",
+            u8::from(g.ready.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            out,
+            "vigil_plugins_running {}",
+            g.plugins.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "vigil_sources_running {}",
+            g.sources.load(Ordering::Relaxed)
+        );
         for s in self
             .sources
             .lock()
@@ -202,6 +276,19 @@ impl Registry {
         }
         self.response
             .render_counters(&mut out, "vigil_response", "");
+        for ((plugin, rule), n) in self
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "vigil_findings_total{{plugin=\"{}\",rule=\"{}\"}} {n}",
+                escape(plugin),
+                escape(rule)
+            );
+        }
         for p in self.plugins() {
             let labels = format!("plugin=\"{}\"", p.name);
             p.counters
@@ -296,5 +383,41 @@ counters! {
         queue_full,
         /// Errors of the quarantine database.
         store_errors,
+    }
+}
+
+/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_per_rule_are_bounded_and_escaped() {
+        let r = Registry::default();
+        r.count_finding("p", "a\"b");
+        r.count_finding("p", "a\"b");
+        for i in 0..MAX_RULE_SERIES + 5 {
+            r.count_finding("q", &format!("r{i}"));
+        }
+        let text = r.render();
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"p\",rule=\"a\\\"b\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"q\",rule=\"(other)\"} 6"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("vigil_findings_total{").count(),
+            MAX_RULE_SERIES + 1
+        );
+        assert!(text.contains("vigil_reloads_ok_total 0\n"), "{text}");
     }
 }

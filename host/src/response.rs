@@ -35,7 +35,7 @@ use internal_events::{
 };
 use policy::glob;
 pub use policy::{Mode, Policy, ResponseConfig};
-use store::{Claim, NewQuarantine, Outcome, Quarantine, State, Store, StoreError, TargetKind};
+use store::{Claim, NewQuarantine, Outcome, Quarantine, State, Store, TargetKind};
 
 /// Findings waiting for the responder; beyond this they are dropped (counted).
 const QUEUE: usize = 1024;
@@ -149,11 +149,16 @@ pub fn targets(f: &FindingRecord, cfg: &ResponseConfig) -> Vec<Target> {
     let mut out = Vec::new();
     for e in &f.entities {
         match e.kind {
-            EntityKind::Container if cfg.docker.enabled && !e.id.is_empty() => out.push(Target {
-                kind: TargetKind::Docker,
-                id: e.id.clone(),
-                name: e.name.trim_start_matches('/').to_owned(),
-            }),
+            EntityKind::Container if cfg.docker.enabled && !e.id.is_empty() => {
+                let name = e.name.trim_start_matches('/');
+                // A container Vigil renamed goes by its own name.
+                let name = name.split(docker::NAME_MARKER).next().unwrap_or(name);
+                out.push(Target {
+                    kind: TargetKind::Docker,
+                    id: e.id.clone(),
+                    name: name.to_owned(),
+                });
+            }
             EntityKind::Pod if cfg.kubernetes.enabled && e.id.contains('/') => out.push(Target {
                 kind: TargetKind::Kubernetes,
                 id: e.id.clone(),
@@ -174,37 +179,84 @@ pub fn targets(f: &FindingRecord, cfg: &ResponseConfig) -> Vec<Target> {
 pub struct Engine {
     cfg: ResponseConfig,
     policy: Policy,
-    store: Store,
+    data_dir: PathBuf,
+    /// Opened at the first finding that calls for a response (nothing is
+    /// created in the data directory while the response is off).
+    store: Option<Store>,
     own: own::Own,
     node: String,
     registry: Arc<Registry>,
     docker: docker::DockerActions,
     kubernetes: kubernetes::KubernetesActions,
     /// Quarantine ids to resume (their container started).
-    resume: mpsc::UnboundedSender<String>,
+    resume: mpsc::UnboundedSender<Control>,
+}
+
+/// What the responder thread is told besides findings.
+pub enum Control {
+    /// Resume this quarantine (its container started).
+    Resume(String),
+    /// New settings (config reload).
+    Reconfigure(Box<ResponseConfig>),
 }
 
 impl Engine {
-    /// Opens the quarantine database under `data_dir`.
+    /// An engine keeping its records under `data_dir`.
     pub fn new(
         cfg: ResponseConfig,
         data_dir: &Path,
         node: &str,
         own: own::Own,
         registry: Arc<Registry>,
-        resume: mpsc::UnboundedSender<String>,
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
+        resume: mpsc::UnboundedSender<Control>,
+    ) -> Self {
+        Self {
             resume,
             policy: Policy::new(&cfg),
-            store: Store::open(data_dir)?,
+            data_dir: data_dir.to_owned(),
+            store: None,
             own,
             node: node.to_owned(),
             registry,
             docker: docker::DockerActions::new(cfg.docker.clone()),
             kubernetes: kubernetes::KubernetesActions::default(),
             cfg,
-        })
+        }
+    }
+
+    /// Applies reloaded settings.
+    pub fn reconfigure(&mut self, cfg: ResponseConfig) {
+        if cfg == self.cfg {
+            return;
+        }
+        self.policy = Policy::new(&cfg);
+        if cfg.docker != self.cfg.docker {
+            self.docker = docker::DockerActions::new(cfg.docker.clone());
+        }
+        let rules: Vec<&str> = cfg.rules.iter().map(|r| r.rule.as_str()).collect();
+        tracing::info!(mode = cfg.mode.as_str(), rules = ?rules, "response: settings reloaded");
+        self.cfg = cfg;
+    }
+
+    /// Opens the database if needed; false (logged, counted) if it cannot be.
+    fn open_store(&mut self) -> bool {
+        if self.store.is_some() {
+            return true;
+        }
+        match Store::open(&self.data_dir) {
+            Ok(s) => {
+                self.store = Some(s);
+                true
+            }
+            Err(e) => {
+                ResponseStoreFailed {
+                    error: &e,
+                    rule: "",
+                }
+                .emit(&self.registry.response);
+                false
+            }
+        }
     }
 
     /// Handles one finding.
@@ -229,12 +281,21 @@ impl Engine {
                 if self.own.is_own_container(&t.id) {
                     return Some(("Vigil's own container".into(), true));
                 }
-                self.cfg
-                    .docker
-                    .exempt
-                    .iter()
-                    .find(|p| glob(p, &t.name) || glob(p, &t.id))
-                    .map(|p| (format!("matches response.docker.exempt {p:?}"), false))
+                if let Some(pod) = own::kubelet_pod(&t.name)
+                    && self.own.is_own_pod(&pod)
+                {
+                    return Some(("a container of Vigil's own pod".into(), true));
+                }
+                let d = &self.cfg.docker;
+                if let Some(p) = d.exempt.iter().find(|p| glob(p, &t.name) || glob(p, &t.id)) {
+                    return Some((format!("matches response.docker.exempt {p:?}"), false));
+                }
+                if !d.include.is_empty()
+                    && !d.include.iter().any(|p| glob(p, &t.name) || glob(p, &t.id))
+                {
+                    return Some(("matches no response.docker.include".into(), false));
+                }
+                None
             }
             TargetKind::Kubernetes => {
                 if self.own.is_own_pod(&t.id) {
@@ -257,7 +318,8 @@ impl Engine {
     }
 
     async fn respond(&mut self, f: &FindingRecord, mode: Mode, t: &Target) {
-        let m = &self.registry.response;
+        let registry = self.registry.clone();
+        let m = &registry.response;
         if let Some((reason, own)) = self.exempt(t) {
             TargetExempt {
                 kind: t.kind.as_str(),
@@ -279,13 +341,19 @@ impl Engine {
             finding_id: f.id.clone(),
             mode,
         };
-        let (q, first) = match self.store.claim(&proto) {
+        if !self.open_store() {
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let (q, first) = match store.claim(&proto) {
             Ok(Claim::New(q)) => {
                 QuarantineStarted { q: &q }.emit(m);
                 (q, true)
             }
             Ok(Claim::Existing(q)) => {
-                let _ = self.store.add_finding(&q.id, &f.id, &f.rule_id);
+                let _ = store.add_finding(&q.id, &f.id, &f.rule_id);
                 if mode == Mode::Enforce && !q.evidence_dir.is_empty() {
                     let _ = Bundle::open(Path::new(&q.evidence_dir)).and_then(|b| b.add_finding(f));
                 }
@@ -340,7 +408,10 @@ impl Engine {
             }
         };
         let kind = q.kind;
-        let mut rec = Recorder::new(&self.store, m, q, first);
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let mut rec = Recorder::new(store, m, q, first);
         if let (Some(b), Some(f)) = (&bundle, f) {
             rec.evidence(b.add_finding(f).map(|_| ()), "findings.jsonl");
         }
@@ -391,7 +462,7 @@ impl Engine {
             }));
             match events.next().await {
                 Some(Ok(_)) => {
-                    let _ = tx.send(id);
+                    let _ = tx.send(Control::Resume(id));
                 }
                 Some(Err(e)) => {
                     tracing::warn!(quarantine = %id, error = %crate::collectors::docker::chain(&e), "response: cannot follow the container's start; the next finding about it resumes the quarantine");
@@ -403,7 +474,13 @@ impl Engine {
 
     /// Resumes an unfinished quarantine (its container started, or Vigil restarted).
     pub async fn resume(&mut self, id: &str) {
-        let q = match self.store.get(id) {
+        if !self.open_store() {
+            return;
+        }
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let q = match store.get(id) {
             Ok(Some(q)) => q,
             Ok(None) => return,
             Err(e) => {
@@ -423,8 +500,14 @@ impl Engine {
     }
 
     /// Unfinished enforced quarantines (of an earlier run): resumed at start.
-    pub fn unfinished(&self) -> Vec<String> {
-        self.store
+    pub fn unfinished(&mut self) -> Vec<String> {
+        if !Store::dir_of(&self.data_dir).join(store::DB_FILE).is_file() || !self.open_store() {
+            return Vec::new();
+        }
+        let Some(store) = self.store.as_ref() else {
+            return Vec::new();
+        };
+        store
             .list()
             .unwrap_or_default()
             .into_iter()
@@ -488,9 +571,12 @@ pub async fn release(
     Ok((rec.q, before))
 }
 
-/// The running responder: a thread with its own runtime.
+/// The running responder: a thread with its own runtime. It always runs
+/// (idle while the mode is `off`) so that a config reload can turn the
+/// response on or off without touching the rest of the pipeline.
 pub struct Responder {
     tx: mpsc::Sender<Arc<FindingRecord>>,
+    control: mpsc::UnboundedSender<Control>,
     thread: Option<JoinHandle<()>>,
     registry: Arc<Registry>,
 }
@@ -512,24 +598,20 @@ impl ResponderHandle {
 }
 
 impl Responder {
-    /// Starts the responder, unless the mode is `off` (`Ok(None)`).
+    /// Starts the responder thread.
     pub fn start(
         cfg: ResponseConfig,
         data_dir: PathBuf,
         node: &str,
         registry: Arc<Registry>,
-    ) -> anyhow::Result<Option<Self>> {
-        if cfg.mode == Mode::Off {
-            return Ok(None);
-        }
+    ) -> anyhow::Result<Self> {
         let own = own::Own::current();
         if !own.containers.is_empty() {
             tracing::info!(containers = ?own.containers, "response: Vigil's own container(s), never quarantined");
         }
-        let mode = cfg.mode;
-        let rules: Vec<String> = cfg.rules.iter().map(|r| r.rule.clone()).collect();
-        let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<String>();
-        let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone(), resume_tx)?;
+        log_mode(&cfg, &data_dir);
+        let (control, mut control_rx) = mpsc::unbounded_channel::<Control>();
+        let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone(), control.clone());
         let (tx, mut rx) = mpsc::channel::<Arc<FindingRecord>>(QUEUE);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -547,17 +629,20 @@ impl Responder {
                                 Some(f) => engine.handle(&f).await,
                                 None => break,
                             },
-                            Some(id) = resume_rx.recv() => engine.resume(&id).await,
+                            Some(c) = control_rx.recv() => match c {
+                                Control::Resume(id) => engine.resume(&id).await,
+                                Control::Reconfigure(cfg) => engine.reconfigure(*cfg),
+                            },
                         }
                     }
                 });
             })?;
-        tracing::info!(mode = mode.as_str(), rules = ?rules, dir = %Store::dir_of(&data_dir).display(), "response: on");
-        Ok(Some(Self {
+        Ok(Self {
             tx,
+            control,
             thread: Some(thread),
             registry,
-        }))
+        })
     }
 
     /// A handle to submit findings with.
@@ -568,11 +653,25 @@ impl Responder {
         }
     }
 
+    /// Applies reloaded settings (validated by the caller).
+    pub fn reconfigure(&self, cfg: ResponseConfig) {
+        let _ = self.control.send(Control::Reconfigure(Box::new(cfg)));
+    }
+
     /// Waits for the queued findings to be handled (every handle must be dropped).
     pub fn shutdown(mut self) {
         drop(self.tx);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+fn log_mode(cfg: &ResponseConfig, data_dir: &Path) {
+    if cfg.mode == Mode::Off {
+        tracing::info!("response: off");
+    } else {
+        let rules: Vec<&str> = cfg.rules.iter().map(|r| r.rule.as_str()).collect();
+        tracing::info!(mode = cfg.mode.as_str(), rules = ?rules, dir = %Store::dir_of(data_dir).display(), "response: on");
     }
 }

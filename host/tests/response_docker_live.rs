@@ -83,6 +83,7 @@ impl Vigil {
                 "--no-network",
                 "--no-file-integrity",
                 "--no-k8s-watch",
+                "--no-admin",
             ])
             .args(response)
             .stdin(Stdio::null())
@@ -263,14 +264,20 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
         return;
     }
     let data = DataDir::new("enforce");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
     let flags = [
         "--response",
         "enforce",
         "--response-rule",
         "container-escape/*",
+        "--response-include",
+        &include,
     ];
-    let name = format!("evasive_container_{}", unique());
-    let late = format!("evasive_late_{}", unique());
+    let name = format!("evasive_container_{tag}");
+    let late = format!("evasive_late_{tag}");
     let _cleanup = Containers(vec![name.clone(), late.clone()]);
     // Running (and writing its log and file) before Vigil starts: Vigil's
     // inventory reports it, so the evidence has something to show.
@@ -459,6 +466,10 @@ fn evasive_container_is_left_untouched_in_dry_run() {
         return;
     }
     let data = DataDir::new("dry-run");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
     let mut vigil = Vigil::start(
         &data.0,
         &[
@@ -466,9 +477,11 @@ fn evasive_container_is_left_untouched_in_dry_run() {
             "dry-run",
             "--response-rule",
             "container-escape/*",
+            "--response-include",
+            &include,
         ],
     );
-    let name = format!("evasive_container_{}", unique());
+    let name = format!("evasive_container_{tag}");
     let _cleanup = Containers(vec![name.clone()]);
     let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
 
@@ -518,6 +531,10 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
         return;
     }
     let data = DataDir::new("privileged");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
     let vigil = Vigil::start(
         &data.0,
         &[
@@ -525,9 +542,11 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
             "enforce",
             "--response-rule",
             "container-escape/privileged",
+            "--response-include",
+            &include,
         ],
     );
-    let name = format!("vigil_priv_{}", unique());
+    let name = format!("vigil_priv_{tag}");
     let _cleanup = Containers(vec![name.clone()]);
     // By id: Vigil may rename it before the test looks.
     let id = docker(&[
@@ -600,6 +619,10 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
         return;
     }
     let data = DataDir::new("bridge");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
     let vigil = Vigil::start(
         &data.0,
         &[
@@ -607,9 +630,11 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
             "enforce",
             "--response-rule",
             "container-escape/dangerous-capability",
+            "--response-include",
+            &include,
         ],
     );
-    let name = format!("vigil_sysadmin_{}", unique());
+    let name = format!("vigil_sysadmin_{tag}");
     let _cleanup = Containers(vec![name.clone()]);
     let id = run_container(&name, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
 

@@ -364,6 +364,7 @@ impl Vigil {
                 "--no-network",
                 "--no-file-integrity",
                 "--no-k8s-watch",
+                "--no-admin",
                 "--node",
                 "k8s-response-test",
                 "--response",

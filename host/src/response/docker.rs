@@ -338,7 +338,29 @@ impl DockerActions {
                 container: id.clone(),
                 force: Some(false),
             };
-            match docker.disconnect_network(&name, req).await {
+            let mut result = docker.disconnect_network(&name, req.clone()).await;
+            if result.is_err() {
+                // A container being started or stopped right now is briefly
+                // "not connected": look again once things settle.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let still = docker
+                    .inspect_container(id, None)
+                    .await
+                    .ok()
+                    .and_then(|i| i.network_settings)
+                    .and_then(|n| n.networks)
+                    .is_some_and(|n| n.contains_key(&name));
+                if !still {
+                    rec.act(
+                        "disconnect",
+                        Outcome::Skipped,
+                        &format!("network {name}: no longer attached"),
+                    );
+                    continue;
+                }
+                result = docker.disconnect_network(&name, req).await;
+            }
+            match result {
                 Ok(()) => {
                     detail.networks.retain(|n| n.name != name);
                     detail.networks.push(remember(&name, &ep, id));

@@ -49,6 +49,21 @@ impl Own {
     }
 }
 
+/// The `namespace/name` of the pod a Docker container belongs to, from the
+/// name the kubelet gives it (`k8s_<container>_<pod>_<namespace>_<uid>_<n>`);
+/// inside a pod, cgroup namespaces hide the container id from Vigil itself.
+pub fn kubelet_pod(container_name: &str) -> Option<String> {
+    let parts: Vec<&str> = container_name
+        .trim_start_matches('/')
+        .strip_prefix("k8s_")?
+        .split('_')
+        .collect();
+    match parts.as_slice() {
+        [_, pod, ns, _, _] if !pod.is_empty() && !ns.is_empty() => Some(format!("{ns}/{pod}")),
+        _ => None,
+    }
+}
+
 /// Every 64-hex-digit container id in mountinfo or cgroup text, found after
 /// `containers/`, `docker/`, `docker-`, `cri-containerd-`, `crio-` or
 /// `libpod-` (the layouts of Docker, containerd, CRI-O and Podman).
@@ -114,5 +129,10 @@ mod tests {
         assert!(!own.is_own_container("0123456789ab"));
         assert!(own.is_own_pod("vigil/vigil-abcde"));
         assert!(!own.is_own_pod("shop/web"));
+        assert_eq!(
+            kubelet_pod("/k8s_vigil_vigil-abcde_vigil_0f3c-uid_0").as_deref(),
+            Some("vigil/vigil-abcde")
+        );
+        assert_eq!(kubelet_pod("evasive_container"), None);
     }
 }

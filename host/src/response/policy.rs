@@ -73,7 +73,7 @@ fn yes() -> bool {
 
 /// `[response]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ResponseConfig {
     /// `off` (default), `dry-run` or `enforce`. A ceiling: a rule's own mode
     /// never goes above it, so `dry-run` here is a kill switch for every rule.
@@ -124,7 +124,7 @@ pub struct ResponseRule {
 
 /// `[response.docker]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DockerResponseConfig {
     /// Quarantine containers named by findings (`container` entities).
     #[serde(default = "yes")]
@@ -153,6 +153,10 @@ pub struct DockerResponseConfig {
     /// the leading `/`) or id. Vigil's own container is always exempt.
     #[serde(default)]
     pub exempt: Vec<String>,
+    /// When not empty, only containers matching one of these globs (name or
+    /// id) are quarantined: a staged rollout of `enforce` to some workloads.
+    #[serde(default)]
+    pub include: Vec<String>,
 }
 
 fn default_socket() -> PathBuf {
@@ -176,13 +180,14 @@ impl Default for DockerResponseConfig {
             log_lines: DEFAULT_LOG_LINES,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             exempt: Vec::new(),
+            include: Vec::new(),
         }
     }
 }
 
 /// `[response.kubernetes]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct KubernetesResponseConfig {
     /// Quarantine pods named by findings (`pod` entities, `namespace/name`).
     #[serde(default = "yes")]
@@ -212,7 +217,7 @@ impl Validate for ResponseConfig {
             problems.push(
                 join(path, "rules"),
                 format!(
-                    "mode is {} but no rule selects a finding; add one (e.g. rule = \"container-escape/*\")",
+                    "mode is {} but no rule selects a finding; add one ([[response.rules]] rule = \"container-escape/*\", or --response-rule 'container-escape/*')",
                     self.mode.as_str()
                 ),
             );
@@ -250,9 +255,11 @@ impl Validate for DockerResponseConfig {
         if self.log_max_bytes < 1024 {
             problems.push(join(path, "log_max_bytes"), "must be at least 1024");
         }
-        for (i, e) in self.exempt.iter().enumerate() {
-            if e.trim().is_empty() {
-                problems.push(join(path, &format!("exempt[{i}]")), "must not be empty");
+        for (key, list) in [("exempt", &self.exempt), ("include", &self.include)] {
+            for (i, e) in list.iter().enumerate() {
+                if e.trim().is_empty() {
+                    problems.push(join(path, &format!("{key}[{i}]")), "must not be empty");
+                }
             }
         }
         if self.enabled && !self.disconnect && !self.pause {
