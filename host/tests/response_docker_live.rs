@@ -668,3 +668,42 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
     assert_eq!(i["State"]["Paused"], false);
     drop(vigil);
 }
+
+/// `[response]` in the config file is applied by a reload: off at start
+/// (nothing recorded), then `dry-run` after the file changes.
+#[test]
+fn a_config_reload_turns_the_response_on() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("reload");
+    let tag = unique();
+    let config = data.0.join("vigil.toml");
+    std::fs::write(&config, "[response]\nmode = \"off\"\n").unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut vigil = Vigil::start(&data.0, &["--config", &config_arg]);
+    vigil.wait_log("response: off", DEADLINE);
+    let before = format!("evasive_before_{tag}");
+    let after = format!("evasive_after_{tag}");
+    let _cleanup = Containers(vec![before.clone(), after.clone()]);
+    let before_id = run_container(&before, &["--network", "host"], &["sleep", "300"]);
+    vigil.wait_finding("container-escape/host-network", &before);
+
+    std::fs::write(
+        &config,
+        format!(
+            "[response]\nmode = \"dry-run\"\n[[response.rules]]\nrule = \"container-escape/*\"\n[response.docker]\ninclude = [\"*_{tag}\"]\n"
+        ),
+    )
+    .unwrap();
+    vigil.wait_log("response: settings reloaded", DEADLINE);
+    let after_id = run_container(&after, &["--network", "host"], &["sleep", "300"]);
+    vigil.wait_finding("container-escape/host-network", &after);
+    wait_record(&data.0, &vigil, &after_id, |r| r["state"] == "dry-run");
+    assert!(
+        list(&data.0)
+            .iter()
+            .all(|r| r["target"] != before_id.as_str()),
+        "a finding made while the response was off got a response"
+    );
+}

@@ -664,8 +664,11 @@ fn dry_run_sends_no_write_to_the_api() {
     append(&log, "");
     let vigil = Vigil::start(&dir.0, &config, &log, "dry-run");
     append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
+    wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
+    // The record exists from the claim on; the plan is complete once the
+    // last planned action is logged.
+    vigil.wait_log("response (dry-run): would evidence");
     let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
-    vigil.wait_log("response (dry-run): would network-policy");
     assert_eq!(outcomes(&record, "label"), ["planned"]);
     assert_eq!(outcomes(&record, "network-policy"), ["planned"]);
     assert!(api.writes().is_empty(), "{:#?}", api.writes());

@@ -506,6 +506,28 @@ mod tests {
     }
 
     #[test]
+    fn the_toml_section_parses_and_reports_problems_with_paths() {
+        let c = crate::config::parse(
+            "[response]\nmode = \"enforce\"\n[[response.rules]]\nrule = \"container-escape/*\"\nmin_severity = \"critical\"\n[[response.rules]]\nrule = \"*\"\nmode = \"dry-run\"\n[response.docker]\nexempt = [\"registry\"]\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.response.rules[0].min_severity, Some(Severity::Critical));
+        assert_eq!(c.response.rules[1].mode, Some(Mode::DryRun));
+        assert_eq!(c.response.docker.exempt, ["registry"]);
+        let err = crate::config::parse("[response]\nmode = \"enforce\"\n")
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("response.rules: mode is enforce"),
+            "{err}"
+        );
+        let err = crate::config::parse("[response.docker]\npuase = true\n").unwrap_err();
+        assert!(err.to_string().contains("response.docker"), "{err}");
+    }
+
+    #[test]
     fn validation_reports_every_problem_with_its_path() {
         let c = ResponseConfig {
             mode: Mode::Enforce,
