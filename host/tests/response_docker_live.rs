@@ -278,10 +278,12 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     ];
     let name = format!("evasive_container_{tag}");
     let late = format!("evasive_late_{tag}");
-    let _cleanup = Containers(vec![name.clone(), late.clone()]);
+    let mut cleanup = Containers(vec![name.clone(), late.clone()]);
     // Running (and writing its log and file) before Vigil starts: Vigil's
     // inventory reports it, so the evidence has something to show.
     let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
     std::thread::sleep(Duration::from_secs(1));
     let vigil = Vigil::start(&data.0, &flags);
 
@@ -290,6 +292,8 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
 
     // And one started while Vigil runs: quarantined from its create/start events.
     let late_id = run_container(&late, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(late_id.clone());
     vigil.wait_finding("container-escape/host-network", &late);
     wait_record(&data.0, &vigil, &late_id, |r| r["state"] == "quarantined");
     assert_eq!(inspect(&late_id)["State"]["Paused"], true);
@@ -482,8 +486,10 @@ fn evasive_container_is_left_untouched_in_dry_run() {
         ],
     );
     let name = format!("evasive_container_{tag}");
-    let _cleanup = Containers(vec![name.clone()]);
+    let mut cleanup = Containers(vec![name.clone()]);
     let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
 
     vigil.wait_finding("container-escape/host-network", &name);
     let record = wait_record(&data.0, &vigil, &id, |r| {
@@ -547,7 +553,7 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
         ],
     );
     let name = format!("vigil_priv_{tag}");
-    let _cleanup = Containers(vec![name.clone()]);
+    let mut cleanup = Containers(vec![name.clone()]);
     // By id: Vigil may rename it before the test looks.
     let id = docker(&[
         "create",
@@ -560,6 +566,8 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
         "sleep",
         "300",
     ]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
     let created = Command::new("docker")
         .args(["start", &id])
         .output()
@@ -635,8 +643,10 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
         ],
     );
     let name = format!("vigil_sysadmin_{tag}");
-    let _cleanup = Containers(vec![name.clone()]);
+    let mut cleanup = Containers(vec![name.clone()]);
     let id = run_container(&name, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
 
     vigil.wait_finding("container-escape/dangerous-capability", &name);
     let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == "quarantined");
@@ -685,8 +695,10 @@ fn a_config_reload_turns_the_response_on() {
     vigil.wait_log("response: off", DEADLINE);
     let before = format!("evasive_before_{tag}");
     let after = format!("evasive_after_{tag}");
-    let _cleanup = Containers(vec![before.clone(), after.clone()]);
+    let mut cleanup = Containers(vec![before.clone(), after.clone()]);
     let before_id = run_container(&before, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(before_id.clone());
     vigil.wait_finding("container-escape/host-network", &before);
 
     std::fs::write(
@@ -698,6 +710,8 @@ fn a_config_reload_turns_the_response_on() {
     .unwrap();
     vigil.wait_log("response: settings reloaded", DEADLINE);
     let after_id = run_container(&after, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(after_id.clone());
     vigil.wait_finding("container-escape/host-network", &after);
     wait_record(&data.0, &vigil, &after_id, |r| r["state"] == "dry-run");
     assert!(
