@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::normalize::Format;
 
@@ -39,6 +39,51 @@ pub enum Command {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Quarantines taken by the responder: list them, release one.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List the quarantines (and dry-run records) of the data directory.
+    List(QuarantineListArgs),
+    /// Release a quarantine: Docker: rename back, reconnect the networks, unpause; Kubernetes: remove the label, delete the NetworkPolicy.
+    Release(QuarantineReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// Data directory of the `vigil run` that took the quarantines.
+    #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Shorthand for `--format json`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `vigil quarantine list` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON array with every record, its actions and findings.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineReleaseArgs {
+    /// The quarantine id (first column of `vigil quarantine list`).
+    pub id: String,
+    /// Data directory of the `vigil run` that took the quarantine.
+    #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Docker Engine API socket.
+    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +285,21 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NS")]
     pub k8s_namespace: Option<String>,
+    /// Response to findings (`response.mode`): `off`, `dry-run` (log and record the quarantine that would be taken) or `enforce` (quarantine).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub response: Option<crate::response::Mode>,
+    /// A response rule (`[[response.rules]]`, appended): a rule id, exact or glob (e.g. `container-escape/*`), whose findings trigger the response (repeatable; first match wins).
+    #[arg(long = "response-rule", value_name = "GLOB")]
+    pub response_rule: Vec<String>,
+    /// Findings below this severity trigger no response (`response.min_severity`, default high).
+    #[arg(long, value_name = "SEVERITY", value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub response_min_severity: Option<String>,
+    /// Containers never quarantined, globs over names or ids (`response.docker.exempt`, appended). Vigil's own container always is.
+    #[arg(long = "response-exempt", value_name = "GLOB")]
+    pub response_exempt: Vec<String>,
+    /// Only these containers are quarantined, globs over names or ids (`response.docker.include`, appended; default all).
+    #[arg(long = "response-include", value_name = "GLOB")]
+    pub response_include: Vec<String>,
 }
 
 /// This machine's host name.

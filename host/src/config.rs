@@ -66,6 +66,8 @@ pub struct VigilConfig {
     pub plugins: PluginsConfig,
     /// Threat-intel feeds answered to plugins.
     pub intel: IntelConfig,
+    /// Response to findings: quarantine of containers and pods (off by default).
+    pub response: crate::response::ResponseConfig,
 }
 
 impl Default for VigilConfig {
@@ -78,6 +80,7 @@ impl Default for VigilConfig {
             sources: SourcesConfig::default(),
             plugins: PluginsConfig::default(),
             intel: IntelConfig::default(),
+            response: crate::response::ResponseConfig::default(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Validate for VigilConfig {
         self.sources.validate(&join(path, "sources"), problems);
         self.plugins.validate(&join(path, "plugins"), problems);
         self.intel.validate(&join(path, "intel"), problems);
+        self.response.validate(&join(path, "response"), problems);
     }
 }
 

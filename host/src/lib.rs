@@ -17,6 +17,7 @@ pub mod model;
 pub mod normalize;
 pub mod plugin_set;
 pub mod replay;
+pub mod response;
 pub mod run;
 pub mod runtime;
 pub mod state;

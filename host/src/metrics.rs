@@ -196,6 +196,8 @@ pub struct Registry {
     rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// The threat-intel feeds'.
     pub intel: Arc<IntelMetrics>,
+    /// The responder's counters (`vigil_response_*`).
+    pub response: ResponseCounters,
 }
 
 /// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
@@ -292,6 +294,8 @@ impl Registry {
             s.counters
                 .render(&mut out, &format!("source=\"{}\"", s.name));
         }
+        self.response
+            .render_counters(&mut out, "vigil_response", "");
         for ((plugin, rule), n) in self
             .rules
             .lock()
@@ -371,6 +375,42 @@ impl SourceCounters {
     /// Renders with the given metric prefix and labels (used by [`Registry::render`]).
     pub fn render(&self, out: &mut String, labels: &str) {
         self.render_counters(out, "vigil_source", labels);
+    }
+}
+
+counters! {
+    /// Counters of the responder (quarantine).
+    pub struct ResponseCounters {
+        /// Findings that matched a response rule (at or above its severity).
+        decisions,
+        /// Quarantines started in enforce mode (one per target).
+        quarantines,
+        /// Dry-run records created (the actions a quarantine would take).
+        dry_runs,
+        /// Quarantines that completed every action.
+        quarantined,
+        /// Quarantines left partial (some action failed or could not be taken yet).
+        partial,
+        /// Quarantines where no action succeeded.
+        failed,
+        /// Findings for a target already quarantined (or already dry-run): nothing new done.
+        already,
+        /// Findings not acted on: Vigil's own container/pod, or an exempt target.
+        exempt,
+        /// Findings not acted on because an operator released the target for that rule.
+        released_before,
+        /// Actions done.
+        actions_ok,
+        /// Actions skipped (not needed or not possible: host network, not running …).
+        actions_skipped,
+        /// Actions that failed.
+        actions_failed,
+        /// Actions planned by a dry run.
+        actions_planned,
+        /// Findings dropped because the responder's queue was full.
+        queue_full,
+        /// Errors of the quarantine database.
+        store_errors,
     }
 }
 

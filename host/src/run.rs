@@ -1,6 +1,8 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; the [`pipeline`] groups events per kind and routes them
-//! to one worker per plugin; findings are written as JSON lines on stdout.
+//! to one worker per plugin; findings are written as JSON lines on stdout,
+//! then handed to the [`Responder`] (quarantine, when `response.mode` is not
+//! `off`).
 //! The admin endpoint serves metrics and probes; SIGHUP or a change of the
 //! config file or plugin directory reloads plugins and sources ([`reload`]).
 //! The threat-intel feed files are polled on their own thread and reloaded
@@ -30,6 +32,7 @@ use crate::intel::reload::ReloaderHandle;
 use crate::metrics::{PluginMetrics, Registry};
 use crate::model::Event;
 use crate::plugin_set;
+use crate::response::{Responder, ResponderHandle};
 use crate::runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 use pipeline::Pipeline;
@@ -83,6 +86,7 @@ struct Host {
     runtime: Runtime,
     ctx: RunContext,
     registry: Arc<Registry>,
+    responder: Responder,
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
     events: mpsc::Sender<Vec<Event>>,
@@ -130,13 +134,20 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     }
     let names = plugin_names(&runners);
 
+    let responder = Responder::start(
+        config.response.clone(),
+        config.data_dir.clone(),
+        &node,
+        registry.clone(),
+    )?;
+    let respond = responder.handle();
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     let pool = start_pool(runners, &registry, &ftx);
     let out_node = node.clone();
     let out_registry = registry.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-output".into())
-        .spawn(move || write_findings(frx, &out_node, &out_registry))?;
+        .spawn(move || write_findings(frx, &out_node, &out_registry, &respond))?;
 
     let events_out = args
         .emit_events
@@ -160,6 +171,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         runtime,
         ctx,
         registry,
+        responder,
         findings: ftx,
         sources,
         events: etx,
@@ -217,6 +229,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         sources,
         findings,
         events,
+        responder,
         ..
     } = host;
     // Each source is stopped while the queue is still read, and has ended
@@ -243,6 +256,8 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     pipeline.finish();
     drop(findings);
     let _ = writer.join();
+    // After the writer: its findings are all queued for the responder.
+    responder.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -382,6 +397,9 @@ impl Host {
             .gauges
             .sources
             .store(self.sources.len() as u64, Ordering::Relaxed);
+        if config.response != self.config.response {
+            self.responder.reconfigure(config.response.clone());
+        }
         self.config = config;
         PluginMetrics::add(&self.registry.host.reloads_ok, 1);
         tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
@@ -444,7 +462,12 @@ fn start_pool(
     WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
 }
 
-fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str, registry: &Registry) {
+fn write_findings(
+    rx: std_mpsc::Receiver<PluginFinding>,
+    node: &str,
+    registry: &Registry,
+    respond: &ResponderHandle,
+) {
     let stdout = std::io::stdout();
     for f in rx {
         let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
@@ -456,6 +479,9 @@ fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str, registry: &
         if !written {
             tracing::error!(rule = %rec.rule_id, "cannot write finding to stdout");
         }
+        drop(out);
+        // After delivery: a response never delays or blocks a finding.
+        respond.submit(&rec);
     }
 }
 

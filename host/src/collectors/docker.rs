@@ -22,7 +22,9 @@ mod tests;
 
 pub use config::{ConfigError, ConfigProblem, DEFAULT_SOCKET, DockerConfig, DockerSettings};
 pub use events::{GAP_RAW_ACTION, GAP_REASON_LABEL, GAP_SINCE_LABEL};
+pub use internal_events::chain;
 pub use inventory::SOURCE;
+pub use stream::connect;
 
 use tokio::task::JoinHandle;
 

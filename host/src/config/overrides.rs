@@ -54,7 +54,36 @@ pub fn apply(config: &mut VigilConfig, args: &RunArgs) -> Result<(), OverrideErr
     plugins(config, &args.plugins)?;
     intel(config, args);
     sources(config, args);
+    response(config, args);
     Ok(())
+}
+
+fn response(config: &mut VigilConfig, args: &RunArgs) {
+    let r = &mut config.response;
+    if let Some(mode) = args.response {
+        r.mode = mode;
+    }
+    for rule in &args.response_rule {
+        r.rules.push(crate::response::policy::ResponseRule {
+            rule: rule.clone(),
+            min_severity: None,
+            mode: None,
+        });
+    }
+    // Checked by clap against the severity names.
+    if let Some(sev) = &args.response_min_severity
+        && let Ok(sev) = serde_json::from_value(serde_json::Value::String(sev.clone()))
+    {
+        r.min_severity = sev;
+    }
+    r.docker.exempt.extend(args.response_exempt.iter().cloned());
+    r.docker
+        .include
+        .extend(args.response_include.iter().cloned());
+    // One daemon: the flag names the socket of both the source and the responder.
+    if let Some(socket) = &args.docker_socket {
+        r.docker.socket = absolute(socket);
+    }
 }
 
 fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<(), OverrideError> {

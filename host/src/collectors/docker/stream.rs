@@ -115,8 +115,8 @@ pub fn max_api_version(message: &str) -> Option<ClientVersion> {
 }
 
 /// Connects and agrees on an API version (the lower of the daemon's and
-/// this client's).
-async fn connect(s: &DockerSettings) -> Result<Docker, DockerError> {
+/// this client's). Also used by the responder's Docker quarantine.
+pub async fn connect(s: &DockerSettings) -> Result<Docker, DockerError> {
     let socket = s.socket.to_string_lossy().into_owned();
     let open = |v: &ClientVersion| {
         Docker::connect_with_unix(&socket, s.request_timeout.as_secs(), v).map_err(|source| {
