@@ -1,6 +1,7 @@
 //! The `vigil` subcommands, from parsed arguments to an exit status.
 
 pub mod plugin;
+pub mod plugin_new;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,6 +21,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
         Command::Run(args) => crate::run::run(args),
     }
 }
