@@ -242,7 +242,11 @@ fn replay_loads_both_from_a_plugin_dir() {
     let count = |plugin: &str| findings.iter().filter(|f| f["plugin"] == plugin).count();
     // The Python plugin with its settings file; the C one with its defaults.
     assert_eq!(count(PYTHON), 5, "{findings:#?}");
-    assert_eq!(count(C), 6, "five fixtures and the Falco exec: {findings:#?}");
+    assert_eq!(
+        count(C),
+        6,
+        "five fixtures and the Falco exec: {findings:#?}"
+    );
     assert!(
         findings.iter().any(|f| f["plugin"] == C
             && f["rule_id"] == "shell-exec/interactive-shell"

@@ -142,6 +142,10 @@ fn test() -> anyhow::Result<()> {
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     toolchain()?;
     step(
+        "plugins in Python and C (scripts/foreign-plugins.sh)",
+        Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),
+    )?;
+    step(
         "benchmarks",
         cargo()
             .args(["bench", "--locked", "-p", "vigil"])

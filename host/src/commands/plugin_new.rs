@@ -171,7 +171,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 fn sdk_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let (path, origin) = match given {
         Some(p) => (p.to_owned(), "--sdk-path"),
-        None => (PathBuf::from(BUILD_TREE_SDK), "the source tree this vigil was built from"),
+        None => (
+            PathBuf::from(BUILD_TREE_SDK),
+            "the source tree this vigil was built from",
+        ),
     };
     let manifest = path.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).map_err(|e| {
