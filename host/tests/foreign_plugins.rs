@@ -16,11 +16,15 @@
 )]
 
 mod common;
+#[path = "common/docker.rs"]
+mod docker_util;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use common::{falco, root, rules, stdout_lines, vigil};
 
@@ -286,6 +290,110 @@ fn on_the_falco_audit_fixtures_only_the_exec_is_reported() {
         ["shell-exec/interactive-shell"],
         "{findings:#?}"
     );
+}
+
+/// `vigil run --plugin-dir` on this machine's Docker Engine: the test image
+/// (`vigil-test/busybox`, a Docker Hub user namespace as Docker reads the name)
+/// is an untrusted image, and `docker exec … sh -c …` a shell command.
+#[test]
+fn vigil_run_reports_live_docker_activity_through_both() {
+    use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
+    if !docker_ready() {
+        return;
+    }
+    let dir = temp("live");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in [PYTHON, C] {
+        std::fs::copy(wasm(name), plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    let mut child = vigil()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cache-dir")
+        .arg(built().cache_home.join("vigil/plugins"))
+        .args([
+            "--no-builtin",
+            "--no-network",
+            "--no-file-integrity",
+            "--no-k8s-watch",
+        ])
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (tx, findings) = mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let _child = Kill(child);
+    let text = || {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !text().contains("docker: event stream open") {
+        assert!(
+            Instant::now() < deadline,
+            "the docker source did not start:\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let name = format!("vigil_foreign_{}", unique());
+    let _cleanup = Containers(vec![name.clone()]);
+    docker(&[
+        "run", "-d", "--name", &name, "--label", LABEL, IMAGE, "sleep", "300",
+    ]);
+    docker(&["exec", &name, "sh", "-c", "id"]);
+
+    let mut want = BTreeSet::from([
+        "untrusted-registry/untrusted-image",
+        "shell-exec/shell-command",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !want.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(f) = findings.recv_timeout(left) else {
+            panic!("missing {want:?} for {name}; log:\n{}", text());
+        };
+        if f["evidence"]["container"] == name.as_str() {
+            want.remove(f["rule_id"].as_str().unwrap_or_default());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `vigil plugin new --lang LANG NAME --dir …`, then the project's own
