@@ -321,7 +321,9 @@ fn main() {
 /// `scripts/foreign-plugins.sh`) beside the Rust container-escape, on the same
 /// event mixes at batch 256, with the native baseline in the same process.
 fn foreign(runtime: &Runtime) {
-    let dir = root().join("target/wasm/foreign");
+    // Where scripts/foreign-plugins.sh puts them (same override).
+    let dir = std::env::var_os("VIGIL_FOREIGN_OUT")
+        .map_or_else(|| root().join("target/wasm/foreign"), std::path::PathBuf::from);
     let plugins = [
         ("untrusted-registry", "Python (componentize-py)"),
         ("shell-exec", "C (clang, wasi-libc)"),

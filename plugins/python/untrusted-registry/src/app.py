@@ -74,14 +74,37 @@ def _image_evidence(image: registry.ImageRef) -> List[Tuple[str, str]]:
     ]
 
 
+Verdict = Optional[Tuple[str, Severity, registry.ImageRef, str]]
+# Verdicts are memoised per image reference (a node runs few distinct images);
+# the memo is cleared when settings change or it grows past this.
+VERDICTS = 1024
+
+
 class Detector:
     def __init__(self) -> None:
         self.settings = registry.Settings()
         self.seen = _Bounded(REMEMBERED)
+        self.verdicts: "dict[str, Verdict]" = {}
+        self.trusted = self.settings.trusted_summary()
         self.logged_image_ids = False
 
-    def verdict(self, reference: str) -> Optional[Tuple[str, Severity, registry.ImageRef, str]]:
+    def configure(self, settings: registry.Settings) -> None:
+        self.settings = settings
+        self.trusted = settings.trusted_summary()
+        self.verdicts.clear()
+
+    def verdict(self, reference: str) -> Verdict:
         """(rule, severity, parsed image, reason) for an untrusted image; None when trusted or unparseable."""
+        try:
+            return self.verdicts[reference]
+        except KeyError:
+            pass
+        if len(self.verdicts) >= VERDICTS:
+            self.verdicts.clear()
+        verdict = self.verdicts[reference] = self.decide(reference)
+        return verdict
+
+    def decide(self, reference: str) -> Verdict:
         image = registry.parse_image(reference)
         if image is None:
             if registry.is_image_id(reference) and not self.logged_image_ids:
@@ -123,7 +146,7 @@ class Detector:
                 ("image", c.image),
                 *_image_evidence(image),
                 ("reason", reason),
-                ("trusted_registries", self.settings.trusted_summary()),
+                ("trusted_registries", self.trusted),
                 ("container", c.name),
                 ("action", c.action.name.lower().replace("_", "-")),
                 ("actor", c.actor),
@@ -170,7 +193,7 @@ class Detector:
                 evidence.extend(_image_evidence(image))
                 evidence.append(("reason", reason))
             evidence += [
-                ("trusted_registries", self.settings.trusted_summary()),
+                ("trusted_registries", self.trusted),
                 ("namespace", k.namespace),
                 ("verb", k.verb),
                 ("user", k.user),
@@ -212,7 +235,7 @@ class WitWorld(wit_world.WitWorld):
         parsed, problems = registry.parse_settings(settings)
         if parsed is None:
             raise Err(types.ConfigError(problems=[types.ConfigProblem(path=p, message=m) for p, m in problems]))
-        DETECTOR.settings = parsed
+        DETECTOR.configure(parsed)
         log.log(log.Level.INFO, "configured", [
             KeyValue(key="trusted_registries", value=parsed.trusted_summary()),
             KeyValue(key="ignored_namespaces", value=", ".join(parsed.ignored_namespaces) or "(none)"),
