@@ -322,8 +322,10 @@ fn main() {
 /// event mixes at batch 256, with the native baseline in the same process.
 fn foreign(runtime: &Runtime) {
     // Where scripts/foreign-plugins.sh puts them (same override).
-    let dir = std::env::var_os("VIGIL_FOREIGN_OUT")
-        .map_or_else(|| root().join("target/wasm/foreign"), std::path::PathBuf::from);
+    let dir = std::env::var_os("VIGIL_FOREIGN_OUT").map_or_else(
+        || root().join("target/wasm/foreign"),
+        std::path::PathBuf::from,
+    );
     let plugins = [
         ("untrusted-registry", "Python (componentize-py)"),
         ("shell-exec", "C (clang, wasi-libc)"),
@@ -375,7 +377,9 @@ fn foreign(runtime: &Runtime) {
                 .iter()
                 .map(|(name, lang)| (file_spec(name), *name, *lang)),
         );
-        for (spec, name, lang) in rows {
+        for (mut spec, name, lang) in rows {
+            // Throughput, not deadlines: a busy machine can stall a call past 250 ms.
+            spec.limits.deadline_ms = 10_000;
             let mut runner = runtime.load(spec, &ctx()).expect("load");
             let mut findings = 0;
             for chunk in events.chunks(BATCH) {
