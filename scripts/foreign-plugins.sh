@@ -107,11 +107,20 @@ install_wit_bindgen() {
         return
     fi
     log "installing wit-bindgen-cli $WIT_BINDGEN_VERSION into $TOOLS/cargo (a few minutes, once)"
-    # A clean environment for cargo: no flags meant for another build.
-    env -u CARGO_ENCODED_RUSTFLAGS -u RUSTC_WORKSPACE_WRAPPER -u CARGO_TARGET_DIR \
-        cargo install --locked --quiet --root "$TOOLS/cargo" \
-        --target-dir "$TOOLS/cargo-build" "wit-bindgen-cli@$WIT_BINDGEN_VERSION" >&2
-    rm -rf "$TOOLS/cargo-build"
+    # A clean environment for cargo: no flags meant for another build. One
+    # retry, reusing what the first attempt compiled (a busy machine has seen
+    # rustc killed mid-build).
+    local attempt
+    for attempt in 1 2; do
+        if env -u CARGO_ENCODED_RUSTFLAGS -u RUSTC_WORKSPACE_WRAPPER -u CARGO_TARGET_DIR \
+            cargo install --locked --quiet --root "$TOOLS/cargo" \
+            --target-dir "$TOOLS/cargo-build" "wit-bindgen-cli@$WIT_BINDGEN_VERSION" >&2; then
+            rm -rf "$TOOLS/cargo-build"
+            return
+        fi
+        log "cargo install wit-bindgen-cli failed (attempt $attempt)"
+    done
+    exit 1
 }
 
 tools() {
