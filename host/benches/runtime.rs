@@ -136,6 +136,10 @@ fn main() {
         println!();
     }
 
+    if want("foreign") {
+        foreign(&runtime);
+    }
+
     if want("start") {
         println!(
             "## plugin start (container-escape, {} KiB)\n",
@@ -494,4 +498,130 @@ fn network_and_fim() {
         "| File integrity (state of a watched file → event: stat, open, SHA-256, compare) | a 2 KiB config file | {} |",
         fmt(fim)
     );
+}
+
+/// The Python and C plugins of `plugins/python` and `plugins/c` (built by
+/// `scripts/foreign-plugins.sh`) beside the Rust container-escape, on the same
+/// event mixes at batch 256, with the native baseline in the same process.
+fn foreign(runtime: &Runtime) {
+    // Where scripts/foreign-plugins.sh puts them (same override).
+    let dir = std::env::var_os("VIGIL_FOREIGN_OUT").map_or_else(
+        || root().join("target/wasm/foreign"),
+        std::path::PathBuf::from,
+    );
+    let plugins = [
+        ("untrusted-registry", "Python (componentize-py)"),
+        ("shell-exec", "C (clang, wasi-libc)"),
+    ];
+    if plugins
+        .iter()
+        .any(|(n, _)| !dir.join(format!("{n}.wasm")).exists())
+    {
+        println!(
+            "## Plugins in other languages: skipped (run `scripts/foreign-plugins.sh` to build them)\n"
+        );
+        return;
+    }
+    let file_spec = |name: &str| PluginSpec {
+        origin: PluginOrigin::File(dir.join(format!("{name}.wasm"))),
+        bytes: Arc::from(std::fs::read(dir.join(format!("{name}.wasm"))).expect("plugin")),
+        settings: "{}".into(),
+        limits: PluginLimits::default(),
+    };
+    const BATCH: usize = 256;
+    for (label, events) in [
+        ("typical live mix", corpus::typical(4096)),
+        (
+            "pod-spec-heavy mix (Falco audit fixtures + Docker)",
+            mixed(4096),
+        ),
+    ] {
+        println!("## Plugins by language, {label}, batch {BATCH} (one core)\n");
+        println!(
+            "| plugin | language | events/s | µs/event | findings per 4096 events | native container-escape, measured right after | plugin time / native time |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let mut native = ContainerEscape::default();
+        native.configure("{}").expect("settings");
+        // The native baseline is measured right after each plugin, so that each
+        // ratio compares two runs close in time on a noisy machine.
+        let mut native_rate = || {
+            rate(events.len(), || {
+                for chunk in events.chunks(BATCH) {
+                    // The same copy the Wasm boundary makes, then the logic.
+                    let sdk: Vec<_> = chunk.iter().map(to_sdk::event).collect();
+                    black_box(native.on_events(&sdk));
+                }
+            })
+        };
+        let mut rows = vec![(spec(), "container-escape", "Rust (wasm32-unknown-unknown)")];
+        rows.extend(
+            plugins
+                .iter()
+                .map(|(name, lang)| (file_spec(name), *name, *lang)),
+        );
+        for (mut spec, name, lang) in rows {
+            // Throughput, not deadlines: a busy machine can stall a call past 250 ms.
+            spec.limits.deadline_ms = 10_000;
+            let mut runner = runtime.load(spec, &ctx()).expect("load");
+            let mut findings = 0;
+            for chunk in events.chunks(BATCH) {
+                let CallOutcome::Findings(f) = runner.on_events(chunk) else {
+                    panic!("{name} failed")
+                };
+                findings += f.len();
+            }
+            let wasm = rate(events.len(), || {
+                for chunk in events.chunks(BATCH) {
+                    let CallOutcome::Findings(f) = runner.on_events(chunk) else {
+                        panic!("{name} failed")
+                    };
+                    black_box(f);
+                }
+            });
+            let native = native_rate();
+            println!(
+                "| {name} | {lang} | {} | {:.2} | {findings} | {} | {:.2}× |",
+                fmt(wasm),
+                1e6 / wasm,
+                fmt(native),
+                native / wasm
+            );
+        }
+        println!();
+    }
+
+    println!("## Plugin start by language\n");
+    println!(
+        "| plugin | size | compile (Cranelift, no cache) | load from the compile cache | instantiate + describe + configure |"
+    );
+    println!("|---|---|---|---|---|");
+    let cache = std::env::temp_dir().join(format!("vigil-bench-foreign-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cached = Runtime::new(&EngineSettings::default(), Some(&cache)).expect("runtime");
+    let mut rows = vec![(spec(), "container-escape (Rust)")];
+    rows.push((
+        file_spec("untrusted-registry"),
+        "untrusted-registry (Python)",
+    ));
+    rows.push((file_spec("shell-exec"), "shell-exec (C)"));
+    for (spec, label) in rows {
+        let size = spec.bytes.len();
+        let cold = cached.load(spec.clone(), &ctx()).expect("load");
+        let compile = cold.plugin().compile.duration;
+        drop(cold);
+        let t = Instant::now();
+        let warm = cached.load(spec, &ctx()).expect("load");
+        let total = t.elapsed();
+        let from_cache = warm.plugin().compile.duration;
+        println!(
+            "| {label} | {:.1} MiB | {:.2} s | {:.1} ms | {:.1} ms |",
+            size as f64 / (1 << 20) as f64,
+            compile.as_secs_f64(),
+            from_cache.as_secs_f64() * 1e3,
+            (total - from_cache).as_secs_f64() * 1e3
+        );
+    }
+    println!();
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -171,6 +171,8 @@ pub enum PluginCommand {
     Test(PluginTestArgs),
     /// Show a plugin's description and imports.
     Inspect(PluginInspectArgs),
+    /// Create a plugin project (Rust, Python or C) whose own test passes.
+    New(PluginNewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +198,33 @@ pub struct PluginInspectArgs {
 
 /// `vigil run`. Every flag overrides the matching key of `--config FILE`
 /// (or of the embedded defaults when there is no file).
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name: 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter.
+    pub name: String,
+    /// The language of the project.
+    #[arg(long, value_enum)]
+    pub lang: PluginLang,
+    /// Where to create the project (default: ./NAME); it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Rust only: the `vigil-plugin-sdk` crate the project depends on by path (default: the
+    /// `plugin-sdk/` of the source tree this `vigil` was built from, when it still exists).
+    #[arg(long, value_name = "PATH")]
+    pub sdk_path: Option<PathBuf>,
+}
+
+/// The languages `vigil plugin new` scaffolds.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PluginLang {
+    /// Rust with `vigil-plugin-sdk`, built for wasm32-unknown-unknown.
+    Rust,
+    /// Python with componentize-py (`--stub-wasi`).
+    Python,
+    /// C with wit-bindgen's C bindings, clang and wasi-libc, off stdio.
+    C,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// TOML configuration file (see config/vigil.example.toml); flags override it.

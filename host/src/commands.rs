@@ -3,6 +3,7 @@
 pub mod config;
 pub mod plugin;
 pub mod quarantine;
+pub mod plugin_new;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,6 +32,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check(args)) => config::check(args),
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
     }
 }
 
