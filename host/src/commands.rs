@@ -2,8 +2,8 @@
 
 pub mod config;
 pub mod plugin;
-pub mod quarantine;
 pub mod plugin_new;
+pub mod quarantine;
 
 use std::collections::HashMap;
 use std::io::Write;

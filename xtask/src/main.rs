@@ -87,7 +87,13 @@ fn test() -> anyhow::Result<()> {
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "formatting (plugins)",
-        cargo().args(["fmt", "--check", "--manifest-path", "plugins/Cargo.toml"]),
+        cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "plugins/Cargo.toml",
+        ]),
     )?;
     step(
         "clippy",
