@@ -336,7 +336,7 @@ pub fn since_param(nanos: u64) -> String {
 /// The event is a container event with action `other`, no container id,
 /// source `docker`, and the labels [`GAP_SINCE_LABEL`] and
 /// [`GAP_REASON_LABEL`]; its time is when the gap was found. Plugins see it
-/// like any container event (monitoring-tamper reports it), within WIT 0.1.0.
+/// like any container event (monitoring-tamper reports it), within the existing WIT types.
 pub const GAP_RAW_ACTION: &str = "vigil-events-gap";
 /// Label of the gap event: the time of the last event seen before the break,
 /// `seconds.nanoseconds` (Docker's `since`).
