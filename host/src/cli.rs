@@ -206,6 +206,9 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NS")]
     pub k8s_namespace: Option<String>,
+    /// TOML file with the delivery sections (`[outputs.*]`, `[spool]`, `[dedup]`, `[[suppress]]`, `[monitor]`); default: the native schema on stdout, the spool in the data directory, a 60 s dedup window.
+    #[arg(long, value_name = "FILE")]
+    pub delivery_config: Option<PathBuf>,
 }
 
 /// This machine's host name.

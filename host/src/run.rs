@@ -1,9 +1,9 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; a batcher groups events per kind (up to a batch, or a few
-//! milliseconds) and routes them to one worker per plugin; findings are
-//! written as JSON lines on stdout.
+//! milliseconds) and routes them to one worker per plugin; findings go to
+//! the delivery pipeline (`crate::delivery`: suppression, dedup, the
+//! durable spool, the outputs).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock, mpsc as std_mpsc};
@@ -17,11 +17,11 @@ mod events_out;
 use crate::cli::{RunArgs, hostname};
 use crate::collectors::{self, SourceContext};
 use crate::commands::selection;
-use crate::finding_record::FindingRecord;
 use crate::intel::ThreatIntel;
 use crate::metrics::Registry;
 use crate::model::{Event, EventKind};
 use crate::plugin_set;
+use crate::delivery::{Delivery, DeliveryConfig};
 use crate::runtime::{Clock, EngineSettings, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 
@@ -42,6 +42,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let node: Arc<str> = args.node.clone().unwrap_or_else(hostname).into();
     prepare_dir(&args.data_dir)?;
+    let delivery_config = match &args.delivery_config {
+        Some(p) => DeliveryConfig::load(p)?,
+        None => DeliveryConfig::default(),
+    };
     let (mut sel, cache) = selection(&args.plugins)?;
     let cache = if args.plugins.no_cache {
         None
@@ -73,11 +77,19 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = runners.iter().map(|r| r.name().to_owned()).collect();
 
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
+    // Outputs and the spool first: findings left by a previous run are
+    // delivered while the plugins start.
+    let delivery = Delivery::start(
+        &delivery_config,
+        &args.data_dir,
+        &node,
+        frx,
+        registry.delivery.clone(),
+        &tokio::runtime::Handle::current(),
+        // The response stage plugs in here (`delivery::Responder`).
+        None,
+    )?;
     let pool = WorkerPool::start(runners, 64, ftx);
-    let out_node = node.clone();
-    let writer = std::thread::Builder::new()
-        .name("vigil-output".into())
-        .spawn(move || write_findings(frx, &out_node))?;
 
     let mut events_out = args
         .emit_events
@@ -134,8 +146,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             pool.route(Arc::new(std::mem::take(p)));
         }
     }
-    pool.shutdown();
-    let _ = writer.join();
+    tokio::task::block_in_place(|| {
+        pool.shutdown();
+        delivery.shutdown();
+    });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -145,20 +159,6 @@ fn slot(kind: EventKind) -> usize {
         EventKind::Kubernetes => 1,
         EventKind::Network => 2,
         EventKind::File => 3,
-    }
-}
-
-fn write_findings(rx: std_mpsc::Receiver<PluginFinding>, node: &str) {
-    let stdout = std::io::stdout();
-    for f in rx {
-        let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
-        let mut out = stdout.lock();
-        let written = serde_json::to_writer(&mut out, &rec).is_ok()
-            && out.write_all(b"\n").is_ok()
-            && out.flush().is_ok();
-        if !written {
-            tracing::error!(rule = %rec.rule_id, "cannot write finding to stdout");
-        }
     }
 }
 

@@ -84,6 +84,10 @@ fn test() -> anyhow::Result<()> {
         "test image for the Docker tests (scripts/test-image.sh)",
         Command::new("bash").arg("scripts/test-image.sh"),
     )?;
+    step(
+        "nats-server and the OCSF validator venv for the delivery tests (scripts/test-deps.sh)",
+        Command::new("bash").arg("scripts/test-deps.sh"),
+    )?;
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "formatting (plugins)",

@@ -1,0 +1,928 @@
+//! From plugin findings to acknowledged deliveries, without loss.
+//!
+//! ```text
+//! plugin workers ──findings──▶ intake thread ─────────────────────────────▶ output threads
+//!                               1. native record (FindingRecord)              (one per output)
+//!                               2. monitor mode? mark it                      read their queue
+//!                               3. suppressed? count + log, stop               from the spool,
+//!                               4. dedup: same rule+entities in the window?    deliver, ack
+//!                                  count it, stop (summary at window end)      (or back off and
+//!                               5. spool: commit, one queue row per output     retry; across
+//!                                  that wants it (severity, monitor)           restarts too)
+//!                               6. responder hook (after the commit)
+//! ```
+//!
+//! Delivery is **at least once**: a finding leaves an output's queue only
+//! after that output acknowledged it, so a crash between the two sends it
+//! again. Receivers dedup on the finding `id` (stable: a digest of rule,
+//! entities and event ids); NATS JetStream does it for them within its
+//! duplicate window (`Nats-Msg-Id`).
+
+pub mod spool;
+pub mod suppress;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::{Problems, Validate, join};
+use crate::finding_record::FindingRecord;
+use crate::metrics::{DeliveryMetrics, OutputMetrics, PluginMetrics};
+use crate::normalize::time::format_rfc3339;
+use crate::outputs::{Output, OutputSpec, OutputsConfig};
+use crate::runtime::wall_now;
+use crate::workers::PluginFinding;
+
+pub use spool::Sync;
+pub use suppress::SuppressionRule;
+
+/// What to do when a new finding does not fit in the spool.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenFull {
+    /// Delete the oldest undelivered findings to make room (default: the
+    /// newest findings are the ones an operator needs now).
+    #[default]
+    DropOldest,
+    /// Refuse the new finding.
+    DropNewest,
+}
+
+impl WhenFull {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::DropOldest => "drop-oldest",
+            Self::DropNewest => "drop-newest",
+        }
+    }
+}
+
+/// `[spool]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// The SQLite file (default: `DATA_DIR/spool.sqlite`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Most findings held (waiting for at least one output).
+    #[serde(default = "default_max_findings")]
+    pub max_findings: u64,
+    /// Most bytes of findings held (their native JSON).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// `drop-oldest` (default) or `drop-newest`; every drop is counted
+    /// (`vigil_spool_dropped_total{policy}`) and logged.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// `normal` (default: survives a crash of Vigil) or `full` (fsync every commit: survives power loss).
+    #[serde(default)]
+    pub sync: Sync,
+    /// At shutdown, how long outputs may keep delivering before Vigil exits
+    /// (what is left stays in the spool for the next start), in milliseconds.
+    #[serde(default = "default_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_max_findings() -> u64 {
+    100_000
+}
+
+fn default_max_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_grace_ms() -> u64 {
+    3_000
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_findings: default_max_findings(),
+            max_bytes: default_max_bytes(),
+            when_full: WhenFull::default(),
+            sync: Sync::default(),
+            shutdown_grace_ms: default_grace_ms(),
+        }
+    }
+}
+
+impl Validate for SpoolConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        if let Some(p) = &self.path
+            && !p.is_absolute()
+        {
+            problems.push(join(path, "path"), "must be an absolute path");
+        }
+        if self.max_findings == 0 {
+            problems.push(join(path, "max_findings"), "must be at least 1");
+        }
+        if self.max_bytes < 1 << 20 {
+            problems.push(join(path, "max_bytes"), "must be at least 1048576 (1 MiB)");
+        }
+        if self.shutdown_grace_ms > 600_000 {
+            problems.push(join(path, "shutdown_grace_ms"), "must be at most 600000");
+        }
+    }
+}
+
+/// `[dedup]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Window in seconds: the first finding of a rule and entities is
+    /// delivered at once; identical ones in the next `window_secs` are
+    /// counted, and delivered as one summary with `count` when the window
+    /// ends. 0 turns dedup off.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+    /// Most windows open at once; beyond, findings are delivered without dedup (counted).
+    #[serde(default = "default_max_windows")]
+    pub max_windows: usize,
+}
+
+fn default_window_secs() -> u64 {
+    60
+}
+
+fn default_max_windows() -> usize {
+    100_000
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: default_window_secs(),
+            max_windows: default_max_windows(),
+        }
+    }
+}
+
+impl Validate for DedupConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        if self.window_secs > 86_400 {
+            problems.push(join(path, "window_secs"), "must be at most 86400 (a day)");
+        }
+        if self.max_windows == 0 {
+            problems.push(join(path, "max_windows"), "must be at least 1");
+        }
+    }
+}
+
+/// `[monitor]`: plugins whose findings are recorded, not alerted.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Plugin names. Their findings carry `"monitor": true` and go only to
+    /// outputs with `monitor = true` (stdout and files by default), never
+    /// to the responder.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+}
+
+impl Validate for MonitorConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        for (i, p) in self.plugins.iter().enumerate() {
+            if p.is_empty() {
+                problems.push(join(path, &format!("plugins[{i}]")), "must not be empty");
+            }
+        }
+    }
+}
+
+/// Every setting of the delivery pipeline: the `outputs`, `spool`,
+/// `dedup`, `suppress` and `monitor` sections of the config file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Absent: the native schema on stdout.
+    #[serde(default)]
+    pub outputs: Option<OutputsConfig>,
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    #[serde(default)]
+    pub dedup: DedupConfig,
+    #[serde(default)]
+    pub suppress: Vec<SuppressionRule>,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+impl DeliveryConfig {
+    /// Reads a TOML file holding these sections and validates it.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut problems = Problems::default();
+        cfg.validate("", &mut problems);
+        problems
+            .into_result()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// The outputs in force.
+    pub fn outputs(&self) -> OutputsConfig {
+        self.outputs.clone().unwrap_or_else(OutputsConfig::default_stdout)
+    }
+}
+
+impl Validate for DeliveryConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        if let Some(o) = &self.outputs {
+            o.validate(&join(path, "outputs"), problems);
+        }
+        self.spool.validate(&join(path, "spool"), problems);
+        self.dedup.validate(&join(path, "dedup"), problems);
+        for (i, s) in self.suppress.iter().enumerate() {
+            s.validate(&join(path, &format!("suppress[{i}]")), problems);
+            if let Some(n) = &s.name
+                && self.suppress[..i].iter().any(|o| o.name.as_ref() == Some(n))
+            {
+                problems.push(join(path, &format!("suppress[{i}].name")), format!("{n:?} is used twice"));
+            }
+        }
+        self.monitor.validate(&join(path, "monitor"), problems);
+    }
+}
+
+/// The response stage: gets every finding that passed suppression and
+/// dedup, once it is durable in the spool (dedup summaries included, monitor
+/// findings never). It runs on the intake thread: hand the finding to
+/// your own queue and return quickly.
+pub trait Responder: Send {
+    fn respond(&mut self, finding: &FindingRecord);
+}
+
+/// Wakes an output thread when its queue got findings.
+#[derive(Default)]
+struct Wake {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    fn notify(&self) {
+        *self.flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cv.notify_one();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let mut g = self.flag.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*g {
+            g = self
+                .cv
+                .wait_timeout(g, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *g = false;
+    }
+}
+
+/// Shutdown state shared with the output threads.
+#[derive(Default)]
+struct Stop {
+    requested: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.requested()
+            && self
+                .deadline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none_or(|d| Instant::now() >= d)
+    }
+}
+
+struct OutputHandle {
+    name: String,
+    wake: Arc<Wake>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The running pipeline.
+pub struct Delivery {
+    intake: Option<JoinHandle<()>>,
+    outputs: Vec<OutputHandle>,
+    stop: Arc<Stop>,
+    grace: Duration,
+    spool_path: PathBuf,
+    sync: Sync,
+}
+
+/// An open dedup window.
+struct Window {
+    first_ns: u64,
+    last_ns: u64,
+    end_ns: u64,
+    count: u64,
+    /// The first finding's native record.
+    record: Vec<u8>,
+}
+
+struct Intake {
+    node: String,
+    specs: Vec<(OutputSpec, Arc<OutputMetrics>, Arc<Wake>)>,
+    spool: SpoolConfig,
+    window_ns: u64,
+    max_windows: usize,
+    windows: HashMap<String, Window>,
+    suppressions: suppress::Suppressions,
+    monitor: Vec<String>,
+    metrics: Arc<DeliveryMetrics>,
+    responder: Option<Box<dyn Responder>>,
+    dropped_logged: Option<Instant>,
+    dropped_since_log: u64,
+}
+
+/// Where the spool lives.
+pub fn spool_path(cfg: &SpoolConfig, data_dir: &Path) -> PathBuf {
+    cfg.path.clone().unwrap_or_else(|| data_dir.join("spool.sqlite"))
+}
+
+impl Delivery {
+    /// Opens the spool (recovering what a previous run left in it), starts
+    /// one thread per output and the intake thread reading `findings`.
+    pub fn start(
+        cfg: &DeliveryConfig,
+        data_dir: &Path,
+        node: &str,
+        findings: Receiver<PluginFinding>,
+        metrics: Arc<DeliveryMetrics>,
+        rt: &tokio::runtime::Handle,
+        responder: Option<Box<dyn Responder>>,
+    ) -> anyhow::Result<Self> {
+        let outputs = cfg.outputs().build(rt)?;
+        Self::start_with(cfg, data_dir, node, findings, metrics, outputs, responder)
+    }
+
+    /// [`Delivery::start`] with outputs built by the caller (tests, benchmarks).
+    pub fn start_with(
+        cfg: &DeliveryConfig,
+        data_dir: &Path,
+        node: &str,
+        findings: Receiver<PluginFinding>,
+        metrics: Arc<DeliveryMetrics>,
+        outputs: Vec<(OutputSpec, Box<dyn Output>)>,
+        responder: Option<Box<dyn Responder>>,
+    ) -> anyhow::Result<Self> {
+        let path = spool_path(&cfg.spool, data_dir);
+        let mut conn = spool::open(&path, cfg.spool.sync)
+            .map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", path.display()))?;
+        let names: Vec<String> = outputs.iter().map(|(s, _)| s.name.clone()).collect();
+        for (name, n) in spool::drop_orphans(&mut conn, &names)? {
+            metrics.spool_orphaned.add(&[&name], n);
+            tracing::warn!(
+                output = %name,
+                findings = n,
+                "spool: output no longer configured; its {n} undelivered findings are discarded (counted in vigil_spool_orphaned_total)"
+            );
+        }
+        let size = spool::size(&conn)?;
+        metrics.spool_depth.store(size.findings, Ordering::Relaxed);
+        metrics.spool_bytes.store(size.bytes, Ordering::Relaxed);
+        if size.findings > 0 {
+            tracing::info!(
+                findings = size.findings,
+                path = %path.display(),
+                "spool: undelivered findings from a previous run; delivering them"
+            );
+        }
+        let stop = Arc::new(Stop::default());
+        let mut handles = Vec::new();
+        let mut specs = Vec::new();
+        for (spec, out) in outputs {
+            let om = metrics.output(&spec.name);
+            let wake = Arc::new(Wake::default());
+            let conn = spool::open(&path, cfg.spool.sync)?;
+            om.pending
+                .store(spool::queued_count(&conn, &spec.name)?, Ordering::Relaxed);
+            let worker = OutputWorker {
+                spec: spec.clone(),
+                out,
+                conn,
+                wake: wake.clone(),
+                metrics: om.clone(),
+                delivery: metrics.clone(),
+                stop: stop.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("out-{}", spec.name.chars().take(10).collect::<String>()))
+                .spawn(move || worker.run())?;
+            tracing::info!(output = %spec.name, min_severity = spec.min_severity.as_str(), monitor = spec.monitor, "output on");
+            handles.push(OutputHandle {
+                name: spec.name.clone(),
+                wake: wake.clone(),
+                thread: Some(thread),
+            });
+            specs.push((spec, om, wake));
+        }
+        let windows = spool::windows(&conn)?
+            .into_iter()
+            .map(|w| {
+                (
+                    w.key,
+                    Window {
+                        first_ns: w.first_ns,
+                        last_ns: w.last_ns,
+                        end_ns: w.end_ns,
+                        count: w.count,
+                        record: w.record,
+                    },
+                )
+            })
+            .collect();
+        let mut intake = Intake {
+            node: node.to_owned(),
+            specs,
+            spool: cfg.spool.clone(),
+            window_ns: cfg.dedup.window_secs * 1_000_000_000,
+            max_windows: cfg.dedup.max_windows,
+            windows,
+            suppressions: suppress::Suppressions::new(&cfg.suppress),
+            monitor: cfg.monitor.plugins.clone(),
+            metrics,
+            responder,
+            dropped_logged: None,
+            dropped_since_log: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("vigil-intake".into())
+            .spawn(move || intake.run(conn, findings))?;
+        Ok(Self {
+            intake: Some(thread),
+            outputs: handles,
+            stop,
+            grace: Duration::from_millis(cfg.spool.shutdown_grace_ms),
+            spool_path: path,
+            sync: cfg.spool.sync,
+        })
+    }
+
+    /// Waits for the intake to finish (its channel must be closed: the
+    /// plugin workers stopped), then gives the outputs `shutdown_grace_ms`
+    /// to deliver what is queued. What is left stays in the spool.
+    pub fn shutdown(mut self) {
+        if let Some(t) = self.intake.take() {
+            let _ = t.join();
+        }
+        *self
+            .stop
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + self.grace);
+        self.stop.requested.store(true, Ordering::Release);
+        for o in &self.outputs {
+            o.wake.notify();
+        }
+        for o in &mut self.outputs {
+            if let Some(t) = o.thread.take() {
+                let _ = t.join();
+            }
+        }
+        if let Ok(conn) = spool::open(&self.spool_path, self.sync) {
+            for o in &self.outputs {
+                if let Ok(n) = spool::queued_count(&conn, &o.name)
+                    && n > 0
+                {
+                    tracing::warn!(output = %o.name, findings = n, "shutdown: findings not yet delivered stay in the spool; they are delivered at the next start");
+                }
+            }
+        }
+    }
+}
+
+impl Intake {
+    fn run(&mut self, mut conn: rusqlite::Connection, rx: Receiver<PluginFinding>) {
+        let mut open = true;
+        while open {
+            let now = wall_now();
+            let next_end = self.windows.values().map(|w| w.end_ns).min();
+            let wait = next_end.map_or(Duration::from_secs(1), |e| {
+                Duration::from_nanos(e.saturating_sub(now)).min(Duration::from_secs(1))
+            });
+            let mut batch = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(f) => {
+                    batch.push(f);
+                    while batch.len() < 1024 {
+                        match rx.try_recv() {
+                            Ok(f) => batch.push(f),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            // At shutdown, open windows are closed early: their counts are
+            // delivered now rather than at some later start.
+            let close_all = !open;
+            if !batch.is_empty()
+                || self.windows.values().any(|w| w.end_ns <= wall_now())
+                || (close_all && !self.windows.is_empty())
+            {
+                self.process(&mut conn, batch, close_all);
+            }
+        }
+    }
+
+    fn process(&mut self, conn: &mut rusqlite::Connection, batch: Vec<PluginFinding>, close_all: bool) {
+        let n = batch.len();
+        let mut queued: Vec<FindingRecord> = Vec::new();
+        let result = self.process_tx(conn, batch, close_all, &mut queued);
+        match result {
+            Ok(()) => {}
+            Err(e) => {
+                PluginMetrics::add(&self.metrics.spool_errors, 1);
+                tracing::error!(error = %e, findings = n, "SPOOL WRITE FAILED: these findings are LOST");
+                // The in-memory windows may now be ahead of the database: reload.
+                if let Ok(ws) = spool::windows(conn) {
+                    self.windows = ws
+                        .into_iter()
+                        .map(|w| {
+                            (
+                                w.key,
+                                Window {
+                                    first_ns: w.first_ns,
+                                    last_ns: w.last_ns,
+                                    end_ns: w.end_ns,
+                                    count: w.count,
+                                    record: w.record,
+                                },
+                            )
+                        })
+                        .collect();
+                }
+                return;
+            }
+        }
+        if let Ok(size) = spool::size(conn) {
+            self.metrics.spool_depth.store(size.findings, Ordering::Relaxed);
+            self.metrics.spool_bytes.store(size.bytes, Ordering::Relaxed);
+        }
+        for (spec, _, wake) in &self.specs {
+            if queued.iter().any(|r| spec.wants(r)) {
+                wake.notify();
+            }
+        }
+        if let Some(r) = &mut self.responder {
+            for rec in queued.iter().filter(|r| !r.monitor) {
+                r.respond(rec);
+            }
+        }
+    }
+
+    fn process_tx(
+        &mut self,
+        conn: &mut rusqlite::Connection,
+        batch: Vec<PluginFinding>,
+        close_all: bool,
+        queued: &mut Vec<FindingRecord>,
+    ) -> anyhow::Result<()> {
+        let now = wall_now();
+        let result = (|| -> anyhow::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut size = spool::size(&tx)?;
+            for pf in batch {
+                let mut rec = FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
+                let rule = rec.rule_id.clone();
+                self.metrics.findings.add(&[&rule], 1);
+                if self.monitor.iter().any(|p| **p == *pf.plugin) {
+                    rec.monitor = true;
+                    self.metrics.monitor.add(&[&rule], 1);
+                }
+                if let Some((name, reason)) = self.suppressions.check(&rec, now) {
+                    self.metrics.suppressed.add(&[&rule, name], 1);
+                    tracing::info!(
+                        rule = %rule,
+                        finding = %rec.id,
+                        suppression = name,
+                        reason,
+                        entities = ?rec.entities.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+                        "finding suppressed (counted in vigil_findings_suppressed_total)"
+                    );
+                    continue;
+                }
+                if self.window_ns > 0 {
+                    let key = rec.dedup_key();
+                    if let Some(w) = self.windows.get_mut(&key) {
+                        if now < w.end_ns {
+                            w.count += 1;
+                            w.last_ns = now;
+                            spool::bump_window(&tx, &key, now)?;
+                            self.metrics.deduplicated.add(&[&rule], 1);
+                            continue;
+                        }
+                        self.close_window(&tx, &key, &mut size, queued)?;
+                    }
+                    if self.windows.len() >= self.max_windows {
+                        PluginMetrics::add(&self.metrics.dedup_overflow, 1);
+                    } else {
+                        let record = serde_json::to_vec(&rec)?;
+                        let w = Window {
+                            first_ns: now,
+                            last_ns: now,
+                            end_ns: now + self.window_ns,
+                            count: 1,
+                            record,
+                        };
+                        spool::open_window(
+                            &tx,
+                            &spool::StoredWindow {
+                                key: key.clone(),
+                                first_ns: w.first_ns,
+                                last_ns: w.last_ns,
+                                end_ns: w.end_ns,
+                                count: 1,
+                                record: w.record.clone(),
+                            },
+                        )?;
+                        self.windows.insert(key, w);
+                    }
+                }
+                self.enqueue(&tx, rec, now, &mut size, queued)?;
+            }
+            let ended: Vec<String> = self
+                .windows
+                .iter()
+                .filter(|(_, w)| close_all || w.end_ns <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in ended {
+                self.close_window(&tx, &key, &mut size, queued)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            queued.clear();
+        }
+        result
+    }
+
+    /// Closes a window; more than one finding in it gives a summary.
+    fn close_window(
+        &mut self,
+        tx: &rusqlite::Connection,
+        key: &str,
+        size: &mut spool::Size,
+        queued: &mut Vec<FindingRecord>,
+    ) -> anyhow::Result<()> {
+        spool::close_window(tx, key)?;
+        let Some(w) = self.windows.remove(key) else {
+            return Ok(());
+        };
+        if w.count < 2 {
+            return Ok(());
+        }
+        let mut rec: FindingRecord = serde_json::from_slice(&w.record)?;
+        let now = wall_now();
+        self.metrics.dedup_summaries.add(&[&rec.rule_id], 1);
+        rec.aggregates = Some(rec.id.clone());
+        rec.id = summary_id(&rec.id, w.count);
+        rec.count = Some(w.count);
+        rec.first_seen = Some(format_rfc3339(w.first_ns));
+        rec.last_seen = Some(format_rfc3339(w.last_ns));
+        rec.time = format_rfc3339(now);
+        tracing::info!(rule = %rec.rule_id, finding = %rec.id, first = rec.aggregates.as_deref().unwrap_or_default(), count = w.count, "dedup window closed: summary delivered");
+        self.enqueue(tx, rec, now, size, queued)
+    }
+
+    fn enqueue(
+        &mut self,
+        tx: &rusqlite::Connection,
+        rec: FindingRecord,
+        now: u64,
+        size: &mut spool::Size,
+        queued: &mut Vec<FindingRecord>,
+    ) -> anyhow::Result<()> {
+        let mut targets: Vec<&str> = Vec::new();
+        for (spec, om, _) in &self.specs {
+            if spec.wants(&rec) {
+                targets.push(&spec.name);
+            } else {
+                PluginMetrics::add(&om.counters.filtered, 1);
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let record = serde_json::to_vec(&rec)?;
+        let len = record.len() as u64;
+        let policy = self.spool.when_full;
+        while size.findings + 1 > self.spool.max_findings || size.bytes + len > self.spool.max_bytes {
+            let evicted = match policy {
+                WhenFull::DropOldest => spool::evict_oldest(tx)?,
+                WhenFull::DropNewest => None,
+            };
+            let dropped_id = match &evicted {
+                Some(id) => {
+                    *size = spool::size(tx)?;
+                    id.clone()
+                }
+                // Nothing older to drop (or the policy says so): this one goes.
+                None => rec.id.clone(),
+            };
+            self.metrics.spool_dropped.add(&[policy.as_str()], 1);
+            self.dropped_since_log += 1;
+            if self.dropped_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::error!(
+                    policy = policy.as_str(),
+                    dropped = self.dropped_since_log,
+                    last_dropped = %dropped_id,
+                    max_findings = self.spool.max_findings,
+                    max_bytes = self.spool.max_bytes,
+                    "SPOOL FULL: undelivered findings dropped (counted in vigil_spool_dropped_total); an output is down or too slow"
+                );
+                self.dropped_logged = Some(Instant::now());
+                self.dropped_since_log = 0;
+            }
+            if evicted.is_none() {
+                return Ok(());
+            }
+        }
+        spool::insert(tx, &rec.id, now, &record, &targets)?;
+        size.findings += 1;
+        size.bytes += len;
+        for (spec, om, _) in &self.specs {
+            if targets.contains(&spec.name.as_str()) {
+                PluginMetrics::add(&om.counters.queued, 1);
+                om.pending.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        queued.push(rec);
+        Ok(())
+    }
+}
+
+/// The id of a dedup summary: stable for a window, distinct from the first finding's.
+fn summary_id(first: &str, count: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"dedup-summary\0");
+    h.update(first.as_bytes());
+    h.update(count.to_le_bytes());
+    h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct OutputWorker {
+    spec: OutputSpec,
+    out: Box<dyn Output>,
+    conn: rusqlite::Connection,
+    wake: Arc<Wake>,
+    metrics: Arc<OutputMetrics>,
+    delivery: Arc<DeliveryMetrics>,
+    stop: Arc<Stop>,
+}
+
+/// `d` ± 20 %, so that outputs failing together do not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let r = (wall_now() % 1000) as f64 / 1000.0; // good enough for spreading
+    d.mul_f64(0.8 + 0.4 * r)
+}
+
+impl OutputWorker {
+    fn run(mut self) {
+        let name = self.spec.name.clone();
+        let mut backoff = self.spec.retry_initial;
+        let mut failures: u32 = 0;
+        let mut singles_left = 0usize;
+        let mut last_pending_count = Instant::now();
+        loop {
+            if self.stop.past_deadline() {
+                break;
+            }
+            if last_pending_count.elapsed() >= Duration::from_secs(1) {
+                if let Ok(n) = spool::queued_count(&self.conn, &name) {
+                    self.metrics.pending.store(n, Ordering::Relaxed);
+                }
+                last_pending_count = Instant::now();
+            }
+            let limit = if singles_left > 0 { 1 } else { self.spec.batch_max };
+            let rows = match spool::queued(&self.conn, &name, limit) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(output = %name, error = %e, "spool read failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                self.metrics.pending.store(0, Ordering::Relaxed);
+                if self.stop.requested() {
+                    break;
+                }
+                self.wake.wait(Duration::from_secs(1));
+                continue;
+            }
+            let mut recs = Vec::with_capacity(rows.len());
+            let mut seqs = Vec::with_capacity(rows.len());
+            let mut corrupt = Vec::new();
+            for r in &rows {
+                match serde_json::from_slice::<FindingRecord>(&r.record) {
+                    Ok(rec) => {
+                        recs.push(rec);
+                        seqs.push(r.seq);
+                    }
+                    Err(e) => {
+                        tracing::error!(output = %name, seq = r.seq, error = %e, "spool: unreadable finding dropped");
+                        corrupt.push(r.seq);
+                    }
+                }
+            }
+            if !corrupt.is_empty() {
+                PluginMetrics::add(&self.metrics.counters.rejected, corrupt.len() as u64);
+                let _ = spool::ack(&mut self.conn, &name, &corrupt);
+                continue;
+            }
+            match self.out.deliver(&recs) {
+                Ok(()) => {
+                    if let Err(e) = spool::ack(&mut self.conn, &name, &seqs) {
+                        // Delivered but still queued: sent again later (at least once).
+                        tracing::error!(output = %name, error = %e, "spool ack failed; these findings will be delivered again");
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                    let now = wall_now();
+                    for r in &rows {
+                        self.metrics
+                            .latency
+                            .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
+                    }
+                    PluginMetrics::add(&self.metrics.counters.delivered, recs.len() as u64);
+                    let _ = self.metrics.pending.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                        Some(p.saturating_sub(recs.len() as u64))
+                    });
+                    if failures > 0 {
+                        tracing::info!(output = %name, failed_attempts = failures, "output delivering again");
+                    }
+                    failures = 0;
+                    backoff = self.spec.retry_initial;
+                    singles_left = singles_left.saturating_sub(1);
+                    self.update_depth();
+                }
+                Err(e) if e.permanent && recs.len() > 1 => {
+                    // Find the finding the receiver refuses: one at a time.
+                    singles_left = recs.len();
+                }
+                Err(e) if e.permanent => {
+                    let _ = spool::ack(&mut self.conn, &name, &seqs);
+                    PluginMetrics::add(&self.metrics.counters.rejected, 1);
+                    singles_left = singles_left.saturating_sub(1);
+                    tracing::error!(
+                        output = %name,
+                        finding = %recs[0].id,
+                        rule = %recs[0].rule_id,
+                        error = %e,
+                        "finding REFUSED for good by the output; dropped for this output (counted in vigil_output_rejected_total)"
+                    );
+                    self.update_depth();
+                }
+                Err(e) => {
+                    failures += 1;
+                    PluginMetrics::add(&self.metrics.counters.failed, 1);
+                    PluginMetrics::add(&self.metrics.counters.retried, recs.len() as u64);
+                    let _ = spool::failed(&mut self.conn, &name, &seqs);
+                    let attempts = rows.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+                    // Logged at the first failure, then at most once per backoff step.
+                    tracing::warn!(
+                        output = %name,
+                        error = %e,
+                        attempts,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "delivery failed; findings stay in the spool and are retried"
+                    );
+                    let until = Instant::now() + jitter(backoff);
+                    while Instant::now() < until && !self.stop.past_deadline() {
+                        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+                    }
+                    backoff = (backoff * 2).min(self.spec.retry_max);
+                }
+            }
+        }
+    }
+
+    fn update_depth(&self) {
+        if let Ok(size) = spool::size(&self.conn) {
+            self.delivery.spool_depth.store(size.findings, Ordering::Relaxed);
+            self.delivery.spool_bytes.store(size.bytes, Ordering::Relaxed);
+        }
+    }
+}
