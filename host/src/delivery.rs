@@ -220,7 +220,8 @@ impl DeliveryConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cfg: Self =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut problems = Problems::default();
         cfg.validate("", &mut problems);
         problems
@@ -231,7 +232,9 @@ impl DeliveryConfig {
 
     /// The outputs in force.
     pub fn outputs(&self) -> OutputsConfig {
-        self.outputs.clone().unwrap_or_else(OutputsConfig::default_stdout)
+        self.outputs
+            .clone()
+            .unwrap_or_else(OutputsConfig::default_stdout)
     }
 }
 
@@ -245,9 +248,14 @@ impl Validate for DeliveryConfig {
         for (i, s) in self.suppress.iter().enumerate() {
             s.validate(&join(path, &format!("suppress[{i}]")), problems);
             if let Some(n) = &s.name
-                && self.suppress[..i].iter().any(|o| o.name.as_ref() == Some(n))
+                && self.suppress[..i]
+                    .iter()
+                    .any(|o| o.name.as_ref() == Some(n))
             {
-                problems.push(join(path, &format!("suppress[{i}].name")), format!("{n:?} is used twice"));
+                problems.push(
+                    join(path, &format!("suppress[{i}].name")),
+                    format!("{n:?} is used twice"),
+                );
             }
         }
         self.monitor.validate(&join(path, "monitor"), problems);
@@ -353,7 +361,9 @@ struct Intake {
 
 /// Where the spool lives.
 pub fn spool_path(cfg: &SpoolConfig, data_dir: &Path) -> PathBuf {
-    cfg.path.clone().unwrap_or_else(|| data_dir.join("spool.sqlite"))
+    cfg.path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("spool.sqlite"))
 }
 
 impl Delivery {
@@ -423,7 +433,10 @@ impl Delivery {
                 stop: stop.clone(),
             };
             let thread = std::thread::Builder::new()
-                .name(format!("out-{}", spec.name.chars().take(10).collect::<String>()))
+                .name(format!(
+                    "out-{}",
+                    spec.name.chars().take(10).collect::<String>()
+                ))
                 .spawn(move || worker.run())?;
             tracing::info!(output = %spec.name, min_severity = spec.min_severity.as_str(), monitor = spec.monitor, "output on");
             handles.push(OutputHandle {
@@ -543,7 +556,12 @@ impl Intake {
         }
     }
 
-    fn process(&mut self, conn: &mut rusqlite::Connection, batch: Vec<PluginFinding>, close_all: bool) {
+    fn process(
+        &mut self,
+        conn: &mut rusqlite::Connection,
+        batch: Vec<PluginFinding>,
+        close_all: bool,
+    ) {
         let n = batch.len();
         let mut queued: Vec<FindingRecord> = Vec::new();
         let result = self.process_tx(conn, batch, close_all, &mut queued);
@@ -574,8 +592,12 @@ impl Intake {
             }
         }
         if let Ok(size) = spool::size(conn) {
-            self.metrics.spool_depth.store(size.findings, Ordering::Relaxed);
-            self.metrics.spool_bytes.store(size.bytes, Ordering::Relaxed);
+            self.metrics
+                .spool_depth
+                .store(size.findings, Ordering::Relaxed);
+            self.metrics
+                .spool_bytes
+                .store(size.bytes, Ordering::Relaxed);
         }
         for (spec, _, wake) in &self.specs {
             if queued.iter().any(|r| spec.wants(r)) {
@@ -601,7 +623,8 @@ impl Intake {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut size = spool::size(&tx)?;
             for pf in batch {
-                let mut rec = FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
+                let mut rec =
+                    FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
                 let rule = rec.rule_id.clone();
                 self.metrics.findings.add(&[&rule], 1);
                 if self.monitor.iter().any(|p| **p == *pf.plugin) {
@@ -727,7 +750,8 @@ impl Intake {
         let record = serde_json::to_vec(&rec)?;
         let len = record.len() as u64;
         let policy = self.spool.when_full;
-        while size.findings + 1 > self.spool.max_findings || size.bytes + len > self.spool.max_bytes {
+        while size.findings + 1 > self.spool.max_findings || size.bytes + len > self.spool.max_bytes
+        {
             let evicted = match policy {
                 WhenFull::DropOldest => spool::evict_oldest(tx)?,
                 WhenFull::DropNewest => None,
@@ -742,7 +766,10 @@ impl Intake {
             };
             self.metrics.spool_dropped.add(&[policy.as_str()], 1);
             self.dropped_since_log += 1;
-            if self.dropped_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            if self
+                .dropped_logged
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+            {
                 tracing::error!(
                     policy = policy.as_str(),
                     dropped = self.dropped_since_log,
@@ -779,7 +806,10 @@ fn summary_id(first: &str, count: u64) -> String {
     h.update(b"dedup-summary\0");
     h.update(first.as_bytes());
     h.update(count.to_le_bytes());
-    h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 struct OutputWorker {
@@ -815,7 +845,11 @@ impl OutputWorker {
                 }
                 last_pending_count = Instant::now();
             }
-            let limit = if singles_left > 0 { 1 } else { self.spec.batch_max };
+            let limit = if singles_left > 0 {
+                1
+            } else {
+                self.spec.batch_max
+            };
             let rows = match spool::queued(&self.conn, &name, limit) {
                 Ok(r) => r,
                 Err(e) => {
@@ -867,9 +901,11 @@ impl OutputWorker {
                             .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
                     }
                     PluginMetrics::add(&self.metrics.counters.delivered, recs.len() as u64);
-                    let _ = self.metrics.pending.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                        Some(p.saturating_sub(recs.len() as u64))
-                    });
+                    let _ = self.metrics.pending.fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |p| Some(p.saturating_sub(recs.len() as u64)),
+                    );
                     if failures > 0 {
                         tracing::info!(output = %name, failed_attempts = failures, "output delivering again");
                     }
@@ -921,8 +957,12 @@ impl OutputWorker {
 
     fn update_depth(&self) {
         if let Ok(size) = spool::size(&self.conn) {
-            self.delivery.spool_depth.store(size.findings, Ordering::Relaxed);
-            self.delivery.spool_bytes.store(size.bytes, Ordering::Relaxed);
+            self.delivery
+                .spool_depth
+                .store(size.findings, Ordering::Relaxed);
+            self.delivery
+                .spool_bytes
+                .store(size.bytes, Ordering::Relaxed);
         }
     }
 }

@@ -357,13 +357,20 @@ impl DeliveryMetrics {
                 .render(out, "vigil_output_latency_seconds", &labels);
         }
         self.findings.render(out, "vigil_findings_total", &["rule"]);
-        self.suppressed
-            .render(out, "vigil_findings_suppressed_total", &["rule", "suppression"]);
+        self.suppressed.render(
+            out,
+            "vigil_findings_suppressed_total",
+            &["rule", "suppression"],
+        );
         self.deduplicated
             .render(out, "vigil_findings_deduplicated_total", &["rule"]);
         self.dedup_summaries
             .render(out, "vigil_dedup_summaries_total", &["rule"]);
-        let _ = writeln!(out, "vigil_dedup_overflow_total {}", g(&self.dedup_overflow));
+        let _ = writeln!(
+            out,
+            "vigil_dedup_overflow_total {}",
+            g(&self.dedup_overflow)
+        );
         self.monitor
             .render(out, "vigil_findings_monitor_total", &["rule"]);
     }

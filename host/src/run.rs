@@ -17,11 +17,11 @@ mod events_out;
 use crate::cli::{RunArgs, hostname};
 use crate::collectors::{self, SourceContext};
 use crate::commands::selection;
+use crate::delivery::{Delivery, DeliveryConfig};
 use crate::intel::ThreatIntel;
 use crate::metrics::Registry;
 use crate::model::{Event, EventKind};
 use crate::plugin_set;
-use crate::delivery::{Delivery, DeliveryConfig};
 use crate::runtime::{Clock, EngineSettings, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 

@@ -114,8 +114,15 @@ fn ids_of(findings: &[Value]) -> BTreeMap<String, usize> {
     m
 }
 
-fn serve(conn: TcpStream, delay: Duration, stop: &AtomicBool, got: &Mutex<Vec<Value>>, requests: &AtomicU64) {
-    conn.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+fn serve(
+    conn: TcpStream,
+    delay: Duration,
+    stop: &AtomicBool,
+    got: &Mutex<Vec<Value>>,
+    requests: &AtomicU64,
+) {
+    conn.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
     loop {
@@ -134,7 +141,12 @@ fn serve(conn: TcpStream, delay: Duration, stop: &AtomicBool, got: &Mutex<Vec<Va
                     }
                     head.push(line);
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if !line.is_empty() {
                         head.push(line);
                     }
@@ -156,7 +168,11 @@ fn serve(conn: TcpStream, delay: Duration, stop: &AtomicBool, got: &Mutex<Vec<Va
             match reader.read(&mut body[read..]) {
                 Ok(0) => return,
                 Ok(n) => read += n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return,
             }
         }
@@ -311,14 +327,21 @@ impl Drop for Vigil {
 
 fn file_ids(p: &Path) -> BTreeMap<String, usize> {
     let text = std::fs::read_to_string(p).unwrap_or_default();
-    let v: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let v: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     ids_of(&v)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool, logs: impl Fn() -> String) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; logs:\n{}", logs());
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {what}; logs:\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -179,7 +179,10 @@ impl Pipeline {
 
 fn metric(text: &str, line_start: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(line_start).map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix(line_start)
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
 }
 
@@ -197,13 +200,23 @@ fn identical_findings_in_the_window_become_one_summary_with_a_count() {
     let cfg = config(|c| c.dedup.window_secs = 1);
     let p = Pipeline::start(&dir, &cfg, vec![(spec("mem", false, 16), mem.clone())]);
     for i in 0..5 {
-        p.send(finding("p", "priv", "default/a", &format!("e{i}"), Severity::High));
+        p.send(finding(
+            "p",
+            "priv",
+            "default/a",
+            &format!("e{i}"),
+            Severity::High,
+        ));
     }
     p.send(finding("p", "priv", "default/b", "e9", Severity::High));
     let got = mem.wait(2);
     assert_eq!(got.len(), 2, "first of each key at once: {got:#?}");
     assert!(got.iter().all(|f| f.count.is_none()));
-    let first_a = got.iter().find(|f| f.entities[0].id == "default/a").unwrap().clone();
+    let first_a = got
+        .iter()
+        .find(|f| f.entities[0].id == "default/a")
+        .unwrap()
+        .clone();
     // The window ends after a second: one summary for `a` (5 seen), none for `b` (1 seen).
     let got = mem.wait(3);
     std::thread::sleep(Duration::from_millis(1_300));
@@ -221,9 +234,18 @@ fn identical_findings_in_the_window_become_one_summary_with_a_count() {
     assert_eq!(got[3].count, None);
     let m = p.stop();
     assert_eq!(metric(&m, "vigil_findings_total{rule=\"p/priv\"}"), 7);
-    assert_eq!(metric(&m, "vigil_findings_deduplicated_total{rule=\"p/priv\"}"), 4);
-    assert_eq!(metric(&m, "vigil_dedup_summaries_total{rule=\"p/priv\"}"), 1);
-    assert_eq!(metric(&m, "vigil_output_delivered_total{output=\"mem\"}"), 4);
+    assert_eq!(
+        metric(&m, "vigil_findings_deduplicated_total{rule=\"p/priv\"}"),
+        4
+    );
+    assert_eq!(
+        metric(&m, "vigil_dedup_summaries_total{rule=\"p/priv\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&m, "vigil_output_delivered_total{output=\"mem\"}"),
+        4
+    );
 }
 
 #[test]
@@ -239,9 +261,13 @@ fn dedup_windows_left_by_a_crashed_run_are_resumed() {
         "node-1",
         1,
     );
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     {
-        let conn = vigil::delivery::spool::open(&dir.0.join("spool.sqlite"), Default::default()).unwrap();
+        let conn =
+            vigil::delivery::spool::open(&dir.0.join("spool.sqlite"), Default::default()).unwrap();
         vigil::delivery::spool::open_window(
             &conn,
             &vigil::delivery::spool::StoredWindow {
@@ -259,7 +285,11 @@ fn dedup_windows_left_by_a_crashed_run_are_resumed() {
     let p = Pipeline::start(&dir, &cfg, vec![(spec("mem", false, 16), mem.clone())]);
     p.send(finding("p", "priv", "default/a", "e3", Severity::High));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(mem.got().is_empty(), "still in the resumed window: {:#?}", mem.got());
+    assert!(
+        mem.got().is_empty(),
+        "still in the resumed window: {:#?}",
+        mem.got()
+    );
     let got = mem.wait(1);
     assert_eq!(got[0].count, Some(4), "{got:#?}");
     assert_eq!(got[0].aggregates.as_deref(), Some(first.id.as_str()));
@@ -307,10 +337,34 @@ fn suppressions_and_monitor_mode_are_counted_never_silent() {
         ],
         Some(Box::new(Seen(seen.clone()))),
     );
-    p.send(finding("p", "privileged", "kube-system/etcd", "e1", Severity::Critical));
-    p.send(finding("p", "privileged", "kube-system/apiserver", "e2", Severity::Critical));
-    p.send(finding("p", "privileged", "default/web", "e3", Severity::Critical));
-    p.send(finding("tuning", "noisy", "default/web", "e4", Severity::Low));
+    p.send(finding(
+        "p",
+        "privileged",
+        "kube-system/etcd",
+        "e1",
+        Severity::Critical,
+    ));
+    p.send(finding(
+        "p",
+        "privileged",
+        "kube-system/apiserver",
+        "e2",
+        Severity::Critical,
+    ));
+    p.send(finding(
+        "p",
+        "privileged",
+        "default/web",
+        "e3",
+        Severity::Critical,
+    ));
+    p.send(finding(
+        "tuning",
+        "noisy",
+        "default/web",
+        "e4",
+        Severity::Low,
+    ));
     let rec = recording.wait(2);
     let alert = alerting.wait(1);
     std::thread::sleep(Duration::from_millis(300));
@@ -320,7 +374,11 @@ fn suppressions_and_monitor_mode_are_counted_never_silent() {
     let monitor: Vec<_> = rec.iter().filter(|f| f.monitor).collect();
     assert_eq!(monitor.len(), 1);
     assert_eq!(monitor[0].rule_id, "tuning/noisy");
-    assert_eq!(*seen.lock().unwrap(), [alert[0].id.clone()], "the responder sees no monitor finding");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [alert[0].id.clone()],
+        "the responder sees no monitor finding"
+    );
     let m = p.stop();
     assert_eq!(
         metric(
@@ -329,8 +387,14 @@ fn suppressions_and_monitor_mode_are_counted_never_silent() {
         ),
         2
     );
-    assert_eq!(metric(&m, "vigil_findings_monitor_total{rule=\"tuning/noisy\"}"), 1);
-    assert_eq!(metric(&m, "vigil_output_filtered_total{output=\"alert\"}"), 1);
+    assert_eq!(
+        metric(&m, "vigil_findings_monitor_total{rule=\"tuning/noisy\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&m, "vigil_output_filtered_total{output=\"alert\"}"),
+        1
+    );
 }
 
 fn full_spool(policy: WhenFull) -> Vec<String> {
@@ -344,10 +408,18 @@ fn full_spool(policy: WhenFull) -> Vec<String> {
     mem.down.store(true, Ordering::SeqCst);
     let p = Pipeline::start(&dir, &cfg, vec![(spec("mem", false, 16), mem.clone())]);
     for i in 0..5 {
-        p.send(finding("p", "r", &format!("default/{i}"), &format!("e{i}"), Severity::High));
+        p.send(finding(
+            "p",
+            "r",
+            &format!("default/{i}"),
+            &format!("e{i}"),
+            Severity::High,
+        ));
     }
     let start = Instant::now();
-    while metric(&p.metrics(), "vigil_spool_depth") < 3 || !p.metrics().contains("vigil_spool_dropped_total") {
+    while metric(&p.metrics(), "vigil_spool_depth") < 3
+        || !p.metrics().contains("vigil_spool_dropped_total")
+    {
         assert!(start.elapsed() < Duration::from_secs(10), "{}", p.metrics());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -357,7 +429,10 @@ fn full_spool(policy: WhenFull) -> Vec<String> {
         WhenFull::DropNewest => "drop-newest",
     };
     assert_eq!(
-        metric(&p.metrics(), &format!("vigil_spool_dropped_total{{policy=\"{label}\"}}")),
+        metric(
+            &p.metrics(),
+            &format!("vigil_spool_dropped_total{{policy=\"{label}\"}}")
+        ),
         2
     );
     mem.down.store(false, Ordering::SeqCst);
@@ -370,12 +445,18 @@ fn full_spool(policy: WhenFull) -> Vec<String> {
 
 #[test]
 fn a_full_spool_drops_the_oldest_by_default() {
-    assert_eq!(full_spool(WhenFull::DropOldest), ["default/2", "default/3", "default/4"]);
+    assert_eq!(
+        full_spool(WhenFull::DropOldest),
+        ["default/2", "default/3", "default/4"]
+    );
 }
 
 #[test]
 fn a_full_spool_can_drop_the_newest() {
-    assert_eq!(full_spool(WhenFull::DropNewest), ["default/0", "default/1", "default/2"]);
+    assert_eq!(
+        full_spool(WhenFull::DropNewest),
+        ["default/0", "default/1", "default/2"]
+    );
 }
 
 #[test]
@@ -389,7 +470,13 @@ fn a_refused_finding_is_isolated_from_its_batch_and_counted() {
     mem.down.store(true, Ordering::SeqCst);
     let p = Pipeline::start(&dir, &cfg, vec![(spec("mem", false, 8), mem.clone())]);
     for i in 0..5 {
-        p.send(finding("p", "r", &format!("default/{i}"), &format!("e{i}"), Severity::High));
+        p.send(finding(
+            "p",
+            "r",
+            &format!("default/{i}"),
+            &format!("e{i}"),
+            Severity::High,
+        ));
     }
     // All five queue up while the output is down, so they go as one batch.
     let start = Instant::now();
@@ -421,7 +508,13 @@ fn undelivered_findings_are_delivered_after_a_restart_and_orphans_are_counted() 
         ],
     );
     for i in 0..10 {
-        p.send(finding("p", "r", &format!("default/{i}"), &format!("e{i}"), Severity::High));
+        p.send(finding(
+            "p",
+            "r",
+            &format!("default/{i}"),
+            &format!("e{i}"),
+            Severity::High,
+        ));
     }
     let m = p.stop();
     assert_eq!(metric(&m, "vigil_spool_depth"), 10);
@@ -434,7 +527,10 @@ fn undelivered_findings_are_delivered_after_a_restart_and_orphans_are_counted() 
     let expected: Vec<_> = (0..10).map(|i| format!("default/{i}")).collect();
     assert_eq!(ids, expected, "in order, each once");
     let m = p.stop();
-    assert_eq!(metric(&m, "vigil_spool_orphaned_total{output=\"gone\"}"), 10);
+    assert_eq!(
+        metric(&m, "vigil_spool_orphaned_total{output=\"gone\"}"),
+        10
+    );
     assert_eq!(metric(&m, "vigil_spool_depth"), 0);
 }
 
@@ -449,13 +545,27 @@ fn severity_thresholds_per_output() {
     let p = Pipeline::start(
         &dir,
         &cfg,
-        vec![(spec("all", false, 16), all.clone()), (high_spec, high.clone())],
+        vec![
+            (spec("all", false, 16), all.clone()),
+            (high_spec, high.clone()),
+        ],
     );
-    for (i, s) in [Severity::Info, Severity::Medium, Severity::High, Severity::Critical]
-        .into_iter()
-        .enumerate()
+    for (i, s) in [
+        Severity::Info,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .enumerate()
     {
-        p.send(finding("p", "r", &format!("default/{i}"), &format!("e{i}"), s));
+        p.send(finding(
+            "p",
+            "r",
+            &format!("default/{i}"),
+            &format!("e{i}"),
+            s,
+        ));
     }
     all.wait(4);
     let got = high.wait(2);

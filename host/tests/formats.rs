@@ -44,7 +44,11 @@ fn replayed() -> Vec<FindingRecord> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(findings.len() >= 5, "replay gave {} findings", findings.len());
+    assert!(
+        findings.len() >= 5,
+        "replay gave {} findings",
+        findings.len()
+    );
     findings
 }
 
@@ -100,7 +104,10 @@ fn venv_python() -> PathBuf {
             .status()
             .unwrap()
             .success();
-        assert!(ok && ready(&python), "scripts/test-deps.sh did not make the OCSF venv");
+        assert!(
+            ok && ready(&python),
+            "scripts/test-deps.sh did not make the OCSF venv"
+        );
     }
     python
 }
@@ -114,7 +121,9 @@ fn ocsf_detection_findings_pass_py_ocsf_models() {
         assert_eq!(e["category_uid"], 2);
         assert_eq!(e["metadata"]["product"]["name"], "Vigil");
         assert_eq!(e["finding_info"]["analytic"]["uid"], f.rule_id.as_str());
-        assert!(!e["finding_info"]["attacks"].as_array().unwrap().is_empty() || f.techniques.is_empty());
+        assert!(
+            !e["finding_info"]["attacks"].as_array().unwrap().is_empty() || f.techniques.is_empty()
+        );
     }
     let privileged = events
         .iter()
@@ -128,8 +137,17 @@ fn ocsf_detection_findings_pass_py_ocsf_models() {
         "{attacks:#?}"
     );
     let resources = privileged["resources"].as_array().unwrap();
-    assert!(resources.iter().any(|r| r["type"] == "pod" && r["namespace"] == "default"), "{resources:#?}");
-    assert!(resources.iter().any(|r| r["type"] == "host" && r["uid"] == "node-1"));
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["type"] == "pod" && r["namespace"] == "default"),
+        "{resources:#?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r["type"] == "host" && r["uid"] == "node-1")
+    );
     let summary = &events[samples.len() - 3];
     assert_eq!(summary["activity_id"], 2);
     assert_eq!(summary["type_uid"], 200402);
@@ -148,8 +166,15 @@ fn ocsf_detection_findings_pass_py_ocsf_models() {
     let report = String::from_utf8_lossy(&out.stdout);
     eprintln!("{report}");
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "py-ocsf-models refused:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains(&format!("{} events, 0 problems", events.len())), "{report}");
+    assert!(
+        out.status.success(),
+        "py-ocsf-models refused:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains(&format!("{} events, 0 problems", events.len())),
+        "{report}"
+    );
 }
 
 #[test]
@@ -169,8 +194,17 @@ fn falco_events_have_what_falcosidekick_reads() {
         assert_eq!(e["output_fields"]["vigil.id"], f.id.as_str());
         // falcosidekick parses the priority case-insensitively from this set.
         assert!(
-            ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"]
-                .contains(&e["priority"].as_str().unwrap())
+            [
+                "Emergency",
+                "Alert",
+                "Critical",
+                "Error",
+                "Warning",
+                "Notice",
+                "Informational",
+                "Debug"
+            ]
+            .contains(&e["priority"].as_str().unwrap())
         );
         assert!(e["output"].as_str().unwrap().contains(&f.title));
     }
@@ -182,11 +216,25 @@ fn falco_events_have_what_falcosidekick_reads() {
     assert_eq!(fields["k8s.pod.name"], "web-7d9c");
     assert_eq!(fields["container.image"], "nginx:1.27");
     assert_eq!(fields["fd.name"], "/etc/kubernetes/manifests/x.yaml");
-    let tags: Vec<&str> = every["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    assert!(tags.contains(&"T1610") && tags.contains(&"vigil"), "{tags:?}");
+    let tags: Vec<&str> = every["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"T1610") && tags.contains(&"vigil"),
+        "{tags:?}"
+    );
     let summary = falco::event(&samples[samples.len() - 3]);
     assert_eq!(summary["output_fields"]["vigil.count"], 7);
     assert!(summary["output"].as_str().unwrap().contains("(7 times)"));
     let monitor = falco::event(&samples[samples.len() - 2]);
-    assert!(monitor["tags"].as_array().unwrap().iter().any(|t| t == "monitor"));
+    assert!(
+        monitor["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "monitor")
+    );
 }

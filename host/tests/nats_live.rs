@@ -17,16 +17,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
 use std::sync::Arc;
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use vigil::delivery::{Delivery, DeliveryConfig};
 use vigil::metrics::Registry;
 use vigil::model::{Entity, EntityKind, Finding, Severity};
-use vigil::outputs::nats::{Nats, NatsConfig};
 use vigil::outputs::Output;
+use vigil::outputs::nats::{Nats, NatsConfig};
 use vigil::workers::PluginFinding;
 
 struct Temp(PathBuf);
@@ -51,10 +51,14 @@ impl Drop for Temp {
 
 fn nats_server_binary() -> PathBuf {
     let find = || {
-        ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
     };
     if let Some(p) = find() {
         return p;
@@ -90,7 +94,10 @@ impl Server {
             .expect("start nats-server");
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "nats-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, port }
@@ -126,8 +133,10 @@ impl Client {
         };
         let info = c.line();
         assert!(info.starts_with("INFO "), "{info}");
-        c.w.write_all(b"CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB _INBOX.test.* 1\r\nPING\r\n")
-            .unwrap();
+        c.w.write_all(
+            b"CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB _INBOX.test.* 1\r\nPING\r\n",
+        )
+        .unwrap();
         while c.line() != "PONG" {}
         c
     }
@@ -167,7 +176,9 @@ impl Client {
     fn request(&mut self, subject: &str, body: &Value) -> Value {
         let body = body.to_string();
         self.w
-            .write_all(format!("PUB {subject} _INBOX.test.1 {}\r\n{body}\r\n", body.len()).as_bytes())
+            .write_all(
+                format!("PUB {subject} _INBOX.test.1 {}\r\n{body}\r\n", body.len()).as_bytes(),
+            )
             .unwrap();
         loop {
             let (s, b) = self.msg();
@@ -179,7 +190,9 @@ impl Client {
 
     fn stream_messages(&mut self) -> u64 {
         let info = self.request("$JS.API.STREAM.INFO.VIGIL", &json!({}));
-        info["state"]["messages"].as_u64().unwrap_or_else(|| panic!("{info}"))
+        info["state"]["messages"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{info}"))
     }
 }
 
@@ -216,10 +229,7 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
         &json!({"name": "VIGIL", "subjects": ["vigil.findings"], "storage": "file", "duplicate_window": 120_000_000_000u64}),
     );
     assert!(created.get("error").is_none(), "{created}");
-    client
-        .w
-        .write_all(b"SUB vigil.findings 2\r\n")
-        .unwrap();
+    client.w.write_all(b"SUB vigil.findings 2\r\n").unwrap();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -247,7 +257,16 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     assert!(problems.is_empty(), "{problems:?}");
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
-    let delivery = Delivery::start(&cfg, &dir.0, "node-1", rx, registry.delivery.clone(), rt.handle(), None).unwrap();
+    let delivery = Delivery::start(
+        &cfg,
+        &dir.0,
+        "node-1",
+        rx,
+        registry.delivery.clone(),
+        rt.handle(),
+        None,
+    )
+    .unwrap();
 
     for i in 0..20 {
         tx.send(finding(i)).unwrap();
@@ -271,30 +290,53 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     }
     std::thread::sleep(Duration::from_millis(1_000));
     let m = registry.render();
-    assert!(m.contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}"), "{m}");
+    assert!(
+        m.contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}"),
+        "{m}"
+    );
     let server = Server::start(&store, port);
     let start = Instant::now();
     let mut client = Client::connect(port);
     while client.stream_messages() < 30 {
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", registry.render());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            registry.render()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(tx);
     delivery.shutdown();
     assert_eq!(client.stream_messages(), 30);
     let m = registry.render();
-    assert!(m.contains("vigil_output_delivered_total{output=\"nats:vigil.findings\"} 30"), "{m}");
+    assert!(
+        m.contains("vigil_output_delivered_total{output=\"nats:vigil.findings\"} 30"),
+        "{m}"
+    );
     assert!(m.contains("vigil_spool_depth 0"), "{m}");
 
     // A finding published again (a lost ack, a restart) is stored once.
-    let mut out = Nats::new(&NatsConfig::to(&format!("nats://127.0.0.1:{port}"), "vigil.findings"), rt.handle().clone()).unwrap();
-    let again = vigil::finding_record::FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
+    let mut out = Nats::new(
+        &NatsConfig::to(&format!("nats://127.0.0.1:{port}"), "vigil.findings"),
+        rt.handle().clone(),
+    )
+    .unwrap();
+    let again =
+        vigil::finding_record::FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&again)).unwrap();
-    assert_eq!(client.stream_messages(), 30, "finding 3 is already in the stream");
+    assert_eq!(
+        client.stream_messages(),
+        30,
+        "finding 3 is already in the stream"
+    );
     let new = vigil::finding_record::FindingRecord::new(finding(99).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&new)).unwrap();
     out.deliver(std::slice::from_ref(&new)).unwrap();
-    assert_eq!(client.stream_messages(), 31, "one new message for two publishes of one id");
+    assert_eq!(
+        client.stream_messages(),
+        31,
+        "one new message for two publishes of one id"
+    );
     server.stop();
 }
 
@@ -307,7 +349,10 @@ fn a_subject_without_a_stream_is_retried_not_lost() {
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = NatsConfig::to(&format!("nats://127.0.0.1:{}", server.port), "nobody.listens");
+    let mut cfg = NatsConfig::to(
+        &format!("nats://127.0.0.1:{}", server.port),
+        "nobody.listens",
+    );
     cfg.timeout_ms = 1000;
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     let rec = vigil::finding_record::FindingRecord::new(finding(0).finding, "p", "1", "n", 0);

@@ -89,8 +89,10 @@ pub struct Size {
 
 pub fn size(conn: &Connection) -> rusqlite::Result<Size> {
     let get = |k: &str| -> rusqlite::Result<u64> {
-        conn.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get::<_, i64>(0))
-            .map(|v| v.max(0) as u64)
+        conn.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|v| v.max(0) as u64)
     };
     Ok(Size {
         findings: get("count")?,
@@ -119,9 +121,11 @@ pub fn insert(
 /// Deletes the oldest finding (from every output's queue); returns its id.
 pub fn evict_oldest(conn: &Connection) -> rusqlite::Result<Option<String>> {
     let oldest: Option<(i64, String)> = conn
-        .query_row("SELECT seq, id FROM findings ORDER BY seq LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, id FROM findings ORDER BY seq LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let Some((seq, id)) = oldest else {
         return Ok(None);
@@ -195,7 +199,10 @@ pub fn failed(conn: &mut Connection, output: &str, seqs: &[i64]) -> rusqlite::Re
 
 /// Removes the queues of outputs that are not configured any more; returns
 /// (output, findings) for each removed queue.
-pub fn drop_orphans(conn: &mut Connection, outputs: &[String]) -> rusqlite::Result<Vec<(String, u64)>> {
+pub fn drop_orphans(
+    conn: &mut Connection,
+    outputs: &[String],
+) -> rusqlite::Result<Vec<(String, u64)>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let all: Vec<(String, i64)> = {
         let mut stmt = tx.prepare("SELECT output, COUNT(*) FROM pending GROUP BY output")?;
@@ -225,7 +232,8 @@ pub struct StoredWindow {
 }
 
 pub fn windows(conn: &Connection) -> rusqlite::Result<Vec<StoredWindow>> {
-    let mut stmt = conn.prepare("SELECT key, first_ns, last_ns, end_ns, count, record FROM dedup")?;
+    let mut stmt =
+        conn.prepare("SELECT key, first_ns, last_ns, end_ns, count, record FROM dedup")?;
     let rows = stmt.query_map([], |r| {
         Ok(StoredWindow {
             key: r.get(0)?,

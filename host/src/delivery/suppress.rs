@@ -116,7 +116,10 @@ fn weekday(ns: u64) -> usize {
 impl TimeWindow {
     fn contains(&self, now: u64) -> bool {
         if let (Some(s), Some(e)) = (&self.start, &self.end) {
-            let (s, e) = (parse_rfc3339(s).unwrap_or(u64::MAX), parse_rfc3339(e).unwrap_or(0));
+            let (s, e) = (
+                parse_rfc3339(s).unwrap_or(u64::MAX),
+                parse_rfc3339(e).unwrap_or(0),
+            );
             return s <= now && now < e;
         }
         let (Some(from), Some(to)) = (
@@ -125,7 +128,9 @@ impl TimeWindow {
         ) else {
             return false;
         };
-        let day_ok = |d: usize| self.days.is_empty() || self.days.iter().any(|x| x.eq_ignore_ascii_case(DAYS[d]));
+        let day_ok = |d: usize| {
+            self.days.is_empty() || self.days.iter().any(|x| x.eq_ignore_ascii_case(DAYS[d]))
+        };
         let minute = (now % DAY_NS) / 60_000_000_000;
         let today = weekday(now);
         if from <= to {
@@ -152,10 +157,16 @@ impl Validate for TimeWindow {
             let s = self.start.as_deref().and_then(parse_rfc3339);
             let e = self.end.as_deref().and_then(parse_rfc3339);
             if s.is_none() {
-                problems.push(join(path, "start"), "must be an RFC 3339 time, e.g. 2026-12-01T22:00:00Z");
+                problems.push(
+                    join(path, "start"),
+                    "must be an RFC 3339 time, e.g. 2026-12-01T22:00:00Z",
+                );
             }
             if e.is_none() {
-                problems.push(join(path, "end"), "must be an RFC 3339 time, e.g. 2026-12-02T02:00:00Z");
+                problems.push(
+                    join(path, "end"),
+                    "must be an RFC 3339 time, e.g. 2026-12-02T02:00:00Z",
+                );
             }
             if let (Some(s), Some(e)) = (s, e)
                 && e <= s
@@ -170,7 +181,10 @@ impl Validate for TimeWindow {
             }
             for (i, d) in self.days.iter().enumerate() {
                 if !DAYS.iter().any(|x| x.eq_ignore_ascii_case(d)) {
-                    problems.push(join(path, &format!("days[{i}]")), "must be one of mon tue wed thu fri sat sun");
+                    problems.push(
+                        join(path, &format!("days[{i}]")),
+                        "must be one of mon tue wed thu fri sat sun",
+                    );
                 }
             }
         }
@@ -213,7 +227,10 @@ impl SuppressionRule {
 impl Validate for SuppressionRule {
     fn validate(&self, path: &str, problems: &mut Problems) {
         if self.rule.is_empty() {
-            problems.push(join(path, "rule"), "must not be empty (use `*` for every rule)");
+            problems.push(
+                join(path, "rule"),
+                "must not be empty (use `*` for every rule)",
+            );
         }
         if self.rule == "*" && self.entities.is_empty() && self.windows.is_empty() {
             problems.push(
@@ -223,7 +240,10 @@ impl Validate for SuppressionRule {
         }
         for (i, m) in self.entities.iter().enumerate() {
             if m.kind.is_none() && m.id.is_none() && m.name.is_none() {
-                problems.push(join(path, &format!("entities[{i}]")), "matches every entity: give a kind, id or name");
+                problems.push(
+                    join(path, &format!("entities[{i}]")),
+                    "matches every entity: give a kind, id or name",
+                );
             }
         }
         for (i, w) in self.windows.iter().enumerate() {
@@ -233,7 +253,10 @@ impl Validate for SuppressionRule {
             if let Some(t) = v
                 && parse_rfc3339(t).is_none()
             {
-                problems.push(join(path, k), "must be an RFC 3339 time, e.g. 2026-12-31T00:00:00Z");
+                problems.push(
+                    join(path, k),
+                    "must be an RFC 3339 time, e.g. 2026-12-31T00:00:00Z",
+                );
             }
         }
     }
@@ -351,10 +374,19 @@ mod tests {
         assert!(rule.matches(&f, t("2026-11-21T23:00:00Z")));
         assert!(rule.matches(&f, t("2026-11-22T01:59:00Z")));
         assert!(!rule.matches(&f, t("2026-11-22T02:00:00Z")));
-        assert!(!rule.matches(&f, t("2026-11-22T23:00:00Z")), "Sunday night is not in it");
+        assert!(
+            !rule.matches(&f, t("2026-11-22T23:00:00Z")),
+            "Sunday night is not in it"
+        );
         // Other entity, other rule, expired.
-        assert!(!rule.matches(&rec("p/privileged", "default/etcd"), t("2026-11-20T11:00:00Z")));
-        assert!(!rule.matches(&rec("p/host-network", "kube-system/etcd"), t("2026-11-20T11:00:00Z")));
+        assert!(!rule.matches(
+            &rec("p/privileged", "default/etcd"),
+            t("2026-11-20T11:00:00Z")
+        ));
+        assert!(!rule.matches(
+            &rec("p/host-network", "kube-system/etcd"),
+            t("2026-11-20T11:00:00Z")
+        ));
         assert!(!rule.matches(&f, t("2026-12-05T23:00:00Z")));
     }
 

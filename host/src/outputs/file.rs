@@ -107,10 +107,7 @@ impl Validate for FileConfig {
                 Some(dir) if dir.is_dir() => {}
                 _ => problems.push(
                     join(path, "path"),
-                    format!(
-                        "the directory of {} does not exist",
-                        self.path.display()
-                    ),
+                    format!("the directory of {} does not exist", self.path.display()),
                 ),
             }
         }
@@ -150,8 +147,9 @@ impl FileOutput {
             file: None,
             size: 0,
         };
-        out.reopen()
-            .map_err(|e| anyhow::anyhow!("cannot open the findings file {}: {e}", cfg.path.display()))?;
+        out.reopen().map_err(|e| {
+            anyhow::anyhow!("cannot open the findings file {}: {e}", cfg.path.display())
+        })?;
         Ok(out)
     }
 
@@ -198,13 +196,9 @@ impl FileOutput {
         let Some(file) = self.file.as_mut() else {
             return Err(std::io::Error::other("file not open"));
         };
-        let result = file.write_all(buf).and_then(|()| {
-            if self.fsync {
-                file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let result = file
+            .write_all(buf)
+            .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) });
         match result {
             Ok(()) => {
                 self.size += buf.len() as u64;

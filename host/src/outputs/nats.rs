@@ -131,7 +131,10 @@ fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
     };
     let rest = rest.trim_end_matches('/');
     if rest.contains('@') || rest.contains('/') {
-        return Err("must be nats://HOST[:PORT] (credentials go in user/password_file or token_file)".into());
+        return Err(
+            "must be nats://HOST[:PORT] (credentials go in user/password_file or token_file)"
+                .into(),
+        );
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(':') || h.starts_with('[') => {
@@ -167,7 +170,10 @@ impl Validate for NatsConfig {
             problems.push(join(path, "user"), "user and password_file go together");
         }
         if self.token_file.is_some() && self.user.is_some() {
-            problems.push(join(path, "token_file"), "use either a token or a user and password");
+            problems.push(
+                join(path, "token_file"),
+                "use either a token or a user and password",
+            );
         }
         for (key, file) in [
             ("password_file", &self.password_file),
@@ -177,7 +183,10 @@ impl Validate for NatsConfig {
             if let Some(f) = file
                 && !f.is_file()
             {
-                problems.push(join(path, key), format!("{} is not a readable file", f.display()));
+                problems.push(
+                    join(path, key),
+                    format!("{} is not a readable file", f.display()),
+                );
             }
         }
         if !(100..=600_000).contains(&self.timeout_ms) {
@@ -236,7 +245,9 @@ async fn read_line(io: &mut BufReader<Box<dyn Stream>>) -> Result<String, Delive
         .await
         .map_err(|e| DeliveryError::transient(format!("NATS read: {e}")))?;
     if n == 0 {
-        return Err(DeliveryError::transient("NATS server closed the connection"));
+        return Err(DeliveryError::transient(
+            "NATS server closed the connection",
+        ));
     }
     Ok(line.trim_end().to_owned())
 }
@@ -281,7 +292,12 @@ impl Nats {
     async fn connect(&self) -> Result<Conn, DeliveryError> {
         let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| DeliveryError::transient(format!("cannot connect to NATS {}:{}: {e}", self.host, self.port)))?;
+            .map_err(|e| {
+                DeliveryError::transient(format!(
+                    "cannot connect to NATS {}:{}: {e}",
+                    self.host, self.port
+                ))
+            })?;
         let _ = tcp.set_nodelay(true);
         let info = read_info(&mut tcp).await?;
         let tls = self.tls_always || info["tls_required"].as_bool().unwrap_or(false);
@@ -331,7 +347,9 @@ impl Nats {
                 break;
             }
             if let Some(err) = line.strip_prefix("-ERR") {
-                return Err(DeliveryError::transient(format!("NATS refused the connection:{err}")));
+                return Err(DeliveryError::transient(format!(
+                    "NATS refused the connection:{err}"
+                )));
             }
         }
         Ok(Conn {
@@ -410,7 +428,9 @@ impl Nats {
                     } else {
                         let n = args.len();
                         (
-                            args.get(n.wrapping_sub(2)).and_then(|n| n.parse().ok()).unwrap_or(0),
+                            args.get(n.wrapping_sub(2))
+                                .and_then(|n| n.parse().ok())
+                                .unwrap_or(0),
                             args.last().and_then(|n| n.parse().ok()).unwrap_or(0),
                         )
                     };
@@ -427,7 +447,11 @@ impl Nats {
                         continue;
                     };
                     // Acks of an earlier, timed-out batch: ignored.
-                    let Some(i) = seq.checked_sub(first).map(|i| i as usize).filter(|i| *i < batch.len()) else {
+                    let Some(i) = seq
+                        .checked_sub(first)
+                        .map(|i| i as usize)
+                        .filter(|i| *i < batch.len())
+                    else {
                         continue;
                     };
                     let headers = String::from_utf8_lossy(&body[..hdr_len.min(total)]);
@@ -440,10 +464,15 @@ impl Nats {
                     let ack: Value = serde_json::from_slice(&body[hdr_len.min(total)..total])
                         .unwrap_or(Value::Null);
                     if let Some(err) = ack.get("error") {
-                        return Err(DeliveryError::transient(format!("JetStream refused finding {}: {err}", batch[i].id)));
+                        return Err(DeliveryError::transient(format!(
+                            "JetStream refused finding {}: {err}",
+                            batch[i].id
+                        )));
                     }
                     if ack.get("stream").is_none() {
-                        return Err(DeliveryError::transient(format!("unexpected JetStream answer: {ack}")));
+                        return Err(DeliveryError::transient(format!(
+                            "unexpected JetStream answer: {ack}"
+                        )));
                     }
                     if !acked[i] {
                         acked[i] = true;
@@ -486,9 +515,18 @@ mod tests {
 
     #[test]
     fn urls_and_subjects() {
-        assert_eq!(parse_url("nats://127.0.0.1:4333"), Ok((false, "127.0.0.1".into(), 4333)));
-        assert_eq!(parse_url("tls://nats.example"), Ok((true, "nats.example".into(), 4222)));
-        assert_eq!(parse_url("nats://[::1]:5000"), Ok((false, "::1".into(), 5000)));
+        assert_eq!(
+            parse_url("nats://127.0.0.1:4333"),
+            Ok((false, "127.0.0.1".into(), 4333))
+        );
+        assert_eq!(
+            parse_url("tls://nats.example"),
+            Ok((true, "nats.example".into(), 4222))
+        );
+        assert_eq!(
+            parse_url("nats://[::1]:5000"),
+            Ok((false, "::1".into(), 5000))
+        );
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("nats://u:p@x").is_err());
         assert!(valid_subject("vigil.findings"));

@@ -46,10 +46,18 @@ const TACTICS: &[(&str, &str)] = &[
 const TECHNIQUES: &[(&str, &str, &[&str])] = &[
     ("T1046", "Network Service Discovery", &["TA0007"]),
     ("T1059", "Command and Scripting Interpreter", &["TA0002"]),
-    ("T1068", "Exploitation for Privilege Escalation", &["TA0004"]),
+    (
+        "T1068",
+        "Exploitation for Privilege Escalation",
+        &["TA0004"],
+    ),
     ("T1070", "Indicator Removal", &["TA0005"]),
     ("T1071", "Application Layer Protocol", &["TA0011"]),
-    ("T1078", "Valid Accounts", &["TA0001", "TA0003", "TA0004", "TA0005"]),
+    (
+        "T1078",
+        "Valid Accounts",
+        &["TA0001", "TA0003", "TA0004", "TA0005"],
+    ),
     ("T1098", "Account Manipulation", &["TA0003", "TA0004"]),
     ("T1105", "Ingress Tool Transfer", &["TA0011"]),
     ("T1190", "Exploit Public-Facing Application", &["TA0001"]),
@@ -87,7 +95,10 @@ fn tactic_name(id: &str) -> &'static str {
 }
 
 fn attack_url(id: &str) -> String {
-    format!("https://attack.mitre.org/techniques/{}/", id.replace('.', "/"))
+    format!(
+        "https://attack.mitre.org/techniques/{}/",
+        id.replace('.', "/")
+    )
 }
 
 /// The `attacks` of a finding: one per technique and tactic. A

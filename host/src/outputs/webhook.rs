@@ -135,7 +135,10 @@ fn parse_url(url: &str) -> Result<Target, String> {
     if authority.as_str().contains('@') {
         return Err("must not hold credentials; use bearer_token_file or headers".into());
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if host.is_empty() {
         return Err("has no host".into());
     }
@@ -195,7 +198,10 @@ impl Validate for WebhookConfig {
             if let Some(f) = file
                 && !f.is_file()
             {
-                problems.push(join(path, key), format!("{} is not a readable file", f.display()));
+                problems.push(
+                    join(path, key),
+                    format!("{} is not a readable file", f.display()),
+                );
             }
         }
         if !(100..=600_000).contains(&self.timeout_ms) {
@@ -226,8 +232,12 @@ fn read_token(path: &Path) -> anyhow::Result<HeaderValue> {
     if token.is_empty() {
         anyhow::bail!("the token file {} is empty", path.display());
     }
-    let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| anyhow::anyhow!("the token in {} is not a valid header value", path.display()))?;
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        anyhow::anyhow!(
+            "the token in {} is not a valid header value",
+            path.display()
+        )
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -246,7 +256,8 @@ pub fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
         for cert in CertificateDer::pem_file_iter(f)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
         {
-            let cert = cert.map_err(|e| anyhow::anyhow!("bad certificate in {}: {e}", f.display()))?;
+            let cert =
+                cert.map_err(|e| anyhow::anyhow!("bad certificate in {}: {e}", f.display()))?;
             roots
                 .add(cert)
                 .map_err(|e| anyhow::anyhow!("certificate in {} refused: {e}", f.display()))?;
@@ -268,7 +279,8 @@ pub fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
 impl Webhook {
     /// Checks the settings and reads the token; connects on first delivery.
     pub fn new(cfg: &WebhookConfig, rt: tokio::runtime::Handle) -> anyhow::Result<Self> {
-        let target = parse_url(&cfg.url).map_err(|e| anyhow::anyhow!("webhook url {}: {e}", cfg.url))?;
+        let target =
+            parse_url(&cfg.url).map_err(|e| anyhow::anyhow!("webhook url {}: {e}", cfg.url))?;
         let headers = cfg
             .headers
             .iter()
@@ -276,11 +288,16 @@ impl Webhook {
                 Ok((
                     HeaderName::from_bytes(k.as_bytes())
                         .map_err(|_| anyhow::anyhow!("bad header name {k:?}"))?,
-                    HeaderValue::from_str(v).map_err(|_| anyhow::anyhow!("bad value of header {k}"))?,
+                    HeaderValue::from_str(v)
+                        .map_err(|_| anyhow::anyhow!("bad value of header {k}"))?,
                 ))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let token = cfg.bearer_token_file.as_deref().map(read_token).transpose()?;
+        let token = cfg
+            .bearer_token_file
+            .as_deref()
+            .map(read_token)
+            .transpose()?;
         let tls = if target.tls {
             Some(tls_connector(cfg.ca_file.as_deref())?)
         } else {
@@ -303,13 +320,17 @@ impl Webhook {
         let t = &self.target;
         let tcp = TcpStream::connect((t.host.as_str(), t.port))
             .await
-            .map_err(|e| DeliveryError::transient(format!("cannot connect to {}:{}: {e}", t.host, t.port)))?;
+            .map_err(|e| {
+                DeliveryError::transient(format!("cannot connect to {}:{}: {e}", t.host, t.port))
+            })?;
         let _ = tcp.set_nodelay(true);
-        let handshake_err =
-            |e: hyper::Error| DeliveryError::transient(format!("HTTP handshake with {}: {e}", t.authority));
+        let handshake_err = |e: hyper::Error| {
+            DeliveryError::transient(format!("HTTP handshake with {}: {e}", t.authority))
+        };
         let sender = if let Some(tls) = &self.tls {
-            let name = rustls::pki_types::ServerName::try_from(t.host.clone())
-                .map_err(|e| DeliveryError::transient(format!("bad TLS server name {}: {e}", t.host)))?;
+            let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|e| {
+                DeliveryError::transient(format!("bad TLS server name {}: {e}", t.host))
+            })?;
             let stream = tls
                 .connect(name, tcp)
                 .await
@@ -345,10 +366,9 @@ impl Webhook {
             Some(s) if !s.is_closed() => s,
             _ => self.connect().await?,
         };
-        sender
-            .ready()
-            .await
-            .map_err(|e| DeliveryError::transient(format!("connection to {} lost: {e}", self.target.authority)))?;
+        sender.ready().await.map_err(|e| {
+            DeliveryError::transient(format!("connection to {} lost: {e}", self.target.authority))
+        })?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.target.path.as_str())
@@ -367,10 +387,9 @@ impl Webhook {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| DeliveryError::permanent(format!("cannot build the request: {e}")))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| DeliveryError::transient(format!("POST to {}: {e}", self.target.authority)))?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            DeliveryError::transient(format!("POST to {}: {e}", self.target.authority))
+        })?;
         let status = resp.status();
         // Read the body so the connection can be reused; keep a bit for the log.
         let body = resp.into_body().collect().await.map(|b| b.to_bytes());
@@ -397,7 +416,8 @@ impl Output for Webhook {
         let body = if batch.len() == 1 {
             serde_json::to_vec(&self.format.value(&batch[0]))
         } else {
-            let values: Vec<serde_json::Value> = batch.iter().map(|r| self.format.value(r)).collect();
+            let values: Vec<serde_json::Value> =
+                batch.iter().map(|r| self.format.value(r)).collect();
             serde_json::to_vec(&values)
         }
         .map_err(|e| DeliveryError::permanent(format!("cannot encode: {e}")))?;
@@ -427,7 +447,10 @@ mod tests {
     fn urls() {
         let t = parse_url("https://siem.example:8443/in?x=1").unwrap_or_else(|e| panic!("{e}"));
         assert!(t.tls);
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("siem.example", 8443, "/in?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("siem.example", 8443, "/in?x=1")
+        );
         let t = parse_url("http://[::1]/").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.host.as_str(), t.port), ("::1", 80));
         assert!(parse_url("ftp://x/").is_err());
