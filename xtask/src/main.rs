@@ -4,7 +4,7 @@
 //! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
 //! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
 //! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins).
-//! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
+//! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -138,7 +138,8 @@ fn test() -> anyhow::Result<()> {
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
-    toolchain()?;
+    // The delivery bench measures end-to-end latency through the release binary.
+    build()?;
     step(
         "benchmarks",
         cargo()
