@@ -133,7 +133,7 @@ fn finding(i: usize) -> PluginFinding {
 fn pipeline(outputs: OutputsConfig, sync: SpoolSync, n: usize) -> f64 {
     let dir = temp("pipeline");
     let mut cfg = DeliveryConfig {
-        outputs: Some(outputs),
+        outputs,
         ..DeliveryConfig::default()
     };
     cfg.dedup.window_secs = 0;
@@ -211,7 +211,7 @@ fn end_to_end(n: usize) -> Option<(Duration, Duration, Duration)> {
     std::fs::write(
         &config,
         format!(
-            "[[outputs.file]]\npath = \"{}\"\n[[outputs.webhook]]\nurl = \"http://127.0.0.1:{port}/\"\n[dedup]\nwindow_secs = 0\n",
+            "[outputs.stdout]\nenabled = false\n[[outputs.file]]\npath = \"{}\"\n[[outputs.webhook]]\nurl = \"http://127.0.0.1:{port}/\"\n[dedup]\nwindow_secs = 0\n",
             dir.join("findings.jsonl").display()
         ),
     )
@@ -227,7 +227,7 @@ fn end_to_end(n: usize) -> Option<(Duration, Duration, Duration)> {
         .args(["--audit-webhook-listen", "127.0.0.1:0", "--node", "bench"])
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .arg("--delivery-config")
+        .arg("--config")
         .arg(&config)
         .env_remove("VIGIL_LOG")
         .stdout(Stdio::null())
@@ -307,7 +307,7 @@ fn main() {
         f.max_bytes = 64 << 20;
         OutputsConfig {
             file: vec![f],
-            ..OutputsConfig::default()
+            ..OutputsConfig::none()
         }
     };
     let webhook = |batch: usize| {
@@ -315,7 +315,7 @@ fn main() {
         w.batch_max = batch;
         OutputsConfig {
             webhook: vec![w],
-            ..OutputsConfig::default()
+            ..OutputsConfig::none()
         }
     };
     println!("## Delivery throughput ({n} distinct findings, spool on, dedup off)\n");

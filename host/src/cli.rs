@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::normalize::Format;
 
@@ -13,22 +13,15 @@ use crate::normalize::Format;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `vigil=debug`); overrides VIGIL_LOG.
+    /// Log format on stderr (default: `[log] format` of the config file, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `vigil=debug`); overrides VIGIL_LOG and `[log] level`.
     #[arg(long, global = true)]
     pub log: Option<String>,
 }
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::config::LogFormat;
 
 #[derive(Debug, Subcommand)]
 #[expect(
@@ -43,6 +36,26 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Run the host on this machine's live sources with the built-in plugins.
     Run(RunArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every problem with its path (exit 1), or a summary (exit 0).
+    /// Also loads each plugin with its settings, so that the plugins' own checks run.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The TOML configuration file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Do not load the plugins (check the file alone).
+    #[arg(long)]
+    pub no_plugins: bool,
 }
 
 /// Options shared by commands that load plugins.
@@ -136,28 +149,43 @@ pub struct PluginInspectArgs {
     pub plugin: PathBuf,
 }
 
+/// `vigil run`. Every flag overrides the matching key of `--config FILE`
+/// (or of the embedded defaults when there is no file).
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// TOML configuration file (see config/vigil.example.toml); flags override it.
+    /// Reloaded on SIGHUP and when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub plugins: PluginArgs,
     /// Node name (default: this host's name).
     #[arg(long)]
     pub node: Option<String>,
-    /// Data directory: plugin state, compile cache.
-    #[arg(long, default_value = "/var/lib/vigil")]
-    pub data_dir: PathBuf,
-    /// Docker Engine API socket the `docker` source reads (container lifecycle).
-    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
-    pub docker_socket: PathBuf,
+    /// Data directory: plugin state, compile cache (default /var/lib/vigil).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin HTTP endpoint address (/metrics, /healthz, /readyz; default 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Do not serve the admin HTTP endpoint.
+    #[arg(long)]
+    pub no_admin: bool,
+    /// Do not reload when the config file or the plugin directory changes (SIGHUP still reloads).
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Docker Engine API socket the `docker` source reads (default /var/run/docker.sock).
+    #[arg(long, value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
     /// Do not start the `docker` source.
     #[arg(long)]
     pub no_docker: bool,
     /// Do not start the `procfs` network source (container sockets).
     #[arg(long)]
     pub no_network: bool,
-    /// How often the network source reads the socket tables, in milliseconds; a connection shorter than this can be missed.
-    #[arg(long, value_name = "MS", default_value_t = crate::collectors::network::DEFAULT_INTERVAL_MS)]
-    pub network_interval_ms: u64,
+    /// How often the network source reads the socket tables, in milliseconds (default 1000); a connection shorter than this can be missed.
+    #[arg(long, value_name = "MS")]
+    pub network_interval_ms: Option<u64>,
     /// Also emit the sockets of the host itself (not in any container).
     #[arg(long)]
     pub network_include_host: bool,
@@ -182,9 +210,9 @@ pub struct RunArgs {
     /// File holding the bearer token the API server must send (`Authorization: Bearer <token>`); required off loopback.
     #[arg(long, value_name = "FILE")]
     pub audit_webhook_token_file: Option<PathBuf>,
-    /// Largest accepted audit webhook request body, in bytes; larger ones get 413.
-    #[arg(long, value_name = "N", default_value_t = crate::collectors::k8s_audit_webhook::DEFAULT_MAX_BODY_BYTES)]
-    pub audit_webhook_max_body_bytes: u64,
+    /// Largest accepted audit webhook request body, in bytes (default 16 MiB); larger ones get 413.
+    #[arg(long, value_name = "N")]
+    pub audit_webhook_max_body_bytes: Option<u64>,
     /// PEM certificate chain of the audit webhook: serve HTTPS (with `--audit-webhook-tls-key`).
     #[arg(long, value_name = "FILE")]
     pub audit_webhook_tls_cert: Option<PathBuf>,
@@ -206,9 +234,6 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NS")]
     pub k8s_namespace: Option<String>,
-    /// TOML file with the delivery sections (`[outputs.*]`, `[spool]`, `[dedup]`, `[[suppress]]`, `[monitor]`); default: the native schema on stdout, the spool in the data directory, a 60 s dedup window.
-    #[arg(long, value_name = "FILE")]
-    pub delivery_config: Option<PathBuf>,
 }
 
 /// This machine's host name.

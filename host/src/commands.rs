@@ -1,5 +1,6 @@
 //! The `vigil` subcommands, from parsed arguments to an exit status.
 
+pub mod config;
 pub mod plugin;
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, PluginArgs, PluginCommand, ReplayArgs, hostname};
+use crate::cli::{Command, ConfigCommand, PluginArgs, PluginCommand, ReplayArgs, hostname};
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
 use crate::runtime::PluginLimits;
@@ -20,7 +21,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
-        Command::Run(args) => crate::run::run(args),
+        Command::Run(args) => {
+            let config = crate::run::load_config(&args)?;
+            crate::run::run(args, config)
+        }
+        Command::Config(ConfigCommand::Check(args)) => config::check(args),
     }
 }
 

@@ -29,13 +29,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Problems, Validate, join};
 use crate::finding_record::FindingRecord;
 use crate::metrics::{DeliveryMetrics, OutputMetrics, PluginMetrics};
 use crate::normalize::time::format_rfc3339;
-use crate::outputs::{Output, OutputSpec, OutputsConfig};
+use crate::outputs::{DeliveryError, Output, OutputSpec, OutputsConfig};
 use crate::runtime::wall_now;
 use crate::workers::PluginFinding;
 
@@ -43,7 +43,7 @@ pub use spool::Sync;
 pub use suppress::SuppressionRule;
 
 /// What to do when a new finding does not fit in the spool.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum WhenFull {
     /// Delete the oldest undelivered findings to make room (default: the
@@ -64,52 +64,34 @@ impl WhenFull {
 }
 
 /// `[spool]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
     /// The SQLite file (default: `DATA_DIR/spool.sqlite`).
-    #[serde(default)]
     pub path: Option<PathBuf>,
     /// Most findings held (waiting for at least one output).
-    #[serde(default = "default_max_findings")]
     pub max_findings: u64,
     /// Most bytes of findings held (their native JSON).
-    #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,
     /// `drop-oldest` (default) or `drop-newest`; every drop is counted
     /// (`vigil_spool_dropped_total{policy}`) and logged.
-    #[serde(default)]
     pub when_full: WhenFull,
     /// `normal` (default: survives a crash of Vigil) or `full` (fsync every commit: survives power loss).
-    #[serde(default)]
     pub sync: Sync,
     /// At shutdown, how long outputs may keep delivering before Vigil exits
     /// (what is left stays in the spool for the next start), in milliseconds.
-    #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
-}
-
-fn default_max_findings() -> u64 {
-    100_000
-}
-
-fn default_max_bytes() -> u64 {
-    256 << 20
-}
-
-fn default_grace_ms() -> u64 {
-    3_000
 }
 
 impl Default for SpoolConfig {
     fn default() -> Self {
         Self {
             path: None,
-            max_findings: default_max_findings(),
-            max_bytes: default_max_bytes(),
+            max_findings: 100_000,
+            max_bytes: 256 << 20,
             when_full: WhenFull::default(),
             sync: Sync::default(),
-            shutdown_grace_ms: default_grace_ms(),
+            shutdown_grace_ms: 3_000,
         }
     }
 }
@@ -134,33 +116,23 @@ impl Validate for SpoolConfig {
 }
 
 /// `[dedup]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct DedupConfig {
     /// Window in seconds: the first finding of a rule and entities is
     /// delivered at once; identical ones in the next `window_secs` are
     /// counted, and delivered as one summary with `count` when the window
     /// ends. 0 turns dedup off.
-    #[serde(default = "default_window_secs")]
     pub window_secs: u64,
     /// Most windows open at once; beyond, findings are delivered without dedup (counted).
-    #[serde(default = "default_max_windows")]
     pub max_windows: usize,
-}
-
-fn default_window_secs() -> u64 {
-    60
-}
-
-fn default_max_windows() -> usize {
-    100_000
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
         Self {
-            window_secs: default_window_secs(),
-            max_windows: default_max_windows(),
+            window_secs: 60,
+            max_windows: 100_000,
         }
     }
 }
@@ -177,13 +149,12 @@ impl Validate for DedupConfig {
 }
 
 /// `[monitor]`: plugins whose findings are recorded, not alerted.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
     /// Plugin names. Their findings carry `"monitor": true` and go only to
     /// outputs with `monitor = true` (stdout and files by default), never
     /// to the responder.
-    #[serde(default)]
     pub plugins: Vec<String>,
 }
 
@@ -198,68 +169,63 @@ impl Validate for MonitorConfig {
 }
 
 /// Every setting of the delivery pipeline: the `outputs`, `spool`,
-/// `dedup`, `suppress` and `monitor` sections of the config file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// `dedup`, `suppress` and `monitor` sections of the config file
+/// (`crate::config::VigilConfig` holds them; this is their view for the
+/// pipeline, and parses a file of these sections alone in tests).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
-    /// Absent: the native schema on stdout.
-    #[serde(default)]
-    pub outputs: Option<OutputsConfig>,
-    #[serde(default)]
+    pub outputs: OutputsConfig,
     pub spool: SpoolConfig,
-    #[serde(default)]
     pub dedup: DedupConfig,
-    #[serde(default)]
     pub suppress: Vec<SuppressionRule>,
-    #[serde(default)]
     pub monitor: MonitorConfig,
 }
 
 impl DeliveryConfig {
-    /// Reads a TOML file holding these sections and validates it.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let cfg: Self =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut problems = Problems::default();
-        cfg.validate("", &mut problems);
-        problems
-            .into_result()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(cfg)
-    }
-
     /// The outputs in force.
     pub fn outputs(&self) -> OutputsConfig {
-        self.outputs
-            .clone()
-            .unwrap_or_else(OutputsConfig::default_stdout)
+        self.outputs.clone()
     }
 }
 
 impl Validate for DeliveryConfig {
     fn validate(&self, path: &str, problems: &mut Problems) {
-        if let Some(o) = &self.outputs {
-            o.validate(&join(path, "outputs"), problems);
-        }
-        self.spool.validate(&join(path, "spool"), problems);
-        self.dedup.validate(&join(path, "dedup"), problems);
-        for (i, s) in self.suppress.iter().enumerate() {
-            s.validate(&join(path, &format!("suppress[{i}]")), problems);
-            if let Some(n) = &s.name
-                && self.suppress[..i]
-                    .iter()
-                    .any(|o| o.name.as_ref() == Some(n))
-            {
-                problems.push(
-                    join(path, &format!("suppress[{i}].name")),
-                    format!("{n:?} is used twice"),
-                );
-            }
-        }
-        self.monitor.validate(&join(path, "monitor"), problems);
+        self.outputs.validate(&join(path, "outputs"), problems);
+        validate_sections(
+            &self.spool,
+            &self.dedup,
+            &self.suppress,
+            &self.monitor,
+            path,
+            problems,
+        );
     }
+}
+
+/// Validates the delivery sections but `outputs` (shared with `VigilConfig`).
+pub fn validate_sections(
+    spool: &SpoolConfig,
+    dedup: &DedupConfig,
+    suppress: &[SuppressionRule],
+    monitor: &MonitorConfig,
+    path: &str,
+    problems: &mut Problems,
+) {
+    spool.validate(&join(path, "spool"), problems);
+    dedup.validate(&join(path, "dedup"), problems);
+    for (i, s) in suppress.iter().enumerate() {
+        s.validate(&join(path, &format!("suppress[{i}]")), problems);
+        if let Some(n) = &s.name
+            && suppress[..i].iter().any(|o| o.name.as_ref() == Some(n))
+        {
+            problems.push(
+                join(path, &format!("suppress[{i}].name")),
+                format!("{n:?} is used twice"),
+            );
+        }
+    }
+    monitor.validate(&join(path, "monitor"), problems);
 }
 
 /// The response stage: gets every finding that passed suppression and
@@ -327,6 +293,9 @@ struct OutputHandle {
 /// The running pipeline.
 pub struct Delivery {
     intake: Option<JoinHandle<()>>,
+    rules: Arc<Mutex<Rules>>,
+    /// The outputs and spool settings in force (they change only at a restart).
+    running: (OutputsConfig, SpoolConfig),
     outputs: Vec<OutputHandle>,
     stop: Arc<Stop>,
     grace: Duration,
@@ -344,15 +313,31 @@ struct Window {
     record: Vec<u8>,
 }
 
+/// What a reload may change without restarting the pipeline.
+struct Rules {
+    suppressions: suppress::Suppressions,
+    monitor: Vec<String>,
+    window_ns: u64,
+    max_windows: usize,
+}
+
+impl Rules {
+    fn new(cfg: &DeliveryConfig) -> Self {
+        Self {
+            suppressions: suppress::Suppressions::new(&cfg.suppress),
+            monitor: cfg.monitor.plugins.clone(),
+            window_ns: cfg.dedup.window_secs * 1_000_000_000,
+            max_windows: cfg.dedup.max_windows,
+        }
+    }
+}
+
 struct Intake {
     node: String,
     specs: Vec<(OutputSpec, Arc<OutputMetrics>, Arc<Wake>)>,
     spool: SpoolConfig,
-    window_ns: u64,
-    max_windows: usize,
     windows: HashMap<String, Window>,
-    suppressions: suppress::Suppressions,
-    monitor: Vec<String>,
+    rules: Arc<Mutex<Rules>>,
     metrics: Arc<DeliveryMetrics>,
     responder: Option<Box<dyn Responder>>,
     dropped_logged: Option<Instant>,
@@ -461,15 +446,13 @@ impl Delivery {
                 )
             })
             .collect();
+        let rules = Arc::new(Mutex::new(Rules::new(cfg)));
         let mut intake = Intake {
             node: node.to_owned(),
             specs,
             spool: cfg.spool.clone(),
-            window_ns: cfg.dedup.window_secs * 1_000_000_000,
-            max_windows: cfg.dedup.max_windows,
             windows,
-            suppressions: suppress::Suppressions::new(&cfg.suppress),
-            monitor: cfg.monitor.plugins.clone(),
+            rules: rules.clone(),
             metrics,
             responder,
             dropped_logged: None,
@@ -480,12 +463,26 @@ impl Delivery {
             .spawn(move || intake.run(conn, findings))?;
         Ok(Self {
             intake: Some(thread),
+            rules,
+            running: (cfg.outputs.clone(), cfg.spool.clone()),
             outputs: handles,
             stop,
             grace: Duration::from_millis(cfg.spool.shutdown_grace_ms),
             spool_path: path,
             sync: cfg.spool.sync,
         })
+    }
+
+    /// Applies a reloaded configuration: suppressions, monitor mode and
+    /// dedup settings at once (open windows keep their end); outputs and
+    /// spool settings only at the next start (logged).
+    pub fn reload(&self, cfg: &DeliveryConfig) {
+        *self.rules.lock().unwrap_or_else(PoisonError::into_inner) = Rules::new(cfg);
+        if self.running.0 != cfg.outputs || self.running.1 != cfg.spool {
+            tracing::warn!(
+                "reload: changes to [outputs] and [spool] take effect at the next start; suppressions, monitor and dedup are applied now"
+            );
+        }
     }
 
     /// Waits for the intake to finish (its channel must be closed: the
@@ -619,6 +616,8 @@ impl Intake {
         queued: &mut Vec<FindingRecord>,
     ) -> anyhow::Result<()> {
         let now = wall_now();
+        let rules = self.rules.clone();
+        let mut rules = rules.lock().unwrap_or_else(PoisonError::into_inner);
         let result = (|| -> anyhow::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut size = spool::size(&tx)?;
@@ -627,11 +626,11 @@ impl Intake {
                     FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
                 let rule = rec.rule_id.clone();
                 self.metrics.findings.add(&[&rule], 1);
-                if self.monitor.iter().any(|p| **p == *pf.plugin) {
+                if rules.monitor.iter().any(|p| **p == *pf.plugin) {
                     rec.monitor = true;
                     self.metrics.monitor.add(&[&rule], 1);
                 }
-                if let Some((name, reason)) = self.suppressions.check(&rec, now) {
+                if let Some((name, reason)) = rules.suppressions.check(&rec, now) {
                     self.metrics.suppressed.add(&[&rule, name], 1);
                     tracing::info!(
                         rule = %rule,
@@ -643,7 +642,7 @@ impl Intake {
                     );
                     continue;
                 }
-                if self.window_ns > 0 {
+                if rules.window_ns > 0 {
                     let key = rec.dedup_key();
                     if let Some(w) = self.windows.get_mut(&key) {
                         if now < w.end_ns {
@@ -655,14 +654,14 @@ impl Intake {
                         }
                         self.close_window(&tx, &key, &mut size, queued)?;
                     }
-                    if self.windows.len() >= self.max_windows {
+                    if self.windows.len() >= rules.max_windows {
                         PluginMetrics::add(&self.metrics.dedup_overflow, 1);
                     } else {
                         let record = serde_json::to_vec(&rec)?;
                         let w = Window {
                             first_ns: now,
                             last_ns: now,
-                            end_ns: now + self.window_ns,
+                            end_ns: now + rules.window_ns,
                             count: 1,
                             record,
                         };
@@ -812,6 +811,9 @@ fn summary_id(first: &str, count: u64) -> String {
         .collect()
 }
 
+/// Findings read from an output's queue at once.
+const FETCH: usize = 64;
+
 struct OutputWorker {
     spec: OutputSpec,
     out: Box<dyn Output>,
@@ -848,7 +850,7 @@ impl OutputWorker {
             let limit = if singles_left > 0 {
                 1
             } else {
-                self.spec.batch_max
+                self.spec.batch_max.max(FETCH)
             };
             let rows = match spool::queued(&self.conn, &name, limit) {
                 Ok(r) => r,
@@ -886,71 +888,91 @@ impl OutputWorker {
                 let _ = spool::ack(&mut self.conn, &name, &corrupt);
                 continue;
             }
-            match self.out.deliver(&recs) {
-                Ok(()) => {
-                    if let Err(e) = spool::ack(&mut self.conn, &name, &seqs) {
-                        // Delivered but still queued: sent again later (at least once).
-                        tracing::error!(output = %name, error = %e, "spool ack failed; these findings will be delivered again");
-                        std::thread::sleep(Duration::from_millis(200));
-                        continue;
+            // Several calls per spool read when batch_max is small (one POST
+            // per finding): one read and one ack transaction for all of them.
+            let per_call = if singles_left > 0 {
+                1
+            } else {
+                self.spec.batch_max
+            };
+            let mut done = 0usize;
+            let mut failure: Option<(DeliveryError, usize)> = None;
+            for chunk in recs.chunks(per_call) {
+                match self.out.deliver(chunk) {
+                    Ok(()) => done += chunk.len(),
+                    Err(e) => {
+                        failure = Some((e, chunk.len()));
+                        break;
                     }
-                    let now = wall_now();
-                    for r in &rows {
-                        self.metrics
-                            .latency
-                            .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
-                    }
-                    PluginMetrics::add(&self.metrics.counters.delivered, recs.len() as u64);
-                    let _ = self.metrics.pending.fetch_update(
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                        |p| Some(p.saturating_sub(recs.len() as u64)),
-                    );
-                    if failures > 0 {
-                        tracing::info!(output = %name, failed_attempts = failures, "output delivering again");
-                    }
-                    failures = 0;
-                    backoff = self.spec.retry_initial;
-                    singles_left = singles_left.saturating_sub(1);
-                    self.update_depth();
                 }
-                Err(e) if e.permanent && recs.len() > 1 => {
-                    // Find the finding the receiver refuses: one at a time.
-                    singles_left = recs.len();
+            }
+            if done > 0 {
+                if let Err(e) = spool::ack(&mut self.conn, &name, &seqs[..done]) {
+                    // Delivered but still queued: sent again later (at least once).
+                    tracing::error!(output = %name, error = %e, "spool ack failed; these findings will be delivered again");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
                 }
-                Err(e) if e.permanent => {
-                    let _ = spool::ack(&mut self.conn, &name, &seqs);
-                    PluginMetrics::add(&self.metrics.counters.rejected, 1);
-                    singles_left = singles_left.saturating_sub(1);
-                    tracing::error!(
-                        output = %name,
-                        finding = %recs[0].id,
-                        rule = %recs[0].rule_id,
-                        error = %e,
-                        "finding REFUSED for good by the output; dropped for this output (counted in vigil_output_rejected_total)"
-                    );
-                    self.update_depth();
+                let now = wall_now();
+                for r in &rows[..done] {
+                    self.metrics
+                        .latency
+                        .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
                 }
-                Err(e) => {
-                    failures += 1;
-                    PluginMetrics::add(&self.metrics.counters.failed, 1);
-                    PluginMetrics::add(&self.metrics.counters.retried, recs.len() as u64);
-                    let _ = spool::failed(&mut self.conn, &name, &seqs);
-                    let attempts = rows.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
-                    // Logged at the first failure, then at most once per backoff step.
-                    tracing::warn!(
-                        output = %name,
-                        error = %e,
-                        attempts,
-                        retry_in_ms = backoff.as_millis() as u64,
-                        "delivery failed; findings stay in the spool and are retried"
-                    );
-                    let until = Instant::now() + jitter(backoff);
-                    while Instant::now() < until && !self.stop.past_deadline() {
-                        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-                    }
-                    backoff = (backoff * 2).min(self.spec.retry_max);
+                PluginMetrics::add(&self.metrics.counters.delivered, done as u64);
+                let _ =
+                    self.metrics
+                        .pending
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                            Some(p.saturating_sub(done as u64))
+                        });
+                if failures > 0 {
+                    tracing::info!(output = %name, failed_attempts = failures, "output delivering again");
                 }
+                failures = 0;
+                backoff = self.spec.retry_initial;
+                singles_left = singles_left.saturating_sub(done);
+                self.update_depth();
+            }
+            let Some((e, n)) = failure else { continue };
+            let (rows, recs, seqs) = (
+                &rows[done..done + n],
+                &recs[done..done + n],
+                &seqs[done..done + n],
+            );
+            if e.permanent && recs.len() > 1 {
+                // Find the finding the receiver refuses: one at a time.
+                singles_left = recs.len();
+            } else if e.permanent {
+                let _ = spool::ack(&mut self.conn, &name, seqs);
+                PluginMetrics::add(&self.metrics.counters.rejected, 1);
+                singles_left = singles_left.saturating_sub(1);
+                tracing::error!(
+                    output = %name,
+                    finding = %recs[0].id,
+                    rule = %recs[0].rule_id,
+                    error = %e,
+                    "finding REFUSED for good by the output; dropped for this output (counted in vigil_output_rejected_total)"
+                );
+                self.update_depth();
+            } else {
+                failures += 1;
+                PluginMetrics::add(&self.metrics.counters.failed, 1);
+                PluginMetrics::add(&self.metrics.counters.retried, recs.len() as u64);
+                let _ = spool::failed(&mut self.conn, &name, seqs);
+                let attempts = rows.iter().map(|r| r.attempts + 1).max().unwrap_or(1);
+                tracing::warn!(
+                    output = %name,
+                    error = %e,
+                    attempts,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "delivery failed; findings stay in the spool and are retried"
+                );
+                let until = Instant::now() + jitter(backoff);
+                while Instant::now() < until && !self.stop.past_deadline() {
+                    std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+                }
+                backoff = (backoff * 2).min(self.spec.retry_max);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! evasion. The binary is `vigil`; this library holds everything it is made
 //! of, so integration tests and benchmarks drive the same code.
 
+pub mod admin;
 pub mod builtin;
 pub mod cli;
 pub mod collectors;

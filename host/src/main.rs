@@ -9,12 +9,33 @@ use vigil::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default = match cli.command {
-        Command::Run(_) => "info",
-        _ => "warn",
+    // `vigil run` reads its config first: `[log]` decides how to log.
+    let (level, format, run) = match cli.command {
+        Command::Run(args) => match vigil::run::load_config(&args) {
+            Ok(config) => (
+                config.log.level.clone(),
+                config.log.format,
+                Some((args, config)),
+            ),
+            Err(e) => {
+                eprintln!("vigil: {e:#}");
+                return ExitCode::from(1);
+            }
+        },
+        other => {
+            init_logs(&cli.log, "warn", cli.log_format.unwrap_or_default());
+            return finish(vigil::commands::dispatch(other));
+        }
     };
-    let filter = cli
-        .log
+    init_logs(&cli.log, &level, cli.log_format.unwrap_or(format));
+    match run {
+        Some((args, config)) => finish(vigil::run::run(args, config)),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn init_logs(flag: &Option<String>, default: &str, format: LogFormat) {
+    let filter = flag
         .clone()
         .or_else(|| std::env::var("VIGIL_LOG").ok())
         .and_then(|f| EnvFilter::try_new(f).ok())
@@ -22,11 +43,14 @@ fn main() -> ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
-    match vigil::commands::dispatch(cli.command) {
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vigil: {e:#}");

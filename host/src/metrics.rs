@@ -65,7 +65,9 @@ macro_rules! counters {
         $vis struct $name { $($(#[$fm])* pub $field: AtomicU64,)* }
         impl $name {
             fn render_counters(&self, out: &mut String, prefix: &str, labels: &str) {
-                $(let _ = writeln!(out, "{prefix}_{}_total{{{labels}}} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
+                // No braces at all for an empty label set.
+                let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+                $(let _ = writeln!(out, "{prefix}_{}_total{labels} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
             }
         }
     };
@@ -141,6 +143,29 @@ impl PluginMetrics {
     }
 }
 
+counters! {
+    /// Counters of the host itself.
+    pub struct HostCounters {
+        /// Reloads applied (SIGHUP, config file or plugin directory change).
+        reloads_ok,
+        /// Reloads refused: the new config or a plugin was invalid; the old set kept running (logged).
+        reloads_failed,
+        /// Sources restarted by a reload because their settings changed.
+        source_restarts,
+    }
+}
+
+/// Gauges of the host itself.
+#[derive(Debug, Default)]
+pub struct HostGauges {
+    /// 1 once the plugins are loaded and the sources started (`/readyz`).
+    pub ready: AtomicBool,
+    /// Plugins running.
+    pub plugins: AtomicU64,
+    /// Sources running.
+    pub sources: AtomicU64,
+}
+
 /// Every metric of the host.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -148,6 +173,10 @@ pub struct Registry {
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
     /// Findings after the plugins: spool, outputs, dedup, suppression.
     pub delivery: Arc<DeliveryMetrics>,
+    /// Reload and restart counters.
+    pub host: HostCounters,
+    /// Readiness and sizes.
+    pub gauges: HostGauges,
 }
 
 impl Registry {
@@ -181,6 +210,15 @@ impl Registry {
             .push(metrics);
     }
 
+    /// Forgets the plugins not named (unloaded by a reload), so that their
+    /// frozen series stop being exported.
+    pub fn retain_plugins(&self, names: &[String]) {
+        self.plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| names.contains(&p.name));
+    }
+
     /// The metrics of every plugin.
     pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
         self.plugins
@@ -192,6 +230,23 @@ impl Registry {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.host.render_counters(&mut out, "vigil", "");
+        let g = &self.gauges;
+        let _ = writeln!(
+            out,
+            "vigil_ready {}",
+            u8::from(g.ready.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            out,
+            "vigil_plugins_running {}",
+            g.plugins.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "vigil_sources_running {}",
+            g.sources.load(Ordering::Relaxed)
+        );
         for s in self
             .sources
             .lock()

@@ -18,14 +18,14 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Problems, Validate, join};
 use crate::finding_record::FindingRecord;
 use crate::model::Severity;
 
 /// How a finding is written.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Vigil's native schema, `vigil.finding/v1`.
@@ -118,7 +118,7 @@ impl OutputSpec {
 }
 
 /// Retry schedule of an output.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// First delay after a failed delivery, in milliseconds.
@@ -157,39 +157,33 @@ impl Validate for Retry {
     }
 }
 
-/// The `[outputs]` section.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// The `[outputs]` section. Default: the native schema on stdout, nothing else.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct OutputsConfig {
-    /// JSON lines on standard output.
-    #[serde(default)]
-    pub stdout: Option<stdout::StdoutConfig>,
+    /// JSON lines on standard output (on by default).
+    pub stdout: stdout::StdoutConfig,
     /// JSON lines to files, with rotation.
-    #[serde(default)]
     pub file: Vec<file::FileConfig>,
     /// HTTP POST.
-    #[serde(default)]
     pub webhook: Vec<webhook::WebhookConfig>,
     /// NATS JetStream publish.
-    #[serde(default)]
     pub nats: Vec<nats::NatsConfig>,
 }
 
 impl OutputsConfig {
-    /// What `vigil run` does without an `[outputs]` section: the native
-    /// schema on stdout.
-    pub fn default_stdout() -> Self {
-        Self {
-            stdout: Some(stdout::StdoutConfig::default()),
-            ..Self::default()
-        }
+    /// No output at all (stdout off): a start for tests and benchmarks.
+    pub fn none() -> Self {
+        let mut o = Self::default();
+        o.stdout.enabled = false;
+        o
     }
 
     /// The specs of every configured output, in a fixed order.
     pub fn specs(&self) -> Vec<OutputSpec> {
         let mut v = Vec::new();
-        if let Some(s) = &self.stdout {
-            v.push(s.spec());
+        if self.stdout.enabled {
+            v.push(self.stdout.spec());
         }
         v.extend(self.file.iter().map(file::FileConfig::spec));
         v.extend(self.webhook.iter().map(webhook::WebhookConfig::spec));
@@ -203,7 +197,8 @@ impl OutputsConfig {
         rt: &tokio::runtime::Handle,
     ) -> anyhow::Result<Vec<(OutputSpec, Box<dyn Output>)>> {
         let mut v: Vec<(OutputSpec, Box<dyn Output>)> = Vec::new();
-        if let Some(s) = &self.stdout {
+        if self.stdout.enabled {
+            let s = &self.stdout;
             v.push((s.spec(), Box::new(stdout::Stdout::new(s.format))));
         }
         for f in &self.file {
@@ -221,9 +216,7 @@ impl OutputsConfig {
 
 impl Validate for OutputsConfig {
     fn validate(&self, path: &str, problems: &mut Problems) {
-        if let Some(s) = &self.stdout {
-            s.validate(&join(path, "stdout"), problems);
-        }
+        self.stdout.validate(&join(path, "stdout"), problems);
         for (i, f) in self.file.iter().enumerate() {
             f.validate(&join(path, &format!("file[{i}]")), problems);
         }

@@ -1,87 +1,125 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
-//! bounded queue; a batcher groups events per kind (up to a batch, or a few
-//! milliseconds) and routes them to one worker per plugin; findings go to
-//! the delivery pipeline (`crate::delivery`: suppression, dedup, the
-//! durable spool, the outputs).
+//! bounded queue; the [`pipeline`] groups events per kind and routes them
+//! to one worker per plugin; findings go to the delivery pipeline
+//! ([`crate::delivery`]: suppression, dedup, the durable spool, the outputs).
+//! The admin endpoint serves metrics and probes; SIGHUP or a change of the
+//! config file or plugin directory reloads plugins and sources ([`reload`]).
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock, mpsc as std_mpsc};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, RwLock, mpsc as std_mpsc};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 mod events_out;
+mod pipeline;
+pub mod reload;
 
-use crate::cli::{RunArgs, hostname};
-use crate::collectors::{self, SourceContext};
-use crate::commands::selection;
-use crate::delivery::{Delivery, DeliveryConfig};
-use crate::intel::ThreatIntel;
-use crate::metrics::Registry;
-use crate::model::{Event, EventKind};
+use crate::cli::RunArgs;
+use crate::collectors::{self, RunningSource};
+use crate::config::{VigilConfig, overrides};
+use crate::delivery::Delivery;
+use crate::metrics::{PluginMetrics, Registry};
+use crate::model::Event;
 use crate::plugin_set;
-use crate::runtime::{Clock, EngineSettings, RunContext, Runtime, wall_now};
+use crate::runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
+use pipeline::Pipeline;
+use reload::{Candidate, FileWatch, Fingerprint};
 
-/// How long the batcher waits to fill a batch: the latency it adds.
-const LINGER: Duration = Duration::from_millis(10);
 /// How often plugins get `on-tick`.
 const TICK: Duration = Duration::from_secs(1);
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// Batches each plugin's queue holds.
+const WORKER_QUEUE: usize = 64;
+
+/// The configuration `vigil run` uses: the file (or the embedded defaults),
+/// then the flags, then validation of the whole.
+pub fn load_config(args: &RunArgs) -> anyhow::Result<VigilConfig> {
+    let mut config = match &args.config {
+        Some(path) => crate::config::load_file(path)?,
+        None => VigilConfig::default(),
+    };
+    overrides::apply(&mut config, args)?;
+    let data_dir = config.data_dir.clone();
+    config.sources.resolve(&data_dir);
+    config.check()?;
+    Ok(config)
+}
+
+/// Runs the host until SIGINT or SIGTERM.
+pub fn run(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_async(args))
+    // On a worker thread, not in `block_on`: the pipeline blocks in place
+    // while a reload drains the plugin workers.
+    rt.block_on(async move {
+        tokio::spawn(run_async(args, config))
+            .await
+            .context("the main task failed")?
+    })
 }
 
-async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let node: Arc<str> = args.node.clone().unwrap_or_else(hostname).into();
-    prepare_dir(&args.data_dir)?;
-    let delivery_config = match &args.delivery_config {
-        Some(p) => DeliveryConfig::load(p)?,
-        None => DeliveryConfig::default(),
-    };
-    let (mut sel, cache) = selection(&args.plugins)?;
-    let cache = if args.plugins.no_cache {
-        None
-    } else {
-        args.plugins
-            .cache_dir
-            .clone()
-            .or(cache.map(|_| args.data_dir.join("cache")))
-    };
-    sel.builtin = !args.plugins.no_builtin;
-    let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
-    let mut intel = ThreatIntel::empty();
-    for f in &args.plugins.intel {
-        intel.load_file(f, "intel")?;
+/// Everything the main loop owns.
+struct Host {
+    args: RunArgs,
+    config: VigilConfig,
+    node: Arc<str>,
+    runtime: Runtime,
+    ctx: RunContext,
+    registry: Arc<Registry>,
+    findings: std_mpsc::Sender<PluginFinding>,
+    sources: Vec<RunningSource>,
+    events: mpsc::Sender<Vec<Event>>,
+    delivery: Delivery,
+}
+
+async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCode> {
+    let node: Arc<str> = config.node_name().into();
+    prepare_dir(&config.data_dir)?;
+    let registry = Arc::new(Registry::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if config.admin.enabled
+        && let Some(addr) = config.admin.addr()
+    {
+        // Not fatal: detection goes on without metrics (a taken port must not
+        // stop the agent); the probes then fail, which makes it visible.
+        match crate::admin::start(addr, registry.clone(), stop_rx.clone()) {
+            Ok(bound) => {
+                tracing::info!(address = %bound, "admin endpoint: listening (/metrics, /healthz, /readyz)")
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::collectors::file_integrity::error_chain(&e), "admin endpoint: off")
+            }
+        }
     }
+    let cache = config.plugins.cache_dir(&config.data_dir);
+    let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
+    let intel = reload::load_intel(&config.intel)?;
     let ctx = RunContext {
         clock: Clock::Wall,
         intel: Arc::new(RwLock::new(Arc::new(intel))),
-        state_dir: Some(args.data_dir.join("state")),
+        state_dir: Some(config.data_dir.join("state")),
     };
-    let (runners, refused) = plugin_set::load(&runtime, &sel, &ctx);
+    let (runners, refused) = plugin_set::load(&runtime, &config.plugins.selection(), &ctx);
     if runners.is_empty() {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
     }
-    let registry = Arc::new(Registry::default());
-    for r in &runners {
-        registry.add_plugin(r.metrics().clone());
-    }
-    let names: Vec<String> = runners.iter().map(|r| r.name().to_owned()).collect();
+    let names = plugin_names(&runners);
 
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
-    // Outputs and the spool first: findings left by a previous run are
-    // delivered while the plugins start.
+    // Outputs and the spool before the plugins: findings a previous run
+    // left undelivered go out while the sources start.
     let delivery = Delivery::start(
-        &delivery_config,
-        &args.data_dir,
+        &config.delivery(),
+        &config.data_dir,
         &node,
         frx,
         registry.delivery.clone(),
@@ -89,77 +127,256 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         // The response stage plugs in here (`delivery::Responder`).
         None,
     )?;
-    let pool = WorkerPool::start(runners, 64, ftx);
+    let pool = start_pool(runners, &registry, &ftx);
 
-    let mut events_out = args
+    let events_out = args
         .emit_events
         .as_deref()
         .map(events_out::EventsOut::create)
         .transpose()?;
     let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let started = collectors::start_all(&args, &node, &etx, &stop_rx, &registry);
-    drop(etx);
+    let sources = collectors::start_all(&config.sources, &node, &etx, &registry);
+    let started: Vec<&str> = sources.iter().map(|s| s.name).collect();
     tracing::info!(node = %node, plugins = ?names, sources = ?started, "vigil running");
+    registry
+        .gauges
+        .sources
+        .store(sources.len() as u64, Ordering::Relaxed);
+    registry.gauges.ready.store(true, Ordering::Relaxed);
 
-    let mut pending: [Vec<Event>; 4] = Default::default();
+    let mut host = Host {
+        args,
+        config,
+        node,
+        runtime,
+        ctx,
+        registry,
+        findings: ftx,
+        sources,
+        events: etx,
+        delivery,
+    };
+    let mut pipeline = Pipeline::new(pool, events_out);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
+    let mut file_watch = host.watch(&reload_tx);
+    let mut fingerprint = host.fingerprint();
+    let mut reload_at: Option<tokio::time::Instant> = None;
+
     let mut tick = tokio::time::interval(TICK);
-    // Armed only while events wait, so an idle host does not wake up 100
-    // times a second.
-    let mut flush_at: Option<tokio::time::Instant> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             batch = erx.recv() => {
+                // `host.events` keeps the queue open: never `None` here.
                 let Some(batch) = batch else { break };
-                if let Some(out) = &mut events_out {
-                    out.write(&batch);
-                }
-                if flush_at.is_none() {
-                    flush_at = Some(tokio::time::Instant::now() + LINGER);
-                }
-                for e in batch {
-                    let s = slot(e.kind());
-                    pending[s].push(e);
-                    if pending[s].len() >= crate::dispatch::DEFAULT_BATCH {
-                        pool.route(Arc::new(std::mem::take(&mut pending[s])));
-                    }
+                pipeline.push(batch);
+            }
+            _ = tokio::time::sleep_until(pipeline.flush_at.unwrap_or_else(tokio::time::Instant::now)), if pipeline.flush_at.is_some() => {
+                pipeline.flush();
+            }
+            _ = tick.tick() => pipeline.tick(wall_now()),
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                host.reload(&mut pipeline, &mut erx).await;
+                fingerprint = host.fingerprint();
+                file_watch = host.watch(&reload_tx);
+            }
+            Some(()) = reload_rx.recv() => {
+                reload_at = Some(tokio::time::Instant::now() + reload::DEBOUNCE);
+            }
+            _ = tokio::time::sleep_until(reload_at.unwrap_or_else(tokio::time::Instant::now)), if reload_at.is_some() => {
+                reload_at = None;
+                let now = host.fingerprint();
+                if now != fingerprint {
+                    tracing::info!("config file or plugin directory changed: reloading");
+                    host.reload(&mut pipeline, &mut erx).await;
+                    fingerprint = host.fingerprint();
+                    file_watch = host.watch(&reload_tx);
                 }
             }
-            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
-                flush_at = None;
-                for p in &mut pending {
-                    if !p.is_empty() {
-                        pool.route(Arc::new(std::mem::take(p)));
-                    }
-                }
-            }
-            _ = tick.tick() => pool.tick(wall_now()),
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
         }
     }
     tracing::info!("shutting down");
+    drop(file_watch);
+    host.registry.gauges.ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    for p in &mut pending {
-        if !p.is_empty() {
-            pool.route(Arc::new(std::mem::take(p)));
-        }
+    let Host {
+        sources,
+        findings,
+        events,
+        delivery: host_delivery,
+        ..
+    } = host;
+    for s in sources {
+        stop_draining(s, &mut pipeline, &mut erx).await;
     }
-    tokio::task::block_in_place(|| {
-        pool.shutdown();
-        delivery.shutdown();
-    });
+    drop(events);
+    while let Ok(batch) = erx.try_recv() {
+        pipeline.push(batch);
+    }
+    pipeline.finish();
+    drop(findings);
+    tokio::task::block_in_place(|| host_delivery.shutdown());
     Ok(ExitCode::SUCCESS)
 }
 
-fn slot(kind: EventKind) -> usize {
-    match kind {
-        EventKind::Container => 0,
-        EventKind::Kubernetes => 1,
-        EventKind::Network => 2,
-        EventKind::File => 3,
+/// Stops a source while still taking events from the queue: a source
+/// blocked on a full queue must be able to send, see the stop and end.
+async fn stop_draining(
+    source: RunningSource,
+    pipeline: &mut Pipeline,
+    erx: &mut mpsc::Receiver<Vec<Event>>,
+) {
+    let stop = source.stop();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            Some(batch) = erx.recv() => pipeline.push(batch),
+        }
     }
+}
+
+impl Host {
+    fn watch(&self, tx: &mpsc::Sender<()>) -> Option<FileWatch> {
+        if self.args.no_watch {
+            return None;
+        }
+        let config = self.args.config.as_deref().map(absolute);
+        match FileWatch::start(
+            config.as_deref(),
+            self.config.plugins.dir.as_deref(),
+            tx.clone(),
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file or plugin directory; reload with SIGHUP");
+                None
+            }
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::take(
+            self.args.config.as_deref(),
+            self.config.plugins.dir.as_deref(),
+        )
+    }
+
+    /// Checks the new configuration and plugins, then swaps them in; on any
+    /// problem the running set is kept.
+    async fn reload(&mut self, pipeline: &mut Pipeline, erx: &mut mpsc::Receiver<Vec<Event>>) {
+        let prepared = tokio::task::block_in_place(|| {
+            reload::prepare(&self.args, &self.config, &self.runtime)
+        });
+        let candidate = match prepared {
+            Ok(c) => c,
+            Err(e) => {
+                PluginMetrics::add(&self.registry.host.reloads_failed, 1);
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "RELOAD REFUSED: the running configuration and plugins are kept");
+                return;
+            }
+        };
+        self.swap(candidate, pipeline, erx).await;
+    }
+
+    async fn swap(
+        &mut self,
+        candidate: Candidate,
+        pipeline: &mut Pipeline,
+        erx: &mut mpsc::Receiver<Vec<Event>>,
+    ) {
+        let Candidate { config, intel } = candidate;
+        // The old plugins finish what they were given (and persist their
+        // state) before the new ones load it.
+        pipeline.drain();
+        *self
+            .ctx
+            .intel
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(intel);
+        let (runners, errors) = tokio::task::block_in_place(|| {
+            plugin_set::load(&self.runtime, &config.plugins.selection(), &self.ctx)
+        });
+        let (runners, config) = if errors.is_empty() && !runners.is_empty() {
+            (runners, config)
+        } else {
+            // Checked a moment ago, so only a state file can fail here.
+            tracing::error!(
+                "RELOAD FAILED while swapping plugins; restoring the previous plugin set"
+            );
+            let (old, _) = tokio::task::block_in_place(|| {
+                plugin_set::load(&self.runtime, &self.config.plugins.selection(), &self.ctx)
+            });
+            PluginMetrics::add(&self.registry.host.reloads_failed, 1);
+            let mut kept = config;
+            kept.plugins = self.config.plugins.clone();
+            (old, kept)
+        };
+        let names = plugin_names(&runners);
+        self.registry.retain_plugins(&names);
+        pipeline.install(start_pool(runners, &self.registry, &self.findings));
+
+        let mut restarted = Vec::new();
+        for key in collectors::SOURCE_KEYS {
+            if !collectors::changed(key, &self.config.sources, &config.sources) {
+                continue;
+            }
+            if let Some(i) = self.sources.iter().position(|s| s.key == key) {
+                let old = self.sources.swap_remove(i);
+                stop_draining(old, pipeline, erx).await;
+            }
+            if let Some(s) = collectors::start_one(
+                key,
+                &config.sources,
+                &self.node,
+                &self.events,
+                &self.registry,
+            ) {
+                self.sources.push(s);
+            }
+            PluginMetrics::add(&self.registry.host.source_restarts, 1);
+            restarted.push(key);
+        }
+        self.registry
+            .gauges
+            .sources
+            .store(self.sources.len() as u64, Ordering::Relaxed);
+        self.delivery.reload(&config.delivery());
+        self.config = config;
+        PluginMetrics::add(&self.registry.host.reloads_ok, 1);
+        tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
+    }
+}
+
+fn absolute(p: &Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+fn plugin_names(runners: &[PluginRunner]) -> Vec<String> {
+    runners.iter().map(|r| r.name().to_owned()).collect()
+}
+
+/// Starts the workers, each plugin's metrics shared with the registry so
+/// that counters carry on across reloads.
+fn start_pool(
+    mut runners: Vec<PluginRunner>,
+    registry: &Registry,
+    findings: &std_mpsc::Sender<PluginFinding>,
+) -> WorkerPool {
+    for r in &mut runners {
+        let m = registry.plugin(r.name());
+        m.disabled.store(false, Ordering::Relaxed);
+        r.set_metrics(m);
+    }
+    registry
+        .gauges
+        .plugins
+        .store(runners.len() as u64, Ordering::Relaxed);
+    WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
@@ -169,20 +386,4 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))
-}
-
-/// Used by collectors to build their context.
-pub fn source_context(
-    node: &Arc<str>,
-    tx: &mpsc::Sender<Vec<Event>>,
-    stop: &watch::Receiver<bool>,
-    registry: &Registry,
-    name: &str,
-) -> SourceContext {
-    SourceContext::new(
-        node.clone(),
-        tx.clone(),
-        registry.source(name),
-        stop.clone(),
-    )
 }

@@ -257,10 +257,12 @@ impl Vigil {
                 "--no-network",
                 "--no-file-integrity",
                 "--no-k8s-watch",
+                "--no-admin",
+                "--no-watch",
                 "--node",
                 "delivery-test",
             ])
-            .arg("--delivery-config")
+            .arg("--config")
             .arg(config);
         if let Some(log) = audit_log {
             cmd.arg("--audit-log").arg(log);
@@ -353,6 +355,9 @@ fn write_config(dir: &Path, port: u16) -> (PathBuf, PathBuf) {
         &config,
         format!(
             r#"
+[outputs.stdout]
+enabled = false
+
 [[outputs.file]]
 path = "{}"
 

@@ -242,6 +242,8 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
         window_secs = 0
         [spool]
         shutdown_grace_ms = 1000
+        [outputs.stdout]
+        enabled = false
         [[outputs.nats]]
         url = "nats://127.0.0.1:{port}"
         subject = "vigil.findings"

@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
 //! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
-//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins).
+//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, deployment manifests, delivery against nats-server and py-ocsf-models).
 //! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`).
 
 use std::path::{Path, PathBuf};
@@ -134,6 +134,16 @@ fn test() -> anyhow::Result<()> {
             "--",
             "--test-threads=2",
         ]),
+    )?;
+    step(
+        "build the host for the deployment checks",
+        cargo().args(["build", "--release", "--locked", "-p", "vigil"]),
+    )?;
+    step(
+        "deployment artifacts (scripts/validate-deploy.sh: kubernetes-validate, audit files, systemd unit)",
+        Command::new("bash")
+            .arg("scripts/validate-deploy.sh")
+            .env("VIGIL", root().join("target/release/vigil")),
     )
 }
 

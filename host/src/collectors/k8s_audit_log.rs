@@ -45,6 +45,42 @@ pub fn start(settings: LogSettings, ctx: SourceContext) -> JoinHandle<()> {
     tokio::spawn(run(settings, ctx))
 }
 
+/// Tailers of sources that were stopped (a reload restarting the source
+/// with new settings), so that the next source following the same file
+/// resumes at their position: lines written while it restarted are read,
+/// none twice.
+static HANDOVER: std::sync::Mutex<Vec<Tailer>> = std::sync::Mutex::new(Vec::new());
+
+fn hand_over(tailer: Option<Tailer>) {
+    if let Some(t) = tailer {
+        let mut slot = HANDOVER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.retain(|o| o.path() != t.path());
+        slot.push(t);
+    }
+}
+
+fn take_over(settings: &LogSettings) -> Tailer {
+    let mut slot = HANDOVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match slot.iter().position(|t| t.path() == settings.path) {
+        Some(i) => {
+            let mut t = slot.swap_remove(i);
+            t.set_limits(settings.max_line_bytes, settings.max_read_bytes);
+            tracing::info!(source = METRICS_NAME, path = %settings.path.display(), "k8s-audit-log: resuming where the previous source stopped");
+            t
+        }
+        None => Tailer::new(
+            settings.path.clone(),
+            settings.start_at,
+            settings.max_line_bytes,
+            settings.max_read_bytes,
+        ),
+    }
+}
+
 /// The outcome of one look, normalised off the async workers.
 struct Step {
     tailer: Tailer,
@@ -55,12 +91,7 @@ struct Step {
 }
 
 async fn run(settings: LogSettings, ctx: SourceContext) {
-    let mut tailer = Some(Tailer::new(
-        settings.path.clone(),
-        settings.start_at,
-        settings.max_line_bytes,
-        settings.max_read_bytes,
-    ));
+    let mut tailer = Some(take_over(&settings));
     let mut shutdown = ctx.shutdown.clone();
     let mut tick = tokio::time::interval(settings.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -69,11 +100,11 @@ async fn run(settings: LogSettings, ctx: SourceContext) {
         // A backlog is read without waiting for the next tick.
         if !more {
             tokio::select! {
-                () = stopped(&mut shutdown) => return,
+                () = stopped(&mut shutdown) => return hand_over(tailer),
                 _ = tick.tick() => {}
             }
         } else if *shutdown.borrow() {
-            return;
+            return hand_over(tailer);
         }
         let Some(t) = tailer.take() else { return };
         let node = ctx.node.clone();

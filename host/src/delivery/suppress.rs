@@ -10,7 +10,7 @@
 //! runs past midnight; `days` are the days the window starts, all days when
 //! empty).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Problems, Validate, join};
 use crate::finding_record::FindingRecord;
@@ -18,7 +18,7 @@ use crate::model::EntityKind;
 use crate::normalize::time::parse_rfc3339;
 
 /// `[[suppress]]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SuppressionRule {
     /// Name in logs and metrics (default: `suppress[INDEX]`).
@@ -44,7 +44,7 @@ pub struct SuppressionRule {
 }
 
 /// Matches one entity of a finding.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EntityMatch {
     /// Entity kind (any when absent).
@@ -59,7 +59,7 @@ pub struct EntityMatch {
 }
 
 /// When a suppression applies.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
     /// One-off window start, RFC 3339.

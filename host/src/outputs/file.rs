@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{DeliveryError, Format, Output, OutputSpec, validate_batch};
 use crate::config::{Problems, Validate, join};
@@ -18,7 +18,7 @@ use crate::finding_record::FindingRecord;
 use crate::model::Severity;
 
 /// `[[outputs.file]]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Name in metrics and the spool (default: `file:PATH`).

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{DeliveryError, Format, Output, OutputSpec, validate_batch};
 use crate::config::{Problems, Validate};
@@ -11,41 +11,29 @@ use crate::finding_record::FindingRecord;
 use crate::model::Severity;
 
 /// `[outputs.stdout]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
 pub struct StdoutConfig {
+    /// Write findings on stdout (default: yes).
+    pub enabled: bool,
     /// Findings below this severity are not written here.
-    #[serde(default = "min_info")]
     pub min_severity: Severity,
-    #[serde(default)]
+    /// `vigil`, `ocsf` or `falco`.
     pub format: Format,
     /// Also write findings of plugins in monitor mode (default: yes).
-    #[serde(default = "yes")]
     pub monitor: bool,
     /// Findings written per flush.
-    #[serde(default = "stdout_batch")]
     pub batch_max: usize,
-}
-
-fn min_info() -> Severity {
-    Severity::Info
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn stdout_batch() -> usize {
-    256
 }
 
 impl Default for StdoutConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_severity: Severity::Info,
             format: Format::Vigil,
             monitor: true,
-            batch_max: stdout_batch(),
+            batch_max: 256,
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Container-engine events: one finding per rule the container matches.
+//! Container-engine events: one finding per rule the container matches,
+//! once per container (Docker reports create, then start, both inspected).
+
+use std::collections::{HashSet, VecDeque};
 
 use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding};
 
@@ -8,24 +11,63 @@ use crate::rules::{Origin, inspect};
 /// Kubernetes' label naming a container's pod namespace (CRI runtimes set it).
 const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 
+/// How many container ids are remembered as already examined; the oldest is
+/// forgotten first (a forgotten container that starts again is re-examined).
+const SEEN_CAPACITY: usize = 16_384;
+
+/// Containers already examined: a container's configuration cannot change
+/// between its create, its starts and the inventory, so it is reported once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Seen {
+    /// Records `id`; false when it was already there.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() >= SEEN_CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        self.ids.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+
+    fn forget(&mut self, id: &str) {
+        if self.ids.remove(id) {
+            self.order.retain(|o| o != id);
+        }
+    }
+}
+
 /// Findings for a container that was created, started or found running with
-/// an escape-prone configuration. Other actions (die, destroy, exec …) say
-/// nothing new about the configuration and are ignored.
+/// an escape-prone configuration, the first time it is seen. Other actions
+/// (die, exec …) say nothing new about the configuration and are ignored;
+/// destroy forgets the container.
 pub(crate) fn findings(
     event: &Event,
     container: &ContainerEvent,
     config: &Config,
+    seen: &mut Seen,
     out: &mut Vec<Finding>,
 ) {
-    if !matches!(
-        container.action,
-        ContainerAction::Create | ContainerAction::Start | ContainerAction::Running
-    ) {
-        return;
+    match container.action {
+        ContainerAction::Create | ContainerAction::Start | ContainerAction::Running => {}
+        ContainerAction::Destroy => return seen.forget(&container.id),
+        _ => return,
     }
     let Some(security) = &container.security else {
         return;
     };
+    if !container.id.is_empty() && !seen.insert(&container.id) {
+        return;
+    }
     let namespace = container
         .labels
         .iter()

@@ -18,13 +18,17 @@ use vigil_plugin_sdk::prelude::*;
 #[derive(Debug, Clone, Default)]
 pub struct ContainerEscape {
     config: Config,
+    seen: docker::Seen,
 }
 
 impl ContainerEscape {
     /// A detector with an already validated configuration.
     #[must_use]
     pub fn with_config(config: Config) -> Self {
-        Self { config }
+        Self {
+            config,
+            seen: docker::Seen::default(),
+        }
     }
 
     /// The configuration in force.
@@ -92,9 +96,13 @@ impl Detector for ContainerEscape {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => {
-                    docker::findings(event, container, &self.config, &mut findings)
-                }
+                EventBody::Container(container) => docker::findings(
+                    event,
+                    container,
+                    &self.config,
+                    &mut self.seen,
+                    &mut findings,
+                ),
                 EventBody::Kubernetes(request) => {
                     kubernetes::findings(event, request, &self.config, &mut findings)
                 }

@@ -88,6 +88,35 @@ fn host_network() {
 }
 
 #[test]
+fn a_container_is_reported_once_across_create_start_and_inventory() {
+    let security = ContainerSecurity {
+        network_mode: "host".into(),
+        ..Default::default()
+    };
+    let mut detector = ContainerEscape::default();
+    detector.configure("{}").unwrap();
+    let first = detector.on_events(&[
+        docker("e1", ContainerAction::Create, security.clone()),
+        docker("e2", ContainerAction::Start, security.clone()),
+    ]);
+    assert_eq!(rules(&first), ["container-escape/host-network"]);
+    assert_eq!(first[0].event_ids, ["e1"]);
+    let again = detector.on_events(&[
+        docker("e3", ContainerAction::Running, security.clone()),
+        docker("e4", ContainerAction::Start, security.clone()),
+    ]);
+    assert!(again.is_empty(), "reported twice: {again:?}");
+    // Removed, then a new container reuses the id (a test harness does):
+    // it is examined afresh.
+    let mut destroy = docker("e5", ContainerAction::Destroy, security.clone());
+    if let EventBody::Container(c) = &mut destroy.body {
+        c.security = None;
+    }
+    let after = detector.on_events(&[destroy, docker("e6", ContainerAction::Create, security)]);
+    assert_eq!(rules(&after), ["container-escape/host-network"]);
+}
+
+#[test]
 fn host_pid_and_ipc() {
     let security = ContainerSecurity {
         pid_mode: "host".into(),

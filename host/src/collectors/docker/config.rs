@@ -4,15 +4,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default Engine API socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// The `docker` source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerConfig {
+    /// Run this source (when the socket exists: a host without Docker just
+    /// logs that the source is off).
+    pub enabled: bool,
     /// Path of the Docker Engine API Unix socket. Only a local socket is
     /// supported: the Engine API grants root on the host, and Vigil never
     /// sends it anything but read requests.
@@ -55,6 +58,7 @@ fn default_max_tracked_containers() -> usize {
 impl Default for DockerConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             socket: PathBuf::from(DEFAULT_SOCKET),
             request_timeout_ms: default_request_timeout_ms(),
             initial_backoff_ms: default_initial_backoff_ms(),

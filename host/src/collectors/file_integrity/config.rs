@@ -5,14 +5,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::spec::{self, PathSpec};
 
 /// The `file-integrity` source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileIntegrityConfig {
+    /// Run this source.
+    pub enabled: bool,
     /// Watch the built-in list of container-runtime binaries, configuration
     /// files, systemd units and Kubernetes static-pod and audit paths.
     pub defaults: bool,
@@ -52,6 +54,7 @@ fn default_max_delay_ms() -> u64 {
 impl Default for FileIntegrityConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             defaults: true,
             root: PathBuf::from("/"),
             paths: Vec::new(),

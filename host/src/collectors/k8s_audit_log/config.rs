@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default time between two looks at the file, in milliseconds.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
@@ -14,9 +14,11 @@ pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
 const MIN_POLL_INTERVAL_MS: u64 = 10;
 
 /// The `k8s-audit-log` source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// Run this source (off by default: it needs `path`).
+    pub enabled: bool,
     /// The API server's `--audit-log-path` (JSON format, one audit event
     /// per line). It need not exist yet; it is read once it appears.
     pub path: PathBuf,
@@ -40,6 +42,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             path: PathBuf::new(),
             from_beginning: false,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,

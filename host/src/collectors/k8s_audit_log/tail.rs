@@ -107,6 +107,12 @@ impl Tailer {
         }
     }
 
+    /// Changes the line and read caps (a source restarted with new settings).
+    pub fn set_limits(&mut self, max_line: usize, max_read: usize) {
+        self.max_line = max_line;
+        self.max_read = max_read.max(1);
+    }
+
     /// The path followed.
     pub fn path(&self) -> &Path {
         &self.path

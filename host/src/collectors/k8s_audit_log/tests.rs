@@ -60,6 +60,7 @@ fn config_defaults_and_all_problems() {
         u128::from(DEFAULT_POLL_INTERVAL_MS)
     );
     let ConfigError(problems) = LogConfig {
+        enabled: true,
         path: PathBuf::new(),
         poll_interval_ms: 1,
         max_line_bytes: 0,

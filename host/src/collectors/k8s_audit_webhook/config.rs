@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default cap of a request body: the API server batches up to
 /// `--audit-webhook-batch-max-size` (400 by default) events, each of which
@@ -13,9 +13,11 @@ use serde::Deserialize;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The `k8s-audit-webhook` source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
+    /// Run this source (off by default: it needs `listen`).
+    pub enabled: bool,
     /// Address to listen on, e.g. `127.0.0.1:8444`. The API server's
     /// `--audit-webhook-config-file` kubeconfig points its `server` at it.
     pub listen: String,
@@ -45,6 +47,7 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             listen: String::new(),
             token_file: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,

@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 /// The in-cluster service account token `kube::Config::incluster` reads.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// Whether the source runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// On when a kubeconfig or an in-cluster service account exists.
     #[default]
@@ -19,11 +22,14 @@ pub enum Mode {
     Off,
 }
 
-/// What the flags ask for.
-#[derive(Debug, Clone, Default)]
+/// The `k8s-watch` source as an operator writes it (or as the flags ask for it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
+    /// `auto` (on when a kubeconfig or an in-cluster service account is
+    /// found), `on` or `off`.
     pub mode: Mode,
-    /// One namespace, or all of them.
+    /// Watch only this namespace; all namespaces when absent.
     pub namespace: Option<String>,
 }
 
@@ -85,7 +91,7 @@ impl WatchConfig {
     pub fn settings(&self, env: &Environment) -> Result<WatchSettings, String> {
         let found = env.credentials();
         let credentials = match (self.mode, found) {
-            (Mode::Off, _) => return Err("--no-k8s-watch".to_owned()),
+            (Mode::Off, _) => return Err("mode = off".to_owned()),
             (_, Some(c)) => c,
             (Mode::On, None) => "none found; kube will report why".to_owned(),
             (Mode::Auto, None) => {
@@ -93,20 +99,26 @@ impl WatchConfig {
             }
         };
         let namespace = self.namespace.clone().filter(|n| !n.is_empty());
-        if let Some(ns) = &namespace {
-            let valid = ns.len() <= 63
-                && ns
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid {
-                return Err(format!("--k8s-namespace {ns:?} is not a namespace name"));
-            }
+        if let Some(ns) = &namespace
+            && !is_namespace_name(ns)
+        {
+            return Err(format!("namespace {ns:?} is not a namespace name"));
         }
         Ok(WatchSettings {
             namespace,
             credentials,
         })
     }
+}
+
+/// Whether `ns` can name a namespace (an RFC 1123 label: at most 63
+/// characters of a-z, 0-9 and `-`).
+pub fn is_namespace_name(ns: &str) -> bool {
+    !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl WatchSettings {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default polling interval, in milliseconds.
 pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
@@ -14,9 +14,11 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 const MIN_INTERVAL_MS: u64 = 50;
 
 /// The `procfs` network source as an operator writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
+    /// Run this source (when `proc_root` has socket tables).
+    pub enabled: bool,
     /// How often the socket tables are read, in milliseconds. A connection
     /// that opens and closes between two reads is not seen (there is no
     /// conntrack or eBPF feed yet), so a shorter interval misses fewer
@@ -54,6 +56,7 @@ fn default_max_cached_containers() -> usize {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             interval_ms: DEFAULT_INTERVAL_MS,
             include_host: false,
             max_tracked_sockets: default_max_tracked_sockets(),

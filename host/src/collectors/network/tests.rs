@@ -180,6 +180,7 @@ fn tracker_reports_once_forgets_and_is_bounded() {
 #[test]
 fn config_reports_every_problem() {
     let bad = NetworkConfig {
+        enabled: true,
         interval_ms: 1,
         max_tracked_sockets: 0,
         max_cached_containers: 0,

@@ -1,0 +1,204 @@
+//! `[plugins]`: which detector plugins run, their limits, and each plugin's
+//! settings, written as TOML tables and handed to the plugin's `configure`
+//! as the equivalent JSON object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Problem, Problems, Validate, join};
+use crate::plugin_set::PluginSelection;
+use crate::runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
+
+/// `[plugins]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Load the detector plugins embedded in the binary (`--no-builtin`
+    /// turns them off).
+    pub builtin: bool,
+    /// Also load every `*.wasm` component of this directory (sorted by
+    /// name). `vigil run` watches it: adding, replacing or removing a plugin
+    /// reloads the plugin set.
+    pub dir: Option<PathBuf>,
+    /// Keep compiled plugins in an on-disk cache so that a restart or a
+    /// reload does not recompile them.
+    pub cache: bool,
+    /// The compile cache directory; `<data_dir>/cache` when absent. Must be
+    /// owned by Vigil's user and writable by no one else (whoever writes it
+    /// runs native code in Vigil).
+    pub cache_dir: Option<PathBuf>,
+    /// Limits of every plugin (`[plugins.limits]`).
+    pub limits: PluginLimits,
+    /// Settings per plugin (`[plugins.settings.<name>]`, the plugin's name
+    /// for built-ins, the file stem for a plugin of `dir`): each table is
+    /// passed to the plugin's `configure` as a JSON object. A plugin without
+    /// a table gets `{}`.
+    pub settings: BTreeMap<String, toml::Table>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            builtin: true,
+            dir: None,
+            cache: true,
+            cache_dir: None,
+            limits: PluginLimits::default(),
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+impl PluginsConfig {
+    /// A plugin's settings as the JSON text its `configure` gets.
+    pub fn settings_json(table: &toml::Table) -> Result<String, String> {
+        if let Some(at) = find_datetime(&toml::Value::Table(table.clone()), "") {
+            return Err(format!(
+                "{at}: dates and times have no JSON equivalent; quote them"
+            ));
+        }
+        serde_json::to_string(table).map_err(|e| e.to_string())
+    }
+
+    /// What to load.
+    pub fn selection(&self) -> PluginSelection {
+        let settings: HashMap<String, String> = self
+            .settings
+            .iter()
+            .filter_map(|(name, t)| Some((name.clone(), Self::settings_json(t).ok()?)))
+            .collect();
+        PluginSelection {
+            builtin: self.builtin,
+            dir: self.dir.clone(),
+            files: Vec::new(),
+            settings,
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// The compile cache directory, if the cache is on.
+    pub fn cache_dir(&self, data_dir: &Path) -> Option<PathBuf> {
+        self.cache.then(|| {
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("cache"))
+        })
+    }
+}
+
+/// The dotted path of the first date or time in a value.
+fn find_datetime(v: &toml::Value, at: &str) -> Option<String> {
+    match v {
+        toml::Value::Datetime(_) => Some(at.to_owned()),
+        toml::Value::Table(t) => t.iter().find_map(|(k, v)| find_datetime(v, &join(at, k))),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_datetime(v, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+impl Validate for PluginsConfig {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        for p in self.limits.validate(&join(path, "limits")) {
+            // `PluginLimits::validate` says `path.field: message`.
+            match p.split_once(": ") {
+                Some((at, message)) => problems.push(at, message),
+                None => problems.push(join(path, "limits"), p),
+            }
+        }
+        if let Some(dir) = &self.dir {
+            if !dir.is_absolute() {
+                problems.push(join(path, "dir"), "must be an absolute path");
+            } else if !dir.is_dir() {
+                problems.push(
+                    join(path, "dir"),
+                    format!("{} is not a directory", dir.display()),
+                );
+            }
+        }
+        if let Some(dir) = &self.cache_dir
+            && !dir.is_absolute()
+        {
+            problems.push(join(path, "cache_dir"), "must be an absolute path");
+        }
+        for (name, table) in &self.settings {
+            if let Err(e) = Self::settings_json(table) {
+                problems.push(join(path, &format!("settings.{name}")), e);
+            }
+        }
+    }
+}
+
+/// Loads every selected plugin with its settings (state in memory, nothing
+/// persisted) and returns the problems: settings a plugin's `configure`
+/// refused (each at `plugins.settings.<name>.<path>`), plugins that do not
+/// load, and settings for a plugin that is not loaded.
+pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>> {
+    let mut problems = Problems::default();
+    let runtime = match Runtime::new(&EngineSettings::default(), None) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push("plugins", e.to_string());
+            return Err(problems.list().to_vec());
+        }
+    };
+    let ctx = RunContext {
+        clock: crate::runtime::Clock::Wall,
+        intel: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            crate::intel::ThreatIntel::empty(),
+        ))),
+        state_dir: None,
+    };
+    let sel = config.selection();
+    let (specs, errors) = crate::plugin_set::specs(&sel);
+    let keys: Vec<String> = specs.iter().map(|s| settings_key(&s.origin)).collect();
+    for e in errors {
+        problems.push("plugins.dir", e.to_string());
+    }
+    let mut loaded = Vec::new();
+    for (spec, key) in specs.into_iter().zip(&keys) {
+        match runtime.load(spec, &ctx) {
+            Ok(r) => loaded.push(r.name().to_owned()),
+            Err(LoadError::Settings { error, .. }) => {
+                let at = format!("plugins.settings.{key}");
+                for p in error.problems {
+                    let at = if p.path.is_empty() {
+                        at.clone()
+                    } else {
+                        join(&at, &p.path)
+                    };
+                    problems.push(at, p.message);
+                }
+            }
+            Err(e) => problems.push(format!("plugins.{key}"), e.to_string()),
+        }
+    }
+    for name in config.settings.keys() {
+        if !keys.contains(name) {
+            problems.push(
+                format!("plugins.settings.{name}"),
+                format!("no such plugin (loaded: {})", keys.join(", ")),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems.list().to_vec())
+    }
+}
+
+/// The `[plugins.settings.<key>]` a plugin reads: its built-in name or file stem.
+fn settings_key(origin: &crate::runtime::PluginOrigin) -> String {
+    match origin {
+        crate::runtime::PluginOrigin::Builtin(n) => (*n).to_owned(),
+        crate::runtime::PluginOrigin::File(p) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,227 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+fn example_text() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/vigil.example.toml");
+    std::fs::read_to_string(p).expect("config/vigil.example.toml")
+}
+
+fn problems_of(text: &str) -> Vec<String> {
+    match parse(text) {
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Ok(c) => match c.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        },
+    }
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c, VigilConfig::default());
+    c.check().unwrap();
+    assert!(c.sources.docker.enabled && c.sources.network.enabled);
+    assert!(!c.sources.k8s_audit_webhook.enabled && !c.sources.k8s_audit_log.enabled);
+    assert_eq!(c.admin.listen, "127.0.0.1:9464");
+}
+
+#[test]
+fn example_parses_and_validates() {
+    let c = parse(&example_text()).unwrap_or_else(|e| panic!("{e}"));
+    c.check().unwrap_or_else(|e| panic!("{e}"));
+    // With every opt-in source on, its documented values must validate too.
+    let mut all_on = c.clone();
+    all_on.sources.k8s_audit_webhook.enabled = true;
+    all_on.sources.k8s_audit_log.enabled = true;
+    all_on.check().unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every key of the defaults, as dotted paths (`None` values are absent).
+fn keys(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+    if let serde_json::Value::Object(m) = v {
+        for (k, v) in m {
+            let path = join(at, k);
+            if !v.is_null() {
+                out.insert(path.clone());
+            }
+            keys(v, &path, out);
+        }
+    }
+}
+
+#[test]
+fn example_names_every_key_of_the_defaults() {
+    let mut want = BTreeSet::new();
+    keys(
+        &serde_json::to_value(VigilConfig::default()).unwrap(),
+        "",
+        &mut want,
+    );
+    let example: toml::Table = toml::from_str(&example_text()).unwrap();
+    let mut have = BTreeSet::new();
+    keys(&serde_json::to_value(example).unwrap(), "", &mut have);
+    let missing: Vec<_> = want.difference(&have).collect();
+    assert!(
+        missing.is_empty(),
+        "config/vigil.example.toml misses {missing:?}"
+    );
+}
+
+#[test]
+fn every_key_of_the_example_has_a_comment_above_it() {
+    let text = example_text();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        let is_key = !t.starts_with('#') && !t.starts_with('[') && t.contains(" = ");
+        if is_key {
+            let above = i.checked_sub(1).map(|j| lines[j].trim_start());
+            assert!(
+                above.is_some_and(|a| a.starts_with('#')),
+                "line {}: `{t}` has no comment above it",
+                i + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn reports_every_problem_with_its_path() {
+    let problems = problems_of(
+        r#"
+data_dir = "relative"
+[admin]
+listen = "nowhere"
+[log]
+level = "info,=,"
+[sources.docker]
+socket = "docker.sock"
+max_backoff_ms = 1
+[sources.network]
+interval_ms = 5
+[sources.k8s_audit_webhook]
+enabled = true
+listen = "0.0.0.0:8444"
+tls_cert = "/c.pem"
+[sources.k8s_audit_log]
+enabled = true
+[sources.k8s_watch]
+namespace = "Not_A_Namespace"
+[plugins]
+dir = "/nonexistent/vigil/plugins"
+[plugins.limits]
+deadline_ms = 0
+[plugins.settings.container-escape]
+when = 1979-05-27T07:32:00Z
+[[intel.feeds]]
+path = "feeds/c2.txt"
+category = ""
+"#,
+    );
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split_once(": ").map_or(p.as_str(), |(a, _)| a))
+        .collect();
+    for want in [
+        "data_dir",
+        "admin.listen",
+        "log.level",
+        "sources.docker.socket",
+        "sources.docker.max_backoff_ms",
+        "sources.network.interval_ms",
+        "sources.k8s_audit_webhook.token_file",
+        "sources.k8s_audit_webhook.tls_key",
+        "sources.k8s_audit_log.path",
+        "sources.k8s_watch.namespace",
+        "plugins.limits.deadline_ms",
+        "plugins.dir",
+        "plugins.settings.container-escape",
+        "intel.feeds[0].path",
+        "intel.feeds[0].category",
+    ] {
+        assert!(paths.contains(&want), "no problem at {want}: {problems:#?}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_path_and_line() {
+    let p = problems_of("[sources.docker]\nsocket = \"/s\"\nsockett = \"/x\"\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("sources.docker"), "{p:?}");
+    assert!(p[0].contains("unknown field `sockett`"), "{p:?}");
+    assert!(p[0].contains("line 3, column 1"), "{p:?}");
+
+    let p = problems_of("[plugins.limits]\n\ndeadline_ms = \"fast\"\n");
+    assert!(p[0].starts_with("plugins.limits.deadline_ms: "), "{p:?}");
+    assert!(p[0].contains("line 3"), "{p:?}");
+
+    let p = problems_of("[outputs]\nx = 1\n");
+    assert!(p[0].starts_with("outputs.x: unknown field `x`"), "{p:?}");
+
+    let p = problems_of("[nonsense]\nx = 1\n");
+    assert!(p[0].contains("unknown field `nonsense`"), "{p:?}");
+}
+
+#[test]
+fn every_syntax_error_is_reported_with_its_line() {
+    let p = problems_of("a = \nb = [\n[log\n");
+    assert!(p.len() >= 2, "{p:?}");
+    assert!(p.iter().all(|p| p.starts_with("(syntax): ")), "{p:?}");
+    assert!(p[0].contains("line 1"), "{p:?}");
+}
+
+#[test]
+fn plugin_settings_become_json() {
+    let c = parse(
+        "[plugins.settings.container-escape]\ndisabled_rules = [\"host-network\"]\n[plugins.settings.container-escape.allowlist]\nnamespaces = [\"a\"]\n",
+    )
+    .unwrap();
+    let sel = c.plugins.selection();
+    let json: serde_json::Value = serde_json::from_str(&sel.settings["container-escape"]).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"disabled_rules": ["host-network"], "allowlist": {"namespaces": ["a"]}})
+    );
+}
+
+#[test]
+fn plugins_check_their_own_settings_with_paths() {
+    let c = parse(
+        "[plugins.settings.container-escape]\nhost_cgroupns = \"sometimes\"\nno_such_key = 1\n[plugins.settings.not-a-plugin]\nx = 1\n",
+    )
+    .unwrap();
+    let problems = check_plugins(&c.plugins).unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|p| p.starts_with("plugins.settings.container-escape")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.starts_with("plugins.settings.not-a-plugin: no such plugin")),
+        "{text:#?}"
+    );
+    let ok = parse("").unwrap();
+    assert_eq!(check_plugins(&ok.plugins).unwrap(), ["container-escape"]);
+}
+
+#[test]
+fn baseline_follows_the_data_dir_unless_set() {
+    let mut c = parse("data_dir = \"/srv/vigil\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.file_integrity.baseline,
+        std::path::Path::new("/srv/vigil/fim.sqlite")
+    );
+    let mut c = parse("[sources.file_integrity]\nbaseline = \"/b.sqlite\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.file_integrity.baseline,
+        std::path::Path::new("/b.sqlite")
+    );
+}

@@ -1,0 +1,109 @@
+//! The batcher between the sources' queue and the plugin workers: groups
+//! events per kind (up to a batch, or [`LINGER`]) and routes each batch to
+//! the current [`WorkerPool`]. A reload swaps the pool here: what is pending
+//! goes to the old pool, which finishes its queue before the new one starts,
+//! so each event is handled by exactly one plugin set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::events_out::EventsOut;
+use crate::model::{Event, EventKind};
+use crate::workers::WorkerPool;
+
+/// How long the batcher waits to fill a batch: the latency it adds.
+pub const LINGER: Duration = Duration::from_millis(10);
+
+/// Pending events and the pool they go to.
+pub struct Pipeline {
+    pending: [Vec<Event>; 4],
+    pool: Option<WorkerPool>,
+    events_out: Option<EventsOut>,
+    /// When the pending events must be flushed; armed only while events
+    /// wait, so an idle host does not wake up 100 times a second.
+    pub flush_at: Option<tokio::time::Instant>,
+}
+
+fn slot(kind: EventKind) -> usize {
+    match kind {
+        EventKind::Container => 0,
+        EventKind::Kubernetes => 1,
+        EventKind::Network => 2,
+        EventKind::File => 3,
+    }
+}
+
+impl Pipeline {
+    pub fn new(pool: WorkerPool, events_out: Option<EventsOut>) -> Self {
+        Self {
+            pending: Default::default(),
+            pool: Some(pool),
+            events_out,
+            flush_at: None,
+        }
+    }
+
+    /// Takes a batch from a source.
+    pub fn push(&mut self, batch: Vec<Event>) {
+        if let Some(out) = &mut self.events_out {
+            out.write(&batch);
+        }
+        if self.flush_at.is_none() {
+            self.flush_at = Some(tokio::time::Instant::now() + LINGER);
+        }
+        for e in batch {
+            let s = slot(e.kind());
+            self.pending[s].push(e);
+            if self.pending[s].len() >= crate::dispatch::DEFAULT_BATCH {
+                let full = std::mem::take(&mut self.pending[s]);
+                self.route(full);
+            }
+        }
+    }
+
+    fn route(&self, batch: Vec<Event>) {
+        if let Some(pool) = &self.pool {
+            pool.route(Arc::new(batch));
+        }
+    }
+
+    /// Routes everything pending.
+    pub fn flush(&mut self) {
+        self.flush_at = None;
+        for s in 0..self.pending.len() {
+            if !self.pending[s].is_empty() {
+                let batch = std::mem::take(&mut self.pending[s]);
+                self.route(batch);
+            }
+        }
+    }
+
+    /// Gives every plugin a tick.
+    pub fn tick(&self, now: u64) {
+        if let Some(pool) = &self.pool {
+            pool.tick(now);
+        }
+    }
+
+    /// Flushes, then waits until the current pool has handled everything
+    /// queued to it and its workers have ended (plugin state flushed).
+    /// Events arriving meanwhile wait in the sources' queue.
+    pub fn drain(&mut self) {
+        self.flush();
+        if let Some(pool) = self.pool.take() {
+            // Joining threads blocks: tell the runtime so that the sources
+            // keep running on the other worker.
+            tokio::task::block_in_place(|| pool.shutdown());
+        }
+    }
+
+    /// Installs a new pool (after [`Self::drain`]).
+    pub fn install(&mut self, pool: WorkerPool) {
+        self.pool = Some(pool);
+    }
+
+    /// Drains and drops the pool (shutdown).
+    pub fn finish(mut self) {
+        self.drain();
+    }
+}

@@ -1,0 +1,186 @@
+//! Hot reload: what triggers it (SIGHUP, a change of the config file or of
+//! the plugin directory) and the checks made before anything is swapped.
+//! A candidate is the new config with its threat intel loaded and every
+//! plugin loaded once with its new settings (state in memory, thrown away):
+//! if any of that fails, the running set is kept and the reason logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::cli::RunArgs;
+use crate::config::{IntelConfig, VigilConfig};
+use crate::intel::{IntelError, ThreatIntel};
+use crate::plugin_set;
+use crate::runtime::{Clock, LoadError, RunContext, Runtime};
+
+/// Quiet time after a file change before reloading: an editor's save or a
+/// `cp` of a plugin arrives as a burst of events.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Why a reload was refused (the running set is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file could not be read, parsed or validated.
+    #[error("invalid configuration")]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A threat-intel feed could not be read.
+    #[error("threat-intel feed")]
+    Intel(#[source] IntelError),
+    /// A plugin did not load with its new settings.
+    #[error("{} plugin(s) failed to load: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Plugins(Vec<LoadError>),
+    /// No plugin at all would run.
+    #[error("no plugin would be loaded")]
+    NoPlugin,
+}
+
+/// A checked new configuration, ready to swap in.
+pub struct Candidate {
+    pub config: VigilConfig,
+    pub intel: ThreatIntel,
+}
+
+/// Loads every feed of `[intel]`.
+pub fn load_intel(config: &IntelConfig) -> Result<ThreatIntel, IntelError> {
+    let mut intel = ThreatIntel::empty();
+    for feed in &config.feeds {
+        let n = intel.load_file(&feed.path, &feed.category)?;
+        tracing::info!(feed = %feed.path.display(), category = %feed.category, entries = n, "threat-intel feed loaded");
+    }
+    Ok(intel)
+}
+
+/// Reads and checks the new configuration against the running one. Keys
+/// that only take effect at startup keep their running value (logged).
+pub fn prepare(
+    args: &RunArgs,
+    current: &VigilConfig,
+    runtime: &Runtime,
+) -> Result<Candidate, ReloadError> {
+    let mut config = super::load_config(args).map_err(|e| ReloadError::Config(e.into()))?;
+    keep_startup_only(current, &mut config);
+    let intel = load_intel(&config.intel).map_err(ReloadError::Intel)?;
+    let ctx = RunContext {
+        clock: Clock::Wall,
+        intel: Arc::new(RwLock::new(Arc::new(ThreatIntel::empty()))),
+        state_dir: None,
+    };
+    let (runners, errors) = plugin_set::load(runtime, &config.plugins.selection(), &ctx);
+    if !errors.is_empty() {
+        return Err(ReloadError::Plugins(errors));
+    }
+    if runners.is_empty() {
+        return Err(ReloadError::NoPlugin);
+    }
+    Ok(Candidate { config, intel })
+}
+
+/// Startup-only keys: the running value wins, with a warning.
+fn keep_startup_only(current: &VigilConfig, new: &mut VigilConfig) {
+    macro_rules! keep {
+        ($($field:ident).+, $name:literal) => {
+            if new.$($field).+ != current.$($field).+ {
+                tracing::warn!(key = $name, "reload: this key takes effect at the next restart; the running value is kept");
+                new.$($field).+ = current.$($field).+.clone();
+            }
+        };
+    }
+    keep!(node, "node");
+    keep!(data_dir, "data_dir");
+    keep!(log, "log");
+    keep!(admin, "admin");
+    keep!(plugins.cache, "plugins.cache");
+    keep!(plugins.cache_dir, "plugins.cache_dir");
+}
+
+/// What was on disk at the last (re)load: a file event that changes
+/// neither the config text nor the plugin files is not a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    config: Option<Vec<u8>>,
+    plugins: Vec<(PathBuf, u64, Option<SystemTime>)>,
+}
+
+impl Fingerprint {
+    pub fn take(config: Option<&Path>, plugin_dir: Option<&Path>) -> Self {
+        let config = config.and_then(|p| std::fs::read(p).ok());
+        let mut plugins: Vec<_> = plugin_dir
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((e.path(), m.len(), m.modified().ok()))
+            })
+            .collect();
+        plugins.sort();
+        Self { config, plugins }
+    }
+}
+
+/// Watches the config file's directory and the plugin directory; each
+/// relevant change sends `()` (coalesced) on the channel.
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl FileWatch {
+    /// Starts watching. `None` when neither path is given.
+    pub fn start(
+        config: Option<&Path>,
+        plugin_dir: Option<&Path>,
+        tx: mpsc::Sender<()>,
+    ) -> notify::Result<Option<Self>> {
+        if config.is_none() && plugin_dir.is_none() {
+            return Ok(None);
+        }
+        let config_name = config.and_then(|p| p.file_name()).map(|n| n.to_owned());
+        let config_dir = config.map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        });
+        let plugin_dir_owned = plugin_dir.map(Path::to_owned);
+        let cdir = config_dir.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let Ok(event) = res else {
+                    // Overflow or a watch error: reload to be safe.
+                    let _ = tx.try_send(());
+                    return;
+                };
+                if matches!(event.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+                let relevant = event.paths.iter().any(|p| {
+                    let name = p.file_name();
+                    let in_config_dir = cdir.as_deref().is_some_and(|d| p.parent() == Some(d));
+                    // A Kubernetes ConfigMap volume swaps a `..data` symlink.
+                    let config_hit = in_config_dir
+                        && (name == config_name.as_deref()
+                            || name.is_some_and(|n| n.to_string_lossy().starts_with("..data")));
+                    let plugin_hit = plugin_dir_owned
+                        .as_deref()
+                        .is_some_and(|d| p.parent() == Some(d))
+                        && p.extension().is_some_and(|x| x == "wasm");
+                    config_hit || plugin_hit
+                });
+                if relevant {
+                    // Full: a reload is already pending, which will see this change too.
+                    let _ = tx.try_send(());
+                }
+            })?;
+        if let Some(d) = &config_dir {
+            watcher.watch(d, RecursiveMode::NonRecursive)?;
+        }
+        if let Some(d) = plugin_dir {
+            watcher.watch(d, RecursiveMode::NonRecursive)?;
+        }
+        Ok(Some(Self { _watcher: watcher }))
+    }
+}
