@@ -813,6 +813,8 @@ fn summary_id(first: &str, count: u64) -> String {
 
 /// Findings read from an output's queue at once.
 const FETCH: usize = 64;
+/// Longest time delivered findings wait for their ack to be written.
+const ACK_EVERY: Duration = Duration::from_millis(50);
 
 struct OutputWorker {
     spec: OutputSpec,
@@ -896,6 +898,8 @@ impl OutputWorker {
                 self.spec.batch_max
             };
             let mut done = 0usize;
+            let mut acked = 0usize;
+            let mut last_ack = Instant::now();
             let mut failure: Option<(DeliveryError, usize)> = None;
             for chunk in recs.chunks(per_call) {
                 match self.out.deliver(chunk) {
@@ -905,34 +909,26 @@ impl OutputWorker {
                         break;
                     }
                 }
+                // Acks are grouped, but never held longer than ACK_EVERY: a
+                // crash repeats at most that much (or one call) of deliveries.
+                if last_ack.elapsed() >= ACK_EVERY {
+                    if !self.acked(&rows[acked..done], &seqs[acked..done]) {
+                        break;
+                    }
+                    acked = done;
+                    last_ack = Instant::now();
+                }
+            }
+            if done > acked && !self.acked(&rows[acked..done], &seqs[acked..done]) {
+                continue;
             }
             if done > 0 {
-                if let Err(e) = spool::ack(&mut self.conn, &name, &seqs[..done]) {
-                    // Delivered but still queued: sent again later (at least once).
-                    tracing::error!(output = %name, error = %e, "spool ack failed; these findings will be delivered again");
-                    std::thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
-                let now = wall_now();
-                for r in &rows[..done] {
-                    self.metrics
-                        .latency
-                        .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
-                }
-                PluginMetrics::add(&self.metrics.counters.delivered, done as u64);
-                let _ =
-                    self.metrics
-                        .pending
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                            Some(p.saturating_sub(done as u64))
-                        });
                 if failures > 0 {
                     tracing::info!(output = %name, failed_attempts = failures, "output delivering again");
                 }
                 failures = 0;
                 backoff = self.spec.retry_initial;
                 singles_left = singles_left.saturating_sub(done);
-                self.update_depth();
             }
             let Some((e, n)) = failure else { continue };
             let (rows, recs, seqs) = (
@@ -975,6 +971,35 @@ impl OutputWorker {
                 backoff = (backoff * 2).min(self.spec.retry_max);
             }
         }
+    }
+
+    /// Removes delivered findings from this output's queue; false (logged)
+    /// when the spool write failed: they will be delivered again.
+    fn acked(&mut self, rows: &[spool::Queued], seqs: &[i64]) -> bool {
+        if seqs.is_empty() {
+            return true;
+        }
+        if let Err(e) = spool::ack(&mut self.conn, &self.spec.name, seqs) {
+            tracing::error!(output = %self.spec.name, error = %e, "spool ack failed; these findings will be delivered again");
+            std::thread::sleep(Duration::from_millis(200));
+            return false;
+        }
+        let now = wall_now();
+        for r in rows {
+            self.metrics
+                .latency
+                .observe(Duration::from_nanos(now.saturating_sub(r.created_ns)));
+        }
+        let n = seqs.len() as u64;
+        PluginMetrics::add(&self.metrics.counters.delivered, n);
+        let _ = self
+            .metrics
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(n))
+            });
+        self.update_depth();
+        true
     }
 
     fn update_depth(&self) {
