@@ -227,6 +227,12 @@ impl Validate for OutputsConfig {
             n.validate(&join(path, &format!("nats[{i}]")), problems);
         }
         let specs = self.specs();
+        if specs.is_empty() {
+            problems.push(
+                path.to_owned(),
+                "no output: stdout is disabled and no file, webhook or nats output is configured, so findings would only be counted",
+            );
+        }
         for (i, s) in specs.iter().enumerate() {
             if specs[..i].iter().any(|o| o.name == s.name) {
                 problems.push(
