@@ -147,16 +147,8 @@ fn pipeline(outputs: OutputsConfig, sync: SpoolSync, n: usize) -> f64 {
         .unwrap();
     let registry = Arc::new(Registry::default());
     let (tx, rx) = channel();
-    let delivery = Delivery::start(
-        &cfg,
-        &dir,
-        "bench",
-        rx,
-        registry.delivery.clone(),
-        rt.handle(),
-        None,
-    )
-    .unwrap();
+    let delivery =
+        Delivery::start(&cfg, &dir, "bench", rx, registry.clone(), rt.handle(), None).unwrap();
     let findings: Vec<PluginFinding> = (0..n).map(finding).collect();
     let out = registry.delivery.output(&name);
     let started = Instant::now();

@@ -136,6 +136,10 @@ fn main() {
         println!();
     }
 
+    if want("foreign") {
+        foreign(&runtime);
+    }
+
     if want("start") {
         println!(
             "## plugin start (container-escape, {} KiB)\n",
@@ -218,6 +222,7 @@ fn main() {
             lines.len() / events.len(),
             fmt(vigil_json)
         );
+        network_and_fim();
         println!();
     }
 
@@ -311,4 +316,312 @@ fn main() {
         println!();
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// A fake proc tree: the host (pid 1) and one container (pid 100, its own
+/// namespace) whose `net/tcp` holds `rows` connections; removed on drop.
+struct FakeProc(std::path::PathBuf);
+
+impl FakeProc {
+    const ID: &str = "cd53cdcc2274a2ba95b2c85731ec98436f18d77c79ef363bdd446f17e1a7bb31";
+
+    fn new(rows: usize) -> Self {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("vigil-bench-proc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (pid, netns, cgroup) in [
+            (1, 4026531840u64, "0::/init.scope\n".to_owned()),
+            (
+                100,
+                4026532500,
+                format!("0::/system.slice/docker-{}.scope\n", Self::ID),
+            ),
+        ] {
+            let dir = root.join(pid.to_string());
+            std::fs::create_dir_all(dir.join("ns")).expect("dir");
+            std::fs::create_dir_all(dir.join("net")).expect("dir");
+            symlink(format!("net:[{netns}]"), dir.join("ns/net")).expect("link");
+            std::fs::write(dir.join("cgroup"), cgroup).expect("cgroup");
+            std::fs::write(dir.join("net/udp"), "header\n").expect("udp");
+        }
+        // Real-format rows: a listener and connections to many peers.
+        let mut tcp = String::from(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+        );
+        tcp.push_str("   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1000 1 0000000000000000 100 0 0 10 0\n");
+        for i in 1..rows {
+            tcp.push_str(&format!(
+                "{i:4}: 0200110A:{:04X} {:08X}:01BB 01 00000000:00000000 02:000A7214 00000000  1000        0 {} 1 0000000000000000 20 4 30 10 -1\n",
+                30000 + i,
+                0x0A00_0000u32 + i as u32,
+                1000 + i
+            ));
+        }
+        std::fs::write(root.join("100/net/tcp"), tcp).expect("tcp");
+        std::fs::write(root.join("1/net/tcp"), "header\n").expect("tcp");
+        let cfg = root.join("docker/containers").join(Self::ID);
+        std::fs::create_dir_all(&cfg).expect("dir");
+        std::fs::write(
+            cfg.join("config.v2.json"),
+            r#"{"Name":"/web","Config":{"Image":"nginx:1.27","Labels":{}},"State":{}}"#,
+        )
+        .expect("config");
+        Self(root)
+    }
+}
+
+impl Drop for FakeProc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The network sources (procfs rows, conntrack messages) and file
+/// integrity (a file's state into an event).
+fn network_and_fim() {
+    use vigil::collectors::network::conntrack::{Message, flow_events, messages};
+    use vigil::collectors::network::{NetworkConfig, Scanner};
+
+    // procfs: a whole poll of a container namespace with 2,000 sockets, all
+    // new (a fresh scanner each time): list the processes, read and parse
+    // the table, attribute, build the events.
+    let rows = 2_000;
+    let fake = FakeProc::new(rows);
+    let settings = NetworkConfig {
+        proc_root: fake.0.clone(),
+        docker_root: fake.0.join("docker"),
+        ..NetworkConfig::default()
+    }
+    .validate()
+    .expect("settings");
+    let procfs = rate(rows, || {
+        let poll = Scanner::new(settings.clone()).poll().expect("poll");
+        assert_eq!(poll.events.len(), rows);
+        black_box(poll);
+    });
+    println!(
+        "| Network, procfs poller (`/proc/<pid>/net/tcp` rows → attributed events; whole poll incl. reading the table) | {rows} sockets of one container, 150 B/row | {} |",
+        fmt(procfs)
+    );
+
+    // conntrack: one event per datagram, as the socket delivers them: the
+    // real `CT_NEW` captured from this kernel (a bridge container's
+    // connection, 196 B with status, timeout, protoinfo, mark, …), its
+    // container address varied over 1,024 containers; decoded, attributed
+    // by address, into an event.
+    let hex = std::fs::read_to_string(root().join("host/tests/data/conntrack/new-tcp4-bridge.hex"))
+        .expect("fixture");
+    let hex = hex.trim();
+    let real: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let container_ip = [172u8, 17, 0, 2];
+    let datagrams: Vec<Vec<u8>> = (0..1024u32)
+        .map(|i| {
+            let mut d = real.clone();
+            let ip = [172, 17, 4 + (i >> 8) as u8, (i & 0xff) as u8];
+            let at: Vec<usize> = d
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == container_ip)
+                .map(|(at, _)| at)
+                .collect();
+            for at in at {
+                d[at..at + 4].copy_from_slice(&ip);
+            }
+            d
+        })
+        .collect();
+    let owners: std::collections::HashMap<std::net::IpAddr, vigil::model::ContainerRef> = datagrams
+        .iter()
+        .filter_map(|d| match messages(d).next() {
+            Some(Ok(Message::Flow(f))) => Some(f.orig.src),
+            _ => None,
+        })
+        .map(|ip| {
+            (
+                ip,
+                vigil::model::ContainerRef {
+                    id: FakeProc::ID.to_owned(),
+                    name: "web".into(),
+                    image: "nginx:1.27".into(),
+                    pod: String::new(),
+                },
+            )
+        })
+        .collect();
+    let conntrack = rate(datagrams.len(), || {
+        let mut out = Vec::with_capacity(datagrams.len());
+        for d in &datagrams {
+            for m in messages(d) {
+                if let Ok(Message::Flow(f)) = m {
+                    flow_events(&f, |ip| owners.get(&ip).cloned(), &mut out);
+                }
+            }
+        }
+        assert_eq!(out.len(), datagrams.len());
+        black_box(out);
+    });
+    println!(
+        "| Network, conntrack (ctnetlink `CT_NEW` datagram → decoded → attributed event) | a real {} B event per datagram | {} |",
+        datagrams[0].len(),
+        fmt(conntrack)
+    );
+
+    // File integrity: a watched config file's state (stat, open, SHA-256)
+    // compared with its baseline into an event, as each rescan does.
+    let file = std::env::temp_dir().join(format!("vigil-bench-fim-{}.json", std::process::id()));
+    std::fs::write(&file, vec![b'x'; 2048]).expect("file");
+    let before = vigil::model::FileState {
+        sha256: "0".repeat(64),
+        size: 2048,
+        mode: 0o100_644,
+        ..vigil::model::FileState::default()
+    };
+    let n = 1_000;
+    let fim = rate(n, || {
+        for _ in 0..n {
+            let after = vigil::collectors::file_integrity::read_state(&file).expect("state");
+            let change = vigil::collectors::file_integrity::classify(Some(&before), after.as_ref())
+                .expect("a change");
+            black_box(vigil::model::FileEvent {
+                path: file.to_string_lossy().into_owned(),
+                change,
+                before: Some(before.clone()),
+                after,
+            });
+        }
+    });
+    let _ = std::fs::remove_file(&file);
+    println!(
+        "| File integrity (state of a watched file → event: stat, open, SHA-256, compare) | a 2 KiB config file | {} |",
+        fmt(fim)
+    );
+}
+
+/// The Python and C plugins of `plugins/python` and `plugins/c` (built by
+/// `scripts/foreign-plugins.sh`) beside the Rust container-escape, on the same
+/// event mixes at batch 256, with the native baseline in the same process.
+fn foreign(runtime: &Runtime) {
+    // Where scripts/foreign-plugins.sh puts them (same override).
+    let dir = std::env::var_os("VIGIL_FOREIGN_OUT").map_or_else(
+        || root().join("target/wasm/foreign"),
+        std::path::PathBuf::from,
+    );
+    let plugins = [
+        ("untrusted-registry", "Python (componentize-py)"),
+        ("shell-exec", "C (clang, wasi-libc)"),
+    ];
+    if plugins
+        .iter()
+        .any(|(n, _)| !dir.join(format!("{n}.wasm")).exists())
+    {
+        println!(
+            "## Plugins in other languages: skipped (run `scripts/foreign-plugins.sh` to build them)\n"
+        );
+        return;
+    }
+    let file_spec = |name: &str| PluginSpec {
+        origin: PluginOrigin::File(dir.join(format!("{name}.wasm"))),
+        bytes: Arc::from(std::fs::read(dir.join(format!("{name}.wasm"))).expect("plugin")),
+        settings: "{}".into(),
+        limits: PluginLimits::default(),
+    };
+    const BATCH: usize = 256;
+    for (label, events) in [
+        ("typical live mix", corpus::typical(4096)),
+        (
+            "pod-spec-heavy mix (Falco audit fixtures + Docker)",
+            mixed(4096),
+        ),
+    ] {
+        println!("## Plugins by language, {label}, batch {BATCH} (one core)\n");
+        println!(
+            "| plugin | language | events/s | µs/event | findings per 4096 events | native container-escape, measured right after | plugin time / native time |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let mut native = ContainerEscape::default();
+        native.configure("{}").expect("settings");
+        // The native baseline is measured right after each plugin, so that each
+        // ratio compares two runs close in time on a noisy machine.
+        let mut native_rate = || {
+            rate(events.len(), || {
+                for chunk in events.chunks(BATCH) {
+                    // The same copy the Wasm boundary makes, then the logic.
+                    let sdk: Vec<_> = chunk.iter().map(to_sdk::event).collect();
+                    black_box(native.on_events(&sdk));
+                }
+            })
+        };
+        let mut rows = vec![(spec(), "container-escape", "Rust (wasm32-unknown-unknown)")];
+        rows.extend(
+            plugins
+                .iter()
+                .map(|(name, lang)| (file_spec(name), *name, *lang)),
+        );
+        for (mut spec, name, lang) in rows {
+            // Throughput, not deadlines: a busy machine can stall a call past 250 ms.
+            spec.limits.deadline_ms = 10_000;
+            let mut runner = runtime.load(spec, &ctx()).expect("load");
+            let mut findings = 0;
+            for chunk in events.chunks(BATCH) {
+                let CallOutcome::Findings(f) = runner.on_events(chunk) else {
+                    panic!("{name} failed")
+                };
+                findings += f.len();
+            }
+            let wasm = rate(events.len(), || {
+                for chunk in events.chunks(BATCH) {
+                    let CallOutcome::Findings(f) = runner.on_events(chunk) else {
+                        panic!("{name} failed")
+                    };
+                    black_box(f);
+                }
+            });
+            let native = native_rate();
+            println!(
+                "| {name} | {lang} | {} | {:.2} | {findings} | {} | {:.2}× |",
+                fmt(wasm),
+                1e6 / wasm,
+                fmt(native),
+                native / wasm
+            );
+        }
+        println!();
+    }
+
+    println!("## Plugin start by language\n");
+    println!(
+        "| plugin | size | compile (Cranelift, no cache) | load from the compile cache | instantiate + describe + configure |"
+    );
+    println!("|---|---|---|---|---|");
+    let cache = std::env::temp_dir().join(format!("vigil-bench-foreign-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cached = Runtime::new(&EngineSettings::default(), Some(&cache)).expect("runtime");
+    let mut rows = vec![(spec(), "container-escape (Rust)")];
+    rows.push((
+        file_spec("untrusted-registry"),
+        "untrusted-registry (Python)",
+    ));
+    rows.push((file_spec("shell-exec"), "shell-exec (C)"));
+    for (spec, label) in rows {
+        let size = spec.bytes.len();
+        let cold = cached.load(spec.clone(), &ctx()).expect("load");
+        let compile = cold.plugin().compile.duration;
+        drop(cold);
+        let t = Instant::now();
+        let warm = cached.load(spec, &ctx()).expect("load");
+        let total = t.elapsed();
+        let from_cache = warm.plugin().compile.duration;
+        println!(
+            "| {label} | {:.1} MiB | {:.2} s | {:.1} ms | {:.1} ms |",
+            size as f64 / (1 << 20) as f64,
+            compile.as_secs_f64(),
+            from_cache.as_secs_f64() * 1e3,
+            (total - from_cache).as_secs_f64() * 1e3
+        );
+    }
+    println!();
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::normalize::Format;
 
@@ -39,6 +39,51 @@ pub enum Command {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Quarantines taken by the responder: list them, release one.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List the quarantines (and dry-run records) of the data directory.
+    List(QuarantineListArgs),
+    /// Release a quarantine: Docker: rename back, reconnect the networks, unpause; Kubernetes: remove the label, delete the NetworkPolicy.
+    Release(QuarantineReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// Data directory of the `vigil run` that took the quarantines.
+    #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Shorthand for `--format json`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `vigil quarantine list` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON array with every record, its actions and findings.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineReleaseArgs {
+    /// The quarantine id (first column of `vigil quarantine list`).
+    pub id: String,
+    /// Data directory of the `vigil run` that took the quarantine.
+    #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Docker Engine API socket.
+    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
+    pub docker_socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +171,8 @@ pub enum PluginCommand {
     Test(PluginTestArgs),
     /// Show a plugin's description and imports.
     Inspect(PluginInspectArgs),
+    /// Create a plugin project (Rust, Python or C) whose own test passes.
+    New(PluginNewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +199,33 @@ pub struct PluginInspectArgs {
 /// `vigil run`. Every flag overrides the matching key of `--config FILE`
 /// (or of the embedded defaults when there is no file).
 #[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name: 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter.
+    pub name: String,
+    /// The language of the project.
+    #[arg(long, value_enum)]
+    pub lang: PluginLang,
+    /// Where to create the project (default: ./NAME); it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Rust only: the `vigil-plugin-sdk` crate the project depends on by path (default: the
+    /// `plugin-sdk/` of the source tree this `vigil` was built from, when it still exists).
+    #[arg(long, value_name = "PATH")]
+    pub sdk_path: Option<PathBuf>,
+}
+
+/// The languages `vigil plugin new` scaffolds.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PluginLang {
+    /// Rust with `vigil-plugin-sdk`, built for wasm32-unknown-unknown.
+    Rust,
+    /// Python with componentize-py (`--stub-wasi`).
+    Python,
+    /// C with wit-bindgen's C bindings, clang and wasi-libc, off stdio.
+    C,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// TOML configuration file (see config/vigil.example.toml); flags override it.
     /// Reloaded on SIGHUP and when it changes.
@@ -174,16 +248,22 @@ pub struct RunArgs {
     /// Do not reload when the config file or the plugin directory changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,
+    /// How often the threat-intel feed files are checked for changes, in milliseconds (default 1000; reloaded once a change has settled for one more interval); 0 never reloads them.
+    #[arg(long, value_name = "MS")]
+    pub intel_poll_ms: Option<u64>,
     /// Docker Engine API socket the `docker` source reads (default /var/run/docker.sock).
     #[arg(long, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
     /// Do not start the `docker` source.
     #[arg(long)]
     pub no_docker: bool,
-    /// Do not start the `procfs` network source (container sockets).
+    /// Do not start the network sources (`procfs` container sockets and `conntrack` flows).
     #[arg(long)]
     pub no_network: bool,
-    /// How often the network source reads the socket tables, in milliseconds (default 1000); a connection shorter than this can be missed.
+    /// Do not start the `conntrack` network listener (new connections over netlink); the procfs poller still runs. Sets `sources.network.conntrack = false`.
+    #[arg(long)]
+    pub no_conntrack: bool,
+    /// How often the network source reads the socket tables, in milliseconds (default 1000); a connection shorter than this can be missed by the poller (conntrack sees those of bridge-networked containers).
     #[arg(long, value_name = "MS")]
     pub network_interval_ms: Option<u64>,
     /// Also emit the sockets of the host itself (not in any container).
@@ -234,6 +314,21 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, value_name = "NS")]
     pub k8s_namespace: Option<String>,
+    /// Response to findings (`response.mode`): `off`, `dry-run` (log and record the quarantine that would be taken) or `enforce` (quarantine).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub response: Option<crate::response::Mode>,
+    /// A response rule (`[[response.rules]]`, appended): a rule id, exact or glob (e.g. `container-escape/*`), whose findings trigger the response (repeatable; first match wins).
+    #[arg(long = "response-rule", value_name = "GLOB")]
+    pub response_rule: Vec<String>,
+    /// Findings below this severity trigger no response (`response.min_severity`, default high).
+    #[arg(long, value_name = "SEVERITY", value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub response_min_severity: Option<String>,
+    /// Containers never quarantined, globs over names or ids (`response.docker.exempt`, appended). Vigil's own container always is.
+    #[arg(long = "response-exempt", value_name = "GLOB")]
+    pub response_exempt: Vec<String>,
+    /// Only these containers are quarantined, globs over names or ids (`response.docker.include`, appended; default all).
+    #[arg(long = "response-include", value_name = "GLOB")]
+    pub response_include: Vec<String>,
 }
 
 /// This machine's host name.

@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod plugin;
+pub mod plugin_new;
+pub mod quarantine;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,7 +12,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, ConfigCommand, PluginArgs, PluginCommand, ReplayArgs, hostname};
+use crate::cli::{
+    Command, ConfigCommand, PluginArgs, PluginCommand, QuarantineCommand, ReplayArgs, hostname,
+};
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
 use crate::runtime::PluginLimits;
@@ -26,6 +30,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             crate::run::run(args, config)
         }
         Command::Config(ConfigCommand::Check(args)) => config::check(args),
+        Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
+        Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
     }
 }
 

@@ -79,6 +79,8 @@ pub struct VigilConfig {
     pub suppress: Vec<SuppressionRule>,
     /// Plugins in monitor mode: findings recorded, not alerted.
     pub monitor: MonitorConfig,
+    /// Response to findings: quarantine of containers and pods (off by default).
+    pub response: crate::response::ResponseConfig,
 }
 
 impl Default for VigilConfig {
@@ -96,6 +98,7 @@ impl Default for VigilConfig {
             dedup: DedupConfig::default(),
             suppress: Vec::new(),
             monitor: MonitorConfig::default(),
+            response: crate::response::ResponseConfig::default(),
         }
     }
 }
@@ -127,6 +130,7 @@ impl Validate for VigilConfig {
             path,
             problems,
         );
+        self.response.validate(&join(path, "response"), problems);
     }
 }
 

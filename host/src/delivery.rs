@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Problems, Validate, join};
 use crate::finding_record::FindingRecord;
-use crate::metrics::{DeliveryMetrics, OutputMetrics, PluginMetrics};
+use crate::metrics::{DeliveryMetrics, OutputMetrics, PluginMetrics, Registry};
 use crate::normalize::time::format_rfc3339;
 use crate::outputs::{DeliveryError, Output, OutputSpec, OutputsConfig};
 use crate::runtime::wall_now;
@@ -236,6 +236,13 @@ pub trait Responder: Send {
     fn respond(&mut self, finding: &FindingRecord);
 }
 
+/// The quarantine responder (`crate::response`) as the response stage.
+impl Responder for crate::response::ResponderHandle {
+    fn respond(&mut self, finding: &FindingRecord) {
+        self.submit(finding);
+    }
+}
+
 /// Wakes an output thread when its queue got findings.
 #[derive(Default)]
 struct Wake {
@@ -333,6 +340,7 @@ impl Rules {
 }
 
 struct Intake {
+    registry: Arc<Registry>,
     node: String,
     specs: Vec<(OutputSpec, Arc<OutputMetrics>, Arc<Wake>)>,
     spool: SpoolConfig,
@@ -359,12 +367,12 @@ impl Delivery {
         data_dir: &Path,
         node: &str,
         findings: Receiver<PluginFinding>,
-        metrics: Arc<DeliveryMetrics>,
+        registry: Arc<Registry>,
         rt: &tokio::runtime::Handle,
         responder: Option<Box<dyn Responder>>,
     ) -> anyhow::Result<Self> {
         let outputs = cfg.outputs().build(rt)?;
-        Self::start_with(cfg, data_dir, node, findings, metrics, outputs, responder)
+        Self::start_with(cfg, data_dir, node, findings, registry, outputs, responder)
     }
 
     /// [`Delivery::start`] with outputs built by the caller (tests, benchmarks).
@@ -373,10 +381,11 @@ impl Delivery {
         data_dir: &Path,
         node: &str,
         findings: Receiver<PluginFinding>,
-        metrics: Arc<DeliveryMetrics>,
+        registry: Arc<Registry>,
         outputs: Vec<(OutputSpec, Box<dyn Output>)>,
         responder: Option<Box<dyn Responder>>,
     ) -> anyhow::Result<Self> {
+        let metrics = registry.delivery.clone();
         let path = spool_path(&cfg.spool, data_dir);
         let mut conn = spool::open(&path, cfg.spool.sync)
             .map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", path.display()))?;
@@ -448,6 +457,7 @@ impl Delivery {
             .collect();
         let rules = Arc::new(Mutex::new(Rules::new(cfg)));
         let mut intake = Intake {
+            registry: registry.clone(),
             node: node.to_owned(),
             specs,
             spool: cfg.spool.clone(),
@@ -625,7 +635,7 @@ impl Intake {
                 let mut rec =
                     FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
                 let rule = rec.rule_id.clone();
-                self.metrics.findings.add(&[&rule], 1);
+                self.registry.count_finding(&pf.plugin, &rule);
                 if rules.monitor.iter().any(|p| **p == *pf.plugin) {
                     rec.monitor = true;
                     self.metrics.monitor.add(&[&rule], 1);

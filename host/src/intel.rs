@@ -3,7 +3,10 @@
 //! Feeds are local files: plain lists (one address or CIDR block per line,
 //! `#` comments) and abuse.ch-style CSV (quoted fields, `#` header lines; the
 //! first field that parses as an address is the entry, the last non-empty
-//! field is kept as the note, e.g. the malware family).
+//! field is kept as the note, e.g. the malware family). `vigil run` reloads
+//! them when they change ([`reload`]).
+
+pub mod reload;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,6 +31,12 @@ pub enum IntelError {
         #[source]
         source: std::io::Error,
     },
+    /// The file has lines, but not one of them is an address or a block:
+    /// not a feed (an HTML error page, a truncated download, the wrong file).
+    #[error(
+        "threat-intel feed {path} has no address or CIDR entry in its {skipped} non-comment lines"
+    )]
+    NoEntries { path: PathBuf, skipped: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +61,27 @@ impl ThreatIntel {
         Self::default()
     }
 
+    /// Loads every feed file, all or nothing: the first file that cannot be
+    /// read or holds no entry at all is the error.
+    pub fn load_files(paths: &[PathBuf], category: &str) -> Result<Self, IntelError> {
+        Self::load_feeds(paths.iter().map(|p| (p.as_path(), category)))
+    }
+
+    /// Loads every `(file, category)` feed, all or nothing, like
+    /// [`load_files`](Self::load_files).
+    pub fn load_feeds<'a>(
+        feeds: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> Result<Self, IntelError> {
+        let mut intel = Self::empty();
+        for (path, category) in feeds {
+            intel.load_file(path, category)?;
+        }
+        Ok(intel)
+    }
+
     /// Loads a feed file; `category` labels all its entries (e.g. `c2`).
+    /// An empty file (or only comments) is a valid, empty feed; a file whose
+    /// every line is unreadable is refused.
     pub fn load_file(&mut self, path: &Path, category: &str) -> Result<usize, IntelError> {
         let text = std::fs::read_to_string(path).map_err(|source| IntelError::Read {
             path: path.to_owned(),
@@ -62,7 +91,16 @@ impl ThreatIntel {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Ok(self.load_text(&feed, category, &text))
+        let skipped_before = self.skipped_lines;
+        let added = self.load_text(&feed, category, &text);
+        let skipped = self.skipped_lines - skipped_before;
+        if added == 0 && skipped > 0 {
+            return Err(IntelError::NoEntries {
+                path: path.to_owned(),
+                skipped,
+            });
+        }
+        Ok(added)
     }
 
     /// Loads a feed from text; returns the number of entries added.

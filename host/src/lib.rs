@@ -19,13 +19,14 @@ pub mod normalize;
 pub mod outputs;
 pub mod plugin_set;
 pub mod replay;
+pub mod response;
 pub mod run;
 pub mod runtime;
 pub mod state;
 pub mod workers;
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "vigil:detector@0.1.0";
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.1";
 
 /// The instance name of the WIT `types` interface.
-pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.0";
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.1";

@@ -144,6 +144,24 @@ impl PluginMetrics {
 }
 
 counters! {
+    /// Counters of the threat-intel feeds.
+    pub struct IntelCounters {
+        /// Reloads that replaced the feeds after a file changed.
+        reloads,
+        /// Reloads that failed (unreadable file, no entry): the previous feeds were kept.
+        reload_failures,
+    }
+}
+
+/// Metrics of the threat-intel feeds.
+#[derive(Debug, Default)]
+pub struct IntelMetrics {
+    pub counters: IntelCounters,
+    /// Entries loaded now (a gauge).
+    pub entries: AtomicU64,
+}
+
+counters! {
     /// Counters of the host itself.
     pub struct HostCounters {
         /// Reloads applied (SIGHUP, config file or plugin directory change).
@@ -177,9 +195,32 @@ pub struct Registry {
     pub host: HostCounters,
     /// Readiness and sizes.
     pub gauges: HostGauges,
+    /// Findings written, per (plugin, rule id).
+    rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// The threat-intel feeds'.
+    pub intel: Arc<IntelMetrics>,
+    /// The responder's counters (`vigil_response_*`).
+    pub response: ResponseCounters,
 }
 
+/// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
+/// not grow the metrics without bound; the excess is counted under
+/// `rule="(other)"`.
+const MAX_RULE_SERIES: usize = 1_000;
+
 impl Registry {
+    /// Counts a finding written for `rule` of `plugin`.
+    pub fn count_finding(&self, plugin: &str, rule: &str) {
+        let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (plugin.to_owned(), rule.to_owned());
+        let key = if rules.contains_key(&key) || rules.len() < MAX_RULE_SERIES {
+            key
+        } else {
+            (plugin.to_owned(), "(other)".to_owned())
+        };
+        *rules.entry(key).or_default() += 1;
+    }
+
     /// Registers (or returns the existing) metrics of a plugin.
     pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
         let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
@@ -256,6 +297,21 @@ impl Registry {
             s.counters
                 .render(&mut out, &format!("source=\"{}\"", s.name));
         }
+        self.response
+            .render_counters(&mut out, "vigil_response", "");
+        for ((plugin, rule), n) in self
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "vigil_findings_total{{plugin=\"{}\",rule=\"{}\"}} {n}",
+                escape(plugin),
+                escape(rule)
+            );
+        }
         for p in self.plugins() {
             let labels = format!("plugin=\"{}\"", p.name);
             p.counters
@@ -269,6 +325,14 @@ impl Registry {
                 .render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
         self.delivery.render(&mut out);
+        self.intel
+            .counters
+            .render_counters(&mut out, "vigil_intel", "");
+        let _ = writeln!(
+            out,
+            "vigil_intel_entries {}",
+            self.intel.entries.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -359,8 +423,6 @@ pub struct DeliveryMetrics {
     pub spool_orphaned: LabeledCounter,
     /// Spool write failures (the findings of the failed transaction are lost; logged).
     pub spool_errors: AtomicU64,
-    /// Findings reported by plugins, by rule (before suppression and dedup).
-    pub findings: LabeledCounter,
     /// Findings suppressed, by rule and suppression.
     pub suppressed: LabeledCounter,
     /// Findings folded into an open dedup window (delivered later as a count), by rule.
@@ -411,7 +473,6 @@ impl DeliveryMetrics {
             o.latency
                 .render(out, "vigil_output_latency_seconds", &labels);
         }
-        self.findings.render(out, "vigil_findings_total", &["rule"]);
         self.suppressed.render(
             out,
             "vigil_findings_suppressed_total",
@@ -473,5 +534,77 @@ impl SourceCounters {
     /// Renders with the given metric prefix and labels (used by [`Registry::render`]).
     pub fn render(&self, out: &mut String, labels: &str) {
         self.render_counters(out, "vigil_source", labels);
+    }
+}
+
+counters! {
+    /// Counters of the responder (quarantine).
+    pub struct ResponseCounters {
+        /// Findings that matched a response rule (at or above its severity).
+        decisions,
+        /// Quarantines started in enforce mode (one per target).
+        quarantines,
+        /// Dry-run records created (the actions a quarantine would take).
+        dry_runs,
+        /// Quarantines that completed every action.
+        quarantined,
+        /// Quarantines left partial (some action failed or could not be taken yet).
+        partial,
+        /// Quarantines where no action succeeded.
+        failed,
+        /// Findings for a target already quarantined (or already dry-run): nothing new done.
+        already,
+        /// Findings not acted on: Vigil's own container/pod, or an exempt target.
+        exempt,
+        /// Findings not acted on because an operator released the target for that rule.
+        released_before,
+        /// Actions done.
+        actions_ok,
+        /// Actions skipped (not needed or not possible: host network, not running …).
+        actions_skipped,
+        /// Actions that failed.
+        actions_failed,
+        /// Actions planned by a dry run.
+        actions_planned,
+        /// Findings dropped because the responder's queue was full.
+        queue_full,
+        /// Errors of the quarantine database.
+        store_errors,
+    }
+}
+
+/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_per_rule_are_bounded_and_escaped() {
+        let r = Registry::default();
+        r.count_finding("p", "a\"b");
+        r.count_finding("p", "a\"b");
+        for i in 0..MAX_RULE_SERIES + 5 {
+            r.count_finding("q", &format!("r{i}"));
+        }
+        let text = r.render();
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"p\",rule=\"a\\\"b\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_findings_total{plugin=\"q\",rule=\"(other)\"} 6"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("vigil_findings_total{").count(),
+            MAX_RULE_SERIES + 1
+        );
+        assert!(text.contains("vigil_reloads_ok_total 0\n"), "{text}");
     }
 }

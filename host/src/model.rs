@@ -12,6 +12,7 @@
 
 mod finding;
 mod linker;
+pub mod packed;
 
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,

@@ -57,10 +57,7 @@ pub fn replay(
     errors: &mut dyn FnMut(&InputError),
 ) -> anyhow::Result<ReplayReport> {
     let runtime = Runtime::new(&EngineSettings::default(), opts.cache_dir.as_deref())?;
-    let mut intel = ThreatIntel::empty();
-    for f in &opts.intel_files {
-        intel.load_file(f, "intel")?;
-    }
+    let intel = ThreatIntel::load_files(&opts.intel_files, "intel")?;
     let clock = Arc::new(AtomicU64::new(0));
     let ctx = RunContext {
         clock: Clock::Replay(clock.clone()),

@@ -1,9 +1,15 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; the [`pipeline`] groups events per kind and routes them
 //! to one worker per plugin; findings go to the delivery pipeline
-//! ([`crate::delivery`]: suppression, dedup, the durable spool, the outputs).
+//! ([`crate::delivery`]: monitor mode, suppression, dedup, the durable
+//! spool, the outputs), which hands each one that passed, once it is in
+//! the spool, to the [`Responder`] (quarantine, when `response.mode` is not
+//! `off`).
 //! The admin endpoint serves metrics and probes; SIGHUP or a change of the
 //! config file or plugin directory reloads plugins and sources ([`reload`]).
+//! The threat-intel feed files are polled on their own thread and reloaded
+//! when they change ([`crate::intel::reload`]); a config reload that changes
+//! `[intel]` restarts that poller on the new feeds.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,15 +27,21 @@ pub mod reload;
 
 use crate::cli::RunArgs;
 use crate::collectors::{self, RunningSource};
-use crate::config::{VigilConfig, overrides};
+use crate::config::{IntelConfig, VigilConfig, overrides};
 use crate::delivery::Delivery;
+use crate::intel::reload::ReloaderHandle;
 use crate::metrics::{PluginMetrics, Registry};
 use crate::model::Event;
 use crate::plugin_set;
+use crate::response::{Responder, ResponderHandle};
 use crate::runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 use pipeline::Pipeline;
 use reload::{Candidate, FileWatch, Fingerprint};
+
+/// How long shutdown waits for the sources to stop (and for their last
+/// events), in all.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How often plugins get `on-tick`.
 const TICK: Duration = Duration::from_secs(1);
@@ -75,10 +87,15 @@ struct Host {
     runtime: Runtime,
     ctx: RunContext,
     registry: Arc<Registry>,
+    responder: Responder,
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
     events: mpsc::Sender<Vec<Event>>,
+    /// Suppression, dedup, the spool and the outputs.
     delivery: Delivery,
+    /// Polls the threat-intel feed files; `None` when there is none to
+    /// poll (no feed, or `intel.poll_interval_ms = 0`).
+    intel_reloader: Option<ReloaderHandle>,
 }
 
 async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCode> {
@@ -103,17 +120,29 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     let cache = config.plugins.cache_dir(&config.data_dir);
     let runtime = Runtime::new(&EngineSettings::default(), cache.as_deref())?;
     let intel = reload::load_intel(&config.intel)?;
+    registry
+        .intel
+        .entries
+        .store(intel.len() as u64, Ordering::Relaxed);
     let ctx = RunContext {
         clock: Clock::Wall,
         intel: Arc::new(RwLock::new(Arc::new(intel))),
         state_dir: Some(config.data_dir.join("state")),
     };
+    let intel_reloader = ReloaderHandle::start(&config.intel, &ctx.intel, &registry.intel)
+        .context("cannot start the threat-intel reloader")?;
     let (runners, refused) = plugin_set::load(&runtime, &config.plugins.selection(), &ctx);
     if runners.is_empty() {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
     }
     let names = plugin_names(&runners);
 
+    let responder = Responder::start(
+        config.response.clone(),
+        config.data_dir.clone(),
+        &node,
+        registry.clone(),
+    )?;
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     // Outputs and the spool before the plugins: findings a previous run
     // left undelivered go out while the sources start.
@@ -122,10 +151,9 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         &config.data_dir,
         &node,
         frx,
-        registry.delivery.clone(),
+        registry.clone(),
         &tokio::runtime::Handle::current(),
-        // The response stage plugs in here (`delivery::Responder`).
-        None,
+        Some(Box::new(responder.handle())),
     )?;
     let pool = start_pool(runners, &registry, &ftx);
 
@@ -151,9 +179,11 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         runtime,
         ctx,
         registry,
+        responder,
         findings: ftx,
         sources,
         events: etx,
+        intel_reloader,
         delivery,
     };
     let mut pipeline = Pipeline::new(pool, events_out);
@@ -201,17 +231,33 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     }
     tracing::info!("shutting down");
     drop(file_watch);
+    drop(host.intel_reloader.take());
     host.registry.gauges.ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let Host {
         sources,
         findings,
         events,
-        delivery: host_delivery,
+        responder,
+        delivery,
         ..
     } = host;
+    // Each source is stopped while the queue is still read, and has ended
+    // (its last events queued, the audit log's position saved) before the
+    // queue is emptied into the plugins: what a source recorded as
+    // delivered is processed. Bounded, so that a source that does not stop
+    // does not hold the host: it is left behind, logged.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     for s in sources {
-        stop_draining(s, &mut pipeline, &mut erx).await;
+        let name = s.name;
+        let stopping = stop_draining(s, &mut pipeline, &mut erx);
+        if tokio::time::timeout_at(deadline, stopping).await.is_err() {
+            tracing::warn!(
+                source = name,
+                "source did not stop within {} s: its last events may be lost",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
     }
     drop(events);
     while let Ok(batch) = erx.try_recv() {
@@ -219,7 +265,10 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     }
     pipeline.finish();
     drop(findings);
-    tokio::task::block_in_place(|| host_delivery.shutdown());
+    // The intake ends once the plugins' findings are all in the spool (and
+    // handed to the responder); the outputs get their grace period.
+    tokio::task::block_in_place(|| delivery.shutdown());
+    responder.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -293,11 +342,25 @@ impl Host {
         // The old plugins finish what they were given (and persist their
         // state) before the new ones load it.
         pipeline.drain();
+        // A poller of the old feed list must not swap its feeds over the
+        // new ones: stopped (and its poll in progress finished) first.
+        let intel_changed = config.intel != self.config.intel;
+        if intel_changed && let Some(old) = self.intel_reloader.take() {
+            tokio::task::block_in_place(|| old.stop());
+        }
+        let entries = intel.len() as u64;
         *self
             .ctx
             .intel
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(intel);
+        self.registry
+            .intel
+            .entries
+            .store(entries, Ordering::Relaxed);
+        if intel_changed {
+            self.restart_intel_reloader(&config.intel);
+        }
         let (runners, errors) = tokio::task::block_in_place(|| {
             plugin_set::load(&self.runtime, &config.plugins.selection(), &self.ctx)
         });
@@ -345,10 +408,42 @@ impl Host {
             .gauges
             .sources
             .store(self.sources.len() as u64, Ordering::Relaxed);
+        if config.response != self.config.response {
+            self.responder.reconfigure(config.response.clone());
+        }
         self.delivery.reload(&config.delivery());
         self.config = config;
         PluginMetrics::add(&self.registry.host.reloads_ok, 1);
         tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
+    }
+
+    /// Starts polling the feeds of `intel` (already loaded into the shared
+    /// intel), replacing a stopped poller.
+    fn restart_intel_reloader(&mut self, intel: &IntelConfig) {
+        match ReloaderHandle::start(intel, &self.ctx.intel, &self.registry.intel) {
+            Ok(reloader) => {
+                let files: Vec<String> = intel
+                    .feeds
+                    .iter()
+                    .map(|f| f.path.display().to_string())
+                    .collect();
+                let polling = reloader.is_some();
+                tracing::info!(
+                    files = ?files,
+                    poll_interval_ms = intel.poll_interval_ms,
+                    polling,
+                    "threat-intel config changed by the reload: feed polling restarted on the new feeds"
+                );
+                self.intel_reloader = reloader;
+            }
+            Err(e) => {
+                // The new feeds are in force; only their later changes would be missed.
+                tracing::error!(
+                    error = %e,
+                    "cannot restart the threat-intel reloader: feed files are no longer polled (a config reload or restart picks up their changes)"
+                );
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use cache::{CompileSource, CompileStats, ComponentCache, digest};
@@ -28,15 +28,37 @@ use crate::state::{PluginState, StateBounds};
 use bindings::{Detector, DetectorPre};
 use host_state::HostState;
 
-/// The only interfaces a plugin may import (any version-less prefix match is
-/// refused: the versions must be the host's own).
-pub const ALLOWED_IMPORTS: [&str; 5] = [
-    crate::WIT_TYPES_INTERFACE,
-    "vigil:detector/log@0.1.0",
-    "vigil:detector/state@0.1.0",
-    "vigil:detector/clock@0.1.0",
-    "vigil:detector/threat-intel@0.1.0",
+/// The only interfaces a plugin may import, at one of
+/// [`COMPATIBLE_VERSIONS`] (anything else is refused, naming the import).
+pub const ALLOWED_INTERFACES: [&str; 5] = [
+    "vigil:detector/types",
+    "vigil:detector/log",
+    "vigil:detector/state",
+    "vigil:detector/clock",
+    "vigil:detector/threat-intel",
 ];
+
+/// WIT versions whose plugins this host runs: 0.1.1 only added a world, so
+/// wasmtime's semver matching links 0.1.0 imports to the 0.1.1 host.
+pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.1.0", "0.1.1"];
+
+/// The export of the `packed-detector` world (`wit/PACKED.md`).
+const PACKED_EXPORT: &str = "on-packed-events";
+
+/// Whether a plugin may import this interface instance name.
+pub fn import_allowed(name: &str) -> bool {
+    name.split_once('@').is_some_and(|(iface, version)| {
+        ALLOWED_INTERFACES.contains(&iface) && COMPATIBLE_VERSIONS.contains(&version)
+    })
+}
+
+fn allowed_imports_list() -> String {
+    format!(
+        "{} at version {}",
+        ALLOWED_INTERFACES.join(", "),
+        COMPATIBLE_VERSIONS.join(" or ")
+    )
+}
 
 /// The engine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +169,15 @@ pub struct LoadedPlugin {
     pub settings: String,
     pub limits: PluginLimits,
     pre: DetectorPre<HostState>,
+    /// `on-packed-events`, when the plugin exports it (the fast path).
+    packed: Option<ComponentExportIndex>,
+}
+
+impl LoadedPlugin {
+    /// Whether batches go to the plugin packed (`wit/PACKED.md`).
+    pub fn takes_packed(&self) -> bool {
+        self.packed.is_some()
+    }
 }
 
 /// The runtime: engine, linker, cache and epoch ticker.
@@ -213,16 +244,14 @@ impl Runtime {
             &digest,
         )?;
         let imports = component_imports(&self.engine, &component);
-        if let Some(bad) = imports
-            .iter()
-            .find(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
-        {
+        if let Some(bad) = imports.iter().find(|i| !import_allowed(i)) {
             return Err(LoadError::ForbiddenImport {
                 plugin: label,
                 import: bad.clone(),
-                allowed: ALLOWED_IMPORTS.join(", "),
+                allowed: allowed_imports_list(),
             });
         }
+        let packed = component.get_export_index(None, PACKED_EXPORT);
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -270,6 +299,7 @@ impl Runtime {
             settings: spec.settings,
             limits: spec.limits,
             pre,
+            packed,
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),

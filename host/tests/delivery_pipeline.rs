@@ -150,7 +150,7 @@ impl Pipeline {
             &dir.0,
             "node-1",
             rx,
-            registry.delivery.clone(),
+            registry.clone(),
             outputs,
             responder,
         )
@@ -233,7 +233,10 @@ fn identical_findings_in_the_window_become_one_summary_with_a_count() {
     let got = mem.wait(4);
     assert_eq!(got[3].count, None);
     let m = p.stop();
-    assert_eq!(metric(&m, "vigil_findings_total{rule=\"p/priv\"}"), 7);
+    assert_eq!(
+        metric(&m, "vigil_findings_total{plugin=\"p\",rule=\"p/priv\"}"),
+        7
+    );
     assert_eq!(
         metric(&m, "vigil_findings_deduplicated_total{rule=\"p/priv\"}"),
         4

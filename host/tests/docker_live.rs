@@ -175,9 +175,14 @@ fn host_network_container_is_reported_within_a_second() {
 
 /// A Unix-socket proxy to the Docker socket that can cut every connection
 /// (and refuse new ones) on command: a daemon restart, as the source sees it.
+///
+/// With `forget_history`, the `since` of every `GET /events` passing through
+/// is moved to the present: the daemon then replays nothing from before the
+/// break, as after a daemon restart or a rolled-over event buffer.
 struct Proxy {
     path: PathBuf,
     open: Arc<AtomicBool>,
+    forget: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
 }
 
@@ -186,8 +191,9 @@ impl Proxy {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind the proxy socket");
         let open = Arc::new(AtomicBool::new(true));
+        let forget = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (o, c) = (open.clone(), conns.clone());
+        let (o, f, c) = (open.clone(), forget.clone(), conns.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -212,11 +218,22 @@ impl Proxy {
                     all.push(client);
                     all.push(upstream);
                 }
-                std::thread::spawn(move || pipe(c1, u1));
+                let forget = f.clone();
+                std::thread::spawn(move || pipe_requests(c1, u1, &forget));
                 std::thread::spawn(move || pipe(u2, c2));
             }
         });
-        Self { path, open, conns }
+        Self {
+            path,
+            open,
+            forget,
+            conns,
+        }
+    }
+
+    /// From now on, `GET /events` asks for events from the present only.
+    fn forget_history(&self) {
+        self.forget.store(true, Ordering::SeqCst);
     }
 
     fn cut(&self) {
@@ -241,6 +258,50 @@ impl Drop for Proxy {
         self.cut();
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Client to daemon: like [`pipe`], moving the `since` of `GET /events`
+/// requests to the present while `forget` is set.
+fn pipe_requests(mut from: UnixStream, mut to: UnixStream, forget: &AtomicBool) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let chunk = if forget.load(Ordering::SeqCst) {
+                    since_now(&buf[..n])
+                } else {
+                    buf[..n].to_vec()
+                };
+                if to.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// `GET /v1.41/events?since=1764150000.123456789&…` with `since` set to now.
+fn since_now(chunk: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(chunk);
+    let Some(events) = text.find("/events?") else {
+        return chunk.to_vec();
+    };
+    let Some(start) = text[events..]
+        .find("since=")
+        .map(|i| events + i + "since=".len())
+    else {
+        return chunk.to_vec();
+    };
+    let end = text[start..]
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(text.len(), |i| start + i);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    format!("{}{since}{}", &text[..start], &text[end..]).into_bytes()
 }
 
 fn pipe(mut from: UnixStream, mut to: UnixStream) {
@@ -399,6 +460,95 @@ fn no_container_event_is_lost_across_a_broken_stream() {
         !log.contains("DOCKER EVENTS MAY HAVE BEEN LOST"),
         "the gap should have been closed:\n{log}"
     );
+    drop(vigil);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gap the source cannot close (the daemon replays nothing from before the
+/// break, as after a restart) is sent down the pipeline as a
+/// `vigil-events-gap` container event, which monitoring-tamper reports.
+#[test]
+fn an_unclosable_gap_reaches_the_plugins() {
+    if !docker_ready() {
+        return;
+    }
+    let id = unique();
+    let dir = std::env::temp_dir().join(format!("vigil-docker-lost-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let proxy = Proxy::start(dir.join("docker.sock"));
+    let events = dir.join("events.jsonl");
+    let proxy_path = proxy.path.to_string_lossy().into_owned();
+    let events_path = events.to_string_lossy().into_owned();
+    let mut vigil = Vigil::start(&[
+        "--docker-socket",
+        &proxy_path,
+        "--emit-events",
+        &events_path,
+    ]);
+    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+
+    // An event seen before the break, so that the reconnection checks the replay.
+    let a = format!("vigil_lost_a_{id}");
+    let _cleanup = Containers(vec![a.clone()]);
+    docker(&[
+        "run", "-d", "--name", &a, "--label", LABEL, IMAGE, "sleep", "300",
+    ]);
+    wait_events(&events, &vigil, "A started", Duration::from_secs(10), |e| {
+        has(e, &a, "start")
+    });
+
+    proxy.cut();
+    vigil.wait_log("docker: event stream interrupted", Duration::from_secs(10));
+    proxy.forget_history();
+    proxy.restore();
+    vigil.wait_log("DOCKER EVENTS MAY HAVE BEEN LOST", Duration::from_secs(30));
+
+    // The marker event, as written by --emit-events …
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let marker = loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["body"]["raw_action"] == "vigil-events-gap");
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no vigil-events-gap event; stderr:\n{}",
+            vigil.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(marker["source"], "docker");
+    assert_eq!(marker["body"]["kind"], "container");
+    assert_eq!(marker["body"]["action"], "other");
+    let labels = marker["body"]["labels"].to_string();
+    assert!(
+        labels.contains("vigil.gap.since") && labels.contains("vigil.gap.reason"),
+        "{marker}"
+    );
+
+    // … and the finding of the plugin that watches for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Ok((_, line)) = vigil.stdout.recv_timeout(remaining) else {
+            panic!(
+                "no monitoring-tamper/docker-events-gap finding; stderr:\n{}",
+                vigil.log()
+            );
+        };
+        let f: serde_json::Value = serde_json::from_str(&line).expect("a finding per line");
+        if f["rule_id"] == "monitoring-tamper/docker-events-gap" {
+            assert_eq!(f["plugin"], "monitoring-tamper");
+            assert_eq!(f["node"], "docker-live-test");
+            assert!(f["evidence"]["reason"].as_str().is_some(), "{f}");
+            break;
+        }
+    }
     drop(vigil);
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,8 @@
 //! The `file-integrity` source through the real binary: `vigil run` on a
 //! temporary root (`--fim-root`), every change made under it must appear
 //! exactly once in the `--emit-events` file; a change made while Vigil is
-//! down must be reported after the restart.
+//! down must be reported after the restart; runtime-tamper turns real
+//! changes (a daemon.json edit, a timestomped runtime binary) into findings.
 
 #![allow(
     clippy::unwrap_used,
@@ -216,4 +217,134 @@ fn every_change_once_and_changes_while_down_after_restart() {
         vigil.logs()
     );
     assert!(vigil.logs().contains("at_startup=true"), "{}", vigil.logs());
+}
+
+/// Real changes through the real pipeline into runtime-tamper: an edit of
+/// daemon.json is `daemon-config-changed`; a same-size in-place patch of
+/// `runc` whose mtime is put back (`touch -r`) is `inconsistent-change`.
+#[test]
+fn runtime_tamper_reports_a_daemon_json_edit_and_a_timestomped_binary() {
+    let base = Temp(std::env::temp_dir().join(format!("vigil-fim-tamper-{}", unique())));
+    let root = base.0.join("root");
+    let daemon = root.join("etc/docker/daemon.json");
+    let runc = root.join("usr/bin/runc");
+    write(&daemon, "{\"log-driver\":\"json-file\"}");
+    write(&runc, "runc v1.1.12 ELF");
+    // The default classes name the real paths; under --fim-root they are prefixed.
+    let settings = base.0.join("runtime-tamper.json");
+    std::fs::write(
+        &settings,
+        serde_json::json!({
+            "daemon_configs": [daemon],
+            "runtime_binaries": [runc],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env_remove("VIGIL_LOG")
+        .env_remove("RUST_LOG")
+        .arg("run")
+        .arg("--data-dir")
+        .arg(base.0.join("data"))
+        .args([
+            "--no-docker",
+            "--no-network",
+            "--no-k8s-watch",
+            "--no-cache",
+        ])
+        .args(["--node", "fim-live-test", "--fim-root"])
+        .arg(&root)
+        .arg("--plugin-settings")
+        .arg(format!("runtime-tamper={}", settings.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil");
+    let findings = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let out = child.stdout.take().expect("piped stdout");
+    let keep = findings.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(f) = serde_json::from_str(&line) {
+                keep.lock().unwrap().push(f);
+            }
+        }
+    });
+    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let err = child.stderr.take().expect("piped stderr");
+    let keep = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            keep.lock().unwrap().push(line);
+        }
+    });
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let wait = |what: &str, done: &dyn Fn(&[Value]) -> bool| {
+        let start = Instant::now();
+        while !done(&findings.lock().unwrap()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{what}: findings {:#?}\nlogs:\n{}",
+                findings.lock().unwrap(),
+                logs.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("watching", &|_| {
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("file-integrity: watching"))
+    });
+
+    write(&daemon, "{\"log-driver\":\"none\",\"icc\":true}");
+    wait("daemon-config-changed", &|f| f.len() == 1);
+
+    // Patch runc in place, same size, and put its mtime back.
+    let mtime = std::fs::metadata(&runc).unwrap().modified().unwrap();
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&runc).unwrap();
+        f.write_all(b"runc v1.1.12 EVL").unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    wait("inconsistent-change", &|f| f.len() == 2);
+    std::thread::sleep(Duration::from_millis(1_000));
+
+    let findings = findings.lock().unwrap().clone();
+    let rules: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "runtime-tamper/daemon-config-changed",
+            "runtime-tamper/inconsistent-change"
+        ],
+        "exactly these, once each: {findings:#?}"
+    );
+    assert_eq!(findings[0]["severity"], "high");
+    assert_eq!(
+        findings[0]["evidence"]["path"],
+        daemon.to_string_lossy().as_ref()
+    );
+    let stomped = &findings[1];
+    assert_eq!(stomped["severity"], "critical");
+    assert_eq!(stomped["node"], "fim-live-test");
+    let evidence = &stomped["evidence"];
+    assert_eq!(evidence["class"], "runtime-binary");
+    assert_eq!(evidence["size.before"], evidence["size.after"]);
+    assert_eq!(evidence["mtime.before"], evidence["mtime.after"]);
+    assert_ne!(evidence["sha256.before"], evidence["sha256.after"]);
 }

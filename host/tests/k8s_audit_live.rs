@@ -184,6 +184,26 @@ impl Vigil {
     }
 }
 
+impl Vigil {
+    /// Stops it as an operator would (SIGINT) and waits for the exit.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "vigil did not stop on SIGINT; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Vigil {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -365,6 +385,71 @@ fn audit_log_follows_rotation_and_delivers_each_event_once() {
     assert!(logs.contains("k8s-audit-log: line rejected"), "{logs}");
     assert!(logs.contains("this is not json"), "{logs}");
     assert!(logs.contains("k8s-audit-log: file rotated"), "{logs}");
+}
+
+fn audit_ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e["body"]["audit_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The read position survives a restart: lines appended while Vigil is
+/// stopped — and a rotation meanwhile — are reported at the next start,
+/// and nothing reported before the stop is reported again.
+#[test]
+fn audit_log_resumes_after_restart_without_repeats() {
+    let dir = Temp::new("k8s-log-resume");
+    let log = dir.0.join("audit.log");
+    append(&log, &line("exec_pod.json", "before-first-start"));
+    let args = ["--audit-log", log.to_str().unwrap()];
+    let vigil = Vigil::start(&dir.0, &args, "k8s-audit-log: following file");
+    append(&log, &line("exec_pod.json", "one"));
+    append(&log, &line("create_nginx_pod_privileged.json", "two"));
+    assert_eq!(audit_ids(&vigil.wait_events(2)), ["one", "two"]);
+    vigil.stop();
+    let saved = dir.0.join("data/k8s-audit-log.position");
+    assert!(saved.exists(), "no position saved at {}", saved.display());
+
+    // While stopped: lines in the file, then a rotation and a new file.
+    append(&log, &line("exec_pod.json", "three"));
+    std::fs::rename(&log, dir.0.join("audit-2026-11-26T12-00-00.000.log")).unwrap();
+    append(&log, &line("create_nginx_pod_hostnetwork.json", "four"));
+    append(&log, &line("exec_pod.json", "five"));
+
+    let vigil = Vigil::start(
+        &dir.0,
+        &args,
+        "k8s-audit-log: resuming at the saved position",
+    );
+    let events = vigil.wait_events(3);
+    assert_eq!(
+        audit_ids(&events),
+        ["three", "four", "five"],
+        "{}",
+        vigil.logs()
+    );
+    vigil.wait_finding("container-escape/host-network");
+    assert!(
+        vigil.logs().contains("k8s-audit-log: file rotated"),
+        "{}",
+        vigil.logs()
+    );
+
+    // And once more, with nothing written meanwhile: nothing at all.
+    vigil.stop();
+    let vigil = Vigil::start(
+        &dir.0,
+        &args,
+        "k8s-audit-log: resuming at the saved position",
+    );
+    append(&log, &line("exec_pod.json", "six"));
+    assert_eq!(audit_ids(&vigil.wait_events(1)), ["six"]);
 }
 
 fn tls_fixture(name: &str) -> PathBuf {

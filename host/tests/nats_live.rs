@@ -264,7 +264,7 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
         &dir.0,
         "node-1",
         rx,
-        registry.delivery.clone(),
+        registry.clone(),
         rt.handle(),
         None,
     )

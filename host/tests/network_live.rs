@@ -1,5 +1,6 @@
-//! Live test of the `procfs` network source through the real binary and the
-//! real Docker daemon of this machine, with the local image built by
+//! Live tests of the network sources (`procfs` poller, `conntrack`
+//! listener) through the real binary and the real Docker daemon of this
+//! machine, with the local image built by
 //! `scripts/test-image.sh` (no registry). Every container it creates has
 //! the label `vigil-test=1` and is removed at the end, pass or fail.
 //!
@@ -13,7 +14,7 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,7 @@ struct Vigil {
 }
 
 impl Vigil {
-    fn start() -> Self {
+    fn start(args: &[&str]) -> Self {
         let data_dir = std::env::temp_dir().join(format!("vigil-network-live-{}", unique()));
         std::fs::create_dir_all(&data_dir).unwrap();
         let events = data_dir.join("events.jsonl");
@@ -44,7 +45,8 @@ impl Vigil {
             .arg("run")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--no-cache", "--no-docker", "--network-interval-ms", "200"])
+            .args(["--no-cache", "--no-docker"])
+            .args(args)
             .arg("--emit-events")
             .arg(&events)
             .stdin(Stdio::null())
@@ -157,7 +159,7 @@ fn container_sockets_are_attributed() {
         }
     });
 
-    let mut vigil = Vigil::start();
+    let mut vigil = Vigil::start(&["--network-interval-ms", "200"]);
     vigil.wait_log(
         "network: on (procfs, every 200 ms)",
         Duration::from_secs(120),
@@ -212,4 +214,170 @@ fn container_sockets_are_attributed() {
         .filter(|l| l.contains(&client_id) && l.contains(&format!("\"remote_port\":{port}")))
         .count();
     assert_eq!(repeats, 1, "events:\n{text}");
+}
+
+/// The default bridge's gateway (the host's address on it), read from a
+/// container's routing table: `docker network inspect` leaves it out on
+/// some daemons.
+fn bridge_gateway() -> Ipv4Addr {
+    let routes = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        LABEL,
+        IMAGE,
+        "cat",
+        "/proc/net/route",
+    ]);
+    let hex = routes
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[1] == "00000000")
+        .map(|f| f[2].to_owned())
+        .expect("a default route");
+    // Printed as a native-endian u32 of the network-order bytes.
+    Ipv4Addr::from(u32::from_str_radix(&hex, 16).unwrap().to_ne_bytes())
+}
+
+/// Whether vigil said conntrack is on; a skip (with the reason) when the
+/// machine has no netlink conntrack.
+fn conntrack_on(vigil: &mut Vigil) -> bool {
+    vigil.wait_log("conntrack: o", Duration::from_secs(120));
+    if vigil.log().contains("conntrack: on (") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VIGIL_REQUIRE_CONNTRACK").is_none(),
+        "VIGIL_REQUIRE_CONNTRACK is set but conntrack is off:\n{}",
+        vigil.log()
+    );
+    eprintln!("SKIPPED: conntrack unavailable here:\n{}", vigil.log());
+    false
+}
+
+/// Accepts connections on `addr` and closes each at once; returns the port
+/// and the peers seen.
+fn closing_listener(addr: Ipv4Addr) -> (u16, Arc<Mutex<Vec<std::net::SocketAddr>>>) {
+    let listener = TcpListener::bind((addr, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = peers.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            if let Ok(peer) = conn.peer_addr() {
+                seen.lock().unwrap().push(peer);
+            }
+            drop(conn);
+        }
+    });
+    (port, peers)
+}
+
+/// A bridge container whose only act is a connection of a few milliseconds
+/// (to a listener on the gateway's address, closed at once; the container
+/// exits right after) is reported by conntrack and attributed to it. The
+/// poller looks only once a minute here, so it cannot be what saw it; at
+/// its default interval of 1 s it would almost always miss it too (the
+/// container's whole life is ~40 ms).
+#[test]
+fn short_bridge_connection_is_reported_by_conntrack() {
+    if !docker_ready() {
+        return;
+    }
+    let gateway = bridge_gateway();
+    let (port, peers) = closing_listener(gateway);
+    let mut vigil = Vigil::start(&["--network-interval-ms", "60000"]);
+    if !conntrack_on(&mut vigil) {
+        return;
+    }
+    vigil.wait_log("network: on (procfs", Duration::from_secs(30));
+
+    let name = format!("vigil_ct_short_{}", unique());
+    let _cleanup = Containers(vec![name.clone()]);
+    let id = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        LABEL,
+        IMAGE,
+        "sh",
+        "-c",
+        &format!("nc {gateway} {port} </dev/null"),
+    ]);
+    assert_eq!(docker(&["wait", &id]), "0", "nc failed");
+    assert!(
+        !peers.lock().unwrap().is_empty(),
+        "the connection did not reach the listener"
+    );
+
+    let e = vigil.wait_event(&id, "conntrack outbound", Duration::from_secs(10), |b| {
+        b["remote_port"] == port
+    });
+    assert_eq!(e["source"], "conntrack");
+    let body = &e["body"];
+    assert_eq!(body["protocol"], "tcp");
+    assert_eq!(body["direction"], "outbound");
+    assert_eq!(body["state"], "new");
+    assert_eq!(body["remote_address"], gateway.to_string());
+    assert_eq!(body["host_network"], false);
+    assert_eq!(body["container"]["name"], name);
+    assert_eq!(body["container"]["image"], IMAGE);
+    let peer = peers.lock().unwrap()[0];
+    assert_eq!(body["local_address"], peer.ip().to_string());
+    assert_eq!(body["local_port"], peer.port());
+}
+
+/// A bridge container's connection that stays open is reported once, by
+/// whichever source saw it first, however many polls see it afterwards.
+#[test]
+fn long_bridge_connection_is_reported_once_by_both_sources() {
+    if !docker_ready() {
+        return;
+    }
+    let gateway = bridge_gateway();
+    let listener = TcpListener::bind((gateway, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().map_while(Result::ok) {
+            held.push(conn);
+        }
+    });
+    let mut vigil = Vigil::start(&["--network-interval-ms", "200"]);
+    if !conntrack_on(&mut vigil) {
+        return;
+    }
+    let name = format!("vigil_ct_long_{}", unique());
+    let _cleanup = Containers(vec![name.clone()]);
+    let id = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        LABEL,
+        IMAGE,
+        "sh",
+        "-c",
+        &format!("sleep 30 | nc {gateway} {port}"),
+    ]);
+    vigil.wait_event(&id, "outbound", Duration::from_secs(10), |b| {
+        b["remote_port"] == port
+    });
+    // Several polls see the established socket; none may report it again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = std::fs::read_to_string(&vigil.events).unwrap();
+    let reports: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&id) && l.contains(&format!("\"remote_port\":{port}")))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "events:\n{text}\nstderr:\n{}",
+        vigil.log()
+    );
 }

@@ -126,7 +126,12 @@ fn config_check_lists_every_problem_or_summarises() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("vigil.example.toml: valid"), "{stdout}");
-    assert!(stdout.contains("plugins: container-escape"), "{stdout}");
+    let mut builtins: Vec<&str> = vigil::builtin::names().collect();
+    builtins.sort_unstable();
+    assert!(
+        stdout.contains(&format!("plugins: {}", builtins.join(", "))),
+        "{stdout}"
+    );
 
     let out = vigil()
         .args(["config", "check"])
@@ -406,22 +411,31 @@ fn admin_endpoint_serves_metrics_and_probes() {
     assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
     let (status, body) = get(addr, "/readyz");
     assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with("ready: 1 plugins, 1 sources"), "{body}");
+    let builtins = vigil::builtin::names().count();
+    assert!(
+        body.starts_with(&format!("ready: {builtins} plugins, 1 sources")),
+        "{body}"
+    );
     assert_eq!(get(addr, "/nope").0, 404);
 
     v.wait_metric("vigil_source_normalised_total{source=\"k8s-audit-log\"} 1");
     let (status, metrics) = get(addr, "/metrics");
     assert_eq!(status, 200);
+    let running = format!("vigil_plugins_running {builtins}");
     for want in [
         "vigil_ready 1",
-        "vigil_plugins_running 1",
+        running.as_str(),
         "vigil_sources_running 1",
         "vigil_reloads_ok_total 0",
+        "vigil_intel_reloads_total 0",
+        "vigil_intel_reload_failures_total 0",
+        "vigil_intel_entries 0",
         "vigil_plugin_events_total{plugin=\"container-escape\"} 1",
         "vigil_plugin_findings_total{plugin=\"container-escape\"} 1",
         "vigil_plugin_faults_deadline_total{plugin=\"container-escape\"} 0",
         "vigil_plugin_queue_overflow_total{plugin=\"container-escape\"} 0",
         "vigil_source_dropped_total{source=\"k8s-audit-log\"} 0",
+        "vigil_findings_total{plugin=\"container-escape\",rule=\"container-escape/privileged\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == want),

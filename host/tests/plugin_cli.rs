@@ -127,6 +127,10 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
             .all(|i| i.as_str().unwrap().starts_with("vigil:detector/"))
     );
     assert_eq!(first["from_cache"], false);
+    assert_eq!(
+        first["packed_batches"], true,
+        "plugins built with the SDK take the packed fast path"
+    );
     let second = run();
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
     assert_eq!(first["sha256"], second["sha256"]);
@@ -151,4 +155,65 @@ fn inspect_names_forbidden_imports() {
             .any(|i| i.as_str().unwrap().starts_with("wasi:cli/environment")),
         "{v}"
     );
+}
+
+/// WIT 0.1.1 only added the `packed-detector` world: a plugin built for
+/// 0.1.0 still loads (its 0.1.0 imports link to the 0.1.1 host) and runs
+/// through plain `on-events`.
+#[test]
+fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
+    let old = common::root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
+    let dir = temp("wit-0.1.0");
+    let out = vigil()
+        .env("XDG_CACHE_HOME", &dir)
+        .args(["plugin", "inspect"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["packed_batches"], false);
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.as_str().unwrap().ends_with("@0.1.0")),
+        "{v}"
+    );
+
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&old, plugins.join("container-escape.wasm")).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"id":"e1","time":1,"body":{"kind":"container","action":"start","id":"c1","name":"web","security":{"network_mode":"host"}}}"#,
+    )
+    .unwrap();
+    let out = vigil()
+        .args([
+            "replay",
+            "--no-builtin",
+            "--format",
+            "vigil",
+            "--plugin-dir",
+        ])
+        .arg(&plugins)
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings = common::stdout_lines(&out);
+    assert_eq!(common::rules(&findings), ["container-escape/host-network"]);
 }

@@ -1,6 +1,10 @@
-//! `vigil replay` on the real Kubernetes audit events recorded by Falco:
-//! findings exactly for the container-escape positives, none for their
-//! benign counterparts, a located error for the malformed file.
+//! `vigil replay` on the real Kubernetes audit events recorded by Falco,
+//! through every built-in plugin: findings exactly for the
+//! container-relevant positives (container-escape's pod specs,
+//! k8s-evasion's exec, attach and pods in system namespaces), none for
+//! their benign counterparts nor for the positives of rules that are not
+//! about containers (RBAC, secrets, config maps, namespaces), a located
+//! error for the malformed file.
 
 #![allow(
     clippy::unwrap_used,
@@ -103,11 +107,127 @@ fn positives_yield_a_container_escape_finding() {
 }
 
 #[test]
+fn positives_yield_a_k8s_evasion_finding() {
+    for (file, rule, severity, pod) in [
+        (
+            "exec_pod.json",
+            "k8s-evasion/pod-exec",
+            "medium",
+            "default/nginx-deployment-7998647bdf-phvq7",
+        ),
+        (
+            "attach_pod.json",
+            "k8s-evasion/pod-attach",
+            "medium",
+            "default/nginx-deployment-7998647bdf-phvq7",
+        ),
+        // Created by the ReplicaSet controller for a ReplicaSet whose
+        // Deployment's creation is not in the file: attributed to nobody,
+        // hence medium rather than high.
+        (
+            "create_pod_kube_system_namespace.json",
+            "k8s-evasion/system-namespace-pod",
+            "medium",
+            "kube-system/nginx-deployment-7998647bdf-7q2sp",
+        ),
+        (
+            "create_pod_kube_public_namespace.json",
+            "k8s-evasion/system-namespace-pod",
+            "medium",
+            "kube-public/nginx-deployment-7998647bdf-tlpkp",
+        ),
+    ] {
+        let (out, findings) = replay(file);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            rules(&findings),
+            vec![rule.to_owned()],
+            "{file}: exactly one finding of the expected rule, from no other plugin"
+        );
+        let f = &findings[0];
+        assert_eq!(f["plugin"], "k8s-evasion");
+        assert_eq!(f["severity"], severity, "{file}");
+        assert_eq!(f["node"], "test-node");
+        let entities = f["entities"].as_array().unwrap();
+        assert!(
+            entities
+                .iter()
+                .any(|e| e["kind"] == "pod" && e["id"] == pod),
+            "{file}: pod entity {pod}: {entities:?}"
+        );
+        assert!(!f["event_ids"].as_array().unwrap().is_empty());
+        let techniques = f["techniques"].to_string();
+        assert!(
+            techniques.contains("T1609") || techniques.contains("T1610"),
+            "{file}: {techniques}"
+        );
+    }
+    // The exec's evidence explains it: who ran what, where.
+    let (_, findings) = replay("exec_pod.json");
+    let evidence = &findings[0]["evidence"];
+    assert_eq!(evidence["user"], "minikube-user");
+    assert_eq!(evidence["command"], "bash");
+    assert_eq!(evidence["container"], "nginx1");
+    assert_eq!(evidence["stage"], "ResponseStarted");
+    let (_, findings) = replay("create_pod_kube_system_namespace.json");
+    let evidence = &findings[0]["evidence"];
+    assert_eq!(
+        evidence["user"],
+        "system:serviceaccount:kube-system:replicaset-controller"
+    );
+    assert_eq!(evidence["creator"], "unknown");
+    assert_eq!(evidence["owners"], "ReplicaSet/nginx-deployment-7998647bdf");
+}
+
+/// Falco positives of rules that are not about containers (RBAC, secrets,
+/// config maps, service accounts, namespaces, services): none of the pack's
+/// plugins reports them.
+#[test]
+fn positives_that_are_not_about_containers_yield_nothing() {
+    for file in [
+        "anonymous_creates_namespace_foo.json",
+        "attach_cluster_admin_role.json",
+        "create_cluster_role_pod_exec.json",
+        "create_cluster_role_wildcard_resources.json",
+        "create_cluster_role_wildcard_verbs.json",
+        "create_cluster_role_write_privileges.json",
+        "create_configmap_sensitive_values.json",
+        "create_kube_system_secret.json",
+        "create_nginx_service_nodeport.json",
+        "create_serviceaccount_kube_public_namespace.json",
+        "create_serviceaccount_kube_system_namespace.json",
+        "create_service_account_token_secret.json",
+        "delete_cluster_role_kube_aggregator.json",
+        "modify_cluster_role_node_problem_detector.json",
+        "some-user_creates_namespace_foo.json",
+    ] {
+        let (out, findings) = replay(file);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(findings.is_empty(), "{file}: {findings:?}");
+    }
+}
+
+#[test]
 fn benign_counterparts_yield_nothing() {
     for file in [
         "create_nginx_pod_nohostnetwork.json",
         "create_nginx_pod_unprivileged.json",
         "create_nginx_pod_unsensitive_mount.json",
+        // A user's Deployment in an ordinary namespace, and its deletion
+        // (not a security agent's).
+        "create_deployment.json",
+        "delete_deployment.json",
+        "delete_namespace_foo.json",
     ] {
         let (out, findings) = replay(file);
         assert_eq!(
@@ -155,7 +275,7 @@ fn a_bad_file_does_not_stop_the_others() {
 }
 
 #[test]
-fn whole_corpus_is_only_container_escape_positives() {
+fn whole_corpus_is_only_the_container_relevant_positives() {
     let dir = common::root().join("tests/data/k8s-audit/falco-0.34.1");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -173,25 +293,36 @@ fn whole_corpus_is_only_container_escape_positives() {
         "fal_01_003.json is in the corpus"
     );
     let findings = stdout_lines(&out);
-    // Six pod creations are the container-relevant positives (two of the
-    // recorded files share an audit id, so count findings, not ids).
+    // Six pod creations are container-escape's positives (two of the
+    // recorded files share an audit id, so count findings, not ids); exec,
+    // attach and the pods created in kube-system and kube-public are
+    // k8s-evasion's. runtime-tamper and monitoring-tamper have nothing to
+    // say about these events (no file events; no security agent deleted).
     let mut got = rules(&findings);
     got.sort();
     assert_eq!(
         got,
         [
-            "host-network",
-            "privileged",
-            "privileged",
-            "privileged",
-            "sensitive-mount",
-            "sensitive-mount"
-        ]
-        .map(|r| format!("container-escape/{r}")),
+            "container-escape/host-network",
+            "container-escape/privileged",
+            "container-escape/privileged",
+            "container-escape/privileged",
+            "container-escape/sensitive-mount",
+            "container-escape/sensitive-mount",
+            "k8s-evasion/pod-attach",
+            "k8s-evasion/pod-exec",
+            "k8s-evasion/system-namespace-pod",
+            "k8s-evasion/system-namespace-pod",
+        ],
         "{findings:#?}"
     );
     for f in &findings {
-        assert_eq!(f["plugin"], "container-escape");
+        let rule = f["rule_id"].as_str().unwrap();
+        assert_eq!(
+            rule.split('/').next(),
+            f["plugin"].as_str(),
+            "rule ids are prefixed with their plugin: {f}"
+        );
     }
 }
 

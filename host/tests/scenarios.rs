@@ -8,6 +8,7 @@
 //! {
 //!   "description": "why this case matters",
 //!   "settings": { },                       // optional: the plugin's settings
+//!   "intel": { "c2.txt": "203.0.113.0/24\n" }, // optional: threat-intel feed files (name: content)
 //!   "events": [ { "time": 1, "body": { "kind": "container", … } } ],
 //!   "expect": [ { "rule_id": "…", "severity": "high" } ],
 //!   "others_silent": true                  // optional: no other plugin may report
@@ -70,6 +71,18 @@ fn run_scenario(plugin: &str, path: &Path, tmp: &Path) -> Vec<String> {
         std::fs::write(&sf, settings.to_string()).unwrap();
         cmd.arg("--plugin-settings")
             .arg(format!("{plugin}={}", sf.display()));
+    }
+    if let Some(feeds) = sc.get("intel").and_then(Value::as_object) {
+        let dir = tmp.join(format!("{plugin}-{stem}.intel"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, content) in feeds {
+            let Some(content) = content.as_str() else {
+                return vec![format!("{label}: intel.{name} must be the feed's text")];
+            };
+            let feed = dir.join(name);
+            std::fs::write(&feed, content).unwrap();
+            cmd.arg("--intel").arg(feed);
+        }
     }
     let out = cmd.arg(&events_file).output().unwrap();
     let mut problems = Vec::new();

@@ -84,6 +84,22 @@ impl<S: Singleton> bindings::Guest for S {
         findings
     }
 
+    fn on_packed_events(batch: Vec<u8>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        // The host encodes what it would otherwise lower, so a refusal is a
+        // host bug: trap (the host counts and logs the fault) rather than
+        // run the detector on a guess.
+        let events = match crate::packed::decode_batch(&batch) {
+            Ok(events) => events,
+            Err(e) => panic!("{e}"),
+        };
+        drop(batch);
+        let findings = S::with(|detector| detector.on_events(&events));
+        drop(events);
+        crate::arena::leave_export();
+        findings
+    }
+
     fn on_tick(now: Timestamp) -> Vec<Finding> {
         crate::arena::enter_export();
         let findings = S::with(|detector| detector.on_tick(now));
@@ -93,7 +109,8 @@ impl<S: Singleton> bindings::Guest for S {
 }
 
 /// Exports a [`Detector`] as the component's `describe`, `configure`,
-/// `on-events` and `on-tick`.
+/// `on-events`, `on-packed-events` (the packed fast path, decoded here) and
+/// `on-tick`.
 ///
 /// Write it once, at the top level of the plugin crate:
 /// `vigil_plugin_sdk::export_detector!(MyDetector);`

@@ -15,6 +15,7 @@ mod detector;
 mod finding;
 pub mod host;
 mod info;
+pub mod packed;
 pub mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

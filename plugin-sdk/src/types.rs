@@ -1,4 +1,4 @@
-//! The WIT data model (`vigil:detector/types@0.1.0`) as Rust types, plus
+//! The WIT data model (`vigil:detector/types@0.1.1`) as Rust types, plus
 //! small conveniences: constructors, `as_str`/`Display` for the enums, and
 //! `Default` for the large records so tests can fill in only what matters.
 //!

@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
 //! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
-//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, deployment manifests, delivery against nats-server and py-ocsf-models).
+//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, the Python and C plugins, deployment manifests, delivery against nats-server and py-ocsf-models).
 //! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`).
 
 use std::path::{Path, PathBuf};
@@ -91,7 +91,13 @@ fn test() -> anyhow::Result<()> {
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "formatting (plugins)",
-        cargo().args(["fmt", "--check", "--manifest-path", "plugins/Cargo.toml"]),
+        cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "plugins/Cargo.toml",
+        ]),
     )?;
     step(
         "clippy",
@@ -123,6 +129,12 @@ fn test() -> anyhow::Result<()> {
         "plugin tests (native)",
         cargo().args(["test", "--release", "--manifest-path", "plugins/Cargo.toml"]),
     )?;
+    // The Python and C plugins (and their toolchains): host/tests/foreign_plugins.rs
+    // runs them through the binary, and tests `vigil plugin new` with the same tools.
+    step(
+        "plugins in Python and C (scripts/foreign-plugins.sh)",
+        Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),
+    )?;
     // Integration tests share the Docker daemon; run them one at a time.
     step(
         "workspace tests",
@@ -150,6 +162,10 @@ fn test() -> anyhow::Result<()> {
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     // The delivery bench measures end-to-end latency through the release binary.
     build()?;
+    step(
+        "plugins in Python and C (scripts/foreign-plugins.sh)",
+        Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),
+    )?;
     step(
         "benchmarks",
         cargo()

@@ -6,7 +6,9 @@
 //! the same normaliser as recorded `docker inspect` output), `exec_*` by
 //! inspecting the exec. When the stream breaks it reconnects with backoff and
 //! resumes from the last event seen (`since`), dropping the replayed events
-//! it already sent; a gap it cannot close is logged loudly and counted.
+//! it already sent; a gap it cannot close is logged loudly, counted, and sent
+//! to the plugins as a container event with action `other` and raw action
+//! `vigil-events-gap` (labels `vigil.gap.since`, `vigil.gap.reason`).
 
 mod config;
 mod events;
@@ -19,7 +21,10 @@ mod tracker;
 mod tests;
 
 pub use config::{ConfigError, ConfigProblem, DEFAULT_SOCKET, DockerConfig, DockerSettings};
+pub use events::{GAP_RAW_ACTION, GAP_REASON_LABEL, GAP_SINCE_LABEL};
+pub use internal_events::chain;
 pub use inventory::SOURCE;
+pub use stream::connect;
 
 use tokio::task::JoinHandle;
 

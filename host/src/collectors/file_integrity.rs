@@ -28,6 +28,8 @@ mod tests;
 
 pub use config::{ConfigError, ConfigProblem, FileIntegrityConfig, FileIntegritySettings};
 pub use internal_events::chain as error_chain;
+pub use monitor::classify;
+pub use scan::{ScanError, read_state};
 pub use spec::{PathSpec, SpecKind};
 
 use super::SourceContext;

@@ -7,12 +7,16 @@
 //! idle file, sees rotation and truncation the same way on every
 //! filesystem (including the bind mounts and overlay layers a containerised
 //! Vigil reads through), and needs no watch on the parent directory.
-//! No read position is persisted: by default reading starts at the end of
-//! the file found at startup, so a restart neither repeats nor (except for
-//! lines written while down) loses events.
+//! The read position (file identity and offset of the first line not yet
+//! delivered) is kept in the data directory (`position`), so that lines
+//! written while Vigil was down are read at the next start, none twice
+//! after a clean stop, and a file rotated or replaced meanwhile is
+//! recognised. Without a saved position, reading starts at the end of the
+//! file found (or at its start with `from_beginning`).
 
 mod config;
 mod internal_events;
+mod position;
 mod tail;
 
 #[cfg(test)]
@@ -23,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use config::{
     ConfigError, ConfigProblem, DEFAULT_POLL_INTERVAL_MS, LogConfig, LogSettings, StartAt,
 };
+pub use position::{Position, PositionError, Saved};
 pub use tail::{Line, Note, Poll, TailError, Tailer};
 
 use super::SourceContext;
@@ -30,7 +35,8 @@ use crate::model::Event;
 use crate::normalize::{Origin, k8s_audit};
 use internal_events::{
     AuditLogFileOpened, AuditLogFileRotated, AuditLogFileTruncated, AuditLogLineRejected,
-    AuditLogLinesRead, AuditLogReadFailed,
+    AuditLogLinesRead, AuditLogPositionLoadFailed, AuditLogPositionSaveFailed, AuditLogReadFailed,
+    AuditLogResumeFileGone,
 };
 
 /// The name of this source's metrics (its events say `source: "k8s-audit"`).
@@ -38,6 +44,12 @@ pub const METRICS_NAME: &str = "k8s-audit-log";
 
 /// Characters of a rejected line quoted in the log.
 const EXCERPT_CHARS: usize = 160;
+
+/// The position file's name in the data directory.
+pub const POSITION_FILE: &str = "k8s-audit-log.position";
+
+/// The position is saved at most this often while lines flow (and at stop).
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the source on the runtime; it runs until `ctx.shutdown` turns
 /// true or the pipeline goes away.
@@ -72,12 +84,8 @@ fn take_over(settings: &LogSettings) -> Tailer {
             tracing::info!(source = METRICS_NAME, path = %settings.path.display(), "k8s-audit-log: resuming where the previous source stopped");
             t
         }
-        None => Tailer::new(
-            settings.path.clone(),
-            settings.start_at,
-            settings.max_line_bytes,
-            settings.max_read_bytes,
-        ),
+        // First start in this process: the position saved by the last one.
+        None => first_tailer(settings),
     }
 }
 
@@ -90,20 +98,103 @@ struct Step {
     rejected: Vec<(u64, String, String)>,
 }
 
+/// The tailer at the saved position when there is one for this path.
+fn first_tailer(settings: &LogSettings) -> Tailer {
+    let saved = settings
+        .position_file
+        .as_deref()
+        .and_then(|f| match position::load(f) {
+            Ok(saved) => saved,
+            Err(error) => {
+                AuditLogPositionLoadFailed { error: &error }.emit();
+                None
+            }
+        })
+        .filter(|s| s.path == settings.path);
+    match saved {
+        Some(s) => {
+            tracing::info!(
+                source = METRICS_NAME,
+                path = %settings.path.display(),
+                offset = s.position.offset,
+                "k8s-audit-log: resuming at the saved position"
+            );
+            Tailer::resume(
+                settings.path.clone(),
+                s.position,
+                settings.max_line_bytes,
+                settings.max_read_bytes,
+            )
+        }
+        None => Tailer::new(
+            settings.path.clone(),
+            settings.start_at,
+            settings.max_line_bytes,
+            settings.max_read_bytes,
+        ),
+    }
+}
+
+/// Saves the position of what was delivered, when it moved (and, unless
+/// `now`, not more than once per [`SAVE_EVERY`]).
+struct Checkpoint {
+    file: Option<std::path::PathBuf>,
+    path: std::path::PathBuf,
+    saved: Option<Position>,
+    at: Option<std::time::Instant>,
+}
+
+impl Checkpoint {
+    fn save(&mut self, tailer: &Tailer, now: bool) {
+        let (Some(file), Some(position)) = (&self.file, tailer.position()) else {
+            return;
+        };
+        if self.saved == Some(position)
+            || (!now && self.at.is_some_and(|at| at.elapsed() < SAVE_EVERY))
+        {
+            return;
+        }
+        let saved = Saved {
+            path: self.path.clone(),
+            position,
+        };
+        self.at = Some(std::time::Instant::now());
+        match position::save(file, &saved) {
+            Ok(()) => self.saved = Some(position),
+            Err(error) => AuditLogPositionSaveFailed { error: &error }.emit(),
+        }
+    }
+}
+
 async fn run(settings: LogSettings, ctx: SourceContext) {
     let mut tailer = Some(take_over(&settings));
+    let mut checkpoint = Checkpoint {
+        file: settings.position_file.clone(),
+        path: settings.path.clone(),
+        saved: None,
+        at: None,
+    };
     let mut shutdown = ctx.shutdown.clone();
     let mut tick = tokio::time::interval(settings.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut more = false;
     loop {
         // A backlog is read without waiting for the next tick.
-        if !more {
+        let stopping = if more {
+            *shutdown.borrow()
+        } else {
             tokio::select! {
-                () = stopped(&mut shutdown) => return hand_over(tailer),
-                _ = tick.tick() => {}
+                () = stopped(&mut shutdown) => true,
+                _ = tick.tick() => false,
             }
-        } else if *shutdown.borrow() {
+        };
+        if stopping {
+            // Everything the tailer returned was delivered: keep where it
+            // is, on disk for the next start and in memory for a restart
+            // of this source (reload).
+            if let Some(t) = &tailer {
+                checkpoint.save(t, true);
+            }
             return hand_over(tailer);
         }
         let Some(t) = tailer.take() else { return };
@@ -146,10 +237,12 @@ async fn run(settings: LogSettings, ctx: SourceContext) {
             }
             Err(e) => AuditLogReadFailed { error: &e }.emit(&ctx.metrics),
         }
-        tailer = Some(t);
         if !ctx.send(events).await {
             return;
         }
+        // Only now are the lines read delivered.
+        checkpoint.save(&t, false);
+        tailer = Some(t);
     }
 }
 
@@ -198,6 +291,9 @@ fn report(note: &Note, path: &std::path::Path, ctx: &SourceContext) {
         Note::Rotated => AuditLogFileRotated { path }.emit(&ctx.metrics),
         Note::Truncated { was, now } => {
             AuditLogFileTruncated { path, was, now }.emit(&ctx.metrics);
+        }
+        Note::ResumeFileGone { offset } => {
+            AuditLogResumeFileGone { path, offset }.emit(&ctx.metrics);
         }
         Note::LineTooLong { offset } => AuditLogLineRejected {
             path,

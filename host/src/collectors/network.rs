@@ -10,21 +10,28 @@
 //! file descriptors of the container's processes (`host_network: true`).
 //! The host's own sockets are left out unless `include_host` is set.
 //!
-//! Limitation: this is polling. A connection opened and closed between two
-//! polls (shorter than the interval) can be missed; following conntrack
-//! over netlink (or eBPF) for short-lived flows is not implemented.
+//! Polling misses a connection opened and closed between two polls
+//! (shorter than the interval): the [`conntrack`] listener, a source of its
+//! own started beside this one, sees those of bridge-networked containers
+//! as they are created. The two share the container addresses this poller
+//! learns and the connections either reported ([`shared`]), so that a
+//! connection is one event whichever saw it first.
 
+mod addresses;
 mod attribution;
 mod config;
+pub mod conntrack;
 mod internal_events;
 mod procfs;
 mod scan;
+pub mod shared;
 mod tracker;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -39,7 +46,8 @@ use internal_events::{
     NetworkPollFailed, NetworkPollSlow, NetworkRowsRead, NetworkRowsRejected,
     NetworkSocketsUntracked,
 };
-use scan::Scanner;
+pub use scan::{Poll, Scanner};
+use shared::Shared;
 
 /// The source name stamped on events.
 pub const SOURCE: &str = "procfs";
@@ -75,15 +83,23 @@ pub enum NetworkError {
 }
 
 /// Starts the source on the runtime; it runs until `ctx.shutdown` turns
-/// true or the pipeline goes away.
-pub fn start(settings: NetworkSettings, ctx: SourceContext) -> JoinHandle<()> {
-    tokio::spawn(run(settings, ctx))
+/// true or the pipeline goes away. `shared` is given when the conntrack
+/// listener runs too.
+pub fn start(
+    settings: NetworkSettings,
+    shared: Option<Arc<Shared>>,
+    ctx: SourceContext,
+) -> JoinHandle<()> {
+    tokio::spawn(run(settings, shared, ctx))
 }
 
-async fn run(settings: NetworkSettings, ctx: SourceContext) {
+async fn run(settings: NetworkSettings, shared: Option<Arc<Shared>>, ctx: SourceContext) {
     let interval = settings.interval;
     let cap = settings.max_tracked_sockets;
-    let mut scanner = Some(Scanner::new(settings));
+    let mut scanner = Some(match shared {
+        Some(shared) => Scanner::with_shared(settings, shared),
+        None => Scanner::new(settings),
+    });
     let mut shutdown = ctx.shutdown.clone();
     let mut tick = tokio::time::interval(interval);
     // A slow poll delays the next rather than bunching the missed ones.

@@ -24,7 +24,7 @@ pub const SOURCE_KEYS: [&str; 6] = [
     "k8s_watch",
 ];
 
-/// How a source runs.
+/// How a source (or one part of it) runs.
 enum Done {
     Task(tokio::task::JoinHandle<()>),
     Thread(std::thread::JoinHandle<()>),
@@ -37,7 +37,9 @@ pub struct RunningSource {
     /// Its metrics name.
     pub name: &'static str,
     stop: watch::Sender<bool>,
-    done: Done,
+    /// Every task and thread of the source (the network source's procfs
+    /// poller and, when on, its conntrack listener), ended by one `stop`.
+    done: Vec<Done>,
 }
 
 impl RunningSource {
@@ -46,12 +48,14 @@ impl RunningSource {
     /// the same address or open the same baseline.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        match self.done {
-            Done::Task(h) => {
-                let _ = h.await;
-            }
-            Done::Thread(h) => {
-                let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        for done in self.done {
+            match done {
+                Done::Task(h) => {
+                    let _ = h.await;
+                }
+                Done::Thread(h) => {
+                    let _ = tokio::task::spawn_blocking(move || h.join()).await;
+                }
             }
         }
     }
@@ -107,7 +111,7 @@ pub fn start_one(
         key,
         name,
         stop,
-        done,
+        done: vec![done],
     };
     match key {
         "docker" => {
@@ -133,6 +137,7 @@ pub fn start_one(
             let c = &config.network;
             if !c.enabled {
                 tracing::info!("network: off (sources.network.enabled = false)");
+                tracing::info!("conntrack: off (network off)");
                 return None;
             }
             let settings = invalid(key, c.validate())?;
@@ -141,6 +146,7 @@ pub fn start_one(
                     "network: off (no socket tables under {})",
                     settings.proc_root.display()
                 );
+                tracing::info!("conntrack: off (network off)");
                 return None;
             }
             tracing::info!(
@@ -148,11 +154,23 @@ pub fn start_one(
                 settings.interval.as_millis()
             );
             let (ctx, stop) = context(node, tx, registry, network::SOURCE);
-            Some(running(
-                network::SOURCE,
+            // The listener stops with the poller: same switch, own metrics.
+            let conntrack_ctx = SourceContext::new(
+                node.clone(),
+                tx.clone(),
+                registry.source(network::conntrack::SOURCE),
+                ctx.shutdown.clone(),
+            );
+            let conntrack = start_conntrack(&settings, conntrack_ctx);
+            let shared = conntrack.as_ref().map(|(shared, _)| shared.clone());
+            let mut done = vec![Done::Task(network::start(settings, shared, ctx))];
+            done.extend(conntrack.map(|(_, thread)| Done::Thread(thread)));
+            Some(RunningSource {
+                key,
+                name: network::SOURCE,
                 stop,
-                Done::Task(network::start(settings, ctx)),
-            ))
+                done,
+            })
         }
         "file_integrity" => {
             let c = &config.file_integrity;
@@ -239,6 +257,30 @@ pub fn start_one(
             }
         },
         _ => None,
+    }
+}
+
+/// Starts the network source's conntrack listener when wanted and
+/// possible, logging why not otherwise; returns the state it shares with
+/// the procfs poller and its thread.
+fn start_conntrack(
+    settings: &network::NetworkSettings,
+    ctx: SourceContext,
+) -> Option<(Arc<network::shared::Shared>, std::thread::JoinHandle<()>)> {
+    if !settings.conntrack {
+        tracing::info!("conntrack: off (sources.network.conntrack = false or --no-conntrack)");
+        return None;
+    }
+    let shared = network::shared::Shared::new(settings.dedup_window, settings.max_tracked_sockets);
+    match network::conntrack::start(settings, shared.clone(), ctx) {
+        Ok(thread) => {
+            tracing::info!("conntrack: on (netlink, new connections)");
+            Some((shared, thread))
+        }
+        Err(e) => {
+            tracing::info!("conntrack: off ({})", file_integrity::error_chain(&e));
+            None
+        }
     }
 }
 

@@ -96,5 +96,16 @@ fn summary(
     } else {
         writeln!(out, "  plugins: {}", plugins.join(", "))?;
     }
-    writeln!(out, "  intel feeds: {}", c.intel.feeds.len())
+    writeln!(out, "  intel feeds: {}", c.intel.feeds.len())?;
+    let rules: Vec<&str> = c.response.rules.iter().map(|r| r.rule.as_str()).collect();
+    if rules.is_empty() {
+        writeln!(out, "  response: {}", c.response.mode.as_str())
+    } else {
+        writeln!(
+            out,
+            "  response: {} (rules: {})",
+            c.response.mode.as_str(),
+            rules.join(", ")
+        )
+    }
 }

@@ -10,7 +10,7 @@ use crate::cli::{PluginInspectArgs, PluginTestArgs, hostname};
 use crate::commands::read_settings;
 use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
-use crate::runtime::{ALLOWED_IMPORTS, Clock, EngineSettings, RunContext, Runtime};
+use crate::runtime::{Clock, EngineSettings, RunContext, Runtime};
 
 pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     let stem = args
@@ -142,7 +142,7 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
     let (imports, stats) = runtime.imports(&label, &bytes)?;
     let forbidden: Vec<&String> = imports
         .iter()
-        .filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
+        .filter(|i| !crate::runtime::import_allowed(i))
         .collect();
     let mut report = serde_json::json!({
         "file": label,
@@ -168,6 +168,7 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
         match runtime.load(spec, &ctx) {
             Ok(r) => {
                 report["describe"] = serde_json::to_value(&r.plugin().info)?;
+                report["packed_batches"] = Value::Bool(r.plugin().takes_packed());
                 0
             }
             Err(e) => {

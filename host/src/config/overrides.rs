@@ -52,8 +52,38 @@ pub fn apply(config: &mut VigilConfig, args: &RunArgs) -> Result<(), OverrideErr
         config.admin.enabled = false;
     }
     plugins(config, &args.plugins)?;
+    intel(config, args);
     sources(config, args);
+    response(config, args);
     Ok(())
+}
+
+fn response(config: &mut VigilConfig, args: &RunArgs) {
+    let r = &mut config.response;
+    if let Some(mode) = args.response {
+        r.mode = mode;
+    }
+    for rule in &args.response_rule {
+        r.rules.push(crate::response::policy::ResponseRule {
+            rule: rule.clone(),
+            min_severity: None,
+            mode: None,
+        });
+    }
+    // Checked by clap against the severity names.
+    if let Some(sev) = &args.response_min_severity
+        && let Ok(sev) = serde_json::from_value(serde_json::Value::String(sev.clone()))
+    {
+        r.min_severity = sev;
+    }
+    r.docker.exempt.extend(args.response_exempt.iter().cloned());
+    r.docker
+        .include
+        .extend(args.response_include.iter().cloned());
+    // One daemon: the flag names the socket of both the source and the responder.
+    if let Some(socket) = &args.docker_socket {
+        r.docker.socket = absolute(socket);
+    }
 }
 
 fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<(), OverrideError> {
@@ -120,6 +150,12 @@ fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<()
     Ok(())
 }
 
+fn intel(config: &mut VigilConfig, args: &RunArgs) {
+    if let Some(ms) = args.intel_poll_ms {
+        config.intel.poll_interval_ms = ms;
+    }
+}
+
 fn sources(config: &mut VigilConfig, args: &RunArgs) {
     let s = &mut config.sources;
     if let Some(socket) = &args.docker_socket {
@@ -130,6 +166,9 @@ fn sources(config: &mut VigilConfig, args: &RunArgs) {
     }
     if args.no_network {
         s.network.enabled = false;
+    }
+    if args.no_conntrack {
+        s.network.conntrack = false;
     }
     if let Some(ms) = args.network_interval_ms {
         s.network.interval_ms = ms;

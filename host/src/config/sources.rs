@@ -17,7 +17,8 @@ use crate::collectors::{
 pub struct SourcesConfig {
     /// `[sources.docker]`: container lifecycle from the Docker Engine API.
     pub docker: docker::DockerConfig,
-    /// `[sources.network]`: container sockets from procfs.
+    /// `[sources.network]`: container sockets from procfs, and new
+    /// connections from conntrack (`conntrack = true`).
     pub network: network::NetworkConfig,
     /// `[sources.file_integrity]`: runtime binaries and configuration files.
     pub file_integrity: file_integrity::FileIntegrityConfig,
@@ -34,10 +35,14 @@ const BASELINE_FILE: &str = "fim.sqlite";
 
 impl SourcesConfig {
     /// Fills what defaults to a place under the data directory: the
-    /// file-integrity baseline, when left at its built-in default.
+    /// file-integrity baseline, when left at its built-in default, and the
+    /// audit log's read position, when not set.
     pub fn resolve(&mut self, data_dir: &Path) {
         if self.file_integrity.baseline == file_integrity::FileIntegrityConfig::default().baseline {
             self.file_integrity.baseline = data_dir.join(BASELINE_FILE);
+        }
+        if self.k8s_audit_log.position_file.is_none() {
+            self.k8s_audit_log.position_file = Some(data_dir.join(k8s_audit_log::POSITION_FILE));
         }
     }
 }

@@ -115,6 +115,8 @@ dir = "/nonexistent/vigil/plugins"
 deadline_ms = 0
 [plugins.settings.container-escape]
 when = 1979-05-27T07:32:00Z
+[intel]
+poll_interval_ms = 5
 [[intel.feeds]]
 path = "feeds/c2.txt"
 category = ""
@@ -140,6 +142,7 @@ category = ""
         "plugins.settings.container-escape",
         "intel.feeds[0].path",
         "intel.feeds[0].category",
+        "intel.poll_interval_ms",
     ] {
         assert!(paths.contains(&want), "no problem at {want}: {problems:#?}");
     }
@@ -205,7 +208,9 @@ fn plugins_check_their_own_settings_with_paths() {
         "{text:#?}"
     );
     let ok = parse("").unwrap();
-    assert_eq!(check_plugins(&ok.plugins).unwrap(), ["container-escape"]);
+    let mut builtins: Vec<&str> = crate::builtin::names().collect();
+    builtins.sort_unstable();
+    assert_eq!(check_plugins(&ok.plugins).unwrap(), builtins);
 }
 
 #[test]
@@ -224,4 +229,81 @@ fn baseline_follows_the_data_dir_unless_set() {
         c.sources.file_integrity.baseline,
         std::path::Path::new("/b.sqlite")
     );
+}
+
+#[test]
+fn audit_log_position_follows_the_data_dir_unless_set() {
+    let mut c = parse("data_dir = \"/srv/vigil\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.k8s_audit_log.position_file.as_deref(),
+        Some(std::path::Path::new("/srv/vigil/k8s-audit-log.position"))
+    );
+    let mut c = parse("[sources.k8s_audit_log]\nposition_file = \"/p/pos\"\n").unwrap();
+    let d = c.data_dir.clone();
+    c.sources.resolve(&d);
+    assert_eq!(
+        c.sources.k8s_audit_log.position_file.as_deref(),
+        Some(std::path::Path::new("/p/pos"))
+    );
+}
+
+#[test]
+fn conntrack_keys_are_validated_under_the_network_source() {
+    let problems = problems_of(
+        "[sources.network]\nconntrack_receive_buffer_bytes = 1\nattribution_wait_ms = 60000\nmax_pending_flows = 0\n[sources.k8s_audit_log]\nenabled = true\npath = \"/a.log\"\nposition_file = \"rel.position\"\n",
+    );
+    for want in [
+        "sources.network.conntrack_receive_buffer_bytes",
+        "sources.network.attribution_wait_ms",
+        "sources.network.max_pending_flows",
+        "sources.k8s_audit_log.position_file",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(&format!("{want}: "))),
+            "no problem at {want}: {problems:#?}"
+        );
+    }
+    // A network source that is off is not checked, its conntrack keys neither.
+    assert!(problems_of("[sources.network]\nenabled = false\nmax_pending_flows = 0\n").is_empty());
+}
+
+#[test]
+fn no_conntrack_flag_overrides_the_file() {
+    use clap::Parser;
+    let run_args = |argv: &[&str]| match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        crate::cli::Command::Run(a) => a,
+        _ => unreachable!(),
+    };
+    let mut c = parse("[sources.network]\nconntrack = true\n").unwrap();
+    overrides::apply(&mut c, &run_args(&["vigil", "run"])).unwrap();
+    assert!(c.sources.network.conntrack);
+    overrides::apply(&mut c, &run_args(&["vigil", "run", "--no-conntrack"])).unwrap();
+    assert!(!c.sources.network.conntrack && c.sources.network.enabled);
+}
+
+#[test]
+fn intel_polling_is_off_at_zero_and_without_feeds() {
+    let c = parse("[intel]\npoll_interval_ms = 0\n").unwrap();
+    c.check().unwrap();
+    assert_eq!(c.intel.poll_interval(), None);
+    let mut c = parse("").unwrap();
+    assert_eq!(c.intel.poll_interval_ms, 1000);
+    assert_eq!(c.intel.poll_interval(), None, "no feed: nothing to poll");
+    c.intel.feeds.push(FeedConfig {
+        path: "/etc/vigil/c2.txt".into(),
+        category: "c2".into(),
+    });
+    assert_eq!(
+        c.intel.poll_interval(),
+        Some(std::time::Duration::from_secs(1))
+    );
+    for bad in [1, 99, 3_600_001] {
+        let p = problems_of(&format!("[intel]\npoll_interval_ms = {bad}\n"));
+        assert!(
+            p.len() == 1 && p[0].starts_with("intel.poll_interval_ms: "),
+            "{bad}: {p:?}"
+        );
+    }
 }

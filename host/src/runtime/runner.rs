@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use wasmtime::component::Func;
 use wasmtime::{Engine, Store, Trap};
 
 use super::bindings::Detector;
@@ -52,6 +53,8 @@ pub enum CallOutcome {
 struct Live {
     store: Store<HostState>,
     bindings: Detector,
+    /// `on-packed-events`, when exported.
+    packed: Option<Func>,
 }
 
 /// Runs one plugin. Not shared between threads: each plugin has its own
@@ -67,6 +70,8 @@ pub struct PluginRunner {
     retry_at: Option<Instant>,
     disabled: bool,
     metrics: Arc<PluginMetrics>,
+    /// Reused encoding buffer of packed batches.
+    packed_buf: Vec<u8>,
 }
 
 impl PluginRunner {
@@ -89,6 +94,7 @@ impl PluginRunner {
             retry_at: None,
             disabled: false,
             metrics,
+            packed_buf: Vec::new(),
         }
     }
 
@@ -150,13 +156,28 @@ impl PluginRunner {
             &self.ctx,
             limits,
         );
-        let bindings =
-            self.plugin.pre.instantiate(&mut store).map_err(|e| {
-                StartError::Other(describe_error(&e, limits.deadline_ms).to_string())
-            })?;
+        let start_error = |e: wasmtime::Error| {
+            StartError::Other(describe_error(&e, limits.deadline_ms).to_string())
+        };
+        let instance = self
+            .plugin
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(start_error)?;
+        let bindings = Detector::new(&mut store, &instance).map_err(start_error)?;
+        let packed = self
+            .plugin
+            .packed
+            .as_ref()
+            .and_then(|idx| instance.get_func(&mut store, idx));
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         match bindings.call_configure(&mut store, &self.plugin.settings) {
-            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Ok(())) => Ok(Live {
+                store,
+                bindings,
+                packed,
+            }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
             Err(e) => Err(StartError::Other(format!(
                 "configure: {}",
@@ -168,18 +189,34 @@ impl PluginRunner {
     /// Runs a batch through the plugin.
     pub fn on_events(&mut self, batch: &[Event]) -> CallOutcome {
         PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
-        self.invoke(batch.len(), |b, s| b.call_on_events(s, batch))
+        if self.plugin.takes_packed() {
+            let mut buf = std::mem::take(&mut self.packed_buf);
+            crate::model::packed::encode_batch(batch, &mut buf);
+            let outcome = self.invoke(batch.len(), |live| match &live.packed {
+                Some(f) => f
+                    .typed::<(&[u8],), (Vec<Finding>,)>(&live.store)
+                    .and_then(|f| f.call(&mut live.store, (&buf,)))
+                    .map(|(findings,)| findings),
+                None => live.bindings.call_on_events(&mut live.store, batch),
+            });
+            self.packed_buf = buf;
+            outcome
+        } else {
+            self.invoke(batch.len(), |live| {
+                live.bindings.call_on_events(&mut live.store, batch)
+            })
+        }
     }
 
     /// Gives the plugin a tick.
     pub fn on_tick(&mut self, now: Timestamp) -> CallOutcome {
-        self.invoke(0, |b, s| b.call_on_tick(s, now))
+        self.invoke(0, |live| live.bindings.call_on_tick(&mut live.store, now))
     }
 
     fn invoke(
         &mut self,
         events: usize,
-        call: impl FnOnce(&Detector, &mut Store<HostState>) -> wasmtime::Result<Vec<Finding>>,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<Vec<Finding>>,
     ) -> CallOutcome {
         if self.disabled {
             PluginCallSkipped {
@@ -220,7 +257,7 @@ impl PluginRunner {
             .set_epoch_deadline(deadline_ticks(limits, self.tick));
         live.store.data_mut().log_budget = limits.max_log_records_per_call;
         let started = Instant::now();
-        let result = call(&live.bindings, &mut live.store);
+        let result = call(live);
         self.metrics.latency.observe(started.elapsed());
         let data = live.store.data_mut();
         let (logs_dropped, refusals) = (

@@ -329,3 +329,30 @@ pub fn complete_with_exec(event: &mut ContainerEvent, mut info: ExecInfo) {
 pub fn since_param(nanos: u64) -> String {
     format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
+
+/// The `raw_action` of the event the source sends when it could not close a
+/// gap in the Engine's event stream: events were lost (the daemon restarted,
+/// or its buffer of recent events rolled over while Vigil was disconnected).
+/// The event is a container event with action `other`, no container id,
+/// source `docker`, and the labels [`GAP_SINCE_LABEL`] and
+/// [`GAP_REASON_LABEL`]; its time is when the gap was found. Plugins see it
+/// like any container event (monitoring-tamper reports it), within WIT 0.1.0.
+pub const GAP_RAW_ACTION: &str = "vigil-events-gap";
+/// Label of the gap event: the time of the last event seen before the break,
+/// `seconds.nanoseconds` (Docker's `since`).
+pub const GAP_SINCE_LABEL: &str = "vigil.gap.since";
+/// Label of the gap event: why the gap could not be closed.
+pub const GAP_REASON_LABEL: &str = "vigil.gap.reason";
+
+/// The body of the gap event (see [`GAP_RAW_ACTION`]).
+pub fn gap_body(since: &str, reason: &str) -> EventBody {
+    EventBody::Container(ContainerEvent {
+        action: ContainerAction::Other,
+        raw_action: GAP_RAW_ACTION.to_owned(),
+        labels: vec![
+            KeyValue::new(GAP_SINCE_LABEL, since),
+            KeyValue::new(GAP_REASON_LABEL, reason),
+        ],
+        ..ContainerEvent::default()
+    })
+}

@@ -83,7 +83,9 @@ impl DockerConnectFailed<'_> {
 }
 
 /// Events may have been lost: after a break, the daemon could not replay
-/// everything since the last event seen.
+/// everything since the last event seen. Besides this log line and counter,
+/// the source sends a `vigil-events-gap` container event (see
+/// `events::GAP_RAW_ACTION`).
 pub struct DockerEventsGap<'a> {
     /// Last event time seen before the break, `seconds.nanoseconds`.
     pub since: &'a str,

@@ -8,7 +8,9 @@
 //! the replayed events it already sent (by time, actor and action). If the
 //! replay does not contain an event already seen, the daemon no longer holds
 //! the events of the gap (it restarted, or its buffer rolled over): that is
-//! reported as a gap, never papered over.
+//! reported as a gap, never papered over — logged, counted, and sent down
+//! the pipeline as a container event with raw action `vigil-events-gap`
+//! ([`events::GAP_RAW_ACTION`]) so that plugins see it too.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -113,8 +115,8 @@ pub fn max_api_version(message: &str) -> Option<ClientVersion> {
 }
 
 /// Connects and agrees on an API version (the lower of the daemon's and
-/// this client's).
-async fn connect(s: &DockerSettings) -> Result<Docker, DockerError> {
+/// this client's). Also used by the responder's Docker quarantine.
+pub async fn connect(s: &DockerSettings) -> Result<Docker, DockerError> {
     let socket = s.socket.to_string_lossy().into_owned();
     let open = |v: &ClientVersion| {
         Docker::connect_with_unix(&socket, s.request_timeout.as_secs(), v).map_err(|source| {
@@ -321,10 +323,21 @@ impl Source {
         }
     }
 
-    /// Reports a gap and re-inventories the running containers. Returns
-    /// false when the pipeline is gone.
+    /// Reports a gap (logged, counted, and sent as an event plugins see: see
+    /// [`events::GAP_RAW_ACTION`]) and re-inventories the running
+    /// containers. Returns false when the pipeline is gone.
     async fn gap(&mut self, docker: &Docker, since: &str, reason: &str) -> bool {
         DockerEventsGap { since, reason }.emit(&self.ctx.metrics);
+        let marker = Event {
+            id: self.ctx.next_id(),
+            time: wall_now(),
+            node: self.ctx.node.to_string(),
+            source: SOURCE.to_owned(),
+            body: events::gap_body(since, reason),
+        };
+        if !self.ctx.send(vec![marker]).await {
+            return false;
+        }
         match inventory(docker, &self.ctx, &mut self.tracker).await {
             Ok(sent) => sent.is_some(),
             Err(e) => {

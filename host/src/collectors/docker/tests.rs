@@ -4,7 +4,9 @@
 use bollard::models::EventMessage;
 
 use super::config::DockerConfig;
-use super::events::{DockerEvent, Enrich, EventError, Mapped, map, since_param, verb};
+use super::events::{
+    DockerEvent, Enrich, EventError, GAP_RAW_ACTION, Mapped, gap_body, map, since_param, verb,
+};
 use super::stream::{Cursor, max_api_version};
 use super::tracker::Tracker;
 use crate::model::{ContainerAction, ContainerEvent, ExecInfo};
@@ -372,4 +374,42 @@ fn inspect_completes_create_events() {
         (None, None),
         "a create event does not carry the container's later death"
     );
+}
+
+#[test]
+fn a_gap_is_a_container_event_plugins_can_see() {
+    let body = gap_body(
+        "1764150000.000000001",
+        "the daemon replayed nothing from before the break (restarted?)",
+    );
+    let crate::model::EventBody::Container(c) = &body else {
+        panic!("not a container event: {body:?}");
+    };
+    assert_eq!(c.action, ContainerAction::Other);
+    assert_eq!(c.raw_action, GAP_RAW_ACTION);
+    assert_eq!(c.raw_action, "vigil-events-gap");
+    assert!(c.id.is_empty() && c.name.is_empty() && c.security.is_none());
+    assert_eq!(
+        c.labels,
+        vec![
+            crate::model::KeyValue::new("vigil.gap.since", "1764150000.000000001"),
+            crate::model::KeyValue::new(
+                "vigil.gap.reason",
+                "the daemon replayed nothing from before the break (restarted?)"
+            ),
+        ]
+    );
+    // Its Vigil JSON (what `--emit-events` writes and `vigil replay` reads).
+    let event = crate::model::Event {
+        id: "docker:1".into(),
+        time: 1,
+        node: "n1".into(),
+        source: "docker".into(),
+        body,
+    };
+    let json = serde_json::to_value(&event).expect("serialise");
+    assert_eq!(json["body"]["kind"], "container");
+    assert_eq!(json["body"]["action"], "other");
+    assert_eq!(json["body"]["raw_action"], "vigil-events-gap");
+    assert_eq!(json["source"], "docker");
 }

@@ -22,11 +22,15 @@ pub struct LogConfig {
     /// The API server's `--audit-log-path` (JSON format, one audit event
     /// per line). It need not exist yet; it is read once it appears.
     pub path: PathBuf,
-    /// Read the lines already in the file when Vigil starts. Off by
-    /// default: after a restart they would be reported again (no position
-    /// is persisted). A file created or rotated after start is always read
-    /// from its beginning.
+    /// Read the lines already in the file when Vigil starts for the first
+    /// time. Off by default. Once a read position is saved
+    /// (`position_file`), a restart resumes there whatever this says, so
+    /// lines written while Vigil was down are read and none twice. A file
+    /// created or rotated after start is always read from its beginning.
     pub from_beginning: bool,
+    /// Where the read position (file identity and offset) is kept across
+    /// restarts. Absent: `<data_dir>/k8s-audit-log.position`.
+    pub position_file: Option<PathBuf>,
     /// Time between two looks at the file, in milliseconds; the latency
     /// of a new event.
     pub poll_interval_ms: u64,
@@ -45,6 +49,7 @@ impl Default for LogConfig {
             enabled: false,
             path: PathBuf::new(),
             from_beginning: false,
+            position_file: None,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             max_line_bytes: 16 * 1024 * 1024,
             max_read_bytes: 4 * 1024 * 1024,
@@ -88,6 +93,8 @@ pub struct LogSettings {
     pub max_line_bytes: usize,
     /// Bytes per look (positive).
     pub max_read_bytes: usize,
+    /// Where the read position is kept, if anywhere (non-empty).
+    pub position_file: Option<PathBuf>,
 }
 
 impl LogConfig {
@@ -112,6 +119,11 @@ impl LogConfig {
         if self.max_read_bytes == 0 {
             bad("max_read_bytes", "must be positive");
         }
+        match &self.position_file {
+            Some(p) if p.as_os_str().is_empty() => bad("position_file", "must not be empty"),
+            Some(p) if !p.is_absolute() => bad("position_file", "must be an absolute path"),
+            _ => {}
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -125,6 +137,7 @@ impl LogConfig {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_line_bytes: self.max_line_bytes,
             max_read_bytes: self.max_read_bytes,
+            position_file: self.position_file.clone(),
         })
     }
 }

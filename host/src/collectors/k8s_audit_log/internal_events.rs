@@ -115,3 +115,52 @@ impl AuditLogReadFailed<'_> {
         );
     }
 }
+
+/// The file of the saved position was replaced while Vigil was down and
+/// is gone: the lines written to it after the position are lost.
+pub struct AuditLogResumeFileGone<'a> {
+    pub path: &'a Path,
+    pub offset: u64,
+}
+
+impl AuditLogResumeFileGone<'_> {
+    pub fn emit(&self, m: &SourceMetrics) {
+        PluginMetrics::add(&m.counters.gaps, 1);
+        tracing::error!(
+            source = super::METRICS_NAME,
+            path = %self.path.display(),
+            offset = self.offset,
+            "k8s-audit-log: the file read before the restart was replaced and is gone; lines written to it after the saved offset are lost"
+        );
+    }
+}
+
+/// The saved position could not be read: reading starts as configured.
+pub struct AuditLogPositionLoadFailed<'a> {
+    pub error: &'a dyn std::error::Error,
+}
+
+impl AuditLogPositionLoadFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            source = super::METRICS_NAME,
+            error = %crate::collectors::file_integrity::error_chain(self.error),
+            "k8s-audit-log: saved read position unusable; starting as configured"
+        );
+    }
+}
+
+/// The position could not be saved: a restart may read lines again.
+pub struct AuditLogPositionSaveFailed<'a> {
+    pub error: &'a dyn std::error::Error,
+}
+
+impl AuditLogPositionSaveFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            source = super::METRICS_NAME,
+            error = %crate::collectors::file_integrity::error_chain(self.error),
+            "k8s-audit-log: cannot save the read position; a restart may repeat or miss lines"
+        );
+    }
+}

@@ -7,6 +7,14 @@
 //! position was truncated (copy-truncate rotation): reading restarts at 0.
 //! Limitation: a truncation followed, before the next look, by writes past
 //! the old position is not noticed (nothing cheap tells them apart).
+//!
+//! Resuming from a saved [`Position`]: the same file (device and inode)
+//! is read from the saved offset (from 0 if it became shorter: truncated
+//! while Vigil was down). Another file at the path was rotated in while
+//! Vigil was down: the old file, when still in the same directory under
+//! another name (`audit-<time>.log`, `audit.log.1`), is read from the
+//! saved offset to its end first, like a rotation seen live; then the new
+//! file from its start.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
@@ -14,6 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::config::StartAt;
+use super::position::Position;
 
 /// Why the file could not be read this time (the next look retries).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +63,16 @@ pub enum Note {
     Truncated { was: u64, now: u64 },
     /// A line longer than the cap was skipped.
     LineTooLong { offset: u64 },
+    /// The saved position's file was replaced while Vigil was down and is
+    /// no longer in the directory: its lines after the position are lost.
+    ResumeFileGone { offset: u64 },
+}
+
+/// Where the first file is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    At(StartAt),
+    Resume(Position),
 }
 
 /// What one look found.
@@ -79,7 +98,7 @@ pub struct Tailer {
     open: Option<Open>,
     /// Where the first file found starts being read; later files are
     /// always read from 0 (everything in them is new).
-    first: Option<StartAt>,
+    first: Option<Start>,
     /// Read position in the open file.
     offset: u64,
     /// The current line so far (no newline yet) and where it starts.
@@ -97,7 +116,7 @@ impl Tailer {
         Self {
             path,
             open: None,
-            first: Some(start_at),
+            first: Some(Start::At(start_at)),
             offset: 0,
             partial: Vec::new(),
             partial_start: 0,
@@ -105,6 +124,24 @@ impl Tailer {
             max_line,
             max_read: max_read.max(1),
         }
+    }
+
+    /// A tailer that resumes at `position` (see the module documentation).
+    pub fn resume(path: PathBuf, position: Position, max_line: usize, max_read: usize) -> Self {
+        Self {
+            first: Some(Start::Resume(position)),
+            ..Self::new(path, StartAt::Beginning, max_line, max_read)
+        }
+    }
+
+    /// Where reading would resume after a restart: the open file and the
+    /// start of its first line not yet returned. `None` before a file is open.
+    pub fn position(&self) -> Option<Position> {
+        self.open.as_ref().map(|o| Position {
+            dev: o.dev,
+            ino: o.ino,
+            offset: self.partial_start,
+        })
     }
 
     /// Changes the line and read caps (a source restarted with new settings).
@@ -152,10 +189,16 @@ impl Tailer {
 
     /// Opens the file at the path; false when there is none yet.
     fn open_current(&mut self, out: &mut Poll) -> Result<bool, TailError> {
-        let start = self.first.take().unwrap_or(StartAt::Beginning);
+        let start = self.first.take().unwrap_or(Start::At(StartAt::Beginning));
         let file = match File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Mid-rotation while Vigil was down: finish the old file.
+                if let Start::Resume(pos) = start {
+                    return Ok(self.open_rotated(pos, out));
+                }
+                return Ok(false);
+            }
             Err(source) => {
                 // Keep the start position for the next attempt.
                 self.first = Some(start);
@@ -167,8 +210,27 @@ impl Tailer {
         };
         let meta = file.metadata().map_err(|e| self.read_err(e))?;
         let from = match start {
-            StartAt::End => meta.len(),
-            StartAt::Beginning => 0,
+            Start::At(StartAt::End) => meta.len(),
+            Start::At(StartAt::Beginning) => 0,
+            Start::Resume(pos) if (meta.dev(), meta.ino()) == (pos.dev, pos.ino) => {
+                if meta.len() < pos.offset {
+                    out.notes.push(Note::Truncated {
+                        was: pos.offset,
+                        now: meta.len(),
+                    });
+                    0
+                } else {
+                    pos.offset
+                }
+            }
+            Start::Resume(pos) => {
+                // Replaced while down: the old file first, if it is still here;
+                // the next look sees the rotation and opens the new one.
+                if self.open_rotated(pos, out) {
+                    return Ok(true);
+                }
+                0
+            }
         };
         self.open = Some(Open {
             file,
@@ -178,6 +240,35 @@ impl Tailer {
         self.reset(from);
         out.notes.push(Note::Opened { from });
         Ok(true)
+    }
+
+    /// Opens the file of a saved position under another name in the same
+    /// directory, at the saved offset. False (and a note) when it is gone.
+    fn open_rotated(&mut self, pos: Position, out: &mut Poll) -> bool {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
+            entries.filter_map(Result::ok).find_map(|e| {
+                let m = e.metadata().ok()?;
+                ((m.dev(), m.ino()) == (pos.dev, pos.ino) && m.is_file()).then(|| e.path())
+            })
+        });
+        let Some(file) = found.and_then(|p| File::open(p).ok()) else {
+            out.notes.push(Note::ResumeFileGone { offset: pos.offset });
+            return false;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.open = Some(Open {
+            file,
+            dev: pos.dev,
+            ino: pos.ino,
+        });
+        let from = if len < pos.offset { 0 } else { pos.offset };
+        self.reset(from);
+        out.notes.push(Note::Opened { from });
+        true
     }
 
     /// Whether the path now names another file than the open one. A

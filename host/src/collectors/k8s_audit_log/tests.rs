@@ -66,10 +66,11 @@ fn config_defaults_and_all_problems() {
         max_line_bytes: 0,
         max_read_bytes: 0,
         from_beginning: true,
+        position_file: Some(PathBuf::new()),
     }
     .validate()
     .unwrap_err();
-    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(serde_json::from_str::<LogConfig>(r#"{"path":"/a","follow":true}"#).is_err());
 }
 
@@ -201,4 +202,135 @@ fn bad_line_is_a_reason_not_a_panic() {
     let ok = br#"{"kind":"Event","auditID":"x","verb":"create","stage":"ResponseComplete"}"#;
     assert_eq!(normalise_line(ok, &origin, &mut out), Ok(1));
     assert_eq!(out[0].source, "k8s-audit");
+}
+
+fn saved_position(t: &Tailer) -> Position {
+    t.position().expect("a file is open")
+}
+
+#[test]
+fn resumes_in_the_same_file_where_it_stopped() {
+    let d = Temp::new("resume");
+    let p = d.0.join("audit.log");
+    append(&p, "old\n");
+    let mut t = tailer(&p, StartAt::End);
+    assert!(lines(&mut t).is_empty());
+    append(&p, "a\npartial");
+    assert_eq!(lines(&mut t), ["a"]);
+    let pos = saved_position(&t);
+    // The unfinished line is read again after a restart.
+    assert_eq!(pos.offset, 6);
+    append(&p, " line\nwhile down\n");
+    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    assert_eq!(lines(&mut again), ["partial line", "while down"]);
+}
+
+#[test]
+fn resume_after_truncation_while_down_reads_from_zero() {
+    let d = Temp::new("resume-trunc");
+    let p = d.0.join("audit.log");
+    append(&p, "aaaa\nbbbb\n");
+    let mut t = tailer(&p, StartAt::Beginning);
+    assert_eq!(lines(&mut t).len(), 2);
+    let pos = saved_position(&t);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    append(&p, "c\n");
+    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let got = again.poll().unwrap();
+    assert!(
+        got.notes.contains(&Note::Truncated { was: 10, now: 2 }),
+        "{:?}",
+        got.notes
+    );
+    assert_eq!(got.lines[0].text, b"c");
+}
+
+#[test]
+fn resume_after_rotation_while_down_finishes_the_old_file_first() {
+    let d = Temp::new("resume-rot");
+    let p = d.0.join("audit.log");
+    append(&p, "");
+    let mut t = tailer(&p, StartAt::End);
+    assert!(lines(&mut t).is_empty());
+    append(&p, "one\n");
+    assert_eq!(lines(&mut t), ["one"]);
+    let pos = saved_position(&t);
+    drop(t);
+    // While down: more lines, a rotation, lines in the new file.
+    append(&p, "two\n");
+    std::fs::rename(&p, d.0.join("audit-2024-01-01T00-00-00.000.log")).unwrap();
+    append(&p, "three\n");
+    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let mut got = Vec::new();
+    let mut notes = Vec::new();
+    for _ in 0..3 {
+        let poll = again.poll().unwrap();
+        got.extend(
+            poll.lines
+                .into_iter()
+                .map(|l| String::from_utf8(l.text).unwrap()),
+        );
+        notes.extend(poll.notes);
+    }
+    assert_eq!(got, ["two", "three"]);
+    assert!(notes.contains(&Note::Rotated), "{notes:?}");
+
+    // The same, but the rotated file was compressed away: a noted loss,
+    // and the new file is read from its start.
+    let pos = saved_position(&again);
+    append(&p, "four\n");
+    std::fs::remove_file(&p).unwrap();
+    append(&p, "five\n");
+    let mut third = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let poll = third.poll().unwrap();
+    assert!(
+        poll.notes
+            .iter()
+            .any(|n| matches!(n, Note::ResumeFileGone { .. })),
+        "{:?}",
+        poll.notes
+    );
+    let texts: Vec<&[u8]> = poll.lines.iter().map(|l| &l.text[..]).collect();
+    assert_eq!(texts, [&b"five"[..]]);
+}
+
+#[test]
+fn position_file_round_trips_atomically() {
+    let d = Temp::new("position");
+    let f = d.0.join("k8s-audit-log.position");
+    assert_eq!(position::load(&f).unwrap(), None);
+    let saved = Saved {
+        path: "/var/log/audit.log".into(),
+        position: Position {
+            dev: 2049,
+            ino: 131_075,
+            offset: 4096,
+        },
+    };
+    position::save(&f, &saved).unwrap();
+    assert_eq!(position::load(&f).unwrap(), Some(saved.clone()));
+    let moved = Saved {
+        position: Position {
+            offset: 8192,
+            ..saved.position
+        },
+        ..saved
+    };
+    position::save(&f, &moved).unwrap();
+    assert_eq!(position::load(&f).unwrap(), Some(moved));
+    // Only the position file is left: the temporary one was renamed.
+    let names: Vec<_> = std::fs::read_dir(&d.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    std::fs::write(&f, "{not json").unwrap();
+    assert!(matches!(
+        position::load(&f),
+        Err(PositionError::Decode { .. })
+    ));
 }

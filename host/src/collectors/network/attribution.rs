@@ -118,18 +118,23 @@ impl ContainerNames {
         let config: ConfigV2 = serde_json::from_slice(&bytes)
             .map_err(|source| NetworkError::DecodeContainerConfig { path, source })?;
         let labels = config.config.labels.unwrap_or_default();
-        let pod = match (
-            labels.get("io.kubernetes.pod.namespace"),
-            labels.get("io.kubernetes.pod.name"),
-        ) {
-            (Some(ns), Some(name)) => format!("{ns}/{name}"),
-            _ => String::new(),
-        };
         Ok(ContainerRef {
             id: id.to_owned(),
             name: config.name.trim_start_matches('/').to_owned(),
             image: config.config.image,
-            pod,
+            pod: pod(&labels),
         })
+    }
+}
+
+/// `namespace/name` of the pod a container belongs to, from the labels the
+/// kubelet sets; empty for other containers.
+pub fn pod(labels: &HashMap<String, String>) -> String {
+    match (
+        labels.get("io.kubernetes.pod.namespace"),
+        labels.get("io.kubernetes.pod.name"),
+    ) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => String::new(),
     }
 }

@@ -20,9 +20,10 @@ pub struct NetworkConfig {
     /// Run this source (when `proc_root` has socket tables).
     pub enabled: bool,
     /// How often the socket tables are read, in milliseconds. A connection
-    /// that opens and closes between two reads is not seen (there is no
-    /// conntrack or eBPF feed yet), so a shorter interval misses fewer
-    /// short-lived connections at the cost of CPU.
+    /// that opens and closes between two reads is not seen by the poller
+    /// (the `conntrack` listener sees those of bridge-networked containers),
+    /// so a shorter interval misses fewer short-lived connections at the
+    /// cost of CPU.
     pub interval_ms: u64,
     /// Also emit the sockets of the host itself (and of network namespaces
     /// holding no container), with no `container`. Off by default: the
@@ -44,6 +45,21 @@ pub struct NetworkConfig {
     /// the daemon, which keeps this source independent of the API socket.
     /// Containers of other engines get an empty name and image.
     pub docker_root: PathBuf,
+    /// Also follow new connections through conntrack events over netlink
+    /// (needs `CAP_NET_ADMIN`; off with the reason logged where netlink is
+    /// unavailable).
+    pub conntrack: bool,
+    /// Receive buffer of the netlink socket, in bytes (set with
+    /// `SO_RCVBUFFORCE`). When a burst of new connections fills it the
+    /// kernel drops events (counted in `vigil_source_gaps_total`, logged).
+    pub conntrack_receive_buffer_bytes: usize,
+    /// How long a flow from an address no container is known to hold yet
+    /// waits for it to become known (a container that has just started),
+    /// in milliseconds.
+    pub attribution_wait_ms: u64,
+    /// Flows waiting for their address at most; beyond, the oldest is
+    /// dropped (counted in `vigil_source_overflow_total`, logged).
+    pub max_pending_flows: usize,
 }
 
 fn default_max_tracked_sockets() -> usize {
@@ -63,6 +79,10 @@ impl Default for NetworkConfig {
             max_cached_containers: default_max_cached_containers(),
             proc_root: PathBuf::from("/proc"),
             docker_root: PathBuf::from("/var/lib/docker"),
+            conntrack: true,
+            conntrack_receive_buffer_bytes: 4 * 1024 * 1024,
+            attribution_wait_ms: 1_000,
+            max_pending_flows: 4_096,
         }
     }
 }
@@ -96,6 +116,18 @@ pub struct NetworkSettings {
     pub proc_root: PathBuf,
     /// Docker data root (absolute).
     pub docker_root: PathBuf,
+    /// Whether the conntrack listener is wanted.
+    pub conntrack: bool,
+    /// Netlink receive buffer (at least 64 KiB).
+    pub conntrack_receive_buffer_bytes: usize,
+    /// Wait for an unknown address (at most 10 s).
+    pub attribution_wait: Duration,
+    /// Cap of waiting flows (positive).
+    pub max_pending_flows: usize,
+    /// How long a reported connection is remembered so that the other
+    /// source does not report it again: long enough for the poller to have
+    /// looked at least a few times.
+    pub dedup_window: Duration,
 }
 
 impl NetworkConfig {
@@ -123,16 +155,31 @@ impl NetworkConfig {
         if !self.docker_root.is_absolute() {
             bad("docker_root", "must be an absolute path");
         }
+        if self.conntrack_receive_buffer_bytes < 64 * 1024 {
+            bad("conntrack_receive_buffer_bytes", "must be at least 65536");
+        }
+        if self.attribution_wait_ms > 10_000 {
+            bad("attribution_wait_ms", "must be at most 10000");
+        }
+        if self.max_pending_flows == 0 {
+            bad("max_pending_flows", "must be positive");
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
+        let interval = Duration::from_millis(self.interval_ms);
         Ok(NetworkSettings {
-            interval: Duration::from_millis(self.interval_ms),
+            interval,
             include_host: self.include_host,
             max_tracked_sockets: self.max_tracked_sockets,
             max_cached_containers: self.max_cached_containers,
             proc_root: self.proc_root.clone(),
             docker_root: self.docker_root.clone(),
+            conntrack: self.conntrack,
+            conntrack_receive_buffer_bytes: self.conntrack_receive_buffer_bytes,
+            attribution_wait: Duration::from_millis(self.attribution_wait_ms),
+            max_pending_flows: self.max_pending_flows,
+            dedup_window: interval.saturating_mul(5).max(Duration::from_secs(10)),
         })
     }
 }

@@ -13,12 +13,16 @@
 //! host's namespace to the host.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::NetworkError;
+use super::addresses::Addresses;
 use super::attribution::{self, ContainerNames};
 use super::config::NetworkSettings;
 use super::procfs::{self, SocketRow};
+use super::shared::{FlowKey, Shared};
 use super::tracker::{Seen, SocketKey, Tracker};
 use crate::model::{Direction, NetworkEvent, Protocol};
 
@@ -103,7 +107,17 @@ pub struct Scanner {
     /// The host's network namespace: pid 1's, or ours when pid 1's cannot
     /// be read (some sandboxes hide it).
     host_netns: Option<u64>,
+    /// Shared with the conntrack listener: container addresses are
+    /// published there, and connections are reported by one source only.
+    shared: Option<Arc<Shared>>,
+    /// Addresses of container namespaces and the poll that read them.
+    addresses: HashMap<u64, (Vec<IpAddr>, u64)>,
+    polls: u64,
 }
+
+/// A namespace's addresses are read again after this many polls (they
+/// change only on `docker network connect`, rare).
+const ADDRESS_REFRESH_POLLS: u64 = 10;
 
 /// How many processes of a namespace are tried before giving it up for
 /// this poll: the first normally answers; more only when they exit.
@@ -119,6 +133,17 @@ impl Scanner {
             names: ContainerNames::new(&settings.docker_root, settings.max_cached_containers),
             host_netns,
             settings,
+            shared: None,
+            addresses: HashMap::new(),
+            polls: 0,
+        }
+    }
+
+    /// A scanner that shares what it sees with the conntrack listener.
+    pub fn with_shared(settings: NetworkSettings, shared: Arc<Shared>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(settings)
         }
     }
 
@@ -140,10 +165,14 @@ impl Scanner {
         let mut owners: HashMap<u64, HashMap<u64, String>> = HashMap::new();
         let mut fresh: Option<Vec<Process>> = None;
         self.tracker.begin();
+        self.polls += 1;
         for (&netns, space) in &spaces {
             let host = Some(netns) == self.host_netns;
             if space.containers.is_empty() && !self.settings.include_host {
                 continue;
+            }
+            if !host && !space.containers.is_empty() && self.shared.is_some() {
+                self.learn_addresses(&root, netns, space);
             }
             let Some(rows) = read_namespace(&root, space, &mut out) else {
                 continue;
@@ -196,6 +225,12 @@ impl Scanner {
                     None => continue,
                 };
                 let listen = row.is_listening();
+                // A connection conntrack already reported is not repeated.
+                if let (false, Some(shared)) = (listen, &self.shared)
+                    && !shared.claim(FlowKey::new(row.protocol, row.local, row.remote))
+                {
+                    continue;
+                }
                 out.events.push(NetworkEvent {
                     protocol: row.protocol,
                     local_address: row.local.ip().to_string(),
@@ -214,12 +249,47 @@ impl Scanner {
             }
         }
         self.tracker.end();
+        if let Some(shared) = &self.shared {
+            self.addresses.retain(|netns, _| spaces.contains_key(netns));
+            let mut owners = HashMap::new();
+            for (netns, (ips, _)) in &self.addresses {
+                let Some(id) = spaces.get(netns).and_then(|s| {
+                    s.containers
+                        .iter()
+                        .min_by_key(|(_, pid)| **pid)
+                        .map(|(id, _)| id)
+                }) else {
+                    continue;
+                };
+                let container = self.names.get(id);
+                owners.extend(ips.iter().map(|ip| (*ip, container.clone())));
+            }
+            shared.set_addresses(owners);
+        }
         let live: HashSet<&str> = procs
             .iter()
             .filter_map(|p| p.container.as_deref())
             .collect();
         self.names.retain(&live);
         Ok(out)
+    }
+}
+
+impl Scanner {
+    /// Reads the addresses of a container namespace when not known or stale.
+    fn learn_addresses(&mut self, root: &Path, netns: u64, space: &Namespace) {
+        let stale = self
+            .addresses
+            .get(&netns)
+            .is_none_or(|(_, at)| self.polls - at >= ADDRESS_REFRESH_POLLS);
+        if !stale {
+            return;
+        }
+        let Some(pid) = space.pids.first() else {
+            return;
+        };
+        let found = Addresses::read(root, &pid.to_string());
+        self.addresses.insert(netns, (found.local, self.polls));
     }
 }
 

@@ -187,9 +187,13 @@ fn config_reports_every_problem() {
         proc_root: PathBuf::from("proc"),
         docker_root: PathBuf::from("docker"),
         include_host: false,
+        conntrack: true,
+        conntrack_receive_buffer_bytes: 1024,
+        attribution_wait_ms: 60_000,
+        max_pending_flows: 0,
     };
     let err = bad.validate().unwrap_err();
-    assert_eq!(err.0.len(), 5);
+    assert_eq!(err.0.len(), 8);
     assert!(err.to_string().contains("network.interval_ms"));
     assert!(NetworkConfig::default().validate().is_ok());
     let unknown = serde_json::from_str::<NetworkConfig>(r#"{"interval":5}"#);

@@ -1,0 +1,499 @@
+//! Plugins in other languages, through the real binary: the Python plugin
+//! `plugins/python/untrusted-registry`, the C plugin `plugins/c/shell-exec`
+//! (both built by `scripts/foreign-plugins.sh`, which also installs their
+//! toolchains), and `vigil plugin new` for Rust, Python and C.
+//!
+//! One test binary for all of them, because Cranelift takes ~9 s (more on a
+//! busy machine) to compile a Python component: the project's own plugins are
+//! compiled once into a compile cache shared by every test here and kept
+//! across runs (`target/foreign-cache`, pruned to the current builds; safe:
+//! entries are keyed by the component's SHA-256 and the engine's hash).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+mod common;
+#[path = "common/docker.rs"]
+mod docker_util;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{falco, root, rules, stdout_lines, vigil};
+
+const PYTHON: &str = "untrusted-registry";
+const C: &str = "shell-exec";
+
+struct Built {
+    /// `target/wasm/foreign`: NAME.wasm for each plugin.
+    dir: PathBuf,
+    /// `XDG_CACHE_HOME` for vigil, warmed with both plugins.
+    cache_home: PathBuf,
+    /// The tool variables of `scripts/foreign-plugins.sh env`.
+    tools: Vec<(String, String)>,
+}
+
+fn run(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Builds both plugins (once per test binary; a no-op when they are up to
+/// date) and compiles them into the shared cache before any test uses it,
+/// so that parallel tests never compile the Python component twice.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = root().join("scripts/foreign-plugins.sh");
+        run(
+            "scripts/foreign-plugins.sh build",
+            Command::new("bash")
+                .arg(&script)
+                .arg("build")
+                .env_remove("CARGO_TARGET_DIR"),
+        );
+        let env = run(
+            "scripts/foreign-plugins.sh env",
+            Command::new("bash").arg(&script).arg("env"),
+        );
+        let tools = String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let dir = root().join("target/wasm/foreign");
+        let cache_home = root().join("target/foreign-cache");
+        let mut digests = Vec::new();
+        for name in [PYTHON, C] {
+            let out = run(
+                "vigil plugin inspect",
+                vigil()
+                    .env("XDG_CACHE_HOME", &cache_home)
+                    .args(["plugin", "inspect"])
+                    .arg(dir.join(format!("{name}.wasm"))),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            digests.push(v["sha256"].as_str().unwrap().to_owned());
+        }
+        // Keep only the current builds' artifacts (a Python one is ~35 MB).
+        let cache = cache_home.join("vigil/plugins");
+        for entry in std::fs::read_dir(&cache).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !digests.iter().any(|d| name.starts_with(d.as_str())) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Built {
+            dir,
+            cache_home,
+            tools,
+        }
+    })
+}
+
+fn wasm(name: &str) -> PathBuf {
+    built().dir.join(format!("{name}.wasm"))
+}
+
+fn plugin_dir(name: &str) -> PathBuf {
+    let lang = if name == PYTHON { "python" } else { "c" };
+    root().join("plugins").join(lang).join(name)
+}
+
+fn cached_vigil() -> Command {
+    let mut c = vigil();
+    c.env("XDG_CACHE_HOME", &built().cache_home);
+    c
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-foreign-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `vigil plugin test NAME.wasm --events … [--settings …] --expect …` must pass.
+fn plugin_test(name: &str, events: &Path, settings: Option<&Path>, expect: &Path) -> String {
+    let mut cmd = cached_vigil();
+    cmd.args(["plugin", "test"])
+        .arg(wasm(name))
+        .arg("--events")
+        .arg(events)
+        .arg("--expect")
+        .arg(expect);
+    if let Some(s) = settings {
+        cmd.arg("--settings").arg(s);
+    }
+    let out = run(&format!("vigil plugin test {name}"), &mut cmd);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fixtures(name: &str) {
+    let tests = plugin_dir(name).join("tests");
+    let stdout = plugin_test(
+        name,
+        &tests.join("events.jsonl"),
+        None,
+        &tests.join("expected.jsonl"),
+    );
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let stdout = plugin_test(
+        name,
+        &tests.join("events.jsonl"),
+        Some(&tests.join("settings.json")),
+        &tests.join("expected-with-settings.jsonl"),
+    );
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let empty = temp(&format!("{name}-empty")).join("none.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let stdout = plugin_test(name, &tests.join("benign.jsonl"), None, &empty);
+    assert_eq!(stdout.trim(), "ok: 0 findings as expected");
+}
+
+#[test]
+fn python_plugin_passes_its_fixtures() {
+    fixtures(PYTHON);
+}
+
+#[test]
+fn c_plugin_passes_its_fixtures() {
+    fixtures(C);
+}
+
+#[test]
+fn native_tests_of_the_plugins_logic() {
+    run(
+        "python3 -m unittest (untrusted-registry)",
+        Command::new("python3")
+            .args(["-m", "unittest", "discover", "-s", "tests"])
+            .current_dir(plugin_dir(PYTHON))
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    run(
+        "plugins/c/shell-exec/build.sh --test",
+        Command::new("bash")
+            .arg(plugin_dir(C).join("build.sh"))
+            .arg("--test"),
+    );
+}
+
+#[test]
+fn inspect_shows_only_vigil_imports() {
+    for name in [PYTHON, C] {
+        let out = run(
+            "vigil plugin inspect",
+            cached_vigil().args(["plugin", "inspect"]).arg(wasm(name)),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["describe"]["name"], name);
+        assert_eq!(v["forbidden_imports"], serde_json::json!([]), "{name}: {v}");
+        let imports = v["imports"].as_array().unwrap();
+        assert!(
+            imports
+                .iter()
+                .all(|i| i.as_str().unwrap().starts_with("vigil:detector/")),
+            "{name} imports only the world: {imports:?}"
+        );
+        assert_eq!(v["from_cache"], true, "{name} was compiled once, up front");
+    }
+}
+
+#[test]
+fn replay_loads_both_from_a_plugin_dir() {
+    let dir = temp("plugin-dir");
+    for name in [PYTHON, C] {
+        std::fs::copy(wasm(name), dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    let out = cached_vigil()
+        .arg("replay")
+        .arg("--plugin-dir")
+        .arg(&dir)
+        .arg("--plugin-settings")
+        .arg(format!(
+            "{PYTHON}={}",
+            plugin_dir(PYTHON).join("tests/settings.json").display()
+        ))
+        .arg(plugin_dir(PYTHON).join("tests/events.jsonl"))
+        .arg(plugin_dir(C).join("tests/events.jsonl"))
+        .arg(falco("exec_pod.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings = stdout_lines(&out);
+    let count = |plugin: &str| findings.iter().filter(|f| f["plugin"] == plugin).count();
+    // The Python plugin with its settings file; the C one with its defaults.
+    assert_eq!(count(PYTHON), 5, "{findings:#?}");
+    assert_eq!(
+        count(C),
+        6,
+        "five fixtures and the Falco exec: {findings:#?}"
+    );
+    assert!(
+        findings.iter().any(|f| f["plugin"] == C
+            && f["rule_id"] == "shell-exec/interactive-shell"
+            && f["evidence"]["pod"] == "default/nginx-deployment-7998647bdf-phvq7"),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn on_the_falco_audit_fixtures_only_the_exec_is_reported() {
+    let dir = temp("falco");
+    for name in [PYTHON, C] {
+        std::fs::copy(wasm(name), dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(falco(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("fal_01_003.json")) // deliberately malformed
+        .collect();
+    files.sort();
+    let out = cached_vigil()
+        .args(["replay", "--no-builtin", "--plugin-dir"])
+        .arg(&dir)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings = stdout_lines(&out);
+    // Every image in the fixtures is a Docker Hub official one (nginx, mysql).
+    assert_eq!(
+        rules(&findings),
+        ["shell-exec/interactive-shell"],
+        "{findings:#?}"
+    );
+}
+
+/// `vigil run --plugin-dir` on this machine's Docker Engine: the test image
+/// (`vigil-test/busybox`, a Docker Hub user namespace as Docker reads the name)
+/// is an untrusted image, and `docker exec … sh -c …` a shell command.
+#[test]
+fn vigil_run_reports_live_docker_activity_through_both() {
+    use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
+    if !docker_ready() {
+        return;
+    }
+    let dir = temp("live");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in [PYTHON, C] {
+        std::fs::copy(wasm(name), plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    let mut child = vigil()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cache-dir")
+        .arg(built().cache_home.join("vigil/plugins"))
+        .args([
+            "--no-builtin",
+            "--no-network",
+            "--no-file-integrity",
+            "--no-k8s-watch",
+        ])
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (tx, findings) = mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let _child = Kill(child);
+    let text = || {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !text().contains("docker: event stream open") {
+        assert!(
+            Instant::now() < deadline,
+            "the docker source did not start:\n{}",
+            text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let name = format!("vigil_foreign_{}", unique());
+    let _cleanup = Containers(vec![name.clone()]);
+    docker(&[
+        "run", "-d", "--name", &name, "--label", LABEL, IMAGE, "sleep", "300",
+    ]);
+    docker(&["exec", &name, "sh", "-c", "id"]);
+
+    let mut want = BTreeSet::from([
+        "untrusted-registry/untrusted-image",
+        "shell-exec/shell-command",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !want.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(f) = findings.recv_timeout(left) else {
+            panic!("missing {want:?} for {name}; log:\n{}", text());
+        };
+        if f["evidence"]["container"] == name.as_str() {
+            want.remove(f["rule_id"].as_str().unwrap_or_default());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `vigil plugin new --lang LANG NAME --dir …`, then the project's own
+/// `./test.sh` (build, `vigil plugin inspect`, `vigil plugin test`).
+fn scaffold(lang: &str, name: &str) -> PathBuf {
+    let base = temp(&format!("new-{lang}"));
+    let project = base.join(name);
+    let out = run(
+        "vigil plugin new",
+        vigil()
+            .args(["plugin", "new", "--lang", lang, name, "--dir"])
+            .arg(&project),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("./test.sh"),
+        "says how to test it"
+    );
+    // A fresh cache: each build of a scaffold is new bytes.
+    let cache = base.join("cache");
+    let mut test = Command::new(project.join("test.sh"));
+    test.env("VIGIL", env!("CARGO_BIN_EXE_vigil"))
+        .env("XDG_CACHE_HOME", &cache)
+        .env("VIGIL_WASM_CARGO", root().join("scripts/wasm-cargo.sh"))
+        .env("CARGO_TARGET_DIR", root().join("target/scaffold"))
+        .envs(built().tools.iter().map(|(k, v)| (k, v)));
+    let out = run(&format!("{lang} scaffold's ./test.sh"), &mut test);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok: 1 findings as expected"),
+        "{lang}: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    project
+}
+
+#[test]
+fn new_rust_plugin_passes_its_own_tests() {
+    let project = scaffold("rust", "demo-rust");
+    // Its native unit tests too, with plain `cargo test`.
+    run(
+        "cargo test (Rust scaffold)",
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .arg("test")
+            .arg("--manifest-path")
+            .arg(project.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", root().join("target/scaffold")),
+    );
+    let _ = std::fs::remove_dir_all(project.parent().unwrap());
+}
+
+#[test]
+fn new_python_plugin_passes_its_own_test() {
+    let project = scaffold("python", "demo_python");
+    assert!(project.join("wit/detector.wit").is_file(), "self-contained");
+    let _ = std::fs::remove_dir_all(project.parent().unwrap());
+}
+
+#[test]
+fn new_c_plugin_passes_its_own_test() {
+    let project = scaffold("c", "demo-c");
+    assert!(project.join("wit/types.wit").is_file(), "self-contained");
+    let _ = std::fs::remove_dir_all(project.parent().unwrap());
+}
+
+#[test]
+fn new_refuses_bad_names_and_non_empty_dirs() {
+    let base = temp("new-refusals");
+    let out = vigil()
+        .args(["plugin", "new", "--lang", "c", "Bad Name", "--dir"])
+        .arg(base.join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugin name"));
+
+    std::fs::write(base.join("keep.txt"), "mine").unwrap();
+    let out = vigil()
+        .args(["plugin", "new", "--lang", "python", "ok", "--dir"])
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let left: BTreeSet<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "nothing written: {left:?}");
+
+    let out = vigil()
+        .args(["plugin", "new", "--lang", "rust", "demo", "--sdk-path"])
+        .arg(&base)
+        .arg("--dir")
+        .arg(base.join("demo"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vigil-plugin-sdk"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,83 @@
+//! The packed batch encoding (`wit/PACKED.md`): what the host encodes, the
+//! SDK decodes to exactly the events `on-events` would have received; and
+//! the SDK's decoder refuses malformed buffers without panicking.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+mod common;
+#[path = "common/corpus.rs"]
+mod corpus;
+#[path = "common/to_sdk.rs"]
+mod to_sdk;
+
+use vigil::model::packed::encode_batch;
+use vigil_plugin_sdk::packed::decode_batch;
+
+#[test]
+fn every_corpus_event_round_trips_field_for_field() {
+    let mut events = corpus::corpus(&common::root());
+    events.extend(corpus::typical(512));
+    assert!(events.len() > 500, "corpus too small: {}", events.len());
+    let mut buf = Vec::new();
+    encode_batch(&events, &mut buf);
+    let decoded = decode_batch(&buf).expect("the host's encoding decodes");
+    assert_eq!(decoded.len(), events.len());
+    for (host, sdk) in events.iter().zip(&decoded) {
+        assert_eq!(&to_sdk::event(host), sdk, "event {}", host.id);
+    }
+}
+
+#[test]
+fn an_empty_batch_is_five_bytes() {
+    let mut buf = vec![9; 3];
+    encode_batch(&[], &mut buf);
+    assert_eq!(buf, [1, 0, 0, 0, 0]);
+    assert!(decode_batch(&buf).unwrap().is_empty());
+}
+
+/// Deterministic mutations (byte flips, truncations, insertions) of real
+/// batches: the decoder returns an error or a batch, never panics.
+#[test]
+fn mutated_batches_are_refused_or_decoded_never_panic() {
+    let events = corpus::typical(64);
+    let mut buf = Vec::new();
+    encode_batch(&events, &mut buf);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let iterations = std::env::var("VIGIL_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000usize);
+    let (mut refused, mut accepted) = (0usize, 0usize);
+    for _ in 0..iterations {
+        let mut m = buf.clone();
+        for _ in 0..=(next() % 4) {
+            let at = (next() as usize) % m.len();
+            match next() % 3 {
+                0 => m[at] = next() as u8,
+                1 => m.truncate(at.max(1)),
+                _ => m.insert(at, next() as u8),
+            }
+        }
+        match decode_batch(&m) {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > iterations / 2,
+        "refused {refused}, accepted {accepted}"
+    );
+}

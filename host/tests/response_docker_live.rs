@@ -1,0 +1,723 @@
+//! The responder against the real Docker Engine of this machine, through
+//! the real binary: `vigil run --response …` sees containers through its
+//! `docker` source, the built-in container-escape plugin reports them, and
+//! the responder quarantines them (or, in dry-run, only says it would).
+//! `vigil quarantine list|release` are run as an operator would.
+//!
+//! Every container has the label `vigil-test=1` and a unique name, and is
+//! removed at the end, pass or fail. Without a daemon the tests are skipped
+//! with a message, unless `VIGIL_REQUIRE_DOCKER=1` makes that a failure.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[path = "common/docker.rs"]
+mod docker_util;
+
+use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A data directory removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(what: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("vigil-response-{what}-{}", unique()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `vigil run` with the docker source only; killed when dropped.
+struct Vigil {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn keep_lines(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            keep.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Vigil {
+    fn start(data: &Path, response: &[&str]) -> Self {
+        let home = data.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", &home)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--node",
+                "response-live-test",
+                "--no-network",
+                "--no-file-integrity",
+                "--no-k8s-watch",
+                "--no-admin",
+            ])
+            .args(response)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil");
+        let stdout = keep_lines(child.stdout.take().unwrap());
+        let stderr = keep_lines(child.stderr.take().unwrap());
+        let mut v = Self {
+            child,
+            stdout,
+            stderr,
+        };
+        v.wait_log("docker: event stream open", Duration::from_secs(180));
+        v
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "vigil exited ({status}) before logging {needle:?}:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "vigil did not log {needle:?} within {timeout:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for a finding of `rule` naming `container`.
+    fn wait_finding(&self, rule: &str, container: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let found = self.stdout.lock().unwrap().iter().find_map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .filter(|f| f["rule_id"] == rule && l.contains(container))
+            });
+            if let Some(f) = found {
+                return f;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no {rule} finding for {container}; stdout:\n{}\nlogs:\n{}",
+                self.stdout.lock().unwrap().join("\n"),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> String {
+        // SIGTERM: a clean shutdown, as systemd or the kubelet would.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.logs()
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `vigil quarantine …`.
+fn quarantine(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env_remove("VIGIL_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .arg("quarantine")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run vigil quarantine")
+}
+
+fn list(data: &Path) -> Vec<Value> {
+    let out = quarantine(data, &["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// Waits until the record of `container_id` satisfies `done`.
+fn wait_record(
+    data: &Path,
+    vigil: &Vigil,
+    container_id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(r) = list(data)
+            .into_iter()
+            .find(|r| r["target"] == container_id && done(r))
+        {
+            return r;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "record of {container_id} not as expected; records: {:#}\nlogs:\n{}",
+            Value::Array(list(data)),
+            vigil.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn inspect(container: &str) -> Value {
+    let text = docker(&["inspect", container]);
+    serde_json::from_str::<Vec<Value>>(&text).unwrap().remove(0)
+}
+
+fn networks(i: &Value) -> Vec<String> {
+    i["NetworkSettings"]["Networks"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn actions<'a>(record: &'a Value, action: &str) -> Vec<&'a Value> {
+    record["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == action)
+        .collect()
+}
+
+fn run_container(name: &str, opts: &[&str], cmd: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--label", LABEL];
+    args.extend_from_slice(opts);
+    args.push(IMAGE);
+    args.extend_from_slice(cmd);
+    docker(&args)
+}
+
+const EVASIVE_CMD: [&str; 3] = [
+    "sh",
+    "-c",
+    "echo evasive started; echo >/tmp/dropped; exec sleep 300",
+];
+
+/// The seed's evasive container (host network) in `enforce`: paused (no
+/// network to disconnect), renamed, recorded, evidence written; a second
+/// finding for it (a restarted Vigil's inventory) does nothing new;
+/// `vigil quarantine release` unpauses it and gives its name back; after
+/// that it is not quarantined again for the same rule.
+#[test]
+fn evasive_host_network_container_is_isolated_in_enforce_mode() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("enforce");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
+    let flags = [
+        "--response",
+        "enforce",
+        "--response-rule",
+        "container-escape/*",
+        "--response-include",
+        &include,
+    ];
+    let name = format!("evasive_container_{tag}");
+    let late = format!("evasive_late_{tag}");
+    let mut cleanup = Containers(vec![name.clone(), late.clone()]);
+    // Running (and writing its log and file) before Vigil starts: Vigil's
+    // inventory reports it, so the evidence has something to show.
+    let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    let vigil = Vigil::start(&data.0, &flags);
+
+    vigil.wait_finding("container-escape/host-network", &name);
+    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == "quarantined");
+
+    // And one started while Vigil runs: quarantined from its create/start events.
+    let late_id = run_container(&late, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(late_id.clone());
+    vigil.wait_finding("container-escape/host-network", &late);
+    wait_record(&data.0, &vigil, &late_id, |r| r["state"] == "quarantined");
+    assert_eq!(inspect(&late_id)["State"]["Paused"], true);
+    let i = inspect(&id);
+    assert_eq!(i["State"]["Paused"], true, "not paused: {i:#}");
+    let qid = record["id"].as_str().unwrap().to_owned();
+    let marked = format!("/{name}.vigil-quarantine.{qid}");
+    assert_eq!(i["Name"], marked.as_str());
+    assert_eq!(i["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(record["mode"], "enforce");
+    assert_eq!(record["kind"], "docker");
+    assert_eq!(record["target_name"], name.as_str());
+    assert!(
+        record["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("container-escape/"),
+        "{record:#}"
+    );
+    let disconnect = actions(&record, "disconnect");
+    assert_eq!(disconnect.len(), 1, "{record:#}");
+    assert_eq!(disconnect[0]["outcome"], "skipped");
+    assert!(
+        disconnect[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("host network")
+    );
+    assert!(
+        actions(&record, "pause")
+            .iter()
+            .any(|a| a["outcome"] == "ok"),
+        "{record:#}"
+    );
+    assert_eq!(actions(&record, "mark").len(), 1, "{record:#}");
+    assert_eq!(actions(&record, "mark")[0]["outcome"], "ok");
+
+    // The evidence bundle.
+    let dir = PathBuf::from(record["evidence_dir"].as_str().unwrap());
+    assert_eq!(dir, data.0.join("quarantine").join(&qid));
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}; record {record:#}"))
+    };
+    let inspected: Value = serde_json::from_str(&read("inspect.json")).unwrap();
+    assert_eq!(inspected["Id"], id.as_str());
+    assert_eq!(
+        inspected["Name"],
+        format!("/{name}").as_str(),
+        "inspect.json is taken before the rename"
+    );
+    assert_eq!(
+        inspected["State"]["Paused"], false,
+        "inspect.json is taken before the pause"
+    );
+    assert!(
+        read("logs.txt").contains("stdout ") && read("logs.txt").contains("evasive started"),
+        "{}",
+        read("logs.txt")
+    );
+    let changes: Value = serde_json::from_str(&read("changes.json")).unwrap();
+    assert!(
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "/tmp/dropped" && c["kind"] == "A"),
+        "{changes:#}"
+    );
+    let top: Value = serde_json::from_str(&read("top.json")).unwrap();
+    assert!(top.to_string().contains("sleep 300"), "{top:#}");
+    let findings: Vec<Value> = read("findings.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule_id"] == "container-escape/host-network")
+    );
+    let manifest: Value = serde_json::from_str(&read("manifest.json")).unwrap();
+    for f in [
+        "inspect.json",
+        "logs.txt",
+        "changes.json",
+        "top.json",
+        "findings.jsonl",
+    ] {
+        assert_eq!(
+            manifest[f]["sha256"].as_str().map(str::len),
+            Some(64),
+            "{manifest:#}"
+        );
+    }
+    let on_disk: Value = serde_json::from_str(&read("record.json")).unwrap();
+    assert_eq!(on_disk["state"], "quarantined");
+
+    // Recorded as events: log lines (and the counters behind them).
+    let logs = vigil.stop();
+    assert!(logs.contains("response: QUARANTINING docker"), "{logs}");
+    assert!(logs.contains("response: pause done"), "{logs}");
+
+    // Idempotent: a new Vigil finds the (paused) container running again
+    // and reports it; the responder does nothing new.
+    let actions_before = record["actions"].as_array().unwrap().len();
+    let mut again = Vigil::start(&data.0, &flags);
+    again.wait_finding("container-escape/host-network", &name);
+    again.wait_log("response: target already handled", DEADLINE);
+    let records: Vec<Value> = list(&data.0)
+        .into_iter()
+        .filter(|r| r["target"] == id.as_str())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(
+        records[0]["actions"].as_array().unwrap().len(),
+        actions_before
+    );
+    assert!(
+        records[0]["findings"].as_array().unwrap().len() >= 2,
+        "the new finding is attached"
+    );
+    assert_eq!(inspect(&id)["State"]["Paused"], true);
+
+    // The table.
+    let table = quarantine(&data.0, &["list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("ID  "), "{table}");
+    assert!(
+        table.contains(&qid) && table.contains("quarantined") && table.contains(&id[..12]),
+        "{table}"
+    );
+
+    // Release, while Vigil runs.
+    let out = quarantine(&data.0, &["release", &qid]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("quarantine {qid}: released")),
+        "{text}"
+    );
+    let i = inspect(&id);
+    assert_eq!(i["State"]["Paused"], false);
+    assert_eq!(i["State"]["Running"], true);
+    assert_eq!(i["Name"], format!("/{name}").as_str());
+    let released = list(&data.0)
+        .into_iter()
+        .find(|r| r["id"] == qid.as_str())
+        .unwrap();
+    assert_eq!(released["state"], "released");
+    assert_eq!(actions(&released, "unpause")[0]["outcome"], "ok");
+    assert_eq!(actions(&released, "unmark")[0]["outcome"], "ok");
+    // Releasing twice is refused.
+    assert!(!quarantine(&data.0, &["release", &qid]).status.success());
+    drop(again);
+
+    // Released for this rule: a new Vigil reports it but leaves it alone.
+    let mut third = Vigil::start(&data.0, &flags);
+    third.wait_finding("container-escape/host-network", &name);
+    third.wait_log("released by an operator for this rule", DEADLINE);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&id)["State"]["Paused"], false);
+}
+
+/// The same container in `dry-run`: left untouched (running, its name,
+/// no evidence written); the actions it would have taken are logged and
+/// recorded.
+#[test]
+fn evasive_container_is_left_untouched_in_dry_run() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("dry-run");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
+    let mut vigil = Vigil::start(
+        &data.0,
+        &[
+            "--response",
+            "dry-run",
+            "--response-rule",
+            "container-escape/*",
+            "--response-include",
+            &include,
+        ],
+    );
+    let name = format!("evasive_container_{tag}");
+    let mut cleanup = Containers(vec![name.clone()]);
+    let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
+
+    vigil.wait_finding("container-escape/host-network", &name);
+    let record = wait_record(&data.0, &vigil, &id, |r| {
+        r["state"] == "dry-run" && !actions(r, "evidence").is_empty()
+    });
+    vigil.wait_log("response (dry-run): would quarantine docker", DEADLINE);
+    vigil.wait_log("response (dry-run): would pause", DEADLINE);
+    assert_eq!(record["mode"], "dry-run");
+    assert_eq!(record["evidence_dir"], "");
+    assert_eq!(actions(&record, "pause")[0]["outcome"], "planned");
+    assert_eq!(actions(&record, "mark")[0]["outcome"], "planned");
+    assert!(
+        actions(&record, "mark")[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(".vigil-quarantine.")
+    );
+    assert_eq!(actions(&record, "evidence")[0]["outcome"], "planned");
+    assert_eq!(actions(&record, "disconnect")[0]["outcome"], "skipped");
+    // Give a wrongly enforcing responder time to act, then check nothing changed.
+    std::thread::sleep(Duration::from_secs(1));
+    let i = inspect(&id);
+    assert_eq!(i["State"]["Paused"], false, "dry-run paused it: {i:#}");
+    assert_eq!(i["State"]["Running"], true);
+    assert_eq!(i["Name"], format!("/{name}").as_str());
+    assert!(
+        !data
+            .0
+            .join("quarantine")
+            .join(record["id"].as_str().unwrap())
+            .exists()
+    );
+    let logs = vigil.stop();
+    assert!(!logs.contains("response: pause done"), "{logs}");
+}
+
+/// A privileged container on the default bridge network is disconnected
+/// from it (and paused when it runs); release reconnects it. Some daemons
+/// (this CI's, in a user namespace) cannot start privileged containers: the
+/// container then stays `created`, the finding comes from its `create`
+/// event, and the quarantine is `partial` (nothing to pause yet).
+#[test]
+fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("privileged");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
+    let vigil = Vigil::start(
+        &data.0,
+        &[
+            "--response",
+            "enforce",
+            "--response-rule",
+            "container-escape/privileged",
+            "--response-include",
+            &include,
+        ],
+    );
+    let name = format!("vigil_priv_{tag}");
+    let mut cleanup = Containers(vec![name.clone()]);
+    // By id: Vigil may rename it before the test looks.
+    let id = docker(&[
+        "create",
+        "--name",
+        &name,
+        "--label",
+        LABEL,
+        "--privileged",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
+    let created = Command::new("docker")
+        .args(["start", &id])
+        .output()
+        .unwrap();
+    let started = created.status.success();
+    if !started {
+        eprintln!(
+            "NOTE: this daemon cannot start privileged containers ({}); testing the created one",
+            String::from_utf8_lossy(&created.stderr).trim()
+        );
+    }
+    vigil.wait_finding("container-escape/privileged", &id[..12]);
+    let want = if started { "quarantined" } else { "partial" };
+    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == want);
+    let disconnect = actions(&record, "disconnect");
+    assert_eq!(disconnect.len(), 1, "{record:#}");
+    assert_eq!(disconnect[0]["outcome"], "ok");
+    assert!(
+        disconnect[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("network bridge")
+    );
+    assert_eq!(record["detail"]["networks"][0]["name"], "bridge");
+    let i = inspect(&id);
+    assert!(
+        networks(&i).is_empty(),
+        "still connected: {:?}",
+        networks(&i)
+    );
+    assert_eq!(i["State"]["Paused"], started);
+    if !started {
+        assert_eq!(actions(&record, "pause")[0]["outcome"], "skipped");
+    }
+
+    let qid = record["id"].as_str().unwrap();
+    let out = quarantine(&data.0, &["release", qid]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let i = inspect(&id);
+    assert_eq!(networks(&i), ["bridge"]);
+    assert_eq!(i["State"]["Paused"], false);
+    assert_eq!(i["Name"], format!("/{name}").as_str());
+    drop(vigil);
+}
+
+/// A running container on the default bridge with `CAP_SYS_ADMIN` (high):
+/// disconnected *and* paused, evidence written; release reconnects it (it
+/// gets an address again) and unpauses it.
+#[test]
+fn running_bridge_container_is_disconnected_paused_and_restored() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("bridge");
+    let tag = unique();
+    // Only this test's containers: other tests (and other users of this
+    // daemon) run such containers too.
+    let include = format!("*_{tag}");
+    let vigil = Vigil::start(
+        &data.0,
+        &[
+            "--response",
+            "enforce",
+            "--response-rule",
+            "container-escape/dangerous-capability",
+            "--response-include",
+            &include,
+        ],
+    );
+    let name = format!("vigil_sysadmin_{tag}");
+    let mut cleanup = Containers(vec![name.clone()]);
+    let id = run_container(&name, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(id.clone());
+
+    vigil.wait_finding("container-escape/dangerous-capability", &name);
+    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == "quarantined");
+    let i = inspect(&id);
+    assert!(networks(&i).is_empty(), "{:?}", networks(&i));
+    assert_eq!(i["State"]["Paused"], true);
+    assert_eq!(actions(&record, "disconnect")[0]["outcome"], "ok");
+    assert_eq!(
+        record["detail"]["networks"][0]["name"], "bridge",
+        "{record:#}"
+    );
+
+    let out = quarantine(&data.0, &["release", record["id"].as_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("reconnect") && text.contains("unpause"),
+        "{text}"
+    );
+    let i = inspect(&id);
+    assert_eq!(networks(&i), ["bridge"]);
+    assert!(
+        !i["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(i["State"]["Running"], true);
+    assert_eq!(i["State"]["Paused"], false);
+    drop(vigil);
+}
+
+/// `[response]` in the config file is applied by a reload: off at start
+/// (nothing recorded), then `dry-run` after the file changes.
+#[test]
+fn a_config_reload_turns_the_response_on() {
+    if !docker_ready() {
+        return;
+    }
+    let data = DataDir::new("reload");
+    let tag = unique();
+    let config = data.0.join("vigil.toml");
+    std::fs::write(&config, "[response]\nmode = \"off\"\n").unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut vigil = Vigil::start(&data.0, &["--config", &config_arg]);
+    vigil.wait_log("response: off", DEADLINE);
+    let before = format!("evasive_before_{tag}");
+    let after = format!("evasive_after_{tag}");
+    let mut cleanup = Containers(vec![before.clone(), after.clone()]);
+    let before_id = run_container(&before, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(before_id.clone());
+    vigil.wait_finding("container-escape/host-network", &before);
+
+    std::fs::write(
+        &config,
+        format!(
+            "[response]\nmode = \"dry-run\"\n[[response.rules]]\nrule = \"container-escape/*\"\n[response.docker]\ninclude = [\"*_{tag}\"]\n"
+        ),
+    )
+    .unwrap();
+    vigil.wait_log("response: settings reloaded", DEADLINE);
+    let after_id = run_container(&after, &["--network", "host"], &["sleep", "300"]);
+    // By id too: Vigil renames what it quarantines.
+    cleanup.0.push(after_id.clone());
+    vigil.wait_finding("container-escape/host-network", &after);
+    wait_record(&data.0, &vigil, &after_id, |r| r["state"] == "dry-run");
+    assert!(
+        list(&data.0)
+            .iter()
+            .all(|r| r["target"] != before_id.as_str()),
+        "a finding made while the response was off got a response"
+    );
+}

@@ -1,0 +1,680 @@
+//! The Kubernetes quarantine through the real binary, against a FAKE API
+//! server on loopback (no cluster exists in CI): a hand-written HTTP/1.1
+//! server that keeps pods and NetworkPolicies in memory, applies JSON merge
+//! patches to pod labels, answers 409 AlreadyExists like the API server, and
+//! records every request (method, path, content type, body) so the test can
+//! check exactly what Vigil sent. What a real API server and network plugin
+//! do with the label and the policy is not tested here.
+//!
+//! The findings come from the `k8s-audit-log` source reading recorded audit
+//! events (Falco's fixtures: privileged and host-network nginx pods);
+//! `vigil run` and `vigil quarantine release` find the fake API through
+//! `$KUBECONFIG`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on broken fixtures"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const PRIVILEGED_POD: &str = "nginx-deployment-5cdcc99dbf-rgw6z";
+const HOST_NETWORK_POD: &str = "nginx-deployment-754c877bcd-zh5qx";
+
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One request as the fake API server received it.
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    path: String,
+    content_type: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Cluster {
+    pods: BTreeMap<(String, String), Value>,
+    policies: BTreeMap<(String, String), Value>,
+    /// Answer the next policy creation with 409 (storing it anyway), as if
+    /// an earlier, interrupted quarantine had created it.
+    conflict_on_create: bool,
+}
+
+struct FakeApi {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<Request>>>,
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl FakeApi {
+    fn start(cluster: Cluster) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let cluster = Arc::new(Mutex::new(cluster));
+        let (s, r, c) = (stop.clone(), requests.clone(), cluster.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, c) = (r.clone(), c.clone());
+                std::thread::spawn(move || serve(conn, &r, &c));
+            }
+        });
+        Self {
+            port,
+            stop,
+            requests,
+            cluster,
+        }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn writes(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .collect()
+    }
+
+    fn pod_labels(&self, name: &str) -> Value {
+        self.cluster.lock().unwrap().pods[&("default".to_owned(), name.to_owned())]["metadata"]["labels"].clone()
+    }
+
+    fn policies(&self) -> Vec<Value> {
+        self.cluster
+            .lock()
+            .unwrap()
+            .policies
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn pod(name: &str, host_network: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                     "resourceVersion": "1", "labels": {"app": "nginx"}},
+        "spec": {"hostNetwork": host_network, "containers": [{"name": "nginx", "image": "nginx"}]},
+        "status": {"phase": "Running"}
+    })
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+/// RFC 7386 merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().unwrap();
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+fn serve(conn: TcpStream, requests: &Mutex<Vec<Request>>, cluster: &Mutex<Cluster>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let target = parts.next().unwrap_or("").to_owned();
+        let (mut length, mut content_type) = (0usize, String::new());
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    "content-type" => content_type = v.trim().to_owned(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let path = target
+            .split_once('?')
+            .map_or(target.as_str(), |(p, _)| p)
+            .to_owned();
+        requests.lock().unwrap().push(Request {
+            method: method.clone(),
+            path: path.clone(),
+            content_type,
+            body: body.clone(),
+        });
+        let (code, reply) = answer(&method, &path, &body, &mut cluster.lock().unwrap());
+        let reply = reply.to_string();
+        let mut out = conn.try_clone().unwrap();
+        if write!(
+            out,
+            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+            reply.len()
+        )
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn answer(method: &str, path: &str, body: &Value, c: &mut Cluster) -> (u16, Value) {
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match seg.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", name] => {
+            let key = ((*ns).to_owned(), (*name).to_owned());
+            let Some(pod) = c.pods.get_mut(&key) else {
+                return (
+                    404,
+                    status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                );
+            };
+            match method {
+                "GET" => (200, pod.clone()),
+                "PATCH" => {
+                    merge(pod, body);
+                    (200, pod.clone())
+                }
+                _ => (405, status(405, "MethodNotAllowed", method)),
+            }
+        }
+        [
+            "apis",
+            "networking.k8s.io",
+            "v1",
+            "namespaces",
+            ns,
+            "networkpolicies",
+        ] if method == "POST" => {
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let key = ((*ns).to_owned(), name.clone());
+            if c.policies.contains_key(&key) {
+                return (
+                    409,
+                    status(
+                        409,
+                        "AlreadyExists",
+                        &format!("networkpolicies \"{name}\" already exists"),
+                    ),
+                );
+            }
+            c.policies.insert(key, body.clone());
+            if std::mem::take(&mut c.conflict_on_create) {
+                return (
+                    409,
+                    status(
+                        409,
+                        "AlreadyExists",
+                        &format!("networkpolicies \"{name}\" already exists"),
+                    ),
+                );
+            }
+            (201, body.clone())
+        }
+        [
+            "apis",
+            "networking.k8s.io",
+            "v1",
+            "namespaces",
+            ns,
+            "networkpolicies",
+            name,
+        ] => {
+            let key = ((*ns).to_owned(), (*name).to_owned());
+            match method {
+                "GET" => c.policies.get(&key).map_or_else(
+                    || (404, status(404, "NotFound", "not found")),
+                    |p| (200, p.clone()),
+                ),
+                "DELETE" => match c.policies.remove(&key) {
+                    Some(_) => (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+                    ),
+                    None => (404, status(404, "NotFound", "not found")),
+                },
+                _ => (405, status(405, "MethodNotAllowed", method)),
+            }
+        }
+        _ => (404, status(404, "NotFound", path)),
+    }
+}
+
+fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\nusers:\n- name: tester\n  user:\n    token: test-token\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn recorded(name: &str, audit_id: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/k8s-audit/falco-0.34.1")
+        .join(name);
+    let mut e: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    e["auditID"] = Value::String(audit_id.to_owned());
+    format!("{e}\n")
+}
+
+fn append(p: &Path, s: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap()
+        .write_all(s.as_bytes())
+        .unwrap();
+}
+
+struct Vigil {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Vigil {
+    fn start(dir: &Path, kubeconfig: &Path, audit_log: &Path, mode: &str) -> Self {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", &home)
+            .env("KUBECONFIG", kubeconfig)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--no-docker",
+                "--no-network",
+                "--no-file-integrity",
+                "--no-k8s-watch",
+                "--no-admin",
+                "--node",
+                "k8s-response-test",
+                "--response",
+                mode,
+                "--response-rule",
+                "container-escape/*",
+            ])
+            .arg("--audit-log")
+            .arg(audit_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vigil");
+        let err = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let keep = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let v = Self { child, stderr };
+        v.wait_log("k8s-audit-log: following file");
+        v
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "no {needle:?} in the logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn quarantine(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env_remove("VIGIL_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.join("home"))
+        .env("KUBECONFIG", kubeconfig)
+        .arg("quarantine")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap()
+}
+
+fn records(dir: &Path, kubeconfig: &Path) -> Vec<Value> {
+    let out = quarantine(dir, kubeconfig, &["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_record(dir: &Path, kubeconfig: &Path, vigil: &Vigil, pod: &str, state: &str) -> Value {
+    let target = format!("default/{pod}");
+    let start = Instant::now();
+    loop {
+        if let Some(r) = records(dir, kubeconfig)
+            .into_iter()
+            .find(|r| r["target"] == target.as_str() && r["state"] == state)
+        {
+            return r;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no {state} record for {target}: {:#}\nlogs:\n{}",
+            Value::Array(records(dir, kubeconfig)),
+            vigil.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn outcomes(record: &Value, action: &str) -> Vec<String> {
+    record["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == action)
+        .map(|a| a["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Enforce: the pod is labelled and a deny-all policy selecting the label
+/// is created; a second finding sends nothing; a host-network pod is
+/// labelled but recorded as not isolated; release removes both.
+#[test]
+fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
+    let dir = Temp::new("k8s-response");
+    let mut cluster = Cluster::default();
+    for (name, host) in [(PRIVILEGED_POD, false), (HOST_NETWORK_POD, true)] {
+        cluster
+            .pods
+            .insert(("default".into(), name.into()), pod(name, host));
+    }
+    let api = FakeApi::start(cluster);
+    let config = kubeconfig(&dir.0, api.port);
+    let log = dir.0.join("audit.log");
+    append(&log, "");
+    let vigil = Vigil::start(&dir.0, &config, &log, "enforce");
+
+    append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
+    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "quarantined");
+    let qid = record["id"].as_str().unwrap().to_owned();
+    assert_eq!(record["kind"], "kubernetes");
+    assert_eq!(record["rule"], "container-escape/privileged");
+    assert_eq!(outcomes(&record, "label"), ["ok"]);
+    assert_eq!(outcomes(&record, "network-policy"), ["ok"]);
+    assert_eq!(
+        api.pod_labels(PRIVILEGED_POD)["vigil.dev/quarantine"],
+        qid.as_str()
+    );
+    assert_eq!(
+        api.pod_labels(PRIVILEGED_POD)["app"],
+        "nginx",
+        "other labels are kept"
+    );
+
+    let writes = api.writes();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let patch = &writes[0];
+    assert_eq!(patch.method, "PATCH");
+    assert_eq!(
+        patch.path,
+        format!("/api/v1/namespaces/default/pods/{PRIVILEGED_POD}")
+    );
+    assert_eq!(patch.content_type, "application/merge-patch+json");
+    assert_eq!(
+        patch.body,
+        json!({"metadata": {"labels": {"vigil.dev/quarantine": qid}}})
+    );
+    let create = &writes[1];
+    assert_eq!(create.method, "POST");
+    assert_eq!(
+        create.path,
+        "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
+    );
+    let policy = &create.body;
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    assert_eq!(
+        policy["metadata"]["name"],
+        format!("vigil-quarantine-{qid}").as_str()
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"],
+        json!({"matchLabels": {"vigil.dev/quarantine": qid}})
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert!(
+        policy["spec"].get("ingress").is_none() && policy["spec"].get("egress").is_none(),
+        "deny all: no rule"
+    );
+
+    let bundle = PathBuf::from(record["evidence_dir"].as_str().unwrap());
+    let pod_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("pod.json")).unwrap()).unwrap();
+    assert_eq!(pod_json["metadata"]["name"], PRIVILEGED_POD);
+    assert!(
+        pod_json["metadata"]["labels"]
+            .get("vigil.dev/quarantine")
+            .is_none(),
+        "taken before the label"
+    );
+    assert!(
+        std::fs::read_to_string(bundle.join("findings.jsonl"))
+            .unwrap()
+            .contains("container-escape/privileged")
+    );
+
+    // The same pod again: nothing new sent.
+    append(&log, &recorded("create_nginx_pod_privileged.json", "two"));
+    vigil.wait_log("response: target already handled");
+    assert_eq!(api.writes().len(), 2, "{:#?}", api.writes());
+
+    // A host-network pod: labelled, policy created, but NetworkPolicies do not apply to it.
+    append(
+        &log,
+        &recorded("create_nginx_pod_hostnetwork.json", "three"),
+    );
+    let partial = wait_record(&dir.0, &config, &vigil, HOST_NETWORK_POD, "partial");
+    assert_eq!(outcomes(&partial, "label"), ["ok"]);
+    assert_eq!(outcomes(&partial, "isolate"), ["skipped"]);
+    assert_eq!(api.policies().len(), 2);
+
+    // Release.
+    let out = quarantine(&dir.0, &config, &["release", &qid]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("quarantine {qid}: released")),
+        "{text}"
+    );
+    assert!(
+        api.pod_labels(PRIVILEGED_POD)
+            .get("vigil.dev/quarantine")
+            .is_none()
+    );
+    assert_eq!(api.policies().len(), 1);
+    let writes = api.writes();
+    let release: Vec<&Request> = writes
+        .iter()
+        .filter(|r| r.path.contains(PRIVILEGED_POD) || r.path.ends_with(&qid))
+        .skip(1)
+        .collect();
+    assert_eq!(release[0].method, "PATCH");
+    assert_eq!(
+        release[0].body,
+        json!({"metadata": {"labels": {"vigil.dev/quarantine": null}}})
+    );
+    assert_eq!(release[1].method, "DELETE");
+    assert_eq!(
+        release[1].path,
+        format!(
+            "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/vigil-quarantine-{qid}"
+        )
+    );
+}
+
+/// Create-or-get: the policy exists already (409); Vigil reads it back,
+/// checks it selects the pod, and counts the quarantine as complete.
+#[test]
+fn an_existing_policy_is_read_back_not_duplicated() {
+    let dir = Temp::new("k8s-response-409");
+    let mut cluster = Cluster {
+        conflict_on_create: true,
+        ..Cluster::default()
+    };
+    cluster.pods.insert(
+        ("default".into(), PRIVILEGED_POD.into()),
+        pod(PRIVILEGED_POD, false),
+    );
+    let api = FakeApi::start(cluster);
+    let config = kubeconfig(&dir.0, api.port);
+    let log = dir.0.join("audit.log");
+    append(&log, "");
+    let vigil = Vigil::start(&dir.0, &config, &log, "enforce");
+    append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
+    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "quarantined");
+    assert_eq!(
+        outcomes(&record, "network-policy"),
+        ["skipped"],
+        "{record:#}"
+    );
+    let qid = record["id"].as_str().unwrap();
+    let gets: Vec<Request> = api
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path
+                    .ends_with(&format!("networkpolicies/vigil-quarantine-{qid}"))
+        })
+        .collect();
+    assert_eq!(gets.len(), 1);
+    assert_eq!(api.policies().len(), 1);
+}
+
+/// Dry-run: the pod is read, nothing is written; the plan is recorded.
+#[test]
+fn dry_run_sends_no_write_to_the_api() {
+    let dir = Temp::new("k8s-response-dry");
+    let mut cluster = Cluster::default();
+    cluster.pods.insert(
+        ("default".into(), PRIVILEGED_POD.into()),
+        pod(PRIVILEGED_POD, false),
+    );
+    let api = FakeApi::start(cluster);
+    let config = kubeconfig(&dir.0, api.port);
+    let log = dir.0.join("audit.log");
+    append(&log, "");
+    let vigil = Vigil::start(&dir.0, &config, &log, "dry-run");
+    append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
+    wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
+    // The record exists from the claim on; the plan is complete once the
+    // last planned action is logged.
+    vigil.wait_log("response (dry-run): would evidence");
+    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
+    assert_eq!(outcomes(&record, "label"), ["planned"]);
+    assert_eq!(outcomes(&record, "network-policy"), ["planned"]);
+    assert!(api.writes().is_empty(), "{:#?}", api.writes());
+    assert!(
+        api.pod_labels(PRIVILEGED_POD)
+            .get("vigil.dev/quarantine")
+            .is_none()
+    );
+}

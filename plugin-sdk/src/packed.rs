@@ -1,0 +1,462 @@
+//! Decoder of the packed batch encoding (`wit/PACKED.md`), the mirror of the
+//! host's `host/src/model/packed.rs`: `on-packed-events` hands the guest one
+//! buffer, and this turns it back into the very `Vec<Event>` that
+//! `on-events` would have received.
+//!
+//! Decoding allocates from the batch arena like the canonical ABI's lifting
+//! does, so a plugin's `on_events` sees no difference. Any malformed buffer
+//! is refused with a [`PackedError`], never guessed at.
+
+use crate::types::{
+    ContainerAction, ContainerEvent, ContainerRef, ContainerRole, ContainerSecurity, Direction,
+    Event, EventBody, ExecInfo, FileChange, FileEvent, FileState, KeyValue, KubernetesEvent, Mount,
+    NetworkEvent, OwnerRef, PodContainer, PodSpec, Protocol,
+};
+
+/// The only format version this SDK reads: the first byte of a batch.
+pub const PACKED_VERSION: u8 = 1;
+
+/// Why a packed batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedError {
+    /// Byte offset where decoding stopped.
+    pub offset: usize,
+    /// What was wrong there.
+    pub reason: &'static str,
+}
+
+impl core::fmt::Display for PackedError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "invalid packed batch at byte {}: {}",
+            self.offset, self.reason
+        )
+    }
+}
+
+/// Decodes a whole packed batch.
+///
+/// # Errors
+/// A [`PackedError`] for another version, a truncated or malformed field,
+/// or bytes after the last event.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, PackedError> {
+    let mut r = Reader { bytes, pos: 0 };
+    if r.u8()? != PACKED_VERSION {
+        return Err(r.error_at(0, "unsupported format version"));
+    }
+    let events = Vec::<Event>::unpack(&mut r)?;
+    if r.pos != bytes.len() {
+        return Err(r.error("trailing bytes after the last event"));
+    }
+    Ok(events)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn error(&self, reason: &'static str) -> PackedError {
+        self.error_at(self.pos, reason)
+    }
+
+    fn error_at(&self, offset: usize, reason: &'static str) -> PackedError {
+        PackedError { offset, reason }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], PackedError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| self.error("truncated"))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PackedError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, PackedError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A count or length; bounded by the bytes left, so a hostile count
+    /// cannot make the decoder reserve more than the buffer could hold.
+    fn len(&mut self, min_item_size: usize) -> Result<usize, PackedError> {
+        let n = u32::from_le_bytes(self.array()?) as usize;
+        let left = self.bytes.len() - self.pos;
+        if n.saturating_mul(min_item_size.max(1)) > left {
+            return Err(self.error("length exceeds the bytes left"));
+        }
+        Ok(n)
+    }
+
+    fn index<T: Copy>(&mut self, cases: &[T], what: &'static str) -> Result<T, PackedError> {
+        let at = self.pos;
+        let i = self.u8()?;
+        cases
+            .get(usize::from(i))
+            .copied()
+            .ok_or_else(|| self.error_at(at, what))
+    }
+}
+
+trait Unpack: Sized {
+    /// The fewest bytes an encoded value takes (bounds hostile counts).
+    const MIN: usize;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError>;
+}
+
+impl Unpack for String {
+    const MIN: usize = 4;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+        let n = r.len(1)?;
+        let at = r.pos;
+        let bytes = r.take(n)?;
+        match core::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(r.error_at(at, "invalid UTF-8 in a string")),
+        }
+    }
+}
+
+impl Unpack for bool {
+    const MIN: usize = 1;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+        r.index(&[false, true], "a bool must be 0 or 1")
+    }
+}
+
+macro_rules! unpack_le {
+    ($($t:ty),*) => {$(
+        impl Unpack for $t {
+            const MIN: usize = core::mem::size_of::<$t>();
+            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+                Ok(<$t>::from_le_bytes(r.array()?))
+            }
+        }
+    )*};
+}
+unpack_le!(u16, u32, i32, u64);
+
+impl<T: Unpack> Unpack for Option<T> {
+    const MIN: usize = 1;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+        if r.index(&[false, true], "an option tag must be 0 or 1")? {
+            Ok(Some(T::unpack(r)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl<T: Unpack> Unpack for Vec<T> {
+    const MIN: usize = 4;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+        let n = r.len(T::MIN)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(T::unpack(r)?);
+        }
+        Ok(v)
+    }
+}
+
+/// Enums: the case list in WIT declaration order.
+macro_rules! unpack_enum {
+    ($t:ty, $what:literal, [$($case:ident),* $(,)?]) => {
+        impl Unpack for $t {
+            const MIN: usize = 1;
+            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+                r.index(&[$(<$t>::$case),*], $what)
+            }
+        }
+    };
+}
+
+unpack_enum!(
+    ContainerAction,
+    "unknown container-action",
+    [
+        Create,
+        Start,
+        Restart,
+        Stop,
+        Die,
+        Kill,
+        Destroy,
+        Pause,
+        Unpause,
+        ExecCreate,
+        ExecStart,
+        ExecDie,
+        Oom,
+        Rename,
+        Update,
+        Attach,
+        NetworkConnect,
+        NetworkDisconnect,
+        Running,
+        Other,
+    ]
+);
+unpack_enum!(
+    ContainerRole,
+    "unknown container-role",
+    [Main, Init, Ephemeral]
+);
+unpack_enum!(Protocol, "unknown protocol", [Tcp, Udp]);
+unpack_enum!(
+    Direction,
+    "unknown direction",
+    [Inbound, Outbound, Listen, Unknown]
+);
+unpack_enum!(
+    FileChange,
+    "unknown file-change",
+    [Created, Modified, Metadata, Deleted]
+);
+
+/// Records: their fields in WIT declaration order.
+macro_rules! unpack_record {
+    ($t:ident { $($f:ident : $ft:ty),* $(,)? }) => {
+        impl Unpack for $t {
+            const MIN: usize = 0 $(+ <$ft as Unpack>::MIN)*;
+            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+                Ok($t { $($f: <$ft>::unpack(r)?),* })
+            }
+        }
+    };
+}
+
+unpack_record!(KeyValue {
+    key: String,
+    value: String
+});
+unpack_record!(Mount {
+    source: String,
+    destination: String,
+    read_only: bool,
+    kind: String,
+});
+unpack_record!(ContainerSecurity {
+    network_mode: String,
+    pid_mode: String,
+    ipc_mode: String,
+    userns_mode: String,
+    cgroupns_mode: String,
+    uts_mode: String,
+    privileged: bool,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    devices: Vec<String>,
+    mounts: Vec<Mount>,
+    user: String,
+    allow_privilege_escalation: Option<bool>,
+    read_only_rootfs: bool,
+    seccomp_profile: String,
+    apparmor_profile: String,
+    log_driver: String,
+    restart_policy: String,
+});
+unpack_record!(ExecInfo {
+    command: String,
+    user: String,
+    privileged: bool,
+    tty: bool,
+});
+unpack_record!(ContainerEvent {
+    action: ContainerAction,
+    raw_action: String,
+    id: String,
+    name: String,
+    image: String,
+    image_digest: String,
+    runtime: String,
+    labels: Vec<KeyValue>,
+    security: Option<ContainerSecurity>,
+    actor: String,
+    exit_code: Option<i32>,
+    signal: String,
+    exec: Option<ExecInfo>,
+    network: String,
+    lifetime_ms: Option<u64>,
+});
+unpack_record!(PodContainer {
+    role: ContainerRole,
+    name: String,
+    image: String,
+    security: ContainerSecurity,
+});
+unpack_record!(PodSpec {
+    host_network: bool,
+    host_pid: bool,
+    host_ipc: bool,
+    service_account: String,
+    node_name: String,
+    containers: Vec<PodContainer>,
+});
+unpack_record!(OwnerRef {
+    kind: String,
+    name: String
+});
+unpack_record!(KubernetesEvent {
+    verb: String,
+    resource: String,
+    subresource: String,
+    api_group: String,
+    namespace: String,
+    name: String,
+    user: String,
+    groups: Vec<String>,
+    stage: String,
+    response_code: Option<u16>,
+    request_uri: String,
+    source_ips: Vec<String>,
+    user_agent: String,
+    audit_id: String,
+    pod: Option<PodSpec>,
+    owner: Option<OwnerRef>,
+});
+unpack_record!(ContainerRef {
+    id: String,
+    name: String,
+    image: String,
+    pod: String,
+});
+unpack_record!(NetworkEvent {
+    protocol: Protocol,
+    local_address: String,
+    local_port: u16,
+    remote_address: String,
+    remote_port: u16,
+    direction: Direction,
+    state: String,
+    container: Option<ContainerRef>,
+    host_network: bool,
+});
+unpack_record!(FileState {
+    sha256: String,
+    size: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+});
+unpack_record!(FileEvent {
+    path: String,
+    change: FileChange,
+    before: Option<FileState>,
+    after: Option<FileState>,
+});
+
+impl Unpack for EventBody {
+    const MIN: usize = 1;
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+        let at = r.pos;
+        Ok(match r.u8()? {
+            0 => Self::Container(ContainerEvent::unpack(r)?),
+            1 => Self::Kubernetes(KubernetesEvent::unpack(r)?),
+            2 => Self::Network(NetworkEvent::unpack(r)?),
+            3 => Self::File(FileEvent::unpack(r)?),
+            _ => return Err(r.error_at(at, "unknown event-body case")),
+        })
+    }
+}
+
+unpack_record!(Event {
+    id: String,
+    time: u64,
+    node: String,
+    source: String,
+    body: EventBody,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_batch() -> Vec<u8> {
+        let mut b = vec![PACKED_VERSION, 1, 0, 0, 0];
+        // event: id "e", time 7, node "", source ""
+        b.extend_from_slice(&[1, 0, 0, 0, b'e']);
+        b.extend_from_slice(&7u64.to_le_bytes());
+        b.extend_from_slice(&[0; 8]);
+        // body: file "/x" modified, no before/after
+        b.extend_from_slice(&[3, 2, 0, 0, 0, b'/', b'x', 1, 0, 0]);
+        b
+    }
+
+    #[test]
+    fn decodes_a_file_event() {
+        let events = decode_batch(&tiny_batch()).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id, "e");
+        assert_eq!(events[0].time, 7);
+        match &events[0].body {
+            EventBody::File(f) => {
+                assert_eq!(f.path, "/x");
+                assert_eq!(f.change, FileChange::Modified);
+                assert!(f.before.is_none() && f.after.is_none());
+            }
+            other => panic!("not a file event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_every_truncation_and_trailing_bytes() {
+        let b = tiny_batch();
+        for cut in 0..b.len() {
+            assert!(
+                decode_batch(&b[..cut]).is_err(),
+                "prefix of {cut} bytes accepted"
+            );
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert_eq!(
+            decode_batch(&long).unwrap_err().reason,
+            "trailing bytes after the last event"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_tags_and_versions() {
+        let mut b = tiny_batch();
+        b[0] = 2;
+        assert_eq!(
+            decode_batch(&b).unwrap_err().reason,
+            "unsupported format version"
+        );
+        let mut b = tiny_batch();
+        let body = b.len() - 10;
+        b[body] = 9;
+        assert_eq!(
+            decode_batch(&b).unwrap_err().reason,
+            "unknown event-body case"
+        );
+        let mut b = tiny_batch();
+        let last = b.len() - 1;
+        b[last] = 2;
+        assert_eq!(
+            decode_batch(&b).unwrap_err().reason,
+            "an option tag must be 0 or 1"
+        );
+    }
+
+    #[test]
+    fn a_hostile_count_is_refused_before_allocating() {
+        let b = [PACKED_VERSION, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            decode_batch(&b).unwrap_err().reason,
+            "length exceeds the bytes left"
+        );
+    }
+}
