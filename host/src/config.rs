@@ -36,6 +36,9 @@ pub use plugins::{PluginsConfig, check_plugins};
 pub use problems::{InvalidConfig, Problem, Problems, Validate, join};
 pub use sources::SourcesConfig;
 
+use crate::delivery::{DedupConfig, DeliveryConfig, MonitorConfig, SpoolConfig, SuppressionRule};
+use crate::outputs::OutputsConfig;
+
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/vigil";
 
@@ -66,6 +69,16 @@ pub struct VigilConfig {
     pub plugins: PluginsConfig,
     /// Threat-intel feeds answered to plugins.
     pub intel: IntelConfig,
+    /// Where findings go (default: the native schema on stdout).
+    pub outputs: OutputsConfig,
+    /// The durable spool findings wait in until every output acknowledged them.
+    pub spool: SpoolConfig,
+    /// Identical findings (same rule, same entities) within a window become one summary with a count.
+    pub dedup: DedupConfig,
+    /// Suppression rules (`[[suppress]]`): counted and logged, never silent.
+    pub suppress: Vec<SuppressionRule>,
+    /// Plugins in monitor mode: findings recorded, not alerted.
+    pub monitor: MonitorConfig,
     /// Response to findings: quarantine of containers and pods (off by default).
     pub response: crate::response::ResponseConfig,
 }
@@ -80,6 +93,11 @@ impl Default for VigilConfig {
             sources: SourcesConfig::default(),
             plugins: PluginsConfig::default(),
             intel: IntelConfig::default(),
+            outputs: OutputsConfig::default(),
+            spool: SpoolConfig::default(),
+            dedup: DedupConfig::default(),
+            suppress: Vec::new(),
+            monitor: MonitorConfig::default(),
             response: crate::response::ResponseConfig::default(),
         }
     }
@@ -103,6 +121,15 @@ impl Validate for VigilConfig {
         self.sources.validate(&join(path, "sources"), problems);
         self.plugins.validate(&join(path, "plugins"), problems);
         self.intel.validate(&join(path, "intel"), problems);
+        self.outputs.validate(&join(path, "outputs"), problems);
+        crate::delivery::validate_sections(
+            &self.spool,
+            &self.dedup,
+            &self.suppress,
+            &self.monitor,
+            path,
+            problems,
+        );
         self.response.validate(&join(path, "response"), problems);
     }
 }
@@ -113,6 +140,17 @@ impl VigilConfig {
         let mut problems = Problems::default();
         self.validate("", &mut problems);
         problems.into_result()
+    }
+
+    /// The delivery pipeline's sections.
+    pub fn delivery(&self) -> DeliveryConfig {
+        DeliveryConfig {
+            outputs: self.outputs.clone(),
+            spool: self.spool.clone(),
+            dedup: self.dedup.clone(),
+            suppress: self.suppress.clone(),
+            monitor: self.monitor.clone(),
+        }
     }
 
     /// The node name: the configured one, else this host's name.

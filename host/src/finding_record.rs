@@ -41,6 +41,23 @@ pub struct FindingRecord {
     /// Evidence keys and values; repeated keys are joined with `, `.
     pub evidence: BTreeMap<String, String>,
     pub event_ids: Vec<String>,
+    /// Set only on a dedup summary: how many identical findings (same rule,
+    /// same entities) were seen in the window, the first one (delivered on
+    /// its own when it happened, id in `aggregates`) included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// On a dedup summary: when the first of the `count` findings was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// On a dedup summary: when the last of the `count` findings was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// On a dedup summary: the `id` of the first finding of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregates: Option<String>,
+    /// Reported by a plugin in monitor mode: recorded, not sent to alerting outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
 }
 
 impl FindingRecord {
@@ -56,10 +73,7 @@ impl FindingRecord {
             h.update([1]);
             h.update(id.as_bytes());
         }
-        let id: String = h.finalize()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = hex(&h.finalize()[..12]);
         let mut evidence: BTreeMap<String, String> = BTreeMap::new();
         for kv in f.evidence {
             evidence
@@ -85,6 +99,34 @@ impl FindingRecord {
             entities: f.entities,
             evidence,
             event_ids: f.event_ids,
+            count: None,
+            first_seen: None,
+            last_seen: None,
+            aggregates: None,
+            monitor: false,
         }
     }
+
+    /// The dedup key: the rule and the entities (kind and id, in order),
+    /// not the event ids, so the same thing seen again has the same key.
+    pub fn dedup_key(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.rule_id.as_bytes());
+        for e in &self.entities {
+            h.update([0]);
+            h.update(e.kind.as_str().as_bytes());
+            h.update([1]);
+            h.update(e.id.as_bytes());
+        }
+        hex(&h.finalize()[..12])
+    }
+
+    /// Occurrences this record stands for (1 unless it is a dedup summary).
+    pub fn occurrences(&self) -> u64 {
+        self.count.unwrap_or(1)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,6 +1,7 @@
 //! Counters and histograms of the host, rendered in the Prometheus text
 //! format. Every drop, fault and skip has a counter here.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -188,6 +189,8 @@ pub struct HostGauges {
 pub struct Registry {
     plugins: Mutex<Vec<Arc<PluginMetrics>>>,
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
+    /// Findings after the plugins: spool, outputs, dedup, suppression.
+    pub delivery: Arc<DeliveryMetrics>,
     /// Reload and restart counters.
     pub host: HostCounters,
     /// Readiness and sizes.
@@ -321,6 +324,7 @@ impl Registry {
             p.latency
                 .render(&mut out, "vigil_plugin_call_seconds", &labels);
         }
+        self.delivery.render(&mut out);
         self.intel
             .counters
             .render_counters(&mut out, "vigil_intel", "");
@@ -330,6 +334,161 @@ impl Registry {
             self.intel.entries.load(Ordering::Relaxed)
         );
         out
+    }
+}
+
+/// Counters keyed by label values (rule ids, output names): few keys, low rate.
+#[derive(Debug, Default)]
+pub struct LabeledCounter {
+    values: Mutex<BTreeMap<Vec<String>, u64>>,
+}
+
+impl LabeledCounter {
+    /// Adds `n` to the counter of these label values.
+    pub fn add(&self, labels: &[&str], n: u64) {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+        *values.entry(key).or_default() += n;
+    }
+
+    /// The counter of these label values (0 when never counted).
+    pub fn get(&self, labels: &[&str]) -> u64 {
+        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        values
+            .iter()
+            .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
+            .map_or(0, |(_, v)| *v)
+    }
+
+    fn render(&self, out: &mut String, name: &str, label_names: &[&str]) {
+        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, v) in values.iter() {
+            let labels: Vec<String> = label_names
+                .iter()
+                .zip(key)
+                .map(|(n, v)| format!("{n}=\"{}\"", escape_label(v)))
+                .collect();
+            let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
+        }
+    }
+}
+
+/// Escapes a Prometheus label value.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+counters! {
+    /// Counters of one output.
+    pub struct OutputCounters {
+        /// Findings the destination acknowledged.
+        delivered,
+        /// Delivery attempts that failed (each is retried after a backoff).
+        failed,
+        /// Findings sent again after a failed attempt.
+        retried,
+        /// Findings the destination refused for good (e.g. HTTP 400): logged and dropped for this output.
+        rejected,
+        /// Findings below this output's minimum severity, or from a plugin in monitor mode, not queued for it.
+        filtered,
+        /// Findings queued for this output in the spool.
+        queued,
+    }
+}
+
+/// Metrics of one output.
+#[derive(Debug)]
+pub struct OutputMetrics {
+    pub name: String,
+    pub counters: OutputCounters,
+    /// Findings waiting for this output in the spool.
+    pub pending: AtomicU64,
+    /// Time from a finding's creation to its acknowledgement by the output.
+    pub latency: Histogram,
+}
+
+/// Metrics of the delivery pipeline: spool, outputs, dedup, suppression.
+#[derive(Debug, Default)]
+pub struct DeliveryMetrics {
+    outputs: Mutex<Vec<Arc<OutputMetrics>>>,
+    /// Findings in the spool (waiting for at least one output).
+    pub spool_depth: AtomicU64,
+    /// Bytes of findings in the spool.
+    pub spool_bytes: AtomicU64,
+    /// Findings dropped because the spool was full, by policy (`drop-oldest`, `drop-newest`).
+    pub spool_dropped: LabeledCounter,
+    /// Queued findings of outputs no longer configured, discarded at startup, by output.
+    pub spool_orphaned: LabeledCounter,
+    /// Spool write failures (the findings of the failed transaction are lost; logged).
+    pub spool_errors: AtomicU64,
+    /// Findings suppressed, by rule and suppression.
+    pub suppressed: LabeledCounter,
+    /// Findings folded into an open dedup window (delivered later as a count), by rule.
+    pub deduplicated: LabeledCounter,
+    /// Dedup summaries emitted (windows that saw more than one finding), by rule.
+    pub dedup_summaries: LabeledCounter,
+    /// Findings not deduplicated because the table of open windows was full.
+    pub dedup_overflow: AtomicU64,
+    /// Findings of plugins in monitor mode, by rule.
+    pub monitor: LabeledCounter,
+}
+
+impl DeliveryMetrics {
+    /// Registers (or returns the existing) metrics of an output.
+    pub fn output(&self, name: &str) -> Arc<OutputMetrics> {
+        let mut outputs = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(o) = outputs.iter().find(|o| o.name == name) {
+            return o.clone();
+        }
+        let o = Arc::new(OutputMetrics {
+            name: name.to_owned(),
+            counters: OutputCounters::default(),
+            pending: AtomicU64::new(0),
+            latency: Histogram::default(),
+        });
+        outputs.push(o.clone());
+        o
+    }
+
+    fn render(&self, out: &mut String) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(out, "vigil_spool_depth {}", g(&self.spool_depth));
+        let _ = writeln!(out, "vigil_spool_bytes {}", g(&self.spool_bytes));
+        let _ = writeln!(out, "vigil_spool_errors_total {}", g(&self.spool_errors));
+        self.spool_dropped
+            .render(out, "vigil_spool_dropped_total", &["policy"]);
+        self.spool_orphaned
+            .render(out, "vigil_spool_orphaned_total", &["output"]);
+        for o in self
+            .outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let labels = format!("output=\"{}\"", escape_label(&o.name));
+            o.counters.render_counters(out, "vigil_output", &labels);
+            let _ = writeln!(out, "vigil_output_pending{{{labels}}} {}", g(&o.pending));
+            o.latency
+                .render(out, "vigil_output_latency_seconds", &labels);
+        }
+        self.suppressed.render(
+            out,
+            "vigil_findings_suppressed_total",
+            &["rule", "suppression"],
+        );
+        self.deduplicated
+            .render(out, "vigil_findings_deduplicated_total", &["rule"]);
+        self.dedup_summaries
+            .render(out, "vigil_dedup_summaries_total", &["rule"]);
+        let _ = writeln!(
+            out,
+            "vigil_dedup_overflow_total {}",
+            g(&self.dedup_overflow)
+        );
+        self.monitor
+            .render(out, "vigil_findings_monitor_total", &["rule"]);
     }
 }
 

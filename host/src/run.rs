@@ -1,7 +1,9 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; the [`pipeline`] groups events per kind and routes them
-//! to one worker per plugin; findings are written as JSON lines on stdout,
-//! then handed to the [`Responder`] (quarantine, when `response.mode` is not
+//! to one worker per plugin; findings go to the delivery pipeline
+//! ([`crate::delivery`]: monitor mode, suppression, dedup, the durable
+//! spool, the outputs), which hands each one that passed, once it is in
+//! the spool, to the [`Responder`] (quarantine, when `response.mode` is not
 //! `off`).
 //! The admin endpoint serves metrics and probes; SIGHUP or a change of the
 //! config file or plugin directory reloads plugins and sources ([`reload`]).
@@ -9,7 +11,6 @@
 //! when they change ([`crate::intel::reload`]); a config reload that changes
 //! `[intel]` restarts that poller on the new feeds.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -27,7 +28,7 @@ pub mod reload;
 use crate::cli::RunArgs;
 use crate::collectors::{self, RunningSource};
 use crate::config::{IntelConfig, VigilConfig, overrides};
-use crate::finding_record::FindingRecord;
+use crate::delivery::Delivery;
 use crate::intel::reload::ReloaderHandle;
 use crate::metrics::{PluginMetrics, Registry};
 use crate::model::Event;
@@ -90,6 +91,8 @@ struct Host {
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
     events: mpsc::Sender<Vec<Event>>,
+    /// Suppression, dedup, the spool and the outputs.
+    delivery: Delivery,
     /// Polls the threat-intel feed files; `None` when there is none to
     /// poll (no feed, or `intel.poll_interval_ms = 0`).
     intel_reloader: Option<ReloaderHandle>,
@@ -140,14 +143,19 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         &node,
         registry.clone(),
     )?;
-    let respond = responder.handle();
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
+    // Outputs and the spool before the plugins: findings a previous run
+    // left undelivered go out while the sources start.
+    let delivery = Delivery::start(
+        &config.delivery(),
+        &config.data_dir,
+        &node,
+        frx,
+        registry.clone(),
+        &tokio::runtime::Handle::current(),
+        Some(Box::new(responder.handle())),
+    )?;
     let pool = start_pool(runners, &registry, &ftx);
-    let out_node = node.clone();
-    let out_registry = registry.clone();
-    let writer = std::thread::Builder::new()
-        .name("vigil-output".into())
-        .spawn(move || write_findings(frx, &out_node, &out_registry, &respond))?;
 
     let events_out = args
         .emit_events
@@ -176,6 +184,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         sources,
         events: etx,
         intel_reloader,
+        delivery,
     };
     let mut pipeline = Pipeline::new(pool, events_out);
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
@@ -230,6 +239,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         findings,
         events,
         responder,
+        delivery,
         ..
     } = host;
     // Each source is stopped while the queue is still read, and has ended
@@ -255,8 +265,9 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     }
     pipeline.finish();
     drop(findings);
-    let _ = writer.join();
-    // After the writer: its findings are all queued for the responder.
+    // The intake ends once the plugins' findings are all in the spool (and
+    // handed to the responder); the outputs get their grace period.
+    tokio::task::block_in_place(|| delivery.shutdown());
     responder.shutdown();
     Ok(ExitCode::SUCCESS)
 }
@@ -400,6 +411,7 @@ impl Host {
         if config.response != self.config.response {
             self.responder.reconfigure(config.response.clone());
         }
+        self.delivery.reload(&config.delivery());
         self.config = config;
         PluginMetrics::add(&self.registry.host.reloads_ok, 1);
         tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
@@ -460,29 +472,6 @@ fn start_pool(
         .plugins
         .store(runners.len() as u64, Ordering::Relaxed);
     WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
-}
-
-fn write_findings(
-    rx: std_mpsc::Receiver<PluginFinding>,
-    node: &str,
-    registry: &Registry,
-    respond: &ResponderHandle,
-) {
-    let stdout = std::io::stdout();
-    for f in rx {
-        let rec = FindingRecord::new(f.finding, &f.plugin, &f.plugin_version, node, wall_now());
-        registry.count_finding(&f.plugin, &rec.rule_id);
-        let mut out = stdout.lock();
-        let written = serde_json::to_writer(&mut out, &rec).is_ok()
-            && out.write_all(b"\n").is_ok()
-            && out.flush().is_ok();
-        if !written {
-            tracing::error!(rule = %rec.rule_id, "cannot write finding to stdout");
-        }
-        drop(out);
-        // After delivery: a response never delays or blocks a finding.
-        respond.submit(&rec);
-    }
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {

@@ -373,6 +373,9 @@ poll_interval_ms = {poll_ms}
 cache = false
 [plugins.settings.container-escape]
 disabled_rules = {disabled:?}
+# Every event's finding is counted: no dedup summaries.
+[dedup]
+window_secs = 0
 "#,
         data = dir.join("data").display(),
         log = log.display(),

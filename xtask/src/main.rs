@@ -3,8 +3,8 @@
 //!
 //! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
 //! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
-//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, the Python and C plugins, deployment manifests).
-//! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
+//! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, the Python and C plugins, deployment manifests, delivery against nats-server and py-ocsf-models).
+//! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -84,6 +84,10 @@ fn test() -> anyhow::Result<()> {
         "test image for the Docker tests (scripts/test-image.sh)",
         Command::new("bash").arg("scripts/test-image.sh"),
     )?;
+    step(
+        "nats-server and the OCSF validator venv for the delivery tests (scripts/test-deps.sh)",
+        Command::new("bash").arg("scripts/test-deps.sh"),
+    )?;
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "formatting (plugins)",
@@ -156,7 +160,8 @@ fn test() -> anyhow::Result<()> {
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
-    toolchain()?;
+    // The delivery bench measures end-to-end latency through the release binary.
+    build()?;
     step(
         "plugins in Python and C (scripts/foreign-plugins.sh)",
         Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),

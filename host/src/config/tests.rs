@@ -161,7 +161,10 @@ fn unknown_keys_and_wrong_types_name_the_path_and_line() {
     assert!(p[0].contains("line 3"), "{p:?}");
 
     let p = problems_of("[outputs]\nx = 1\n");
-    assert!(p[0].contains("unknown field `outputs`"), "{p:?}");
+    assert!(p[0].starts_with("outputs.x: unknown field `x`"), "{p:?}");
+
+    let p = problems_of("[nonsense]\nx = 1\n");
+    assert!(p[0].contains("unknown field `nonsense`"), "{p:?}");
 }
 
 #[test]

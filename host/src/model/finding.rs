@@ -74,6 +74,21 @@ pub enum EntityKind {
     Address,
 }
 
+impl EntityKind {
+    /// The kind's name as written in WIT and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Pod => "pod",
+            Self::Node => "node",
+            Self::File => "file",
+            Self::Image => "image",
+            Self::User => "user",
+            Self::Address => "address",
+        }
+    }
+}
+
 /// Something a finding is about.
 #[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[component(record)]

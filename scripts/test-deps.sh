@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the delivery tests need, idempotently (does nothing when
+# everything is there):
+#   - nats-server (Debian's package): the NATS JetStream output is tested
+#     against a real server that the test starts on a loopback port;
+#   - a Python venv at target/ocsf-venv with py-ocsf-models (PyPI): the
+#     independent OCSF implementation that validates the OCSF output.
+# Needs root and apt for nats-server, python3 with venv for the venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly VENV=${VIGIL_OCSF_VENV:-target/ocsf-venv}
+readonly OCSF_MODELS=py-ocsf-models==0.10.0
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
+    log "installing nats-server"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nats-server >&2
+fi
+
+if ! "$VENV/bin/python" -c 'import py_ocsf_models' >/dev/null 2>&1; then
+    log "creating $VENV with $OCSF_MODELS"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$OCSF_MODELS" >&2
+fi
