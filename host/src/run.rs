@@ -33,7 +33,7 @@ use crate::intel::reload::ReloaderHandle;
 use crate::metrics::{PluginMetrics, Registry};
 use crate::model::Event;
 use crate::plugin_set;
-use crate::response::{Responder, ResponderHandle};
+use crate::response::Responder;
 use crate::runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime, wall_now};
 use crate::workers::{PluginFinding, WorkerPool};
 use pipeline::Pipeline;

@@ -111,7 +111,7 @@ fn runtime_image_runs_vigil_and_has_no_shell() {
     ]);
     assert!(check.status.success(), "{}", text(&check));
     assert!(
-        text(&check).contains("plugins: container-escape"),
+        text(&check).contains("plugins: ") && text(&check).contains("container-escape"),
         "{}",
         text(&check)
     );
