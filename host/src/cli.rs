@@ -248,6 +248,9 @@ pub struct RunArgs {
     /// Do not reload when the config file or the plugin directory changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,
+    /// Dedup window in seconds (`[dedup] window_secs`, default 60; 0: every finding delivered on its own).
+    #[arg(long, value_name = "SECS")]
+    pub dedup_window_secs: Option<u64>,
     /// How often the threat-intel feed files are checked for changes, in milliseconds (default 1000; reloaded once a change has settled for one more interval); 0 never reloads them.
     #[arg(long, value_name = "MS")]
     pub intel_poll_ms: Option<u64>,

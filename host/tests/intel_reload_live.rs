@@ -55,6 +55,9 @@ impl Vigil {
                 "100",
                 "--intel-poll-ms",
                 "100",
+                // Every connection is counted: no dedup summaries.
+                "--dedup-window-secs",
+                "0",
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--intel",
@@ -291,6 +294,8 @@ cache = false
 [plugins.settings.suspicious-egress]
 include_host = true
 realert_secs = 0
+[dedup]
+window_secs = 0
 [intel]
 poll_interval_ms = 100
 [[intel.feeds]]

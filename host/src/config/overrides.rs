@@ -41,6 +41,9 @@ pub fn apply(config: &mut VigilConfig, args: &RunArgs) -> Result<(), OverrideErr
     if let Some(node) = &args.node {
         config.node = Some(node.clone());
     }
+    if let Some(secs) = args.dedup_window_secs {
+        config.dedup.window_secs = secs;
+    }
     if let Some(dir) = &args.data_dir {
         config.data_dir = absolute(dir);
     }
