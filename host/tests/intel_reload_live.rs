@@ -211,8 +211,13 @@ fn connect(to: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Both tests watch the host's own loopback sockets through `vigil run`, so
+/// each would see the other's connections: they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_feed_changed_while_running_is_used_for_new_connections() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("vigil-intel-live-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -316,6 +321,7 @@ fn write_config(path: &Path, text: &str) {
 
 #[test]
 fn a_config_reload_naming_another_feed_moves_the_polling_to_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("vigil-intel-config-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -395,10 +395,21 @@ fn admin_endpoint_serves_metrics_and_probes() {
     let log = dir.0.join("audit.log");
     let cfg = dir.0.join("vigil.toml");
     // The file says 9464; the flag wins (and picks a free port).
+    // Read from the start: the line is appended right after `vigil
+    // running`, possibly before the tailer's first look at the file, which
+    // would otherwise start at the end.
     write_config(
         &cfg,
-        &config(&dir.0, &log, &[], 20).replace("127.0.0.1:0", "127.0.0.1:9464"),
+        &config(&dir.0, &log, &[], 20)
+            .replace("127.0.0.1:0", "127.0.0.1:9464")
+            .replace(
+                "poll_interval_ms = 20",
+                "poll_interval_ms = 20\nfrom_beginning = true",
+            ),
     );
+    // The log exists (empty) before the tailer starts, so the tailer's
+    // "start at the end" is offset 0 and the line appended below is read.
+    std::fs::write(&log, "").unwrap();
     let v = Vigil::start(&cfg, &["--admin-listen", "127.0.0.1:0"]);
     let addr = v.admin();
     assert_ne!(addr.port(), 9464);

@@ -84,6 +84,10 @@ impl Vigil {
                 "--no-file-integrity",
                 "--no-k8s-watch",
                 "--no-admin",
+                // A restarted Vigil must report the container again (dedup
+                // windows survive restarts in the spool).
+                "--dedup-window-secs",
+                "0",
             ])
             .args(response)
             .stdin(Stdio::null())
