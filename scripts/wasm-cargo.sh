@@ -9,7 +9,7 @@ set -euo pipefail
 
 readonly TARGET=wasm32-unknown-unknown
 
-# When run from a build script (host/build.rs), cargo has exported settings
+# When run from a build script (host/crates/runtime/build.rs), cargo has exported settings
 # meant for the host's own compilation: host rustflags, and clippy-driver as
 # the workspace wrapper under `cargo clippy`. Neither applies to the guests.
 unset CARGO_ENCODED_RUSTFLAGS RUSTC_WORKSPACE_WRAPPER

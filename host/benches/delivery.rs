@@ -28,13 +28,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use vigil::delivery::{Delivery, DeliveryConfig, Sync as SpoolSync};
-use vigil::metrics::Registry;
-use vigil::model::{Entity, EntityKind, Finding, KeyValue, Severity};
-use vigil::outputs::OutputsConfig;
-use vigil::outputs::file::FileConfig;
-use vigil::outputs::webhook::WebhookConfig;
-use vigil::workers::PluginFinding;
+use vigil_core::metrics::Registry;
+use vigil_core::model::{Entity, EntityKind, Finding, KeyValue, Severity};
+use vigil_delivery::outputs::OutputsConfig;
+use vigil_delivery::outputs::file::FileConfig;
+use vigil_delivery::outputs::webhook::WebhookConfig;
+use vigil_delivery::{Delivery, DeliveryConfig, Sync as SpoolSync};
+use vigil_runtime::workers::PluginFinding;
 
 fn temp(name: &str) -> PathBuf {
     let nanos = SystemTime::now()

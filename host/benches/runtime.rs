@@ -23,14 +23,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use container_escape::ContainerEscape;
-use vigil::model::Event;
-use vigil::normalize::{Format, Origin, for_each_record};
-use vigil::plugin_set::PluginSelection;
 use vigil::replay::{ReplayOptions, replay};
-use vigil::runtime::{
+use vigil_core::model::Event;
+use vigil_plugin_sdk::Detector;
+use vigil_runtime::plugin_set::PluginSelection;
+use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
-use vigil_plugin_sdk::Detector;
+use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 3;
@@ -76,7 +76,7 @@ fn ctx() -> RunContext {
 fn spec() -> PluginSpec {
     PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
-        bytes: Arc::from(vigil::builtin::bytes("container-escape").expect("built-in")),
+        bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").expect("built-in")),
         settings: "{}".into(),
         limits: PluginLimits::default(),
     }
@@ -143,7 +143,7 @@ fn main() {
     if want("start") {
         println!(
             "## plugin start (container-escape, {} KiB)\n",
-            vigil::builtin::bytes("container-escape").map_or(0, <[u8]>::len) / 1024
+            vigil_runtime::builtin::bytes("container-escape").map_or(0, <[u8]>::len) / 1024
         );
         let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -187,7 +187,7 @@ fn main() {
             let mut out = Vec::with_capacity(1);
             for _ in 0..10_000 {
                 out.clear();
-                vigil::normalize::docker_inspect::normalise_value(
+                vigil_sources::normalize::docker_inspect::normalise_value(
                     std::str::from_utf8(inspect).expect("utf-8"),
                     &origin,
                     &mut out,
@@ -379,8 +379,8 @@ impl Drop for FakeProc {
 /// The network sources (procfs rows, conntrack messages) and file
 /// integrity (a file's state into an event).
 fn network_and_fim() {
-    use vigil::collectors::network::conntrack::{Message, flow_events, messages};
-    use vigil::collectors::network::{NetworkConfig, Scanner};
+    use vigil_sources::network::conntrack::{Message, flow_events, messages};
+    use vigil_sources::network::{NetworkConfig, Scanner};
 
     // procfs: a whole poll of a container namespace with 2,000 sockets, all
     // new (a fresh scanner each time): list the processes, read and parse
@@ -433,24 +433,25 @@ fn network_and_fim() {
             d
         })
         .collect();
-    let owners: std::collections::HashMap<std::net::IpAddr, vigil::model::ContainerRef> = datagrams
-        .iter()
-        .filter_map(|d| match messages(d).next() {
-            Some(Ok(Message::Flow(f))) => Some(f.orig.src),
-            _ => None,
-        })
-        .map(|ip| {
-            (
-                ip,
-                vigil::model::ContainerRef {
-                    id: FakeProc::ID.to_owned(),
-                    name: "web".into(),
-                    image: "nginx:1.27".into(),
-                    pod: String::new(),
-                },
-            )
-        })
-        .collect();
+    let owners: std::collections::HashMap<std::net::IpAddr, vigil_core::model::ContainerRef> =
+        datagrams
+            .iter()
+            .filter_map(|d| match messages(d).next() {
+                Some(Ok(Message::Flow(f))) => Some(f.orig.src),
+                _ => None,
+            })
+            .map(|ip| {
+                (
+                    ip,
+                    vigil_core::model::ContainerRef {
+                        id: FakeProc::ID.to_owned(),
+                        name: "web".into(),
+                        image: "nginx:1.27".into(),
+                        pod: String::new(),
+                    },
+                )
+            })
+            .collect();
     let conntrack = rate(datagrams.len(), || {
         let mut out = Vec::with_capacity(datagrams.len());
         for d in &datagrams {
@@ -473,19 +474,19 @@ fn network_and_fim() {
     // compared with its baseline into an event, as each rescan does.
     let file = std::env::temp_dir().join(format!("vigil-bench-fim-{}.json", std::process::id()));
     std::fs::write(&file, vec![b'x'; 2048]).expect("file");
-    let before = vigil::model::FileState {
+    let before = vigil_core::model::FileState {
         sha256: "0".repeat(64),
         size: 2048,
         mode: 0o100_644,
-        ..vigil::model::FileState::default()
+        ..vigil_core::model::FileState::default()
     };
     let n = 1_000;
     let fim = rate(n, || {
         for _ in 0..n {
-            let after = vigil::collectors::file_integrity::read_state(&file).expect("state");
-            let change = vigil::collectors::file_integrity::classify(Some(&before), after.as_ref())
+            let after = vigil_sources::file_integrity::read_state(&file).expect("state");
+            let change = vigil_sources::file_integrity::classify(Some(&before), after.as_ref())
                 .expect("a change");
-            black_box(vigil::model::FileEvent {
+            black_box(vigil_core::model::FileEvent {
                 path: file.to_string_lossy().into_owned(),
                 change,
                 before: Some(before.clone()),

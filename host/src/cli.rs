@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::normalize::Format;
+use vigil_sources::normalize::Format;
 
 /// Vigil: detects container-based evasion with sandboxed WebAssembly detector plugins.
 #[derive(Debug, Parser)]
@@ -82,7 +82,7 @@ pub struct QuarantineReleaseArgs {
     #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Docker Engine API socket.
-    #[arg(long, value_name = "PATH", default_value = crate::collectors::docker::DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", default_value = vigil_core::docker::DEFAULT_SOCKET)]
     pub docker_socket: PathBuf,
 }
 
@@ -155,7 +155,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub node: Option<String>,
     /// Events per plugin call.
-    #[arg(long, default_value_t = crate::dispatch::DEFAULT_BATCH)]
+    #[arg(long, default_value_t = vigil_runtime::dispatch::DEFAULT_BATCH)]
     pub batch: usize,
     /// Print a JSON summary of the replay on stderr at the end.
     #[arg(long)]
@@ -319,7 +319,7 @@ pub struct RunArgs {
     pub k8s_namespace: Option<String>,
     /// Response to findings (`response.mode`): `off`, `dry-run` (log and record the quarantine that would be taken) or `enforce` (quarantine).
     #[arg(long, value_enum, value_name = "MODE")]
-    pub response: Option<crate::response::Mode>,
+    pub response: Option<vigil_response::Mode>,
     /// A response rule (`[[response.rules]]`, appended): a rule id, exact or glob (e.g. `container-escape/*`), whose findings trigger the response (repeatable; first match wins).
     #[arg(long = "response-rule", value_name = "GLOB")]
     pub response_rule: Vec<String>,

@@ -15,9 +15,9 @@ use anyhow::{Context, bail};
 use crate::cli::{
     Command, ConfigCommand, PluginArgs, PluginCommand, QuarantineCommand, ReplayArgs, hostname,
 };
-use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
-use crate::runtime::PluginLimits;
+use vigil_runtime::PluginLimits;
+use vigil_runtime::plugin_set::{PluginSelection, default_cache_dir};
 
 /// Runs a parsed command.
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {

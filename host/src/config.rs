@@ -14,12 +14,9 @@
 
 mod admin;
 mod file;
-mod intel;
 mod log;
 pub mod overrides;
 mod plugins;
-mod problems;
-mod sources;
 
 #[cfg(test)]
 mod tests;
@@ -30,14 +27,14 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
 pub use file::{ConfigFileError, load_file, parse};
-pub use intel::{FeedConfig, IntelConfig};
 pub use log::{LogConfig, LogFormat};
 pub use plugins::{PluginsConfig, check_plugins};
-pub use problems::{InvalidConfig, Problem, Problems, Validate, join};
-pub use sources::SourcesConfig;
+pub use vigil_core::validate::{InvalidConfig, Problem, Problems, Validate, join};
+pub use vigil_runtime::intel::{FeedConfig, IntelConfig};
+pub use vigil_sources::SourcesConfig;
 
-use crate::delivery::{DedupConfig, DeliveryConfig, MonitorConfig, SpoolConfig, SuppressionRule};
-use crate::outputs::OutputsConfig;
+use vigil_delivery::outputs::OutputsConfig;
+use vigil_delivery::{DedupConfig, DeliveryConfig, MonitorConfig, SpoolConfig, SuppressionRule};
 
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/vigil";
@@ -80,7 +77,7 @@ pub struct VigilConfig {
     /// Plugins in monitor mode: findings recorded, not alerted.
     pub monitor: MonitorConfig,
     /// Response to findings: quarantine of containers and pods (off by default).
-    pub response: crate::response::ResponseConfig,
+    pub response: vigil_response::ResponseConfig,
 }
 
 impl Default for VigilConfig {
@@ -98,7 +95,7 @@ impl Default for VigilConfig {
             dedup: DedupConfig::default(),
             suppress: Vec::new(),
             monitor: MonitorConfig::default(),
-            response: crate::response::ResponseConfig::default(),
+            response: vigil_response::ResponseConfig::default(),
         }
     }
 }
@@ -122,7 +119,7 @@ impl Validate for VigilConfig {
         self.plugins.validate(&join(path, "plugins"), problems);
         self.intel.validate(&join(path, "intel"), problems);
         self.outputs.validate(&join(path, "outputs"), problems);
-        crate::delivery::validate_sections(
+        vigil_delivery::validate_sections(
             &self.spool,
             &self.dedup,
             &self.suppress,

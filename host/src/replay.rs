@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::dispatch::Dispatcher;
-use crate::finding_record::FindingRecord;
-use crate::intel::ThreatIntel;
-use crate::normalize::{Format, InputError, Origin, for_each_record};
-use crate::plugin_set::{self, PluginSelection};
-use crate::runtime::{Clock, EngineSettings, RunContext, Runtime};
+use vigil_core::finding_record::FindingRecord;
+use vigil_runtime::dispatch::Dispatcher;
+use vigil_runtime::intel::ThreatIntel;
+use vigil_runtime::plugin_set::{self, PluginSelection};
+use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
+use vigil_sources::normalize::{Format, InputError, Origin, for_each_record};
 
 /// What to replay, and how.
 #[derive(Debug, Clone)]
@@ -79,7 +79,9 @@ pub fn replay(
     let mut line = Vec::with_capacity(1024);
     let (mut findings, mut events_seen, mut records, mut input_errors) =
         (0usize, 0usize, 0usize, 0usize);
-    let mut emit = |plugin: &crate::runtime::LoadedPlugin, f: crate::model::Finding, now: u64| {
+    let mut emit = |plugin: &vigil_runtime::LoadedPlugin,
+                    f: vigil_core::model::Finding,
+                    now: u64| {
         findings += 1;
         let rec = FindingRecord::new(f, &plugin.info.name, &plugin.info.version, &opts.node, now);
         line.clear();

@@ -1,14 +1,14 @@
 //! `vigil run`: the host on this machine's live sources. Sources feed a
 //! bounded queue; the [`pipeline`] groups events per kind and routes them
 //! to one worker per plugin; findings go to the delivery pipeline
-//! ([`crate::delivery`]: monitor mode, suppression, dedup, the durable
+//! ([`vigil_delivery`]: monitor mode, suppression, dedup, the durable
 //! spool, the outputs), which hands each one that passed, once it is in
 //! the spool, to the [`Responder`] (quarantine, when `response.mode` is not
 //! `off`).
 //! The admin endpoint serves metrics and probes; SIGHUP or a change of the
 //! config file or plugin directory reloads plugins and sources ([`reload`]).
 //! The threat-intel feed files are polled on their own thread and reloaded
-//! when they change ([`crate::intel::reload`]); a config reload that changes
+//! when they change ([`vigil_runtime::intel::reload`]); a config reload that changes
 //! `[intel]` restarts that poller on the new feeds.
 
 use std::path::Path;
@@ -26,18 +26,19 @@ mod pipeline;
 pub mod reload;
 
 use crate::cli::RunArgs;
-use crate::collectors::{self, RunningSource};
 use crate::config::{IntelConfig, VigilConfig, overrides};
-use crate::delivery::Delivery;
-use crate::intel::reload::ReloaderHandle;
-use crate::metrics::{PluginMetrics, Registry};
-use crate::model::Event;
-use crate::plugin_set;
-use crate::response::Responder;
-use crate::runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime, wall_now};
-use crate::workers::{PluginFinding, WorkerPool};
 use pipeline::Pipeline;
 use reload::{Candidate, FileWatch, Fingerprint};
+use vigil_core::metrics::{PluginMetrics, Registry};
+use vigil_core::model::Event;
+use vigil_core::time::wall_now;
+use vigil_delivery::Delivery;
+use vigil_response::Responder;
+use vigil_runtime::intel::reload::ReloaderHandle;
+use vigil_runtime::plugin_set;
+use vigil_runtime::workers::{PluginFinding, WorkerPool};
+use vigil_runtime::{Clock, EngineSettings, PluginRunner, RunContext, Runtime};
+use vigil_sources::RunningSource;
 
 /// How long shutdown waits for the sources to stop (and for their last
 /// events), in all.
@@ -113,7 +114,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
                 tracing::info!(address = %bound, "admin endpoint: listening (/metrics, /healthz, /readyz)")
             }
             Err(e) => {
-                tracing::error!(error = %crate::collectors::file_integrity::error_chain(&e), "admin endpoint: off")
+                tracing::error!(error = %vigil_core::error::chain(&e), "admin endpoint: off")
             }
         }
     }
@@ -163,7 +164,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         .map(events_out::EventsOut::create)
         .transpose()?;
     let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
-    let sources = collectors::start_all(&config.sources, &node, &etx, &registry);
+    let sources = vigil_sources::start_all(&config.sources, &node, &etx, &registry);
     let started: Vec<&str> = sources.iter().map(|s| s.name).collect();
     tracing::info!(node = %node, plugins = ?names, sources = ?started, "vigil running");
     registry
@@ -384,15 +385,15 @@ impl Host {
         pipeline.install(start_pool(runners, &self.registry, &self.findings));
 
         let mut restarted = Vec::new();
-        for key in collectors::SOURCE_KEYS {
-            if !collectors::changed(key, &self.config.sources, &config.sources) {
+        for key in vigil_sources::SOURCE_KEYS {
+            if !vigil_sources::changed(key, &self.config.sources, &config.sources) {
                 continue;
             }
             if let Some(i) = self.sources.iter().position(|s| s.key == key) {
                 let old = self.sources.swap_remove(i);
                 stop_draining(old, pipeline, erx).await;
             }
-            if let Some(s) = collectors::start_one(
+            if let Some(s) = vigil_sources::start_one(
                 key,
                 &config.sources,
                 &self.node,

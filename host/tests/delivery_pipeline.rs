@@ -1,4 +1,4 @@
-//! The delivery pipeline (`vigil::delivery`) with in-memory outputs that
+//! The delivery pipeline (`vigil_delivery`) with in-memory outputs that
 //! can be made to fail or refuse: dedup windows and their summaries,
 //! suppression and monitor mode (with their counters), the full-spool
 //! policies, permanent refusals, the responder stage, and recovery of the
@@ -17,12 +17,12 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use vigil::delivery::{Delivery, DeliveryConfig, Responder, WhenFull};
-use vigil::finding_record::FindingRecord;
-use vigil::metrics::Registry;
-use vigil::model::{Entity, EntityKind, Finding, KeyValue, Severity};
-use vigil::outputs::{DeliveryError, Output, OutputSpec};
-use vigil::workers::PluginFinding;
+use vigil_core::finding_record::FindingRecord;
+use vigil_core::metrics::Registry;
+use vigil_core::model::{Entity, EntityKind, Finding, KeyValue, Severity};
+use vigil_delivery::outputs::{DeliveryError, Output, OutputSpec};
+use vigil_delivery::{Delivery, DeliveryConfig, Responder, WhenFull};
+use vigil_runtime::workers::PluginFinding;
 
 struct Temp(PathBuf);
 
@@ -270,10 +270,10 @@ fn dedup_windows_left_by_a_crashed_run_are_resumed() {
         .as_nanos() as u64;
     {
         let conn =
-            vigil::delivery::spool::open(&dir.0.join("spool.sqlite"), Default::default()).unwrap();
-        vigil::delivery::spool::open_window(
+            vigil_delivery::spool::open(&dir.0.join("spool.sqlite"), Default::default()).unwrap();
+        vigil_delivery::spool::open_window(
             &conn,
-            &vigil::delivery::spool::StoredWindow {
+            &vigil_delivery::spool::StoredWindow {
                 key: first.dedup_key(),
                 first_ns: now - 500_000_000,
                 last_ns: now - 100_000_000,

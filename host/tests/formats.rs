@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use vigil::finding_record::FindingRecord;
-use vigil::model::{Entity, EntityKind};
-use vigil::outputs::{falco, ocsf};
+use vigil_core::finding_record::FindingRecord;
+use vigil_core::model::{Entity, EntityKind};
+use vigil_delivery::outputs::{falco, ocsf};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

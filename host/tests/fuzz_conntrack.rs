@@ -17,8 +17,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use vigil::collectors::network::conntrack::{Message, Tuple, encode, flow_events, messages};
-use vigil::model::ContainerRef;
+use vigil_core::model::ContainerRef;
+use vigil_sources::network::conntrack::{Message, Tuple, encode, flow_events, messages};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);

@@ -22,12 +22,12 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use vigil::delivery::{Delivery, DeliveryConfig};
-use vigil::metrics::Registry;
-use vigil::model::{Entity, EntityKind, Finding, Severity};
-use vigil::outputs::Output;
-use vigil::outputs::nats::{Nats, NatsConfig};
-use vigil::workers::PluginFinding;
+use vigil_core::metrics::Registry;
+use vigil_core::model::{Entity, EntityKind, Finding, Severity};
+use vigil_delivery::outputs::Output;
+use vigil_delivery::outputs::nats::{Nats, NatsConfig};
+use vigil_delivery::{Delivery, DeliveryConfig};
+use vigil_runtime::workers::PluginFinding;
 
 struct Temp(PathBuf);
 
@@ -324,14 +324,15 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     )
     .unwrap();
     let again =
-        vigil::finding_record::FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
+        vigil_core::finding_record::FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&again)).unwrap();
     assert_eq!(
         client.stream_messages(),
         30,
         "finding 3 is already in the stream"
     );
-    let new = vigil::finding_record::FindingRecord::new(finding(99).finding, "p", "1", "node-1", 0);
+    let new =
+        vigil_core::finding_record::FindingRecord::new(finding(99).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&new)).unwrap();
     out.deliver(std::slice::from_ref(&new)).unwrap();
     assert_eq!(
@@ -357,7 +358,7 @@ fn a_subject_without_a_stream_is_retried_not_lost() {
     );
     cfg.timeout_ms = 1000;
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
-    let rec = vigil::finding_record::FindingRecord::new(finding(0).finding, "p", "1", "n", 0);
+    let rec = vigil_core::finding_record::FindingRecord::new(finding(0).finding, "p", "1", "n", 0);
     let err = out.deliver(&[rec]).unwrap_err();
     assert!(!err.permanent, "{err}");
     assert!(err.message.contains("no responders"), "{err}");

@@ -126,7 +126,7 @@ fn config_check_lists_every_problem_or_summarises() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("vigil.example.toml: valid"), "{stdout}");
-    let mut builtins: Vec<&str> = vigil::builtin::names().collect();
+    let mut builtins: Vec<&str> = vigil_runtime::builtin::names().collect();
     builtins.sort_unstable();
     assert!(
         stdout.contains(&format!("plugins: {}", builtins.join(", "))),
@@ -422,7 +422,7 @@ fn admin_endpoint_serves_metrics_and_probes() {
     assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
     let (status, body) = get(addr, "/readyz");
     assert_eq!(status, 200, "{body}");
-    let builtins = vigil::builtin::names().count();
+    let builtins = vigil_runtime::builtin::names().count();
     assert!(
         body.starts_with(&format!("ready: {builtins} plugins, 1 sources")),
         "{body}"

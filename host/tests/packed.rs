@@ -14,7 +14,7 @@ mod corpus;
 #[path = "common/to_sdk.rs"]
 mod to_sdk;
 
-use vigil::model::packed::encode_batch;
+use vigil_core::model::packed::encode_batch;
 use vigil_plugin_sdk::packed::decode_batch;
 
 #[test]

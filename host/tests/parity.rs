@@ -17,10 +17,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use container_escape::ContainerEscape;
-use vigil::runtime::{
+use vigil_plugin_sdk::Detector;
+use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
-use vigil_plugin_sdk::Detector;
 
 #[test]
 fn native_and_wasm_give_identical_findings() {
@@ -42,7 +42,7 @@ fn native_and_wasm_give_identical_findings() {
     };
     let spec = PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
-        bytes: Arc::from(vigil::builtin::bytes("container-escape").unwrap()),
+        bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").unwrap()),
         settings: "{}".into(),
         limits: PluginLimits::default(),
     };

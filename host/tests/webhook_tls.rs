@@ -19,10 +19,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-use vigil::finding_record::FindingRecord;
-use vigil::model::{Entity, EntityKind, Finding, Severity};
-use vigil::outputs::webhook::{Webhook, WebhookConfig};
-use vigil::outputs::{Format, Output};
+use vigil_core::finding_record::FindingRecord;
+use vigil_core::model::{Entity, EntityKind, Finding, Severity};
+use vigil_delivery::outputs::webhook::{Webhook, WebhookConfig};
+use vigil_delivery::outputs::{Format, Output};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

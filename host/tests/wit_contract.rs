@@ -94,11 +94,11 @@ fn wit_changes_come_with_a_version_bump() {
         "host's WIT_PACKAGE constant"
     );
     assert_eq!(
-        vigil::runtime::COMPATIBLE_VERSIONS.last(),
+        vigil_runtime::COMPATIBLE_VERSIONS.last(),
         Some(&version.as_str()),
         "the host accepts plugins of the current version"
     );
-    assert!(vigil::runtime::import_allowed(&format!(
+    assert!(vigil_runtime::import_allowed(&format!(
         "vigil:detector/log@{version}"
     )));
 }

@@ -13,13 +13,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
-use vigil::metrics::PluginMetrics;
-use vigil::model::Event;
-use vigil::normalize::{Format, Origin, for_each_record};
-use vigil::runtime::{
+use vigil_core::metrics::PluginMetrics;
+use vigil_core::model::Event;
+use vigil_runtime::workers::WorkerPool;
+use vigil_runtime::{
     Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
-use vigil::workers::WorkerPool;
+use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 #[test]
 fn a_stuck_plugin_does_not_stall_the_others() {
@@ -43,7 +43,7 @@ fn a_stuck_plugin_does_not_stall_the_others() {
     };
     let escape = PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
-        bytes: Arc::from(vigil::builtin::bytes("container-escape").unwrap()),
+        bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").unwrap()),
         settings: "{}".into(),
         limits,
     };

@@ -1,5 +1,5 @@
 //! Decoder of the packed batch encoding (`wit/PACKED.md`), the mirror of the
-//! host's `host/src/model/packed.rs`: `on-packed-events` hands the guest one
+//! host's `host/crates/core/src/model/packed.rs`: `on-packed-events` hands the guest one
 //! buffer, and this turns it back into the very `Vec<Event>` that
 //! `on-events` would have received.
 //!

@@ -86,9 +86,9 @@ fn summary(
         on(s.k8s_audit_webhook.enabled),
         on(s.k8s_audit_log.enabled),
         match s.k8s_watch.mode {
-            crate::collectors::k8s_watch::Mode::Auto => "auto",
-            crate::collectors::k8s_watch::Mode::On => "on",
-            crate::collectors::k8s_watch::Mode::Off => "off",
+            vigil_sources::k8s_watch::Mode::Auto => "auto",
+            vigil_sources::k8s_watch::Mode::On => "on",
+            vigil_sources::k8s_watch::Mode::Off => "off",
         },
     )?;
     if args.no_plugins {

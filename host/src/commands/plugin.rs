@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::cli::{PluginInspectArgs, PluginTestArgs, hostname};
 use crate::commands::read_settings;
-use crate::plugin_set::{PluginSelection, default_cache_dir};
 use crate::replay::{ReplayOptions, replay};
-use crate::runtime::{Clock, EngineSettings, RunContext, Runtime};
+use vigil_runtime::plugin_set::{PluginSelection, default_cache_dir};
+use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
 
 pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     let stem = args
@@ -28,10 +28,10 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = ReplayOptions {
         paths: vec![args.events.clone()],
-        format: crate::normalize::Format::Auto,
+        format: vigil_sources::normalize::Format::Auto,
         plugins: sel,
         node: hostname(),
-        batch: crate::dispatch::DEFAULT_BATCH,
+        batch: vigil_runtime::dispatch::DEFAULT_BATCH,
         cache_dir: default_cache_dir(),
         intel_files: Vec::new(),
     };
@@ -142,14 +142,14 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
     let (imports, stats) = runtime.imports(&label, &bytes)?;
     let forbidden: Vec<&String> = imports
         .iter()
-        .filter(|i| !crate::runtime::import_allowed(i))
+        .filter(|i| !vigil_runtime::import_allowed(i))
         .collect();
     let mut report = serde_json::json!({
         "file": label,
-        "sha256": crate::runtime::digest(&bytes),
+        "sha256": vigil_runtime::digest(&bytes),
         "size_bytes": bytes.len(),
         "compile_ms": stats.duration.as_secs_f64() * 1e3,
-        "from_cache": matches!(stats.source, crate::runtime::CompileSource::Cache),
+        "from_cache": matches!(stats.source, vigil_runtime::CompileSource::Cache),
         "imports": imports,
         "forbidden_imports": forbidden,
     });
@@ -159,8 +159,8 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
             intel: Default::default(),
             state_dir: None,
         };
-        let spec = crate::runtime::PluginSpec {
-            origin: crate::runtime::PluginOrigin::File(args.plugin.clone()),
+        let spec = vigil_runtime::PluginSpec {
+            origin: vigil_runtime::PluginOrigin::File(args.plugin.clone()),
             bytes: bytes.into(),
             settings: "{}".into(),
             limits: Default::default(),

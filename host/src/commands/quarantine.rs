@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{ListFormat, QuarantineListArgs, QuarantineReleaseArgs};
-use crate::metrics::Registry;
-use crate::response::policy::DockerResponseConfig;
-use crate::response::store::{DB_FILE, Quarantine, State, Store};
+use vigil_core::metrics::Registry;
+use vigil_response::policy::DockerResponseConfig;
+use vigil_response::store::{DB_FILE, Quarantine, State, Store};
 
 /// Prints every record: a table, or JSON with the actions and findings.
 pub fn list(args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
@@ -99,7 +99,7 @@ pub fn release(args: QuarantineReleaseArgs) -> anyhow::Result<ExitCode> {
         ..DockerResponseConfig::default()
     };
     let registry = Registry::default();
-    let (q, before) = rt.block_on(crate::response::release(
+    let (q, before) = rt.block_on(vigil_response::release(
         &args.data_dir,
         &args.id,
         docker,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{FeedConfig, VigilConfig};
 use crate::cli::RunArgs;
-use crate::collectors::k8s_watch::Mode;
+use vigil_sources::k8s_watch::Mode;
 
 /// Why a flag could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ fn response(config: &mut VigilConfig, args: &RunArgs) {
         r.mode = mode;
     }
     for rule in &args.response_rule {
-        r.rules.push(crate::response::policy::ResponseRule {
+        r.rules.push(vigil_response::policy::ResponseRule {
             rule: rule.clone(),
             min_severity: None,
             mode: None,

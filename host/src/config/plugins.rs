@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Problem, Problems, Validate, join};
-use crate::plugin_set::PluginSelection;
-use crate::runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
+use vigil_runtime::plugin_set::PluginSelection;
+use vigil_runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
 
 /// `[plugins]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -147,14 +147,14 @@ pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>
         }
     };
     let ctx = RunContext {
-        clock: crate::runtime::Clock::Wall,
+        clock: vigil_runtime::Clock::Wall,
         intel: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
-            crate::intel::ThreatIntel::empty(),
+            vigil_runtime::intel::ThreatIntel::empty(),
         ))),
         state_dir: None,
     };
     let sel = config.selection();
-    let (specs, errors) = crate::plugin_set::specs(&sel);
+    let (specs, errors) = vigil_runtime::plugin_set::specs(&sel);
     let keys: Vec<String> = specs.iter().map(|s| settings_key(&s.origin)).collect();
     for e in errors {
         problems.push("plugins.dir", e.to_string());
@@ -193,10 +193,10 @@ pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>
 }
 
 /// The `[plugins.settings.<key>]` a plugin reads: its built-in name or file stem.
-fn settings_key(origin: &crate::runtime::PluginOrigin) -> String {
+fn settings_key(origin: &vigil_runtime::PluginOrigin) -> String {
     match origin {
-        crate::runtime::PluginOrigin::Builtin(n) => (*n).to_owned(),
-        crate::runtime::PluginOrigin::File(p) => p
+        vigil_runtime::PluginOrigin::Builtin(n) => (*n).to_owned(),
+        vigil_runtime::PluginOrigin::File(p) => p
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),

@@ -208,7 +208,7 @@ fn plugins_check_their_own_settings_with_paths() {
         "{text:#?}"
     );
     let ok = parse("").unwrap();
-    let mut builtins: Vec<&str> = crate::builtin::names().collect();
+    let mut builtins: Vec<&str> = vigil_runtime::builtin::names().collect();
     builtins.sort_unstable();
     assert_eq!(check_plugins(&ok.plugins).unwrap(), builtins);
 }
@@ -306,4 +306,29 @@ fn intel_polling_is_off_at_zero_and_without_feeds() {
             "{bad}: {p:?}"
         );
     }
+}
+
+#[test]
+fn the_response_section_parses_and_reports_problems_with_paths() {
+    let c = parse(
+        "[response]\nmode = \"enforce\"\n[[response.rules]]\nrule = \"container-escape/*\"\nmin_severity = \"critical\"\n[[response.rules]]\nrule = \"*\"\nmode = \"dry-run\"\n[response.docker]\nexempt = [\"registry\"]\n",
+    )
+    .unwrap();
+    c.check().unwrap();
+    assert_eq!(
+        c.response.rules[0].min_severity,
+        Some(vigil_core::model::Severity::Critical)
+    );
+    assert_eq!(c.response.rules[1].mode, Some(vigil_response::Mode::DryRun));
+    assert_eq!(c.response.docker.exempt, ["registry"]);
+    let err = parse("[response]\nmode = \"enforce\"\n")
+        .unwrap()
+        .check()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("response.rules: mode is enforce"),
+        "{err}"
+    );
+    let err = parse("[response.docker]\npuase = true\n").unwrap_err();
+    assert!(err.to_string().contains("response.docker"), "{err}");
 }

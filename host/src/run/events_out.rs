@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::model::Event;
+use vigil_core::model::Event;
 
 /// Why the events file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events_out::EventsOut;
-use crate::model::{Event, EventKind};
-use crate::workers::WorkerPool;
+use vigil_core::model::{Event, EventKind};
+use vigil_runtime::workers::WorkerPool;
 
 /// How long the batcher waits to fill a batch: the latency it adds.
 pub const LINGER: Duration = Duration::from_millis(10);
@@ -54,7 +54,7 @@ impl Pipeline {
         for e in batch {
             let s = slot(e.kind());
             self.pending[s].push(e);
-            if self.pending[s].len() >= crate::dispatch::DEFAULT_BATCH {
+            if self.pending[s].len() >= vigil_runtime::dispatch::DEFAULT_BATCH {
                 let full = std::mem::take(&mut self.pending[s]);
                 self.route(full);
             }

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
 use crate::config::{IntelConfig, VigilConfig};
-use crate::intel::{IntelError, ThreatIntel};
-use crate::plugin_set;
-use crate::runtime::{Clock, LoadError, RunContext, Runtime};
+use vigil_runtime::intel::{IntelError, ThreatIntel};
+use vigil_runtime::plugin_set;
+use vigil_runtime::{Clock, LoadError, RunContext, Runtime};
 
 /// Quiet time after a file change before reloading: an editor's save or a
 /// `cp` of a plugin arrives as a burst of events.

@@ -8,8 +8,10 @@
 
 use std::path::Path;
 
-use vigil::model::{ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, Mount};
-use vigil::normalize::{Format, Origin, for_each_record};
+use vigil_core::model::{
+    ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, Mount,
+};
+use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 /// Every Falco fixture plus synthetic Docker containers covering each rule.
 pub fn corpus(root: &Path) -> Vec<Event> {
@@ -123,7 +125,7 @@ pub fn corpus(root: &Path) -> Vec<Event> {
 /// four inspected), sockets, file changes and audit events of the common
 /// kind (reads and writes that carry no pod spec).
 pub fn typical(n: usize) -> Vec<Event> {
-    use vigil::model::{
+    use vigil_core::model::{
         Direction, FileChange, FileEvent, FileState, KeyValue, KubernetesEvent, NetworkEvent,
         Protocol,
     };
@@ -178,7 +180,7 @@ pub fn typical(n: usize) -> Vec<Event> {
                 remote_port: 5432,
                 direction: Direction::Outbound,
                 state: "ESTABLISHED".into(),
-                container: Some(vigil::model::ContainerRef {
+                container: Some(vigil_core::model::ContainerRef {
                     id: format!("{:064x}", i),
                     name: "web".into(),
                     image: "registry.local/shop/web:1.4.2".into(),

@@ -8,7 +8,7 @@
     reason = "shared by tests and benchmarks, each using a subset"
 )]
 
-use vigil::model as h;
+use vigil_core::model as h;
 use vigil_plugin_sdk as s;
 
 macro_rules! enum_map {

@@ -1,0 +1,132 @@
+//! The finding as Vigil writes it: one JSON object per line, schema
+//! `vigil.finding/v1`, described by `schemas/finding.schema.json`. Fields
+//! are only ever added to this schema; renaming or removing one is a new
+//! schema version.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Entity, Finding, Severity};
+use crate::time::format_rfc3339;
+
+/// The schema name written in every record.
+pub const SCHEMA: &str = "vigil.finding/v1";
+
+/// A finding with the context the host adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Stable id: a digest of the rule, the entities and the event ids, so
+    /// the same finding replayed twice has the same id.
+    pub id: String,
+    /// When the host emitted it (replay: the time of the latest event seen), RFC 3339 UTC.
+    pub time: String,
+    /// The node the host runs on (replay: `--node`).
+    pub node: String,
+    /// The plugin that reported it.
+    pub plugin: String,
+    /// That plugin's version.
+    pub plugin_version: String,
+    /// `plugin/rule`.
+    pub rule_id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub summary: String,
+    /// MITRE ATT&CK technique ids.
+    pub techniques: Vec<String>,
+    pub entities: Vec<Entity>,
+    /// Evidence keys and values; repeated keys are joined with `, `.
+    pub evidence: BTreeMap<String, String>,
+    pub event_ids: Vec<String>,
+    /// Set only on a dedup summary: how many identical findings (same rule,
+    /// same entities) were seen in the window, the first one (delivered on
+    /// its own when it happened, id in `aggregates`) included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// On a dedup summary: when the first of the `count` findings was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// On a dedup summary: when the last of the `count` findings was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// On a dedup summary: the `id` of the first finding of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregates: Option<String>,
+    /// Reported by a plugin in monitor mode: recorded, not sent to alerting outputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
+}
+
+impl FindingRecord {
+    /// Wraps a plugin's finding.
+    pub fn new(f: Finding, plugin: &str, plugin_version: &str, node: &str, time: u64) -> Self {
+        let mut h = Sha256::new();
+        h.update(f.rule_id.as_bytes());
+        for e in &f.entities {
+            h.update([0]);
+            h.update(e.id.as_bytes());
+        }
+        for id in &f.event_ids {
+            h.update([1]);
+            h.update(id.as_bytes());
+        }
+        let id = hex(&h.finalize()[..12]);
+        let mut evidence: BTreeMap<String, String> = BTreeMap::new();
+        for kv in f.evidence {
+            evidence
+                .entry(kv.key)
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&kv.value);
+                })
+                .or_insert(kv.value);
+        }
+        Self {
+            schema: SCHEMA.to_owned(),
+            id,
+            time: format_rfc3339(time),
+            node: node.to_owned(),
+            plugin: plugin.to_owned(),
+            plugin_version: plugin_version.to_owned(),
+            rule_id: f.rule_id,
+            title: f.title,
+            severity: f.severity,
+            summary: f.summary,
+            techniques: f.techniques,
+            entities: f.entities,
+            evidence,
+            event_ids: f.event_ids,
+            count: None,
+            first_seen: None,
+            last_seen: None,
+            aggregates: None,
+            monitor: false,
+        }
+    }
+
+    /// The dedup key: the rule and the entities (kind and id, in order),
+    /// not the event ids, so the same thing seen again has the same key.
+    pub fn dedup_key(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.rule_id.as_bytes());
+        for e in &self.entities {
+            h.update([0]);
+            h.update(e.kind.as_str().as_bytes());
+            h.update([1]);
+            h.update(e.id.as_bytes());
+        }
+        hex(&h.finalize()[..12])
+    }
+
+    /// Occurrences this record stands for (1 unless it is a dedup summary).
+    pub fn occurrences(&self) -> u64 {
+        self.count.unwrap_or(1)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,20 @@
+//! The bottom of Vigil's host: what every other crate shares and nothing
+//! else. The event model mirrored on the WIT contract and the finding
+//! record, time, config validation (`Problems` with dotted paths), the
+//! metrics registry, glob patterns, error chains and the Docker Engine
+//! client. It depends on no other Vigil crate.
+
+pub mod docker;
+pub mod error;
+pub mod finding_record;
+pub mod glob;
+pub mod metrics;
+pub mod model;
+pub mod time;
+pub mod validate;
+
+/// The WIT package this host implements.
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.1";
+
+/// The instance name of the WIT `types` interface.
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.1";

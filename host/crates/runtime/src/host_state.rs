@@ -1,0 +1,159 @@
+//! The per-store host state and the host side of the plugin imports:
+//! logging, bounded key-value state, the clock and threat-intel lookups.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use super::bindings::{ClockHost, IpMatch, Level, LogHost, StateError, StateHost, ThreatIntelHost};
+use super::limits::MemoryLimiter;
+use crate::intel::ThreatIntel;
+use crate::state::{PluginState, StateRefusal};
+use vigil_core::model::{KeyValue, Timestamp};
+use vigil_core::time::wall_now;
+
+/// The time plugins see.
+#[derive(Clone, Debug)]
+pub enum Clock {
+    /// The system's wall clock (live operation).
+    Wall,
+    /// The time of the latest event replayed, so replays are reproducible.
+    Replay(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// The current time, nanoseconds since the epoch.
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Self::Wall => wall_now(),
+            Self::Replay(t) => t.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Threat intel that can be swapped while plugins run (feed reloads).
+pub type SharedIntel = Arc<RwLock<Arc<ThreatIntel>>>;
+
+/// Everything the host keeps for one plugin's store.
+pub struct HostState {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) state: Arc<Mutex<PluginState>>,
+    pub(crate) clock: Clock,
+    pub(crate) intel: SharedIntel,
+    pub(crate) log_budget: u32,
+    pub(crate) logs_dropped: u64,
+    pub(crate) state_refusals: u64,
+}
+
+impl LogHost for HostState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<KeyValue>) {
+        if self.log_budget == 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.log_budget -= 1;
+        let mut message = message;
+        truncate_utf8(&mut message, 4096);
+        let fields = render_fields(&fields);
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "vigil::plugin", plugin, fields, "{message}"),
+            Level::Debug => tracing::debug!(target: "vigil::plugin", plugin, fields, "{message}"),
+            Level::Info => tracing::info!(target: "vigil::plugin", plugin, fields, "{message}"),
+            Level::Warn => tracing::warn!(target: "vigil::plugin", plugin, fields, "{message}"),
+            Level::Error => tracing::error!(target: "vigil::plugin", plugin, fields, "{message}"),
+        }
+    }
+}
+
+impl StateHost for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), StateError> {
+        let r = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(key, value);
+        r.map_err(|refusal| {
+            self.state_refusals += 1;
+            match refusal {
+                StateRefusal::KeyTooLong(n) => StateError::KeyTooLong(n),
+                StateRefusal::ValueTooLarge(n) => StateError::ValueTooLarge(n),
+                StateRefusal::QuotaExceeded(n) => StateError::QuotaExceeded(n),
+            }
+        })
+    }
+
+    fn delete(&mut self, key: String) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delete(&key);
+    }
+
+    fn keys(&mut self, prefix: String) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys(&prefix)
+    }
+}
+
+impl ClockHost for HostState {
+    fn now(&mut self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+impl ThreatIntelHost for HostState {
+    fn lookup_ip(&mut self, ip: String) -> Vec<IpMatch> {
+        let intel = self
+            .intel
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        intel
+            .lookup(&ip)
+            .into_iter()
+            .map(|m| IpMatch {
+                feed: m.feed,
+                entry: m.entry,
+                category: m.category,
+                note: m.note,
+            })
+            .collect()
+    }
+}
+
+impl vigil_core::model::Host for HostState {}
+
+fn render_fields(fields: &[KeyValue]) -> String {
+    let mut out = String::new();
+    for kv in fields.iter().take(32) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&kv.key);
+        out.push('=');
+        out.push_str(&kv.value);
+    }
+    truncate_utf8(&mut out, 4096);
+    out
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

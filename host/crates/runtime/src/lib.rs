@@ -1,0 +1,414 @@
+//! The plugin runtime: one engine, plugins validated and precompiled once,
+//! instantiated through `InstancePre`, each call bounded in time, memory
+//! and output. A plugin fault is contained, counted and logged; it never
+//! stops the host or another plugin.
+//!
+//! The crate also holds what runs plugins around that core: their persisted
+//! state ([`state`]), the threat-intel feeds answered to them ([`intel`]),
+//! the plugin set a host loads ([`plugin_set`], [`builtin`]), and the two
+//! ways events reach them: in-line for `vigil replay` ([`dispatch`]) and one
+//! worker thread per plugin for `vigil run` ([`workers`]).
+
+pub mod builtin;
+pub mod dispatch;
+pub mod intel;
+pub mod internal_events;
+pub mod plugin_set;
+pub mod state;
+pub mod workers;
+
+mod bindings;
+mod cache;
+mod engine;
+mod host_state;
+mod limits;
+mod runner;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+pub use cache::{CompileSource, CompileStats, ComponentCache, digest};
+pub use engine::EngineSettings;
+pub use host_state::{Clock, SharedIntel};
+pub use limits::{MemoryCapExceeded, PluginLimits};
+pub use runner::{CallOutcome, Fault, PluginRunner};
+
+use crate::state::{PluginState, StateBounds};
+use bindings::{Detector, DetectorPre};
+use host_state::HostState;
+use vigil_core::model::PluginInfo;
+
+/// The only interfaces a plugin may import, at one of
+/// [`COMPATIBLE_VERSIONS`] (anything else is refused, naming the import).
+pub const ALLOWED_INTERFACES: [&str; 5] = [
+    "vigil:detector/types",
+    "vigil:detector/log",
+    "vigil:detector/state",
+    "vigil:detector/clock",
+    "vigil:detector/threat-intel",
+];
+
+/// WIT versions whose plugins this host runs: 0.1.1 only added a world, so
+/// wasmtime's semver matching links 0.1.0 imports to the 0.1.1 host.
+pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.1.0", "0.1.1"];
+
+/// The export of the `packed-detector` world (`wit/PACKED.md`).
+const PACKED_EXPORT: &str = "on-packed-events";
+
+/// Whether a plugin may import this interface instance name.
+pub fn import_allowed(name: &str) -> bool {
+    name.split_once('@').is_some_and(|(iface, version)| {
+        ALLOWED_INTERFACES.contains(&iface) && COMPATIBLE_VERSIONS.contains(&version)
+    })
+}
+
+fn allowed_imports_list() -> String {
+    format!(
+        "{} at version {}",
+        ALLOWED_INTERFACES.join(", "),
+        COMPATIBLE_VERSIONS.join(" or ")
+    )
+}
+
+/// The engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration.
+    #[error("cannot build the Wasm engine: {0}")]
+    Engine(String),
+    /// The host functions could not be linked.
+    #[error("cannot link host functions: {0}")]
+    Link(String),
+}
+
+/// Why a plugin was not loaded. Each names the plugin; the host goes on
+/// without it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The compile cache is unusable.
+    #[error("plugin cache {dir} refused: {reason}")]
+    Cache { dir: PathBuf, reason: String },
+    /// The bytes are not a valid component for this engine.
+    #[error("plugin {plugin}: not a valid Wasm component: {reason}")]
+    Compile { plugin: String, reason: String },
+    /// The component imports something the host does not provide.
+    #[error(
+        "plugin {plugin} refused: it imports `{import}`, which Vigil does not provide (plugins may import only {allowed})"
+    )]
+    ForbiddenImport {
+        plugin: String,
+        import: String,
+        allowed: String,
+    },
+    /// The component does not match the `detector` world.
+    #[error("plugin {plugin}: does not implement the vigil:detector world: {reason}")]
+    World { plugin: String, reason: String },
+    /// Instantiation or `describe` failed.
+    #[error("plugin {plugin}: failed to start: {reason}")]
+    Start { plugin: String, reason: String },
+    /// `describe` returned something unusable.
+    #[error("plugin {plugin}: invalid description: {reason}")]
+    Describe { plugin: String, reason: String },
+    /// `configure` refused the settings.
+    #[error("plugin {plugin} refused its settings: {error}")]
+    Settings {
+        plugin: String,
+        error: vigil_core::model::ConfigError,
+    },
+    /// The plugin's persisted state could not be loaded.
+    #[error("plugin {plugin}: {source}")]
+    State {
+        plugin: String,
+        #[source]
+        source: crate::state::StateStoreError,
+    },
+}
+
+/// Where a plugin came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginOrigin {
+    /// Embedded in the `vigil` binary.
+    Builtin(&'static str),
+    /// Loaded from a file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Builtin(n) => write!(f, "builtin:{n}"),
+            Self::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub origin: PluginOrigin,
+    pub bytes: Arc<[u8]>,
+    /// The settings JSON passed to `configure`.
+    pub settings: String,
+    pub limits: PluginLimits,
+}
+
+/// What every plugin of a host shares: the clock, threat intel, and where
+/// state is persisted.
+#[derive(Clone)]
+pub struct RunContext {
+    pub clock: Clock,
+    pub intel: SharedIntel,
+    /// Directory for persisted plugin state; `None` keeps state in memory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A validated, precompiled plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub info: PluginInfo,
+    pub origin: PluginOrigin,
+    pub digest: String,
+    pub imports: Vec<String>,
+    pub compile: CompileStats,
+    pub settings: String,
+    pub limits: PluginLimits,
+    pre: DetectorPre<HostState>,
+    /// `on-packed-events`, when the plugin exports it (the fast path).
+    packed: Option<ComponentExportIndex>,
+}
+
+impl LoadedPlugin {
+    /// Whether batches go to the plugin packed (`wit/PACKED.md`).
+    pub fn takes_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+}
+
+/// The runtime: engine, linker, cache and epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<ComponentCache>,
+    tick: std::time::Duration,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine and the linker of host functions.
+    pub fn new(settings: &EngineSettings, cache_dir: Option<&Path>) -> Result<Self, RuntimeError> {
+        let engine = engine::build_engine(settings)?;
+        let mut linker = Linker::new(&engine);
+        Detector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Link(e.to_string()))?;
+        let cache = match cache_dir.map(ComponentCache::open).transpose() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "plugin compile cache disabled");
+                None
+            }
+        };
+        let ticker = engine::EpochTicker::start(&engine, settings.epoch_tick);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            tick: settings.epoch_tick,
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine (for tools and benchmarks).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Lists a component's imports without instantiating it.
+    pub fn imports(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Vec<String>, CompileStats), LoadError> {
+        let digest = digest(bytes);
+        let (component, stats) =
+            cache::compile(&self.engine, self.cache.as_ref(), name, bytes, &digest)?;
+        Ok((component_imports(&self.engine, &component), stats))
+    }
+
+    /// Validates, compiles (or loads from cache) and pre-instantiates a plugin,
+    /// reads its description, and returns a runner configured with its
+    /// settings. Any failure names the plugin and the reason.
+    pub fn load(&self, spec: PluginSpec, ctx: &RunContext) -> Result<PluginRunner, LoadError> {
+        let label = spec.origin.to_string();
+        let digest = digest(&spec.bytes);
+        let (component, compile) = cache::compile(
+            &self.engine,
+            self.cache.as_ref(),
+            &label,
+            &spec.bytes,
+            &digest,
+        )?;
+        let imports = component_imports(&self.engine, &component);
+        if let Some(bad) = imports.iter().find(|i| !import_allowed(i)) {
+            return Err(LoadError::ForbiddenImport {
+                plugin: label,
+                import: bad.clone(),
+                allowed: allowed_imports_list(),
+            });
+        }
+        let packed = component.get_export_index(None, PACKED_EXPORT);
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(DetectorPre::new)
+            .map_err(|e| LoadError::World {
+                plugin: label.clone(),
+                reason: format!("{e:#}"),
+            })?;
+
+        // Describe in a throwaway instance so the plugin's name is known
+        // before its state is opened.
+        let scratch = Arc::new(Mutex::new(PluginState::in_memory(bounds(&spec.limits))));
+        let mut store = self.store(&pre, label.clone().into(), scratch, ctx, &spec.limits);
+        let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start {
+            plugin: label.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let info = bindings
+            .call_describe(&mut store)
+            .map_err(|e| LoadError::Start {
+                plugin: label.clone(),
+                reason: format!("describe: {e:#}"),
+            })?;
+        drop(store);
+        validate_info(&info).map_err(|reason| LoadError::Describe {
+            plugin: label.clone(),
+            reason,
+        })?;
+
+        let state =
+            match &ctx.state_dir {
+                Some(dir) => PluginState::persisted(dir, &info.name, bounds(&spec.limits))
+                    .map_err(|source| LoadError::State {
+                        plugin: info.name.clone(),
+                        source,
+                    })?,
+                None => PluginState::in_memory(bounds(&spec.limits)),
+            };
+        let plugin = Arc::new(LoadedPlugin {
+            info,
+            origin: spec.origin,
+            digest,
+            imports,
+            compile,
+            settings: spec.settings,
+            limits: spec.limits,
+            pre,
+            packed,
+        });
+        let mut runner = PluginRunner::new(
+            self.engine.clone(),
+            self.tick,
+            plugin,
+            Arc::new(Mutex::new(state)),
+            ctx.clone(),
+        );
+        runner.start()?;
+        Ok(runner)
+    }
+
+    fn store(
+        &self,
+        pre: &DetectorPre<HostState>,
+        plugin: Arc<str>,
+        state: Arc<Mutex<PluginState>>,
+        ctx: &RunContext,
+        limits: &PluginLimits,
+    ) -> Store<HostState> {
+        new_store(pre.engine(), self.tick, plugin, state, ctx, limits)
+    }
+}
+
+fn new_store(
+    engine: &Engine,
+    tick: std::time::Duration,
+    plugin: Arc<str>,
+    state: Arc<Mutex<PluginState>>,
+    ctx: &RunContext,
+    limits: &PluginLimits,
+) -> Store<HostState> {
+    let data = HostState {
+        plugin,
+        limiter: limits::MemoryLimiter::new(limits.memory_bytes),
+        state,
+        clock: ctx.clock.clone(),
+        intel: ctx.intel.clone(),
+        log_budget: limits.max_log_records_per_call,
+        logs_dropped: 0,
+        state_refusals: 0,
+    };
+    let mut store = Store::new(engine, data);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(deadline_ticks(limits, tick));
+    store
+}
+
+fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {
+    let tick_ms = tick.as_millis().max(1) as u64;
+    // +1: the epoch may advance right after the deadline is set.
+    limits.deadline_ms.div_ceil(tick_ms) + 1
+}
+
+fn bounds(limits: &PluginLimits) -> StateBounds {
+    StateBounds {
+        quota_bytes: limits.state_quota_bytes,
+        max_value_bytes: limits.state_max_value_bytes,
+        max_key_bytes: limits.state_max_key_bytes,
+    }
+}
+
+fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
+    let ty = component.component_type();
+    let mut out: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, item)| match item.ty {
+            ComponentItem::ComponentInstance(_) => name.to_owned(),
+            ComponentItem::ComponentFunc(_) => format!("{name} (function)"),
+            ComponentItem::CoreFunc(_) => format!("{name} (core function)"),
+            ComponentItem::Module(_) => format!("{name} (module)"),
+            ComponentItem::Component(_) => format!("{name} (component)"),
+            _ => name.to_owned(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn validate_info(info: &PluginInfo) -> Result<(), String> {
+    let valid_name = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(format!(
+            "name {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+            info.name
+        ));
+    }
+    if info.subscribes.is_empty() {
+        return Err("it subscribes to no event kind".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! One plugin's lifecycle: instantiate and configure, call with limits,
+//! and on a fault drop the poisoned instance, back off exponentially, and
+//! disable the plugin after too many consecutive faults.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Func;
+use wasmtime::{Engine, Store, Trap};
+
+use super::bindings::Detector;
+use super::host_state::HostState;
+use super::limits::MemoryCapExceeded;
+use super::{LoadError, LoadedPlugin, RunContext, deadline_ticks, new_store};
+use crate::internal_events::{
+    PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped, PluginLogsDropped,
+};
+use crate::state::PluginState;
+use vigil_core::metrics::PluginMetrics;
+use vigil_core::model::{Event, Finding, Timestamp};
+
+/// Why a call failed. The instance is discarded after any fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// The call ran past its deadline and was interrupted.
+    #[error("exceeded its deadline of {deadline_ms} ms")]
+    Deadline { deadline_ms: u64 },
+    /// The plugin tried to grow its memory past the cap.
+    #[error("{0}")]
+    Memory(String),
+    /// The plugin trapped (panic, unreachable, bad memory access …).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The plugin returned data the host does not accept.
+    #[error("returned invalid data: {0}")]
+    InvalidOutput(String),
+    /// Re-instantiating or re-configuring the plugin failed.
+    #[error("could not be re-instantiated: {0}")]
+    Start(String),
+}
+
+/// The result of one call into a plugin.
+#[derive(Debug)]
+pub enum CallOutcome {
+    /// The plugin answered; these are its (validated, capped) findings.
+    Findings(Vec<Finding>),
+    /// The plugin faulted; the batch is lost for this plugin (counted).
+    Failed(Fault),
+    /// The plugin was not called: backing off after a fault, or disabled.
+    Skipped,
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Detector,
+    /// `on-packed-events`, when exported.
+    packed: Option<Func>,
+}
+
+/// Runs one plugin. Not shared between threads: each plugin has its own
+/// runner, on its own worker.
+pub struct PluginRunner {
+    plugin: Arc<LoadedPlugin>,
+    engine: Engine,
+    tick: Duration,
+    ctx: RunContext,
+    state: Arc<Mutex<PluginState>>,
+    live: Option<Live>,
+    consecutive: u32,
+    retry_at: Option<Instant>,
+    disabled: bool,
+    metrics: Arc<PluginMetrics>,
+    /// Reused encoding buffer of packed batches.
+    packed_buf: Vec<u8>,
+}
+
+impl PluginRunner {
+    pub(super) fn new(
+        engine: Engine,
+        tick: Duration,
+        plugin: Arc<LoadedPlugin>,
+        state: Arc<Mutex<PluginState>>,
+        ctx: RunContext,
+    ) -> Self {
+        let metrics = Arc::new(PluginMetrics::new(&plugin.info.name));
+        Self {
+            plugin,
+            engine,
+            tick,
+            ctx,
+            state,
+            live: None,
+            consecutive: 0,
+            retry_at: None,
+            disabled: false,
+            metrics,
+            packed_buf: Vec::new(),
+        }
+    }
+
+    /// The plugin this runner runs.
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.plugin.info.name
+    }
+
+    /// This plugin's metrics.
+    pub fn metrics(&self) -> &Arc<PluginMetrics> {
+        &self.metrics
+    }
+
+    /// Shares metrics with a registry (call before the first batch).
+    pub fn set_metrics(&mut self, metrics: Arc<PluginMetrics>) {
+        self.metrics = metrics;
+    }
+
+    /// True once the plugin has been disabled after repeated faults.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// Whether the plugin wants events of this kind.
+    pub fn subscribes(&self, kind: vigil_core::model::EventKind) -> bool {
+        self.plugin.info.subscribes.contains(&kind)
+    }
+
+    /// First instantiation and `configure`, at load: refusal is a load error.
+    pub(super) fn start(&mut self) -> Result<(), LoadError> {
+        match self.instantiate() {
+            Ok(live) => {
+                self.live = Some(live);
+                Ok(())
+            }
+            Err(StartError::Settings(error)) => Err(LoadError::Settings {
+                plugin: self.name().to_owned(),
+                error,
+            }),
+            Err(StartError::Other(reason)) => Err(LoadError::Start {
+                plugin: self.name().to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    fn instantiate(&mut self) -> Result<Live, StartError> {
+        let limits = &self.plugin.limits;
+        let mut store = new_store(
+            &self.engine,
+            self.tick,
+            self.plugin.info.name.as_str().into(),
+            self.state.clone(),
+            &self.ctx,
+            limits,
+        );
+        let start_error = |e: wasmtime::Error| {
+            StartError::Other(describe_error(&e, limits.deadline_ms).to_string())
+        };
+        let instance = self
+            .plugin
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(start_error)?;
+        let bindings = Detector::new(&mut store, &instance).map_err(start_error)?;
+        let packed = self
+            .plugin
+            .packed
+            .as_ref()
+            .and_then(|idx| instance.get_func(&mut store, idx));
+        store.set_epoch_deadline(deadline_ticks(limits, self.tick));
+        match bindings.call_configure(&mut store, &self.plugin.settings) {
+            Ok(Ok(())) => Ok(Live {
+                store,
+                bindings,
+                packed,
+            }),
+            Ok(Err(e)) => Err(StartError::Settings(e)),
+            Err(e) => Err(StartError::Other(format!(
+                "configure: {}",
+                describe_error(&e, limits.deadline_ms)
+            ))),
+        }
+    }
+
+    /// Runs a batch through the plugin.
+    pub fn on_events(&mut self, batch: &[Event]) -> CallOutcome {
+        PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        if self.plugin.takes_packed() {
+            let mut buf = std::mem::take(&mut self.packed_buf);
+            vigil_core::model::packed::encode_batch(batch, &mut buf);
+            let outcome = self.invoke(batch.len(), |live| match &live.packed {
+                Some(f) => f
+                    .typed::<(&[u8],), (Vec<Finding>,)>(&live.store)
+                    .and_then(|f| f.call(&mut live.store, (&buf,)))
+                    .map(|(findings,)| findings),
+                None => live.bindings.call_on_events(&mut live.store, batch),
+            });
+            self.packed_buf = buf;
+            outcome
+        } else {
+            self.invoke(batch.len(), |live| {
+                live.bindings.call_on_events(&mut live.store, batch)
+            })
+        }
+    }
+
+    /// Gives the plugin a tick.
+    pub fn on_tick(&mut self, now: Timestamp) -> CallOutcome {
+        self.invoke(0, |live| live.bindings.call_on_tick(&mut live.store, now))
+    }
+
+    fn invoke(
+        &mut self,
+        events: usize,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<Vec<Finding>>,
+    ) -> CallOutcome {
+        if self.disabled {
+            PluginCallSkipped {
+                plugin: self.name(),
+                events,
+                disabled: true,
+            }
+            .emit(&self.metrics);
+            return CallOutcome::Skipped;
+        }
+        if self.live.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                PluginCallSkipped {
+                    plugin: self.name(),
+                    events,
+                    disabled: false,
+                }
+                .emit(&self.metrics);
+                return CallOutcome::Skipped;
+            }
+            match self.instantiate() {
+                Ok(live) => {
+                    PluginMetrics::add(&self.metrics.counters.restarts, 1);
+                    tracing::info!(plugin = self.name(), "plugin re-instantiated after a fault");
+                    self.live = Some(live);
+                }
+                Err(StartError::Settings(e)) => {
+                    return self.fault(Fault::Start(format!("settings refused: {e}")), events);
+                }
+                Err(StartError::Other(reason)) => return self.fault(Fault::Start(reason), events),
+            }
+        }
+        let limits = &self.plugin.limits;
+        let Some(live) = self.live.as_mut() else {
+            return CallOutcome::Skipped;
+        };
+        live.store
+            .set_epoch_deadline(deadline_ticks(limits, self.tick));
+        live.store.data_mut().log_budget = limits.max_log_records_per_call;
+        let started = Instant::now();
+        let result = call(live);
+        self.metrics.latency.observe(started.elapsed());
+        let data = live.store.data_mut();
+        let (logs_dropped, refusals) = (
+            std::mem::take(&mut data.logs_dropped),
+            std::mem::take(&mut data.state_refusals),
+        );
+        if logs_dropped > 0 {
+            PluginLogsDropped {
+                plugin: self.name(),
+                dropped: logs_dropped,
+            }
+            .emit(&self.metrics);
+        }
+        PluginMetrics::add(&self.metrics.counters.state_refusals, refusals);
+        if let Err(e) = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+        {
+            tracing::error!(plugin = self.name(), error = %e, "cannot persist plugin state");
+        }
+        match result {
+            Ok(findings) => match self.accept(findings) {
+                Ok(findings) => {
+                    self.consecutive = 0;
+                    PluginMetrics::add(&self.metrics.counters.calls_ok, 1);
+                    PluginMetrics::add(&self.metrics.counters.findings, findings.len() as u64);
+                    CallOutcome::Findings(findings)
+                }
+                Err(reason) => self.fault(Fault::InvalidOutput(reason), events),
+            },
+            Err(e) => {
+                let fault = describe_error(&e, self.plugin.limits.deadline_ms);
+                self.fault(fault, events)
+            }
+        }
+    }
+
+    fn fault(&mut self, fault: Fault, events: usize) -> CallOutcome {
+        // After any fault the instance may be poisoned: never reuse it.
+        self.live = None;
+        self.consecutive += 1;
+        let retry_in = self.plugin.limits.backoff(self.consecutive);
+        PluginFaulted {
+            plugin: self.name(),
+            fault: &fault,
+            events,
+            consecutive: self.consecutive,
+            retry_in,
+        }
+        .emit(&self.metrics);
+        if self.consecutive >= self.plugin.limits.max_consecutive_faults {
+            self.disabled = true;
+            PluginDisabled {
+                plugin: self.name(),
+                consecutive: self.consecutive,
+                last: &fault,
+            }
+            .emit(&self.metrics);
+        } else {
+            self.retry_at = Some(Instant::now() + retry_in);
+        }
+        CallOutcome::Failed(fault)
+    }
+
+    fn accept(&self, mut findings: Vec<Finding>) -> Result<Vec<Finding>, String> {
+        let limits = &self.plugin.limits;
+        if findings.len() > limits.max_findings_per_batch {
+            PluginFindingsCapped {
+                plugin: self.name(),
+                returned: findings.len(),
+                kept: limits.max_findings_per_batch,
+            }
+            .emit(&self.metrics);
+            findings.truncate(limits.max_findings_per_batch);
+        }
+        let prefix = format!("{}/", self.plugin.info.name);
+        for f in &findings {
+            if !f.rule_id.starts_with(&prefix)
+                || f.rule_id.len() == prefix.len()
+                || f.rule_id.len() > 128
+            {
+                return Err(format!(
+                    "rule id {:?} must be `{prefix}<rule>` (at most 128 bytes)",
+                    trunc(&f.rule_id)
+                ));
+            }
+            if f.rule_id.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                return Err(format!(
+                    "rule id {:?} contains spaces or control characters",
+                    trunc(&f.rule_id)
+                ));
+            }
+            if f.title.trim().is_empty() {
+                return Err(format!("finding {} has an empty title", f.rule_id));
+            }
+            let size = finding_size(f);
+            if size > limits.max_finding_bytes {
+                return Err(format!(
+                    "finding {} is {size} bytes, over the cap of {}",
+                    f.rule_id, limits.max_finding_bytes
+                ));
+            }
+        }
+        Ok(findings)
+    }
+}
+
+enum StartError {
+    Settings(vigil_core::model::ConfigError),
+    Other(String),
+}
+
+fn trunc(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Sum of a finding's string bytes: what it costs downstream.
+pub fn finding_size(f: &Finding) -> usize {
+    f.rule_id.len()
+        + f.title.len()
+        + f.summary.len()
+        + f.techniques.iter().map(String::len).sum::<usize>()
+        + f.entities
+            .iter()
+            .map(|e| e.id.len() + e.name.len())
+            .sum::<usize>()
+        + f.evidence
+            .iter()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum::<usize>()
+        + f.event_ids.iter().map(String::len).sum::<usize>()
+}
+
+fn describe_error(e: &wasmtime::Error, deadline_ms: u64) -> Fault {
+    if let Some(cap) = e.downcast_ref::<MemoryCapExceeded>() {
+        return Fault::Memory(cap.to_string());
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Fault::Deadline { deadline_ms },
+        Some(trap) => Fault::Trap(format!("{trap}: {}", first_line(e))),
+        None => Fault::Trap(first_line(e)),
+    }
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    let s = format!("{e:#}");
+    let mut s = s.lines().next().unwrap_or_default().to_owned();
+    super::host_state::truncate_utf8(&mut s, 512);
+    s
+}

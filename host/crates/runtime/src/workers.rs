@@ -1,0 +1,137 @@
+//! One worker thread per plugin, fed through a bounded queue, so a slow
+//! plugin never stalls the others; a full queue drops (and counts) events
+//! for that plugin only.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use crate::internal_events::PluginQueueOverflow;
+use crate::{CallOutcome, PluginRunner};
+use vigil_core::metrics::PluginMetrics;
+use vigil_core::model::{Event, EventKind, Finding};
+
+/// A finding with the plugin that reported it.
+#[derive(Debug)]
+pub struct PluginFinding {
+    pub plugin: Arc<str>,
+    pub plugin_version: Arc<str>,
+    pub finding: Finding,
+}
+
+enum Msg {
+    Events(Arc<Vec<Event>>),
+    Tick(u64),
+}
+
+struct Worker {
+    name: String,
+    kinds: Vec<EventKind>,
+    tx: Option<SyncSender<Msg>>,
+    handle: Option<JoinHandle<()>>,
+    metrics: Arc<PluginMetrics>,
+}
+
+/// The plugin workers of a running host.
+pub struct WorkerPool {
+    workers: Vec<Worker>,
+}
+
+impl WorkerPool {
+    /// Starts one worker per runner; findings go to `findings`.
+    pub fn start(
+        runners: Vec<PluginRunner>,
+        queue_batches: usize,
+        findings: mpsc::Sender<PluginFinding>,
+    ) -> Self {
+        let workers = runners
+            .into_iter()
+            .map(|runner| {
+                let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
+                let name = runner.name().to_owned();
+                let kinds = runner.plugin().info.subscribes.clone();
+                let metrics = runner.metrics().clone();
+                let out = findings.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("plugin-{name}"))
+                    .spawn(move || work(runner, rx, out))
+                    .map_err(|e| tracing::error!(plugin = %name, error = %e, "cannot start plugin worker"))
+                    .ok();
+                Worker { name, kinds, tx: Some(tx), handle, metrics }
+            })
+            .collect();
+        Self { workers }
+    }
+
+    /// Names of the plugins and their metrics.
+    pub fn metrics(&self) -> Vec<Arc<PluginMetrics>> {
+        self.workers.iter().map(|w| w.metrics.clone()).collect()
+    }
+
+    /// Hands a batch (all of one kind) to every subscribed plugin without
+    /// blocking; a full queue drops the batch for that plugin, counted.
+    pub fn route(&self, batch: Arc<Vec<Event>>) {
+        let Some(kind) = batch.first().map(Event::kind) else {
+            return;
+        };
+        for w in self.workers.iter().filter(|w| w.kinds.contains(&kind)) {
+            let Some(tx) = &w.tx else { continue };
+            match tx.try_send(Msg::Events(batch.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    PluginQueueOverflow {
+                        plugin: &w.name,
+                        events: batch.len(),
+                    }
+                    .emit(&w.metrics);
+                }
+            }
+        }
+    }
+
+    /// Sends a tick to every plugin whose queue has room (ticks carry no data).
+    pub fn tick(&self, now: u64) {
+        for w in &self.workers {
+            if let Some(tx) = &w.tx {
+                let _ = tx.try_send(Msg::Tick(now));
+            }
+        }
+    }
+
+    /// Closes the queues and waits for the workers to finish what is queued.
+    pub fn shutdown(mut self) {
+        for w in &mut self.workers {
+            w.tx = None;
+        }
+        for w in &mut self.workers {
+            if let Some(h) = w.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFinding>) {
+    let plugin: Arc<str> = runner.name().into();
+    let version: Arc<str> = runner.plugin().info.version.as_str().into();
+    while let Ok(msg) = rx.recv() {
+        let outcome = match msg {
+            Msg::Events(batch) => runner.on_events(&batch),
+            Msg::Tick(now) => runner.on_tick(now),
+        };
+        if let CallOutcome::Findings(fs) = outcome {
+            for finding in fs {
+                if out
+                    .send(PluginFinding {
+                        plugin: plugin.clone(),
+                        plugin_version: version.clone(),
+                        finding,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The `file-integrity` source: changes to the files that decide how
+//! containers run — runtime binaries (`dockerd`, `containerd`, the shims,
+//! `runc`), their configuration and systemd units, CNI configuration,
+//! kubelet configuration, static pod manifests and the audit policy.
+//!
+//! Each watched path is compared with a baseline (SHA-256, size, mode,
+//! owner, group, mtime) persisted in SQLite: at start (a change made while
+//! Vigil was down is reported then), after inotify events (debounced), and
+//! by a periodic full rehash that catches whatever inotify missed. An event
+//! is sent only when the state differs from the baseline, so each change is
+//! one event whatever the burst of inotify events behind it: a replace by
+//! rename is one `modified`, not a deletion and a creation; a `chmod` or
+//! `chown` alone is `metadata`; an mtime-only change (`touch`) is recorded
+//! silently. Paths never seen before (first start, or newly configured) are
+//! recorded silently too: a baseline, not a flood of `created` events.
+
+mod baseline;
+mod config;
+mod internal_events;
+mod monitor;
+mod runner;
+mod scan;
+mod spec;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{ConfigError, ConfigProblem, FileIntegrityConfig, FileIntegritySettings};
+pub use monitor::classify;
+pub use scan::{ScanError, read_state};
+pub use spec::{PathSpec, SpecKind};
+
+use super::SourceContext;
+
+/// The source's name, on its events and metrics.
+pub const SOURCE: &str = "file-integrity";
+
+/// Why the source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FileIntegrityError {
+    /// The baseline database could not be opened.
+    #[error("cannot open the file-integrity baseline")]
+    Baseline(#[source] baseline::BaselineError),
+    /// The source's thread could not be spawned.
+    #[error("cannot start the file-integrity thread")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Opens the baseline and starts the source on its own thread (see
+/// `runner`); it runs until `ctx.shutdown` turns true or the pipeline goes
+/// away. Must be called inside the Tokio runtime.
+pub fn start(
+    settings: FileIntegritySettings,
+    ctx: SourceContext,
+) -> Result<std::thread::JoinHandle<()>, FileIntegrityError> {
+    let baseline =
+        baseline::Baseline::open(&settings.baseline).map_err(FileIntegrityError::Baseline)?;
+    let monitor = monitor::Monitor::new(settings.specs.clone(), baseline);
+    let rt = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("vigil-fim".into())
+        .spawn(move || runner::run(settings, monitor, ctx, rt))
+        .map_err(FileIntegrityError::Spawn)
+}
