@@ -15,7 +15,11 @@ use common::{falco, vigil};
 fn container_escape_wasm() -> PathBuf {
     // Built by host/crates/runtime/build.rs before this test binary exists.
     let p = common::root().join("target/wasm/wasm32-unknown-unknown/release/container_escape.wasm");
-    assert!(p.exists(), "{} is built by host/crates/runtime/build.rs", p.display());
+    assert!(
+        p.exists(),
+        "{} is built by host/crates/runtime/build.rs",
+        p.display()
+    );
     p
 }
 
