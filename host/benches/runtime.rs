@@ -30,6 +30,7 @@ use vigil_runtime::plugin_set::PluginSelection;
 use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
+use vigil_sources::Source as _;
 use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
@@ -392,7 +393,7 @@ fn network_and_fim() {
         docker_root: fake.0.join("docker"),
         ..NetworkConfig::default()
     }
-    .validate()
+    .validated()
     .expect("settings");
     let procfs = rate(rows, || {
         let poll = Scanner::new(settings.clone()).poll().expect("poll");

@@ -164,7 +164,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         .map(events_out::EventsOut::create)
         .transpose()?;
     let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
-    let sources = vigil_sources::start_all(&config.sources, &node, &etx, &registry);
+    let sources = config.sources.start_all(&node, &etx, &registry);
     let started: Vec<&str> = sources.iter().map(|s| s.name).collect();
     tracing::info!(node = %node, plugins = ?names, sources = ?started, "vigil running");
     registry
@@ -385,21 +385,18 @@ impl Host {
         pipeline.install(start_pool(runners, &self.registry, &self.findings));
 
         let mut restarted = Vec::new();
-        for key in vigil_sources::SOURCE_KEYS {
-            if !vigil_sources::changed(key, &self.config.sources, &config.sources) {
+        for &key in vigil_sources::SOURCE_KEYS {
+            if !self.config.sources.changed(key, &config.sources) {
                 continue;
             }
             if let Some(i) = self.sources.iter().position(|s| s.key == key) {
                 let old = self.sources.swap_remove(i);
                 stop_draining(old, pipeline, erx).await;
             }
-            if let Some(s) = vigil_sources::start_one(
-                key,
-                &config.sources,
-                &self.node,
-                &self.events,
-                &self.registry,
-            ) {
+            if let Some(s) = config
+                .sources
+                .start_one(key, &self.node, &self.events, &self.registry)
+            {
                 self.sources.push(s);
             }
             PluginMetrics::add(&self.registry.host.source_restarts, 1);

@@ -75,22 +75,13 @@ fn summary(
             "off"
         }
     )?;
-    let s = &c.sources;
-    let on = |b: bool| if b { "on" } else { "off" };
-    writeln!(
-        out,
-        "  sources: docker {}, network {}, file_integrity {}, k8s_audit_webhook {}, k8s_audit_log {}, k8s_watch {}",
-        on(s.docker.enabled),
-        on(s.network.enabled),
-        on(s.file_integrity.enabled),
-        on(s.k8s_audit_webhook.enabled),
-        on(s.k8s_audit_log.enabled),
-        match s.k8s_watch.mode {
-            vigil_sources::k8s_watch::Mode::Auto => "auto",
-            vigil_sources::k8s_watch::Mode::On => "on",
-            vigil_sources::k8s_watch::Mode::Off => "off",
-        },
-    )?;
+    let sources: Vec<String> = c
+        .sources
+        .states()
+        .iter()
+        .map(|(key, state)| format!("{key} {state}"))
+        .collect();
+    writeln!(out, "  sources: {}", sources.join(", "))?;
     if args.no_plugins {
         writeln!(out, "  plugins: not checked (--no-plugins)")?;
     } else {

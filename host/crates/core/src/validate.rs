@@ -34,6 +34,12 @@ impl Problems {
         });
     }
 
+    /// How many problems were found so far (a section compares it before
+    /// and after checking itself).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// No problem found.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()

@@ -157,18 +157,66 @@ impl Validate for Retry {
     }
 }
 
-/// The `[outputs]` section. Default: the native schema on stdout, nothing else.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputsConfig {
+/// An output's config section: the extension point of outputs. An output
+/// is its module (config + the [`Output`] it builds) and one line of the
+/// `outputs!` registry below, which generates `[outputs]`, its validation
+/// and the list of specs and outputs the pipeline runs.
+pub trait OutputConfig: Validate {
+    /// Whether it runs (only `[outputs.stdout]` can be switched off; the
+    /// others run when they are in the file).
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// What the pipeline needs to know besides how to deliver.
+    fn spec(&self) -> OutputSpec;
+
+    /// Opens it. `rt` runs the network outputs' I/O.
+    fn build(&self, rt: &tokio::runtime::Handle) -> anyhow::Result<Box<dyn Output>>;
+}
+
+/// Generates `OutputsConfig` from one line per output: `one KEY: Config`
+/// for a single table (`[outputs.KEY]`), `many KEY: Config` for an array of
+/// tables (`[[outputs.KEY]]`).
+macro_rules! outputs {
+    ($($(#[$doc:meta])* $arity:ident $key:ident: $config:ty,)+) => {
+        /// The `[outputs]` section. Default: the native schema on stdout, nothing else.
+        #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct OutputsConfig {
+            $($(#[$doc])* pub $key: outputs!(@type $arity $config),)+
+        }
+
+        impl OutputsConfig {
+            /// Every configured output that runs, with its path in the file, in a fixed order.
+            fn each(&self) -> Vec<(String, &dyn OutputConfig)> {
+                let mut v: Vec<(String, &dyn OutputConfig)> = Vec::new();
+                $(outputs!(@each $arity self.$key, stringify!($key), v);)+
+                v
+            }
+        }
+    };
+    (@type one $config:ty) => { $config };
+    (@type many $config:ty) => { Vec<$config> };
+    (@each one $field:expr, $key:expr, $v:ident) => {
+        $v.push(($key.to_owned(), &$field));
+    };
+    (@each many $field:expr, $key:expr, $v:ident) => {
+        for (i, c) in $field.iter().enumerate() {
+            $v.push((format!("{}[{i}]", $key), c));
+        }
+    };
+}
+
+outputs! {
     /// JSON lines on standard output (on by default).
-    pub stdout: stdout::StdoutConfig,
+    one stdout: stdout::StdoutConfig,
     /// JSON lines to files, with rotation.
-    pub file: Vec<file::FileConfig>,
+    many file: file::FileConfig,
     /// HTTP POST.
-    pub webhook: Vec<webhook::WebhookConfig>,
+    many webhook: webhook::WebhookConfig,
     /// NATS JetStream publish.
-    pub nats: Vec<nats::NatsConfig>,
+    many nats: nats::NatsConfig,
 }
 
 impl OutputsConfig {
@@ -181,14 +229,11 @@ impl OutputsConfig {
 
     /// The specs of every configured output, in a fixed order.
     pub fn specs(&self) -> Vec<OutputSpec> {
-        let mut v = Vec::new();
-        if self.stdout.enabled {
-            v.push(self.stdout.spec());
-        }
-        v.extend(self.file.iter().map(file::FileConfig::spec));
-        v.extend(self.webhook.iter().map(webhook::WebhookConfig::spec));
-        v.extend(self.nats.iter().map(nats::NatsConfig::spec));
-        v
+        self.each()
+            .into_iter()
+            .filter(|(_, c)| c.enabled())
+            .map(|(_, c)| c.spec())
+            .collect()
     }
 
     /// Opens every output. `rt` runs the network outputs' I/O.
@@ -196,35 +241,18 @@ impl OutputsConfig {
         &self,
         rt: &tokio::runtime::Handle,
     ) -> anyhow::Result<Vec<(OutputSpec, Box<dyn Output>)>> {
-        let mut v: Vec<(OutputSpec, Box<dyn Output>)> = Vec::new();
-        if self.stdout.enabled {
-            let s = &self.stdout;
-            v.push((s.spec(), Box::new(stdout::Stdout::new(s.format))));
-        }
-        for f in &self.file {
-            v.push((f.spec(), Box::new(file::FileOutput::open(f)?)));
-        }
-        for w in &self.webhook {
-            v.push((w.spec(), Box::new(webhook::Webhook::new(w, rt.clone())?)));
-        }
-        for n in &self.nats {
-            v.push((n.spec(), Box::new(nats::Nats::new(n, rt.clone())?)));
-        }
-        Ok(v)
+        self.each()
+            .into_iter()
+            .filter(|(_, c)| c.enabled())
+            .map(|(_, c)| Ok((c.spec(), c.build(rt)?)))
+            .collect()
     }
 }
 
 impl Validate for OutputsConfig {
     fn validate(&self, path: &str, problems: &mut Problems) {
-        self.stdout.validate(&join(path, "stdout"), problems);
-        for (i, f) in self.file.iter().enumerate() {
-            f.validate(&join(path, &format!("file[{i}]")), problems);
-        }
-        for (i, w) in self.webhook.iter().enumerate() {
-            w.validate(&join(path, &format!("webhook[{i}]")), problems);
-        }
-        for (i, n) in self.nats.iter().enumerate() {
-            n.validate(&join(path, &format!("nats[{i}]")), problems);
+        for (at, c) in self.each() {
+            c.validate(&join(path, &at), problems);
         }
         let specs = self.specs();
         if specs.is_empty() {

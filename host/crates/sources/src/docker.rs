@@ -20,14 +20,16 @@ mod tracker;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConfigError, ConfigProblem, DEFAULT_SOCKET, DockerConfig, DockerSettings};
+pub use config::{DEFAULT_SOCKET, DockerConfig, DockerSettings};
 pub use events::{GAP_RAW_ACTION, GAP_REASON_LABEL, GAP_SINCE_LABEL};
 pub use inventory::SOURCE;
 pub use stream::connect;
 
 use tokio::task::JoinHandle;
 
-use super::SourceContext;
+use vigil_core::validate::Problems;
+
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
 
 /// Why a request to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,4 +67,30 @@ pub enum DockerError {
 /// true or the pipeline goes away.
 pub fn start(settings: DockerSettings, ctx: SourceContext) -> JoinHandle<()> {
     tokio::spawn(stream::run(settings, ctx))
+}
+
+impl Source for DockerConfig {
+    const KEY: &'static str = "docker";
+    const NAME: &'static str = "docker";
+    type Settings = DockerSettings;
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<DockerSettings> {
+        DockerConfig::check(self, at, problems)
+    }
+
+    fn start(settings: DockerSettings, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        if !settings.socket.exists() {
+            return Err(Off::Unavailable(format!(
+                "no socket at {}",
+                settings.socket.display()
+            )));
+        }
+        tracing::info!(socket = %settings.socket.display(), "docker: on");
+        let ctx = starter.context(SOURCE);
+        Ok(vec![SourceTask::Task(start(settings, ctx))])
+    }
 }

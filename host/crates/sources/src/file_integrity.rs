@@ -26,12 +26,13 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConfigError, ConfigProblem, FileIntegrityConfig, FileIntegritySettings};
+pub use config::{FileIntegrityConfig, FileIntegritySettings};
 pub use monitor::classify;
 pub use scan::{ScanError, read_state};
 pub use spec::{PathSpec, SpecKind};
 
-use super::SourceContext;
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
+use vigil_core::validate::Problems;
 
 /// The source's name, on its events and metrics.
 pub const SOURCE: &str = "file-integrity";
@@ -62,4 +63,29 @@ pub fn start(
         .name("vigil-fim".into())
         .spawn(move || runner::run(settings, monitor, ctx, rt))
         .map_err(FileIntegrityError::Spawn)
+}
+
+impl Source for FileIntegrityConfig {
+    const KEY: &'static str = "file_integrity";
+    const NAME: &'static str = "file-integrity";
+    type Settings = FileIntegritySettings;
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<FileIntegritySettings> {
+        FileIntegrityConfig::check(self, at, problems)
+    }
+
+    fn start(
+        settings: FileIntegritySettings,
+        starter: &Starter<'_>,
+    ) -> Result<Vec<SourceTask>, Off> {
+        let n = settings.specs.len();
+        let thread = start(settings, starter.context(SOURCE))
+            .map_err(|e| Off::Failed(vigil_core::error::chain(&e)))?;
+        tracing::info!("file-integrity: on ({n} paths)");
+        Ok(vec![SourceTask::Thread(thread)])
+    }
 }

@@ -24,20 +24,19 @@ mod tests;
 
 use tokio::task::JoinHandle;
 
-pub use config::{
-    ConfigError, ConfigProblem, DEFAULT_POLL_INTERVAL_MS, LogConfig, LogSettings, StartAt,
-};
+pub use config::{DEFAULT_POLL_INTERVAL_MS, LogConfig, LogSettings, StartAt};
 pub use position::{Position, PositionError, Saved};
 pub use tail::{Line, Note, Poll, TailError, Tailer};
 
-use super::SourceContext;
 use crate::normalize::{Origin, k8s_audit};
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use internal_events::{
     AuditLogFileOpened, AuditLogFileRotated, AuditLogFileTruncated, AuditLogLineRejected,
     AuditLogLinesRead, AuditLogPositionLoadFailed, AuditLogPositionSaveFailed, AuditLogReadFailed,
     AuditLogResumeFileGone,
 };
 use vigil_core::model::Event;
+use vigil_core::validate::Problems;
 
 /// The name of this source's metrics (its events say `source: "k8s-audit"`).
 pub const METRICS_NAME: &str = "k8s-audit-log";
@@ -55,6 +54,26 @@ const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// true or the pipeline goes away.
 pub fn start(settings: LogSettings, ctx: SourceContext) -> JoinHandle<()> {
     tokio::spawn(run(settings, ctx))
+}
+
+impl Source for LogConfig {
+    const KEY: &'static str = "k8s_audit_log";
+    const NAME: &'static str = "k8s-audit-log";
+    type Settings = LogSettings;
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<LogSettings> {
+        LogConfig::check(self, at, problems)
+    }
+
+    fn start(settings: LogSettings, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        tracing::info!("k8s-audit-log: on ({})", settings.path.display());
+        let ctx = starter.context(METRICS_NAME);
+        Ok(vec![SourceTask::Task(start(settings, ctx))])
+    }
 }
 
 /// Tailers of sources that were stopped (a reload restarting the source

@@ -34,14 +34,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{
-    Auth, ConfigError, ConfigProblem, DEFAULT_MAX_BODY_BYTES, Transport, WebhookConfig,
-    WebhookSettings,
-};
+pub use config::{Auth, DEFAULT_MAX_BODY_BYTES, Transport, WebhookConfig, WebhookSettings};
 
-use super::SourceContext;
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use handler::Shared;
 use internal_events::AuditWebhookConnectionFailed;
+use vigil_core::validate::Problems;
 
 /// The name of this source's metrics (its events say `source: "k8s-audit"`,
 /// like replayed audit logs, so detectors need not care how they came).
@@ -99,6 +97,28 @@ pub struct Started {
     pub local_addr: SocketAddr,
     /// The accept loop; it ends on shutdown.
     pub task: JoinHandle<()>,
+}
+
+impl Source for WebhookConfig {
+    const KEY: &'static str = "k8s_audit_webhook";
+    const NAME: &'static str = "k8s-audit-webhook";
+    type Settings = WebhookSettings;
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<WebhookSettings> {
+        WebhookConfig::check(self, at, problems)
+    }
+
+    fn start(settings: WebhookSettings, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        // Asked for but unusable: loud, an operator expects audit events.
+        let s = start(settings, starter.context(METRICS_NAME))
+            .map_err(|e| Off::Failed(vigil_core::error::chain(&e)))?;
+        tracing::info!("k8s-audit-webhook: on (listening on {})", s.local_addr);
+        Ok(vec![SourceTask::Task(s.task)])
+    }
 }
 
 /// Reads the token, binds the address and starts serving on the runtime

@@ -35,8 +35,9 @@ use tokio::task::JoinHandle;
 pub use config::{Mode, WatchConfig, WatchSettings};
 pub use owners::{controller_of, resolve_owner};
 
-use super::SourceContext;
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use internal_events::{WatchClientFailed, WatchFailed, WatchObjectRejected};
+use vigil_core::validate::{Problems, join};
 
 /// The name of this source's metrics and of its events' `source`.
 pub const SOURCE: &str = "k8s-watch";
@@ -49,6 +50,58 @@ const OWNERS_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// true or the pipeline goes away.
 pub fn start(settings: WatchSettings, ctx: SourceContext) -> JoinHandle<()> {
     tokio::spawn(run(settings, ctx))
+}
+
+impl Source for WatchConfig {
+    const KEY: &'static str = "k8s_watch";
+    const NAME: &'static str = "k8s-watch";
+    /// Whether it can run is only known on the machine (credentials), so
+    /// the checked section itself is what starting resolves.
+    type Settings = WatchConfig;
+
+    fn enabled(&self) -> bool {
+        self.mode != Mode::Off
+    }
+
+    fn disabled_reason(&self) -> String {
+        "mode = off".to_owned()
+    }
+
+    fn state(&self) -> &'static str {
+        match self.mode {
+            Mode::Auto => "auto",
+            Mode::On => "on",
+            Mode::Off => "off",
+        }
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<WatchConfig> {
+        if let Some(ns) = &self.namespace
+            && !config::is_namespace_name(ns)
+        {
+            problems.push(
+                join(at, "namespace"),
+                format!("{ns:?} is not a namespace name (a-z, 0-9, '-', at most 63)"),
+            );
+            return None;
+        }
+        Some(self.clone())
+    }
+
+    fn start(config: WatchConfig, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        let settings = config
+            .settings(&config::Environment::current())
+            .map_err(Off::Unavailable)?;
+        tracing::info!(
+            "k8s-watch: on ({}, {})",
+            settings.scope(),
+            settings.credentials
+        );
+        Ok(vec![SourceTask::Task(start(
+            settings,
+            starter.context(SOURCE),
+        ))])
+    }
 }
 
 async fn run(settings: WatchSettings, ctx: SourceContext) {

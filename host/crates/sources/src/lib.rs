@@ -1,6 +1,11 @@
-//! Live event sources. Each source is a module with a validated config, its
-//! own metrics and internal events; all of them hand normalised events to
-//! the pipeline through a bounded queue, counting what they drop.
+//! Live event sources and the normalisers of recorded input. Each source is
+//! a module with a validated config, its own metrics and internal events;
+//! all of them hand normalised events to the pipeline through a bounded
+//! queue, counting what they drop.
+//!
+//! Adding a source: its module, whose config section implements
+//! [`Source`], and one line in the `sources!` registry below; then its keys
+//! in `config/vigil.example.toml`.
 
 mod config;
 pub mod docker;
@@ -10,7 +15,7 @@ pub mod k8s_audit_webhook;
 pub mod k8s_watch;
 pub mod network;
 pub mod normalize;
-mod start;
+pub mod source;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,5 +91,20 @@ impl SourceContext {
     }
 }
 
-pub use config::SourcesConfig;
-pub use start::{RunningSource, SOURCE_KEYS, changed, start_all, start_one};
+pub use source::{Off, RunningSource, Source, SourceTask, Starter};
+
+source::sources! {
+    /// `[sources.docker]`: container lifecycle from the Docker Engine API.
+    docker: docker::DockerConfig,
+    /// `[sources.network]`: container sockets from procfs, and new
+    /// connections from conntrack (`conntrack = true`).
+    network: network::NetworkConfig,
+    /// `[sources.file_integrity]`: runtime binaries and configuration files.
+    file_integrity: file_integrity::FileIntegrityConfig,
+    /// `[sources.k8s_audit_webhook]`: the API server's audit webhook backend.
+    k8s_audit_webhook: k8s_audit_webhook::WebhookConfig,
+    /// `[sources.k8s_audit_log]`: the API server's JSON audit log.
+    k8s_audit_log: k8s_audit_log::LogConfig,
+    /// `[sources.k8s_watch]`: Pod, ReplicaSet and Event watchers.
+    k8s_watch: k8s_watch::WatchConfig,
+}

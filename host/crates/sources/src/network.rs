@@ -37,9 +37,9 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{ConfigError, ConfigProblem, DEFAULT_INTERVAL_MS, NetworkConfig, NetworkSettings};
+pub use config::{DEFAULT_INTERVAL_MS, NetworkConfig, NetworkSettings};
 
-use super::SourceContext;
+use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use internal_events::{
     NetworkPollFailed, NetworkPollSlow, NetworkRowsRead, NetworkRowsRejected,
     NetworkSocketsUntracked,
@@ -48,6 +48,7 @@ pub use scan::{Poll, Scanner};
 use shared::Shared;
 use vigil_core::model::{Event, EventBody};
 use vigil_core::time::wall_now;
+use vigil_core::validate::Problems;
 
 /// The source name stamped on events.
 pub const SOURCE: &str = "procfs";
@@ -91,6 +92,67 @@ pub fn start(
     ctx: SourceContext,
 ) -> JoinHandle<()> {
     tokio::spawn(run(settings, shared, ctx))
+}
+
+impl Source for NetworkConfig {
+    const KEY: &'static str = "network";
+    const NAME: &'static str = "network";
+    type Settings = NetworkSettings;
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn check(&self, at: &str, problems: &mut Problems) -> Option<NetworkSettings> {
+        NetworkConfig::check(self, at, problems)
+    }
+
+    fn start(settings: NetworkSettings, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        if !settings.proc_root.join("self/net/tcp").exists() {
+            return Err(Off::Unavailable(format!(
+                "no socket tables under {}",
+                settings.proc_root.display()
+            )));
+        }
+        tracing::info!(
+            "network: on (procfs, every {} ms)",
+            settings.interval.as_millis()
+        );
+        // The listener stops with the poller: same switch, own metrics.
+        let conntrack = start_conntrack(&settings, starter.context(conntrack::SOURCE));
+        let shared = conntrack.as_ref().map(|(shared, _)| shared.clone());
+        let mut done = vec![SourceTask::Task(start(
+            settings,
+            shared,
+            starter.context(SOURCE),
+        ))];
+        done.extend(conntrack.map(|(_, thread)| SourceTask::Thread(thread)));
+        Ok(done)
+    }
+}
+
+/// Starts the conntrack listener when wanted and possible, logging why not
+/// otherwise; returns the state it shares with the procfs poller and its
+/// thread.
+fn start_conntrack(
+    settings: &NetworkSettings,
+    ctx: SourceContext,
+) -> Option<(Arc<Shared>, std::thread::JoinHandle<()>)> {
+    if !settings.conntrack {
+        tracing::info!("conntrack: off (sources.network.conntrack = false or --no-conntrack)");
+        return None;
+    }
+    let shared = Shared::new(settings.dedup_window, settings.max_tracked_sockets);
+    match conntrack::start(settings, shared.clone(), ctx) {
+        Ok(thread) => {
+            tracing::info!("conntrack: on (netlink, new connections)");
+            Some((shared, thread))
+        }
+        Err(e) => {
+            tracing::info!("conntrack: off ({})", vigil_core::error::chain(&e));
+            None
+        }
+    }
 }
 
 async fn run(settings: NetworkSettings, shared: Option<Arc<Shared>>, ctx: SourceContext) {

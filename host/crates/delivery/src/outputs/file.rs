@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryError, Format, Output, OutputSpec, validate_batch};
+use super::{DeliveryError, Format, Output, OutputConfig, OutputSpec, validate_batch};
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::Severity;
 use vigil_core::validate::{Problems, Validate, join};
@@ -82,8 +82,10 @@ impl FileConfig {
             batch_max: default_batch(),
         }
     }
+}
 
-    pub fn spec(&self) -> OutputSpec {
+impl OutputConfig for FileConfig {
+    fn spec(&self) -> OutputSpec {
         OutputSpec {
             name: self
                 .name
@@ -95,6 +97,10 @@ impl FileConfig {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
         }
+    }
+
+    fn build(&self, _rt: &tokio::runtime::Handle) -> anyhow::Result<Box<dyn Output>> {
+        Ok(Box::new(FileOutput::open(self)?))
     }
 }
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{DeliveryError, Format, Output, OutputSpec, Retry, validate_batch};
+use super::{DeliveryError, Format, Output, OutputConfig, OutputSpec, Retry, validate_batch};
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::Severity;
 use vigil_core::validate::{Problems, Validate, join};
@@ -104,20 +104,6 @@ impl NatsConfig {
             retry: Retry::default(),
         }
     }
-
-    pub fn spec(&self) -> OutputSpec {
-        OutputSpec {
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("nats:{}", self.subject)),
-            min_severity: self.min_severity,
-            monitor: self.monitor,
-            batch_max: self.batch_max,
-            retry_initial: Duration::from_millis(self.retry.initial_ms),
-            retry_max: Duration::from_millis(self.retry.max_ms),
-        }
-    }
 }
 
 /// `(tls always, host, port)` of a `nats://` or `tls://` URL.
@@ -153,6 +139,26 @@ fn valid_subject(s: &str) -> bool {
     !s.is_empty()
         && !s.contains(['*', '>', ' ', '\t', '\r', '\n'])
         && s.split('.').all(|t| !t.is_empty())
+}
+
+impl OutputConfig for NatsConfig {
+    fn spec(&self) -> OutputSpec {
+        OutputSpec {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("nats:{}", self.subject)),
+            min_severity: self.min_severity,
+            monitor: self.monitor,
+            batch_max: self.batch_max,
+            retry_initial: Duration::from_millis(self.retry.initial_ms),
+            retry_max: Duration::from_millis(self.retry.max_ms),
+        }
+    }
+
+    fn build(&self, rt: &tokio::runtime::Handle) -> anyhow::Result<Box<dyn Output>> {
+        Ok(Box::new(Nats::new(self, rt.clone())?))
+    }
 }
 
 impl Validate for NatsConfig {

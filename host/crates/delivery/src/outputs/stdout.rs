@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryError, Format, Output, OutputSpec, validate_batch};
+use super::{DeliveryError, Format, Output, OutputConfig, OutputSpec, validate_batch};
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::Severity;
 use vigil_core::validate::{Problems, Validate};
@@ -38,8 +38,12 @@ impl Default for StdoutConfig {
     }
 }
 
-impl StdoutConfig {
-    pub fn spec(&self) -> OutputSpec {
+impl OutputConfig for StdoutConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn spec(&self) -> OutputSpec {
         OutputSpec {
             name: "stdout".into(),
             min_severity: self.min_severity,
@@ -48,6 +52,10 @@ impl StdoutConfig {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
         }
+    }
+
+    fn build(&self, _rt: &tokio::runtime::Handle) -> anyhow::Result<Box<dyn Output>> {
+        Ok(Box::new(Stdout::new(self.format)))
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
-use super::{DeliveryError, Format, Output, OutputSpec, Retry, validate_batch};
+use super::{DeliveryError, Format, Output, OutputConfig, OutputSpec, Retry, validate_batch};
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::Severity;
 use vigil_core::validate::{Problems, Validate, join};
@@ -97,20 +97,6 @@ impl WebhookConfig {
             retry: Retry::default(),
         }
     }
-
-    pub fn spec(&self) -> OutputSpec {
-        OutputSpec {
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("webhook:{}", self.url)),
-            min_severity: self.min_severity,
-            monitor: self.monitor,
-            batch_max: self.batch_max,
-            retry_initial: Duration::from_millis(self.retry.initial_ms),
-            retry_max: Duration::from_millis(self.retry.max_ms),
-        }
-    }
 }
 
 /// Where to connect.
@@ -158,6 +144,26 @@ fn is_loopback(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl OutputConfig for WebhookConfig {
+    fn spec(&self) -> OutputSpec {
+        OutputSpec {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("webhook:{}", self.url)),
+            min_severity: self.min_severity,
+            monitor: self.monitor,
+            batch_max: self.batch_max,
+            retry_initial: Duration::from_millis(self.retry.initial_ms),
+            retry_max: Duration::from_millis(self.retry.max_ms),
+        }
+    }
+
+    fn build(&self, rt: &tokio::runtime::Handle) -> anyhow::Result<Box<dyn Output>> {
+        Ok(Box::new(Webhook::new(self, rt.clone())?))
+    }
 }
 
 impl Validate for WebhookConfig {

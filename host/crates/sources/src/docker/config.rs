@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_core::validate::{Problems, join};
 
 pub use vigil_core::docker::DEFAULT_SOCKET;
 
@@ -68,20 +69,6 @@ impl Default for DockerConfig {
     }
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The field, e.g. `docker.max_backoff_ms`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Every problem of a [`DockerConfig`].
-#[derive(Debug, thiserror::Error)]
-#[error("invalid docker source configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError(pub Vec<ConfigProblem>);
-
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerSettings {
@@ -100,15 +87,10 @@ pub struct DockerSettings {
 }
 
 impl DockerConfig {
-    /// Checks every field and resolves the configuration.
-    pub fn validate(&self) -> Result<DockerSettings, ConfigError> {
-        let mut problems = Vec::new();
-        let mut bad = |field: &str, reason: &str| {
-            problems.push(ConfigProblem {
-                path: format!("docker.{field}"),
-                reason: reason.to_owned(),
-            });
-        };
+    /// Checks every field (problems at `at.FIELD`) and resolves the configuration.
+    pub fn check(&self, at: &str, problems: &mut Problems) -> Option<DockerSettings> {
+        let before = problems.len();
+        let mut bad = |field: &str, reason: &str| problems.push(join(at, field), reason);
         if !self.socket.is_absolute() {
             bad("socket", "must be an absolute path");
         }
@@ -124,10 +106,10 @@ impl DockerConfig {
         if self.max_tracked_containers == 0 {
             bad("max_tracked_containers", "must be positive");
         }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
+        if problems.len() > before {
+            return None;
         }
-        Ok(DockerSettings {
+        Some(DockerSettings {
             socket: self.socket.clone(),
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1_000)),
             initial_backoff: Duration::from_millis(self.initial_backoff_ms),

@@ -1,6 +1,7 @@
 //! Unit tests of the Docker source: Engine events into container events,
 //! lifetimes, resume cursor, version refusal parsing, configuration.
 
+use crate::Source as _;
 use bollard::models::EventMessage;
 
 use super::config::DockerConfig;
@@ -317,7 +318,7 @@ fn config_reports_every_problem_and_rejects_unknown_fields() {
         max_backoff_ms: 5,
         ..DockerConfig::default()
     };
-    let err = bad.validate().expect_err("invalid");
+    let err = bad.validated().expect_err("invalid");
     let paths: Vec<_> = err.0.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -330,7 +331,7 @@ fn config_reports_every_problem_and_rejects_unknown_fields() {
     assert!(serde_json::from_str::<DockerConfig>(r#"{"sokcet":"/x"}"#).is_err());
     let ok: DockerConfig = serde_json::from_str(r#"{"socket":"/run/docker.sock"}"#).expect("valid");
     assert_eq!(
-        ok.validate().expect("valid").max_backoff,
+        ok.validated().expect("valid").max_backoff,
         std::time::Duration::from_secs(5)
     );
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_core::validate::{Problems, join};
 
 use super::spec::{self, PathSpec};
 
@@ -66,20 +67,6 @@ impl Default for FileIntegrityConfig {
     }
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The field, e.g. `file_integrity.paths[2]`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Every problem of a [`FileIntegrityConfig`].
-#[derive(Debug, thiserror::Error)]
-#[error("invalid file-integrity source configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError(pub Vec<ConfigProblem>);
-
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileIntegritySettings {
@@ -96,15 +83,10 @@ pub struct FileIntegritySettings {
 }
 
 impl FileIntegrityConfig {
-    /// Checks every field and resolves the watch list.
-    pub fn validate(&self) -> Result<FileIntegritySettings, ConfigError> {
-        let mut problems = Vec::new();
-        let mut bad = |field: &str, reason: &str| {
-            problems.push(ConfigProblem {
-                path: format!("file_integrity.{field}"),
-                reason: reason.to_owned(),
-            });
-        };
+    /// Checks every field (problems at `at.FIELD`) and resolves the watch list.
+    pub fn check(&self, at: &str, problems: &mut Problems) -> Option<FileIntegritySettings> {
+        let before = problems.len();
+        let mut bad = |field: &str, reason: &str| problems.push(join(at, field), reason);
         if !self.root.is_absolute() {
             bad("root", "must be an absolute path");
         }
@@ -144,10 +126,10 @@ impl FileIntegrityConfig {
         if specs.is_empty() {
             bad("paths", "nothing to watch (defaults off and no paths)");
         }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
+        if problems.len() > before {
+            return None;
         }
-        Ok(FileIntegritySettings {
+        Some(FileIntegritySettings {
             specs,
             rehash_interval: Duration::from_secs(self.rehash_interval_secs),
             debounce: Duration::from_millis(self.debounce_ms),

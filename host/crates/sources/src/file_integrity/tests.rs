@@ -1,3 +1,4 @@
+use crate::Source as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,7 +67,7 @@ fn fixture(root: &TempRoot) -> Monitor {
         root: root.0.clone(),
         ..FileIntegrityConfig::default()
     }
-    .validate()
+    .validated()
     .unwrap()
     .specs;
     Monitor::new(specs, Baseline::in_memory().unwrap())
@@ -341,7 +342,7 @@ fn config_reports_every_problem() {
         max_delay_ms: 0,
         ..FileIntegrityConfig::default()
     }
-    .validate()
+    .validated()
     .unwrap_err();
     let fields: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(
@@ -371,7 +372,7 @@ async fn live_watch_sends_one_event_per_change() {
         baseline: root.path("fim.sqlite"),
         ..FileIntegrityConfig::default()
     }
-    .validate()
+    .validated()
     .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

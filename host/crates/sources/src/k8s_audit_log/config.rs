@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_core::validate::{Problems, join};
 
 /// Default time between two looks at the file, in milliseconds.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
@@ -57,20 +58,6 @@ impl Default for LogConfig {
     }
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The field, e.g. `k8s_audit_log.path`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Every problem of a [`LogConfig`].
-#[derive(Debug, thiserror::Error)]
-#[error("invalid k8s-audit-log configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError(pub Vec<ConfigProblem>);
-
 /// Where reading starts in the file found at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
@@ -98,15 +85,10 @@ pub struct LogSettings {
 }
 
 impl LogConfig {
-    /// Checks every field and resolves the configuration.
-    pub fn validate(&self) -> Result<LogSettings, ConfigError> {
-        let mut problems = Vec::new();
-        let mut bad = |field: &str, reason: &str| {
-            problems.push(ConfigProblem {
-                path: format!("k8s_audit_log.{field}"),
-                reason: reason.to_owned(),
-            });
-        };
+    /// Checks every field (problems at `at.FIELD`) and resolves the configuration.
+    pub fn check(&self, at: &str, problems: &mut Problems) -> Option<LogSettings> {
+        let before = problems.len();
+        let mut bad = |field: &str, reason: &str| problems.push(join(at, field), reason);
         if self.path.as_os_str().is_empty() {
             bad("path", "must not be empty");
         }
@@ -124,10 +106,10 @@ impl LogConfig {
             Some(p) if !p.is_absolute() => bad("position_file", "must be an absolute path"),
             _ => {}
         }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
+        if problems.len() > before {
+            return None;
         }
-        Ok(LogSettings {
+        Some(LogSettings {
             path: self.path.clone(),
             start_at: if self.from_beginning {
                 StartAt::Beginning

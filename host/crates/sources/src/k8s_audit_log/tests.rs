@@ -1,5 +1,7 @@
+use crate::Source as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use vigil_core::validate::InvalidConfig;
 
 use super::*;
 
@@ -52,14 +54,14 @@ fn config_defaults_and_all_problems() {
         path: "/var/log/audit.log".into(),
         ..LogConfig::default()
     }
-    .validate()
+    .validated()
     .unwrap();
     assert_eq!(s.start_at, StartAt::End);
     assert_eq!(
         s.poll_interval.as_millis(),
         u128::from(DEFAULT_POLL_INTERVAL_MS)
     );
-    let ConfigError(problems) = LogConfig {
+    let InvalidConfig(problems) = LogConfig {
         enabled: true,
         path: PathBuf::new(),
         poll_interval_ms: 1,
@@ -68,7 +70,7 @@ fn config_defaults_and_all_problems() {
         from_beginning: true,
         position_file: Some(PathBuf::new()),
     }
-    .validate()
+    .validated()
     .unwrap_err();
     assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(serde_json::from_str::<LogConfig>(r#"{"path":"/a","follow":true}"#).is_err());

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_core::validate::{Problems, join};
 
 /// Default cap of a request body: the API server batches up to
 /// `--audit-webhook-batch-max-size` (400 by default) events, each of which
@@ -59,20 +60,6 @@ impl Default for WebhookConfig {
     }
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The field, e.g. `k8s_audit_webhook.listen`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Every problem of a [`WebhookConfig`].
-#[derive(Debug, thiserror::Error)]
-#[error("invalid k8s-audit-webhook configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError(pub Vec<ConfigProblem>);
-
 /// How requests are authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -110,15 +97,10 @@ pub struct WebhookSettings {
 }
 
 impl WebhookConfig {
-    /// Checks every field and resolves the configuration.
-    pub fn validate(&self) -> Result<WebhookSettings, ConfigError> {
-        let mut problems = Vec::new();
-        let mut bad = |field: &str, reason: String| {
-            problems.push(ConfigProblem {
-                path: format!("k8s_audit_webhook.{field}"),
-                reason,
-            });
-        };
+    /// Checks every field (problems at `at.FIELD`) and resolves the configuration.
+    pub fn check(&self, at: &str, problems: &mut Problems) -> Option<WebhookSettings> {
+        let before = problems.len();
+        let mut bad = |field: &str, reason: String| problems.push(join(at, field), reason);
         let listen = match self.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -172,7 +154,7 @@ impl WebhookConfig {
             }
         };
         match listen {
-            Some(listen) if problems.is_empty() => Ok(WebhookSettings {
+            Some(listen) if problems.len() == before => Some(WebhookSettings {
                 listen,
                 auth,
                 transport,
@@ -180,7 +162,7 @@ impl WebhookConfig {
                 max_connections: self.max_connections,
                 header_timeout: Duration::from_secs(self.header_timeout_secs),
             }),
-            _ => Err(ConfigError(problems)),
+            _ => None,
         }
     }
 }

@@ -1,5 +1,7 @@
+use crate::Source as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vigil_core::validate::InvalidConfig;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -17,7 +19,7 @@ fn config(listen: &str) -> WebhookConfig {
 
 #[test]
 fn loopback_without_token_is_valid() {
-    let s = config("127.0.0.1:8444").validate().unwrap();
+    let s = config("127.0.0.1:8444").validated().unwrap();
     assert_eq!(s.listen.port(), 8444);
     assert_eq!(s.auth, Auth::None);
     assert_eq!(s.transport, Transport::Plain);
@@ -34,7 +36,7 @@ fn every_problem_is_reported_at_once() {
         tls_cert: Some(PathBuf::from("/c.pem")),
         ..WebhookConfig::default()
     };
-    let ConfigError(problems) = c.validate().unwrap_err();
+    let InvalidConfig(problems) = c.validated().unwrap_err();
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -56,7 +58,7 @@ fn tls_needs_cert_and_key() {
         ..config("127.0.0.1:8444")
     };
     assert_eq!(
-        c.validate().unwrap().transport,
+        c.validated().unwrap().transport,
         Transport::Tls {
             cert: "/c.pem".into(),
             key: "/k.pem".into()
@@ -67,14 +69,14 @@ fn tls_needs_cert_and_key() {
         ..config("127.0.0.1:8444")
     };
     assert_eq!(
-        c.validate().unwrap_err().0[0].path,
+        c.validated().unwrap_err().0[0].path,
         "k8s_audit_webhook.tls_cert"
     );
 }
 
 #[test]
 fn bad_address_is_reported() {
-    let err = config("localhost").validate().unwrap_err();
+    let err = config("localhost").validated().unwrap_err();
     assert_eq!(err.0[0].path, "k8s_audit_webhook.listen");
 }
 
@@ -85,7 +87,7 @@ fn non_loopback_with_token_is_valid() {
         ..config("0.0.0.0:8444")
     };
     assert_eq!(
-        c.validate().unwrap().auth,
+        c.validated().unwrap().auth,
         Auth::BearerTokenFile("/etc/vigil/token".into())
     );
 }
@@ -132,7 +134,7 @@ async fn oversized_chunked_body_wrong_method_and_good_batch() {
         max_body_bytes: 200,
         ..config("127.0.0.1:0")
     }
-    .validate()
+    .validated()
     .unwrap();
     let started = start(settings, ctx).unwrap();
     let addr = started.local_addr;

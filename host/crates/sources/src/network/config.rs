@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_core::validate::{Problems, join};
 
 /// Default polling interval, in milliseconds.
 pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
@@ -87,20 +88,6 @@ impl Default for NetworkConfig {
     }
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// The field, e.g. `network.interval_ms`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Every problem of a [`NetworkConfig`].
-#[derive(Debug, thiserror::Error)]
-#[error("invalid network source configuration: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.reason)).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError(pub Vec<ConfigProblem>);
-
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSettings {
@@ -131,15 +118,10 @@ pub struct NetworkSettings {
 }
 
 impl NetworkConfig {
-    /// Checks every field and resolves the configuration.
-    pub fn validate(&self) -> Result<NetworkSettings, ConfigError> {
-        let mut problems = Vec::new();
-        let mut bad = |field: &str, reason: &str| {
-            problems.push(ConfigProblem {
-                path: format!("network.{field}"),
-                reason: reason.to_owned(),
-            });
-        };
+    /// Checks every field (problems at `at.FIELD`) and resolves the configuration.
+    pub fn check(&self, at: &str, problems: &mut Problems) -> Option<NetworkSettings> {
+        let before = problems.len();
+        let mut bad = |field: &str, reason: &str| problems.push(join(at, field), reason);
         if self.interval_ms < MIN_INTERVAL_MS {
             bad("interval_ms", "must be at least 50");
         }
@@ -164,11 +146,11 @@ impl NetworkConfig {
         if self.max_pending_flows == 0 {
             bad("max_pending_flows", "must be positive");
         }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
+        if problems.len() > before {
+            return None;
         }
         let interval = Duration::from_millis(self.interval_ms);
-        Ok(NetworkSettings {
+        Some(NetworkSettings {
             interval,
             include_host: self.include_host,
             max_tracked_sockets: self.max_tracked_sockets,

@@ -1,6 +1,7 @@
 //! Unit tests: socket-table and cgroup parsing on real-format lines, the
 //! direction rule, the tracker, and whole polls over a fake proc tree.
 
+use crate::Source as _;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
@@ -192,10 +193,10 @@ fn config_reports_every_problem() {
         attribution_wait_ms: 60_000,
         max_pending_flows: 0,
     };
-    let err = bad.validate().unwrap_err();
+    let err = bad.validated().unwrap_err();
     assert_eq!(err.0.len(), 8);
     assert!(err.to_string().contains("network.interval_ms"));
-    assert!(NetworkConfig::default().validate().is_ok());
+    assert!(NetworkConfig::default().validated().is_ok());
     let unknown = serde_json::from_str::<NetworkConfig>(r#"{"interval":5}"#);
     assert!(unknown.is_err());
 }
@@ -248,7 +249,7 @@ impl FakeProc {
             include_host,
             ..NetworkConfig::default()
         }
-        .validate()
+        .validated()
         .unwrap();
         Scanner::new(settings)
     }
