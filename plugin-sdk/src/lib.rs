@@ -20,6 +20,7 @@ pub mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod types;
+pub mod util;
 
 pub use detector::Detector;
 pub use finding::FindingBuilder;

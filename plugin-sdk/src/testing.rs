@@ -1,5 +1,5 @@
-//! Arranging and inspecting the native fake behind [`crate::host`] (native
-//! targets only).
+//! Arranging and inspecting the native fake behind [`crate::host`], and
+//! reading findings in assertions (native targets only).
 //!
 //! The fake is private to the calling thread, and `cargo test` runs each test
 //! on a thread of its own, so tests start from a clean fake and cannot see each
@@ -24,8 +24,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::Detector;
 use crate::host::fake;
-use crate::types::{IpMatch, KeyValue, Level, Timestamp};
+use crate::types::{Finding, IpMatch, KeyValue, Level, Severity, Timestamp};
 
 /// One record written through [`crate::host::log`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,49 @@ pub fn set_state_limits(limits: StateLimits) {
     fake::with(|fake| fake.limits = limits);
 }
 
+/// A detector made with [`Default`] and configured with `settings` (`"{}"`
+/// for the defaults), as the host starts one.
+///
+/// # Panics
+/// When the settings are refused, listing every problem: a test that meant
+/// to configure a detector should fail loudly.
+#[must_use]
+#[track_caller]
+pub fn configured<D: Detector>(settings: &str) -> D {
+    let mut detector = D::default();
+    if let Err(error) = detector.configure(settings) {
+        panic!("settings refused: {:?}", error.problems);
+    }
+    detector
+}
+
+/// The rule ids of `findings`, in order: what most assertions compare.
+#[must_use]
+pub fn rule_ids(findings: &[Finding]) -> Vec<&str> {
+    findings.iter().map(|f| f.rule_id.as_str()).collect()
+}
+
+/// The rule id and severity of each of `findings`, in order.
+#[must_use]
+pub fn rule_severities(findings: &[Finding]) -> Vec<(&str, Severity)> {
+    findings
+        .iter()
+        .map(|f| (f.rule_id.as_str(), f.severity))
+        .collect()
+}
+
+/// The values of `finding`'s evidence under `key`, in order (a key may
+/// repeat).
+#[must_use]
+pub fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
+    finding
+        .evidence
+        .iter()
+        .filter(|e| e.key == key)
+        .map(|e| e.value.as_str())
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]
 mod tests {
@@ -149,6 +193,52 @@ mod tests {
         state::set("k1", b"12").unwrap();
         reset();
         assert!(state().is_empty());
+    }
+
+    /// A detector without settings.
+    #[derive(Default)]
+    struct Quiet;
+
+    impl Detector for Quiet {
+        fn describe() -> crate::PluginInfo {
+            crate::PluginInfo::builder("quiet", "0.1.0").build()
+        }
+
+        fn on_events(&mut self, _batch: &[crate::Event]) -> Vec<Finding> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn configures_a_detector() {
+        let mut quiet: Quiet = configured("{}");
+        assert!(quiet.on_events(&[]).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "settings refused")]
+    fn refused_settings_fail_the_test() {
+        let _: Quiet = configured(r#"{"colour": "red"}"#);
+    }
+
+    #[test]
+    fn reads_rule_ids_and_evidence() {
+        use crate::types::Severity;
+        let findings = [
+            crate::Finding::builder("p/a", Severity::Low)
+                .evidence("port", "22")
+                .evidence("image", "nginx")
+                .evidence("port", "2222")
+                .build(),
+            crate::Finding::builder("p/b", Severity::High).build(),
+        ];
+        assert_eq!(rule_ids(&findings), ["p/a", "p/b"]);
+        assert_eq!(
+            rule_severities(&findings),
+            [("p/a", Severity::Low), ("p/b", Severity::High)]
+        );
+        assert_eq!(evidence(&findings[0], "port"), ["22", "2222"]);
+        assert!(evidence(&findings[1], "port").is_empty());
     }
 
     #[test]

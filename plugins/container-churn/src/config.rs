@@ -4,9 +4,10 @@
 use serde::Deserialize;
 use vigil_plugin_sdk::ConfigError;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::image::{ImagePattern, normalize_image};
+use vigil_plugin_sdk::util::lists::{non_empty, non_empty_owned};
+use vigil_plugin_sdk::util::rules::parse_disabled;
 
-pub(crate) use crate::image::repository;
-use crate::image::{ImagePattern, normalize_image};
 pub use crate::maintenance::{MaintenanceWindow, WindowAction};
 use crate::maintenance::{RawWindow, parse_window};
 use crate::rules::Rule;
@@ -269,13 +270,9 @@ impl Config {
                 config.allowed_actors.push(actor.trim().to_owned());
             }
         }
-        for (i, image) in raw.allowlist.images.iter().enumerate() {
-            if image.trim().is_empty() {
-                problems.push(format!("allowlist.images[{i}]"), "must not be empty");
-            } else {
-                config.allowed_images.push(ImagePattern::new(image));
-            }
-        }
+        config.allowed_images = non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
+            .map(ImagePattern::new)
+            .collect();
         for (i, label) in raw.allowlist.labels.iter().enumerate() {
             let (key, value) = match label.split_once('=') {
                 Some((key, value)) => (key.trim(), Some(value.trim().to_owned())),
@@ -290,25 +287,12 @@ impl Config {
                 config.allowed_labels.push((key.to_owned(), value));
             }
         }
-        for (i, namespace) in raw.allowlist.namespaces.iter().enumerate() {
-            if namespace.trim().is_empty() {
-                problems.push(format!("allowlist.namespaces[{i}]"), "must not be empty");
-            } else {
-                config.allowed_namespaces.push(namespace.trim().to_owned());
-            }
-        }
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.allowed_namespaces = non_empty_owned(
+            &raw.allowlist.namespaces,
+            "allowlist.namespaces",
+            &mut problems,
+        );
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
 
         problems.into_result()?;
         Ok(config)

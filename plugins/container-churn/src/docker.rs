@@ -2,9 +2,9 @@
 //! the lifetime of containers for the short-lived rule.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::image::repository;
 
 use crate::baseline::Action;
-use crate::config::repository;
 use crate::short_lived::Subject;
 use crate::{Born, COMPOSE_PROJECT_LABEL, ContainerChurn, POD_NAMESPACE_LABEL, ScopeKind, Stream};
 

@@ -2,9 +2,9 @@
 //! optionally the pod watcher), their scopes, and pod lifetimes.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::image::repository;
 
 use crate::baseline::Action;
-use crate::config::repository;
 use crate::short_lived::Subject;
 use crate::{Born, ContainerChurn, ScopeKind, Stream};
 

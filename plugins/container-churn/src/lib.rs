@@ -1,10 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod baseline;
-mod cache;
 mod config;
 mod docker;
-mod image;
 mod kubernetes;
 mod maintenance;
 mod rules;
@@ -22,9 +20,9 @@ pub use config::{
 };
 pub use rules::Rule;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::cache::Bounded;
 
 use baseline::{Baseline, ScopeStats};
-use cache::Bounded;
 
 /// State keys of scopes start with this.
 const KEY_PREFIX: &str = "s/";
@@ -271,12 +269,7 @@ impl Detector for ContainerChurn {
             .setting("allowlist.images", "list of image patterns", "[]", "Images whose containers (and pods made only of them) are ignored.")
             .setting("allowlist.labels", "list of `key` or `key=value`", "[]", "Containers with one of these labels are ignored.")
             .setting("allowlist.namespaces", "list of strings", "[]", "Kubernetes namespaces whose pods and containers are ignored.")
-            .setting(
-                "disabled_rules",
-                "list of rule ids",
-                "[]",
-                "Rules turned off: `container-churn/<rule>` or `<rule>`.",
-            )
+            .disabled_rules_setting::<Rule>()
             .build()
     }
 

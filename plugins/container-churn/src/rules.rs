@@ -1,6 +1,7 @@
 //! The rules of this plugin.
 
 use vigil_plugin_sdk::Severity;
+use vigil_plugin_sdk::util::rules::RuleSet;
 
 /// A rule of this plugin; its id is `container-churn/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,14 +36,6 @@ impl Rule {
         }
     }
 
-    /// The rule named by a full id or a short name.
-    #[must_use]
-    pub fn from_id(id: &str) -> Option<Rule> {
-        let id = id.trim();
-        let name = id.strip_prefix("container-churn/").unwrap_or(id);
-        Rule::ALL.into_iter().find(|rule| rule.name() == name)
-    }
-
     /// The base severity of its findings (a short-lived container that was
     /// privileged or shared a host namespace is raised to medium; inside a
     /// `downgrade` maintenance window every finding is `info`).
@@ -52,5 +45,14 @@ impl Rule {
             Rule::Spike => Severity::Medium,
             Rule::ShortLived => Severity::Low,
         }
+    }
+}
+
+impl RuleSet for Rule {
+    const PLUGIN: &'static str = "container-churn";
+    const RULES: &'static [Self] = &Rule::ALL;
+
+    fn short_name(self) -> &'static str {
+        self.name()
     }
 }

@@ -2,9 +2,10 @@
 //! their creation.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::image::repository;
+use vigil_plugin_sdk::util::timefmt::rfc3339_secs;
 
-use crate::config::{WindowAction, repository};
-use crate::time::rfc3339;
+use crate::config::WindowAction;
 use crate::{Born, ContainerChurn, NANOS, Rule, Stream};
 
 /// What a short-lived finding is about.
@@ -114,9 +115,9 @@ impl ContainerChurn {
             .evidence("lifetime-ms", lifetime_ms.to_string())
             .evidence("lifetime-from", measured_from.to_owned())
             .evidence("threshold-secs", self.config.short_lived_secs.to_string())
-            .evidence("removed", rfc3339(secs));
+            .evidence("removed", rfc3339_secs(secs));
         if let Some(b) = born {
-            finding = finding.evidence("created", rfc3339(b.time / NANOS));
+            finding = finding.evidence("created", rfc3339_secs(b.time / NANOS));
             if let Some(code) = b.exit_code {
                 finding = finding.evidence("exit-code", code.to_string());
             }

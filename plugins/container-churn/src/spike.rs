@@ -2,11 +2,12 @@
 
 use vigil_plugin_sdk::host::{log, state};
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::timefmt::rfc3339_secs;
 
 use crate::baseline::{Action, Baseline, RECENT_IDS, ScopeStats, Series};
 use crate::config::WindowAction;
 use crate::store::scope_key;
-use crate::time::{bucket_label, rfc3339};
+use crate::time::bucket_label;
 use crate::{ContainerChurn, Crossing, NANOS, Rule, Scope, ScopeKind, Stream};
 
 impl ContainerChurn {
@@ -157,7 +158,7 @@ impl ContainerChurn {
             first.count,
             scope_text(first.kind, &first.value),
             window_secs / 60,
-            rfc3339(window_start),
+            rfc3339_secs(window_start),
             mean_sd(&first.baseline),
             bucket_text(&first.baseline),
             first.baseline.z(first.count),
@@ -210,7 +211,7 @@ impl ContainerChurn {
                 .evidence("action", action.name())
                 .evidence(
                     "window-start",
-                    rfc3339(u64::from(crossing.window) * window_secs),
+                    rfc3339_secs(u64::from(crossing.window) * window_secs),
                 )
                 .evidence("window-secs", window_secs.to_string())
                 .evidence("observed", crossing.count.to_string())

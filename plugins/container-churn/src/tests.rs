@@ -3,7 +3,8 @@
 //! persistence across restarts, and the settings.
 
 use vigil_plugin_sdk::prelude::*;
-use vigil_plugin_sdk::testing;
+use vigil_plugin_sdk::testing::{self, evidence, rule_ids};
+use vigil_plugin_sdk::util::rules::RuleSet;
 
 use super::*;
 
@@ -12,9 +13,7 @@ const T0: u64 = 1_764_151_200;
 const HOUR: u64 = 3_600;
 
 fn detector(settings: &str) -> ContainerChurn {
-    let mut detector = ContainerChurn::default();
-    detector.configure(settings).unwrap();
-    detector
+    testing::configured(settings)
 }
 
 fn docker(id: &str, secs: u64, action: ContainerAction, image: &str) -> Event {
@@ -97,19 +96,6 @@ fn burst(prefix: &str, start: u64, n: u64, image: &str) -> Vec<Event> {
         .collect()
 }
 
-fn rules(findings: &[Finding]) -> Vec<&str> {
-    findings.iter().map(|f| f.rule_id.as_str()).collect()
-}
-
-fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding
-        .evidence
-        .iter()
-        .filter(|e| e.key == key)
-        .map(|e| e.value.as_str())
-        .collect()
-}
-
 #[test]
 fn describes_itself() {
     let info = ContainerChurn::describe();
@@ -135,7 +121,7 @@ fn a_burst_after_warm_up_is_a_spike_with_its_baseline() {
     assert!(d.on_events(&history(T0, 25, "shop/web:1")).is_empty());
     let start = T0 + 25 * HOUR + 300; // Thu 11:05
     let findings = d.on_events(&burst("b", start, 20, "shop/web:2"));
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Medium);
     assert_eq!(f.title, "Burst of container creations");
@@ -167,7 +153,7 @@ fn a_burst_after_warm_up_is_a_spike_with_its_baseline() {
 
     // One finding per scope and window; the next window can alert again.
     let next = d.on_events(&burst("c", start + 300, 20, "shop/web:2"));
-    assert_eq!(rules(&next), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&next), ["container-churn/spike"]);
 }
 
 #[test]
@@ -199,7 +185,7 @@ fn below_min_count_or_threshold_is_quiet() {
             .is_empty()
     );
     let findings = busy.on_events(&burst("c", T0 + 37 * 300, 60, "shop/web:1"));
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     assert_eq!(evidence(&findings[0], "observed")[0], "53");
 }
 
@@ -251,7 +237,7 @@ fn the_hour_of_week_baseline_knows_the_weekly_deploy() {
         15,
         "shop/web:1",
     ));
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     assert_eq!(
         evidence(&findings[0], "baseline-bucket")[0],
         "Wed 14:00-15:00 UTC"
@@ -268,14 +254,14 @@ fn maintenance_windows_suppress_or_downgrade_and_are_not_learned() {
     assert!(d.on_events(&burst("b", start, 40, "shop/web:1")).is_empty());
     // The burst was not learned: right after the window, the same burst alerts.
     let after = d.on_events(&burst("c", T0 + 26 * HOUR + 300, 40, "shop/web:1"));
-    assert_eq!(rules(&after), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&after), ["container-churn/spike"]);
     assert_eq!(evidence(&after[0], "baseline-mean")[0], "0.08");
 
     let downgrade = r#"{"days": ["thursday"], "start": "11:00", "end": "12:00", "action": "downgrade", "name": "weekly deploy"}"#;
     let mut d = detector(&format!(r#"{{"maintenance_windows": [{downgrade}]}}"#));
     d.on_events(&history(T0, 25, "shop/web:1"));
     let findings = d.on_events(&burst("b", start, 40, "shop/web:1"));
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     assert_eq!(findings[0].severity, Severity::Info);
     assert_eq!(
         evidence(&findings[0], "maintenance-window"),
@@ -392,7 +378,7 @@ fn pod_churn_counts_per_namespace_and_user() {
         })
         .collect();
     let findings = d.on_events(&deletes);
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     let f = &findings[0];
     assert_eq!(f.title, "Burst of pod deletions");
     assert_eq!(f.techniques, ["T1489", "T1070"]);
@@ -428,7 +414,7 @@ fn short_lived_containers() {
     });
     let destroy = docker("a", T0 + 3, ContainerAction::Destroy, "alpine:3");
     let findings = d.on_events(&[create, die, destroy]);
-    assert_eq!(rules(&findings), ["container-churn/short-lived"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/short-lived"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Low);
     assert_eq!(f.techniques, ["T1610", "T1070"]);
@@ -497,7 +483,7 @@ fn short_lived_pods_and_allowlisted_containers() {
         pod("c", T0, "create", "shop", "debug", "mallory"),
         pod("d", T0 + 4, "delete", "shop", "debug", "mallory"),
     ]);
-    assert_eq!(rules(&findings), ["container-churn/short-lived"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/short-lived"]);
     assert_eq!(findings[0].title, "Short-lived pod");
     assert!(findings[0].entities.contains(&Entity::new(
         EntityKind::Pod,
@@ -538,7 +524,7 @@ fn the_baseline_survives_a_restart_and_gaps_are_not_learned() {
     let mut restarted = detector("{}");
     let later = T0 + 25 * HOUR + 3 * 24 * HOUR;
     let findings = restarted.on_events(&burst("b", later, 12, "shop/web:1"));
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     assert_eq!(learned(&restarted), before);
 }
 
@@ -589,7 +575,7 @@ fn late_events_count_in_the_current_window() {
         "shop/web:1",
     ));
     let findings = d.on_events(&events);
-    assert_eq!(rules(&findings), ["container-churn/spike"]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
     assert_eq!(
         findings[0].event_ids.last().map(String::as_str),
         Some("late")

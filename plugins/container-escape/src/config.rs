@@ -4,6 +4,9 @@
 use serde::Deserialize;
 use vigil_plugin_sdk::ConfigError;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::image::{ImagePattern, normalize_image};
+use vigil_plugin_sdk::util::lists::{non_empty, non_empty_owned};
+use vigil_plugin_sdk::util::rules::parse_disabled;
 
 use crate::rules::Rule;
 
@@ -150,13 +153,11 @@ impl Config {
             allowed_images: non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
                 .map(ImagePattern::new)
                 .collect(),
-            allowed_namespaces: non_empty(
+            allowed_namespaces: non_empty_owned(
                 &raw.allowlist.namespaces,
                 "allowlist.namespaces",
                 &mut problems,
-            )
-            .map(str::to_owned)
-            .collect(),
+            ),
             allowed_containers: non_empty(
                 &raw.allowlist.containers,
                 "allowlist.containers",
@@ -199,18 +200,7 @@ impl Config {
             }
         }
 
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
 
         if let Some(mode) = &raw.host_cgroupns {
             match HostCgroupns::parse(mode) {
@@ -261,82 +251,10 @@ impl Config {
     }
 }
 
-/// The entries of a list setting, reporting the empty ones.
-fn non_empty<'a>(
-    entries: &'a [String],
-    path: &'a str,
-    problems: &'a mut Problems,
-) -> impl Iterator<Item = &'a str> + 'a {
-    entries.iter().enumerate().filter_map(move |(i, entry)| {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            problems.push(format!("{path}[{i}]"), "must not be empty");
-            None
-        } else {
-            Some(entry)
-        }
-    })
-}
-
 /// `cap_sys_admin` → `SYS_ADMIN`.
 pub(crate) fn normalize_capability(capability: &str) -> String {
     let upper = capability.trim().to_ascii_uppercase();
     upper.strip_prefix("CAP_").unwrap_or(&upper).to_owned()
-}
-
-/// Docker Hub's implicit prefixes, so `nginx` and `docker.io/library/nginx` compare equal.
-fn normalize_image(image: &str) -> &str {
-    let image = image.trim();
-    [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ]
-    .iter()
-    .find_map(|prefix| image.strip_prefix(prefix))
-    .unwrap_or(image)
-}
-
-/// One `allowlist.images` entry.
-///
-/// - `repo/name:tag` or `repo/name@sha256:…`: exactly that reference;
-/// - `repo/name`: that repository with any tag or digest (never `repo/name-other`);
-/// - ending in `/` or `*`: every reference starting with what precedes the `*`
-///   (`registry.k8s.io/`, `quay.io/calico/*`).
-///
-/// Docker Hub's implicit `docker.io/library/` is ignored on both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ImagePattern {
-    /// A reference or a repository.
-    Exact(String),
-    /// A prefix.
-    Prefix(String),
-}
-
-impl ImagePattern {
-    fn new(entry: &str) -> Self {
-        let entry = normalize_image(entry);
-        if let Some(prefix) = entry.strip_suffix('*') {
-            Self::Prefix(prefix.to_owned())
-        } else if entry.ends_with('/') {
-            Self::Prefix(entry.to_owned())
-        } else {
-            Self::Exact(entry.to_owned())
-        }
-    }
-
-    fn matches(&self, image: &str) -> bool {
-        match self {
-            Self::Prefix(prefix) => image.starts_with(prefix.as_str()),
-            Self::Exact(entry) => {
-                image == entry
-                    || image
-                        .strip_prefix(entry.as_str())
-                        .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
-            }
-        }
-    }
 }
 
 /// One sensitive host path, normalised (absolute, no `.`/`..`, no trailing `/`).

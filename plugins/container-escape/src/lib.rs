@@ -8,6 +8,7 @@ mod rules;
 pub use config::{Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS, HostCgroupns};
 pub use rules::Rule;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::lists::json_list;
 
 /// The detector: reports containers and pods configured so that they can
 /// escape to the host.
@@ -78,12 +79,7 @@ impl Detector for ContainerEscape {
                  also privileged or has `SYS_ADMIN`/`ALL` added (`with-privilege`; cgroup v1 Docker daemons \
                  put every container there), or always (`always`; for cgroup v2 hosts).",
             )
-            .setting(
-                "disabled_rules",
-                "list of rule ids",
-                "[]",
-                "Rules turned off: `container-escape/<rule>` or `<rule>`.",
-            )
+            .disabled_rules_setting::<Rule>()
             .build()
     }
 
@@ -114,12 +110,6 @@ impl Detector for ContainerEscape {
 }
 
 export_detector!(ContainerEscape);
-
-/// A JSON list of plain strings (they need no escaping).
-fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
-    format!("[{}]", quoted.join(","))
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]

@@ -1,6 +1,7 @@
 //! The rules, and the check of one container's security configuration
 //! against them.
 
+use vigil_plugin_sdk::util::rules::RuleSet;
 use vigil_plugin_sdk::{ContainerSecurity, KeyValue, Severity};
 
 use crate::config::{Config, HostCgroupns, normalize_capability, normalize_path};
@@ -83,16 +84,6 @@ impl Rule {
             Rule::AppArmorUnconfined => "container-escape/apparmor-unconfined",
             Rule::LogDriverNone => "container-escape/log-driver-none",
         }
-    }
-
-    /// The rule named by a full id or a short name.
-    #[must_use]
-    pub fn from_id(id: &str) -> Option<Rule> {
-        let name = id
-            .trim()
-            .strip_prefix("container-escape/")
-            .unwrap_or(id.trim());
-        Rule::ALL.into_iter().find(|rule| rule.name() == name)
     }
 
     /// The severity of its findings (a sensitive mount exposing a runtime
@@ -196,6 +187,15 @@ impl Rule {
                  collection and monitoring"
             }
         }
+    }
+}
+
+impl RuleSet for Rule {
+    const PLUGIN: &'static str = "container-escape";
+    const RULES: &'static [Self] = &Rule::ALL;
+
+    fn short_name(self) -> &'static str {
+        self.name()
     }
 }
 

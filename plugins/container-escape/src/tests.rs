@@ -5,26 +5,12 @@ mod fixtures;
 
 use fixtures::*;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::testing::{self, evidence, rule_ids};
 
 use super::*;
 
 fn run(settings: &str, events: &[Event]) -> Vec<Finding> {
-    let mut detector = ContainerEscape::default();
-    detector.configure(settings).unwrap();
-    detector.on_events(events)
-}
-
-fn rules(findings: &[Finding]) -> Vec<&str> {
-    findings.iter().map(|f| f.rule_id.as_str()).collect()
-}
-
-fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding
-        .evidence
-        .iter()
-        .filter(|e| e.key == key)
-        .map(|e| e.value.as_str())
-        .collect()
+    testing::configured::<ContainerEscape>(settings).on_events(events)
 }
 
 #[test]
@@ -64,7 +50,7 @@ fn host_network() {
         ..Default::default()
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Start, security)]);
-    assert_eq!(rules(&findings), ["container-escape/host-network"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/host-network"]);
     let finding = &findings[0];
     assert_eq!(finding.severity, Severity::High);
     assert_eq!(finding.techniques, ["T1610", "T1596.004"]);
@@ -99,7 +85,7 @@ fn a_container_is_reported_once_across_create_start_and_inventory() {
         docker("e1", ContainerAction::Create, security.clone()),
         docker("e2", ContainerAction::Start, security.clone()),
     ]);
-    assert_eq!(rules(&first), ["container-escape/host-network"]);
+    assert_eq!(rule_ids(&first), ["container-escape/host-network"]);
     assert_eq!(first[0].event_ids, ["e1"]);
     let again = detector.on_events(&[
         docker("e3", ContainerAction::Running, security.clone()),
@@ -113,7 +99,7 @@ fn a_container_is_reported_once_across_create_start_and_inventory() {
         c.security = None;
     }
     let after = detector.on_events(&[destroy, docker("e6", ContainerAction::Create, security)]);
-    assert_eq!(rules(&after), ["container-escape/host-network"]);
+    assert_eq!(rule_ids(&after), ["container-escape/host-network"]);
 }
 
 #[test]
@@ -125,7 +111,7 @@ fn host_pid_and_ipc() {
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Create, security)]);
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         ["container-escape/host-pid", "container-escape/host-ipc"]
     );
     assert!(
@@ -149,7 +135,7 @@ fn privileged() {
         ..Default::default()
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Running, security)]);
-    assert_eq!(rules(&findings), ["container-escape/privileged"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/privileged"]);
     assert_eq!(findings[0].severity, Severity::Critical);
     assert_eq!(findings[0].techniques, ["T1611", "T1610"]);
 }
@@ -165,7 +151,10 @@ fn dangerous_capabilities_are_all_listed_in_one_finding() {
         ..Default::default()
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Start, security)]);
-    assert_eq!(rules(&findings), ["container-escape/dangerous-capability"]);
+    assert_eq!(
+        rule_ids(&findings),
+        ["container-escape/dangerous-capability"]
+    );
     assert_eq!(
         evidence(&findings[0], "capability"),
         ["SYS_ADMIN", "SYS_PTRACE"]
@@ -215,7 +204,7 @@ fn sensitive_mounts() {
         ..Default::default()
     };
     let findings = run("{}", &[docker("e1", ContainerAction::Start, security)]);
-    assert_eq!(rules(&findings), ["container-escape/sensitive-mount"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/sensitive-mount"]);
     assert_eq!(findings[0].severity, Severity::High);
     assert_eq!(evidence(&findings[0], "mount.source"), ["/etc"]);
     assert_eq!(evidence(&findings[0], "mount.destination"), ["/host/etc"]);
@@ -266,7 +255,7 @@ fn runtime_socket_hostpath_in_a_pod_is_critical() {
             vec![container("ci", security)],
         )],
     );
-    assert_eq!(rules(&findings), ["container-escape/sensitive-mount"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/sensitive-mount"]);
     assert_eq!(findings[0].severity, Severity::Critical);
 }
 
@@ -318,7 +307,7 @@ fn a_pod_gives_one_finding_per_rule_listing_every_container() {
     );
     let findings = run("{}", &[event]);
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         [
             "container-escape/privileged",
             "container-escape/host-network"
@@ -363,7 +352,7 @@ fn an_audit_request_gives_one_finding_across_its_stages() {
         )
     });
     let findings = run("{}", &stages);
-    assert_eq!(rules(&findings), ["container-escape/privileged"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/privileged"]);
     assert_eq!(findings[0].event_ids, ["ResponseComplete"]);
 }
 
@@ -416,7 +405,7 @@ fn watch_events_and_ephemeral_containers_are_inspected() {
     let watched = audit("e2", "modified", "", vec![debug]);
     let findings = run("{}", &[event, watched]);
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         ["container-escape/host-pid", "container-escape/host-pid"]
     );
     assert_eq!(evidence(&findings[0], "container.role"), ["ephemeral"]);
@@ -479,7 +468,7 @@ fn allowlists() {
             .push(KeyValue::new("io.kubernetes.pod.namespace", "kube-system"));
     }
     assert_eq!(
-        rules(&run(settings, &[other_tag, named, labelled])),
+        rule_ids(&run(settings, &[other_tag, named, labelled])),
         ["container-escape/host-network"]
     );
 
@@ -512,7 +501,7 @@ fn disabled_rules_and_overridden_paths() {
     };
     let settings = r#"{"disabled_rules": ["container-escape/privileged", "host-network"], "sensitive_paths": ["/srv/"]}"#;
     let findings = run(settings, &[docker("e1", ContainerAction::Start, security)]);
-    assert_eq!(rules(&findings), ["container-escape/sensitive-mount"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/sensitive-mount"]);
     assert_eq!(evidence(&findings[0], "mount.source"), ["/srv/secrets"]);
 }
 
@@ -563,7 +552,7 @@ fn log_driver_none_is_reported_for_docker_only() {
         "{}",
         &[docker("e1", ContainerAction::Start, security.clone())],
     );
-    assert_eq!(rules(&findings), ["container-escape/log-driver-none"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/log-driver-none"]);
     assert_eq!(findings[0].severity, Severity::Medium);
     assert_eq!(findings[0].techniques, ["T1562.006"]);
     assert_eq!(evidence(&findings[0], "log-driver"), ["none"]);
@@ -592,7 +581,7 @@ fn seccomp_and_apparmor_unconfined() {
         &[docker("e1", ContainerAction::Create, security.clone())],
     );
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         [
             "container-escape/seccomp-unconfined",
             "container-escape/apparmor-unconfined"
@@ -610,7 +599,7 @@ fn seccomp_and_apparmor_unconfined() {
         "{}",
         &[audit("e2", "create", "", vec![container("app", security)])],
     );
-    assert_eq!(rules(&pod), rules(&findings));
+    assert_eq!(rule_ids(&pod), rule_ids(&findings));
 
     let confined = ContainerSecurity {
         seccomp_profile: "runtime/default".into(),
@@ -647,7 +636,7 @@ fn unconfined_profiles_of_a_privileged_container_are_evidence_of_privileged() {
         "{}",
         &[docker("e1", ContainerAction::Start, security.clone())],
     );
-    assert_eq!(rules(&findings), ["container-escape/privileged"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/privileged"]);
     assert_eq!(evidence(&findings[0], "privileged"), ["true"]);
     assert_eq!(evidence(&findings[0], "seccomp-profile"), ["unconfined"]);
     assert_eq!(evidence(&findings[0], "apparmor-profile"), ["unconfined"]);
@@ -681,7 +670,7 @@ fn host_cgroupns_is_reported_with_privilege_by_default() {
             cgroupns(&["cap_sys_admin"], false),
         )],
     );
-    assert_eq!(rules(&findings), ["container-escape/host-cgroupns"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/host-cgroupns"]);
     assert_eq!(findings[0].severity, Severity::Medium);
     assert_eq!(findings[0].techniques, ["T1611"]);
     assert_eq!(evidence(&findings[0], "cgroupns-mode"), ["host"]);
@@ -692,7 +681,7 @@ fn host_cgroupns_is_reported_with_privilege_by_default() {
         &[docker("e3", ContainerAction::Start, cgroupns(&[], true))],
     );
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         [
             "container-escape/privileged",
             "container-escape/host-cgroupns"
@@ -709,14 +698,14 @@ fn host_cgroupns_is_reported_with_privilege_by_default() {
             cgroupns(&["SYS_PTRACE"], false),
         )],
     );
-    assert_eq!(rules(&ptrace), ["container-escape/dangerous-capability"]);
+    assert_eq!(rule_ids(&ptrace), ["container-escape/dangerous-capability"]);
     let private = ContainerSecurity {
         cgroupns_mode: "private".into(),
         privileged: true,
         ..Default::default()
     };
     assert_eq!(
-        rules(&run("{}", &[docker("e5", ContainerAction::Start, private)])),
+        rule_ids(&run("{}", &[docker("e5", ContainerAction::Start, private)])),
         ["container-escape/privileged"]
     );
 }
@@ -731,7 +720,7 @@ fn host_cgroupns_always() {
         r#"{"host_cgroupns": "always"}"#,
         &[docker("e1", ContainerAction::Start, security.clone())],
     );
-    assert_eq!(rules(&findings), ["container-escape/host-cgroupns"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/host-cgroupns"]);
     assert_eq!(evidence(&findings[0], "cgroupns-mode"), ["host"]);
     assert!(
         run(
@@ -756,7 +745,7 @@ fn host_devices_are_listed_in_one_finding() {
             device(&["/dev/fuse", "/dev/net/tun"]),
         )],
     );
-    assert_eq!(rules(&findings), ["container-escape/host-device"]);
+    assert_eq!(rule_ids(&findings), ["container-escape/host-device"]);
     assert_eq!(findings[0].severity, Severity::High);
     assert_eq!(findings[0].techniques, ["T1611"]);
     assert_eq!(
@@ -829,7 +818,7 @@ fn every_new_rule_can_be_disabled() {
         &[docker("e1", ContainerAction::Start, security.clone())],
     );
     assert_eq!(
-        rules(&all),
+        rule_ids(&all),
         [
             "container-escape/host-cgroupns",
             "container-escape/host-device",

@@ -3,6 +3,9 @@
 use serde::Deserialize;
 use vigil_plugin_sdk::ConfigError;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::image::{ImagePattern, normalize_image};
+use vigil_plugin_sdk::util::lists::{non_empty, non_empty_owned};
+use vigil_plugin_sdk::util::rules::parse_disabled;
 
 use crate::rules::Rule;
 
@@ -107,9 +110,7 @@ impl Config {
         let mut config = Self::default();
         if let Some(namespaces) = &raw.protected_namespaces {
             config.protected_namespaces =
-                non_empty(namespaces, "protected_namespaces", &mut problems)
-                    .map(str::to_owned)
-                    .collect();
+                non_empty_owned(namespaces, "protected_namespaces", &mut problems);
         }
         if let Some(users) = &raw.system_users {
             config.system_users = non_empty(users, "system_users", &mut problems)
@@ -124,13 +125,11 @@ impl Config {
         config.allowed_users = non_empty(&raw.allowlist.users, "allowlist.users", &mut problems)
             .map(UserPattern::new)
             .collect();
-        config.allowed_namespaces = non_empty(
+        config.allowed_namespaces = non_empty_owned(
             &raw.allowlist.namespaces,
             "allowlist.namespaces",
             &mut problems,
-        )
-        .map(str::to_owned)
-        .collect();
+        );
         if let Some(max) = raw.max_tracked_objects {
             if (16..=100_000).contains(&max) {
                 config.max_tracked_objects = max;
@@ -138,18 +137,7 @@ impl Config {
                 problems.push("max_tracked_objects", "must be between 16 and 100000");
             }
         }
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
         problems.into_result()?;
         Ok(config)
     }
@@ -183,23 +171,6 @@ fn owned(items: &[&str]) -> Vec<String> {
     items.iter().map(|i| (*i).to_owned()).collect()
 }
 
-/// The entries of a list setting, reporting the empty ones.
-fn non_empty<'a>(
-    entries: &'a [String],
-    path: &'a str,
-    problems: &'a mut Problems,
-) -> impl Iterator<Item = &'a str> + 'a {
-    entries.iter().enumerate().filter_map(move |(i, entry)| {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            problems.push(format!("{path}[{i}]"), "must not be empty");
-            None
-        } else {
-            Some(entry)
-        }
-    })
-}
-
 /// A user name, exactly, or a prefix when it ends in `*`
 /// (`system:serviceaccount:kube-system:*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,54 +191,6 @@ impl UserPattern {
         match self {
             Self::Exact(name) => name == user,
             Self::Prefix(prefix) => user.starts_with(prefix.as_str()),
-        }
-    }
-}
-
-/// Docker Hub's implicit prefixes, so `nginx` and `docker.io/library/nginx` compare equal.
-pub(crate) fn normalize_image(image: &str) -> &str {
-    let image = image.trim();
-    [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ]
-    .iter()
-    .find_map(|prefix| image.strip_prefix(prefix))
-    .unwrap_or(image)
-}
-
-/// One image entry: `repo/name:tag` or `repo/name@sha256:…` exactly; `repo/name`
-/// with any tag or digest (never `repo/name-other`); an entry ending in `/`
-/// or `*` is a prefix. (The same rules as container-escape's allowlist.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ImagePattern {
-    Exact(String),
-    Prefix(String),
-}
-
-impl ImagePattern {
-    fn new(entry: &str) -> Self {
-        let entry = normalize_image(entry);
-        if let Some(prefix) = entry.strip_suffix('*') {
-            Self::Prefix(prefix.to_owned())
-        } else if entry.ends_with('/') {
-            Self::Prefix(entry.to_owned())
-        } else {
-            Self::Exact(entry.to_owned())
-        }
-    }
-
-    fn matches(&self, image: &str) -> bool {
-        match self {
-            Self::Prefix(prefix) => image.starts_with(prefix.as_str()),
-            Self::Exact(entry) => {
-                image == entry
-                    || image
-                        .strip_prefix(entry.as_str())
-                        .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
-            }
         }
     }
 }

@@ -14,6 +14,7 @@ pub use config::{
 pub use rules::Rule;
 use store::BoundedMap;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::lists::json_list;
 
 /// The detector: Kubernetes API behaviours that get around pod-level
 /// controls (exec, attach, ephemeral containers, port-forward) and pods
@@ -103,12 +104,7 @@ impl Detector for K8sEvasion {
                 "Cap of each map kept in state (workload creators, owners, reported workloads, reported \
                  request ids); the oldest entries go first.",
             )
-            .setting(
-                "disabled_rules",
-                "list of rule ids",
-                "[]",
-                "Rules turned off: `k8s-evasion/<rule>` or `<rule>`.",
-            )
+            .disabled_rules_setting::<Rule>()
             .build()
     }
 
@@ -195,12 +191,6 @@ pub(crate) fn stage(request: &KubernetesEvent) -> Stage {
 /// The API server refused the request.
 pub(crate) fn refused(request: &KubernetesEvent) -> bool {
     request.response_code.is_some_and(|code| code >= 400)
-}
-
-/// A JSON list of plain strings (they need no escaping).
-fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
-    format!("[{}]", quoted.join(","))
 }
 
 #[cfg(test)]

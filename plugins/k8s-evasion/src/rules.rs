@@ -1,6 +1,7 @@
 //! The rules.
 
 use vigil_plugin_sdk::Severity;
+use vigil_plugin_sdk::util::rules::RuleSet;
 
 /// A rule of this plugin; its id is `k8s-evasion/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,14 +52,6 @@ impl Rule {
         }
     }
 
-    /// The rule named by a full id or a short name.
-    #[must_use]
-    pub fn from_id(id: &str) -> Option<Rule> {
-        let id = id.trim();
-        let name = id.strip_prefix("k8s-evasion/").unwrap_or(id);
-        Rule::ALL.into_iter().find(|rule| rule.name() == name)
-    }
-
     /// The base severity (see the README for when it is raised or lowered).
     #[must_use]
     pub const fn severity(self) -> Severity {
@@ -92,5 +85,14 @@ impl Rule {
             Rule::PortForward => "Pod port forwarded through the API server",
             Rule::SystemNamespacePod => "Pod created in a system namespace by a non-system user",
         }
+    }
+}
+
+impl RuleSet for Rule {
+    const PLUGIN: &'static str = "k8s-evasion";
+    const RULES: &'static [Self] = &Rule::ALL;
+
+    fn short_name(self) -> &'static str {
+        self.name()
     }
 }

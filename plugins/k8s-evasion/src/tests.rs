@@ -2,6 +2,7 @@
 //! attribution through controllers (and across a restart), the settings.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::testing::{self, evidence, rule_ids};
 
 use super::*;
 
@@ -115,22 +116,7 @@ fn run(detector: &mut K8sEvasion, events: &[Event]) -> Vec<Finding> {
 }
 
 fn detector(settings: &str) -> K8sEvasion {
-    let mut detector = K8sEvasion::default();
-    detector.configure(settings).unwrap();
-    detector
-}
-
-fn rules(findings: &[Finding]) -> Vec<&str> {
-    findings.iter().map(|f| f.rule_id.as_str()).collect()
-}
-
-fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding
-        .evidence
-        .iter()
-        .filter(|e| e.key == key)
-        .map(|e| e.value.as_str())
-        .collect()
+    testing::configured(settings)
 }
 
 const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
@@ -161,7 +147,7 @@ fn exec_is_reported_once_at_response_started() {
             exec("e2", "ResponseComplete"),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/pod-exec"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/pod-exec"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Medium);
     assert_eq!(f.techniques, ["T1609"]);
@@ -193,7 +179,7 @@ fn exec_is_reported_once_at_response_started() {
             exec("e3", "ResponseComplete"),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/pod-exec"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/pod-exec"]);
     assert_eq!(findings[0].event_ids, ["e3"]);
 }
 
@@ -280,7 +266,7 @@ fn attach_and_port_forward() {
     let mut d = detector("{}");
     let findings = run(&mut d, &[attach, forward]);
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         ["k8s-evasion/pod-attach", "k8s-evasion/port-forward"]
     );
     // In a protected namespace: raised to high.
@@ -327,7 +313,7 @@ fn ephemeral_containers_at_response_complete() {
             request("e2", "ResponseComplete"),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/ephemeral-container"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/ephemeral-container"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.techniques, ["T1609", "T1610"]);
@@ -362,7 +348,7 @@ fn a_pod_created_directly_in_a_system_namespace() {
             pod_create("e3", "kube-public", "mirror", "system:node:n1", None),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/system-namespace-pod"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/system-namespace-pod"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.techniques, ["T1610", "T1036.005"]);
@@ -445,7 +431,7 @@ fn deployment_rollout(namespace: &str) -> Vec<Event> {
 fn replicaset_pods_are_attributed_to_the_deployment_creator_once() {
     let mut d = detector("{}");
     let findings = run(&mut d, &deployment_rollout("kube-system"));
-    assert_eq!(rules(&findings), ["k8s-evasion/system-namespace-pod"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/system-namespace-pod"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.event_ids, ["p0"]);
@@ -497,7 +483,7 @@ fn a_controller_pod_of_an_unseen_workload_is_medium() {
             ),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/system-namespace-pod"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/system-namespace-pod"]);
     assert_eq!(findings[0].severity, Severity::Medium);
     assert_eq!(evidence(&findings[0], "creator"), ["unknown"]);
     assert_eq!(
@@ -557,7 +543,7 @@ fn watched_pods_are_attributed_and_deduplicated_with_audit() {
             watched("w2", "web-7d9f8-b7k2m"),
         ],
     );
-    assert_eq!(rules(&findings), ["k8s-evasion/system-namespace-pod"]);
+    assert_eq!(rule_ids(&findings), ["k8s-evasion/system-namespace-pod"]);
     assert_eq!(evidence(&findings[0], "creator"), ["alice"]);
     assert_eq!(evidence(&findings[0], "source"), ["k8s-watch"]);
     // The audit record of a pod of the same Deployment (through its

@@ -2,9 +2,12 @@
 
 use serde::Deserialize;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::image::normalize_image;
+use vigil_plugin_sdk::util::lists::{non_empty, non_empty_owned};
+use vigil_plugin_sdk::util::paths::{PathPattern, wildcard};
+use vigil_plugin_sdk::util::rules::parse_disabled;
 use vigil_plugin_sdk::{ConfigError, KeyValue};
 
-use crate::paths::{PathPattern, wildcard};
 use crate::rules::Rule;
 
 /// Images of security agents (globs: `*` matches anything; a pattern without
@@ -140,19 +143,14 @@ impl Config {
                 .collect();
         }
         if let Some(names) = &raw.agents.names {
-            config.agent_names = non_empty(names, "agents.names", &mut problems)
-                .map(str::to_owned)
-                .collect();
+            config.agent_names = non_empty_owned(names, "agents.names", &mut problems);
         }
         if let Some(namespaces) = &raw.agents.namespaces {
-            config.agent_namespaces = non_empty(namespaces, "agents.namespaces", &mut problems)
-                .map(str::to_owned)
-                .collect();
+            config.agent_namespaces =
+                non_empty_owned(namespaces, "agents.namespaces", &mut problems);
         }
         if let Some(users) = &raw.system_users {
-            config.system_users = non_empty(users, "system_users", &mut problems)
-                .map(str::to_owned)
-                .collect();
+            config.system_users = non_empty_owned(users, "system_users", &mut problems);
         }
         if let Some(paths) = &raw.audit_config_paths {
             config.audit_config_paths = paths
@@ -161,7 +159,7 @@ impl Config {
                 .filter_map(|(i, p)| match PathPattern::parse(p) {
                     Ok(pattern) => Some(pattern),
                     Err(reason) => {
-                        problems.push(format!("audit_config_paths[{i}]"), reason);
+                        problems.push(format!("audit_config_paths[{i}]"), reason.to_string());
                         None
                     }
                 })
@@ -181,18 +179,7 @@ impl Config {
                 problems.push("pod_hold_secs", "must be at most 3600 (an hour)");
             }
         }
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
         problems.into_result()?;
         Ok(config)
     }
@@ -275,38 +262,6 @@ fn label(entry: &str) -> (String, Option<String>) {
         Some((key, value)) => (key.trim().to_owned(), Some(value.trim().to_owned())),
         None => (entry.trim().to_owned(), None),
     }
-}
-
-/// The entries of a list setting, reporting the empty ones.
-fn non_empty<'a>(
-    entries: &'a [String],
-    path: &'a str,
-    problems: &'a mut Problems,
-) -> impl Iterator<Item = &'a str> + 'a {
-    entries.iter().enumerate().filter_map(move |(i, entry)| {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            problems.push(format!("{path}[{i}]"), "must not be empty");
-            None
-        } else {
-            Some(entry)
-        }
-    })
-}
-
-/// Docker Hub's implicit prefixes, so `falcosecurity/falco` and
-/// `docker.io/falcosecurity/falco` compare equal.
-fn normalize_image(image: &str) -> &str {
-    let image = image.trim();
-    [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ]
-    .iter()
-    .find_map(|prefix| image.strip_prefix(prefix))
-    .unwrap_or(image)
 }
 
 /// A glob over the whole reference (`*` matches anything, `/` included);

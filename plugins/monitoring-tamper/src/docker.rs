@@ -2,10 +2,10 @@
 //! died or paused (one finding per stop, however many events it takes),
 //! and the collector's "events lost" marker.
 
+use vigil_plugin_sdk::util::timefmt::rfc3339;
 use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding, Severity};
 
 use crate::rules::Rule;
-use crate::timefmt::rfc3339;
 use crate::{Held, MonitoringTamper, Recent};
 
 /// The `raw-action` of the container event the Docker collector sends when

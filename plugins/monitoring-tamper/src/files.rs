@@ -1,11 +1,11 @@
 //! File-integrity events on the Kubernetes audit policy and audit webhook
 //! configuration.
 
+use vigil_plugin_sdk::util::timefmt::rfc3339;
 use vigil_plugin_sdk::{EntityKind, Event, FileChange, FileEvent, Finding, Severity};
 
 use crate::MonitoringTamper;
 use crate::rules::Rule;
-use crate::timefmt::rfc3339;
 
 pub(crate) fn findings(
     plugin: &MonitoringTamper,
@@ -72,7 +72,7 @@ pub(crate) fn findings(
     }
     finding = finding
         .evidence("path", file.path.clone())
-        .evidence("pattern", pattern.raw.clone())
+        .evidence("pattern", pattern.raw())
         .evidence(
             "change",
             match file.change {

@@ -4,9 +4,7 @@ mod config;
 mod docker;
 mod files;
 mod kubernetes;
-mod paths;
 mod rules;
-mod timefmt;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -18,6 +16,7 @@ pub use config::{
 pub use docker::{GAP_RAW_ACTION, GAP_REASON_LABEL, GAP_SINCE_LABEL};
 pub use rules::Rule;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::lists::json_list;
 
 /// Containers whose last reported stop or pause is remembered (for folding).
 const MAX_RECENT: usize = 1024;
@@ -236,12 +235,7 @@ impl Detector for MonitoringTamper {
                  `io.kubernetes.pod.*` labels) is held back, in case the audit event of the pod's deletion \
                  follows (then it is the same behaviour, or a rollout); 0 reports at once.",
             )
-            .setting(
-                "disabled_rules",
-                "list of rule ids",
-                "[]",
-                "Rules turned off: `monitoring-tamper/<rule>` or `<rule>`.",
-            )
+            .disabled_rules_setting::<Rule>()
             .build()
     }
 
@@ -277,12 +271,6 @@ impl Detector for MonitoringTamper {
 }
 
 export_detector!(MonitoringTamper);
-
-/// A JSON list of plain strings (they need no escaping).
-fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
-    format!("[{}]", quoted.join(","))
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]

@@ -2,6 +2,7 @@
 //! events, the gap marker, and the settings.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::testing::{self, evidence, rule_ids};
 
 use super::*;
 
@@ -97,22 +98,7 @@ fn state(sha256: &str, size: u64, mtime: u64, mode: u32) -> FileState {
 }
 
 fn run(settings: &str, events: &[Event]) -> Vec<Finding> {
-    let mut detector = MonitoringTamper::default();
-    detector.configure(settings).unwrap();
-    detector.on_events(events)
-}
-
-fn rules(findings: &[Finding]) -> Vec<&str> {
-    findings.iter().map(|f| f.rule_id.as_str()).collect()
-}
-
-fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding
-        .evidence
-        .iter()
-        .filter(|e| e.key == key)
-        .map(|e| e.value.as_str())
-        .collect()
+    testing::configured::<MonitoringTamper>(settings).on_events(events)
 }
 
 #[test]
@@ -166,7 +152,7 @@ fn docker_stop_of_an_agent_is_one_finding() {
             ),
         ],
     );
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-stopped"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-stopped"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.techniques, ["T1562.001", "T1489"]);
@@ -205,7 +191,7 @@ fn a_die_without_a_request_is_medium_and_pauses_are_their_own() {
         |c| c.exit_code = Some(137),
     );
     let findings = run("{}", &[died]);
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-stopped"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-stopped"]);
     assert_eq!(findings[0].severity, Severity::Medium);
     assert_eq!(evidence(&findings[0], "exit-code"), ["137"]);
     assert!(findings[0].summary.contains("without a stop or kill"));
@@ -231,7 +217,7 @@ fn a_die_without_a_request_is_medium_and_pauses_are_their_own() {
         ],
     );
     assert_eq!(
-        rules(&findings),
+        rule_ids(&findings),
         [
             "monitoring-tamper/agent-paused",
             "monitoring-tamper/agent-stopped"
@@ -244,7 +230,7 @@ fn a_die_without_a_request_is_medium_and_pauses_are_their_own() {
         "{}",
         &[kill("e1", T0, "SIGSTOP"), kill("e2", T0 + 2 * SEC, "1")],
     );
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-paused"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-paused"]);
     assert!(findings[0].summary.contains("SIGSTOP"));
 }
 
@@ -345,7 +331,7 @@ fn the_docker_gap_marker_is_a_finding() {
         },
     );
     let findings = run("{}", std::slice::from_ref(&gap));
-    assert_eq!(rules(&findings), ["monitoring-tamper/docker-events-gap"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/docker-events-gap"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Medium);
     assert_eq!(f.techniques, ["T1562.006"]);
@@ -386,10 +372,7 @@ fn agent_deletions_through_the_api() {
             audit_delete("e3", "pods", "kube-system", "tetragon-x7k2p", "mallory"), // delivered twice
         ],
     );
-    let got: Vec<(&str, Severity)> = findings
-        .iter()
-        .map(|f| (f.rule_id.as_str(), f.severity))
-        .collect();
+    let got = testing::rule_severities(&findings);
     assert_eq!(
         got,
         [
@@ -472,9 +455,7 @@ fn pod_container(id: &str, time: u64, pod: &str) -> Event {
 }
 
 fn detector(settings: &str) -> MonitoringTamper {
-    let mut detector = MonitoringTamper::default();
-    detector.configure(settings).unwrap();
-    detector
+    testing::configured(settings)
 }
 
 #[test]
@@ -485,7 +466,7 @@ fn containers_of_a_deleted_agent_pod_are_the_same_behaviour() {
         audit_delete("a1", "daemonsets", "falco", "falco", "mallory"),
         pod_container("d1", T0 + 5 * SEC, "falco-abcde"),
     ]);
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-deleted"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-deleted"]);
     assert!(d.on_tick(T0 + 100 * SEC).is_empty());
 
     // The other order (the engine event came first): the stop was held back,
@@ -502,7 +483,7 @@ fn containers_of_a_deleted_agent_pod_are_the_same_behaviour() {
         "falco-abcde",
         "mallory",
     )]);
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-deleted"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-deleted"]);
     assert_eq!(findings[0].severity, Severity::Medium);
     assert!(d.on_tick(T0 + 100 * SEC).is_empty());
 
@@ -535,7 +516,7 @@ fn a_pod_container_stop_without_a_deletion_is_released_after_the_hold() {
     );
     assert!(d.on_tick(T0 + 19 * SEC).is_empty(), "held for 15 s");
     let findings = d.on_tick(T0 + 20 * SEC);
-    assert_eq!(rules(&findings), ["monitoring-tamper/agent-stopped"]);
+    assert_eq!(rule_ids(&findings), ["monitoring-tamper/agent-stopped"]);
     assert_eq!(evidence(&findings[0], "pod.name"), ["falco-abcde"]);
     assert!(
         findings[0]

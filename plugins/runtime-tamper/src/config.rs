@@ -2,9 +2,10 @@
 
 use serde::Deserialize;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::paths::PathPattern;
+use vigil_plugin_sdk::util::rules::parse_disabled;
 use vigil_plugin_sdk::{ConfigError, Severity};
 
-use crate::paths::PathPattern;
 use crate::rules::{PathClass, Rule, parse_severity};
 
 /// The directories the runtime binaries are looked for in.
@@ -192,7 +193,7 @@ impl Config {
                         if !pattern.is_dir() {
                             problems.push(
                                 format!("static_pod_dirs[{i}]"),
-                                format!("`{}` must be a directory, ending in `/`", pattern.raw),
+                                format!("`{}` must be a directory, ending in `/`", pattern.raw()),
                             );
                         }
                     }
@@ -236,18 +237,7 @@ impl Config {
         }
         config.ignore_paths = parse_patterns(&raw.ignore_paths, "ignore_paths", &mut problems);
 
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
 
         problems.into_result()?;
         Ok(config)
@@ -287,7 +277,7 @@ fn parse_patterns(entries: &[String], key: &str, problems: &mut Problems) -> Vec
         .filter_map(|(i, entry)| match PathPattern::parse(entry) {
             Ok(pattern) => Some(pattern),
             Err(reason) => {
-                problems.push(format!("{key}[{i}]"), reason);
+                problems.push(format!("{key}[{i}]"), reason.to_string());
                 None
             }
         })

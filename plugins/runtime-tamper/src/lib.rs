@@ -1,9 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
-mod paths;
 mod rules;
-mod timefmt;
 
 pub use config::{
     Config, DEFAULT_DAEMON_CONFIGS, DEFAULT_INCONSISTENT_SEVERITY, DEFAULT_ORCHESTRATION_CONFIGS,
@@ -11,10 +9,11 @@ pub use config::{
 };
 pub use rules::{PathClass, Rule};
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::lists::json_list;
+use vigil_plugin_sdk::util::paths::file_name;
+use vigil_plugin_sdk::util::timefmt::rfc3339;
 
-use crate::paths::file_name;
 use crate::rules::lower;
-use crate::timefmt::rfc3339;
 
 /// The daemon.json settings that weaken monitoring or isolation, named in the
 /// evidence of `daemon-config-changed` for the reviewer (the event carries
@@ -78,12 +77,7 @@ impl Detector for RuntimeTamper {
              (e.g. the configuration-management or package version) and is not reported; timestomping still is.",
         )
         .setting("ignore_paths", "list of path patterns", "[]", "Paths never reported.")
-        .setting(
-            "disabled_rules",
-            "list of rule ids",
-            "[]",
-            "Rules turned off: `runtime-tamper/<rule>` or `<rule>`.",
-        )
+        .disabled_rules_setting::<Rule>()
         .build()
     }
 
@@ -179,7 +173,7 @@ impl RuntimeTamper {
         finding = finding
             .evidence("path", file.path.clone())
             .evidence("class", class.name())
-            .evidence("pattern", pattern.raw.clone())
+            .evidence("pattern", pattern.raw())
             .evidence("change", change_name(file.change));
         if inconsistent {
             finding = finding.evidence(
@@ -301,12 +295,6 @@ fn state_evidence(file: &FileEvent) -> Vec<KeyValue> {
 /// Permission bits as `0755` (`4755` with setuid).
 fn octal(mode: u32) -> String {
     format!("{:04o}", mode & 0o7777)
-}
-
-/// A JSON list of plain strings (paths need no escaping).
-fn json_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
-    format!("[{}]", quoted.join(","))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The rules and the path classes they are about.
 
 use vigil_plugin_sdk::Severity;
+use vigil_plugin_sdk::util::rules::RuleSet;
 
 /// What a watched path is, which decides the rule and the severity of its
 /// changes. Checked in this order: the first class whose patterns select a
@@ -164,14 +165,6 @@ impl Rule {
         }
     }
 
-    /// The rule named by a full id or a short name.
-    #[must_use]
-    pub fn from_id(id: &str) -> Option<Rule> {
-        let id = id.trim();
-        let name = id.strip_prefix("runtime-tamper/").unwrap_or(id);
-        Rule::ALL.into_iter().find(|rule| rule.name() == name)
-    }
-
     /// The rule for a (non-inconsistent) change in a class.
     pub(crate) const fn for_class(class: PathClass, created: bool) -> Rule {
         match class {
@@ -214,6 +207,15 @@ impl Rule {
                 "File content changed with size and modification time unchanged"
             }
         }
+    }
+}
+
+impl RuleSet for Rule {
+    const PLUGIN: &'static str = "runtime-tamper";
+    const RULES: &'static [Self] = &Rule::ALL;
+
+    fn short_name(self) -> &'static str {
+        self.name()
     }
 }
 

@@ -2,6 +2,7 @@
 //! class, timestomping, approvals and the settings.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::testing::{self, evidence, rule_ids};
 
 use super::*;
 
@@ -54,22 +55,7 @@ fn modified(id: &str, path: &str) -> Event {
 }
 
 fn run(settings: &str, events: &[Event]) -> Vec<Finding> {
-    let mut detector = RuntimeTamper::default();
-    detector.configure(settings).unwrap();
-    detector.on_events(events)
-}
-
-fn rules(findings: &[Finding]) -> Vec<&str> {
-    findings.iter().map(|f| f.rule_id.as_str()).collect()
-}
-
-fn evidence<'f>(finding: &'f Finding, key: &str) -> Vec<&'f str> {
-    finding
-        .evidence
-        .iter()
-        .filter(|e| e.key == key)
-        .map(|e| e.value.as_str())
-        .collect()
+    testing::configured::<RuntimeTamper>(settings).on_events(events)
 }
 
 #[test]
@@ -115,10 +101,7 @@ fn severity_follows_the_path_class() {
             modified("e8", "/etc/kubernetes/manifests/kube-apiserver.yaml"),
         ],
     );
-    let got: Vec<(&str, Severity)> = findings
-        .iter()
-        .map(|f| (f.rule_id.as_str(), f.severity))
-        .collect();
+    let got = testing::rule_severities(&findings);
     assert_eq!(
         got,
         [
@@ -191,7 +174,7 @@ fn a_new_static_pod_manifest() {
         Some(state(H1, 420, T0)),
     );
     let findings = run("{}", &[created]);
-    assert_eq!(rules(&findings), ["runtime-tamper/static-pod-created"]);
+    assert_eq!(rule_ids(&findings), ["runtime-tamper/static-pod-created"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.techniques, ["T1610", "T1543.005"]);
@@ -223,7 +206,7 @@ fn a_new_static_pod_manifest() {
         None,
     );
     let findings = run("{}", &[deleted]);
-    assert_eq!(rules(&findings), ["runtime-tamper/static-pod-changed"]);
+    assert_eq!(rule_ids(&findings), ["runtime-tamper/static-pod-changed"]);
     assert!(findings[0].summary.contains("was deleted"));
     assert!(evidence(&findings[0], "sha256.after").is_empty());
 }
@@ -238,7 +221,7 @@ fn inconsistent_change_is_one_finding_instead_of_the_class_one() {
         Some(state(H2, 100, T0 - 5)),
     );
     let findings = run("{}", std::slice::from_ref(&stomped));
-    assert_eq!(rules(&findings), ["runtime-tamper/inconsistent-change"]);
+    assert_eq!(rule_ids(&findings), ["runtime-tamper/inconsistent-change"]);
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!(f.techniques, ["T1070.006", "T1554"]);
@@ -263,7 +246,10 @@ fn inconsistent_change_is_one_finding_instead_of_the_class_one() {
 
     // Disabled: the change is still reported under its class.
     let findings = run(r#"{"disabled_rules": ["inconsistent-change"]}"#, &[stomped]);
-    assert_eq!(rules(&findings), ["runtime-tamper/runtime-binary-changed"]);
+    assert_eq!(
+        rule_ids(&findings),
+        ["runtime-tamper/runtime-binary-changed"]
+    );
     assert_eq!(
         evidence(&findings[0], "inconsistency"),
         ["content hash changed; size and mtime unchanged"]
@@ -284,7 +270,7 @@ fn consistent_changes_are_not_inconsistent() {
             Some(after),
         );
         assert_eq!(
-            rules(&run("{}", &[event])),
+            rule_ids(&run("{}", &[event])),
             ["runtime-tamper/runtime-binary-changed"],
             "{why}"
         );
@@ -298,7 +284,7 @@ fn consistent_changes_are_not_inconsistent() {
         Some(state(H2, 100, 0)),
     );
     assert_eq!(
-        rules(&run("{}", &[unknown])),
+        rule_ids(&run("{}", &[unknown])),
         ["runtime-tamper/runtime-binary-changed"]
     );
 }
@@ -372,7 +358,7 @@ fn approved_hashes_and_ignored_paths_are_silent() {
         None,
     );
     assert_eq!(
-        rules(&run(&settings, &[other, deleted])),
+        rule_ids(&run(&settings, &[other, deleted])),
         [
             "runtime-tamper/daemon-config-changed",
             "runtime-tamper/daemon-config-changed"
@@ -387,7 +373,7 @@ fn approved_hashes_and_ignored_paths_are_silent() {
         Some(state(H2, 120, T0)),
     );
     assert_eq!(
-        rules(&run(&settings, &[stomped])),
+        rule_ids(&run(&settings, &[stomped])),
         ["runtime-tamper/inconsistent-change"]
     );
 }
@@ -410,10 +396,7 @@ fn classes_severities_and_rules_can_be_changed() {
             modified("e5", "/etc/docker/daemon.json"),
         ],
     );
-    let got: Vec<(&str, Severity)> = findings
-        .iter()
-        .map(|f| (f.rule_id.as_str(), f.severity))
-        .collect();
+    let got = testing::rule_severities(&findings);
     assert_eq!(
         got,
         [

@@ -3,9 +3,12 @@
 
 use serde::Deserialize;
 use vigil_plugin_sdk::settings::{self, Problems};
+use vigil_plugin_sdk::util::image::{ImagePattern, normalize_image};
+use vigil_plugin_sdk::util::lists::non_empty;
+use vigil_plugin_sdk::util::rules::parse_disabled;
 use vigil_plugin_sdk::{ConfigError, Severity};
 
-use crate::net::{Cidr, PortRange, PortSet, normalize_image};
+use crate::net::{Cidr, PortRange, PortSet};
 use crate::rules::Rule;
 
 /// Ports any container may reach anywhere: DNS, HTTP, NTP, HTTPS, DNS over TLS.
@@ -175,13 +178,9 @@ impl Config {
             "allowlist.destinations",
             &mut problems,
         );
-        for (i, image) in raw.allowlist.images.iter().enumerate() {
-            if image.trim().is_empty() {
-                problems.push(format!("allowlist.images[{i}]"), "must not be empty");
-            } else {
-                config.allowed_images.push(ImagePattern::new(image));
-            }
-        }
+        config.allowed_images = non_empty(&raw.allowlist.images, "allowlist.images", &mut problems)
+            .map(ImagePattern::new)
+            .collect();
 
         if let Some(secs) = raw.warmup_secs {
             config.warmup_secs = secs;
@@ -221,18 +220,7 @@ impl Config {
         if let Some(include) = raw.include_host {
             config.include_host = include;
         }
-        for (i, id) in raw.disabled_rules.iter().enumerate() {
-            match Rule::from_id(id) {
-                Some(rule) => config.disabled_rules.push(rule),
-                None => problems.push(
-                    format!("disabled_rules[{i}]"),
-                    format!(
-                        "unknown rule `{id}`; known rules: {}",
-                        Rule::ALL.map(Rule::name).join(", ")
-                    ),
-                ),
-            }
-        }
+        config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
 
         problems.into_result()?;
         Ok(config)
@@ -295,44 +283,4 @@ fn cidrs(entries: &[String], path: &str, problems: &mut Problems) -> Vec<Cidr> {
         }
     }
     out
-}
-
-/// One `allowlist.images` entry.
-///
-/// - `repo/name:tag` or `repo/name@sha256:…`: exactly that reference;
-/// - `repo/name`: that repository with any tag or digest (never `repo/name-other`);
-/// - ending in `/` or `*`: every reference starting with what precedes the `*`.
-///
-/// Docker Hub's implicit `docker.io/library/` is ignored on both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ImagePattern {
-    /// A reference or a repository.
-    Exact(String),
-    /// A prefix.
-    Prefix(String),
-}
-
-impl ImagePattern {
-    pub(crate) fn new(entry: &str) -> Self {
-        let entry = normalize_image(entry);
-        if let Some(prefix) = entry.strip_suffix('*') {
-            Self::Prefix(prefix.to_owned())
-        } else if entry.ends_with('/') {
-            Self::Prefix(entry.to_owned())
-        } else {
-            Self::Exact(entry.to_owned())
-        }
-    }
-
-    pub(crate) fn matches(&self, image: &str) -> bool {
-        match self {
-            Self::Prefix(prefix) => image.starts_with(prefix.as_str()),
-            Self::Exact(entry) => {
-                image == entry
-                    || image
-                        .strip_prefix(entry.as_str())
-                        .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
-            }
-        }
-    }
 }

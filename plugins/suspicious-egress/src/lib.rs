@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod cache;
 mod config;
 mod findings;
 mod net;
@@ -17,9 +16,11 @@ pub use config::{
 pub use rules::Rule;
 use vigil_plugin_sdk::host::threat_intel;
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::util::cache::Bounded;
+use vigil_plugin_sdk::util::image::repository;
+use vigil_plugin_sdk::util::lists::json_list;
 
-use cache::Bounded;
-use net::{is_wildcard, pack, parse_addr, repository};
+use net::{is_wildcard, pack, parse_addr};
 use profile::Profiles;
 
 /// Addresses of containers remembered (address → container).
@@ -334,12 +335,7 @@ impl Detector for SuspiciousEgress {
                 "[]",
                 "Destinations never reported (not even when on a threat-intel feed).",
             )
-            .setting(
-                "disabled_rules",
-                "list of rule ids",
-                "[]",
-                "Rules turned off: `suspicious-egress/<rule>` or `<rule>`.",
-            )
+            .disabled_rules_setting::<Rule>()
             .build()
     }
 
@@ -375,12 +371,6 @@ impl Detector for SuspiciousEgress {
 }
 
 export_detector!(SuspiciousEgress);
-
-/// A JSON list of plain strings (they need no escaping).
-fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
-    format!("[{}]", quoted.join(","))
-}
 
 /// A JSON list of ports: numbers as numbers, the rest as strings.
 fn port_json(items: &[&str]) -> String {

@@ -222,30 +222,3 @@ pub(crate) fn endpoint(address: &str, port: u16) -> String {
         format!("{address}:{port}")
     }
 }
-
-/// An image reference without its tag or digest, Docker Hub's implicit
-/// prefixes removed: the key of its port profile, so that every tag of an
-/// application shares one profile (`registry:5000/app:1.2` → `registry:5000/app`).
-pub(crate) fn repository(image: &str) -> &str {
-    let image = normalize_image(image);
-    let image = image.split_once('@').map_or(image, |(repo, _)| repo);
-    match image.rfind(':') {
-        // A colon after the last slash starts the tag; before it, a registry port.
-        Some(colon) if !image[colon..].contains('/') => &image[..colon],
-        _ => image,
-    }
-}
-
-/// Docker Hub's implicit prefixes, so `nginx` and `docker.io/library/nginx` compare equal.
-pub(crate) fn normalize_image(image: &str) -> &str {
-    let image = image.trim();
-    [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ]
-    .iter()
-    .find_map(|prefix| image.strip_prefix(prefix))
-    .unwrap_or(image)
-}

@@ -1,6 +1,7 @@
 //! The rules of this plugin.
 
 use vigil_plugin_sdk::Severity;
+use vigil_plugin_sdk::util::rules::RuleSet;
 
 /// A rule of this plugin; its id is `suspicious-egress/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,14 +45,6 @@ impl Rule {
         }
     }
 
-    /// The rule named by a full id or a short name.
-    #[must_use]
-    pub fn from_id(id: &str) -> Option<Rule> {
-        let id = id.trim();
-        let name = id.strip_prefix("suspicious-egress/").unwrap_or(id);
-        Rule::ALL.into_iter().find(|rule| rule.name() == name)
-    }
-
     /// The severity of its findings once the image's profile is trusted
     /// (while it learns, port findings take `warmup_severity`).
     #[must_use]
@@ -83,5 +76,14 @@ impl Rule {
             Rule::NonStandardPort => "Outbound connection on a non-standard port",
             Rule::UnexpectedPeerPort => "Container-to-container connection on an unexpected port",
         }
+    }
+}
+
+impl RuleSet for Rule {
+    const PLUGIN: &'static str = "suspicious-egress";
+    const RULES: &'static [Self] = &Rule::ALL;
+
+    fn short_name(self) -> &'static str {
+        self.name()
     }
 }

@@ -1,17 +1,26 @@
-//! Path patterns, written like the file-integrity source's `--fim-path`
-//! specs so that an operator writes the same thing in both places:
+//! File path patterns, written like the host's file-integrity source's
+//! `--fim-path` specs so that an operator writes the same thing in both
+//! places:
 //!
 //! - `/etc/docker/daemon.json`: exactly that file;
 //! - `/etc/cni/net.d/` (trailing slash): the directory itself and the files
 //!   directly inside it (not recursive);
 //! - `/usr/bin/containerd-shim*`: the files of `/usr/bin` whose name matches
 //!   (`*` any run of characters, `?` one; last component only).
+//!
+//! Patterns are checked lexically: nothing here touches a file system.
+
+use core::fmt;
 
 /// One validated path pattern.
+///
+/// Invariant: absolute, no `..` component, never `/` itself, wildcards only
+/// in the last component: a pattern can never select the whole host or
+/// escape the directory it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
-    /// As written (for evidence).
-    pub raw: String,
+    /// As written, trimmed (for evidence and messages).
+    raw: String,
     /// The file, the directory, or the directory a glob looks in.
     dir_or_file: String,
     kind: Kind,
@@ -24,29 +33,67 @@ enum Kind {
     Glob(String),
 }
 
+/// Why a path pattern was refused. Its text is the problem to show the
+/// operator, naming the pattern as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    /// Not an absolute path (`etc/x`).
+    NotAbsolute(String),
+    /// A `..` component (`/a/../b`).
+    ParentComponent(String),
+    /// `/` itself: every file of the host.
+    Root,
+    /// A wildcard before the last component (`/a*/b`).
+    WildcardInDirectory(String),
+    /// A wildcard in a pattern naming a directory (`/a/b*/`).
+    WildcardDirectory(String),
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAbsolute(raw) => write!(f, "`{raw}` is not an absolute path"),
+            Self::ParentComponent(raw) => write!(f, "`{raw}` must not contain `..`"),
+            Self::Root => f.write_str("`/` is too broad"),
+            Self::WildcardInDirectory(raw) => {
+                write!(
+                    f,
+                    "`{raw}`: wildcards are only allowed in the last component"
+                )
+            }
+            Self::WildcardDirectory(raw) => {
+                write!(f, "`{raw}`: a pattern cannot name a directory")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
 impl PathPattern {
-    /// Parses a pattern; the reason on error.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    /// Parses a pattern (surrounding white space ignored).
+    ///
+    /// # Errors
+    /// A [`PatternError`] saying why the pattern is refused.
+    pub fn parse(raw: &str) -> Result<Self, PatternError> {
         let raw = raw.trim();
         if !raw.starts_with('/') {
-            return Err(format!("`{raw}` is not an absolute path"));
+            return Err(PatternError::NotAbsolute(raw.to_owned()));
         }
         if raw.split('/').any(|c| c == "..") {
-            return Err(format!("`{raw}` must not contain `..`"));
+            return Err(PatternError::ParentComponent(raw.to_owned()));
         }
         let trimmed = raw.trim_end_matches('/');
         if trimmed.is_empty() {
-            return Err("`/` is too broad".to_owned());
+            return Err(PatternError::Root);
         }
         let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
         if parent.contains(['*', '?']) {
-            return Err(format!(
-                "`{raw}`: wildcards are only allowed in the last component"
-            ));
+            return Err(PatternError::WildcardInDirectory(raw.to_owned()));
         }
         let kind = if name.contains(['*', '?']) {
             if raw.ends_with('/') {
-                return Err(format!("`{raw}`: a pattern cannot name a directory"));
+                return Err(PatternError::WildcardDirectory(raw.to_owned()));
             }
             Kind::Glob(name.to_owned())
         } else if raw.ends_with('/') {
@@ -66,7 +113,15 @@ impl PathPattern {
         })
     }
 
-    /// Whether `path` (absolute) is selected by this pattern.
+    /// The pattern as written (trimmed), for evidence.
+    #[must_use]
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether `path` (absolute; a trailing `/` is ignored) is selected by
+    /// this pattern.
+    #[must_use]
     pub fn matches(&self, path: &str) -> bool {
         let path = if path.len() > 1 {
             path.trim_end_matches('/')
@@ -85,12 +140,14 @@ impl PathPattern {
 
     /// Whether this pattern names a directory (`…/`), whose direct children
     /// it selects.
+    #[must_use]
     pub fn is_dir(&self) -> bool {
         self.kind == Kind::Dir
     }
 
     /// Whether `path` is this directory pattern's directory itself (not one
     /// of its children).
+    #[must_use]
     pub fn is_the_dir(&self, path: &str) -> bool {
         self.kind == Kind::Dir && path.trim_end_matches('/') == self.dir_or_file
     }
@@ -105,7 +162,9 @@ fn parent(path: &str) -> Option<&str> {
     }
 }
 
-/// The last component of a path.
+/// The last component of a path (`x.yaml` for `/etc/kubernetes/manifests/x.yaml`;
+/// a trailing `/` is ignored).
+#[must_use]
 pub fn file_name(path: &str) -> &str {
     path.trim_end_matches('/')
         .rsplit('/')
@@ -113,7 +172,11 @@ pub fn file_name(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-/// Shell-style match of `name` against `pattern` (`*` any run, `?` one char).
+/// Shell-style match of the whole of `name` against `pattern`: `*` matches
+/// any run of characters (`/` included), `?` exactly one; everything else
+/// matches itself. Linear backtracking, so a hostile pattern cannot make it
+/// explode.
+#[must_use]
 pub fn wildcard(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
@@ -138,52 +201,4 @@ pub fn wildcard(pattern: &str, name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pattern(raw: &str) -> PathPattern {
-        PathPattern::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
-    }
-
-    #[test]
-    fn file_dir_and_glob() {
-        let file = pattern("/etc/docker/daemon.json");
-        assert!(file.matches("/etc/docker/daemon.json"));
-        assert!(!file.matches("/etc/docker/daemon.json.bak"));
-        assert!(!file.is_dir());
-
-        let dir = pattern("/etc/cni/net.d/");
-        assert!(dir.matches("/etc/cni/net.d"));
-        assert!(dir.matches("/etc/cni/net.d/10-calico.conflist"));
-        assert!(!dir.matches("/etc/cni/net.d/sub/x.conf"));
-        assert!(!dir.matches("/etc/cni/net.dx"));
-        assert!(dir.is_the_dir("/etc/cni/net.d"));
-        assert!(!dir.is_the_dir("/etc/cni/net.d/x"));
-
-        let glob = pattern("/usr/bin/containerd-shim*");
-        assert!(glob.matches("/usr/bin/containerd-shim-runc-v2"));
-        assert!(glob.matches("/usr/bin/containerd-shim"));
-        assert!(!glob.matches("/usr/bin/containerd"));
-        assert!(!glob.matches("/usr/local/bin/containerd-shim"));
-
-        let root_glob = pattern("/run?");
-        assert!(root_glob.matches("/runc"));
-    }
-
-    #[test]
-    fn bad_patterns() {
-        for bad in ["etc/x", "/a/../b", "/", "/a*/b", "/a/b*/"] {
-            assert!(PathPattern::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("*", ""));
-        assert!(wildcard("a*c", "abbbc"));
-        assert!(wildcard("a?c", "abc"));
-        assert!(!wildcard("a?c", "ac"));
-        assert!(wildcard("*.y*ml", "kube-apiserver.yaml"));
-        assert_eq!(file_name("/etc/kubernetes/manifests/x.yaml"), "x.yaml");
-    }
-}
+mod tests;
