@@ -135,7 +135,8 @@ fn test() -> anyhow::Result<()> {
         "plugins in Python and C (scripts/foreign-plugins.sh)",
         Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),
     )?;
-    // Integration tests share the Docker daemon; run them one at a time.
+    // Integration tests share the Docker daemon; two at a time. Every test
+    // binary runs (--no-fail-fast) so one failure does not hide the others.
     step(
         "workspace tests",
         cargo().args([
@@ -143,14 +144,15 @@ fn test() -> anyhow::Result<()> {
             "--release",
             "--locked",
             "--workspace",
+            "--no-fail-fast",
             "--",
             "--test-threads=2",
         ]),
     )?;
-    step(
-        "build the host for the deployment checks",
-        cargo().args(["build", "--release", "--locked", "-p", "vigil"]),
-    )?;
+    // The deployment checks use the `vigil` binary the tests just built (the
+    // integration tests' `CARGO_BIN_EXE_vigil`): one build of the host per
+    // run. A separate `cargo build -p vigil` would resolve other features
+    // (no dev-dependencies) and compile wasmtime and the host a second time.
     step(
         "deployment artifacts (scripts/validate-deploy.sh: kubernetes-validate, audit files, systemd unit)",
         Command::new("bash")

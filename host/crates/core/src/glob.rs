@@ -1,32 +1,13 @@
 //! Shell-style patterns over names and ids, the one matcher of the host:
 //! suppressions, response rules and exemptions, file-integrity paths.
 //! `*` matches any run of characters (`/` included: rule ids and container
-//! names are not paths), `?` exactly one; everything else is literal.
+//! names are not paths), `?` exactly one; everything else is literal. The
+//! matching is `wildmatch`'s (linear, no pathological backtracking), the
+//! same crate the plugin SDK uses, so host and plugins agree.
 
 /// Whether `text` matches `pattern` as a whole.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    // The last `*` seen and the text position it was tried at: greedy with
-    // one backtrack point, linear in practice.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    wildmatch::WildMatch::new(pattern).matches(text)
 }
 
 #[cfg(test)]
