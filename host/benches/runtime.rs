@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use container_escape::ContainerEscape;
 use vigil::replay::{ReplayOptions, replay};
 use vigil_core::model::Event;
+use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_plugin_sdk::Detector;
 use vigil_runtime::plugin_set::PluginSelection;
 use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
 use vigil_sources::Source as _;
-use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 3;
@@ -188,7 +188,7 @@ fn main() {
             let mut out = Vec::with_capacity(1);
             for _ in 0..10_000 {
                 out.clear();
-                vigil_sources::normalize::docker_inspect::normalise_value(
+                vigil_normalize::docker_inspect::normalise_value(
                     std::str::from_utf8(inspect).expect("utf-8"),
                     &origin,
                     &mut out,

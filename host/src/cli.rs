@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use vigil_sources::normalize::Format;
+use vigil_normalize::Format;
 
 /// Vigil: detects container-based evasion with sandboxed WebAssembly detector plugins.
 #[derive(Debug, Parser)]

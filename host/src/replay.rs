@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vigil_core::finding_record::FindingRecord;
+use vigil_normalize::{Format, InputError, Origin, for_each_record};
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::intel::ThreatIntel;
 use vigil_runtime::plugin_set::{self, PluginSelection};
 use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
-use vigil_sources::normalize::{Format, InputError, Origin, for_each_record};
 
 /// What to replay, and how.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 
 mod common;
 
-use vigil_sources::normalize::{Format, Origin, for_each_record};
+use vigil_normalize::{Format, Origin, for_each_record};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);

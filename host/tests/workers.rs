@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use vigil_core::metrics::PluginMetrics;
 use vigil_core::model::Event;
+use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_runtime::workers::WorkerPool;
 use vigil_runtime::{
     Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
-use vigil_sources::normalize::{Format, Origin, for_each_record};
 
 #[test]
 fn a_stuck_plugin_does_not_stall_the_others() {

@@ -28,7 +28,7 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = ReplayOptions {
         paths: vec![args.events.clone()],
-        format: vigil_sources::normalize::Format::Auto,
+        format: vigil_normalize::Format::Auto,
         plugins: sel,
         node: hostname(),
         batch: vigil_runtime::dispatch::DEFAULT_BATCH,

@@ -11,7 +11,7 @@ use std::path::Path;
 use vigil_core::model::{
     ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, Mount,
 };
-use vigil_sources::normalize::{Format, Origin, for_each_record};
+use vigil_normalize::{Format, Origin, for_each_record};
 
 /// Every Falco fixture plus synthetic Docker containers covering each rule.
 pub fn corpus(root: &Path) -> Vec<Event> {

@@ -1,7 +1,7 @@
 //! The `k8s-audit-log` source: follows the API server's JSON audit log
 //! (`--audit-log-path`, one `audit.k8s.io/v1` `Event` per line) across
 //! rotation and truncation, and turns each line into Vigil events with
-//! [`crate::normalize::k8s_audit`].
+//! [`vigil_normalize::k8s_audit`].
 //!
 //! Polling rather than inotify: a look every 200 ms costs one `stat` on an
 //! idle file, sees rotation and truncation the same way on every
@@ -28,7 +28,6 @@ pub use config::{DEFAULT_POLL_INTERVAL_MS, LogConfig, LogSettings, StartAt};
 pub use position::{Position, PositionError, Saved};
 pub use tail::{Line, Note, Poll, TailError, Tailer};
 
-use crate::normalize::{Origin, k8s_audit};
 use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use internal_events::{
     AuditLogFileOpened, AuditLogFileRotated, AuditLogFileTruncated, AuditLogLineRejected,
@@ -37,6 +36,7 @@ use internal_events::{
 };
 use vigil_core::model::Event;
 use vigil_core::validate::Problems;
+use vigil_normalize::{Origin, k8s_audit};
 
 /// The name of this source's metrics (its events say `source: "k8s-audit"`).
 pub const METRICS_NAME: &str = "k8s-audit-log";

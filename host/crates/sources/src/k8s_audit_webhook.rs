@@ -3,7 +3,7 @@
 //!
 //! The API server POSTs batches of audit events (an `audit.k8s.io/v1`
 //! `EventList`, JSON) to any path. Each batch is normalised by
-//! [`crate::normalize::k8s_audit`] and answered 200 only once its events
+//! [`vigil_normalize::k8s_audit`] and answered 200 only once its events
 //! are in the pipeline's queue, so that a failure (403/5xx, connection
 //! loss) makes the API server retry the batch rather than lose it. A
 //! malformed body gets 400 with the reason (the API server does not retry

@@ -4,7 +4,7 @@
 //!
 //! A watched Pod becomes an [`EventBody::Kubernetes`] event (verb `added`,
 //! `modified` or `deleted`, resource `pods`) whose pod spec is normalised by
-//! [`crate::normalize::pod`], exactly like pods seen in audit events. Its
+//! [`vigil_normalize::pod`], exactly like pods seen in audit events. Its
 //! owner is the controller from the pod's ownerReferences, followed through
 //! a ReplicaSet to its Deployment when the ReplicaSet has one.
 //!

@@ -14,7 +14,6 @@ pub mod k8s_audit_log;
 pub mod k8s_audit_webhook;
 pub mod k8s_watch;
 pub mod network;
-pub mod normalize;
 pub mod source;
 
 use std::sync::Arc;

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 
-use crate::normalize::Origin;
-use crate::normalize::docker_inspect::{Inspect, event_from_inspect};
 use vigil_core::model::{ContainerAction, ContainerEvent, EventBody, ExecInfo, KeyValue};
+use vigil_normalize::Origin;
+use vigil_normalize::docker_inspect::{Inspect, event_from_inspect};
 
 /// Attributes Docker adds to a container event besides the container's
 /// labels; everything else in `Actor.Attributes` is a label.

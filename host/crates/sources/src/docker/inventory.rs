@@ -9,11 +9,11 @@ use bollard::query_parameters::ListContainersOptions;
 use super::DockerError;
 use super::tracker::Tracker;
 use crate::SourceContext;
-use crate::normalize::Origin;
-use crate::normalize::docker_inspect::{Inspect, event_from_inspect};
 use vigil_core::model::{ContainerAction, Event, ExecInfo};
 use vigil_core::time::parse_rfc3339;
 use vigil_core::time::wall_now;
+use vigil_normalize::Origin;
+use vigil_normalize::docker_inspect::{Inspect, event_from_inspect};
 
 /// The source name stamped on events.
 pub const SOURCE: &str = "docker";

@@ -10,8 +10,8 @@ use super::events::{
 };
 use super::stream::Cursor;
 use super::tracker::Tracker;
-use crate::normalize::docker_inspect::Inspect;
 use vigil_core::model::{ContainerAction, ContainerEvent, ExecInfo};
+use vigil_normalize::docker_inspect::Inspect;
 
 const ID: &str = "3c86fbf440d32cb481da39138a98ba35a8e60ada936499f34fcfc2018df6768f";
 

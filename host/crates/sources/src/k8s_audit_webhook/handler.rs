@@ -15,7 +15,7 @@ use super::internal_events::{
     AuditWebhookEventsDropped, AuditWebhookEventsReceived, AuditWebhookRequestRejected,
 };
 use crate::SourceContext;
-use crate::normalize::{Origin, k8s_audit};
+use vigil_normalize::{Origin, k8s_audit};
 
 /// What every connection shares.
 pub struct Shared {

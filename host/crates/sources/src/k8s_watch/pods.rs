@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 
 use super::owners::resolve_owner;
-use crate::normalize::pod::{Object, pod_of};
 use vigil_core::model::{EventBody, KubernetesEvent, OwnerRef};
+use vigil_normalize::pod::{Object, pod_of};
 
 /// Turns watcher events into verbs: the watcher says "applied", the
 /// tracker knows whether the pod is new (by uid and resourceVersion, so
