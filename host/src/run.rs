@@ -385,7 +385,7 @@ impl Host {
         pipeline.install(start_pool(runners, &self.registry, &self.findings));
 
         let mut restarted = Vec::new();
-        for &key in vigil_sources::SOURCE_KEYS {
+        for key in vigil_sources::source_keys() {
             if !self.config.sources.changed(key, &config.sources) {
                 continue;
             }

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use crate::{SourcesConfig, file_integrity, k8s_audit_log};
+use crate::SourcesConfig;
 
 /// The file-integrity baseline's default file name, under the data directory.
+#[cfg(feature = "file-integrity")]
 const BASELINE_FILE: &str = "fim.sqlite";
 
 impl SourcesConfig {
@@ -13,11 +14,17 @@ impl SourcesConfig {
     /// file-integrity baseline, when left at its built-in default, and the
     /// audit log's read position, when not set.
     pub fn resolve(&mut self, data_dir: &Path) {
-        if self.file_integrity.baseline == file_integrity::FileIntegrityConfig::default().baseline {
+        let _ = data_dir;
+        #[cfg(feature = "file-integrity")]
+        if self.file_integrity.baseline
+            == crate::file_integrity::FileIntegrityConfig::default().baseline
+        {
             self.file_integrity.baseline = data_dir.join(BASELINE_FILE);
         }
+        #[cfg(feature = "k8s-audit-log")]
         if self.k8s_audit_log.position_file.is_none() {
-            self.k8s_audit_log.position_file = Some(data_dir.join(k8s_audit_log::POSITION_FILE));
+            self.k8s_audit_log.position_file =
+                Some(data_dir.join(crate::k8s_audit_log::POSITION_FILE));
         }
     }
 }

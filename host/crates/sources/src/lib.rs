@@ -4,15 +4,22 @@
 //! queue, counting what they drop.
 //!
 //! Adding a source: its module, whose config section implements
-//! [`Source`], and one line in the `sources!` registry below; then its keys
-//! in `config/vigil.example.toml`.
+//! [`Source`], one line in the `sources!` registry below and a cargo
+//! feature (default on) for it and its dependencies; then its keys in
+//! `config/vigil.example.toml`.
 
 mod config;
+#[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "file-integrity")]
 pub mod file_integrity;
+#[cfg(feature = "k8s-audit-log")]
 pub mod k8s_audit_log;
+#[cfg(feature = "k8s-audit-webhook")]
 pub mod k8s_audit_webhook;
+#[cfg(feature = "k8s-watch")]
 pub mod k8s_watch;
+#[cfg(feature = "network")]
 pub mod network;
 pub mod source;
 
@@ -94,16 +101,16 @@ pub use source::{Off, RunningSource, Source, SourceTask, Starter};
 
 source::sources! {
     /// `[sources.docker]`: container lifecycle from the Docker Engine API.
-    docker: docker::DockerConfig,
+    ["docker"] docker: docker::DockerConfig,
     /// `[sources.network]`: container sockets from procfs, and new
     /// connections from conntrack (`conntrack = true`).
-    network: network::NetworkConfig,
+    ["network"] network: network::NetworkConfig,
     /// `[sources.file_integrity]`: runtime binaries and configuration files.
-    file_integrity: file_integrity::FileIntegrityConfig,
+    ["file-integrity"] file_integrity: file_integrity::FileIntegrityConfig,
     /// `[sources.k8s_audit_webhook]`: the API server's audit webhook backend.
-    k8s_audit_webhook: k8s_audit_webhook::WebhookConfig,
+    ["k8s-audit-webhook"] k8s_audit_webhook: k8s_audit_webhook::WebhookConfig,
     /// `[sources.k8s_audit_log]`: the API server's JSON audit log.
-    k8s_audit_log: k8s_audit_log::LogConfig,
+    ["k8s-audit-log"] k8s_audit_log: k8s_audit_log::LogConfig,
     /// `[sources.k8s_watch]`: Pod, ReplicaSet and Event watchers.
-    k8s_watch: k8s_watch::WatchConfig,
+    ["k8s-watch"] k8s_watch: k8s_watch::WatchConfig,
 }

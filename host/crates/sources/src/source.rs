@@ -185,23 +185,31 @@ pub fn start<S: Source>(
 }
 
 /// The registry of sources: one line per source generates `SourcesConfig`
-/// and everything that walks over the sources.
+/// and everything that walks over the sources. Each line names the cargo
+/// feature that builds the source.
 macro_rules! sources {
-    ($($(#[$doc:meta])* $key:ident: $config:ty,)+) => {
+    ($($(#[doc = $doc:literal])* [$feature:literal] $key:ident: $config:ty,)+) => {
         /// `[sources]`: one table per live source, each the source's own
         /// config (whose field docs are the user docs).
         #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct SourcesConfig {
-            $($(#[$doc])* pub $key: $config,)+
+            $($(#[doc = $doc])* #[cfg(feature = $feature)] pub $key: $config,)+
         }
 
-        /// The `[sources.*]` keys, in start order.
-        pub const SOURCE_KEYS: &[&str] = &[$(<$config as $crate::Source>::KEY,)+];
+        /// The `[sources.*]` keys of the sources built in, in start order.
+        pub fn source_keys() -> Vec<&'static str> {
+            #[allow(unused_mut, reason = "a build may configure every source out")]
+            let mut keys = Vec::new();
+            $(#[cfg(feature = $feature)] keys.push(<$config as $crate::Source>::KEY);)+
+            keys
+        }
 
         impl vigil_core::validate::Validate for SourcesConfig {
             fn validate(&self, path: &str, problems: &mut vigil_core::validate::Problems) {
+                let _ = (path, &problems);
                 $(
+                    #[cfg(feature = $feature)]
                     if $crate::Source::enabled(&self.$key) {
                         let _ = $crate::Source::check(
                             &self.$key,
@@ -216,7 +224,13 @@ macro_rules! sources {
         impl SourcesConfig {
             /// Whether the source `key` must be restarted to go from `self` to `new`.
             pub fn changed(&self, key: &str, new: &Self) -> bool {
-                $(if key == <$config as $crate::Source>::KEY { return self.$key != new.$key; })+
+                $(
+                    #[cfg(feature = $feature)]
+                    if key == <$config as $crate::Source>::KEY {
+                        return self.$key != new.$key;
+                    }
+                )+
+                let _ = (key, new);
                 false
             }
 
@@ -228,9 +242,13 @@ macro_rules! sources {
                 tx: &tokio::sync::mpsc::Sender<Vec<vigil_core::model::Event>>,
                 registry: &vigil_core::metrics::Registry,
             ) -> Option<$crate::RunningSource> {
-                $(if key == <$config as $crate::Source>::KEY {
-                    return $crate::source::start(&self.$key, node, tx, registry);
-                })+
+                $(
+                    #[cfg(feature = $feature)]
+                    if key == <$config as $crate::Source>::KEY {
+                        return $crate::source::start(&self.$key, node, tx, registry);
+                    }
+                )+
+                let _ = (key, node, tx, registry);
                 None
             }
 
@@ -242,15 +260,21 @@ macro_rules! sources {
                 tx: &tokio::sync::mpsc::Sender<Vec<vigil_core::model::Event>>,
                 registry: &vigil_core::metrics::Registry,
             ) -> Vec<$crate::RunningSource> {
-                SOURCE_KEYS
-                    .iter()
+                source_keys()
+                    .into_iter()
                     .filter_map(|key| self.start_one(key, node, tx, registry))
                     .collect()
             }
 
             /// Each source's key and state (`on`, `off`, `auto`), in start order.
             pub fn states(&self) -> Vec<(&'static str, &'static str)> {
-                vec![$((<$config as $crate::Source>::KEY, $crate::Source::state(&self.$key)),)+]
+                #[allow(unused_mut, reason = "a build may configure every source out")]
+                let mut states = Vec::new();
+                $(
+                    #[cfg(feature = $feature)]
+                    states.push((<$config as $crate::Source>::KEY, $crate::Source::state(&self.$key)));
+                )+
+                states
             }
         }
     };
