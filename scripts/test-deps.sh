@@ -3,9 +3,11 @@
 # everything is there):
 #   - nats-server (Debian's package): the NATS JetStream output is tested
 #     against a real server that the test starts on a loopback port;
+#   - promtool (Debian's `prometheus` package): the metrics_promtool test
+#     checks a live `/metrics` scrape with `promtool check metrics`;
 #   - a Python venv at target/ocsf-venv with py-ocsf-models (PyPI): the
 #     independent OCSF implementation that validates the OCSF output.
-# Needs root and apt for nats-server, python3 with venv for the venv.
+# Needs root and apt for nats-server and prometheus, python3 with venv for the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,14 @@ if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]];
     if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
     "${SUDO[@]}" apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nats-server >&2
+fi
+
+if ! command -v promtool >/dev/null 2>&1 && [[ ! -x /usr/bin/promtool ]]; then
+    log "installing prometheus (for promtool)"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends prometheus >&2
 fi
 
 if ! "$VENV/bin/python" -c 'import py_ocsf_models' >/dev/null 2>&1; then

@@ -18,10 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use vigil_core::metrics::Registry;
-
-/// The Prometheus text exposition format's content type.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+use vigil_core::metrics::{self, Registry};
 
 /// Connections served at once: scrapers and probes use one or two.
 const MAX_CONNECTIONS: usize = 16;
@@ -116,7 +113,7 @@ pub fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<By
             let mut r = Response::new(Full::new(Bytes::from(registry.render())));
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(PROMETHEUS_TEXT),
+                hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
             r
         }

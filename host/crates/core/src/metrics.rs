@@ -1,81 +1,62 @@
-//! Counters and histograms of the host, rendered in the Prometheus text
-//! format. Every drop, fault and skip has a counter here.
+//! The host's metrics: every drop, fault and skip has a counter here.
+//!
+//! Values live in plain atomics that the hot paths bump (per event, per
+//! plugin call: one `fetch_add`, no lock, no allocation). At scrape time
+//! [`Registry::render`] hands them to `prometheus-client`, which writes the
+//! Prometheus text format: every family with its HELP (the field's doc
+//! comment) and TYPE, counters with `_total`, histograms as
+//! `_bucket{le}`/`_sum`/`_count`, label values escaped.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Latency bucket bounds, in microseconds.
-const BUCKETS_US: [u64; 12] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-];
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let us = d.as_micros() as u64;
-        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (i, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-            self.count()
-        );
-        let _ = writeln!(
-            out,
-            "{name}_sum{{{labels}}} {}",
-            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count());
-    }
-}
-
+/// A struct of `AtomicU64` counters plus the table the exposition walks:
+/// field `f` becomes the family `<prefix>_f_total` and its doc comment the
+/// family's HELP, so a counter cannot be added without a description.
 macro_rules! counters {
-    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $field:ident),* $(,)? }) => {
+    (
+        $(#[$m:meta])*
+        $vis:vis struct $name:ident in $prefix:literal {
+            $($(#[doc = $doc:literal])+ $field:ident,)*
+        }
+    ) => {
         $(#[$m])*
         #[derive(Debug, Default)]
-        $vis struct $name { $($(#[$fm])* pub $field: AtomicU64,)* }
+        $vis struct $name {
+            $($(#[doc = $doc])+ pub $field: ::std::sync::atomic::AtomicU64,)*
+        }
+
         impl $name {
-            fn render_counters(&self, out: &mut String, prefix: &str, labels: &str) {
-                // No braces at all for an empty label set.
-                let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-                $(let _ = writeln!(out, "{prefix}_{}_total{labels} {}", stringify!($field), self.$field.load(Ordering::Relaxed));)*
-            }
+            /// Every counter, in declaration order.
+            pub(crate) const FIELDS: &[$crate::metrics::exposition::CounterField<Self>] = &[$(
+                $crate::metrics::exposition::CounterField {
+                    name: concat!($prefix, "_", stringify!($field)),
+                    help: concat!($($doc),+),
+                    get: |c| &c.$field,
+                },
+            )*];
         }
     };
 }
 
+mod delivery;
+mod exposition;
+mod histogram;
+mod labeled;
+#[cfg(test)]
+mod tests;
+
+pub use delivery::{DeliveryMetrics, OutputCounters, OutputMetrics};
+pub use histogram::Histogram;
+pub use labeled::LabeledCounter;
+
+/// The `Content-Type` of [`Registry::render`]'s text: the Prometheus text
+/// format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
 counters! {
     /// Counters of one plugin.
-    pub struct PluginCounters {
+    pub struct PluginCounters in "vigil_plugin" {
         /// Events handed to the plugin.
         events,
         /// Calls that returned normally.
@@ -118,7 +99,9 @@ counters! {
 pub struct PluginMetrics {
     pub name: String,
     pub counters: PluginCounters,
+    /// Duration of each call (event batches and ticks).
     pub latency: Histogram,
+    /// Set while the plugin is disabled after too many consecutive faults.
     pub disabled: AtomicBool,
 }
 
@@ -145,10 +128,10 @@ impl PluginMetrics {
 
 counters! {
     /// Counters of the threat-intel feeds.
-    pub struct IntelCounters {
-        /// Reloads that replaced the feeds after a file changed.
+    pub struct IntelCounters in "vigil_intel" {
+        /// Threat-intel reloads that replaced the feeds after a file changed.
         reloads,
-        /// Reloads that failed (unreadable file, no entry): the previous feeds were kept.
+        /// Threat-intel reloads that failed (unreadable file, no entry): the previous feeds were kept.
         reload_failures,
     }
 }
@@ -157,13 +140,13 @@ counters! {
 #[derive(Debug, Default)]
 pub struct IntelMetrics {
     pub counters: IntelCounters,
-    /// Entries loaded now (a gauge).
+    /// Threat-intel entries loaded now (a gauge).
     pub entries: AtomicU64,
 }
 
 counters! {
     /// Counters of the host itself.
-    pub struct HostCounters {
+    pub struct HostCounters in "vigil" {
         /// Reloads applied (SIGHUP, config file or plugin directory change).
         reloads_ok,
         /// Reloads refused: the new config or a plugin was invalid; the old set kept running (logged).
@@ -184,317 +167,9 @@ pub struct HostGauges {
     pub sources: AtomicU64,
 }
 
-/// Every metric of the host.
-#[derive(Debug, Default)]
-pub struct Registry {
-    plugins: Mutex<Vec<Arc<PluginMetrics>>>,
-    sources: Mutex<Vec<Arc<SourceMetrics>>>,
-    /// Findings after the plugins: spool, outputs, dedup, suppression.
-    pub delivery: Arc<DeliveryMetrics>,
-    /// Reload and restart counters.
-    pub host: HostCounters,
-    /// Readiness and sizes.
-    pub gauges: HostGauges,
-    /// Findings written, per (plugin, rule id).
-    rules: Mutex<std::collections::BTreeMap<(String, String), u64>>,
-    /// The threat-intel feeds'.
-    pub intel: Arc<IntelMetrics>,
-    /// The responder's counters (`vigil_response_*`).
-    pub response: ResponseCounters,
-}
-
-/// Distinct (plugin, rule) series kept: a plugin inventing rule ids must
-/// not grow the metrics without bound; the excess is counted under
-/// `rule="(other)"`.
-const MAX_RULE_SERIES: usize = 1_000;
-
-impl Registry {
-    /// Counts a finding written for `rule` of `plugin`.
-    pub fn count_finding(&self, plugin: &str, rule: &str) {
-        let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (plugin.to_owned(), rule.to_owned());
-        let key = if rules.contains_key(&key) || rules.len() < MAX_RULE_SERIES {
-            key
-        } else {
-            (plugin.to_owned(), "(other)".to_owned())
-        };
-        *rules.entry(key).or_default() += 1;
-    }
-
-    /// Registers (or returns the existing) metrics of a plugin.
-    pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
-        let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = plugins.iter().find(|p| p.name == name) {
-            return p.clone();
-        }
-        let p = Arc::new(PluginMetrics::new(name));
-        plugins.push(p.clone());
-        p
-    }
-
-    /// Registers (or returns the existing) metrics of a source.
-    pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = sources.iter().find(|s| s.name == name) {
-            return s.clone();
-        }
-        let s = Arc::new(SourceMetrics::new(name));
-        sources.push(s.clone());
-        s
-    }
-
-    /// Adds a plugin's metrics (a runner creates its own).
-    pub fn add_plugin(&self, metrics: Arc<PluginMetrics>) {
-        self.plugins
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(metrics);
-    }
-
-    /// Forgets the plugins not named (unloaded by a reload), so that their
-    /// frozen series stop being exported.
-    pub fn retain_plugins(&self, names: &[String]) {
-        self.plugins
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| names.contains(&p.name));
-    }
-
-    /// The metrics of every plugin.
-    pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
-        self.plugins
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        self.host.render_counters(&mut out, "vigil", "");
-        let g = &self.gauges;
-        let _ = writeln!(
-            out,
-            "vigil_ready {}",
-            u8::from(g.ready.load(Ordering::Relaxed))
-        );
-        let _ = writeln!(
-            out,
-            "vigil_plugins_running {}",
-            g.plugins.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "vigil_sources_running {}",
-            g.sources.load(Ordering::Relaxed)
-        );
-        for s in self
-            .sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            s.counters
-                .render(&mut out, &format!("source=\"{}\"", s.name));
-        }
-        self.response
-            .render_counters(&mut out, "vigil_response", "");
-        for ((plugin, rule), n) in self
-            .rules
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "vigil_findings_total{{plugin=\"{}\",rule=\"{}\"}} {n}",
-                escape(plugin),
-                escape(rule)
-            );
-        }
-        for p in self.plugins() {
-            let labels = format!("plugin=\"{}\"", p.name);
-            p.counters
-                .render_counters(&mut out, "vigil_plugin", &labels);
-            let _ = writeln!(
-                out,
-                "vigil_plugin_disabled{{{labels}}} {}",
-                u8::from(p.disabled.load(Ordering::Relaxed))
-            );
-            p.latency
-                .render(&mut out, "vigil_plugin_call_seconds", &labels);
-        }
-        self.delivery.render(&mut out);
-        self.intel
-            .counters
-            .render_counters(&mut out, "vigil_intel", "");
-        let _ = writeln!(
-            out,
-            "vigil_intel_entries {}",
-            self.intel.entries.load(Ordering::Relaxed)
-        );
-        out
-    }
-}
-
-/// Counters keyed by label values (rule ids, output names): few keys, low rate.
-#[derive(Debug, Default)]
-pub struct LabeledCounter {
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
-}
-
-impl LabeledCounter {
-    /// Adds `n` to the counter of these label values.
-    pub fn add(&self, labels: &[&str], n: u64) {
-        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        *values.entry(key).or_default() += n;
-    }
-
-    /// The counter of these label values (0 when never counted).
-    pub fn get(&self, labels: &[&str]) -> u64 {
-        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        values
-            .iter()
-            .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
-            .map_or(0, |(_, v)| *v)
-    }
-
-    fn render(&self, out: &mut String, name: &str, label_names: &[&str]) {
-        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        for (key, v) in values.iter() {
-            let labels: Vec<String> = label_names
-                .iter()
-                .zip(key)
-                .map(|(n, v)| format!("{n}=\"{}\"", escape_label(v)))
-                .collect();
-            let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
-        }
-    }
-}
-
-/// Escapes a Prometheus label value.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-counters! {
-    /// Counters of one output.
-    pub struct OutputCounters {
-        /// Findings the destination acknowledged.
-        delivered,
-        /// Delivery attempts that failed (each is retried after a backoff).
-        failed,
-        /// Findings sent again after a failed attempt.
-        retried,
-        /// Findings the destination refused for good (e.g. HTTP 400): logged and dropped for this output.
-        rejected,
-        /// Findings below this output's minimum severity, or from a plugin in monitor mode, not queued for it.
-        filtered,
-        /// Findings queued for this output in the spool.
-        queued,
-    }
-}
-
-/// Metrics of one output.
-#[derive(Debug)]
-pub struct OutputMetrics {
-    pub name: String,
-    pub counters: OutputCounters,
-    /// Findings waiting for this output in the spool.
-    pub pending: AtomicU64,
-    /// Time from a finding's creation to its acknowledgement by the output.
-    pub latency: Histogram,
-}
-
-/// Metrics of the delivery pipeline: spool, outputs, dedup, suppression.
-#[derive(Debug, Default)]
-pub struct DeliveryMetrics {
-    outputs: Mutex<Vec<Arc<OutputMetrics>>>,
-    /// Findings in the spool (waiting for at least one output).
-    pub spool_depth: AtomicU64,
-    /// Bytes of findings in the spool.
-    pub spool_bytes: AtomicU64,
-    /// Findings dropped because the spool was full, by policy (`drop-oldest`, `drop-newest`).
-    pub spool_dropped: LabeledCounter,
-    /// Queued findings of outputs no longer configured, discarded at startup, by output.
-    pub spool_orphaned: LabeledCounter,
-    /// Spool write failures (the findings of the failed transaction are lost; logged).
-    pub spool_errors: AtomicU64,
-    /// Findings suppressed, by rule and suppression.
-    pub suppressed: LabeledCounter,
-    /// Findings folded into an open dedup window (delivered later as a count), by rule.
-    pub deduplicated: LabeledCounter,
-    /// Dedup summaries emitted (windows that saw more than one finding), by rule.
-    pub dedup_summaries: LabeledCounter,
-    /// Findings not deduplicated because the table of open windows was full.
-    pub dedup_overflow: AtomicU64,
-    /// Findings of plugins in monitor mode, by rule.
-    pub monitor: LabeledCounter,
-}
-
-impl DeliveryMetrics {
-    /// Registers (or returns the existing) metrics of an output.
-    pub fn output(&self, name: &str) -> Arc<OutputMetrics> {
-        let mut outputs = self.outputs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(o) = outputs.iter().find(|o| o.name == name) {
-            return o.clone();
-        }
-        let o = Arc::new(OutputMetrics {
-            name: name.to_owned(),
-            counters: OutputCounters::default(),
-            pending: AtomicU64::new(0),
-            latency: Histogram::default(),
-        });
-        outputs.push(o.clone());
-        o
-    }
-
-    fn render(&self, out: &mut String) {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(out, "vigil_spool_depth {}", g(&self.spool_depth));
-        let _ = writeln!(out, "vigil_spool_bytes {}", g(&self.spool_bytes));
-        let _ = writeln!(out, "vigil_spool_errors_total {}", g(&self.spool_errors));
-        self.spool_dropped
-            .render(out, "vigil_spool_dropped_total", &["policy"]);
-        self.spool_orphaned
-            .render(out, "vigil_spool_orphaned_total", &["output"]);
-        for o in self
-            .outputs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let labels = format!("output=\"{}\"", escape_label(&o.name));
-            o.counters.render_counters(out, "vigil_output", &labels);
-            let _ = writeln!(out, "vigil_output_pending{{{labels}}} {}", g(&o.pending));
-            o.latency
-                .render(out, "vigil_output_latency_seconds", &labels);
-        }
-        self.suppressed.render(
-            out,
-            "vigil_findings_suppressed_total",
-            &["rule", "suppression"],
-        );
-        self.deduplicated
-            .render(out, "vigil_findings_deduplicated_total", &["rule"]);
-        self.dedup_summaries
-            .render(out, "vigil_dedup_summaries_total", &["rule"]);
-        let _ = writeln!(
-            out,
-            "vigil_dedup_overflow_total {}",
-            g(&self.dedup_overflow)
-        );
-        self.monitor
-            .render(out, "vigil_findings_monitor_total", &["rule"]);
-    }
-}
-
 counters! {
     /// Counters of one event source.
-    pub struct SourceCounters {
+    pub struct SourceCounters in "vigil_source" {
         /// Raw records received from the source.
         received,
         /// Events produced by normalisation.
@@ -530,16 +205,9 @@ impl SourceMetrics {
     }
 }
 
-impl SourceCounters {
-    /// Renders with the given metric prefix and labels (used by [`Registry::render`]).
-    pub fn render(&self, out: &mut String, labels: &str) {
-        self.render_counters(out, "vigil_source", labels);
-    }
-}
-
 counters! {
     /// Counters of the responder (quarantine).
-    pub struct ResponseCounters {
+    pub struct ResponseCounters in "vigil_response" {
         /// Findings that matched a response rule (at or above its severity).
         decisions,
         /// Quarantines started in enforce mode (one per target).
@@ -558,13 +226,13 @@ counters! {
         exempt,
         /// Findings not acted on because an operator released the target for that rule.
         released_before,
-        /// Actions done.
+        /// Quarantine actions done.
         actions_ok,
-        /// Actions skipped (not needed or not possible: host network, not running …).
+        /// Quarantine actions skipped (not needed or not possible: host network, not running …).
         actions_skipped,
-        /// Actions that failed.
+        /// Quarantine actions that failed.
         actions_failed,
-        /// Actions planned by a dry run.
+        /// Quarantine actions planned by a dry run.
         actions_planned,
         /// Findings dropped because the responder's queue was full.
         queue_full,
@@ -573,38 +241,114 @@ counters! {
     }
 }
 
-/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Every metric of the host.
+///
+/// The parts are shared (`Arc`) with the one collector registered in the
+/// library's registry, which reads them at each scrape.
+#[derive(Debug)]
+pub struct Registry {
+    plugins: Arc<Mutex<Vec<Arc<PluginMetrics>>>>,
+    sources: Arc<Mutex<Vec<Arc<SourceMetrics>>>>,
+    /// Findings after the plugins: spool, outputs, dedup, suppression.
+    pub delivery: Arc<DeliveryMetrics>,
+    /// Reload and restart counters.
+    pub host: Arc<HostCounters>,
+    /// Readiness and sizes.
+    pub gauges: Arc<HostGauges>,
+    /// Findings written, per (plugin, rule id).
+    findings: Arc<labeled::FindingCounts>,
+    /// The threat-intel feeds'.
+    pub intel: Arc<IntelMetrics>,
+    /// The responder's counters (`vigil_response_*`).
+    pub response: Arc<ResponseCounters>,
+    exposition: prometheus_client::registry::Registry,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Default for Registry {
+    fn default() -> Self {
+        let mut r = Self {
+            plugins: Arc::default(),
+            sources: Arc::default(),
+            delivery: Arc::default(),
+            host: Arc::default(),
+            gauges: Arc::default(),
+            findings: Arc::default(),
+            intel: Arc::default(),
+            response: Arc::default(),
+            exposition: prometheus_client::registry::Registry::default(),
+        };
+        let families = exposition::Families {
+            plugins: r.plugins.clone(),
+            sources: r.sources.clone(),
+            delivery: r.delivery.clone(),
+            host: r.host.clone(),
+            gauges: r.gauges.clone(),
+            findings: r.findings.clone(),
+            intel: r.intel.clone(),
+            response: r.response.clone(),
+        };
+        r.exposition.register_collector(Box::new(families));
+        r
+    }
+}
 
-    #[test]
-    fn findings_per_rule_are_bounded_and_escaped() {
-        let r = Registry::default();
-        r.count_finding("p", "a\"b");
-        r.count_finding("p", "a\"b");
-        for i in 0..MAX_RULE_SERIES + 5 {
-            r.count_finding("q", &format!("r{i}"));
+/// Locks a registry list; a panic elsewhere must not take `/metrics` down.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Registry {
+    /// Counts a finding written for `rule` of `plugin`.
+    pub fn count_finding(&self, plugin: &str, rule: &str) {
+        self.findings.add(plugin, rule);
+    }
+
+    /// Registers (or returns the existing) metrics of a plugin.
+    pub fn plugin(&self, name: &str) -> Arc<PluginMetrics> {
+        let mut plugins = lock(&self.plugins);
+        if let Some(p) = plugins.iter().find(|p| p.name == name) {
+            return p.clone();
         }
-        let text = r.render();
-        assert!(
-            text.contains("vigil_findings_total{plugin=\"p\",rule=\"a\\\"b\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("vigil_findings_total{plugin=\"q\",rule=\"(other)\"} 6"),
-            "{text}"
-        );
-        assert_eq!(
-            text.matches("vigil_findings_total{").count(),
-            MAX_RULE_SERIES + 1
-        );
-        assert!(text.contains("vigil_reloads_ok_total 0\n"), "{text}");
+        let p = Arc::new(PluginMetrics::new(name));
+        plugins.push(p.clone());
+        p
+    }
+
+    /// Registers (or returns the existing) metrics of a source.
+    pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
+        let mut sources = lock(&self.sources);
+        if let Some(s) = sources.iter().find(|s| s.name == name) {
+            return s.clone();
+        }
+        let s = Arc::new(SourceMetrics::new(name));
+        sources.push(s.clone());
+        s
+    }
+
+    /// Adds a plugin's metrics (a runner creates its own).
+    pub fn add_plugin(&self, metrics: Arc<PluginMetrics>) {
+        lock(&self.plugins).push(metrics);
+    }
+
+    /// Forgets the plugins not named (unloaded by a reload), so that their
+    /// frozen series stop being exported.
+    pub fn retain_plugins(&self, names: &[String]) {
+        lock(&self.plugins).retain(|p| names.contains(&p.name));
+    }
+
+    /// The metrics of every plugin.
+    pub fn plugins(&self) -> Vec<Arc<PluginMetrics>> {
+        lock(&self.plugins).clone()
+    }
+
+    /// The Prometheus text exposition (served with [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail and the collector only forwards
+        // the encoder's results, so an error here is a bug worth a loud
+        // panic in the admin handler rather than a silently cut scrape.
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.exposition)
+            .expect("the Prometheus text exposition is written to a String");
+        out
     }
 }
