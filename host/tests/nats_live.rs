@@ -1,11 +1,19 @@
 //! The NATS JetStream output against a real `nats-server` (Debian's
 //! package, installed by `scripts/test-deps.sh`), started here on a
 //! loopback port with JetStream enabled and its store in a temporary
-//! directory. The stream is created through the JetStream API, findings go
-//! through the whole delivery pipeline (spool, acks), and the stream's
-//! message count and contents are checked. The server is then stopped and
-//! started again (same store): findings queued meanwhile are delivered,
-//! and a finding published twice is stored once (`Nats-Msg-Id`).
+//! directory. The stream is created through the JetStream API by a raw
+//! protocol client of the test's own (independent of the client library
+//! under test), findings go through the whole delivery pipeline (spool,
+//! acks), and the stream's message count and contents are checked. The
+//! server is then stopped and started again (same store): findings queued
+//! meanwhile are delivered, and a finding published twice is stored once
+//! (`Nats-Msg-Id`).
+//!
+//! Credentials: a server with TLS (the test certificate of
+//! `tests/data/k8s-audit-tls`) and a user takes findings over `nats://`
+//! (upgraded) and `tls://`; the same credentials are refused to a plaintext
+//! server unless `allow_plaintext_credentials` is set, and a recording fake
+//! server shows that the refused password (or token) never leaves Vigil.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,18 +22,20 @@
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use tokio_rustls::rustls;
+use vigil_core::finding_record::FindingRecord;
 use vigil_core::metrics::Registry;
 use vigil_core::model::{Entity, EntityKind, Finding, Severity};
-use vigil_delivery::outputs::Output;
 use vigil_delivery::outputs::nats::{Nats, NatsConfig};
+use vigil_delivery::outputs::{DeliveryError, Output};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
 
@@ -69,6 +79,17 @@ fn nats_server_binary() -> PathBuf {
     find().expect("nats-server not installed by scripts/test-deps.sh")
 }
 
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/k8s-audit-tls")
+        .join(name)
+}
+
+/// The user every server with credentials accepts.
+const USER: &str = "vigil";
+/// Its password: long and odd enough to be found in a byte dump.
+const PASSWORD: &str = "pw-9f3c1e7a-never-in-clear";
+
 struct Server {
     child: Child,
     port: u16,
@@ -76,6 +97,11 @@ struct Server {
 
 impl Server {
     fn start(store: &Path, port: u16) -> Self {
+        Self::start_with(store, port, &[])
+    }
+
+    /// A server with extra flags (`--tls …`, `--user …`).
+    fn start_with(store: &Path, port: u16, extra: &[&str]) -> Self {
         let port = if port == 0 {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -88,6 +114,7 @@ impl Server {
         let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -103,6 +130,22 @@ impl Server {
         Self { child, port }
     }
 
+    /// A server asking for `USER`/`PASSWORD`, with TLS when `tls`.
+    fn start_secured(store: &Path, tls: bool) -> Self {
+        let (cert, key) = (fixture("cert.pem"), fixture("key.pem"));
+        let mut args = vec!["--user", USER, "--pass", PASSWORD];
+        if tls {
+            args.extend([
+                "--tls",
+                "--tlscert",
+                cert.to_str().unwrap(),
+                "--tlskey",
+                key.to_str().unwrap(),
+            ]);
+        }
+        Self::start_with(store, 0, &args)
+    }
+
     fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -116,34 +159,76 @@ impl Drop for Server {
     }
 }
 
+trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
 /// A minimal client for the test's own requests (JetStream API) and a
-/// core subscription on the findings subject.
+/// core subscription on the findings subject, over TCP or TLS.
 struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+    io: BufReader<Box<dyn Io>>,
+}
+
+/// One protocol line read byte by byte, so nothing after it is consumed
+/// before a TLS upgrade.
+fn raw_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        s.read_exact(&mut b).unwrap();
+        line.push(b[0]);
+    }
+    String::from_utf8(line).unwrap().trim_end().to_owned()
 }
 
 impl Client {
     fn connect(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Self::open(port, false, false)
+    }
+
+    /// With `USER`/`PASSWORD` when `auth`; TLS (trusting the test CA) when `tls`.
+    fn open(port: u16, auth: bool, tls: bool) -> Self {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = Self {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        let info = c.line();
+        let info = raw_line(&mut s);
         assert!(info.starts_with("INFO "), "{info}");
-        c.w.write_all(
-            b"CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB _INBOX.test.* 1\r\nPING\r\n",
-        )
-        .unwrap();
-        while c.line() != "PONG" {}
+        let io: Box<dyn Io> = if tls {
+            let config =
+                vigil_delivery::outputs::webhook::tls_client_config(Some(&fixture("ca.pem")))
+                    .unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            Box::new(rustls::StreamOwned::new(conn, s))
+        } else {
+            Box::new(s)
+        };
+        let mut c = Self {
+            io: BufReader::new(io),
+        };
+        let mut connect = json!({"verbose": false, "headers": true, "tls_required": tls});
+        if auth {
+            connect["user"] = json!(USER);
+            connect["pass"] = json!(PASSWORD);
+        }
+        c.write(format!("CONNECT {connect}\r\nSUB _INBOX.test.* 1\r\nPING\r\n").as_bytes());
+        loop {
+            let l = c.line();
+            assert!(!l.starts_with("-ERR"), "{l}");
+            if l == "PONG" {
+                break;
+            }
+        }
         c
+    }
+
+    fn write(&mut self, b: &[u8]) {
+        let w = self.io.get_mut();
+        w.write_all(b).unwrap();
+        w.flush().unwrap();
     }
 
     fn line(&mut self) -> String {
         let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
+        self.io.read_line(&mut l).unwrap();
         l.trim_end().to_owned()
     }
 
@@ -153,11 +238,11 @@ impl Client {
             let l = self.line();
             let parts: Vec<&str> = l.split_ascii_whitespace().collect();
             match parts.first().copied() {
-                Some("PING") => self.w.write_all(b"PONG\r\n").unwrap(),
+                Some("PING") => self.write(b"PONG\r\n"),
                 Some("MSG") => {
                     let n: usize = parts.last().unwrap().parse().unwrap();
                     let mut b = vec![0; n + 2];
-                    self.r.read_exact(&mut b).unwrap();
+                    self.io.read_exact(&mut b).unwrap();
                     b.truncate(n);
                     return (parts[1].to_owned(), b);
                 }
@@ -165,7 +250,7 @@ impl Client {
                     let h: usize = parts[parts.len() - 2].parse().unwrap();
                     let n: usize = parts.last().unwrap().parse().unwrap();
                     let mut b = vec![0; n + 2];
-                    self.r.read_exact(&mut b).unwrap();
+                    self.io.read_exact(&mut b).unwrap();
                     return (parts[1].to_owned(), b[h..n].to_vec());
                 }
                 _ => {}
@@ -175,17 +260,22 @@ impl Client {
 
     fn request(&mut self, subject: &str, body: &Value) -> Value {
         let body = body.to_string();
-        self.w
-            .write_all(
-                format!("PUB {subject} _INBOX.test.1 {}\r\n{body}\r\n", body.len()).as_bytes(),
-            )
-            .unwrap();
+        self.write(format!("PUB {subject} _INBOX.test.1 {}\r\n{body}\r\n", body.len()).as_bytes());
         loop {
             let (s, b) = self.msg();
             if s == "_INBOX.test.1" {
                 return serde_json::from_slice(&b).unwrap();
             }
         }
+    }
+
+    /// The stream `VIGIL` on `vigil.findings`, with a 2-minute duplicate window.
+    fn create_stream(&mut self) {
+        let created = self.request(
+            "$JS.API.STREAM.CREATE.VIGIL",
+            &json!({"name": "VIGIL", "subjects": ["vigil.findings"], "storage": "file", "duplicate_window": 120_000_000_000u64}),
+        );
+        assert!(created.get("error").is_none(), "{created}");
     }
 
     fn stream_messages(&mut self) -> u64 {
@@ -224,12 +314,8 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     let server = Server::start(&store, 0);
     let port = server.port;
     let mut client = Client::connect(port);
-    let created = client.request(
-        "$JS.API.STREAM.CREATE.VIGIL",
-        &json!({"name": "VIGIL", "subjects": ["vigil.findings"], "storage": "file", "duplicate_window": 120_000_000_000u64}),
-    );
-    assert!(created.get("error").is_none(), "{created}");
-    client.w.write_all(b"SUB vigil.findings 2\r\n").unwrap();
+    client.create_stream();
+    client.write(b"SUB vigil.findings 2\r\n");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -323,16 +409,14 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
         rt.handle().clone(),
     )
     .unwrap();
-    let again =
-        vigil_core::finding_record::FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
+    let again = FindingRecord::new(finding(3).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&again)).unwrap();
     assert_eq!(
         client.stream_messages(),
         30,
         "finding 3 is already in the stream"
     );
-    let new =
-        vigil_core::finding_record::FindingRecord::new(finding(99).finding, "p", "1", "node-1", 0);
+    let new = FindingRecord::new(finding(99).finding, "p", "1", "node-1", 0);
     out.deliver(std::slice::from_ref(&new)).unwrap();
     out.deliver(std::slice::from_ref(&new)).unwrap();
     assert_eq!(
@@ -358,8 +442,336 @@ fn a_subject_without_a_stream_is_retried_not_lost() {
     );
     cfg.timeout_ms = 1000;
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
-    let rec = vigil_core::finding_record::FindingRecord::new(finding(0).finding, "p", "1", "n", 0);
+    let rec = FindingRecord::new(finding(0).finding, "p", "1", "n", 0);
     let err = out.deliver(&[rec]).unwrap_err();
     assert!(!err.permanent, "{err}");
     assert!(err.message.contains("no responders"), "{err}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A config for `url` with `USER` and a password file in `dir`.
+fn with_password(url: &str, dir: &Path) -> NatsConfig {
+    let file = dir.join("nats-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let mut cfg = NatsConfig::to(url, "vigil.findings");
+    cfg.user = Some(USER.into());
+    cfg.password_file = Some(file);
+    cfg.stream = Some("VIGIL".into());
+    cfg.timeout_ms = 2000;
+    cfg
+}
+
+fn record(i: usize) -> FindingRecord {
+    FindingRecord::new(finding(i).finding, "p", "1", "node-1", 0)
+}
+
+fn assert_names_tls(err: &DeliveryError) {
+    assert!(!err.permanent, "{err}");
+    assert!(
+        err.message.contains("TLS required") && err.message.contains("allow_plaintext_credentials"),
+        "{err}"
+    );
+}
+
+#[test]
+fn credentials_go_over_tls_to_a_server_serving_it() {
+    let dir = Temp::new("nats-tls");
+    let server = Server::start_secured(&dir.0.join("js"), true);
+    let port = server.port;
+    let mut client = Client::open(port, true, true);
+    client.create_stream();
+    let rt = runtime();
+
+    // nats:// is upgraded (the server asks for TLS, and the credentials demand it).
+    let mut cfg = with_password(&format!("nats://127.0.0.1:{port}"), &dir.0);
+    cfg.ca_file = Some(fixture("ca.pem"));
+    let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
+    out.deliver(&[record(0), record(1)]).unwrap();
+    assert_eq!(client.stream_messages(), 2);
+
+    // tls:// as well.
+    cfg.url = format!("tls://127.0.0.1:{port}");
+    let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
+    out.deliver(&[record(2)]).unwrap();
+    assert_eq!(client.stream_messages(), 3);
+
+    // A server whose certificate is not trusted gets nothing.
+    cfg.ca_file = None;
+    let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
+    let err = out.deliver(&[record(3)]).unwrap_err();
+    assert!(!err.permanent, "{err}");
+    assert_eq!(client.stream_messages(), 3);
+}
+
+#[test]
+fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
+    let dir = Temp::new("nats-plain-auth");
+    let server = Server::start_secured(&dir.0.join("js"), false);
+    let port = server.port;
+    let mut client = Client::open(port, true, false);
+    client.create_stream();
+    let rt = runtime();
+    let url = format!("nats://127.0.0.1:{port}");
+
+    let mut out = Nats::new(&with_password(&url, &dir.0), rt.handle().clone()).unwrap();
+    let err = out.deliver(&[record(0)]).unwrap_err();
+    assert_names_tls(&err);
+    assert_eq!(client.stream_messages(), 0);
+
+    // Through the pipeline: the failure is counted and the finding waits in the spool.
+    let cfg: DeliveryConfig = toml::from_str(&format!(
+        r#"
+        [dedup]
+        window_secs = 0
+        [spool]
+        shutdown_grace_ms = 200
+        [outputs.stdout]
+        enabled = false
+        [[outputs.nats]]
+        url = "{url}"
+        subject = "vigil.findings"
+        user = "{USER}"
+        password_file = "{}"
+        timeout_ms = 1000
+        retry = {{ initial_ms = 100, max_ms = 200 }}
+        "#,
+        dir.0.join("nats-password").display()
+    ))
+    .unwrap();
+    let (tx, rx) = channel();
+    let registry = Arc::new(Registry::default());
+    let delivery = Delivery::start(
+        &cfg,
+        &dir.0,
+        "node-1",
+        rx,
+        registry.clone(),
+        rt.handle(),
+        None,
+    )
+    .unwrap();
+    tx.send(finding(1)).unwrap();
+    let start = Instant::now();
+    while !registry
+        .render()
+        .contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            registry.render()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tx);
+    delivery.shutdown();
+    assert_eq!(client.stream_messages(), 0);
+
+    // Allowed explicitly, the same credentials are sent and the finding stored.
+    let mut cfg = with_password(&url, &dir.0);
+    cfg.allow_plaintext_credentials = true;
+    let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
+    out.deliver(&[record(0)]).unwrap();
+    assert_eq!(client.stream_messages(), 1);
+}
+
+/// A plaintext "server" that sends an `INFO` asking for credentials,
+/// records every byte a client sends, and answers like `nats-server` (an
+/// error, then close). Returns its port and the bytes of each connection.
+fn recording_server() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let info = json!({"server_id": "FAKE", "version": "2.9.10", "proto": 1, "host": "127.0.0.1",
+                "port": port, "headers": true, "auth_required": true, "max_payload": 1_048_576});
+            if conn
+                .write_all(format!("INFO {info}\r\n").as_bytes())
+                .is_err()
+            {
+                continue;
+            }
+            conn.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) if got.is_empty() => {}
+                    Err(_) => break,
+                }
+            }
+            let answer: &[u8] = if got.starts_with(b"CONNECT") {
+                b"-ERR 'Authorization Violation'\r\n"
+            } else {
+                b"-ERR 'Unknown Protocol Operation'\r\n"
+            };
+            // Recorded before the answer ends the client's attempt.
+            record.lock().unwrap().push(got);
+            let _ = conn.write_all(answer);
+        }
+    });
+    (port, seen)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_refused_password_or_token_never_leaves_vigil() {
+    let dir = Temp::new("nats-recorder");
+    let rt = runtime();
+    let (port, seen) = recording_server();
+    let url = format!("nats://127.0.0.1:{port}");
+    let token_file = dir.0.join("nats-token");
+    let token = "tok-5b2d90aa-never-in-clear";
+    std::fs::write(&token_file, token).unwrap();
+    let mut by_token = NatsConfig::to(&url, "vigil.findings");
+    by_token.token_file = Some(token_file);
+    by_token.timeout_ms = 1000;
+    let mut by_password = with_password(&url, &dir.0);
+    by_password.timeout_ms = 1000;
+
+    for (cfg, secret) in [(&by_password, PASSWORD), (&by_token, token)] {
+        seen.lock().unwrap().clear();
+        let mut out = Nats::new(cfg, rt.handle().clone()).unwrap();
+        let err = out.deliver(&[record(0)]).unwrap_err();
+        assert_names_tls(&err);
+        let got = seen.lock().unwrap().clone();
+        assert!(!got.is_empty(), "Vigil never connected: {err}");
+        for bytes in &got {
+            assert!(!contains(bytes, secret), "the secret was sent: {bytes:?}");
+            assert!(!contains(bytes, "CONNECT"), "CONNECT was sent: {bytes:?}");
+            // What it sent instead is a TLS ClientHello (a handshake record).
+            assert_eq!(bytes.first(), Some(&0x16), "{bytes:?}");
+        }
+
+        // The recorder does see a secret that is sent: allowed explicitly,
+        // the same config writes it in CONNECT.
+        seen.lock().unwrap().clear();
+        let mut allowed = cfg.clone();
+        allowed.allow_plaintext_credentials = true;
+        let mut out = Nats::new(&allowed, rt.handle().clone()).unwrap();
+        assert!(out.deliver(&[record(0)]).is_err());
+        let got = seen.lock().unwrap().clone();
+        assert!(
+            got.iter()
+                .any(|b| contains(b, "CONNECT") && contains(b, secret)),
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_finding_over_max_payload_is_refused_alone() {
+    let dir = Temp::new("nats-max-payload");
+    let server = Server::start(&dir.0.join("js"), 0);
+    let port = server.port;
+    let mut client = Client::connect(port);
+    client.create_stream();
+    let rt = runtime();
+    let cfg: DeliveryConfig = toml::from_str(&format!(
+        r#"
+        [dedup]
+        window_secs = 0
+        [spool]
+        shutdown_grace_ms = 1000
+        [outputs.stdout]
+        enabled = false
+        [[outputs.nats]]
+        url = "nats://127.0.0.1:{port}"
+        subject = "vigil.findings"
+        batch_max = 8
+        timeout_ms = 2000
+        retry = {{ initial_ms = 100, max_ms = 500 }}
+        "#
+    ))
+    .unwrap();
+    let (tx, rx) = channel();
+    let registry = Arc::new(Registry::default());
+    let delivery = Delivery::start(
+        &cfg,
+        &dir.0,
+        "node-1",
+        rx,
+        registry.clone(),
+        rt.handle(),
+        None,
+    )
+    .unwrap();
+    // The server's default max_payload is 1 MiB.
+    let mut huge = finding(1);
+    huge.finding.summary = "x".repeat(1_100_000);
+    tx.send(finding(0)).unwrap();
+    tx.send(huge).unwrap();
+    tx.send(finding(2)).unwrap();
+    let start = Instant::now();
+    loop {
+        let m = registry.render();
+        if m.contains("vigil_output_rejected_total{output=\"nats:vigil.findings\"} 1")
+            && m.contains("vigil_output_delivered_total{output=\"nats:vigil.findings\"} 2")
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tx);
+    delivery.shutdown();
+    assert_eq!(client.stream_messages(), 2);
+
+    // Directly: the refusal is permanent and says why.
+    let mut out = Nats::new(
+        &NatsConfig::to(&format!("nats://127.0.0.1:{port}"), "vigil.findings"),
+        rt.handle().clone(),
+    )
+    .unwrap();
+    let mut rec = record(3);
+    rec.summary = "x".repeat(1_100_000);
+    let err = out.deliver(&[rec]).unwrap_err();
+    assert!(err.permanent, "{err}");
+    assert!(err.message.contains("max_payload"), "{err}");
+    // The client stays usable.
+    out.deliver(&[record(4)]).unwrap();
+    assert_eq!(client.stream_messages(), 3);
+}
+
+#[test]
+fn an_idle_output_delivers_at_once_after_a_server_restart() {
+    let dir = Temp::new("nats-idle");
+    let store = dir.0.join("js");
+    let server = Server::start(&store, 0);
+    let port = server.port;
+    Client::connect(port).create_stream();
+    let rt = runtime();
+    let mut cfg = NatsConfig::to(&format!("nats://127.0.0.1:{port}"), "vigil.findings");
+    cfg.timeout_ms = 2000;
+    let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
+    out.deliver(&[record(0)]).unwrap();
+
+    // Down and up again while the output has nothing to send: its client
+    // gives up reconnecting meanwhile, and the next batch takes a new one
+    // instead of failing.
+    server.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let server = Server::start(&store, port);
+    out.deliver(&[record(1)]).unwrap();
+    assert_eq!(Client::connect(port).stream_messages(), 2);
+    server.stop();
 }

@@ -250,6 +250,12 @@ fn read_token(path: &Path) -> anyhow::Result<HeaderValue> {
 
 /// A rustls client trusting the system's roots and the PEM certificates of `ca_file`.
 pub fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
+    Ok(TlsConnector::from(Arc::new(tls_client_config(ca_file)?)))
+}
+
+/// The rustls client settings behind [`tls_connector`] (`ring` provider,
+/// TLS 1.2 and 1.3): also what the NATS output hands to its client library.
+pub fn tls_client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -279,7 +285,7 @@ pub fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
     .map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 impl Webhook {
