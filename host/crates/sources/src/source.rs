@@ -198,8 +198,9 @@ macro_rules! sources {
         }
 
         /// The `[sources.*]` keys of the sources built in, in start order.
+        #[allow(clippy::vec_init_then_push, reason = "each push is behind its source's feature")]
         pub fn source_keys() -> Vec<&'static str> {
-            #[allow(unused_mut, clippy::vec_init_then_push, reason = "a build may configure every source out")]
+            #[allow(unused_mut, reason = "a build may configure every source out")]
             let mut keys = Vec::new();
             $(#[cfg(feature = $feature)] keys.push(<$config as $crate::Source>::KEY);)+
             keys
@@ -267,8 +268,9 @@ macro_rules! sources {
             }
 
             /// Each source's key and state (`on`, `off`, `auto`), in start order.
+            #[allow(clippy::vec_init_then_push, reason = "each push is behind its source's feature")]
             pub fn states(&self) -> Vec<(&'static str, &'static str)> {
-                #[allow(unused_mut, clippy::vec_init_then_push, reason = "a build may configure every source out")]
+                #[allow(unused_mut, reason = "a build may configure every source out")]
                 let mut states = Vec::new();
                 $(
                     #[cfg(feature = $feature)]
