@@ -11,11 +11,6 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-#[path = "../tests/common/corpus.rs"]
-mod corpus;
-#[path = "../tests/common/to_sdk.rs"]
-mod to_sdk;
-
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -31,6 +26,7 @@ use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
 use vigil_sources::normalize::{Format, Origin, for_each_record};
+use vigil_test_support::{corpus, to_sdk};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 3;
@@ -85,7 +81,7 @@ fn spec() -> PluginSpec {
 /// A live-like mix: mostly container lifecycle events, some audit events
 /// with full pod specs (the corpus cycled to `n` events).
 fn mixed(n: usize) -> Vec<Event> {
-    let base = corpus::corpus(root());
+    let base = corpus::corpus();
     base.iter().cycle().take(n).cloned().collect()
 }
 

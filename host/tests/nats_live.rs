@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::channel;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vigil_core::metrics::Registry;
@@ -28,26 +28,9 @@ use vigil_delivery::outputs::Output;
 use vigil_delivery::outputs::nats::{Nats, NatsConfig};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
-
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::root;
+use vigil_test_support::net::free_port;
 
 fn nats_server_binary() -> PathBuf {
     let find = || {
@@ -63,7 +46,7 @@ fn nats_server_binary() -> PathBuf {
     if let Some(p) = find() {
         return p;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-deps.sh");
+    let script = root().join("scripts/test-deps.sh");
     let ok = Command::new("bash").arg(script).status().unwrap().success();
     assert!(ok, "scripts/test-deps.sh failed");
     find().expect("nats-server not installed by scripts/test-deps.sh")
@@ -76,15 +59,7 @@ struct Server {
 
 impl Server {
     fn start(store: &Path, port: u16) -> Self {
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            port
-        };
+        let port = if port == 0 { free_port() } else { port };
         let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
@@ -219,8 +194,8 @@ fn finding(i: usize) -> PluginFinding {
 
 #[test]
 fn findings_are_stored_in_the_stream_across_a_server_restart() {
-    let dir = Temp::new("nats");
-    let store = dir.0.join("js");
+    let dir = TempDir::new("nats");
+    let store = dir.join("js");
     let server = Server::start(&store, 0);
     let port = server.port;
     let mut client = Client::connect(port);
@@ -261,7 +236,7 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.0,
+        &dir,
         "node-1",
         rx,
         registry.clone(),
@@ -345,8 +320,8 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
 
 #[test]
 fn a_subject_without_a_stream_is_retried_not_lost() {
-    let dir = Temp::new("nats-nostream");
-    let server = Server::start(&dir.0.join("js"), 0);
+    let dir = TempDir::new("nats-nostream");
+    let server = Server::start(&dir.join("js"), 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
