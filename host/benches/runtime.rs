@@ -11,11 +11,6 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-#[path = "../tests/common/corpus.rs"]
-mod corpus;
-#[path = "../tests/common/to_sdk.rs"]
-mod to_sdk;
-
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -32,6 +27,7 @@ use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
 use vigil_sources::Source as _;
+use vigil_test_support::{corpus, to_sdk};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 3;
@@ -86,7 +82,7 @@ fn spec() -> PluginSpec {
 /// A live-like mix: mostly container lifecycle events, some audit events
 /// with full pod specs (the corpus cycled to `n` events).
 fn mixed(n: usize) -> Vec<Event> {
-    let base = corpus::corpus(root());
+    let base = corpus::corpus();
     base.iter().cycle().take(n).cloned().collect()
 }
 

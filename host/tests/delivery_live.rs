@@ -18,42 +18,27 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::Value;
+use vigil_test_support::fixtures::{append, falco_event};
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{TempDir, VigilProcess};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}_{nanos}", std::process::id())
-}
-
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}", unique()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// How long Vigil may take to start (compiling the built-in plugins) or to
+/// log what the test waits for.
+const STARTUP: Duration = Duration::from_secs(120);
 
 /// A webhook receiver: HTTP/1.1 with keep-alive, answers 200 after `delay`.
 /// Stopping it closes the listener and every open connection.
@@ -197,13 +182,6 @@ fn serve(
     }
 }
 
-fn recorded(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/k8s-audit/falco-0.34.1")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
 /// `n` audit log lines, each a privileged or host-network pod creation with
 /// its own audit id and pod name (so each gives its own findings).
 fn audit_lines(prefix: &str, n: usize) -> String {
@@ -214,7 +192,7 @@ fn audit_lines(prefix: &str, n: usize) -> String {
         } else {
             "create_nginx_pod_hostnetwork.json"
         };
-        let mut e = recorded(fixture);
+        let mut e = falco_event(fixture);
         let name = format!("{prefix}-{i}");
         e["auditID"] = Value::String(format!("{prefix}-audit-{i}"));
         e["objectRef"]["name"] = Value::String(name.clone());
@@ -229,123 +207,39 @@ fn audit_lines(prefix: &str, n: usize) -> String {
     out
 }
 
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
-}
-
-struct Vigil {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Vigil {
-    fn start(dir: &Path, config: &Path, audit_log: Option<&Path>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args([
-                "--no-cache",
-                "--no-docker",
-                "--no-network",
-                "--no-file-integrity",
-                "--no-k8s-watch",
-                "--no-admin",
-                "--no-watch",
-                "--node",
-                "delivery-test",
-            ])
-            .arg("--config")
-            .arg(config);
-        if let Some(log) = audit_log {
-            cmd.arg("--audit-log").arg(log);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let keep = stderr.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line);
-            }
-        });
-        let v = Self { child, stderr };
-        v.wait_log("vigil running");
-        if audit_log.is_some() {
-            v.wait_log("k8s-audit-log: following file");
-        }
-        v
+/// `vigil run` with the delivery config `config` (and the audit log
+/// source on `audit_log`), once it is running.
+fn start(dir: &Path, config: &Path, audit_log: Option<&Path>) -> VigilProcess {
+    let mut cmd = vigil();
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--no-cache",
+            "--no-docker",
+            "--no-network",
+            "--no-file-integrity",
+            "--no-k8s-watch",
+            "--no-admin",
+            "--no-watch",
+            "--node",
+            "delivery-test",
+        ])
+        .arg("--config")
+        .arg(config);
+    if let Some(log) = audit_log {
+        cmd.arg("--audit-log").arg(log);
     }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+    let v = VigilProcess::spawn(&mut cmd);
+    v.wait_for_stderr("vigil running", STARTUP);
+    if audit_log.is_some() {
+        v.wait_for_stderr("k8s-audit-log: following file", STARTUP);
     }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "no `{needle}` in the logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) {
-        // SIGTERM: graceful.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    v
 }
 
 fn file_ids(p: &Path) -> BTreeMap<String, usize> {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let v: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    ids_of(&v)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool, logs: impl Fn() -> String) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}; logs:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ids_of(&read_jsonl(p))
 }
 
 fn write_config(dir: &Path, port: u16) -> (PathBuf, PathBuf) {
@@ -382,50 +276,45 @@ shutdown_grace_ms = 200
 
 #[test]
 fn webhook_down_for_a_while_then_every_finding_arrives() {
-    let dir = Temp::new("delivery-outage");
+    let dir = TempDir::new("delivery-outage");
     let got = Arc::new(Mutex::new(Vec::new()));
     let receiver = Receiver::start(0, Duration::ZERO, got.clone());
     let port = receiver.port;
-    let (config, findings) = write_config(&dir.0, port);
-    let log = dir.0.join("audit.log");
+    let (config, findings) = write_config(&dir, port);
+    let log = dir.join("audit.log");
     append(&log, "");
-    let vigil = Vigil::start(&dir.0, &config, Some(&log));
+    let vigil = start(&dir, &config, Some(&log));
 
     append(&log, &audit_lines("before", 4));
-    wait_until(
-        "the first findings at the receiver",
-        || {
-            let f = file_ids(&findings);
-            !f.is_empty() && receiver.ids().len() == f.len() && f.len() >= 4
-        },
-        || vigil.logs(),
-    );
+    vigil.wait_until("the first findings at the receiver", DEADLINE, || {
+        let f = file_ids(&findings);
+        !f.is_empty() && receiver.ids().len() == f.len() && f.len() >= 4
+    });
 
     receiver.stop();
     append(&log, &audit_lines("during", 10));
     let before_restart = file_ids(&findings).len();
-    wait_until(
-        "the outage findings in the file",
-        || file_ids(&findings).len() >= before_restart + 10,
-        || vigil.logs(),
+    vigil.wait_until("the outage findings in the file", DEADLINE, || {
+        file_ids(&findings).len() >= before_restart + 10
+    });
+    vigil.wait_for_stderr(
+        "delivery failed; findings stay in the spool and are retried",
+        STARTUP,
     );
-    vigil.wait_log("delivery failed; findings stay in the spool and are retried");
     // Several retries against the closed port.
     std::thread::sleep(Duration::from_millis(1_500));
     let failures = vigil
-        .logs()
+        .stderr_text()
         .matches("delivery failed; findings stay in the spool")
         .count();
-    assert!(failures >= 2, "{}", vigil.logs());
+    assert!(failures >= 2, "{}", vigil.stderr_text());
 
     let receiver = Receiver::start(port, Duration::ZERO, got.clone());
     let expected: BTreeSet<String> = file_ids(&findings).into_keys().collect();
-    wait_until(
-        "every finding at the receiver",
-        || receiver.ids().keys().cloned().collect::<BTreeSet<_>>() == expected,
-        || vigil.logs(),
-    );
-    vigil.wait_log("output delivering again");
+    vigil.wait_until("every finding at the receiver", DEADLINE, || {
+        receiver.ids().keys().cloned().collect::<BTreeSet<_>>() == expected
+    });
+    vigil.wait_for_stderr("output delivering again", STARTUP);
     let dups: usize = receiver.ids().values().map(|n| n - 1).sum();
     eprintln!(
         "{} findings, {} requests, {dups} duplicates",
@@ -440,19 +329,19 @@ fn webhook_down_for_a_while_then_every_finding_arrives() {
 
 #[test]
 fn kill_9_during_delivery_then_restart_delivers_the_rest() {
-    let dir = Temp::new("delivery-kill9");
+    let dir = TempDir::new("delivery-kill9");
     let got = Arc::new(Mutex::new(Vec::new()));
     // Slow receiver: 150 ms per finding, so delivery is under way when Vigil is killed.
     let receiver = Receiver::start(0, Duration::from_millis(150), got.clone());
-    let (config, findings) = write_config(&dir.0, receiver.port);
-    let log = dir.0.join("audit.log");
+    let (config, findings) = write_config(&dir, receiver.port);
+    let log = dir.join("audit.log");
     append(&log, "");
-    let vigil = Vigil::start(&dir.0, &config, Some(&log));
+    let vigil = start(&dir, &config, Some(&log));
     append(&log, &audit_lines("burst", 30));
-    wait_until(
+    vigil.wait_until(
         "all findings spooled (file written) and some delivered",
+        DEADLINE,
         || file_ids(&findings).len() >= 30 && receiver.ids().len() >= 3,
-        || vigil.logs(),
     );
     let expected: BTreeSet<String> = file_ids(&findings).into_keys().collect();
     let delivered_before = receiver.ids().len();
@@ -461,17 +350,17 @@ fn kill_9_during_delivery_then_restart_delivers_the_rest() {
         "the kill must come during delivery ({delivered_before} of {})",
         expected.len()
     );
-    vigil.kill9();
+    vigil.kill();
 
     // Started again on a new, empty audit log: only the spool can supply the rest.
-    let empty = dir.0.join("empty-audit.log");
+    let empty = dir.join("empty-audit.log");
     append(&empty, "");
-    let vigil = Vigil::start(&dir.0, &config, Some(&empty));
-    vigil.wait_log("undelivered findings from a previous run");
-    wait_until(
+    let vigil = start(&dir, &config, Some(&empty));
+    vigil.wait_for_stderr("undelivered findings from a previous run", STARTUP);
+    vigil.wait_until(
         "every finding at the receiver after the restart",
+        DEADLINE,
         || receiver.ids().keys().cloned().collect::<BTreeSet<_>>() == expected,
-        || vigil.logs(),
     );
     let ids = receiver.ids();
     let dups: usize = ids.values().map(|n| n - 1).sum();

@@ -11,11 +11,11 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::metrics::Registry;
@@ -23,26 +23,7 @@ use vigil_core::model::{Entity, EntityKind, Finding, KeyValue, Severity};
 use vigil_delivery::outputs::{DeliveryError, Output, OutputSpec};
 use vigil_delivery::{Delivery, DeliveryConfig, Responder, WhenFull};
 use vigil_runtime::workers::PluginFinding;
-
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use vigil_test_support::{TempDir, wait_for, wait_until};
 
 /// An output keeping what it gets; it fails while `down`, and refuses for
 /// good any finding whose pod is `refuse`.
@@ -59,16 +40,12 @@ impl Mem {
     }
 
     fn wait(&self, n: usize) -> Vec<FindingRecord> {
-        let start = Instant::now();
-        while self.got.lock().unwrap().len() < n {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "expected {n} findings, got {:#?}",
-                self.got()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.got()
+        wait_for(
+            &format!("{n} findings"),
+            Duration::from_secs(20),
+            || Some(self.got()).filter(|got| got.len() >= n),
+            || format!("got {:#?}", self.got()),
+        )
     }
 }
 
@@ -129,12 +106,12 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn start(dir: &Temp, cfg: &DeliveryConfig, outputs: Vec<(OutputSpec, Mem)>) -> Self {
+    fn start(dir: &Path, cfg: &DeliveryConfig, outputs: Vec<(OutputSpec, Mem)>) -> Self {
         Self::start_with(dir, cfg, outputs, None)
     }
 
     fn start_with(
-        dir: &Temp,
+        dir: &Path,
         cfg: &DeliveryConfig,
         outputs: Vec<(OutputSpec, Mem)>,
         responder: Option<Box<dyn Responder>>,
@@ -145,16 +122,9 @@ impl Pipeline {
             .into_iter()
             .map(|(s, m)| (s, Box::new(m) as Box<dyn Output>))
             .collect();
-        let delivery = Delivery::start_with(
-            cfg,
-            &dir.0,
-            "node-1",
-            rx,
-            registry.clone(),
-            outputs,
-            responder,
-        )
-        .unwrap();
+        let delivery =
+            Delivery::start_with(cfg, dir, "node-1", rx, registry.clone(), outputs, responder)
+                .unwrap();
         Self {
             tx: Some(tx),
             delivery: Some(delivery),
@@ -195,7 +165,7 @@ fn config(f: impl FnOnce(&mut DeliveryConfig)) -> DeliveryConfig {
 
 #[test]
 fn identical_findings_in_the_window_become_one_summary_with_a_count() {
-    let dir = Temp::new("dedup");
+    let dir = TempDir::new("dedup");
     let mem = Mem::default();
     let cfg = config(|c| c.dedup.window_secs = 1);
     let p = Pipeline::start(&dir, &cfg, vec![(spec("mem", false, 16), mem.clone())]);
@@ -253,7 +223,7 @@ fn identical_findings_in_the_window_become_one_summary_with_a_count() {
 
 #[test]
 fn dedup_windows_left_by_a_crashed_run_are_resumed() {
-    let dir = Temp::new("dedup-restart");
+    let dir = TempDir::new("dedup-restart");
     let cfg = config(|c| c.dedup.window_secs = 2);
     // What a run killed with a window open leaves in the spool: the first
     // finding (delivered) and a count of 3.
@@ -270,7 +240,7 @@ fn dedup_windows_left_by_a_crashed_run_are_resumed() {
         .as_nanos() as u64;
     {
         let conn =
-            vigil_delivery::spool::open(&dir.0.join("spool.sqlite"), Default::default()).unwrap();
+            vigil_delivery::spool::open(&dir.join("spool.sqlite"), Default::default()).unwrap();
         vigil_delivery::spool::open_window(
             &conn,
             &vigil_delivery::spool::StoredWindow {
@@ -301,7 +271,7 @@ fn dedup_windows_left_by_a_crashed_run_are_resumed() {
 
 #[test]
 fn suppressions_and_monitor_mode_are_counted_never_silent() {
-    let dir = Temp::new("suppress");
+    let dir = TempDir::new("suppress");
     let cfg: DeliveryConfig = toml::from_str(
         r#"
         [dedup]
@@ -401,7 +371,7 @@ fn suppressions_and_monitor_mode_are_counted_never_silent() {
 }
 
 fn full_spool(policy: WhenFull) -> Vec<String> {
-    let dir = Temp::new("full");
+    let dir = TempDir::new("full");
     let cfg = config(|c| {
         c.dedup.window_secs = 0;
         c.spool.max_findings = 3;
@@ -419,13 +389,15 @@ fn full_spool(policy: WhenFull) -> Vec<String> {
             Severity::High,
         ));
     }
-    let start = Instant::now();
-    while metric(&p.metrics(), "vigil_spool_depth") < 3
-        || !p.metrics().contains("vigil_spool_dropped_total")
-    {
-        assert!(start.elapsed() < Duration::from_secs(10), "{}", p.metrics());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "a full spool",
+        Duration::from_secs(10),
+        || {
+            metric(&p.metrics(), "vigil_spool_depth") >= 3
+                && p.metrics().contains("vigil_spool_dropped_total")
+        },
+        || p.metrics(),
+    );
     assert_eq!(metric(&p.metrics(), "vigil_spool_depth"), 3);
     let label = match policy {
         WhenFull::DropOldest => "drop-oldest",
@@ -464,7 +436,7 @@ fn a_full_spool_can_drop_the_newest() {
 
 #[test]
 fn a_refused_finding_is_isolated_from_its_batch_and_counted() {
-    let dir = Temp::new("refuse");
+    let dir = TempDir::new("refuse");
     let cfg = config(|c| c.dedup.window_secs = 0);
     let mem = Mem {
         refuse: Some("default/2".into()),
@@ -482,11 +454,12 @@ fn a_refused_finding_is_isolated_from_its_batch_and_counted() {
         ));
     }
     // All five queue up while the output is down, so they go as one batch.
-    let start = Instant::now();
-    while metric(&p.metrics(), "vigil_spool_depth") < 5 {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "five findings in the spool",
+        Duration::from_secs(10),
+        || metric(&p.metrics(), "vigil_spool_depth") >= 5,
+        || p.metrics(),
+    );
     mem.down.store(false, Ordering::SeqCst);
     let got = mem.wait(4);
     let ids: Vec<_> = got.iter().map(|f| f.entities[0].id.as_str()).collect();
@@ -498,7 +471,7 @@ fn a_refused_finding_is_isolated_from_its_batch_and_counted() {
 
 #[test]
 fn undelivered_findings_are_delivered_after_a_restart_and_orphans_are_counted() {
-    let dir = Temp::new("restart");
+    let dir = TempDir::new("restart");
     let cfg = config(|c| c.dedup.window_secs = 0);
     let down = Mem::default();
     down.down.store(true, Ordering::SeqCst);
@@ -539,7 +512,7 @@ fn undelivered_findings_are_delivered_after_a_restart_and_orphans_are_counted() 
 
 #[test]
 fn severity_thresholds_per_output() {
-    let dir = Temp::new("severity");
+    let dir = TempDir::new("severity");
     let cfg = config(|c| c.dedup.window_secs = 0);
     let all = Mem::default();
     let high = Mem::default();

@@ -11,15 +11,10 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::root;
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
@@ -67,9 +62,7 @@ impl Drop for Image {
 
 #[test]
 fn runtime_image_runs_vigil_and_has_no_shell() {
-    let ctx = std::env::temp_dir().join(format!("vigil-image-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&ctx);
-    std::fs::create_dir_all(&ctx).unwrap();
+    let ctx = TempDir::new("image");
     let status = Command::new("bash")
         .arg(root().join("deploy/rootfs.sh"))
         .arg(env!("CARGO_BIN_EXE_vigil"))
@@ -81,7 +74,7 @@ fn runtime_image_runs_vigil_and_has_no_shell() {
 
     let image = Image(format!("vigil-test/vigil:image-{}", std::process::id()));
     let built = docker(&["build", "-q", "-t", &image.0, ctx.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&ctx);
+    drop(ctx);
     assert!(built.status.success(), "docker build: {}", text(&built));
 
     let version = docker(&["run", "--rm", "--network", "none", &image.0, "--version"]);

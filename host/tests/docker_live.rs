@@ -12,107 +12,32 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "common/docker.rs"]
-mod docker_util;
+use common::vigil;
+use vigil_test_support::docker::{
+    Containers, DOCKER_SOCKET, IMAGE, LABEL, docker, docker_ready, run_container,
+};
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{TempDir, VigilProcess, unique};
 
-use docker_util::{Containers, DOCKER_SOCKET, IMAGE, LABEL, docker, docker_ready, unique};
-
-/// A running `vigil run`: stdout lines arrive on a channel with their
-/// arrival time, stderr lines are kept; killed and cleaned up when dropped.
-struct Vigil {
-    child: Child,
-    stdout: mpsc::Receiver<(Instant, String)>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    data_dir: PathBuf,
-}
-
-impl Vigil {
-    fn start(extra: &[&str]) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("vigil-docker-live-{}", unique()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
+/// `vigil run` with its data in `dir/data` and the docker source on.
+fn start(dir: &Path, extra: &[&str]) -> VigilProcess {
+    VigilProcess::spawn(
+        vigil()
             .arg("run")
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(dir.join("data"))
             .args(["--no-cache", "--node", "docker-live-test"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let (tx, stdout) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().expect("piped stderr");
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                lines
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        Self {
-            child,
-            stdout,
-            stderr,
-            data_dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .join("\n")
-    }
-
-    /// Waits until a stderr line contains `needle`.
-    fn wait_log(&mut self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "vigil exited ({status}) before logging {needle:?}; stderr:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "vigil did not log {needle:?} within {timeout:?}; stderr:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
+            .args(extra),
+    )
 }
 
 /// The seed scenario: a container on the host network is reported within a
@@ -122,44 +47,21 @@ fn host_network_container_is_reported_within_a_second() {
     if !docker_ready() {
         return;
     }
-    let mut vigil = Vigil::start(&[]);
-    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+    let dir = TempDir::new("docker-live");
+    let vigil = start(&dir, &[]);
+    vigil.wait_for_stderr("docker: event stream open", Duration::from_secs(120));
     let name = format!("evasive_container_{}", unique());
     let _cleanup = Containers(vec![name.clone()]);
 
     let before = Instant::now();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--label",
-        LABEL,
-        "--network",
-        "host",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    run_container(&name, &["--network", "host"], &["sleep", "300"]);
     let returned = Instant::now();
 
-    let deadline = returned + Duration::from_secs(10);
-    let found = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match vigil.stdout.recv_timeout(left) {
-            Ok((at, line)) => {
-                let f: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                if f["rule_id"] == "container-escape/host-network" && line.contains(&name) {
-                    break at;
-                }
-            }
-            Err(_) => panic!(
-                "no container-escape/host-network finding for {name} within 10 s; stderr:\n{}",
-                vigil.log()
-            ),
-        }
-    };
+    let (found, _) = vigil.wait_for_finding_with_arrival(
+        &format!("container-escape/host-network for {name}"),
+        Duration::from_secs(10),
+        |f| f["rule_id"] == "container-escape/host-network" && f.to_string().contains(&name),
+    );
     let latency = found.saturating_duration_since(returned);
     let early = returned.saturating_duration_since(found);
     eprintln!(
@@ -321,9 +223,8 @@ fn pipe(mut from: UnixStream, mut to: UnixStream) {
 
 /// The container events of the events file: (name, action, lifetime_ms).
 fn container_events(path: &Path) -> Vec<(String, String, Option<u64>)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    read_jsonl(path)
+        .iter()
         .filter(|e| e["body"]["kind"] == "container")
         .map(|e| {
             let b = &e["body"];
@@ -338,22 +239,16 @@ fn container_events(path: &Path) -> Vec<(String, String, Option<u64>)> {
 
 fn wait_events(
     path: &Path,
-    vigil: &Vigil,
+    vigil: &VigilProcess,
     what: &str,
     timeout: Duration,
     done: impl Fn(&[(String, String, Option<u64>)]) -> bool,
 ) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done(&container_events(path)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{what}: not seen within {timeout:?}; events: {:#?}\nstderr:\n{}",
-        container_events(path),
-        vigil.log()
+    vigil.wait_for_showing(
+        what,
+        timeout,
+        || done(&container_events(path)).then_some(()),
+        || format!("events: {:#?}", container_events(path)),
     );
 }
 
@@ -369,26 +264,26 @@ fn no_container_event_is_lost_across_a_broken_stream() {
         return;
     }
     let id = unique();
-    let dir = std::env::temp_dir().join(format!("vigil-docker-gap-{id}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new("docker-gap");
     let proxy = Proxy::start(dir.join("docker.sock"));
     let events = dir.join("events.jsonl");
     let proxy_path = proxy.path.to_string_lossy().into_owned();
     let events_path = events.to_string_lossy().into_owned();
-    let mut vigil = Vigil::start(&[
-        "--docker-socket",
-        &proxy_path,
-        "--emit-events",
-        &events_path,
-    ]);
-    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+    let vigil = start(
+        &dir,
+        &[
+            "--docker-socket",
+            &proxy_path,
+            "--emit-events",
+            &events_path,
+        ],
+    );
+    vigil.wait_for_stderr("docker: event stream open", Duration::from_secs(120));
 
     let [a, b, c, d] = ["a", "b", "c", "d"].map(|x| format!("vigil_gap_{x}_{id}"));
     let _cleanup = Containers(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
     for n in [&a, &b] {
-        docker(&[
-            "run", "-d", "--name", n, "--label", LABEL, IMAGE, "sleep", "300",
-        ]);
+        run_container(n, &[], &["sleep", "300"]);
     }
     wait_events(
         &events,
@@ -399,16 +294,14 @@ fn no_container_event_is_lost_across_a_broken_stream() {
     );
 
     proxy.cut();
-    vigil.wait_log("docker: event stream interrupted", Duration::from_secs(10));
+    vigil.wait_for_stderr("docker: event stream interrupted", Duration::from_secs(10));
     // While the source is cut off: a short-lived container comes and goes, B is removed.
     docker(&["run", "--rm", "--name", &c, "--label", LABEL, IMAGE, "true"]);
     docker(&["rm", "-f", &b]);
     std::thread::sleep(Duration::from_millis(500));
     proxy.restore();
 
-    docker(&[
-        "run", "-d", "--name", &d, "--label", LABEL, IMAGE, "sleep", "300",
-    ]);
+    run_container(&d, &[], &["sleep", "300"]);
     wait_events(&events, &vigil, "D started", Duration::from_secs(20), |e| {
         has(e, &d, "start")
     });
@@ -443,7 +336,7 @@ fn no_container_event_is_lost_across_a_broken_stream() {
         c_died.is_some_and(|ms| ms < 60_000),
         "die of the short-lived container carries its lifetime: {c_died:?}"
     );
-    let log = vigil.log();
+    let log = vigil.stderr_text();
     for line in log.lines().filter(|l| l.contains("docker: ")) {
         eprintln!("vigil: {line}");
     }
@@ -460,9 +353,6 @@ fn no_container_event_is_lost_across_a_broken_stream() {
         !log.contains("DOCKER EVENTS MAY HAVE BEEN LOST"),
         "the gap should have been closed:\n{log}"
     );
-    drop(vigil);
-    drop(proxy);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A gap the source cannot close (the daemon replays nothing from before the
@@ -474,54 +364,42 @@ fn an_unclosable_gap_reaches_the_plugins() {
         return;
     }
     let id = unique();
-    let dir = std::env::temp_dir().join(format!("vigil-docker-lost-{id}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new("docker-lost");
     let proxy = Proxy::start(dir.join("docker.sock"));
     let events = dir.join("events.jsonl");
     let proxy_path = proxy.path.to_string_lossy().into_owned();
     let events_path = events.to_string_lossy().into_owned();
-    let mut vigil = Vigil::start(&[
-        "--docker-socket",
-        &proxy_path,
-        "--emit-events",
-        &events_path,
-    ]);
-    vigil.wait_log("docker: event stream open", Duration::from_secs(120));
+    let vigil = start(
+        &dir,
+        &[
+            "--docker-socket",
+            &proxy_path,
+            "--emit-events",
+            &events_path,
+        ],
+    );
+    vigil.wait_for_stderr("docker: event stream open", Duration::from_secs(120));
 
     // An event seen before the break, so that the reconnection checks the replay.
     let a = format!("vigil_lost_a_{id}");
     let _cleanup = Containers(vec![a.clone()]);
-    docker(&[
-        "run", "-d", "--name", &a, "--label", LABEL, IMAGE, "sleep", "300",
-    ]);
+    run_container(&a, &[], &["sleep", "300"]);
     wait_events(&events, &vigil, "A started", Duration::from_secs(10), |e| {
         has(e, &a, "start")
     });
 
     proxy.cut();
-    vigil.wait_log("docker: event stream interrupted", Duration::from_secs(10));
+    vigil.wait_for_stderr("docker: event stream interrupted", Duration::from_secs(10));
     proxy.forget_history();
     proxy.restore();
-    vigil.wait_log("DOCKER EVENTS MAY HAVE BEEN LOST", Duration::from_secs(30));
+    vigil.wait_for_stderr("DOCKER EVENTS MAY HAVE BEEN LOST", Duration::from_secs(30));
 
     // The marker event, as written by --emit-events …
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let marker = loop {
-        let text = std::fs::read_to_string(&events).unwrap_or_default();
-        let found = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|e| e["body"]["raw_action"] == "vigil-events-gap");
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no vigil-events-gap event; stderr:\n{}",
-            vigil.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let marker = vigil.wait_for("a vigil-events-gap event", Duration::from_secs(10), || {
+        read_jsonl(&events)
+            .into_iter()
+            .find(|e| e["body"]["raw_action"] == "vigil-events-gap")
+    });
     assert_eq!(marker["source"], "docker");
     assert_eq!(marker["body"]["kind"], "container");
     assert_eq!(marker["body"]["action"], "other");
@@ -532,24 +410,11 @@ fn an_unclosable_gap_reaches_the_plugins() {
     );
 
     // … and the finding of the plugin that watches for it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let Ok((_, line)) = vigil.stdout.recv_timeout(remaining) else {
-            panic!(
-                "no monitoring-tamper/docker-events-gap finding; stderr:\n{}",
-                vigil.log()
-            );
-        };
-        let f: serde_json::Value = serde_json::from_str(&line).expect("a finding per line");
-        if f["rule_id"] == "monitoring-tamper/docker-events-gap" {
-            assert_eq!(f["plugin"], "monitoring-tamper");
-            assert_eq!(f["node"], "docker-live-test");
-            assert!(f["evidence"]["reason"].as_str().is_some(), "{f}");
-            break;
-        }
-    }
-    drop(vigil);
-    drop(proxy);
-    let _ = std::fs::remove_dir_all(&dir);
+    let f = vigil.wait_for_rule(
+        "monitoring-tamper/docker-events-gap",
+        Duration::from_secs(10),
+    );
+    assert_eq!(f["plugin"], "monitoring-tamper");
+    assert_eq!(f["node"], "docker-live-test");
+    assert!(f["evidence"]["reason"].as_str().is_some(), "{f}");
 }

@@ -10,98 +10,55 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::Value;
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{TempDir, VigilProcess};
 
 /// How long a change may take to show up (debounce + scheduling on a busy CI box).
 const DEADLINE: Duration = Duration::from_secs(15);
 
-fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}_{nanos}", std::process::id())
-}
+/// How long Vigil may take to start (compiling the built-in plugins), and
+/// runtime-tamper's findings to arrive.
+const STARTUP: Duration = Duration::from_secs(120);
 
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `vigil run`, killed when dropped; stderr is kept for diagnostics.
+/// A running `vigil run` writing its events to a file.
 struct Vigil {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: VigilProcess,
     events: PathBuf,
 }
 
 impl Vigil {
     fn start(data: &Path, root: &Path, events: PathBuf) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .arg("run")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--no-docker", "--no-cache", "--node", "fim-live-test"])
-            .arg("--fim-root")
-            .arg(root)
-            .arg("--emit-events")
-            .arg(&events)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().expect("piped stderr");
-        let keep = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line);
-            }
-        });
-        let v = Self {
-            child,
-            stderr,
-            events,
-        };
-        v.wait_log("file-integrity: watching");
-        v
+        let process = VigilProcess::spawn(
+            vigil()
+                .arg("run")
+                .arg("--data-dir")
+                .arg(data)
+                .args(["--no-docker", "--no-cache", "--node", "fim-live-test"])
+                .arg("--fim-root")
+                .arg(root)
+                .arg("--emit-events")
+                .arg(&events),
+        );
+        process.wait_for_stderr("file-integrity: watching", STARTUP);
+        Self { process, events }
     }
 
     fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "no `{needle}` in the logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.stderr_text()
     }
 
     /// The file-integrity events written so far: (path, change, body).
     fn file_events(&self) -> Vec<(String, String, Value)> {
-        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        read_jsonl(&self.events)
+            .into_iter()
             .filter(|e| e["source"] == "file-integrity")
             .map(|e| {
                 let body = e["body"].clone();
@@ -117,30 +74,18 @@ impl Vigil {
     /// Waits for the event count to reach `n`, then for a quiet second
     /// (so a duplicate would be seen), and returns the events.
     fn wait_events(&self, n: usize) -> Vec<(String, String, Value)> {
-        let start = Instant::now();
-        while self.file_events().len() < n {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "expected {n} events, got {:#?}\nlogs:\n{}",
-                self.file_events(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.wait_for_showing(
+            &format!("{n} events"),
+            DEADLINE,
+            || (self.file_events().len() >= n).then_some(()),
+            || format!("events: {:#?}", self.file_events()),
+        );
         std::thread::sleep(Duration::from_millis(1_000));
         self.file_events()
     }
 
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        self.process.kill();
     }
 }
 
@@ -151,9 +96,9 @@ fn write(p: &Path, content: &str) {
 
 #[test]
 fn every_change_once_and_changes_while_down_after_restart() {
-    let base = Temp(std::env::temp_dir().join(format!("vigil-fim-live-{}", unique())));
-    let root = base.0.join("root");
-    let data = base.0.join("data");
+    let base = TempDir::new("fim-live");
+    let root = base.join("root");
+    let data = base.join("data");
     let daemon = root.join("etc/docker/daemon.json");
     let runc = root.join("usr/bin/runc");
     let cni = root.join("etc/cni/net.d/10-bridge.conf");
@@ -161,7 +106,7 @@ fn every_change_once_and_changes_while_down_after_restart() {
     write(&runc, "runc v1");
     write(&cni, "{\"type\":\"bridge\"}");
 
-    let vigil = Vigil::start(&data, &root, base.0.join("events-1.jsonl"));
+    let vigil = Vigil::start(&data, &root, base.join("events-1.jsonl"));
     assert!(
         vigil.logs().contains("file-integrity: on ("),
         "{}",
@@ -206,7 +151,7 @@ fn every_change_once_and_changes_while_down_after_restart() {
 
     // Changed while Vigil is down: reported once after the restart.
     write(&daemon, "{\"icc\":true}");
-    let vigil = Vigil::start(&data, &root, base.0.join("events-2.jsonl"));
+    let vigil = Vigil::start(&data, &root, base.join("events-2.jsonl"));
     let got = vigil.wait_events(1);
     let summary: Vec<(String, String)> =
         got.iter().map(|(p, c, _)| (p.clone(), c.clone())).collect();
@@ -224,14 +169,14 @@ fn every_change_once_and_changes_while_down_after_restart() {
 /// `runc` whose mtime is put back (`touch -r`) is `inconsistent-change`.
 #[test]
 fn runtime_tamper_reports_a_daemon_json_edit_and_a_timestomped_binary() {
-    let base = Temp(std::env::temp_dir().join(format!("vigil-fim-tamper-{}", unique())));
-    let root = base.0.join("root");
+    let base = TempDir::new("fim-tamper");
+    let root = base.join("root");
     let daemon = root.join("etc/docker/daemon.json");
     let runc = root.join("usr/bin/runc");
     write(&daemon, "{\"log-driver\":\"json-file\"}");
     write(&runc, "runc v1.1.12 ELF");
     // The default classes name the real paths; under --fim-root they are prefixed.
-    let settings = base.0.join("runtime-tamper.json");
+    let settings = base.join("runtime-tamper.json");
     std::fs::write(
         &settings,
         serde_json::json!({
@@ -241,74 +186,26 @@ fn runtime_tamper_reports_a_daemon_json_edit_and_a_timestomped_binary() {
         .to_string(),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .env_remove("VIGIL_LOG")
-        .env_remove("RUST_LOG")
-        .arg("run")
-        .arg("--data-dir")
-        .arg(base.0.join("data"))
-        .args([
-            "--no-docker",
-            "--no-network",
-            "--no-k8s-watch",
-            "--no-cache",
-        ])
-        .args(["--node", "fim-live-test", "--fim-root"])
-        .arg(&root)
-        .arg("--plugin-settings")
-        .arg(format!("runtime-tamper={}", settings.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil");
-    let findings = Arc::new(Mutex::new(Vec::<Value>::new()));
-    let out = child.stdout.take().expect("piped stdout");
-    let keep = findings.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(f) = serde_json::from_str(&line) {
-                keep.lock().unwrap().push(f);
-            }
-        }
-    });
-    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
-    let err = child.stderr.take().expect("piped stderr");
-    let keep = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            keep.lock().unwrap().push(line);
-        }
-    });
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Kill(child);
-    let wait = |what: &str, done: &dyn Fn(&[Value]) -> bool| {
-        let start = Instant::now();
-        while !done(&findings.lock().unwrap()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "{what}: findings {:#?}\nlogs:\n{}",
-                findings.lock().unwrap(),
-                logs.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait("watching", &|_| {
-        logs.lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("file-integrity: watching"))
-    });
+    let vigil = VigilProcess::spawn(
+        vigil()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(base.join("data"))
+            .args([
+                "--no-docker",
+                "--no-network",
+                "--no-k8s-watch",
+                "--no-cache",
+            ])
+            .args(["--node", "fim-live-test", "--fim-root"])
+            .arg(&root)
+            .arg("--plugin-settings")
+            .arg(format!("runtime-tamper={}", settings.display())),
+    );
+    vigil.wait_for_stderr("file-integrity: watching", STARTUP);
 
     write(&daemon, "{\"log-driver\":\"none\",\"icc\":true}");
-    wait("daemon-config-changed", &|f| f.len() == 1);
+    vigil.wait_for_findings("daemon-config-changed", STARTUP, |f| f.len() == 1);
 
     // Patch runc in place, same size, and put its mtime back.
     let mtime = std::fs::metadata(&runc).unwrap().modified().unwrap();
@@ -318,10 +215,10 @@ fn runtime_tamper_reports_a_daemon_json_edit_and_a_timestomped_binary() {
         f.write_all(b"runc v1.1.12 EVL").unwrap();
         f.set_modified(mtime).unwrap();
     }
-    wait("inconsistent-change", &|f| f.len() == 2);
+    vigil.wait_for_findings("inconsistent-change", STARTUP, |f| f.len() == 2);
     std::thread::sleep(Duration::from_millis(1_000));
 
-    let findings = findings.lock().unwrap().clone();
+    let findings = vigil.findings();
     let rules: Vec<&str> = findings
         .iter()
         .map(|f| f["rule_id"].as_str().unwrap_or_default())

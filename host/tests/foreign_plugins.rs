@@ -16,17 +16,17 @@
 )]
 
 mod common;
-#[path = "common/docker.rs"]
-mod docker_util;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use common::{falco, root, rules, stdout_lines, vigil};
+use common::vigil;
+use vigil_test_support::fixtures::{falco, falco_dir, root};
+use vigil_test_support::output::{rules, stdout_lines};
+use vigil_test_support::{TempDir, VigilProcess};
 
 const PYTHON: &str = "untrusted-registry";
 const C: &str = "shell-exec";
@@ -123,13 +123,6 @@ fn cached_vigil() -> Command {
     c
 }
 
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-foreign-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// `vigil plugin test NAME.wasm --events … [--settings …] --expect …` must pass.
 fn plugin_test(name: &str, events: &Path, settings: Option<&Path>, expect: &Path) -> String {
     let mut cmd = cached_vigil();
@@ -162,7 +155,8 @@ fn fixtures(name: &str) {
         &tests.join("expected-with-settings.jsonl"),
     );
     assert!(stdout.starts_with("ok: "), "{stdout}");
-    let empty = temp(&format!("{name}-empty")).join("none.jsonl");
+    let dir = TempDir::new(&format!("foreign-{name}-empty"));
+    let empty = dir.join("none.jsonl");
     std::fs::write(&empty, "").unwrap();
     let stdout = plugin_test(name, &tests.join("benign.jsonl"), None, &empty);
     assert_eq!(stdout.trim(), "ok: 0 findings as expected");
@@ -218,7 +212,7 @@ fn inspect_shows_only_vigil_imports() {
 
 #[test]
 fn replay_loads_both_from_a_plugin_dir() {
-    let dir = temp("plugin-dir");
+    let dir = TempDir::new("foreign-plugin-dir");
     for name in [PYTHON, C] {
         std::fs::copy(wasm(name), dir.join(format!("{name}.wasm"))).unwrap();
     }
@@ -261,11 +255,11 @@ fn replay_loads_both_from_a_plugin_dir() {
 
 #[test]
 fn on_the_falco_audit_fixtures_only_the_exec_is_reported() {
-    let dir = temp("falco");
+    let dir = TempDir::new("foreign-falco");
     for name in [PYTHON, C] {
         std::fs::copy(wasm(name), dir.join(format!("{name}.wasm"))).unwrap();
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(falco(""))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(falco_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| !p.ends_with("fal_01_003.json")) // deliberately malformed
@@ -297,109 +291,63 @@ fn on_the_falco_audit_fixtures_only_the_exec_is_reported() {
 /// is an untrusted image, and `docker exec … sh -c …` a shell command.
 #[test]
 fn vigil_run_reports_live_docker_activity_through_both() {
-    use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
+    use vigil_test_support::docker::{Containers, docker, docker_ready, run_container};
+    use vigil_test_support::unique;
     if !docker_ready() {
         return;
     }
-    let dir = temp("live");
+    let dir = TempDir::new("foreign-live");
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for name in [PYTHON, C] {
         std::fs::copy(wasm(name), plugins.join(format!("{name}.wasm"))).unwrap();
     }
-    let mut child = vigil()
-        .arg("run")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--cache-dir")
-        .arg(built().cache_home.join("vigil/plugins"))
-        .args([
-            "--no-builtin",
-            "--no-network",
-            "--no-file-integrity",
-            "--no-k8s-watch",
-        ])
-        .arg("--plugin-dir")
-        .arg(&plugins)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let (tx, findings) = mpsc::channel::<serde_json::Value>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line)
-                && tx.send(v).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut l = sink
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let _child = Kill(child);
-    let text = || {
-        log.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !text().contains("docker: event stream open") {
-        assert!(
-            Instant::now() < deadline,
-            "the docker source did not start:\n{}",
-            text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let vigil = VigilProcess::spawn(
+        vigil()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--cache-dir")
+            .arg(built().cache_home.join("vigil/plugins"))
+            .args([
+                "--no-builtin",
+                "--no-network",
+                "--no-file-integrity",
+                "--no-k8s-watch",
+            ])
+            .arg("--plugin-dir")
+            .arg(&plugins),
+    );
+    vigil.wait_for_stderr("docker: event stream open", Duration::from_secs(120));
 
     let name = format!("vigil_foreign_{}", unique());
     let _cleanup = Containers(vec![name.clone()]);
-    docker(&[
-        "run", "-d", "--name", &name, "--label", LABEL, IMAGE, "sleep", "300",
-    ]);
+    run_container(&name, &[], &["sleep", "300"]);
     docker(&["exec", &name, "sh", "-c", "id"]);
 
-    let mut want = BTreeSet::from([
+    let want = BTreeSet::from([
         "untrusted-registry/untrusted-image",
         "shell-exec/shell-command",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !want.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(f) = findings.recv_timeout(left) else {
-            panic!("missing {want:?} for {name}; log:\n{}", text());
-        };
-        if f["evidence"]["container"] == name.as_str() {
-            want.remove(f["rule_id"].as_str().unwrap_or_default());
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    vigil.wait_for_findings(
+        &format!("{want:?} for {name}"),
+        Duration::from_secs(30),
+        |findings| {
+            let seen: BTreeSet<&str> = findings
+                .iter()
+                .filter(|f| f["evidence"]["container"] == name.as_str())
+                .filter_map(|f| f["rule_id"].as_str())
+                .collect();
+            want.is_subset(&seen)
+        },
+    );
 }
 
 /// `vigil plugin new --lang LANG NAME --dir …`, then the project's own
 /// `./test.sh` (build, `vigil plugin inspect`, `vigil plugin test`).
-fn scaffold(lang: &str, name: &str) -> PathBuf {
-    let base = temp(&format!("new-{lang}"));
+/// Returns the scratch directory (removed when dropped) and the project in it.
+fn scaffold(lang: &str, name: &str) -> (TempDir, PathBuf) {
+    let base = TempDir::new(&format!("foreign-new-{lang}"));
     let project = base.join(name);
     let out = run(
         "vigil plugin new",
@@ -426,12 +374,12 @@ fn scaffold(lang: &str, name: &str) -> PathBuf {
         "{lang}: {stdout}"
     );
     let _ = std::fs::remove_dir_all(&cache);
-    project
+    (base, project)
 }
 
 #[test]
 fn new_rust_plugin_passes_its_own_tests() {
-    let project = scaffold("rust", "demo-rust");
+    let (_base, project) = scaffold("rust", "demo-rust");
     // Its native unit tests too, with plain `cargo test`.
     run(
         "cargo test (Rust scaffold)",
@@ -441,26 +389,23 @@ fn new_rust_plugin_passes_its_own_tests() {
             .arg(project.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", root().join("target/scaffold")),
     );
-    let _ = std::fs::remove_dir_all(project.parent().unwrap());
 }
 
 #[test]
 fn new_python_plugin_passes_its_own_test() {
-    let project = scaffold("python", "demo_python");
+    let (_base, project) = scaffold("python", "demo_python");
     assert!(project.join("wit/detector.wit").is_file(), "self-contained");
-    let _ = std::fs::remove_dir_all(project.parent().unwrap());
 }
 
 #[test]
 fn new_c_plugin_passes_its_own_test() {
-    let project = scaffold("c", "demo-c");
+    let (_base, project) = scaffold("c", "demo-c");
     assert!(project.join("wit/types.wit").is_file(), "self-contained");
-    let _ = std::fs::remove_dir_all(project.parent().unwrap());
 }
 
 #[test]
 fn new_refuses_bad_names_and_non_empty_dirs() {
-    let base = temp("new-refusals");
+    let base = TempDir::new("foreign-new-refusals");
     let out = vigil()
         .args(["plugin", "new", "--lang", "c", "Bad Name", "--dir"])
         .arg(base.join("x"))

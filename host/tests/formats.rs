@@ -13,28 +13,27 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::vigil;
 use serde_json::Value;
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::{Entity, EntityKind};
 use vigil_delivery::outputs::{falco, ocsf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use vigil_test_support::fixtures::{falco_dir, root};
 
 /// Native findings from replaying the Falco audit fixtures.
 fn replayed() -> Vec<FindingRecord> {
-    let dir = root().join("tests/data/k8s-audit/falco-0.34.1");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(falco_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let out = vigil()
         .args(["replay", "--no-cache", "--node", "node-1"])
         .args(&files)
         .output()

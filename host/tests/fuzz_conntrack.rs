@@ -19,22 +19,7 @@ use std::path::Path;
 
 use vigil_core::model::ContainerRef;
 use vigil_sources::network::conntrack::{Message, Tuple, encode, flow_events, messages};
-
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use vigil_test_support::fuzz::{Rng, iterations};
 
 /// Values that hit the decoder's edges when written over a length or type.
 const WORDS: [u16; 10] = [0, 1, 3, 4, 5, 8, 0xffff, 0x8001, 0x4002, 0x7fff];
@@ -55,7 +40,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
                 let w = WORDS[rng.below(WORDS.len())];
                 v[at..at + 2].copy_from_slice(&w.to_ne_bytes());
             }
-            2 if at < v.len() => v[at] = rng.next() as u8,
+            2 if at < v.len() => v[at] = rng.next_u64() as u8,
             3 if !v.is_empty() => {
                 let from = rng.below(v.len());
                 let end = (from + rng.below(128)).min(v.len());
@@ -112,10 +97,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 #[test]
 fn corrupted_datagrams_never_panic() {
-    let iters: usize = std::env::var("VIGIL_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let iters = iterations(20_000);
     let seeds = seeds();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut flows, mut errors) = (0usize, 0usize);

@@ -11,25 +11,9 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-mod common;
-
 use vigil_normalize::{Format, Origin, for_each_record};
-
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use vigil_test_support::fixtures::falco_dir;
+use vigil_test_support::fuzz::{Rng, iterations};
 
 const TOKENS: [&[u8]; 14] = [
     b"{",
@@ -61,7 +45,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
                 let t = TOKENS[rng.below(TOKENS.len())];
                 v.splice(at..at, t.iter().copied());
             }
-            2 if at < v.len() => v[at] = rng.next() as u8,
+            2 if at < v.len() => v[at] = rng.next_u64() as u8,
             3 if !v.is_empty() => {
                 // Duplicate a slice: nested and repeated structures.
                 let from = rng.below(v.len());
@@ -77,18 +61,14 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 
 #[test]
 fn corrupted_input_never_panics() {
-    let dir = common::root().join("tests/data/k8s-audit/falco-0.34.1");
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(falco_dir())
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .collect();
     seeds.sort();
     seeds.push(br#"[{"Id":"abc","Name":"/x","State":{"Running":true,"StartedAt":"2024-05-01T10:00:01Z"},"Config":{"Image":"busybox","Labels":{"a":"b"}},"HostConfig":{"NetworkMode":"host","CapAdd":["SYS_ADMIN"],"SecurityOpt":["seccomp=unconfined"],"Devices":[{"PathOnHost":"/dev/kmsg"}]},"Mounts":[{"Type":"bind","Source":"/","Destination":"/host","RW":true}]}]"#.to_vec());
     seeds.push(br#"{"id":"e1","time":1,"node":"n","source":"s","body":{"kind":"container","action":"start","id":"c","security":{"network_mode":"host","mounts":[{"source":"/etc"}]}}}"#.to_vec());
-    let iters: usize = std::env::var("VIGIL_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let iters = iterations(20_000);
     let origin = Origin {
         node: "n",
         source: "fuzz",

@@ -12,7 +12,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{falco, plugin_dir_with, rules, stdout_lines, vigil};
+use common::vigil;
+use vigil_test_support::fixtures::{falco, plugin_dir_with};
+use vigil_test_support::output::{rules, stdout_lines};
 
 struct Run {
     code: Option<i32>,

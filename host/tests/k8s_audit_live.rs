@@ -12,122 +12,61 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::Value;
+use vigil_test_support::fixtures::{append, audit_line, falco_event, tls};
+use vigil_test_support::net::http_request;
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{Signal, TempDir, VigilProcess};
 
 /// How long an event may take to show up on a busy CI box.
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// How long Vigil may take to start (compiling the built-in plugins).
+const STARTUP: Duration = Duration::from_secs(120);
+
 const TOKEN: &str = "s3cret-audit-token";
 
-fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}_{nanos}", std::process::id())
-}
-
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}", unique()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn recorded(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/k8s-audit/falco-0.34.1")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-/// A running `vigil run`, killed when dropped; stdout and stderr are kept.
+/// A running `vigil run` writing its events to `DIR/events.jsonl`.
 struct Vigil {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: VigilProcess,
     events: PathBuf,
 }
 
-fn keep_lines(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let keep = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            keep.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
 impl Vigil {
+    /// Started, once its log has `ready`.
     fn start(dir: &Path, extra: &[&str], ready: &str) -> Self {
         let events = dir.join("events.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args([
-                "--no-cache",
-                "--no-docker",
-                "--no-network",
-                "--no-file-integrity",
-                "--node",
-                "k8s-live-test",
-            ])
-            .args(extra)
-            .arg("--emit-events")
-            .arg(&events)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stdout = keep_lines(child.stdout.take().unwrap());
-        let stderr = keep_lines(child.stderr.take().unwrap());
-        let v = Self {
-            child,
-            stdout,
-            stderr,
-            events,
-        };
-        v.wait_log(ready);
-        v
+        let process = VigilProcess::spawn(
+            vigil()
+                .arg("run")
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .args([
+                    "--no-cache",
+                    "--no-docker",
+                    "--no-network",
+                    "--no-file-integrity",
+                    "--node",
+                    "k8s-live-test",
+                ])
+                .args(extra)
+                .arg("--emit-events")
+                .arg(&events),
+        );
+        process.wait_for_stderr(ready, STARTUP);
+        Self { process, events }
     }
 
     fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "no `{needle}` in the logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.stderr_text()
     }
 
     /// The address from "k8s-audit-webhook: on (listening on ADDR)".
@@ -139,99 +78,37 @@ impl Vigil {
     }
 
     fn k8s_events(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        read_jsonl(&self.events)
+            .into_iter()
             .filter(|e| e["source"] == "k8s-audit")
             .collect()
     }
 
     /// Waits for `n` events, then a quiet second (so a duplicate would be seen).
     fn wait_events(&self, n: usize) -> Vec<Value> {
-        let start = Instant::now();
-        while self.k8s_events().len() < n {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "expected {n} events, got {}\nlogs:\n{}",
-                self.k8s_events().len(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.wait_for_showing(
+            &format!("{n} events"),
+            DEADLINE,
+            || (self.k8s_events().len() >= n).then_some(()),
+            || format!("events: {:#?}", self.k8s_events()),
+        );
         std::thread::sleep(Duration::from_millis(1_000));
         self.k8s_events()
     }
 
     fn wait_finding(&self, rule: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let found = self.stdout.lock().unwrap().iter().find_map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .ok()
-                    .filter(|f| f["rule_id"] == rule)
-            });
-            if let Some(f) = found {
-                return f;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {rule} finding; stdout:\n{}\nlogs:\n{}",
-                self.stdout.lock().unwrap().join("\n"),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.wait_for_rule(rule, DEADLINE)
     }
-}
 
-impl Vigil {
     /// Stops it as an operator would (SIGINT) and waits for the exit.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "vigil did not stop on SIGINT; logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn stop(self) {
+        self.process.stop_with(Signal::Int, DEADLINE);
     }
 }
 
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request written by hand; returns (status, body).
+/// One HTTP/1.1 request to `/audit`; returns (status, body).
 fn http(addr: SocketAddr, method: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!("{method} /audit HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {resp:?}"));
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    http_request(addr, method, "/audit", headers, body, DEADLINE)
 }
 
 fn post(addr: SocketAddr, token: Option<&str>, body: &[u8]) -> (u16, String) {
@@ -247,11 +124,11 @@ fn post(addr: SocketAddr, token: Option<&str>, body: &[u8]) -> (u16, String) {
 
 #[test]
 fn webhook_batch_becomes_findings_and_refusals_get_their_status() {
-    let dir = Temp::new("k8s-webhook-live");
-    let token_file = dir.0.join("token");
+    let dir = TempDir::new("k8s-webhook-live");
+    let token_file = dir.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let vigil = Vigil::start(
-        &dir.0,
+        &dir,
         &[
             "--audit-webhook-listen",
             "127.0.0.1:0",
@@ -268,9 +145,9 @@ fn webhook_batch_becomes_findings_and_refusals_get_their_status() {
         "apiVersion": "audit.k8s.io/v1",
         "metadata": {},
         "items": [
-            recorded("create_nginx_pod_privileged.json"),
-            recorded("create_nginx_pod_hostnetwork.json"),
-            recorded("exec_pod.json"),
+            falco_event("create_nginx_pod_privileged.json"),
+            falco_event("create_nginx_pod_hostnetwork.json"),
+            falco_event("exec_pod.json"),
         ],
     });
     let body = serde_json::to_vec(&list).unwrap();
@@ -317,28 +194,17 @@ fn webhook_batch_becomes_findings_and_refusals_get_their_status() {
 
 /// A recorded event as one audit log line with its own audit id.
 fn line(name: &str, audit_id: &str) -> String {
-    let mut e = recorded(name);
-    e["auditID"] = Value::String(audit_id.to_owned());
-    format!("{}\n", serde_json::to_string(&e).unwrap())
-}
-
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
+    audit_line(&falco_event(name), audit_id)
 }
 
 #[test]
 fn audit_log_follows_rotation_and_delivers_each_event_once() {
-    let dir = Temp::new("k8s-log-live");
-    let log = dir.0.join("audit.log");
+    let dir = TempDir::new("k8s-log-live");
+    let log = dir.join("audit.log");
     // Already there at startup: not reported (reading starts at the end).
     append(&log, &line("exec_pod.json", "before-start"));
     let vigil = Vigil::start(
-        &dir.0,
+        &dir,
         &["--audit-log", log.to_str().unwrap()],
         "k8s-audit-log: following file",
     );
@@ -361,7 +227,7 @@ fn audit_log_follows_rotation_and_delivers_each_event_once() {
 
     // Rotation as the API server does it: rename, then a new file.
     append(&log, &line("exec_pod.json", "three"));
-    std::fs::rename(&log, dir.0.join("audit-1.log")).unwrap();
+    std::fs::rename(&log, dir.join("audit-1.log")).unwrap();
     append(&log, &line("create_nginx_pod_hostnetwork.json", "four"));
     append(&log, &line("exec_pod.json", "five"));
     let events = vigil.wait_events(5);
@@ -404,29 +270,25 @@ fn audit_ids(events: &[Value]) -> Vec<String> {
 /// and nothing reported before the stop is reported again.
 #[test]
 fn audit_log_resumes_after_restart_without_repeats() {
-    let dir = Temp::new("k8s-log-resume");
-    let log = dir.0.join("audit.log");
+    let dir = TempDir::new("k8s-log-resume");
+    let log = dir.join("audit.log");
     append(&log, &line("exec_pod.json", "before-first-start"));
     let args = ["--audit-log", log.to_str().unwrap()];
-    let vigil = Vigil::start(&dir.0, &args, "k8s-audit-log: following file");
+    let vigil = Vigil::start(&dir, &args, "k8s-audit-log: following file");
     append(&log, &line("exec_pod.json", "one"));
     append(&log, &line("create_nginx_pod_privileged.json", "two"));
     assert_eq!(audit_ids(&vigil.wait_events(2)), ["one", "two"]);
     vigil.stop();
-    let saved = dir.0.join("data/k8s-audit-log.position");
+    let saved = dir.join("data/k8s-audit-log.position");
     assert!(saved.exists(), "no position saved at {}", saved.display());
 
     // While stopped: lines in the file, then a rotation and a new file.
     append(&log, &line("exec_pod.json", "three"));
-    std::fs::rename(&log, dir.0.join("audit-2026-11-26T12-00-00.000.log")).unwrap();
+    std::fs::rename(&log, dir.join("audit-2026-11-26T12-00-00.000.log")).unwrap();
     append(&log, &line("create_nginx_pod_hostnetwork.json", "four"));
     append(&log, &line("exec_pod.json", "five"));
 
-    let vigil = Vigil::start(
-        &dir.0,
-        &args,
-        "k8s-audit-log: resuming at the saved position",
-    );
+    let vigil = Vigil::start(&dir, &args, "k8s-audit-log: resuming at the saved position");
     let events = vigil.wait_events(3);
     assert_eq!(
         audit_ids(&events),
@@ -443,19 +305,9 @@ fn audit_log_resumes_after_restart_without_repeats() {
 
     // And once more, with nothing written meanwhile: nothing at all.
     vigil.stop();
-    let vigil = Vigil::start(
-        &dir.0,
-        &args,
-        "k8s-audit-log: resuming at the saved position",
-    );
+    let vigil = Vigil::start(&dir, &args, "k8s-audit-log: resuming at the saved position");
     append(&log, &line("exec_pod.json", "six"));
     assert_eq!(audit_ids(&vigil.wait_events(1)), ["six"]);
-}
-
-fn tls_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/k8s-audit-tls")
-        .join(name)
 }
 
 /// A POST over TLS trusting only the fixture certificate; returns the status.
@@ -465,7 +317,7 @@ fn post_tls(addr: SocketAddr, body: &[u8]) -> u16 {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
 
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(tls_fixture("ca.pem")).unwrap() {
+    for cert in CertificateDer::pem_file_iter(tls("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
@@ -499,13 +351,13 @@ fn post_tls(addr: SocketAddr, body: &[u8]) -> u16 {
 
 #[test]
 fn webhook_over_tls_accepts_the_batch_and_refuses_cleartext() {
-    let dir = Temp::new("k8s-webhook-tls");
-    let token_file = dir.0.join("token");
+    let dir = TempDir::new("k8s-webhook-tls");
+    let token_file = dir.join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let cert = tls_fixture("cert.pem");
-    let key = tls_fixture("key.pem");
+    let cert = tls("cert.pem");
+    let key = tls("key.pem");
     let vigil = Vigil::start(
-        &dir.0,
+        &dir,
         &[
             "--audit-webhook-listen",
             "127.0.0.1:0",
@@ -522,7 +374,7 @@ fn webhook_over_tls_accepts_the_batch_and_refuses_cleartext() {
     let list = serde_json::json!({
         "kind": "EventList",
         "apiVersion": "audit.k8s.io/v1",
-        "items": [recorded("create_nginx_pod_privileged.json")],
+        "items": [falco_event("create_nginx_pod_privileged.json")],
     });
     let body = serde_json::to_vec(&list).unwrap();
 

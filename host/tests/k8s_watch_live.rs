@@ -13,39 +13,26 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::{Value, json};
+use vigil_test_support::fixtures::kubeconfig;
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
 
 /// How long an event may take to show up on a busy CI box.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// How long Vigil may take to start (compiling the built-in plugins).
+const STARTUP: Duration = Duration::from_secs(120);
 
 fn replica_set() -> Value {
     json!({
@@ -245,147 +232,52 @@ fn serve(
     let _ = out.write_all(b"0\r\n\r\n");
 }
 
-fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
-    let p = dir.join("kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: loopback\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: loopback\n  context:\n    cluster: loopback\n    user: tester\ncurrent-context: loopback\nusers:\n- name: tester\n  user:\n    token: test-token\n"
-        ),
-    )
-    .unwrap();
-    p
-}
-
-/// A running `vigil run`, killed when dropped.
+/// A running `vigil run` writing its events to `DIR/events.jsonl`.
 struct Vigil {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: VigilProcess,
     events: PathBuf,
-}
-
-fn keep_lines(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let keep = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            keep.lock().unwrap().push(line);
-        }
-    });
-    lines
 }
 
 impl Vigil {
     fn start(dir: &Path, kubeconfig: Option<&Path>) -> Self {
         let events = dir.join("events.jsonl");
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBECONFIG")
-            // No ~/.kube/config of the machine running the tests.
-            .env("HOME", &home);
+        let mut cmd = vigil();
+        without_kubernetes(&mut cmd, &dir.join("home"));
         if let Some(k) = kubeconfig {
             cmd.env("KUBECONFIG", k);
         }
-        let mut child = cmd
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args([
-                "--no-cache",
-                "--no-docker",
-                "--no-network",
-                "--no-file-integrity",
-                "--node",
-                "k8s-watch-test",
-            ])
-            .arg("--emit-events")
-            .arg(&events)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stdout = keep_lines(child.stdout.take().unwrap());
-        let stderr = keep_lines(child.stderr.take().unwrap());
-        Self {
-            child,
-            stdout,
-            stderr,
-            events,
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "no `{needle}` in the logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let process = VigilProcess::spawn(
+            cmd.arg("run")
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .args([
+                    "--no-cache",
+                    "--no-docker",
+                    "--no-network",
+                    "--no-file-integrity",
+                    "--node",
+                    "k8s-watch-test",
+                ])
+                .arg("--emit-events")
+                .arg(&events),
+        );
+        Self { process, events }
     }
 
     fn watch_events(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        read_jsonl(&self.events)
+            .into_iter()
             .filter(|e| e["source"] == "k8s-watch")
             .collect()
     }
 
     fn wait_event(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(e) = self.watch_events().into_iter().find(&pick) {
-                return e;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {what} event; events: {:?}\nlogs:\n{}",
-                self.watch_events(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_finding(&self, rule: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let found = self.stdout.lock().unwrap().iter().find_map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .ok()
-                    .filter(|f| f["rule_id"] == rule)
-            });
-            if let Some(f) = found {
-                return f;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {rule} finding; stdout:\n{}\nlogs:\n{}",
-                self.stdout.lock().unwrap().join("\n"),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait_for_showing(
+            &format!("a {what} event"),
+            DEADLINE,
+            || self.watch_events().into_iter().find(&pick),
+            || format!("events: {:?}", self.watch_events()),
+        )
     }
 }
 
@@ -396,11 +288,13 @@ fn body(e: &Value) -> &Value {
 
 #[test]
 fn watched_pod_is_attributed_to_its_deployment_and_found_on_the_host_network() {
-    let dir = Temp::new("k8s-watch");
+    let dir = TempDir::new("k8s-watch");
     let server = Server::start(recorded());
-    let config = kubeconfig(&dir.0, server.port);
-    let vigil = Vigil::start(&dir.0, Some(&config));
-    vigil.wait_log("k8s-watch: on (all namespaces, kubeconfig ");
+    let config = kubeconfig(&dir, server.port);
+    let vigil = Vigil::start(&dir, Some(&config));
+    vigil
+        .process
+        .wait_for_stderr("k8s-watch: on (all namespaces, kubeconfig ", STARTUP);
 
     let pod = vigil.wait_event("pod", |e| body(e)["resource"] == "pods");
     let k = body(&pod);
@@ -413,7 +307,9 @@ fn watched_pod_is_attributed_to_its_deployment_and_found_on_the_host_network() {
     assert_eq!(k["pod"]["host_network"], true);
     assert_eq!(pod["node"], "k8s-watch-test");
 
-    let finding = vigil.wait_finding("container-escape/host-network");
+    let finding = vigil
+        .process
+        .wait_for_rule("container-escape/host-network", DEADLINE);
     assert!(finding.to_string().contains("web"), "{finding}");
 
     let ev = vigil.wait_event("core event", |e| body(e)["resource"] == "events");
@@ -442,12 +338,15 @@ fn watched_pod_is_attributed_to_its_deployment_and_found_on_the_host_network() {
         .into_iter()
         .filter(|e| body(e)["resource"] == "pods")
         .count();
-    assert_eq!(pods, 1, "logs:\n{}", vigil.logs());
+    assert_eq!(pods, 1, "logs:\n{}", vigil.process.stderr_text());
 }
 
 #[test]
 fn without_a_kubeconfig_the_source_stays_off() {
-    let dir = Temp::new("k8s-watch-off");
-    let vigil = Vigil::start(&dir.0, None);
-    vigil.wait_log("k8s-watch: off (no kubeconfig or in-cluster service account)");
+    let dir = TempDir::new("k8s-watch-off");
+    let vigil = Vigil::start(&dir, None);
+    vigil.process.wait_for_stderr(
+        "k8s-watch: off (no kubeconfig or in-cluster service account)",
+        STARTUP,
+    );
 }

@@ -107,7 +107,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<String> {
 
 /// A recorded audit event as one log line with its own audit id.
 fn audit_line(name: &str, audit_id: &str) -> String {
-    let text = std::fs::read_to_string(common::falco(name)).unwrap();
+    let text = std::fs::read_to_string(vigil_test_support::fixtures::falco(name)).unwrap();
     let mut e: serde_json::Value = serde_json::from_str(&text).unwrap();
     e["auditID"] = serde_json::Value::String(audit_id.to_owned());
     format!("{}\n", serde_json::to_string(&e).unwrap())

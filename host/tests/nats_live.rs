@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_rustls::rustls;
@@ -38,26 +38,9 @@ use vigil_delivery::outputs::nats::{Nats, NatsConfig};
 use vigil_delivery::outputs::{DeliveryError, Output};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
-
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::root;
+use vigil_test_support::net::free_port;
 
 fn nats_server_binary() -> PathBuf {
     let find = || {
@@ -73,7 +56,7 @@ fn nats_server_binary() -> PathBuf {
     if let Some(p) = find() {
         return p;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-deps.sh");
+    let script = root().join("scripts/test-deps.sh");
     let ok = Command::new("bash").arg(script).status().unwrap().success();
     assert!(ok, "scripts/test-deps.sh failed");
     find().expect("nats-server not installed by scripts/test-deps.sh")
@@ -102,15 +85,7 @@ impl Server {
 
     /// A server with extra flags (`--tls …`, `--user …`).
     fn start_with(store: &Path, port: u16, extra: &[&str]) -> Self {
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            port
-        };
+        let port = if port == 0 { free_port() } else { port };
         let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
@@ -309,8 +284,8 @@ fn finding(i: usize) -> PluginFinding {
 
 #[test]
 fn findings_are_stored_in_the_stream_across_a_server_restart() {
-    let dir = Temp::new("nats");
-    let store = dir.0.join("js");
+    let dir = TempDir::new("nats");
+    let store = dir.join("js");
     let server = Server::start(&store, 0);
     let port = server.port;
     let mut client = Client::connect(port);
@@ -347,7 +322,7 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.0,
+        &dir,
         "node-1",
         rx,
         registry.clone(),
@@ -429,8 +404,8 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
 
 #[test]
 fn a_subject_without_a_stream_is_retried_not_lost() {
-    let dir = Temp::new("nats-nostream");
-    let server = Server::start(&dir.0.join("js"), 0);
+    let dir = TempDir::new("nats-nostream");
+    let server = Server::start(&dir.join("js"), 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -482,15 +457,15 @@ fn assert_names_tls(err: &DeliveryError) {
 
 #[test]
 fn credentials_go_over_tls_to_a_server_serving_it() {
-    let dir = Temp::new("nats-tls");
-    let server = Server::start_secured(&dir.0.join("js"), true);
+    let dir = TempDir::new("nats-tls");
+    let server = Server::start_secured(&dir.path().join("js"), true);
     let port = server.port;
     let mut client = Client::open(port, true, true);
     client.create_stream();
     let rt = runtime();
 
     // nats:// is upgraded (the server asks for TLS, and the credentials demand it).
-    let mut cfg = with_password(&format!("nats://127.0.0.1:{port}"), &dir.0);
+    let mut cfg = with_password(&format!("nats://127.0.0.1:{port}"), &dir.path());
     cfg.ca_file = Some(fixture("ca.pem"));
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     out.deliver(&[record(0), record(1)]).unwrap();
@@ -512,15 +487,15 @@ fn credentials_go_over_tls_to_a_server_serving_it() {
 
 #[test]
 fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
-    let dir = Temp::new("nats-plain-auth");
-    let server = Server::start_secured(&dir.0.join("js"), false);
+    let dir = TempDir::new("nats-plain-auth");
+    let server = Server::start_secured(&dir.path().join("js"), false);
     let port = server.port;
     let mut client = Client::open(port, true, false);
     client.create_stream();
     let rt = runtime();
     let url = format!("nats://127.0.0.1:{port}");
 
-    let mut out = Nats::new(&with_password(&url, &dir.0), rt.handle().clone()).unwrap();
+    let mut out = Nats::new(&with_password(&url, &dir.path()), rt.handle().clone()).unwrap();
     let err = out.deliver(&[record(0)]).unwrap_err();
     assert_names_tls(&err);
     assert_eq!(client.stream_messages(), 0);
@@ -542,14 +517,14 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
         timeout_ms = 1000
         retry = {{ initial_ms = 100, max_ms = 200 }}
         "#,
-        dir.0.join("nats-password").display()
+        dir.path().join("nats-password").display()
     ))
     .unwrap();
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.0,
+        &dir.path(),
         "node-1",
         rx,
         registry.clone(),
@@ -575,7 +550,7 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     assert_eq!(client.stream_messages(), 0);
 
     // Allowed explicitly, the same credentials are sent and the finding stored.
-    let mut cfg = with_password(&url, &dir.0);
+    let mut cfg = with_password(&url, &dir.path());
     cfg.allow_plaintext_credentials = true;
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     out.deliver(&[record(0)]).unwrap();
@@ -635,17 +610,17 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn a_refused_password_or_token_never_leaves_vigil() {
-    let dir = Temp::new("nats-recorder");
+    let dir = TempDir::new("nats-recorder");
     let rt = runtime();
     let (port, seen) = recording_server();
     let url = format!("nats://127.0.0.1:{port}");
-    let token_file = dir.0.join("nats-token");
+    let token_file = dir.path().join("nats-token");
     let token = "tok-5b2d90aa-never-in-clear";
     std::fs::write(&token_file, token).unwrap();
     let mut by_token = NatsConfig::to(&url, "vigil.findings");
     by_token.token_file = Some(token_file);
     by_token.timeout_ms = 1000;
-    let mut by_password = with_password(&url, &dir.0);
+    let mut by_password = with_password(&url, &dir.path());
     by_password.timeout_ms = 1000;
 
     for (cfg, secret) in [(&by_password, PASSWORD), (&by_token, token)] {
@@ -680,8 +655,8 @@ fn a_refused_password_or_token_never_leaves_vigil() {
 
 #[test]
 fn a_finding_over_max_payload_is_refused_alone() {
-    let dir = Temp::new("nats-max-payload");
-    let server = Server::start(&dir.0.join("js"), 0);
+    let dir = TempDir::new("nats-max-payload");
+    let server = Server::start(&dir.path().join("js"), 0);
     let port = server.port;
     let mut client = Client::connect(port);
     client.create_stream();
@@ -707,7 +682,7 @@ fn a_finding_over_max_payload_is_refused_alone() {
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.0,
+        &dir.path(),
         "node-1",
         rx,
         registry.clone(),
@@ -754,8 +729,8 @@ fn a_finding_over_max_payload_is_refused_alone() {
 
 #[test]
 fn an_idle_output_delivers_at_once_after_a_server_restart() {
-    let dir = Temp::new("nats-idle");
-    let store = dir.0.join("js");
+    let dir = TempDir::new("nats-idle");
+    let store = dir.path().join("js");
     let server = Server::start(&store, 0);
     let port = server.port;
     Client::connect(port).create_stream();

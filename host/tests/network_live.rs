@@ -13,92 +13,46 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-#[path = "common/docker.rs"]
-mod docker_util;
+use common::vigil;
+use serde_json::Value;
+use vigil_test_support::docker::{Containers, IMAGE, LABEL, docker, docker_ready, run_container};
+use vigil_test_support::output::read_jsonl;
+use vigil_test_support::{TempDir, VigilProcess, unique};
 
-use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
-
-/// A running `vigil run` writing its events to a file; killed and cleaned
-/// up when dropped.
+/// A running `vigil run` writing its events to a file; killed (and its data
+/// removed) when dropped.
 struct Vigil {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    data_dir: PathBuf,
+    process: VigilProcess,
     events: PathBuf,
+    _data_dir: TempDir,
 }
 
 impl Vigil {
     fn start(args: &[&str]) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("vigil-network-live-{}", unique()));
-        std::fs::create_dir_all(&data_dir).unwrap();
+        let data_dir = TempDir::new("network-live");
         let events = data_dir.join("events.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--no-cache", "--no-docker"])
-            .args(args)
-            .arg("--emit-events")
-            .arg(&events)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().expect("piped stderr");
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                lines
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        Self {
-            child,
-            stderr,
-            data_dir,
-            events,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .join("\n")
-    }
-
-    /// Waits until a stderr line contains `needle`.
-    fn wait_log(&mut self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "vigil exited ({status}) before logging {needle:?}; stderr:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "vigil did not log {needle:?} within {timeout:?}; stderr:\n{}",
-            self.log()
+        let process = VigilProcess::spawn(
+            vigil()
+                .arg("run")
+                .arg("--data-dir")
+                .arg(data_dir.path())
+                .args(["--no-cache", "--no-docker"])
+                .args(args)
+                .arg("--emit-events")
+                .arg(&events),
         );
+        Self {
+            process,
+            events,
+            _data_dir: data_dir,
+        }
     }
 
     /// Waits for a network event of container `id` matching `pred`.
@@ -107,38 +61,28 @@ impl Vigil {
         id: &str,
         what: &str,
         timeout: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-            let found = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find(|e| {
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.process.wait_for_showing(
+            &format!("a network event ({what}) for container {id}"),
+            timeout,
+            || {
+                read_jsonl(&self.events).into_iter().find(|e| {
                     e["body"]["kind"] == "network"
                         && e["body"]["container"]["id"] == id
                         && pred(&e["body"])
-                });
-            if let Some(e) = found {
-                return e;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
-        panic!(
-            "no network event ({what}) for container {id} within {timeout:?}; events:\n{text}\nstderr:\n{}",
-            self.log()
-        );
+                })
+            },
+            || events_text(&self.events),
+        )
     }
 }
 
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
+fn events_text(path: &Path) -> String {
+    format!(
+        "events:\n{}",
+        std::fs::read_to_string(path).unwrap_or_default()
+    )
 }
 
 /// A host-network container connecting to a listener on the host's
@@ -159,8 +103,8 @@ fn container_sockets_are_attributed() {
         }
     });
 
-    let mut vigil = Vigil::start(&["--network-interval-ms", "200"]);
-    vigil.wait_log(
+    let vigil = Vigil::start(&["--network-interval-ms", "200"]);
+    vigil.process.wait_for_stderr(
         "network: on (procfs, every 200 ms)",
         Duration::from_secs(120),
     );
@@ -169,23 +113,12 @@ fn container_sockets_are_attributed() {
     let server = format!("vigil_net_server_{}", unique());
     let _cleanup = Containers(vec![client.clone(), server.clone()]);
     // `sleep | nc`: nc's stdin stays open, so the connection does too.
-    let client_id = docker(&[
-        "run",
-        "-d",
-        "--name",
+    let client_id = run_container(
         &client,
-        "--label",
-        LABEL,
-        "--network",
-        "host",
-        IMAGE,
-        "sh",
-        "-c",
-        &format!("sleep 30 | nc 127.0.0.1 {port}"),
-    ]);
-    let server_id = docker(&[
-        "run", "-d", "--name", &server, "--label", LABEL, IMAGE, "nc", "-l", "-p", "8080",
-    ]);
+        &["--network", "host"],
+        &["sh", "-c", &format!("sleep 30 | nc 127.0.0.1 {port}")],
+    );
+    let server_id = run_container(&server, &[], &["nc", "-l", "-p", "8080"]);
 
     let out = vigil.wait_event(&client_id, "outbound", Duration::from_secs(10), |b| {
         b["remote_port"] == port
@@ -242,17 +175,18 @@ fn bridge_gateway() -> Ipv4Addr {
 
 /// Whether vigil said conntrack is on; a skip (with the reason) when the
 /// machine has no netlink conntrack.
-fn conntrack_on(vigil: &mut Vigil) -> bool {
-    vigil.wait_log("conntrack: o", Duration::from_secs(120));
-    if vigil.log().contains("conntrack: on (") {
+fn conntrack_on(vigil: &Vigil) -> bool {
+    let process = &vigil.process;
+    process.wait_for_stderr("conntrack: o", Duration::from_secs(120));
+    let log = process.stderr_text();
+    if log.contains("conntrack: on (") {
         return true;
     }
     assert!(
         std::env::var_os("VIGIL_REQUIRE_CONNTRACK").is_none(),
-        "VIGIL_REQUIRE_CONNTRACK is set but conntrack is off:\n{}",
-        vigil.log()
+        "VIGIL_REQUIRE_CONNTRACK is set but conntrack is off:\n{log}"
     );
-    eprintln!("SKIPPED: conntrack unavailable here:\n{}", vigil.log());
+    eprintln!("SKIPPED: conntrack unavailable here:\n{log}");
     false
 }
 
@@ -287,26 +221,21 @@ fn short_bridge_connection_is_reported_by_conntrack() {
     }
     let gateway = bridge_gateway();
     let (port, peers) = closing_listener(gateway);
-    let mut vigil = Vigil::start(&["--network-interval-ms", "60000"]);
-    if !conntrack_on(&mut vigil) {
+    let vigil = Vigil::start(&["--network-interval-ms", "60000"]);
+    if !conntrack_on(&vigil) {
         return;
     }
-    vigil.wait_log("network: on (procfs", Duration::from_secs(30));
+    vigil
+        .process
+        .wait_for_stderr("network: on (procfs", Duration::from_secs(30));
 
     let name = format!("vigil_ct_short_{}", unique());
     let _cleanup = Containers(vec![name.clone()]);
-    let id = docker(&[
-        "run",
-        "-d",
-        "--name",
+    let id = run_container(
         &name,
-        "--label",
-        LABEL,
-        IMAGE,
-        "sh",
-        "-c",
-        &format!("nc {gateway} {port} </dev/null"),
-    ]);
+        &[],
+        &["sh", "-c", &format!("nc {gateway} {port} </dev/null")],
+    );
     assert_eq!(docker(&["wait", &id]), "0", "nc failed");
     assert!(
         !peers.lock().unwrap().is_empty(),
@@ -346,24 +275,17 @@ fn long_bridge_connection_is_reported_once_by_both_sources() {
             held.push(conn);
         }
     });
-    let mut vigil = Vigil::start(&["--network-interval-ms", "200"]);
-    if !conntrack_on(&mut vigil) {
+    let vigil = Vigil::start(&["--network-interval-ms", "200"]);
+    if !conntrack_on(&vigil) {
         return;
     }
     let name = format!("vigil_ct_long_{}", unique());
     let _cleanup = Containers(vec![name.clone()]);
-    let id = docker(&[
-        "run",
-        "-d",
-        "--name",
+    let id = run_container(
         &name,
-        "--label",
-        LABEL,
-        IMAGE,
-        "sh",
-        "-c",
-        &format!("sleep 30 | nc {gateway} {port}"),
-    ]);
+        &[],
+        &["sh", "-c", &format!("sleep 30 | nc {gateway} {port}")],
+    );
     vigil.wait_event(&id, "outbound", Duration::from_secs(10), |b| {
         b["remote_port"] == port
     });
@@ -378,6 +300,6 @@ fn long_bridge_connection_is_reported_once_by_both_sources() {
         reports.len(),
         1,
         "events:\n{text}\nstderr:\n{}",
-        vigil.log()
+        vigil.process.stderr_text()
     );
 }

@@ -10,59 +10,28 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::vigil;
 use serde_json::Value;
+use vigil_test_support::fixtures::{append, audit_line, falco_event, replace, root};
+use vigil_test_support::net::http_get;
+use vigil_test_support::{Signal, TempDir, VigilProcess};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn vigil() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.env_remove("VIGIL_LOG").env_remove("RUST_LOG");
-    c
-}
 
 // ---------------------------------------------------------------- config check
 
 #[test]
 fn config_check_lists_every_problem_or_summarises() {
-    let dir = Temp::new("config-check");
-    let bad = dir.0.join("bad.toml");
+    let dir = TempDir::new("config-check");
+    let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
         "data_dir = \"relative\"\n[sources.docker]\nsocket = \"x.sock\"\n[plugins.limits]\ndeadline_ms = 0\n",
@@ -135,7 +104,7 @@ fn config_check_lists_every_problem_or_summarises() {
 
     let out = vigil()
         .args(["config", "check"])
-        .arg(dir.0.join("missing.toml"))
+        .arg(dir.join("missing.toml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -144,8 +113,8 @@ fn config_check_lists_every_problem_or_summarises() {
 
 #[test]
 fn run_refuses_an_invalid_config_before_starting() {
-    let dir = Temp::new("config-run-bad");
-    let cfg = dir.0.join("vigil.toml");
+    let dir = TempDir::new("config-run-bad");
+    let cfg = dir.join("vigil.toml");
     std::fs::write(
         &cfg,
         "[admin]\nlisten = \"nowhere\"\n[sources.network]\ninterval_ms = 1\n",
@@ -165,133 +134,18 @@ fn run_refuses_an_invalid_config_before_starting() {
 
 // ---------------------------------------------------------------- a running host
 
-/// A running `vigil run`, killed when dropped; stdout and stderr are kept.
-struct Vigil {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+/// `vigil run --config CONFIG EXTRA…`, once it says it is running.
+fn start(config: &Path, extra: &[&str]) -> VigilProcess {
+    let v = VigilProcess::spawn(vigil().arg("run").arg("--config").arg(config).args(extra));
+    v.wait_for_stderr("vigil running", DEADLINE);
+    v
 }
 
-fn keep_lines(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let keep = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            keep.lock().unwrap().push(line);
-        }
+/// Waits for a finding of `rule` about the audit event `audit_id`.
+fn wait_finding(v: &VigilProcess, rule: &str, audit_id: &str) {
+    v.wait_for_finding(&format!("{rule} for {audit_id}"), DEADLINE, |f| {
+        about(f, rule, audit_id)
     });
-    lines
-}
-
-impl Vigil {
-    fn start(config: &Path, extra: &[&str]) -> Self {
-        let mut child = vigil()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stdout = keep_lines(child.stdout.take().unwrap());
-        let stderr = keep_lines(child.stderr.take().unwrap());
-        let v = Self {
-            child,
-            stdout,
-            stderr,
-        };
-        v.wait_log("vigil running");
-        v
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {needle:?} in the log:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The admin endpoint's bound address, from the startup log.
-    fn admin(&self) -> SocketAddr {
-        let logs = self.logs();
-        let line = logs
-            .lines()
-            .find(|l| l.contains("admin endpoint: listening"))
-            .unwrap_or_else(|| panic!("no admin address in {logs}"));
-        let at = line.find("address=").unwrap() + "address=".len();
-        line[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    fn findings(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// Waits for a finding of `rule` about the audit event `audit_id`.
-    fn wait_finding(&self, rule: &str, audit_id: &str) {
-        let start = Instant::now();
-        while !self.findings().iter().any(|f| about(f, rule, audit_id)) {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {rule} finding for {audit_id}; log:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until `/metrics` has `line`.
-    fn wait_metric(&self, line: &str) {
-        let start = Instant::now();
-        loop {
-            let (_, body) = get(self.admin(), "/metrics");
-            if body.lines().any(|l| l == line) {
-                return;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {line:?} in /metrics:\n{body}\nlog:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn about(f: &Value, rule: &str, audit_id: &str) -> bool {
@@ -303,50 +157,6 @@ fn about(f: &Value, rule: &str, audit_id: &str) -> bool {
 
 fn event_id(audit_id: &str) -> String {
     format!("k8s-audit:{audit_id}:ResponseComplete")
-}
-
-/// A plain HTTP/1.1 GET on loopback: (status, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn recorded(name: &str) -> Value {
-    let p = root().join("tests/data/k8s-audit/falco-0.34.1").join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-/// A recorded event as one audit log line with its own audit id.
-fn line(event: &Value, audit_id: &str) -> String {
-    let mut e = event.clone();
-    e["auditID"] = Value::String(audit_id.to_owned());
-    format!("{}\n", serde_json::to_string(&e).unwrap())
-}
-
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
 }
 
 /// Config text: only the audit log source, the admin endpoint on a free
@@ -382,25 +192,18 @@ window_secs = 0
     )
 }
 
-/// Writes the config by rename, as editors and ConfigMap volumes do.
-fn write_config(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn admin_endpoint_serves_metrics_and_probes() {
-    let dir = Temp::new("admin");
-    let log = dir.0.join("audit.log");
-    let cfg = dir.0.join("vigil.toml");
+    let dir = TempDir::new("admin");
+    let log = dir.join("audit.log");
+    let cfg = dir.join("vigil.toml");
     // The file says 9464; the flag wins (and picks a free port).
     // Read from the start: the line is appended right after `vigil
     // running`, possibly before the tailer's first look at the file, which
     // would otherwise start at the end.
-    write_config(
+    replace(
         &cfg,
-        &config(&dir.0, &log, &[], 20)
+        &config(&dir, &log, &[], 20)
             .replace("127.0.0.1:0", "127.0.0.1:9464")
             .replace(
                 "poll_interval_ms = 20",
@@ -410,27 +213,30 @@ fn admin_endpoint_serves_metrics_and_probes() {
     // The log exists (empty) before the tailer starts, so the tailer's
     // "start at the end" is offset 0 and the line appended below is read.
     std::fs::write(&log, "").unwrap();
-    let v = Vigil::start(&cfg, &["--admin-listen", "127.0.0.1:0"]);
-    let addr = v.admin();
+    let v = start(&cfg, &["--admin-listen", "127.0.0.1:0"]);
+    let addr = v.admin_addr();
     assert_ne!(addr.port(), 9464);
     append(
         &log,
-        &line(&recorded("create_nginx_pod_privileged.json"), "m1"),
+        &audit_line(&falco_event("create_nginx_pod_privileged.json"), "m1"),
     );
-    v.wait_finding("container-escape/privileged", "m1");
+    wait_finding(&v, "container-escape/privileged", "m1");
 
-    assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
-    let (status, body) = get(addr, "/readyz");
+    assert_eq!(http_get(addr, "/healthz"), (200, "ok\n".into()));
+    let (status, body) = http_get(addr, "/readyz");
     assert_eq!(status, 200, "{body}");
     let builtins = vigil_runtime::builtin::names().count();
     assert!(
         body.starts_with(&format!("ready: {builtins} plugins, 1 sources")),
         "{body}"
     );
-    assert_eq!(get(addr, "/nope").0, 404);
+    assert_eq!(http_get(addr, "/nope").0, 404);
 
-    v.wait_metric("vigil_source_normalised_total{source=\"k8s-audit-log\"} 1");
-    let (status, metrics) = get(addr, "/metrics");
+    v.wait_for_metric(
+        "vigil_source_normalised_total{source=\"k8s-audit-log\"} 1",
+        DEADLINE,
+    );
+    let (status, metrics) = http_get(addr, "/metrics");
     assert_eq!(status, 200);
     let running = format!("vigil_plugins_running {builtins}");
     for want in [
@@ -470,15 +276,15 @@ fn admin_endpoint_serves_metrics_and_probes() {
 
 #[test]
 fn admin_endpoint_can_be_turned_off() {
-    let dir = Temp::new("admin-off");
-    let log = dir.0.join("audit.log");
-    let cfg = dir.0.join("vigil.toml");
-    write_config(&cfg, &config(&dir.0, &log, &[], 20));
-    let v = Vigil::start(&cfg, &["--no-admin"]);
+    let dir = TempDir::new("admin-off");
+    let log = dir.join("audit.log");
+    let cfg = dir.join("vigil.toml");
+    replace(&cfg, &config(&dir, &log, &[], 20));
+    let v = start(&cfg, &["--no-admin"]);
     assert!(
-        !v.logs().contains("admin endpoint: listening"),
+        !v.stderr_text().contains("admin endpoint: listening"),
         "{}",
-        v.logs()
+        v.stderr_text()
     );
 }
 
@@ -490,11 +296,11 @@ fn flow(
     written: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
-        let event = recorded("create_nginx_pod_hostnetwork.json");
+        let event = falco_event("create_nginx_pod_hostnetwork.json");
         let mut ids = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let id = format!("flow-{}", ids.len());
-            append(&log, &line(&event, &id));
+            append(&log, &audit_line(&event, &id));
             ids.push(id);
             written.store(ids.len(), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(3));
@@ -505,61 +311,70 @@ fn flow(
 
 #[test]
 fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
-    let dir = Temp::new("reload");
-    let log = dir.0.join("audit.log");
-    let cfg = dir.0.join("vigil.toml");
-    write_config(&cfg, &config(&dir.0, &log, &[], 20));
-    let v = Vigil::start(&cfg, &[]);
-    let privileged = recorded("create_nginx_pod_privileged.json");
+    let dir = TempDir::new("reload");
+    let log = dir.join("audit.log");
+    let cfg = dir.join("vigil.toml");
+    replace(&cfg, &config(&dir, &log, &[], 20));
+    let v = start(&cfg, &[]);
+    let privileged = falco_event("create_nginx_pod_privileged.json");
 
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
     let writer = flow(log.clone(), stop.clone(), written.clone());
 
     // Before: the privileged rule reports.
-    append(&log, &line(&privileged, "p-before"));
-    v.wait_finding("container-escape/privileged", "p-before");
+    append(&log, &audit_line(&privileged, "p-before"));
+    wait_finding(&v, "container-escape/privileged", "p-before");
 
     // 1. The file changes: the rule is turned off, and the audit log source
     //    is restarted (its poll interval changed) while events keep coming.
-    write_config(&cfg, &config(&dir.0, &log, &["privileged"], 25));
-    v.wait_metric("vigil_reloads_ok_total 1");
-    v.wait_metric("vigil_source_restarts_total 1");
-    append(&log, &line(&privileged, "p-off"));
+    replace(&cfg, &config(&dir, &log, &["privileged"], 25));
+    v.wait_for_metric("vigil_reloads_ok_total 1", DEADLINE);
+    v.wait_for_metric("vigil_source_restarts_total 1", DEADLINE);
+    append(&log, &audit_line(&privileged, "p-off"));
     append(
         &log,
-        &line(&recorded("create_nginx_pod_hostnetwork.json"), "marker-1"),
+        &audit_line(
+            &falco_event("create_nginx_pod_hostnetwork.json"),
+            "marker-1",
+        ),
     );
-    v.wait_finding("container-escape/host-network", "marker-1");
+    wait_finding(&v, "container-escape/host-network", "marker-1");
 
     // 2. An invalid file is refused; the running set is kept.
-    write_config(
+    replace(
         &cfg,
         "[plugins.settings.container-escape]\nhost_cgroupns = \"sometimes\"\n",
     );
-    v.wait_metric("vigil_reloads_failed_total 1");
-    v.wait_log("RELOAD REFUSED");
-    append(&log, &line(&privileged, "p-still-off"));
+    v.wait_for_metric("vigil_reloads_failed_total 1", DEADLINE);
+    v.wait_for_stderr("RELOAD REFUSED", DEADLINE);
+    append(&log, &audit_line(&privileged, "p-still-off"));
     append(
         &log,
-        &line(&recorded("create_nginx_pod_hostnetwork.json"), "marker-2"),
+        &audit_line(
+            &falco_event("create_nginx_pod_hostnetwork.json"),
+            "marker-2",
+        ),
     );
-    v.wait_finding("container-escape/host-network", "marker-2");
+    wait_finding(&v, "container-escape/host-network", "marker-2");
 
     // 3. SIGHUP with the rule back on.
-    std::fs::write(&cfg, config(&dir.0, &log, &[], 25)).unwrap();
-    v.signal("HUP");
-    v.wait_metric("vigil_reloads_ok_total 2");
-    append(&log, &line(&privileged, "p-on"));
-    v.wait_finding("container-escape/privileged", "p-on");
+    std::fs::write(&cfg, config(&dir, &log, &[], 25)).unwrap();
+    v.signal(Signal::Hup);
+    v.wait_for_metric("vigil_reloads_ok_total 2", DEADLINE);
+    append(&log, &audit_line(&privileged, "p-on"));
+    wait_finding(&v, "container-escape/privileged", "p-on");
 
     stop.store(true, Ordering::Relaxed);
     let ids = writer.join().unwrap();
     append(
         &log,
-        &line(&recorded("create_nginx_pod_hostnetwork.json"), "marker-end"),
+        &audit_line(
+            &falco_event("create_nginx_pod_hostnetwork.json"),
+            "marker-end",
+        ),
     );
-    v.wait_finding("container-escape/host-network", "marker-end");
+    wait_finding(&v, "container-escape/host-network", "marker-end");
     assert!(ids.len() > 20, "too few events flowed: {}", ids.len());
 
     let findings = v.findings();
@@ -595,7 +410,7 @@ fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
             "{off}: the privileged rule was turned off"
         );
     }
-    let logs = v.logs();
+    let logs = v.stderr_text();
     assert!(logs.contains("configuration reloaded"), "{logs}");
     assert!(
         logs.contains("resuming where the previous source stopped"),

@@ -8,18 +8,13 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-mod common;
-#[path = "common/corpus.rs"]
-mod corpus;
-#[path = "common/to_sdk.rs"]
-mod to_sdk;
-
 use vigil_core::model::packed::encode_batch;
 use vigil_plugin_sdk::packed::decode_batch;
+use vigil_test_support::{corpus, to_sdk};
 
 #[test]
 fn every_corpus_event_round_trips_field_for_field() {
-    let mut events = corpus::corpus(&common::root());
+    let mut events = corpus::corpus();
     events.extend(corpus::typical(512));
     assert!(events.len() > 500, "corpus too small: {}", events.len());
     let mut buf = Vec::new();

@@ -7,12 +7,6 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-mod common;
-#[path = "common/corpus.rs"]
-mod corpus;
-#[path = "common/to_sdk.rs"]
-mod to_sdk;
-
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
@@ -21,10 +15,11 @@ use vigil_plugin_sdk::Detector;
 use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
+use vigil_test_support::{corpus, to_sdk};
 
 #[test]
 fn native_and_wasm_give_identical_findings() {
-    let events = corpus::corpus(&common::root());
+    let events = corpus::corpus();
     let mut native = ContainerEscape::default();
     native.configure("{}").unwrap();
     let sdk_events: Vec<_> = events.iter().map(to_sdk::event).collect();

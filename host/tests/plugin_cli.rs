@@ -10,24 +10,20 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{falco, vigil};
+use common::vigil;
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::{falco, hostile_dir, root};
+use vigil_test_support::output::{rules, stdout_lines};
 
 fn container_escape_wasm() -> PathBuf {
     // Built by host/crates/runtime/build.rs before this test binary exists.
-    let p = common::root().join("target/wasm/wasm32-unknown-unknown/release/container_escape.wasm");
+    let p = root().join("target/wasm/wasm32-unknown-unknown/release/container_escape.wasm");
     assert!(
         p.exists(),
         "{} is built by host/crates/runtime/build.rs",
         p.display()
     );
     p
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-plugin-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// `vigil plugin test container_escape.wasm --events create_nginx_pod_privileged.json EXTRA…`
@@ -45,7 +41,7 @@ fn plugin_test(cache: &std::path::Path, extra: &[&std::ffi::OsStr]) -> std::proc
 
 #[test]
 fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
-    let dir = temp("expect");
+    let dir = TempDir::new("plugin-cli-expect");
     let good = dir.join("good.jsonl");
     std::fs::write(&good, "{\"rule_id\":\"container-escape/privileged\",\"severity\":\"critical\",\"evidence\":{\"container\":\"nginx\"}}\n").unwrap();
     let out = plugin_test(&dir, &["--expect".as_ref(), good.as_os_str()]);
@@ -74,7 +70,7 @@ fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
 
 #[test]
 fn plugin_test_applies_settings() {
-    let dir = temp("settings");
+    let dir = TempDir::new("plugin-cli-settings");
     let settings = dir.join("settings.json");
     std::fs::write(&settings, r#"{"allowlist":{"namespaces":["default"]}}"#).unwrap();
     let out = plugin_test(&dir, &["--settings".as_ref(), settings.as_os_str()]);
@@ -104,7 +100,7 @@ fn plugin_test_applies_settings() {
 
 #[test]
 fn inspect_shows_description_imports_and_uses_the_cache() {
-    let dir = temp("inspect");
+    let dir = TempDir::new("plugin-cli-inspect");
     let run = || {
         let out = vigil()
             .env("XDG_CACHE_HOME", &dir)
@@ -142,11 +138,11 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
 
 #[test]
 fn inspect_names_forbidden_imports() {
-    let dir = temp("inspect-wasi");
+    let dir = TempDir::new("plugin-cli-inspect-wasi");
     let out = vigil()
         .env("XDG_CACHE_HOME", &dir)
         .args(["plugin", "inspect"])
-        .arg(common::hostile_dir().join("hostile_wasi.wasm"))
+        .arg(hostile_dir().join("hostile_wasi.wasm"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -166,8 +162,8 @@ fn inspect_names_forbidden_imports() {
 /// through plain `on-events`.
 #[test]
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
-    let old = common::root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
-    let dir = temp("wit-0.1.0");
+    let old = root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
+    let dir = TempDir::new("plugin-cli-wit-0.1.0");
     let out = vigil()
         .env("XDG_CACHE_HOME", &dir)
         .args(["plugin", "inspect"])
@@ -218,6 +214,6 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let findings = common::stdout_lines(&out);
-    assert_eq!(common::rules(&findings), ["container-escape/host-network"]);
+    let findings = stdout_lines(&out);
+    assert_eq!(rules(&findings), ["container-escape/host-network"]);
 }

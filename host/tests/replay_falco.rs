@@ -14,7 +14,9 @@
 
 mod common;
 
-use common::{falco, rules, stdout_lines, vigil};
+use common::vigil;
+use vigil_test_support::fixtures::{falco, falco_dir};
+use vigil_test_support::output::{rules, stdout_lines};
 
 fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
     let out = vigil()
@@ -276,8 +278,7 @@ fn a_bad_file_does_not_stop_the_others() {
 
 #[test]
 fn whole_corpus_is_only_the_container_relevant_positives() {
-    let dir = common::root().join("tests/data/k8s-audit/falco-0.34.1");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(falco_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

@@ -14,67 +14,25 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::Value;
-
-#[path = "common/docker.rs"]
-mod docker_util;
-
-use docker_util::{Containers, IMAGE, LABEL, docker, docker_ready, unique};
+use vigil_test_support::docker::{Containers, IMAGE, LABEL, docker, docker_ready, run_container};
+use vigil_test_support::{TempDir, VigilProcess, unique, without_kubernetes};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A data directory removed when dropped.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(what: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("vigil-response-{what}-{}", unique()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `vigil run` with the docker source only; killed when dropped.
-struct Vigil {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-fn keep_lines(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let keep = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            keep.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Vigil {
-    fn start(data: &Path, response: &[&str]) -> Self {
-        let home = data.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("KUBECONFIG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("HOME", &home)
-            .arg("run")
+/// `vigil run` with the docker source only, once its event stream is open.
+fn start(data: &Path, response: &[&str]) -> VigilProcess {
+    let mut cmd = vigil();
+    without_kubernetes(&mut cmd, &data.join("home"));
+    let v = VigilProcess::spawn(
+        cmd.arg("run")
             .arg("--data-dir")
             .arg(data)
             .args([
@@ -89,95 +47,22 @@ impl Vigil {
                 "--dedup-window-secs",
                 "0",
             ])
-            .args(response)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let stdout = keep_lines(child.stdout.take().unwrap());
-        let stderr = keep_lines(child.stderr.take().unwrap());
-        let mut v = Self {
-            child,
-            stdout,
-            stderr,
-        };
-        v.wait_log("docker: event stream open", Duration::from_secs(180));
-        v
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&mut self, needle: &str, timeout: Duration) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "vigil exited ({status}) before logging {needle:?}:\n{}",
-                    self.logs()
-                );
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "vigil did not log {needle:?} within {timeout:?}:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for a finding of `rule` naming `container`.
-    fn wait_finding(&self, rule: &str, container: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let found = self.stdout.lock().unwrap().iter().find_map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .ok()
-                    .filter(|f| f["rule_id"] == rule && l.contains(container))
-            });
-            if let Some(f) = found {
-                return f;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {rule} finding for {container}; stdout:\n{}\nlogs:\n{}",
-                self.stdout.lock().unwrap().join("\n"),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(mut self) -> String {
-        // SIGTERM: a clean shutdown, as systemd or the kubelet would.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.logs()
-    }
+            .args(response),
+    );
+    v.wait_for_stderr("docker: event stream open", Duration::from_secs(180));
+    v
 }
 
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits for a finding of `rule` naming `container`.
+fn wait_finding(vigil: &VigilProcess, rule: &str, container: &str) -> Value {
+    vigil.wait_for_finding(&format!("{rule} for {container}"), DEADLINE, |f| {
+        f["rule_id"] == rule && f.to_string().contains(container)
+    })
 }
 
 /// `vigil quarantine …`.
 fn quarantine(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .env_remove("VIGIL_LOG")
-        .env_remove("RUST_LOG")
+    vigil()
         .env_remove("KUBECONFIG")
         .arg("quarantine")
         .args(args)
@@ -200,26 +85,20 @@ fn list(data: &Path) -> Vec<Value> {
 /// Waits until the record of `container_id` satisfies `done`.
 fn wait_record(
     data: &Path,
-    vigil: &Vigil,
+    vigil: &VigilProcess,
     container_id: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(r) = list(data)
-            .into_iter()
-            .find(|r| r["target"] == container_id && done(r))
-        {
-            return r;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "record of {container_id} not as expected; records: {:#}\nlogs:\n{}",
-            Value::Array(list(data)),
-            vigil.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vigil.wait_for_showing(
+        &format!("the record of {container_id} as expected"),
+        DEADLINE,
+        || {
+            list(data)
+                .into_iter()
+                .find(|r| r["target"] == container_id && done(r))
+        },
+        || format!("records: {:#}", Value::Array(list(data))),
+    )
 }
 
 fn inspect(container: &str) -> Value {
@@ -243,14 +122,6 @@ fn actions<'a>(record: &'a Value, action: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn run_container(name: &str, opts: &[&str], cmd: &[&str]) -> String {
-    let mut args = vec!["run", "-d", "--name", name, "--label", LABEL];
-    args.extend_from_slice(opts);
-    args.push(IMAGE);
-    args.extend_from_slice(cmd);
-    docker(&args)
-}
-
 const EVASIVE_CMD: [&str; 3] = [
     "sh",
     "-c",
@@ -267,7 +138,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     if !docker_ready() {
         return;
     }
-    let data = DataDir::new("enforce");
+    let data = TempDir::new("response-enforce");
     let tag = unique();
     // Only this test's containers: other tests (and other users of this
     // daemon) run such containers too.
@@ -289,17 +160,17 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(id.clone());
     std::thread::sleep(Duration::from_secs(1));
-    let vigil = Vigil::start(&data.0, &flags);
+    let vigil = start(&data, &flags);
 
-    vigil.wait_finding("container-escape/host-network", &name);
-    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == "quarantined");
+    wait_finding(&vigil, "container-escape/host-network", &name);
+    let record = wait_record(&data, &vigil, &id, |r| r["state"] == "quarantined");
 
     // And one started while Vigil runs: quarantined from its create/start events.
     let late_id = run_container(&late, &["--network", "host"], &["sleep", "300"]);
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(late_id.clone());
-    vigil.wait_finding("container-escape/host-network", &late);
-    wait_record(&data.0, &vigil, &late_id, |r| r["state"] == "quarantined");
+    wait_finding(&vigil, "container-escape/host-network", &late);
+    wait_record(&data, &vigil, &late_id, |r| r["state"] == "quarantined");
     assert_eq!(inspect(&late_id)["State"]["Paused"], true);
     let i = inspect(&id);
     assert_eq!(i["State"]["Paused"], true, "not paused: {i:#}");
@@ -337,7 +208,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
 
     // The evidence bundle.
     let dir = PathBuf::from(record["evidence_dir"].as_str().unwrap());
-    assert_eq!(dir, data.0.join("quarantine").join(&qid));
+    assert_eq!(dir, data.join("quarantine").join(&qid));
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f))
             .unwrap_or_else(|e| panic!("{f}: {e}; record {record:#}"))
@@ -403,10 +274,10 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     // Idempotent: a new Vigil finds the (paused) container running again
     // and reports it; the responder does nothing new.
     let actions_before = record["actions"].as_array().unwrap().len();
-    let mut again = Vigil::start(&data.0, &flags);
-    again.wait_finding("container-escape/host-network", &name);
-    again.wait_log("response: target already handled", DEADLINE);
-    let records: Vec<Value> = list(&data.0)
+    let again = start(&data, &flags);
+    wait_finding(&again, "container-escape/host-network", &name);
+    again.wait_for_stderr("response: target already handled", DEADLINE);
+    let records: Vec<Value> = list(&data)
         .into_iter()
         .filter(|r| r["target"] == id.as_str())
         .collect();
@@ -422,7 +293,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     assert_eq!(inspect(&id)["State"]["Paused"], true);
 
     // The table.
-    let table = quarantine(&data.0, &["list"]);
+    let table = quarantine(&data, &["list"]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.starts_with("ID  "), "{table}");
     assert!(
@@ -431,7 +302,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     );
 
     // Release, while Vigil runs.
-    let out = quarantine(&data.0, &["release", &qid]);
+    let out = quarantine(&data, &["release", &qid]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -446,7 +317,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     assert_eq!(i["State"]["Paused"], false);
     assert_eq!(i["State"]["Running"], true);
     assert_eq!(i["Name"], format!("/{name}").as_str());
-    let released = list(&data.0)
+    let released = list(&data)
         .into_iter()
         .find(|r| r["id"] == qid.as_str())
         .unwrap();
@@ -454,13 +325,13 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     assert_eq!(actions(&released, "unpause")[0]["outcome"], "ok");
     assert_eq!(actions(&released, "unmark")[0]["outcome"], "ok");
     // Releasing twice is refused.
-    assert!(!quarantine(&data.0, &["release", &qid]).status.success());
+    assert!(!quarantine(&data, &["release", &qid]).status.success());
     drop(again);
 
     // Released for this rule: a new Vigil reports it but leaves it alone.
-    let mut third = Vigil::start(&data.0, &flags);
-    third.wait_finding("container-escape/host-network", &name);
-    third.wait_log("released by an operator for this rule", DEADLINE);
+    let third = start(&data, &flags);
+    wait_finding(&third, "container-escape/host-network", &name);
+    third.wait_for_stderr("released by an operator for this rule", DEADLINE);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(inspect(&id)["State"]["Paused"], false);
 }
@@ -473,13 +344,13 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     if !docker_ready() {
         return;
     }
-    let data = DataDir::new("dry-run");
+    let data = TempDir::new("response-dry-run");
     let tag = unique();
     // Only this test's containers: other tests (and other users of this
     // daemon) run such containers too.
     let include = format!("*_{tag}");
-    let mut vigil = Vigil::start(
-        &data.0,
+    let vigil = start(
+        &data,
         &[
             "--response",
             "dry-run",
@@ -495,12 +366,12 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(id.clone());
 
-    vigil.wait_finding("container-escape/host-network", &name);
-    let record = wait_record(&data.0, &vigil, &id, |r| {
+    wait_finding(&vigil, "container-escape/host-network", &name);
+    let record = wait_record(&data, &vigil, &id, |r| {
         r["state"] == "dry-run" && !actions(r, "evidence").is_empty()
     });
-    vigil.wait_log("response (dry-run): would quarantine docker", DEADLINE);
-    vigil.wait_log("response (dry-run): would pause", DEADLINE);
+    vigil.wait_for_stderr("response (dry-run): would quarantine docker", DEADLINE);
+    vigil.wait_for_stderr("response (dry-run): would pause", DEADLINE);
     assert_eq!(record["mode"], "dry-run");
     assert_eq!(record["evidence_dir"], "");
     assert_eq!(actions(&record, "pause")[0]["outcome"], "planned");
@@ -521,7 +392,6 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     assert_eq!(i["Name"], format!("/{name}").as_str());
     assert!(
         !data
-            .0
             .join("quarantine")
             .join(record["id"].as_str().unwrap())
             .exists()
@@ -540,13 +410,13 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
     if !docker_ready() {
         return;
     }
-    let data = DataDir::new("privileged");
+    let data = TempDir::new("response-privileged");
     let tag = unique();
     // Only this test's containers: other tests (and other users of this
     // daemon) run such containers too.
     let include = format!("*_{tag}");
-    let vigil = Vigil::start(
-        &data.0,
+    let vigil = start(
+        &data,
         &[
             "--response",
             "enforce",
@@ -583,9 +453,9 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
             String::from_utf8_lossy(&created.stderr).trim()
         );
     }
-    vigil.wait_finding("container-escape/privileged", &id[..12]);
+    wait_finding(&vigil, "container-escape/privileged", &id[..12]);
     let want = if started { "quarantined" } else { "partial" };
-    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == want);
+    let record = wait_record(&data, &vigil, &id, |r| r["state"] == want);
     let disconnect = actions(&record, "disconnect");
     assert_eq!(disconnect.len(), 1, "{record:#}");
     assert_eq!(disconnect[0]["outcome"], "ok");
@@ -608,7 +478,7 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
     }
 
     let qid = record["id"].as_str().unwrap();
-    let out = quarantine(&data.0, &["release", qid]);
+    let out = quarantine(&data, &["release", qid]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -630,13 +500,13 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
     if !docker_ready() {
         return;
     }
-    let data = DataDir::new("bridge");
+    let data = TempDir::new("response-bridge");
     let tag = unique();
     // Only this test's containers: other tests (and other users of this
     // daemon) run such containers too.
     let include = format!("*_{tag}");
-    let vigil = Vigil::start(
-        &data.0,
+    let vigil = start(
+        &data,
         &[
             "--response",
             "enforce",
@@ -652,8 +522,8 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(id.clone());
 
-    vigil.wait_finding("container-escape/dangerous-capability", &name);
-    let record = wait_record(&data.0, &vigil, &id, |r| r["state"] == "quarantined");
+    wait_finding(&vigil, "container-escape/dangerous-capability", &name);
+    let record = wait_record(&data, &vigil, &id, |r| r["state"] == "quarantined");
     let i = inspect(&id);
     assert!(networks(&i).is_empty(), "{:?}", networks(&i));
     assert_eq!(i["State"]["Paused"], true);
@@ -663,7 +533,7 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
         "{record:#}"
     );
 
-    let out = quarantine(&data.0, &["release", record["id"].as_str().unwrap()]);
+    let out = quarantine(&data, &["release", record["id"].as_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -690,20 +560,20 @@ fn a_config_reload_turns_the_response_on() {
     if !docker_ready() {
         return;
     }
-    let data = DataDir::new("reload");
+    let data = TempDir::new("response-reload");
     let tag = unique();
-    let config = data.0.join("vigil.toml");
+    let config = data.join("vigil.toml");
     std::fs::write(&config, "[response]\nmode = \"off\"\n").unwrap();
     let config_arg = config.to_string_lossy().into_owned();
-    let mut vigil = Vigil::start(&data.0, &["--config", &config_arg]);
-    vigil.wait_log("response: off", DEADLINE);
+    let vigil = start(&data, &["--config", &config_arg]);
+    vigil.wait_for_stderr("response: off", DEADLINE);
     let before = format!("evasive_before_{tag}");
     let after = format!("evasive_after_{tag}");
     let mut cleanup = Containers(vec![before.clone(), after.clone()]);
     let before_id = run_container(&before, &["--network", "host"], &["sleep", "300"]);
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(before_id.clone());
-    vigil.wait_finding("container-escape/host-network", &before);
+    wait_finding(&vigil, "container-escape/host-network", &before);
 
     std::fs::write(
         &config,
@@ -712,14 +582,14 @@ fn a_config_reload_turns_the_response_on() {
         ),
     )
     .unwrap();
-    vigil.wait_log("response: settings reloaded", DEADLINE);
+    vigil.wait_for_stderr("response: settings reloaded", DEADLINE);
     let after_id = run_container(&after, &["--network", "host"], &["sleep", "300"]);
     // By id too: Vigil renames what it quarantines.
     cleanup.0.push(after_id.clone());
-    vigil.wait_finding("container-escape/host-network", &after);
-    wait_record(&data.0, &vigil, &after_id, |r| r["state"] == "dry-run");
+    wait_finding(&vigil, "container-escape/host-network", &after);
+    wait_record(&data, &vigil, &after_id, |r| r["state"] == "dry-run");
     assert!(
-        list(&data.0)
+        list(&data)
             .iter()
             .all(|r| r["target"] != before_id.as_str()),
         "a finding made while the response was off got a response"

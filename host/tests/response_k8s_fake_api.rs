@@ -17,40 +17,28 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::vigil;
 use serde_json::{Value, json};
+use vigil_test_support::fixtures::{append, audit_line, falco_event, kubeconfig};
+use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// How long Vigil may take to start (compiling the built-in plugins) or to
+/// log what the test waits for.
+const STARTUP: Duration = Duration::from_secs(180);
 const PRIVILEGED_POD: &str = "nginx-deployment-5cdcc99dbf-rgw6z";
 const HOST_NETWORK_POD: &str = "nginx-deployment-754c877bcd-zh5qx";
-
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("vigil-{name}-{}_{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One request as the fake API server received it.
 #[derive(Debug, Clone)]
@@ -310,52 +298,21 @@ fn answer(method: &str, path: &str, body: &Value, c: &mut Cluster) -> (u16, Valu
     }
 }
 
-fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
-    let p = dir.join("kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\nusers:\n- name: tester\n  user:\n    token: test-token\n"
-        ),
-    )
-    .unwrap();
-    p
-}
-
 fn recorded(name: &str, audit_id: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/k8s-audit/falco-0.34.1")
-        .join(name);
-    let mut e: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    e["auditID"] = Value::String(audit_id.to_owned());
-    format!("{e}\n")
+    audit_line(&falco_event(name), audit_id)
 }
 
-fn append(p: &Path, s: &str) {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap()
-        .write_all(s.as_bytes())
-        .unwrap();
+/// `vigil` finding the fake API through `$KUBECONFIG`.
+fn vigil_on(dir: &Path, kubeconfig: &Path) -> Command {
+    let mut cmd = vigil();
+    without_kubernetes(&mut cmd, &dir.join("home")).env("KUBECONFIG", kubeconfig);
+    cmd
 }
 
-struct Vigil {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Vigil {
-    fn start(dir: &Path, kubeconfig: &Path, audit_log: &Path, mode: &str) -> Self {
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .env_remove("VIGIL_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("HOME", &home)
-            .env("KUBECONFIG", kubeconfig)
+/// `vigil run` on the audit log, once it follows the file.
+fn start(dir: &Path, kubeconfig: &Path, audit_log: &Path, mode: &str) -> VigilProcess {
+    let v = VigilProcess::spawn(
+        vigil_on(dir, kubeconfig)
             .arg("run")
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -373,56 +330,14 @@ impl Vigil {
                 "container-escape/*",
             ])
             .arg("--audit-log")
-            .arg(audit_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start vigil");
-        let err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let keep = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line);
-            }
-        });
-        let v = Self { child, stderr };
-        v.wait_log("k8s-audit-log: following file");
-        v
-    }
-
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn wait_log(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.logs().contains(needle) {
-            assert!(
-                start.elapsed() < Duration::from_secs(180),
-                "no {needle:?} in the logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .arg(audit_log),
+    );
+    v.wait_for_stderr("k8s-audit-log: following file", STARTUP);
+    v
 }
 
 fn quarantine(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .env_remove("VIGIL_LOG")
-        .env_remove("RUST_LOG")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("HOME", dir.join("home"))
-        .env("KUBECONFIG", kubeconfig)
+    vigil_on(dir, kubeconfig)
         .arg("quarantine")
         .args(args)
         .arg("--data-dir")
@@ -441,24 +356,24 @@ fn records(dir: &Path, kubeconfig: &Path) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn wait_record(dir: &Path, kubeconfig: &Path, vigil: &Vigil, pod: &str, state: &str) -> Value {
+fn wait_record(
+    dir: &Path,
+    kubeconfig: &Path,
+    vigil: &VigilProcess,
+    pod: &str,
+    state: &str,
+) -> Value {
     let target = format!("default/{pod}");
-    let start = Instant::now();
-    loop {
-        if let Some(r) = records(dir, kubeconfig)
-            .into_iter()
-            .find(|r| r["target"] == target.as_str() && r["state"] == state)
-        {
-            return r;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no {state} record for {target}: {:#}\nlogs:\n{}",
-            Value::Array(records(dir, kubeconfig)),
-            vigil.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vigil.wait_for_showing(
+        &format!("a {state} record for {target}"),
+        DEADLINE,
+        || {
+            records(dir, kubeconfig)
+                .into_iter()
+                .find(|r| r["target"] == target.as_str() && r["state"] == state)
+        },
+        || format!("records: {:#}", Value::Array(records(dir, kubeconfig))),
+    )
 }
 
 fn outcomes(record: &Value, action: &str) -> Vec<String> {
@@ -476,7 +391,7 @@ fn outcomes(record: &Value, action: &str) -> Vec<String> {
 /// labelled but recorded as not isolated; release removes both.
 #[test]
 fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
-    let dir = Temp::new("k8s-response");
+    let dir = TempDir::new("k8s-response");
     let mut cluster = Cluster::default();
     for (name, host) in [(PRIVILEGED_POD, false), (HOST_NETWORK_POD, true)] {
         cluster
@@ -484,13 +399,13 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
             .insert(("default".into(), name.into()), pod(name, host));
     }
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir.0, api.port);
-    let log = dir.0.join("audit.log");
+    let config = kubeconfig(&dir, api.port);
+    let log = dir.join("audit.log");
     append(&log, "");
-    let vigil = Vigil::start(&dir.0, &config, &log, "enforce");
+    let vigil = start(&dir, &config, &log, "enforce");
 
     append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
-    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "quarantined");
+    let record = wait_record(&dir, &config, &vigil, PRIVILEGED_POD, "quarantined");
     let qid = record["id"].as_str().unwrap().to_owned();
     assert_eq!(record["kind"], "kubernetes");
     assert_eq!(record["rule"], "container-escape/privileged");
@@ -559,7 +474,7 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
 
     // The same pod again: nothing new sent.
     append(&log, &recorded("create_nginx_pod_privileged.json", "two"));
-    vigil.wait_log("response: target already handled");
+    vigil.wait_for_stderr("response: target already handled", STARTUP);
     assert_eq!(api.writes().len(), 2, "{:#?}", api.writes());
 
     // A host-network pod: labelled, policy created, but NetworkPolicies do not apply to it.
@@ -567,13 +482,13 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
         &log,
         &recorded("create_nginx_pod_hostnetwork.json", "three"),
     );
-    let partial = wait_record(&dir.0, &config, &vigil, HOST_NETWORK_POD, "partial");
+    let partial = wait_record(&dir, &config, &vigil, HOST_NETWORK_POD, "partial");
     assert_eq!(outcomes(&partial, "label"), ["ok"]);
     assert_eq!(outcomes(&partial, "isolate"), ["skipped"]);
     assert_eq!(api.policies().len(), 2);
 
     // Release.
-    let out = quarantine(&dir.0, &config, &["release", &qid]);
+    let out = quarantine(&dir, &config, &["release", &qid]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -614,7 +529,7 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
 /// checks it selects the pod, and counts the quarantine as complete.
 #[test]
 fn an_existing_policy_is_read_back_not_duplicated() {
-    let dir = Temp::new("k8s-response-409");
+    let dir = TempDir::new("k8s-response-409");
     let mut cluster = Cluster {
         conflict_on_create: true,
         ..Cluster::default()
@@ -624,12 +539,12 @@ fn an_existing_policy_is_read_back_not_duplicated() {
         pod(PRIVILEGED_POD, false),
     );
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir.0, api.port);
-    let log = dir.0.join("audit.log");
+    let config = kubeconfig(&dir, api.port);
+    let log = dir.join("audit.log");
     append(&log, "");
-    let vigil = Vigil::start(&dir.0, &config, &log, "enforce");
+    let vigil = start(&dir, &config, &log, "enforce");
     append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
-    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "quarantined");
+    let record = wait_record(&dir, &config, &vigil, PRIVILEGED_POD, "quarantined");
     assert_eq!(
         outcomes(&record, "network-policy"),
         ["skipped"],
@@ -652,23 +567,23 @@ fn an_existing_policy_is_read_back_not_duplicated() {
 /// Dry-run: the pod is read, nothing is written; the plan is recorded.
 #[test]
 fn dry_run_sends_no_write_to_the_api() {
-    let dir = Temp::new("k8s-response-dry");
+    let dir = TempDir::new("k8s-response-dry");
     let mut cluster = Cluster::default();
     cluster.pods.insert(
         ("default".into(), PRIVILEGED_POD.into()),
         pod(PRIVILEGED_POD, false),
     );
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir.0, api.port);
-    let log = dir.0.join("audit.log");
+    let config = kubeconfig(&dir, api.port);
+    let log = dir.join("audit.log");
     append(&log, "");
-    let vigil = Vigil::start(&dir.0, &config, &log, "dry-run");
+    let vigil = start(&dir, &config, &log, "dry-run");
     append(&log, &recorded("create_nginx_pod_privileged.json", "one"));
-    wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
+    wait_record(&dir, &config, &vigil, PRIVILEGED_POD, "dry-run");
     // The record exists from the claim on; the plan is complete once the
     // last planned action is logged.
-    vigil.wait_log("response (dry-run): would evidence");
-    let record = wait_record(&dir.0, &config, &vigil, PRIVILEGED_POD, "dry-run");
+    vigil.wait_for_stderr("response (dry-run): would evidence", STARTUP);
+    let record = wait_record(&dir, &config, &vigil, PRIVILEGED_POD, "dry-run");
     assert_eq!(outcomes(&record, "label"), ["planned"]);
     assert_eq!(outcomes(&record, "network-policy"), ["planned"]);
     assert!(api.writes().is_empty(), "{:#?}", api.writes());

@@ -24,10 +24,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::vigil;
 use serde_json::Value;
+use vigil_test_support::fixtures::root;
+use vigil_test_support::output::stdout_lines;
 
 fn scenario_files() -> Vec<(String, PathBuf)> {
-    let dir = common::root().join("tests/scenarios");
+    let dir = root().join("tests/scenarios");
     let mut out = Vec::new();
     for plugin in std::fs::read_dir(&dir).expect("tests/scenarios") {
         let plugin = plugin.unwrap().path();
@@ -48,7 +51,7 @@ fn scenario_files() -> Vec<(String, PathBuf)> {
 
 /// Runs one scenario; returns a description of every mismatch.
 fn run_scenario(plugin: &str, path: &Path, tmp: &Path) -> Vec<String> {
-    let label = path.strip_prefix(common::root()).unwrap_or(path).display();
+    let label = path.strip_prefix(root()).unwrap_or(path).display();
     let text = std::fs::read_to_string(path).unwrap();
     let sc: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
@@ -64,7 +67,7 @@ fn run_scenario(plugin: &str, path: &Path, tmp: &Path) -> Vec<String> {
     let events_file = tmp.join(format!("{plugin}-{stem}.jsonl"));
     let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
     std::fs::write(&events_file, lines.join("\n") + "\n").unwrap();
-    let mut cmd = common::vigil();
+    let mut cmd = vigil();
     cmd.args(["replay", "--format", "vigil"]);
     if let Some(settings) = sc.get("settings") {
         let sf = tmp.join(format!("{plugin}-{stem}.settings.json"));
@@ -93,7 +96,7 @@ fn run_scenario(plugin: &str, path: &Path, tmp: &Path) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let all = common::stdout_lines(&out);
+    let all = stdout_lines(&out);
     let (mine, others): (Vec<Value>, Vec<Value>) = all
         .into_iter()
         .partition(|f| f["plugin"].as_str() == Some(plugin));

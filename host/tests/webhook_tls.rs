@@ -11,7 +11,6 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,21 +22,17 @@ use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::{Entity, EntityKind, Finding, Severity};
 use vigil_delivery::outputs::webhook::{Webhook, WebhookConfig};
 use vigil_delivery::outputs::{Format, Output};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/k8s-audit-tls")
-        .join(name)
-}
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::tls;
 
 fn acceptor() -> TlsAcceptor {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixture("cert.pem"))
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls("cert.pem"))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let key = PrivateKeyDer::from_pem_file(fixture("key.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(tls("key.pem")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -153,12 +148,11 @@ fn https_post_with_token_headers_and_statuses() {
         conns.clone(),
     ));
 
-    let dir = std::env::temp_dir().join(format!("vigil-webhook-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("webhook-tls");
     let token = dir.join("token");
     std::fs::write(&token, "t0ken\n").unwrap();
     let mut cfg = WebhookConfig::to(&format!("https://localhost:{port}/falco"));
-    cfg.ca_file = Some(fixture("ca.pem"));
+    cfg.ca_file = Some(tls("ca.pem"));
     cfg.bearer_token_file = Some(token);
     cfg.headers.insert("X-Team".into(), "secops".into());
     cfg.format = Format::Falco;
@@ -210,7 +204,6 @@ fn https_post_with_token_headers_and_statuses() {
         .map(|f| f["summary"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["finding 5", "finding 6"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

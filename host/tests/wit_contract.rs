@@ -8,12 +8,11 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-mod common;
-
 use sha2::{Digest, Sha256};
+use vigil_test_support::fixtures::root;
 
 fn wit_files() -> Vec<(String, String)> {
-    let dir = common::root().join("wit");
+    let dir = root().join("wit");
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -72,7 +71,7 @@ fn wit_changes_come_with_a_version_bump() {
     let files = wit_files();
     let version = package_version(&files);
     let print = fingerprint(&files);
-    let lock = std::fs::read_to_string(common::root().join("wit/contract.lock")).unwrap();
+    let lock = std::fs::read_to_string(root().join("wit/contract.lock")).unwrap();
     let recorded = lock.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (v, p) = l.split_once(' ')?;
         (v == format!("vigil:detector@{version}"))

@@ -7,8 +7,6 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-mod common;
-
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
@@ -20,6 +18,7 @@ use vigil_runtime::workers::WorkerPool;
 use vigil_runtime::{
     Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
+use vigil_test_support::fixtures::{falco, hostile_dir};
 
 #[test]
 fn a_stuck_plugin_does_not_stall_the_others() {
@@ -37,7 +36,7 @@ fn a_stuck_plugin_does_not_stall_the_others() {
     };
     let spin = PluginSpec {
         origin: PluginOrigin::File("hostile_loop.wasm".into()),
-        bytes: Arc::from(std::fs::read(common::hostile_dir().join("hostile_loop.wasm")).unwrap()),
+        bytes: Arc::from(std::fs::read(hostile_dir().join("hostile_loop.wasm")).unwrap()),
         settings: "{}".into(),
         limits: limits.clone(),
     };
@@ -53,7 +52,7 @@ fn a_stuck_plugin_does_not_stall_the_others() {
     ];
 
     let mut events: Vec<Event> = Vec::new();
-    let data = std::fs::read(common::falco("create_nginx_pod_privileged.json")).unwrap();
+    let data = std::fs::read(falco("create_nginx_pod_privileged.json")).unwrap();
     for_each_record(
         "f",
         &data,

@@ -3,11 +3,6 @@
 //! the component (the parity test and the native benchmark baseline).
 //! The copy mirrors what the Wasm boundary does: every string is copied.
 
-#![allow(
-    dead_code,
-    reason = "shared by tests and benchmarks, each using a subset"
-)]
-
 use vigil_core::model as h;
 use vigil_plugin_sdk as s;
 

@@ -1,25 +1,23 @@
-//! Docker helpers shared by the live tests: the daemon check, the local test
-//! image, `docker` commands, and a guard that removes test containers.
+//! The real Docker Engine of this machine, as the live tests use it: the
+//! daemon check, the local test image (built by `scripts/test-image.sh`, no
+//! registry), `docker` commands, and a guard that removes the test's
+//! containers. Every container a test creates has the label [`LABEL`].
 
-#![allow(dead_code, reason = "each live test uses a subset")]
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::fixtures::root;
 
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// The local busybox image of `scripts/test-image.sh`.
 pub const IMAGE: &str = "vigil-test/busybox:latest";
+/// The label of every test container, for cleaning up by hand.
 pub const LABEL: &str = "vigil-test=1";
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_owned()
-}
-
-/// Whether the tests can run here; builds the image once.
+/// Whether the Docker tests can run here; builds the test image once per
+/// test binary. Without a daemon a test says `SKIPPED` and passes, unless
+/// `VIGIL_REQUIRE_DOCKER` makes that a failure.
 pub fn docker_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
@@ -31,7 +29,7 @@ pub fn docker_ready() -> bool {
             eprintln!("SKIPPED: no Docker daemon at {DOCKER_SOCKET}");
             return false;
         }
-        let status = Command::new(repo_root().join("scripts/test-image.sh"))
+        let status = Command::new(root().join("scripts/test-image.sh"))
             .status()
             .expect("run scripts/test-image.sh");
         assert!(status.success(), "scripts/test-image.sh failed");
@@ -39,15 +37,8 @@ pub fn docker_ready() -> bool {
     })
 }
 
-pub fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}_{nanos}", std::process::id())
-}
-
-/// Runs `docker ARGS`, panicking with its stderr when it fails; returns stdout.
+/// Runs `docker ARGS`, panicking with its stderr when it fails; returns its
+/// stdout, trimmed.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -61,7 +52,19 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Removes the named containers when dropped.
+/// `docker run -d --name NAME --label LABEL OPTS… IMAGE CMD…`: returns the
+/// container id. Put the name (and the id, if Vigil may rename it) in a
+/// [`Containers`] guard.
+pub fn run_container(name: &str, opts: &[&str], cmd: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--label", LABEL];
+    args.extend_from_slice(opts);
+    args.push(IMAGE);
+    args.extend_from_slice(cmd);
+    docker(&args)
+}
+
+/// Removes the named (or identified) containers when dropped, pass or fail.
+#[derive(Debug)]
 pub struct Containers(pub Vec<String>);
 
 impl Drop for Containers {

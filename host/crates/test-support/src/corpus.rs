@@ -1,25 +1,19 @@
 //! A corpus of events covering every container-escape rule: the Falco
 //! audit fixtures plus synthetic Docker containers.
 
-#![allow(
-    dead_code,
-    reason = "shared by tests and benchmarks, each using a subset"
-)]
-
-use std::path::Path;
-
 use vigil_core::model::{
     ContainerAction, ContainerEvent, ContainerSecurity, Event, EventBody, Mount,
 };
 use vigil_normalize::{Format, Origin, for_each_record};
 
+use crate::fixtures::falco_dir;
+
 /// Every Falco fixture plus synthetic Docker containers covering each rule.
-pub fn corpus(root: &Path) -> Vec<Event> {
+pub fn corpus() -> Vec<Event> {
     let mut events = Vec::new();
-    let dir = root.join("tests/data/k8s-audit/falco-0.34.1");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut files: Vec<_> = std::fs::read_dir(falco_dir())
+        .expect("the Falco fixtures")
+        .map(|e| e.expect("a Falco fixture").path())
         .collect();
     files.sort();
     let origin = Origin {
@@ -29,7 +23,7 @@ pub fn corpus(root: &Path) -> Vec<Event> {
     for f in files {
         for_each_record(
             "f",
-            &std::fs::read(&f).unwrap(),
+            &std::fs::read(&f).expect("read a Falco fixture"),
             Format::Auto,
             &origin,
             |e| events.append(e),

@@ -1,0 +1,124 @@
+//! The tests' inputs: the recorded Kubernetes audit events of Falco
+//! (`tests/data/k8s-audit/falco-0.34.1`), the TLS test certificate, files
+//! written the way their real writers do (appended, replaced by rename),
+//! kubeconfigs for loopback API servers, and the hostile plugins built from
+//! source (`tests/plugins/`, never committed as `.wasm`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    // This crate is `host/crates/test-support`.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(3)
+        .expect("the repository root above host/crates/test-support")
+        .to_owned()
+}
+
+/// The directory of Falco's recorded audit events.
+pub fn falco_dir() -> PathBuf {
+    root().join("tests/data/k8s-audit/falco-0.34.1")
+}
+
+/// One of Falco's recorded audit events (a file name of [`falco_dir`]).
+pub fn falco(name: &str) -> PathBuf {
+    falco_dir().join(name)
+}
+
+/// The recorded audit event `name`, parsed.
+pub fn falco_event(name: &str) -> Value {
+    let path = falco(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `event` as one audit log line (newline included) with its own `auditID`,
+/// so each line is a distinct event with its own findings.
+pub fn audit_line(event: &Value, audit_id: &str) -> String {
+    let mut event = event.clone();
+    event["auditID"] = Value::String(audit_id.to_owned());
+    format!("{event}\n")
+}
+
+/// A file of the TLS fixture (`host/tests/data/k8s-audit-tls`: `ca.pem`,
+/// `cert.pem` for `localhost`, `key.pem`).
+pub fn tls(name: &str) -> PathBuf {
+    root().join("host/tests/data/k8s-audit-tls").join(name)
+}
+
+/// Appends `text` to `path` (created if missing), as a log writer does.
+pub fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("cannot append to {}: {e}", path.display()));
+}
+
+/// Replaces `path` atomically, as editors, ConfigMap volumes and feed
+/// downloaders do (a new file renamed over it): a reader never sees half.
+pub fn replace(path: &Path, text: &str) {
+    let next = path.with_extension("tmp");
+    std::fs::write(&next, text)
+        .and_then(|()| std::fs::rename(&next, path))
+        .unwrap_or_else(|e| panic!("cannot replace {}: {e}", path.display()));
+}
+
+/// `DIR/kubeconfig`: a cluster at `http://127.0.0.1:PORT` with a token
+/// user, for a loopback API server of the test (through `$KUBECONFIG`).
+pub fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: loopback\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: loopback\n  context:\n    cluster: loopback\n    user: tester\ncurrent-context: loopback\nusers:\n- name: tester\n  user:\n    token: test-token\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+/// Builds the hostile plugins in `tests/plugins/` (once per test binary)
+/// and returns the directory holding their `.wasm` files.
+pub fn hostile_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = root();
+        let target = root.join("target/wasm");
+        let status = Command::new("bash")
+            .arg(root.join("scripts/wasm-cargo.sh"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--manifest-path",
+            ])
+            .arg(root.join("tests/plugins/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("run scripts/wasm-cargo.sh");
+        assert!(status.success(), "building the hostile plugins failed");
+        target.join("wasm32-unknown-unknown/release")
+    })
+}
+
+/// A fresh directory holding only the named hostile plugin.
+pub fn plugin_dir_with(name: &str) -> PathBuf {
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let dir = std::env::temp_dir().join(format!("vigil-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(hostile_dir().join(&file), dir.join(&file)).expect("copy plugin");
+    dir
+}
