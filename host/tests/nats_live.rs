@@ -465,7 +465,7 @@ fn credentials_go_over_tls_to_a_server_serving_it() {
     let rt = runtime();
 
     // nats:// is upgraded (the server asks for TLS, and the credentials demand it).
-    let mut cfg = with_password(&format!("nats://127.0.0.1:{port}"), &dir.path());
+    let mut cfg = with_password(&format!("nats://127.0.0.1:{port}"), dir.path());
     cfg.ca_file = Some(fixture("ca.pem"));
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     out.deliver(&[record(0), record(1)]).unwrap();
@@ -495,7 +495,7 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     let rt = runtime();
     let url = format!("nats://127.0.0.1:{port}");
 
-    let mut out = Nats::new(&with_password(&url, &dir.path()), rt.handle().clone()).unwrap();
+    let mut out = Nats::new(&with_password(&url, dir.path()), rt.handle().clone()).unwrap();
     let err = out.deliver(&[record(0)]).unwrap_err();
     assert_names_tls(&err);
     assert_eq!(client.stream_messages(), 0);
@@ -524,7 +524,7 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.path(),
+        dir.path(),
         "node-1",
         rx,
         registry.clone(),
@@ -550,7 +550,7 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     assert_eq!(client.stream_messages(), 0);
 
     // Allowed explicitly, the same credentials are sent and the finding stored.
-    let mut cfg = with_password(&url, &dir.path());
+    let mut cfg = with_password(&url, dir.path());
     cfg.allow_plaintext_credentials = true;
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     out.deliver(&[record(0)]).unwrap();
@@ -620,7 +620,7 @@ fn a_refused_password_or_token_never_leaves_vigil() {
     let mut by_token = NatsConfig::to(&url, "vigil.findings");
     by_token.token_file = Some(token_file);
     by_token.timeout_ms = 1000;
-    let mut by_password = with_password(&url, &dir.path());
+    let mut by_password = with_password(&url, dir.path());
     by_password.timeout_ms = 1000;
 
     for (cfg, secret) in [(&by_password, PASSWORD), (&by_token, token)] {
@@ -682,7 +682,7 @@ fn a_finding_over_max_payload_is_refused_alone() {
     let registry = Arc::new(Registry::default());
     let delivery = Delivery::start(
         &cfg,
-        &dir.path(),
+        dir.path(),
         "node-1",
         rx,
         registry.clone(),
