@@ -315,7 +315,12 @@ fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
     let log = dir.join("audit.log");
     let cfg = dir.join("vigil.toml");
     replace(&cfg, &config(&dir, &log, &[], 20));
+    // The source starts at the end of an existing file: the file exists and
+    // the source follows it before the first line is written, or a line
+    // written before its first look (a loaded machine) would be skipped.
+    std::fs::write(&log, "").unwrap();
     let v = start(&cfg, &[]);
+    v.wait_for_stderr("k8s-audit-log: following file", DEADLINE);
     let privileged = falco_event("create_nginx_pod_privileged.json");
 
     let stop = Arc::new(AtomicBool::new(false));
