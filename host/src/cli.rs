@@ -290,7 +290,7 @@ pub struct RunArgs {
     /// Start the `k8s-audit-webhook` source on this address (e.g. 127.0.0.1:8444): the API server's audit webhook backend. Off when absent.
     #[arg(long, value_name = "ADDR")]
     pub audit_webhook_listen: Option<String>,
-    /// File holding the bearer token the API server must send (`Authorization: Bearer <token>`); required off loopback.
+    /// File holding the bearer token the API server must send (`Authorization: Bearer <token>`); required, on loopback too (`allow_unauthenticated = true` in the config file waives it).
     #[arg(long, value_name = "FILE")]
     pub audit_webhook_token_file: Option<PathBuf>,
     /// Largest accepted audit webhook request body, in bytes (default 16 MiB); larger ones get 413.

@@ -472,11 +472,30 @@ fn start_pool(
     WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
 }
 
+/// Makes the data directory private (see `vigil_core::fsperm`): created
+/// `0700`, or, when it exists, refused unless it is Vigil's user's, and
+/// tightened with everything in it. Each change is logged: a directory that
+/// was open to others may have been read or planted in.
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
+    let tree = vigil_core::fsperm::private_tree(dir)
+        .with_context(|| format!("data directory {} refused", dir.display()))?;
+    for t in &tree.tightened {
+        tracing::warn!(
+            path = %t.path.display(),
+            was = format!("{:o}", t.was),
+            now = format!("{:o}", t.now),
+            "data directory: permissions tightened (it was open to other users)"
+        );
+    }
+    for (path, owner) in &tree.foreign {
+        tracing::warn!(
+            path = %path.display(),
+            owner,
+            "data directory: entry owned by another user left as it is (Vigil did not create it; remove it if unexpected)"
+        );
+    }
+    for e in &tree.failed {
+        tracing::warn!(error = %vigil_core::error::chain(e), "data directory: cannot tighten an entry");
+    }
+    Ok(())
 }

@@ -12,14 +12,17 @@
 //! Credentials: a server with TLS (the test certificate of
 //! `tests/data/k8s-audit-tls`) and a user takes findings over `nats://`
 //! (upgraded) and `tls://`; the same credentials are refused to a plaintext
-//! server unless `allow_plaintext_credentials` is set, and a recording fake
-//! server shows that the refused password (or token) never leaves Vigil.
+//! server unless `allow_plaintext_credentials` is set (through the pipeline
+//! and through the real `vigil run`), and a recording fake server shows
+//! that the refused password (or token) never leaves Vigil.
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "tests fail loudly on broken fixtures"
 )]
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,6 +32,7 @@ use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::vigil;
 use serde_json::{Value, json};
 use tokio_rustls::rustls;
 use vigil_core::finding_record::FindingRecord;
@@ -38,9 +42,9 @@ use vigil_delivery::outputs::nats::{Nats, NatsConfig};
 use vigil_delivery::outputs::{DeliveryError, Output};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
-use vigil_test_support::TempDir;
-use vigil_test_support::fixtures::root;
+use vigil_test_support::fixtures::{append, audit_line, falco_event, root};
 use vigil_test_support::net::free_port;
+use vigil_test_support::{TempDir, VigilProcess};
 
 fn nats_server_binary() -> PathBuf {
     let find = || {
@@ -555,6 +559,94 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     let mut out = Nats::new(&cfg, rt.handle().clone()).unwrap();
     out.deliver(&[record(0)]).unwrap();
     assert_eq!(client.stream_messages(), 1);
+}
+
+/// Through the binary: `vigil run` with a NATS output whose user and
+/// password would go to a plaintext server does not deliver (the failure is
+/// logged naming TLS and the key, counted, and the stream stays empty); the
+/// same run with `allow_plaintext_credentials = true` delivers.
+#[test]
+fn vigil_run_keeps_credentials_from_a_plaintext_server_unless_allowed() {
+    let dir = TempDir::new("nats-plain-binary");
+    let server = Server::start_secured(&dir.path().join("js"), false);
+    let port = server.port;
+    let mut client = Client::open(port, true, false);
+    client.create_stream();
+    let password = dir.path().join("nats-password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    let log = dir.path().join("audit.log");
+    append(
+        &log,
+        &audit_line(&falco_event("create_nginx_pod_privileged.json"), "nats-1"),
+    );
+    let run = |allow: bool| {
+        let config = dir.path().join(format!("vigil-{allow}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+                [sources.docker]
+                enabled = false
+                [sources.network]
+                enabled = false
+                [sources.file_integrity]
+                enabled = false
+                [sources.k8s_watch]
+                mode = "off"
+                [dedup]
+                window_secs = 0
+                [spool]
+                shutdown_grace_ms = 200
+                [[outputs.nats]]
+                url = "nats://127.0.0.1:{port}"
+                subject = "vigil.findings"
+                stream = "VIGIL"
+                user = "{USER}"
+                password_file = "{}"
+                allow_plaintext_credentials = {allow}
+                timeout_ms = 1000
+                retry = {{ initial_ms = 100, max_ms = 200 }}
+                "#,
+                password.display()
+            ),
+        )
+        .unwrap();
+        let process = VigilProcess::spawn(
+            vigil()
+                .arg("run")
+                .arg("--config")
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("data-{allow}")))
+                .args(["--no-cache", "--admin-listen", "127.0.0.1:0"])
+                .arg("--audit-log")
+                .arg(&log)
+                .arg("--audit-log-from-beginning"),
+        );
+        process.wait_for_rule("container-escape/privileged", Duration::from_secs(120));
+        process
+    };
+
+    let refused = run(false);
+    refused.wait_until("the NATS delivery to fail", Duration::from_secs(20), || {
+        refused
+            .metrics()
+            .contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}")
+    });
+    let log_text = refused.stderr_text();
+    assert!(
+        log_text.contains("TLS required") && log_text.contains("allow_plaintext_credentials"),
+        "{log_text}"
+    );
+    assert_eq!(client.stream_messages(), 0);
+    refused.stop();
+    assert_eq!(client.stream_messages(), 0);
+
+    let allowed = run(true);
+    allowed.wait_until("the finding in the stream", Duration::from_secs(20), || {
+        client.stream_messages() >= 1
+    });
+    allowed.stop();
 }
 
 /// A plaintext "server" that sends an `INFO` asking for credentials,

@@ -303,3 +303,88 @@ fn long_bridge_connection_is_reported_once_by_both_sources() {
         vigil.process.stderr_text()
     );
 }
+
+/// A container's `/etc/hosts` is Docker's `containers/<id>/hosts`, which
+/// the conntrack listener reads to name containers that live milliseconds.
+/// A running container that rewrites it to give its own hostname another
+/// running container's address (and so makes it the newest claim) must not
+/// get that container's flows: they stay attributed to the container the
+/// daemon gave the address to.
+#[test]
+fn a_forged_hosts_file_does_not_take_another_containers_flows() {
+    if !docker_ready() {
+        return;
+    }
+    let gateway = bridge_gateway();
+    let (port, peers) = closing_listener(gateway);
+    let victim = format!("vigil_ct_victim_{}", unique());
+    let forger = format!("vigil_ct_forger_{}", unique());
+    let _cleanup = Containers(vec![victim.clone(), forger.clone()]);
+    let victim_id = run_container(&victim, &[], &["sleep", "300"]);
+    let victim_ip = docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}}",
+        &victim_id,
+    ]);
+    assert!(!victim_ip.is_empty(), "the victim has no bridge address");
+    // Once running (its state recorded by the daemon), the forger names the
+    // victim's address as its own.
+    let forger_id = run_container(
+        &forger,
+        &[],
+        &[
+            "sh",
+            "-c",
+            &format!("sleep 1; echo \"{victim_ip} $(hostname)\" >> /etc/hosts; sleep 300"),
+        ],
+    );
+    let hosts = Path::new("/var/lib/docker/containers")
+        .join(&forger_id)
+        .join("hosts");
+    vigil_test_support::wait_until(
+        "the forged line in the forger's hosts file",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&hosts)
+                .unwrap_or_default()
+                .contains(&victim_ip)
+        },
+        || std::fs::read_to_string(&hosts).unwrap_or_default(),
+    );
+
+    let vigil = Vigil::start(&["--network-interval-ms", "60000"]);
+    if !conntrack_on(&vigil) {
+        return;
+    }
+    vigil
+        .process
+        .wait_for_stderr("network: on (procfs", Duration::from_secs(30));
+    docker(&[
+        "exec",
+        &victim_id,
+        "sh",
+        "-c",
+        &format!("nc {gateway} {port} </dev/null"),
+    ]);
+    assert!(
+        !peers.lock().unwrap().is_empty(),
+        "the connection did not reach the listener"
+    );
+    let e = vigil.wait_event(
+        &victim_id,
+        "conntrack outbound of the victim",
+        Duration::from_secs(10),
+        |b| b["remote_port"] == port,
+    );
+    assert_eq!(e["source"], "conntrack");
+    assert_eq!(e["body"]["local_address"], victim_ip);
+    assert_eq!(e["body"]["container"]["name"], victim);
+    let text = std::fs::read_to_string(&vigil.events).unwrap();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains(&forger_id) && l.contains(&format!("\"remote_port\":{port}"))),
+        "the victim's flow was attributed to the forger:\n{text}"
+    );
+}

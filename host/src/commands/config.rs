@@ -82,6 +82,10 @@ fn summary(
         .map(|(key, state)| format!("{key} {state}"))
         .collect();
     writeln!(out, "  sources: {}", sources.join(", "))?;
+    // Protections turned off on purpose: valid, but never silent.
+    for w in c.sources.warnings() {
+        writeln!(out, "  warning: {w}")?;
+    }
     if args.no_plugins {
         writeln!(out, "  plugins: not checked (--no-plugins)")?;
     } else {

@@ -28,12 +28,15 @@ pub struct EventsOut {
 }
 
 impl EventsOut {
-    /// Creates (truncates) the file.
+    /// Creates (truncates) the file, `0600`.
     pub fn create(path: &Path) -> Result<Self, EventsOutError> {
-        let file = File::create(path).map_err(|source| EventsOutError::Create {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Events name containers, pods and addresses: private like the
+        // data directory, wherever the file is.
+        let file =
+            vigil_core::fsperm::create_private(path).map_err(|source| EventsOutError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self {
             path: path.to_owned(),
             out: BufWriter::new(file),

@@ -1,12 +1,14 @@
 //! The bottom of Vigil's host: what every other crate shares and nothing
 //! else. The event model mirrored on the WIT contract and the finding
 //! record, time, config validation (`Problems` with dotted paths), the
-//! metrics registry, glob patterns, error chains and the Docker Engine
-//! client. It depends on no other Vigil crate.
+//! metrics registry, glob patterns, error chains, private files and
+//! directories (`fsperm`) and the Docker Engine client. It depends on no
+//! other Vigil crate.
 
 pub mod docker;
 pub mod error;
 pub mod finding_record;
+pub mod fsperm;
 pub mod glob;
 pub mod metrics;
 pub mod model;

@@ -186,6 +186,8 @@ counters! {
         overflow,
         /// Polls of a polling source that took longer than its interval (logged).
         slow_polls,
+        /// Requests cut off at a deadline because the client was too slow (logged).
+        timeouts,
     }
 }
 

@@ -102,6 +102,13 @@ impl Delivery {
     ) -> anyhow::Result<Self> {
         let metrics = registry.delivery.clone();
         let path = spool_path(&cfg.spool, data_dir);
+        // Created 0600 before SQLite opens it (SQLite would use the umask,
+        // and gives its -wal and -shm files the database file's mode).
+        for t in vigil_core::fsperm::private_sqlite(&path)
+            .map_err(|e| anyhow::anyhow!("spool refused: {}", vigil_core::error::chain(&e)))?
+        {
+            tracing::warn!(path = %t.path.display(), was = format!("{:o}", t.was), "spool: permissions tightened to 0600");
+        }
         let mut conn = spool::open(&path, cfg.spool.sync)
             .map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", path.display()))?;
         let names: Vec<String> = outputs.iter().map(|(s, _)| s.name.clone()).collect();

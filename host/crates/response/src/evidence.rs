@@ -54,14 +54,8 @@ impl Bundle {
 
     /// Writes a file atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = vigil_core::fsperm::create_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

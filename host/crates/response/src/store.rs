@@ -31,6 +31,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("quarantine files refused")]
+    Private(#[from] vigil_core::fsperm::FsPermError),
     #[error("cannot open the quarantine database {path}")]
     Open {
         path: PathBuf,
@@ -250,6 +252,8 @@ impl Store {
                 source,
             })?;
         let path = dir.join(DB_FILE);
+        // Created 0600 before SQLite opens it (see `vigil_core::fsperm`).
+        vigil_core::fsperm::private_sqlite(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,

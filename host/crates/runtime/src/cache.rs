@@ -52,12 +52,12 @@ impl ComponentCache {
         if !dir.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(vigil_core::fsperm::DIR_MODE)
                 .create(dir)
                 .map_err(|e| err(e.to_string()))?;
         }
         let meta = fs::metadata(dir).map_err(|e| err(e.to_string()))?;
-        let me = current_uid();
+        let me = vigil_core::fsperm::effective_uid();
         if meta.uid() != me {
             return Err(err(format!("owned by uid {} rather than {me}", meta.uid())));
         }
@@ -147,20 +147,8 @@ fn write_atomic(path: &Path, component: &Component) -> std::io::Result<()> {
         .serialize()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = vigil_core::fsperm::create_private(&tmp)?;
     f.write_all(&bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, path)
-}
-
-use std::os::unix::fs::OpenOptionsExt;
-
-fn current_uid() -> u32 {
-    // The owner of a file we just created is our effective uid; avoids libc.
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }

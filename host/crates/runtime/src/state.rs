@@ -169,9 +169,13 @@ impl PluginState {
         let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
+                use std::os::unix::fs::DirBuilderExt;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(vigil_core::fsperm::DIR_MODE)
+                    .create(parent)?;
             }
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = vigil_core::fsperm::create_private(&tmp)?;
             f.write_all(&serde_json::to_vec(&raw).map_err(std::io::Error::other)?)?;
             f.sync_all()?;
             fs::rename(&tmp, path)

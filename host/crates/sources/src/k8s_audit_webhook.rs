@@ -10,9 +10,15 @@
 //! it: the same bytes would fail again).
 //!
 //! Plain HTTP or TLS (rustls, `ring` provider) when a certificate and key
-//! are given. A bearer token file is required off loopback.
+//! are given. A bearer token is required everywhere, loopback included,
+//! and TLS off loopback, each unless the operator waives it explicitly
+//! (`allow_unauthenticated`, `allow_plaintext`: warned at every start).
+//! Each request must arrive whole within `request_timeout_secs` of its
+//! first byte (`deadline`), and at most `max_connections` are served at
+//! once, so slow clients cannot take the endpoint away from the API server.
 
 mod config;
+mod deadline;
 mod handler;
 mod internal_events;
 mod tls;
@@ -34,11 +40,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{Auth, DEFAULT_MAX_BODY_BYTES, Transport, WebhookConfig, WebhookSettings};
+pub use config::{
+    Auth, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_SECS, Transport, Waiver, WebhookConfig,
+    WebhookSettings,
+};
 
 use crate::{Off, Source, SourceContext, SourceTask, Starter};
+use deadline::{RequestClock, Stamped};
 use handler::Shared;
-use internal_events::AuditWebhookConnectionFailed;
+use internal_events::{AuditWebhookConnectionFailed, AuditWebhookRequestTimedOut};
 use vigil_core::validate::Problems;
 
 /// The name of this source's metrics (its events say `source: "k8s-audit"`,
@@ -112,7 +122,27 @@ impl Source for WebhookConfig {
         WebhookConfig::check(self, at, problems)
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.validated()
+            .map(|s| {
+                s.waivers
+                    .iter()
+                    .map(|w| format!("{} = true: {}", w.key(), w.risk()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn start(settings: WebhookSettings, starter: &Starter<'_>) -> Result<Vec<SourceTask>, Off> {
+        // At every start, not once: the operator must keep seeing it.
+        for w in &settings.waivers {
+            tracing::warn!(
+                source = METRICS_NAME,
+                "k8s-audit-webhook: {} = true: {}",
+                w.key(),
+                w.risk()
+            );
+        }
         // Asked for but unusable: loud, an operator expects audit events.
         let s = start(settings, starter.context(METRICS_NAME))
             .map_err(|e| Off::Failed(vigil_core::error::chain(&e)))?;
@@ -126,7 +156,7 @@ impl Source for WebhookConfig {
 /// taken port an error the caller reports at startup.
 pub fn start(settings: WebhookSettings, ctx: SourceContext) -> Result<Started, WebhookError> {
     let token = match &settings.auth {
-        Auth::None => None,
+        Auth::Unauthenticated => None,
         Auth::BearerTokenFile(path) => Some(read_token(path)?),
     };
     let tls = match &settings.transport {
@@ -145,6 +175,7 @@ pub fn start(settings: WebhookSettings, ctx: SourceContext) -> Result<Started, W
         ctx,
         token,
         max_body_bytes: settings.max_body_bytes,
+        request_timeout: settings.request_timeout,
     });
     let task = tokio::spawn(accept_loop(listener, settings, tls, shared));
     Ok(Started { local_addr, task })
@@ -222,19 +253,23 @@ async fn accept_loop(
     }
 }
 
-/// Serves HTTP/1.1 requests on one connection until the client closes it
-/// or the host shuts down.
+/// Serves HTTP/1.1 requests on one connection until the client closes it,
+/// a deadline passes or the host shuts down.
 async fn serve<S>(stream: S, peer: SocketAddr, header_timeout: Duration, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut shutdown = shared.ctx.shutdown.clone();
+    let clock = RequestClock::new();
     let service_shared = shared.clone();
-    let service = service_fn(move |req| handler::handle(service_shared.clone(), peer, req));
+    let service_clock = clock.clone();
+    let service = service_fn(move |req| {
+        handler::handle(service_shared.clone(), service_clock.clone(), peer, req)
+    });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(Stamped::new(stream, clock.clone())), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -244,12 +279,21 @@ where
             conn.await
         }
     };
-    if let Err(e) = result {
-        AuditWebhookConnectionFailed {
+    match result {
+        Ok(()) => {}
+        // hyper's header deadline also closes idle keep-alive connections:
+        // only one that had started a request is a slow client.
+        Err(e) if e.is_timeout() && clock.in_request() => AuditWebhookRequestTimedOut {
+            peer,
+            phase: "headers",
+            after: header_timeout,
+        }
+        .emit(&shared.ctx.metrics),
+        Err(e) => AuditWebhookConnectionFailed {
             peer: Some(peer),
             error: &e,
         }
-        .emit(&shared.ctx.metrics);
+        .emit(&shared.ctx.metrics),
     }
 }
 

@@ -49,6 +49,13 @@ pub trait Source:
         if self.enabled() { "on" } else { "off" }
     }
 
+    /// Protections the operator turned off on purpose in this section
+    /// (`FIELD = VALUE: why it matters`), shown by `vigil config check`;
+    /// the source also warns about them when it starts.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Checks every field, pushing each problem at `at.FIELD`; the settings
     /// when there was none.
     fn check(&self, at: &str, problems: &mut Problems) -> Option<Self::Settings>;
@@ -265,6 +272,22 @@ macro_rules! sources {
                     .into_iter()
                     .filter_map(|key| self.start_one(key, node, tx, registry))
                     .collect()
+            }
+
+            /// The warnings of every enabled source, as `sources.KEY.FIELD …` lines.
+            #[allow(clippy::vec_init_then_push, reason = "each push is behind its source's feature")]
+            pub fn warnings(&self) -> Vec<String> {
+                #[allow(unused_mut, reason = "a build may configure every source out")]
+                let mut out = Vec::new();
+                $(
+                    #[cfg(feature = $feature)]
+                    if $crate::Source::enabled(&self.$key) {
+                        for w in $crate::Source::warnings(&self.$key) {
+                            out.push(format!("sources.{}.{w}", <$config as $crate::Source>::KEY));
+                        }
+                    }
+                )+
+                out
             }
 
             /// Each source's key and state (`on`, `off`, `auto`), in start order.

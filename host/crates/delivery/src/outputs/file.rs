@@ -4,9 +4,8 @@
 //! `PATH` is started. A batch is acknowledged once written and flushed to
 //! the kernel (and `fsync`ed with `fsync = true`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -160,11 +159,9 @@ impl FileOutput {
     }
 
     fn reopen(&mut self) -> std::io::Result<()> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)?;
+        // 0600, and an existing file of ours tightened (findings name
+        // containers, pods and users).
+        let file = vigil_core::fsperm::append_private(&self.path)?;
         self.size = file.metadata()?.len();
         self.file = Some(file);
         Ok(())

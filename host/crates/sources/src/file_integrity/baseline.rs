@@ -18,6 +18,9 @@ const SCHEMA_VERSION: i64 = 1;
 /// Why the baseline could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
+    /// The database file is not a private file of Vigil's user.
+    #[error("baseline files refused")]
+    Private(#[from] vigil_core::fsperm::FsPermError),
     /// The database file could not be opened or created.
     #[error("cannot open the baseline database {path}")]
     Open {
@@ -58,6 +61,8 @@ pub struct Baseline {
 impl Baseline {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, BaselineError> {
+        // Created 0600 before SQLite opens it (see `vigil_core::fsperm`).
+        vigil_core::fsperm::private_sqlite(path)?;
         let conn = Connection::open(path).map_err(|source| BaselineError::Open {
             path: path.to_owned(),
             source,

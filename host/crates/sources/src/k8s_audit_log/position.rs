@@ -83,7 +83,7 @@ pub fn save(file: &Path, saved: &Saved) -> Result<(), PositionError> {
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
     let json = serde_json::to_vec(saved).map_err(|e| err(std::io::Error::other(e)))?;
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    let mut f = vigil_core::fsperm::create_private(&tmp).map_err(err)?;
     f.write_all(&json).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);

@@ -13,6 +13,10 @@ use vigil_core::validate::{Problems, join};
 /// can carry a full request and response object.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Default deadline of a whole request: the API server sends a batch of a
+/// few MiB at most in well under a second on a cluster network.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+
 /// The `k8s-audit-webhook` source as an operator writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,9 +28,19 @@ pub struct WebhookConfig {
     pub listen: String,
     /// File holding the bearer token the API server must present
     /// (`Authorization: Bearer <token>`; the kubeconfig's `user.token`).
-    /// Without it any client that reaches the port can inject audit events,
-    /// so it is required unless the address is a loopback one.
+    /// Required, on loopback too: without it any local user or
+    /// host-network pod that reaches the port can inject audit events, and
+    /// with them forged pod findings and quarantines.
     pub token_file: Option<PathBuf>,
+    /// Accept requests without a bearer token (default: no). Only when no
+    /// `token_file` is set; logged as a warning at every start and shown by
+    /// `vigil config check`.
+    pub allow_unauthenticated: bool,
+    /// Serve plain HTTP on a non-loopback address (default: no). Left false,
+    /// `tls_cert` and `tls_key` are required there: the token and the audit
+    /// events would otherwise cross the network in clear text. Warned like
+    /// `allow_unauthenticated`. Loopback needs no TLS.
+    pub allow_plaintext: bool,
     /// Largest accepted request body, in bytes; a larger one gets 413
     /// before it is read in full (a client must not make Vigil buffer
     /// without bound).
@@ -35,8 +49,14 @@ pub struct WebhookConfig {
     /// backlog. The API server uses one or a few.
     pub max_connections: usize,
     /// Seconds a client may take to send its request headers (slow-loris
-    /// protection).
+    /// protection); also how long an idle keep-alive connection is kept.
     pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a whole request, headers and
+    /// body, from its first byte. A client still sending at the deadline
+    /// gets 408 and its connection is closed (counted in
+    /// `vigil_source_timeouts_total`, logged), so slow clients cannot hold
+    /// the `max_connections` slots.
+    pub request_timeout_secs: u64,
     /// PEM certificate chain served over TLS (with `tls_key`); the API
     /// server's webhook kubeconfig must trust its issuer
     /// (`certificate-authority`). Without both, plain HTTP.
@@ -51,9 +71,12 @@ impl Default for WebhookConfig {
             enabled: false,
             listen: String::new(),
             token_file: None,
+            allow_unauthenticated: false,
+            allow_plaintext: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: 64,
             header_timeout_secs: 10,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             tls_cert: None,
             tls_key: None,
         }
@@ -63,8 +86,8 @@ impl Default for WebhookConfig {
 /// How requests are authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
-    /// No authentication (loopback addresses only).
-    None,
+    /// No authentication: `allow_unauthenticated = true`, no token file.
+    Unauthenticated,
     /// A bearer token read from this file when the source starts.
     BearerTokenFile(PathBuf),
 }
@@ -92,8 +115,44 @@ pub struct WebhookSettings {
     pub max_body_bytes: u64,
     /// Connections served at once (positive).
     pub max_connections: usize,
-    /// Time allowed for request headers (positive).
+    /// Time allowed for request headers (positive, at most `request_timeout`).
     pub header_timeout: Duration,
+    /// Time allowed for a whole request from its first byte (positive).
+    pub request_timeout: Duration,
+    /// The waivers in effect (`allow_unauthenticated`, `allow_plaintext`),
+    /// each with why it matters: warned at every start.
+    pub waivers: Vec<Waiver>,
+}
+
+/// A protection the operator turned off on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiver {
+    /// `allow_unauthenticated = true` and no token.
+    Unauthenticated,
+    /// `allow_plaintext = true` on a non-loopback address without TLS.
+    Plaintext,
+}
+
+impl Waiver {
+    /// The config key that waives it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "allow_unauthenticated",
+            Self::Plaintext => "allow_plaintext",
+        }
+    }
+
+    /// What an operator must know about it.
+    pub fn risk(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => {
+                "requests are accepted without a bearer token: any client that reaches the port can inject audit events (forged pod findings, quarantines)"
+            }
+            Self::Plaintext => {
+                "plain HTTP on a non-loopback address: audit events (and the token, if any) cross the network in clear text"
+            }
+        }
+    }
 }
 
 impl WebhookConfig {
@@ -114,17 +173,17 @@ impl WebhookConfig {
         let auth = match &self.token_file {
             Some(p) if p.as_os_str().is_empty() => {
                 bad("token_file", "must not be empty".into());
-                Auth::None
+                Auth::Unauthenticated
             }
             Some(p) => Auth::BearerTokenFile(p.clone()),
             None => {
-                if listen.is_some_and(|a| !a.ip().is_loopback()) {
+                if !self.allow_unauthenticated {
                     bad(
                         "token_file",
-                        "required when listening on a non-loopback address".into(),
+                        "required (on loopback too): without a bearer token any local user or pod that reaches the port can inject audit events; set allow_unauthenticated = true to accept unauthenticated requests anyway".into(),
                     );
                 }
-                Auth::None
+                Auth::Unauthenticated
             }
         };
         if self.max_body_bytes == 0 {
@@ -135,6 +194,9 @@ impl WebhookConfig {
         }
         if self.header_timeout_secs == 0 {
             bad("header_timeout_secs", "must be positive".into());
+        }
+        if self.request_timeout_secs == 0 {
+            bad("request_timeout_secs", "must be positive".into());
         }
         // Both or neither: one alone is a typo that must not fall back to
         // a cleartext listener.
@@ -153,6 +215,25 @@ impl WebhookConfig {
                 Transport::Plain
             }
         };
+        let off_loopback = listen.is_some_and(|a| !a.ip().is_loopback());
+        if off_loopback
+            && transport == Transport::Plain
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && !self.allow_plaintext
+        {
+            bad(
+                "tls_cert",
+                "required (with tls_key) when listening on a non-loopback address: audit events and the token would cross the network in clear text; set allow_plaintext = true to serve plain HTTP anyway".into(),
+            );
+        }
+        let mut waivers = Vec::new();
+        if auth == Auth::Unauthenticated {
+            waivers.push(Waiver::Unauthenticated);
+        }
+        if off_loopback && transport == Transport::Plain {
+            waivers.push(Waiver::Plaintext);
+        }
         match listen {
             Some(listen) if problems.len() == before => Some(WebhookSettings {
                 listen,
@@ -160,7 +241,11 @@ impl WebhookConfig {
                 transport,
                 max_body_bytes: self.max_body_bytes,
                 max_connections: self.max_connections,
-                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                header_timeout: Duration::from_secs(
+                    self.header_timeout_secs.min(self.request_timeout_secs),
+                ),
+                request_timeout: Duration::from_secs(self.request_timeout_secs),
+                waivers,
             }),
             _ => None,
         }

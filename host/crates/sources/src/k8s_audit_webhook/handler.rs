@@ -8,11 +8,15 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::deadline::RequestClock;
 use super::internal_events::{
     AuditWebhookEventsDropped, AuditWebhookEventsReceived, AuditWebhookRequestRejected,
+    AuditWebhookRequestTimedOut,
 };
 use crate::SourceContext;
 use vigil_normalize::{Origin, k8s_audit};
@@ -23,6 +27,8 @@ pub struct Shared {
     /// The expected bearer token; `None` when authentication is off.
     pub token: Option<Box<[u8]>>,
     pub max_body_bytes: u64,
+    /// Time allowed for a whole request from its first byte.
+    pub request_timeout: std::time::Duration,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -30,9 +36,22 @@ type Reply = Response<Full<Bytes>>;
 /// Serves one request. Never fails: every problem is a status code.
 pub async fn handle(
     shared: Arc<Shared>,
+    clock: Arc<RequestClock>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Reply, Infallible> {
+    let deadline = clock.request_started() + shared.request_timeout;
+    let reply = handle_request(&shared, deadline, peer, req).await;
+    clock.answered();
+    Ok(reply)
+}
+
+async fn handle_request(
+    shared: &Shared,
+    deadline: std::time::Instant,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Reply {
     let refuse = |status: StatusCode, reason: &str| {
         AuditWebhookRequestRejected {
             peer,
@@ -55,7 +74,7 @@ pub async fn handle(
                 WWW_AUTHENTICATE,
                 hyper::header::HeaderValue::from_static("Bearer"),
             );
-            return Ok(r);
+            return r;
         }
     }
     if req.method() != Method::POST {
@@ -65,7 +84,7 @@ pub async fn handle(
         );
         r.headers_mut()
             .insert(ALLOW, hyper::header::HeaderValue::from_static("POST"));
-        return Ok(r);
+        return r;
     }
     let declared = req
         .headers()
@@ -74,30 +93,52 @@ pub async fn handle(
         .and_then(|v| v.parse::<u64>().ok());
     let limit = shared.max_body_bytes;
     if declared.is_some_and(|n| n > limit) {
-        return Ok(refuse(
+        return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body larger than {limit} bytes"),
-        ));
+        );
     }
     // A chunked body has no declared length: the cap applies while reading.
     let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    let body = match Limited::new(req.into_body(), cap).collect().await {
+    // The rest of the request must arrive by its deadline: a client that
+    // trickles its body would otherwise hold its connection slot forever.
+    let read = Limited::new(req.into_body(), cap).collect();
+    let Ok(read) = tokio::time::timeout_at(deadline.into(), read).await else {
+        AuditWebhookRequestTimedOut {
+            peer,
+            phase: "body",
+            after: shared.request_timeout,
+        }
+        .emit(&shared.ctx.metrics);
+        let mut r = reply(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "request not received within {} s",
+                shared.request_timeout.as_secs()
+            ),
+        );
+        // The unread rest of the body makes the connection unusable.
+        r.headers_mut()
+            .insert(CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        return r;
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => {
-            return Ok(refuse(
+            return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("body larger than {limit} bytes"),
-            ));
+            );
         }
         Err(e) => {
-            return Ok(refuse(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the body: {e}"),
-            ));
+            );
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return Ok(refuse(StatusCode::BAD_REQUEST, "body is not UTF-8 JSON"));
+        return refuse(StatusCode::BAD_REQUEST, "body is not UTF-8 JSON");
     };
     let origin = Origin {
         node: &shared.ctx.node,
@@ -105,10 +146,10 @@ pub async fn handle(
     };
     let mut events = Vec::new();
     if let Err(e) = k8s_audit::normalise(text, &origin, &mut events) {
-        return Ok(refuse(
+        return refuse(
             StatusCode::BAD_REQUEST,
             &format!("not a valid audit.k8s.io/v1 EventList: {e}"),
-        ));
+        );
     }
     let n = events.len();
     AuditWebhookEventsReceived {
@@ -120,10 +161,10 @@ pub async fn handle(
     // 200 only once queued: waiting here (back-pressure) makes the API
     // server buffer and retry instead of Vigil dropping events.
     if shared.ctx.send(events).await {
-        Ok(reply(StatusCode::OK, "ok"))
+        reply(StatusCode::OK, "ok")
     } else {
         AuditWebhookEventsDropped { events: n }.emit(&shared.ctx.metrics);
-        Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))
+        reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     }
 }
 

@@ -46,6 +46,29 @@ impl AuditWebhookRequestRejected<'_> {
     }
 }
 
+/// A client did not send its whole request in time (a slow or stalled
+/// client, e.g. slow-loris): answered 408 when the headers had arrived,
+/// and its connection closed either way, freeing its slot.
+pub struct AuditWebhookRequestTimedOut {
+    pub peer: SocketAddr,
+    /// `headers` or `body`: what was still arriving.
+    pub phase: &'static str,
+    pub after: std::time::Duration,
+}
+
+impl AuditWebhookRequestTimedOut {
+    pub fn emit(&self, m: &SourceMetrics) {
+        PluginMetrics::add(&m.counters.timeouts, 1);
+        tracing::warn!(
+            source = super::METRICS_NAME,
+            peer = %self.peer,
+            phase = self.phase,
+            after_ms = u64::try_from(self.after.as_millis()).unwrap_or(u64::MAX),
+            "k8s-audit-webhook: request not received in time; connection closed"
+        );
+    }
+}
+
 /// The pipeline is gone (shutdown): the batch was not taken, and the API
 /// server is told to retry (503).
 pub struct AuditWebhookEventsDropped {

@@ -1,6 +1,7 @@
 use crate::Source as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use vigil_core::validate::InvalidConfig;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,13 +18,74 @@ fn config(listen: &str) -> WebhookConfig {
     }
 }
 
+fn unauthenticated(listen: &str) -> WebhookConfig {
+    WebhookConfig {
+        allow_unauthenticated: true,
+        ..config(listen)
+    }
+}
+
 #[test]
-fn loopback_without_token_is_valid() {
-    let s = config("127.0.0.1:8444").validated().unwrap();
+fn a_token_is_required_on_loopback_too_unless_waived() {
+    let err = config("127.0.0.1:8444").validated().unwrap_err();
+    assert_eq!(err.0[0].path, "k8s_audit_webhook.token_file");
+    assert!(
+        err.0[0].message.contains("allow_unauthenticated = true"),
+        "{err}"
+    );
+    let s = WebhookConfig {
+        allow_unauthenticated: true,
+        ..config("127.0.0.1:8444")
+    }
+    .validated()
+    .unwrap();
     assert_eq!(s.listen.port(), 8444);
-    assert_eq!(s.auth, Auth::None);
+    assert_eq!(s.auth, Auth::Unauthenticated);
     assert_eq!(s.transport, Transport::Plain);
     assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(s.waivers, [Waiver::Unauthenticated]);
+    assert_eq!(
+        s.request_timeout,
+        Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS)
+    );
+    let with_token = WebhookConfig {
+        token_file: Some("/t".into()),
+        allow_unauthenticated: true,
+        ..config("127.0.0.1:8444")
+    };
+    let s = with_token.validated().unwrap();
+    assert_eq!(s.auth, Auth::BearerTokenFile("/t".into()));
+    assert!(s.waivers.is_empty(), "the token wins: nothing is waived");
+    assert!(with_token.warnings().is_empty());
+}
+
+#[test]
+fn tls_is_required_off_loopback_unless_waived() {
+    let c = WebhookConfig {
+        token_file: Some("/t".into()),
+        ..config("0.0.0.0:8444")
+    };
+    let err = c.validated().unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].path, "k8s_audit_webhook.tls_cert");
+    assert!(err.0[0].message.contains("allow_plaintext = true"), "{err}");
+    let waived = WebhookConfig {
+        allow_plaintext: true,
+        ..c
+    };
+    assert_eq!(waived.validated().unwrap().waivers, [Waiver::Plaintext]);
+    let warnings = waived.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].starts_with("allow_plaintext = true: "),
+        "{warnings:?}"
+    );
+    // Loopback needs no TLS, and so no waiver.
+    let c = WebhookConfig {
+        token_file: Some("/t".into()),
+        ..config("[::1]:8444")
+    };
+    assert!(c.validated().unwrap().waivers.is_empty());
 }
 
 #[test]
@@ -33,6 +95,7 @@ fn every_problem_is_reported_at_once() {
         max_body_bytes: 0,
         max_connections: 0,
         header_timeout_secs: 0,
+        request_timeout_secs: 0,
         tls_cert: Some(PathBuf::from("/c.pem")),
         ..WebhookConfig::default()
     };
@@ -45,6 +108,7 @@ fn every_problem_is_reported_at_once() {
             "k8s_audit_webhook.max_body_bytes",
             "k8s_audit_webhook.max_connections",
             "k8s_audit_webhook.header_timeout_secs",
+            "k8s_audit_webhook.request_timeout_secs",
             "k8s_audit_webhook.tls_key",
         ]
     );
@@ -55,7 +119,7 @@ fn tls_needs_cert_and_key() {
     let c = WebhookConfig {
         tls_cert: Some("/c.pem".into()),
         tls_key: Some("/k.pem".into()),
-        ..config("127.0.0.1:8444")
+        ..unauthenticated("127.0.0.1:8444")
     };
     assert_eq!(
         c.validated().unwrap().transport,
@@ -66,7 +130,7 @@ fn tls_needs_cert_and_key() {
     );
     let c = WebhookConfig {
         tls_key: Some("/k.pem".into()),
-        ..config("127.0.0.1:8444")
+        ..unauthenticated("127.0.0.1:8444")
     };
     assert_eq!(
         c.validated().unwrap_err().0[0].path,
@@ -81,9 +145,11 @@ fn bad_address_is_reported() {
 }
 
 #[test]
-fn non_loopback_with_token_is_valid() {
+fn non_loopback_with_token_and_tls_is_valid() {
     let c = WebhookConfig {
         token_file: Some("/etc/vigil/token".into()),
+        tls_cert: Some("/c.pem".into()),
+        tls_key: Some("/k.pem".into()),
         ..config("0.0.0.0:8444")
     };
     assert_eq!(
@@ -132,7 +198,7 @@ async fn oversized_chunked_body_wrong_method_and_good_batch() {
     let ctx = SourceContext::new("n1".into(), tx, metrics.clone(), stop);
     let settings = WebhookConfig {
         max_body_bytes: 200,
-        ..config("127.0.0.1:0")
+        ..unauthenticated("127.0.0.1:0")
     }
     .validated()
     .unwrap();
@@ -167,5 +233,69 @@ async fn oversized_chunked_body_wrong_method_and_good_batch() {
     assert_eq!(PluginMetrics::get(&metrics.counters.rejected), 2);
     assert_eq!(PluginMetrics::get(&metrics.counters.received), 1);
     assert!(rx.try_recv().is_err(), "nothing else queued");
+    started.task.abort();
+}
+
+/// A client that sends its headers and then trickles its body is answered
+/// 408 at the request deadline and its connection closed, so the only
+/// connection slot is free again for the next client.
+#[tokio::test]
+async fn a_trickling_body_is_cut_off_at_the_deadline_and_frees_its_slot() {
+    let (tx, mut rx) = mpsc::channel(8);
+    let (_stop_tx, stop) = watch::channel(false);
+    let metrics = Arc::new(SourceMetrics::new(METRICS_NAME));
+    let ctx = SourceContext::new("n1".into(), tx, metrics.clone(), stop);
+    let settings = WebhookConfig {
+        max_connections: 1,
+        request_timeout_secs: 1,
+        ..unauthenticated("127.0.0.1:0")
+    }
+    .validated()
+    .unwrap();
+    let started = start(settings, ctx).unwrap();
+    let addr = started.local_addr;
+
+    let t0 = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n{")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        let mut out = Vec::new();
+        // One byte every 200 ms: always "making progress", never done.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if slow.write_all(b" ").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    // The next client waits for the slot, then is served.
+    let body = r#"{"kind":"EventList","items":[{"kind":"Event","auditID":"a","verb":"get"}]}"#;
+    let req = format!(
+        "POST /audit HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = exchange(addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "served after {waited:?}"
+    );
+    let slow_resp = trickle.await.unwrap();
+    assert!(slow_resp.starts_with("HTTP/1.1 408"), "{slow_resp:?}");
+    assert_eq!(PluginMetrics::get(&metrics.counters.timeouts), 1);
+    assert_eq!(rx.try_recv().unwrap().len(), 1);
     started.task.abort();
 }

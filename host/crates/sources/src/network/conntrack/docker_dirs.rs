@@ -9,24 +9,49 @@
 //! addresses) right after the start and again at the stop. So a container
 //! holds:
 //! - the addresses of its networks in `config.v2.json` while it runs, and
-//! - the addresses its `hosts` file gives its own hostname when that file
-//!   is newer than `config.v2.json` (it is being started: the config is
-//!   the one from creation or from the previous stop).
+//! - the addresses its `hosts` file gives its own hostname while it is
+//!   being started: the file is newer than `config.v2.json`, which is still
+//!   the one from creation or from the previous stop (not running).
 //!
-//! When two containers claim an address (one stopped long ago, one that
-//! just got the address), the most recent claim wins. Files are re-read
-//! only when their mtime changes, so a rescan costs a directory listing
-//! and two `stat`s per container.
+//! The `hosts` file is the container's `/etc/hosts`, bind-mounted
+//! read-write: once its process runs, the container can write anything
+//! there, and bump its mtime at will. So it is trusted only in the
+//! starting window, before Docker has written the running state; once the
+//! container runs, its addresses come from `config.v2.json` alone (written
+//! by the daemon, out of the container's reach) and its `hosts` file is not
+//! even read. And an address held by a running container per
+//! `config.v2.json` is never taken from it by any `hosts` file, however
+//! recent: a container that rewrites its `/etc/hosts` to name another
+//! container's address does not get that container's flows. (What remains:
+//! in the few milliseconds between its process starting and Docker
+//! recording it as running, a container could name in its `hosts` file an
+//! address no running container holds; a stopped container's flows do not
+//! exist.) The file is read at most [`HOSTS_MAX_BYTES`]; a larger one
+//! (Docker writes a few hundred bytes) is not used, counted and logged.
+//!
+//! When two containers claim an address, a claim from `config.v2.json`
+//! beats one from a `hosts` file, and between claims of the same kind the
+//! most recent wins (one stopped long ago, one that just got the address).
+//! Files are re-read only when their mtime changes, so a rescan costs a
+//! directory listing and two `stat`s per container.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Deserialize;
 
+use super::internal_events::ConntrackHostsFileOversized;
 use crate::network::attribution;
+use vigil_core::metrics::SourceMetrics;
 use vigil_core::model::ContainerRef;
+
+/// The most of a `hosts` file read. Docker writes a few hundred bytes; the
+/// container can make it as large as its disk allows.
+pub const HOSTS_MAX_BYTES: u64 = 64 * 1024;
 
 /// The part of `config.v2.json` read here.
 #[derive(Deserialize, Default)]
@@ -95,24 +120,46 @@ struct Entry {
     own_address: bool,
 }
 
+/// Where a claim on an address comes from, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Evidence {
+    /// The `hosts` file of a container being started.
+    HostsFile,
+    /// `config.v2.json` of a running container (the daemon's record).
+    Engine,
+}
+
 impl Entry {
-    /// The addresses this container holds now, with the time of the claim.
-    fn claims(&self) -> impl Iterator<Item = (IpAddr, SystemTime)> + '_ {
-        let starting = matches!((self.hosts_mtime, self.config_mtime), (Some(h), Some(c)) if h > c);
-        let when = self
-            .hosts_mtime
-            .max(self.config_mtime)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let running = self
+    /// Whether Docker has prepared the container's network for a start it
+    /// has not recorded yet: the only time its `hosts` file is trusted.
+    fn starting(&self) -> bool {
+        !self.running
+            && self.own_address
+            && matches!((self.hosts_mtime, self.config_mtime), (Some(h), Some(c)) if h > c)
+    }
+
+    /// The addresses this container holds now, with the strength and time
+    /// of each claim.
+    fn claims(&self) -> impl Iterator<Item = (IpAddr, Evidence, SystemTime)> + '_ {
+        let engine = self
             .running
             .then_some(&self.network_ips)
             .into_iter()
-            .flatten();
-        let hosts = ((self.running || starting) && self.own_address)
+            .flatten()
+            .map(|ip| {
+                let when = self.config_mtime.unwrap_or(SystemTime::UNIX_EPOCH);
+                (*ip, Evidence::Engine, when)
+            });
+        let hosts = self
+            .starting()
             .then_some(&self.hosts_ips)
             .into_iter()
-            .flatten();
-        running.chain(hosts).map(move |ip| (*ip, when))
+            .flatten()
+            .map(|ip| {
+                let when = self.hosts_mtime.unwrap_or(SystemTime::UNIX_EPOCH);
+                (*ip, Evidence::HostsFile, when)
+            });
+        engine.chain(hosts)
     }
 }
 
@@ -122,15 +169,18 @@ pub struct DockerDirs {
     dir: PathBuf,
     entries: HashMap<String, Entry>,
     owners: HashMap<IpAddr, ContainerRef>,
+    metrics: Arc<SourceMetrics>,
 }
 
 impl DockerDirs {
-    /// Follows `<docker_root>/containers`.
-    pub fn new(docker_root: &Path) -> Self {
+    /// Follows `<docker_root>/containers`; an oversized `hosts` file is
+    /// counted in `metrics`.
+    pub fn new(docker_root: &Path, metrics: Arc<SourceMetrics>) -> Self {
         Self {
             dir: docker_root.join("containers"),
             entries: HashMap::new(),
             owners: HashMap::new(),
+            metrics,
         }
     }
 
@@ -159,7 +209,7 @@ impl DockerDirs {
             }
             let dir = e.path();
             let entry = self.entries.entry(id.clone()).or_default();
-            changed |= refresh(entry, &id, &dir);
+            changed |= refresh(entry, &id, &dir, &self.metrics);
             present.push(id);
         }
         let before = self.entries.len();
@@ -167,12 +217,13 @@ impl DockerDirs {
         self.entries.retain(|id, _| present.contains(id));
         changed |= self.entries.len() != before;
         if changed {
-            let mut best: HashMap<IpAddr, (SystemTime, &Entry)> = HashMap::new();
+            let mut best: HashMap<IpAddr, ((Evidence, SystemTime), &Entry)> = HashMap::new();
             for entry in self.entries.values() {
-                for (ip, when) in entry.claims() {
-                    let slot = best.entry(ip).or_insert((when, entry));
-                    if when > slot.0 {
-                        *slot = (when, entry);
+                for (ip, evidence, when) in entry.claims() {
+                    let claim = (evidence, when);
+                    let slot = best.entry(ip).or_insert((claim, entry));
+                    if claim > slot.0 {
+                        *slot = (claim, entry);
                     }
                 }
             }
@@ -185,8 +236,9 @@ impl DockerDirs {
     }
 }
 
-/// Re-reads an entry's files whose mtime changed; true if any did.
-fn refresh(entry: &mut Entry, id: &str, dir: &Path) -> bool {
+/// Re-reads an entry's files whose mtime changed; true if any did. The
+/// `hosts` file is read only while it can be trusted ([`Entry::starting`]).
+fn refresh(entry: &mut Entry, id: &str, dir: &Path, metrics: &SourceMetrics) -> bool {
     let mtime = |name: &str| {
         std::fs::metadata(dir.join(name))
             .and_then(|m| m.modified())
@@ -221,15 +273,46 @@ fn refresh(entry: &mut Entry, id: &str, dir: &Path) -> bool {
             .collect();
         // The hostname may have changed what the hosts file means.
         entry.hosts_mtime = None;
+        entry.hosts_ips.clear();
     }
     if hosts_mtime != entry.hosts_mtime {
         changed = true;
         entry.hosts_mtime = hosts_mtime;
-        entry.hosts_ips = std::fs::read_to_string(dir.join("hosts"))
-            .map(|t| hosts_addresses(&t, &entry.hostname))
-            .unwrap_or_default();
+        entry.hosts_ips = if entry.starting() {
+            let path = dir.join("hosts");
+            match read_capped(&path, HOSTS_MAX_BYTES) {
+                Some(text) => hosts_addresses(&text, &entry.hostname),
+                None => {
+                    ConntrackHostsFileOversized {
+                        path: &path,
+                        cap: HOSTS_MAX_BYTES,
+                    }
+                    .emit(metrics);
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
     }
     changed
+}
+
+/// The text of `path` when it has at most `cap` bytes: `Some("")` when it
+/// cannot be read (gone, not UTF-8: nothing to learn from it), `None` when
+/// it is larger (not used, and worth a word).
+pub fn read_capped(path: &Path, cap: u64) -> Option<String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Some(String::new());
+    };
+    let mut bytes = Vec::new();
+    if file.take(cap + 1).read_to_end(&mut bytes).is_err() {
+        return Some(String::new());
+    }
+    if bytes.len() as u64 > cap {
+        return None;
+    }
+    Some(String::from_utf8(bytes).unwrap_or_default())
 }
 
 /// The addresses an `/etc/hosts` text gives `hostname` (loopback and

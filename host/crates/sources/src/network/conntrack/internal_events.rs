@@ -83,3 +83,23 @@ impl ConntrackPendingOverflow {
         );
     }
 }
+
+/// A container's `hosts` file was larger than the cap: not read, so the
+/// container is not attributed from it. Docker writes a few hundred bytes;
+/// a large one was written by the container itself (its `/etc/hosts`).
+pub struct ConntrackHostsFileOversized<'a> {
+    pub path: &'a std::path::Path,
+    pub cap: u64,
+}
+
+impl ConntrackHostsFileOversized<'_> {
+    pub fn emit(&self, m: &SourceMetrics) {
+        PluginMetrics::add(&m.counters.rejected, 1);
+        tracing::warn!(
+            source = SOURCE,
+            path = %self.path.display(),
+            cap = self.cap,
+            "conntrack: container hosts file over the size cap; not used for attribution"
+        );
+    }
+}

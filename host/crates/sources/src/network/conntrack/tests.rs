@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::decode::{DecodeError, FlowKind, Message, Tuple, encode, messages};
-use super::docker_dirs::{DockerDirs, hosts_addresses};
+use super::docker_dirs::{DockerDirs, HOSTS_MAX_BYTES, hosts_addresses, read_capped};
 use super::flows::{flow_events, sides};
 use crate::network::addresses::{Addresses, parse_fib_trie, parse_if_inet6};
 use crate::network::shared::{FlowKey, RecentFlows};
@@ -235,6 +235,10 @@ fn hosts_file_names_the_container_address() {
     assert!(hosts_addresses(text, "localhost").is_empty());
 }
 
+fn metrics() -> std::sync::Arc<vigil_core::metrics::SourceMetrics> {
+    std::sync::Arc::new(vigil_core::metrics::SourceMetrics::new("conntrack"))
+}
+
 /// A fake Docker data root.
 struct Root(PathBuf);
 
@@ -278,7 +282,7 @@ fn docker_dirs_follow_start_run_stop_and_reuse() {
     let a = "a".repeat(64);
     let b = "b".repeat(64);
     let root = Root::new("dirs");
-    let mut dirs = DockerDirs::new(&root.0);
+    let mut dirs = DockerDirs::new(&root.0, metrics());
     let pause = || std::thread::sleep(Duration::from_millis(20));
     // Created, then being started: hosts written after the config.
     root.config(&a, false, "");
@@ -311,8 +315,73 @@ fn docker_dirs_follow_start_run_stop_and_reuse() {
     assert!(dirs.rescan());
     assert!(dirs.owner(ip("172.17.0.2")).is_none());
     // No Docker at all: empty, not an error.
-    let mut none = DockerDirs::new(Path::new("/nonexistent-vigil"));
+    let mut none = DockerDirs::new(Path::new("/nonexistent-vigil"), metrics());
     assert!(!none.rescan());
+}
+
+/// A running container that rewrites its `/etc/hosts` (its `hosts` file)
+/// to give its hostname another running container's address, with a
+/// newer mtime than anything else, does not take that address; a running
+/// container's `hosts` file is not even used for its own.
+#[test]
+fn a_running_container_cannot_claim_an_address_through_its_hosts_file() {
+    let victim = "c".repeat(64);
+    let attacker = "d".repeat(64);
+    let root = Root::new("forged-hosts");
+    let mut dirs = DockerDirs::new(&root.0, metrics());
+    let pause = || std::thread::sleep(Duration::from_millis(20));
+    root.config(&victim, true, "172.17.0.5");
+    root.config(&attacker, true, "172.17.0.6");
+    pause();
+    root.hosts(&victim, "172.17.0.5");
+    root.hosts(&attacker, "172.17.0.6");
+    pause();
+    dirs.rescan();
+    assert_eq!(dirs.owner(ip("172.17.0.5")).unwrap().id, victim);
+    // The attacker names the victim's address (and a free one) as its own.
+    let dir = root.0.join("containers").join(&attacker);
+    std::fs::write(
+        dir.join("hosts"),
+        format!("172.17.0.5\t{h}\n172.17.0.99\t{h}\n", h = &attacker[..12]),
+    )
+    .unwrap();
+    assert!(dirs.rescan());
+    assert_eq!(dirs.owner(ip("172.17.0.5")).unwrap().id, victim);
+    assert_eq!(dirs.owner(ip("172.17.0.6")).unwrap().id, attacker);
+    assert!(dirs.owner(ip("172.17.0.99")).is_none());
+    // Even a hosts claim in a starting window loses to a running container.
+    let starter = "e".repeat(64);
+    root.config(&starter, false, "");
+    pause();
+    root.hosts(&starter, "172.17.0.5");
+    dirs.rescan();
+    assert_eq!(dirs.owner(ip("172.17.0.5")).unwrap().id, victim);
+}
+
+#[test]
+fn an_oversized_hosts_file_is_not_used_and_counted() {
+    let root = Root::new("big-hosts");
+    let m = metrics();
+    let mut dirs = DockerDirs::new(&root.0, m.clone());
+    let a = "f".repeat(64);
+    root.config(&a, false, "");
+    std::thread::sleep(Duration::from_millis(20));
+    let dir = root.0.join("containers").join(&a);
+    let mut text = format!("172.17.0.7\t{}\n", &a[..12]);
+    text.push_str(&"#".repeat(usize::try_from(HOSTS_MAX_BYTES).unwrap()));
+    std::fs::write(dir.join("hosts"), &text).unwrap();
+    dirs.rescan();
+    assert!(dirs.owner(ip("172.17.0.7")).is_none());
+    assert_eq!(
+        vigil_core::metrics::PluginMetrics::get(&m.counters.rejected),
+        1
+    );
+    // The cap itself: up to it is read, one byte more is not.
+    let f = dir.join("capped");
+    std::fs::write(&f, "x".repeat(10)).unwrap();
+    assert_eq!(read_capped(&f, 10).unwrap().len(), 10);
+    assert!(read_capped(&f, 9).is_none());
+    assert_eq!(read_capped(&dir.join("missing"), 9).unwrap(), "");
 }
 
 #[test]
