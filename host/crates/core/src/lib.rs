@@ -10,6 +10,7 @@ pub mod finding_record;
 pub mod glob;
 pub mod metrics;
 pub mod model;
+pub mod subjects;
 pub mod time;
 pub mod validate;
 
