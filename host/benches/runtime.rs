@@ -131,6 +131,19 @@ fn main() {
             );
         }
         println!();
+        // Part of every `on-events` above: what the host notes of each batch
+        // so that the plugin's findings can be checked against it.
+        let mut window = vigil_core::subjects::SubjectWindow::default();
+        let record = rate(events.len(), || {
+            for chunk in events.chunks(256) {
+                window.record(chunk);
+            }
+        });
+        println!(
+            "Subject window (`SubjectWindow::record`, batch 256): {} events/s, {:.0} ns per event\n",
+            fmt(record),
+            1e9 / record
+        );
     }
 
     if want("foreign") {

@@ -81,9 +81,12 @@ pub fn replay(
         (0usize, 0usize, 0usize, 0usize);
     let mut emit = |plugin: &vigil_runtime::LoadedPlugin,
                     f: vigil_core::model::Finding,
+                    verdicts: Vec<vigil_core::subjects::Verdict>,
                     now: u64| {
         findings += 1;
-        let rec = FindingRecord::new(f, &plugin.info.name, &plugin.info.version, &opts.node, now);
+        let mut rec =
+            FindingRecord::new(f, &plugin.info.name, &plugin.info.version, &opts.node, now);
+        rec.apply_verdicts(&verdicts);
         line.clear();
         if serde_json::to_writer(&mut line, &rec).is_ok() {
             line.push(b'\n');
@@ -120,8 +123,8 @@ pub fn replay(
             |events| {
                 events_seen += events.len();
                 let clock = &clock;
-                dispatcher.push(events, &mut |p, f| {
-                    emit(p, f, clock.load(Ordering::Relaxed))
+                dispatcher.push(events, &mut |p, f, v| {
+                    emit(p, f, v, clock.load(Ordering::Relaxed))
                 });
             },
             |e| {
@@ -130,7 +133,7 @@ pub fn replay(
             },
         );
     }
-    dispatcher.finish(&mut |p, f| emit(p, f, clock.load(Ordering::Relaxed)));
+    dispatcher.finish(&mut |p, f, v| emit(p, f, v, clock.load(Ordering::Relaxed)));
     report.failed_calls = dispatcher.failed_calls;
     report.findings = findings;
     report.events = events_seen;

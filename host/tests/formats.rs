@@ -20,8 +20,8 @@ use std::process::Command;
 
 use common::vigil;
 use serde_json::Value;
-use vigil_core::finding_record::FindingRecord;
-use vigil_core::model::{Entity, EntityKind};
+use vigil_core::finding_record::{FindingRecord, RecordEntity};
+use vigil_core::model::EntityKind;
 use vigil_delivery::outputs::{falco, ocsf};
 use vigil_test_support::fixtures::{falco_dir, root};
 
@@ -75,10 +75,17 @@ fn samples() -> Vec<FindingRecord> {
         (EntityKind::Address, "203.0.113.9:4444", ""),
     ]
     .into_iter()
-    .map(|(kind, id, name)| Entity {
+    .map(|(kind, id, name)| RecordEntity {
         kind,
         id: id.into(),
         name: name.into(),
+        // One checked entity of each outcome, so every output shows both.
+        verified: match kind {
+            EntityKind::Container => Some(false),
+            EntityKind::Pod => Some(true),
+            _ => None,
+        },
+        uid: (kind == EntityKind::Pod).then(|| "5b1c3e8a-4f0e-4d8e-9d7a-0e4c2b1a9f37".into()),
     })
     .collect();
     every.techniques = vec!["T1562.001".into(), "T1610".into(), "T1234".into()];

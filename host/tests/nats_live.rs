@@ -283,6 +283,7 @@ fn finding(i: usize) -> PluginFinding {
             evidence: vec![],
             event_ids: vec![format!("e{i}")],
         },
+        verdicts: Vec::new(),
     }
 }
 

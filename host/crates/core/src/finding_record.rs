@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Entity, Finding, Severity};
+use crate::model::{Entity, EntityKind, Finding, Severity};
+use crate::subjects::Verdict;
 use crate::time::format_rfc3339;
 
 /// The schema name written in every record.
@@ -37,7 +38,9 @@ pub struct FindingRecord {
     pub summary: String,
     /// MITRE ATT&CK technique ids.
     pub techniques: Vec<String>,
-    pub entities: Vec<Entity>,
+    /// What the finding is about, each checked by the host where it can be
+    /// (see [`RecordEntity::verified`]).
+    pub entities: Vec<RecordEntity>,
     /// Evidence keys and values; repeated keys are joined with `, `.
     pub evidence: BTreeMap<String, String>,
     pub event_ids: Vec<String>,
@@ -96,7 +99,7 @@ impl FindingRecord {
             severity: f.severity,
             summary: f.summary,
             techniques: f.techniques,
-            entities: f.entities,
+            entities: f.entities.into_iter().map(RecordEntity::from).collect(),
             evidence,
             event_ids: f.event_ids,
             count: None,
@@ -104,6 +107,29 @@ impl FindingRecord {
             last_seen: None,
             aggregates: None,
             monitor: false,
+        }
+    }
+
+    /// Applies the host's verdicts on the entities (one per entity, in order,
+    /// from [`crate::subjects::SubjectWindow::check`]): a verified container
+    /// gets its full id and its name as the plugin's events showed them, a
+    /// verified pod its uid when the events showed one, and every checked
+    /// entity its `verified` mark. The record's `id` stays the digest of what
+    /// the plugin said, so it does not depend on the window.
+    pub fn apply_verdicts(&mut self, verdicts: &[Verdict]) {
+        for (e, v) in self.entities.iter_mut().zip(verdicts) {
+            match v {
+                Verdict::NotChecked => {}
+                Verdict::Unverified => e.verified = Some(false),
+                Verdict::Verified { id, name, uid } => {
+                    e.verified = Some(true);
+                    e.id.clone_from(id);
+                    if !name.is_empty() {
+                        e.name.clone_from(name);
+                    }
+                    e.uid.clone_from(uid);
+                }
+            }
         }
     }
 
@@ -124,6 +150,47 @@ impl FindingRecord {
     /// Occurrences this record stands for (1 unless it is a dedup summary).
     pub fn occurrences(&self) -> u64 {
         self.count.unwrap_or(1)
+    }
+}
+
+/// An entity as the record carries it: what the plugin said, corrected and
+/// marked by the host. Serialised like the WIT `entity` plus two optional
+/// fields, so the schema only gains fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordEntity {
+    pub kind: EntityKind,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// For `container` and `pod` entities: `true` when the host matched it to
+    /// a subject of an event it handed that plugin recently (and filled in the
+    /// full container id), `false` when it could not; the response stage acts
+    /// only on `true`. Absent for the kinds the host does not check, and on
+    /// records written before this field existed (treated as unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// For a verified `pod`: its uid, when the events the plugin was shown
+    /// carried it (the pod watcher, kubelet container labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl RecordEntity {
+    /// Whether the host verified this entity.
+    pub fn is_verified(&self) -> bool {
+        self.verified == Some(true)
+    }
+}
+
+impl From<Entity> for RecordEntity {
+    fn from(e: Entity) -> Self {
+        Self {
+            kind: e.kind,
+            id: e.id,
+            name: e.name,
+            verified: None,
+            uid: None,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fsperm;
 pub mod glob;
 pub mod metrics;
 pub mod model;
+pub mod subjects;
 pub mod time;
 pub mod validate;
 

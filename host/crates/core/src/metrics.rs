@@ -226,6 +226,10 @@ counters! {
         already,
         /// Findings not acted on: Vigil's own container/pod, or an exempt target.
         exempt,
+        /// Targets not acted on because the host could not verify them: a
+        /// container or pod the plugin was not shown, a container id that is
+        /// not a full id the Engine confirms, a pod whose uid differs.
+        unverified,
         /// Findings not acted on because an operator released the target for that rule.
         released_before,
         /// Quarantine actions done.

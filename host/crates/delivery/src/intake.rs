@@ -200,6 +200,7 @@ impl Intake {
             for pf in batch {
                 let mut rec =
                     FindingRecord::new(pf.finding, &pf.plugin, &pf.plugin_version, &self.node, now);
+                rec.apply_verdicts(&pf.verdicts);
                 let rule = rec.rule_id.clone();
                 self.registry.count_finding(&pf.plugin, &rule);
                 if rules.monitor.iter().any(|p| **p == *pf.plugin) {

@@ -13,6 +13,12 @@
 //! Every step reads the container first and only does what is still
 //! needed, so quarantining twice, or resuming an interrupted quarantine,
 //! does nothing twice; release is the same in reverse.
+//!
+//! The container is addressed by its full 64-hex id in every request (the
+//! Engine resolves anything shorter, or a name, to whichever container has
+//! it), and the evidence is collected before the rename.
+//! [`DockerActions::identify`] gives the exemption checks what the Engine
+//! says about that id.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,6 +89,22 @@ pub struct RememberedNetwork {
     pub driver_opts: BTreeMap<String, String>,
 }
 
+/// A container as the Engine describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The full id.
+    pub id: String,
+    /// Its name (without `/`).
+    pub name: String,
+    /// Its init process on the host (`State.Pid`; 0 when not running).
+    pub pid: u32,
+}
+
+/// Whether `id` is a full container id: 64 lowercase hex digits.
+pub fn is_full_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The Docker side of the responder: a lazily opened client.
 pub struct DockerActions {
     cfg: DockerResponseConfig,
@@ -108,6 +130,43 @@ impl DockerActions {
             .map_err(|e| chain(&e))?;
         self.client = Some(c.clone());
         Ok(c)
+    }
+
+    /// What the Engine says about the container of full id `id`: its id,
+    /// name and init process, for the exemption checks (never the names a
+    /// finding gives). An id that is not a full 64-hex id is refused: the
+    /// Engine would resolve a name or a prefix to whichever container has it.
+    pub async fn identify(&mut self, id: &str) -> Result<Identity, String> {
+        if !is_full_id(id) {
+            return Err(format!("{id:?} is not a full 64-hex container id"));
+        }
+        let docker = self
+            .client()
+            .await
+            .map_err(|e| format!("cannot reach the Docker daemon: {e}"))?;
+        let inspect = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| inspect_error(&e))?;
+        let got = inspect.id.clone().unwrap_or_default();
+        if got != id {
+            return Err(format!(
+                "the Engine answered for container {got:?}, not for {id}"
+            ));
+        }
+        let name = inspect
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned();
+        let pid = inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        Ok(Identity { id: got, name, pid })
     }
 
     /// Quarantines (or, with `dry`, plans the quarantine of) the record's
@@ -143,6 +202,19 @@ impl DockerActions {
                 };
             }
         };
+        // Asked by full id, the Engine answers for that container only; a
+        // record whose target is anything else is refused, not guessed at.
+        if inspect.id.as_deref() != Some(id.as_str()) {
+            rec.act(
+                "inspect",
+                Outcome::Failed,
+                &format!(
+                    "the Engine answered for container {:?}, not for {id}: not acted on",
+                    inspect.id.as_deref().unwrap_or_default()
+                ),
+            );
+            return if dry { State::DryRun } else { State::Failed };
+        }
         let name = inspect
             .name
             .as_deref()
@@ -229,7 +301,15 @@ impl DockerActions {
                 }
             }
         }
-        // 3. Mark.
+        // 3. Evidence (after the pause: the processes listed are frozen;
+        // before the rename).
+        if dry {
+            rec.act("evidence", Outcome::Planned, "write the evidence bundle (inspect, logs, docker diff, processes, findings) to DATA_DIR/quarantine/<id>/");
+        } else if let Some(b) = bundle {
+            self.collect(&docker, rec, b, &id, running || paused).await;
+        }
+        // 4. Mark (after the evidence: every step addresses the container by
+        // its full id, and the evidence shows it under its own name).
         if self.cfg.rename {
             let marked = format!("{}{NAME_MARKER}{}", detail.original_name, rec.q.id);
             if name.contains(NAME_MARKER) {
@@ -263,14 +343,9 @@ impl DockerActions {
                 }
             }
         }
-        // 4. Evidence (after the pause: the processes listed are frozen).
         if dry {
-            rec.act("evidence", Outcome::Planned, "write the evidence bundle (inspect, logs, docker diff, processes, findings) to DATA_DIR/quarantine/<id>/");
             rec.save_detail(&detail);
             return State::DryRun;
-        }
-        if let Some(b) = bundle {
-            self.collect(&docker, rec, b, &id, running || paused).await;
         }
         rec.save_detail(&detail);
         end_state(rec, &detail)

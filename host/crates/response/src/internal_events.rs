@@ -136,6 +136,30 @@ impl TargetExempt<'_> {
     }
 }
 
+/// A target the host could not verify: never acted on. Not an error of
+/// Vigil: the plugin named something it was not shown (a bug of the plugin,
+/// or a plugin trying to turn the response against another container).
+pub struct TargetUnverified<'a> {
+    pub kind: &'a str,
+    pub target: &'a str,
+    pub rule: &'a str,
+    pub reason: &'a str,
+}
+
+impl TargetUnverified<'_> {
+    pub fn emit(&self, m: &ResponseCounters) {
+        PluginMetrics::add(&m.unverified, 1);
+        tracing::warn!(
+            kind = self.kind,
+            // As the plugin gave it: Debug-escaped, it is untrusted text.
+            target = ?self.target,
+            rule = self.rule,
+            reason = self.reason,
+            "response: target NOT verified; not acted on"
+        );
+    }
+}
+
 /// A finding for a target an operator released for this rule.
 pub struct ReleasedBefore<'a> {
     pub q: &'a Quarantine,

@@ -40,6 +40,11 @@ pub struct PodDetail {
     pub policy: Option<String>,
     #[serde(default)]
     pub host_network: bool,
+    /// The uid of the pod this quarantine is about, pinned at its first pass
+    /// (the verified uid of the finding, or the one the API server showed):
+    /// a pod recreated under the same name is a different pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// The NetworkPolicy's name for a quarantine.
@@ -92,12 +97,17 @@ impl KubernetesActions {
         Ok(c)
     }
 
-    /// Quarantines (or, with `dry`, plans the quarantine of) the record's pod.
+    /// Quarantines (or, with `dry`, plans the quarantine of) the record's
+    /// pod. `verified_uid`: the pod's uid as the events behind the finding
+    /// showed it; the pod the API server returns for `namespace/name` must
+    /// have it (and, on a later pass, the uid pinned at the first), else
+    /// nothing is done.
     pub async fn quarantine(
         &mut self,
         rec: &mut Recorder<'_>,
         bundle: Option<&Bundle>,
         dry: bool,
+        verified_uid: Option<&str>,
     ) -> State {
         let mut detail: PodDetail =
             serde_json::from_value(rec.q.detail.clone()).unwrap_or_default();
@@ -132,6 +142,24 @@ impl KubernetesActions {
                 return if dry { State::DryRun } else { State::Failed };
             }
         };
+        let actual = pod.metadata.uid.clone().unwrap_or_default();
+        let expected = detail
+            .uid
+            .clone()
+            .or_else(|| verified_uid.map(str::to_owned));
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            rec.act(
+                "inspect",
+                Outcome::Failed,
+                &format!("pod {ns}/{name} has uid {actual:?}, not the verified {expected:?}: a different pod; not acted on"),
+            );
+            return if dry { State::DryRun } else { State::Failed };
+        }
+        if !actual.is_empty() {
+            detail.uid = Some(actual);
+        }
         detail.host_network = pod
             .spec
             .as_ref()

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use evidence::Bundle;
 use internal_events::{
     AlreadyHandled, QuarantineEnded, QuarantineStarted, ReleasedBefore, ResponseAction,
-    ResponseQueueFull, ResponseStoreFailed, TargetExempt,
+    ResponseQueueFull, ResponseStoreFailed, TargetExempt, TargetUnverified,
 };
 pub use policy::{Mode, Policy, ResponseConfig};
 use store::{Claim, NewQuarantine, Outcome, Quarantine, State, Store, TargetKind};
@@ -139,40 +139,77 @@ impl<'a> Recorder<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub kind: TargetKind,
-    /// Container id, or pod `namespace/name`.
+    /// Full container id, or pod `namespace/name`.
     pub id: String,
     pub name: String,
+    /// A pod's uid, when the events the plugin was shown carried it: the pod
+    /// fetched by `namespace/name` must have it.
+    pub uid: Option<String>,
 }
 
-/// The targets of a finding that the configuration lets the responder act on.
-pub fn targets(f: &FindingRecord, cfg: &ResponseConfig) -> Vec<Target> {
+/// A container or pod entity of a finding that the responder does not act
+/// on because the host could not verify it, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    pub kind: TargetKind,
+    /// As the finding gave it.
+    pub id: String,
+    pub reason: &'static str,
+}
+
+/// The targets of a finding that the configuration lets the responder act
+/// on, and the container and pod entities it does not act on because they
+/// are not verified (see `vigil_core::subjects`): only an entity the host
+/// matched to an event shown to the plugin (`"verified": true`) with a full
+/// 64-hex container id, or a pod `namespace/name`, is a target.
+pub fn targets(f: &FindingRecord, cfg: &ResponseConfig) -> (Vec<Target>, Vec<Unverified>) {
     let mut out = Vec::new();
+    let mut unverified = Vec::new();
     for e in &f.entities {
-        match e.kind {
-            EntityKind::Container if cfg.docker.enabled && !e.id.is_empty() => {
+        let kind = match e.kind {
+            EntityKind::Container if cfg.docker.enabled => TargetKind::Docker,
+            EntityKind::Pod if cfg.kubernetes.enabled => TargetKind::Kubernetes,
+            _ => continue,
+        };
+        let refuse = |reason| Unverified {
+            kind,
+            id: e.id.clone(),
+            reason,
+        };
+        if !e.is_verified() {
+            unverified.push(refuse(
+                "not a container or pod of the events this plugin was shown recently",
+            ));
+            continue;
+        }
+        match kind {
+            TargetKind::Docker if !docker::is_full_id(&e.id) => {
+                unverified.push(refuse("verified, but not a full 64-hex container id"));
+            }
+            TargetKind::Docker => {
                 let name = e.name.trim_start_matches('/');
                 // A container Vigil renamed goes by its own name.
                 let name = name.split(docker::NAME_MARKER).next().unwrap_or(name);
                 out.push(Target {
-                    kind: TargetKind::Docker,
+                    kind,
                     id: e.id.clone(),
                     name: name.to_owned(),
+                    uid: None,
                 });
             }
-            EntityKind::Pod if cfg.kubernetes.enabled && e.id.contains('/') => out.push(Target {
-                kind: TargetKind::Kubernetes,
-                id: e.id.clone(),
-                name: e
-                    .id
-                    .split_once('/')
-                    .map(|(_, n)| n.to_owned())
-                    .unwrap_or_default(),
-            }),
-            _ => {}
+            TargetKind::Kubernetes => match e.id.split_once('/') {
+                Some((ns, name)) if !ns.is_empty() && !name.is_empty() => out.push(Target {
+                    kind,
+                    id: e.id.clone(),
+                    name: name.to_owned(),
+                    uid: e.uid.clone(),
+                }),
+                _ => unverified.push(refuse("not a pod namespace/name")),
+            },
         }
     }
     out.dedup();
-    out
+    (out, unverified)
 }
 
 /// The decision engine and the actions, driven by the responder thread.
@@ -269,16 +306,62 @@ impl Engine {
             }
         };
         vigil_core::metrics::PluginMetrics::add(&self.registry.response.decisions, 1);
-        for t in targets(f, &self.cfg) {
-            self.respond(f, decision.mode, &t).await;
+        let (targets, unverified) = targets(f, &self.cfg);
+        for u in &unverified {
+            TargetUnverified {
+                kind: u.kind.as_str(),
+                target: &u.id,
+                rule: &f.rule_id,
+                reason: u.reason,
+            }
+            .emit(&self.registry.response);
+        }
+        for t in targets {
+            self.respond(f, decision.mode, t).await;
         }
     }
 
-    /// Why a target is never quarantined, if it is not.
-    fn exempt(&self, t: &Target) -> Option<(String, bool)> {
+    /// The target as the Engine knows it (full id confirmed, its own name),
+    /// or `None` (logged, counted) when the Engine does not confirm it.
+    async fn identify(&mut self, f: &FindingRecord, t: Target) -> Option<(Target, u32)> {
+        if t.kind != TargetKind::Docker {
+            return Some((t, 0));
+        }
+        match self.docker.identify(&t.id).await {
+            Ok(ident) => Some((
+                Target {
+                    kind: t.kind,
+                    id: ident.id,
+                    // A container Vigil renamed goes by its own name.
+                    name: ident
+                        .name
+                        .split(docker::NAME_MARKER)
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    uid: None,
+                },
+                ident.pid,
+            )),
+            Err(reason) => {
+                TargetUnverified {
+                    kind: t.kind.as_str(),
+                    target: &t.id,
+                    rule: &f.rule_id,
+                    reason: &format!("the Docker Engine does not confirm it: {reason}"),
+                }
+                .emit(&self.registry.response);
+                None
+            }
+        }
+    }
+
+    /// Why a target is never quarantined, if it is not. For a container,
+    /// `t` and `pid` are what the Engine returned for its full id.
+    fn exempt(&self, t: &Target, pid: u32) -> Option<(String, bool)> {
         match t.kind {
             TargetKind::Docker => {
-                if self.own.is_own_container(&t.id) {
+                if self.own.is_own_container(&t.id, pid) {
                     return Some(("Vigil's own container".into(), true));
                 }
                 if let Some(pod) = own::kubelet_pod(&t.name)
@@ -317,10 +400,14 @@ impl Engine {
         }
     }
 
-    async fn respond(&mut self, f: &FindingRecord, mode: Mode, t: &Target) {
+    async fn respond(&mut self, f: &FindingRecord, mode: Mode, t: Target) {
         let registry = self.registry.clone();
         let m = &registry.response;
-        if let Some((reason, own)) = self.exempt(t) {
+        let Some((t, pid)) = self.identify(f, t).await else {
+            return;
+        };
+        let t = &t;
+        if let Some((reason, own)) = self.exempt(t, pid) {
             TargetExempt {
                 kind: t.kind.as_str(),
                 target: &t.id,
@@ -388,12 +475,18 @@ impl Engine {
                 return;
             }
         };
-        self.pass(q, first, Some(f)).await;
+        self.pass(q, first, Some(f), t.uid.as_deref()).await;
     }
 
     /// One pass of actions over a record (new, resumed by a finding, or
     /// resumed because its container started).
-    async fn pass(&mut self, q: Quarantine, first: bool, f: Option<&FindingRecord>) {
+    async fn pass(
+        &mut self,
+        q: Quarantine,
+        first: bool,
+        f: Option<&FindingRecord>,
+        pod_uid: Option<&str>,
+    ) {
         let m = &self.registry.response;
         let dry = q.mode != Mode::Enforce;
         let bundle = if dry {
@@ -419,7 +512,7 @@ impl Engine {
             TargetKind::Docker => self.docker.quarantine(&mut rec, bundle.as_ref(), dry).await,
             TargetKind::Kubernetes => {
                 self.kubernetes
-                    .quarantine(&mut rec, bundle.as_ref(), dry)
+                    .quarantine(&mut rec, bundle.as_ref(), dry, pod_uid)
                     .await
             }
         };
@@ -496,7 +589,7 @@ impl Engine {
             return;
         }
         tracing::info!(quarantine = %q.id, state = q.state.as_str(), "response: resuming an unfinished quarantine");
-        self.pass(q, false, None).await;
+        self.pass(q, false, None, None).await;
     }
 
     /// Unfinished enforced quarantines (of an earlier run): resumed at start.
@@ -682,3 +775,6 @@ fn log_mode(cfg: &ResponseConfig, data_dir: &Path) {
         tracing::info!(mode = cfg.mode.as_str(), rules = ?rules, dir = %Store::dir_of(data_dir).display(), "response: on");
     }
 }
+
+#[cfg(test)]
+mod tests;

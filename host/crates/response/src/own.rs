@@ -2,14 +2,26 @@
 //! agent would blind it, and an attacker who can make Vigil report its own
 //! container must not be able to switch it off that way.
 //!
-//! The container is found from `/proc/self/mountinfo` (Docker bind-mounts
-//! `/var/lib/docker/containers/<id>/{hostname,hosts,resolv.conf}` into every
-//! container, cgroup v1 or v2) and `/proc/self/cgroup` (cgroup v1 paths and
-//! systemd scopes such as `docker-<id>.scope`, `cri-containerd-<id>.scope`).
+//! The container is recognised from what the Engine returns for the target's
+//! full id, never from a name or a label (whoever starts a container chooses
+//! those):
+//! - by process: the container's init process (`State.Pid` of the inspect)
+//!   lives in Vigil's own mount namespace. Docker gives every container a
+//!   mount namespace of its own (even with `--pid host`, `--network host` or
+//!   `--privileged`), so on the host no container matches, and inside a
+//!   container only Vigil's does. This needs the container's pid to be
+//!   visible in Vigil's `/proc` (Vigil on the host, or with `hostPID`);
+//! - by id: the full ids in `/proc/self/mountinfo` (Docker bind-mounts
+//!   `/var/lib/docker/containers/<id>/{hostname,hosts,resolv.conf}` into every
+//!   container, cgroup v1 or v2) and `/proc/self/cgroup` (cgroup v1 paths and
+//!   systemd scopes such as `docker-<id>.scope`, `cri-containerd-<id>.scope`),
+//!   compared whole, which covers a Vigil container without `hostPID`.
+//!
 //! The pod comes from `VIGIL_POD_NAMESPACE`/`VIGIL_POD_NAME` (the
 //! DaemonSet sets them through the downward API).
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 /// Who Vigil is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +30,10 @@ pub struct Own {
     pub containers: BTreeSet<String>,
     /// `namespace/name` of Vigil's pod.
     pub pod: Option<String>,
+    /// Vigil's mount namespace (`readlink /proc/self/ns/mnt`), if readable.
+    pub mount_ns: Option<PathBuf>,
+    /// Where `/proc` is (tests point it elsewhere).
+    pub proc: PathBuf,
 }
 
 impl Own {
@@ -35,18 +51,35 @@ impl Own {
             }
             _ => None,
         };
-        Self { containers, pod }
+        let proc = PathBuf::from("/proc");
+        Self {
+            containers,
+            pod,
+            mount_ns: mount_ns(&proc, "self"),
+            proc,
+        }
     }
 
-    /// Whether `id` (full or abbreviated, at least 12 digits) is Vigil's container.
-    pub fn is_own_container(&self, id: &str) -> bool {
-        id.len() >= 12 && self.containers.iter().any(|c| c.starts_with(id))
+    /// Whether the container of full id `id`, whose init process is `pid`
+    /// (the Engine's `State.Pid`; 0 when it is not running), is Vigil's.
+    pub fn is_own_container(&self, id: &str, pid: u32) -> bool {
+        if self.containers.contains(&id.to_ascii_lowercase()) {
+            return true;
+        }
+        pid > 0
+            && self.mount_ns.is_some()
+            && mount_ns(&self.proc, &pid.to_string()) == self.mount_ns
     }
 
     /// Whether `namespace/name` is Vigil's pod.
     pub fn is_own_pod(&self, pod: &str) -> bool {
         self.pod.as_deref() == Some(pod)
     }
+}
+
+/// The mount namespace of `/proc/<pid>`, as `readlink` shows it (`mnt:[4026531841]`).
+fn mount_ns(proc: &Path, pid: &str) -> Option<PathBuf> {
+    std::fs::read_link(proc.join(pid).join("ns/mnt")).ok()
 }
 
 /// The `namespace/name` of the pod a Docker container belongs to, from the
@@ -122,11 +155,15 @@ mod tests {
         let own = Own {
             containers: container_ids(&scope),
             pod: Some("vigil/vigil-abcde".into()),
+            mount_ns: None,
+            proc: "/nonexistent".into(),
         };
-        assert!(own.is_own_container(ID));
-        assert!(own.is_own_container(&ID[..12]));
-        assert!(!own.is_own_container(&ID[..4]));
-        assert!(!own.is_own_container("0123456789ab"));
+        assert!(own.is_own_container(ID, 0));
+        assert!(own.is_own_container(&ID.to_uppercase(), 0));
+        // Only the full id: a prefix is something a plugin could guess.
+        assert!(!own.is_own_container(&ID[..12], 0));
+        assert!(!own.is_own_container(&ID[..4], 0));
+        assert!(!own.is_own_container("0123456789ab", 0));
         assert!(own.is_own_pod("vigil/vigil-abcde"));
         assert!(!own.is_own_pod("shop/web"));
         assert_eq!(
@@ -134,5 +171,41 @@ mod tests {
             Some("vigil/vigil-abcde")
         );
         assert_eq!(kubelet_pod("evasive_container"), None);
+    }
+
+    /// Vigil's own processes share its mount namespace; a process in a new
+    /// mount namespace (what every container's init gets) does not.
+    #[test]
+    fn recognises_its_own_container_by_the_mount_namespace_of_its_pid() {
+        let own = Own::current();
+        let other = "ab".repeat(32);
+        assert!(own.mount_ns.is_some(), "/proc/self/ns/mnt readable");
+        assert!(own.is_own_container(&other, std::process::id()));
+        assert!(!own.is_own_container(&other, 0));
+        // `unshare --mount` (root, as the tests run here) starts a process in
+        // a mount namespace of its own, as Docker does for a container.
+        let Ok(mut child) = std::process::Command::new("unshare")
+            .args(["--mount", "sleep", "30"])
+            .spawn()
+        else {
+            eprintln!("no unshare(1): skipping the other-namespace half");
+            return;
+        };
+        let pid = child.id();
+        // `unshare` execs `sleep` once the namespace exists.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|p| !p.to_string_lossy().contains("sleep"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let separate = !own.is_own_container(&other, pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            separate,
+            "a process in its own mount namespace is not Vigil"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{CallOutcome, LoadedPlugin, PluginRunner};
 use vigil_core::model::{Event, EventKind, Finding};
+use vigil_core::subjects::Verdict;
 
 /// The default batch size: the runtime's performance contract.
 pub const DEFAULT_BATCH: usize = 256;
@@ -48,7 +49,11 @@ impl Dispatcher {
     }
 
     /// Queues events (draining `events`), running full batches.
-    pub fn push(&mut self, events: &mut Vec<Event>, out: &mut impl FnMut(&LoadedPlugin, Finding)) {
+    pub fn push(
+        &mut self,
+        events: &mut Vec<Event>,
+        out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
+    ) {
         for e in events.drain(..) {
             self.clock.fetch_max(e.time, Ordering::Relaxed);
             let s = slot(e.kind());
@@ -59,12 +64,17 @@ impl Dispatcher {
         }
     }
 
-    fn run(&mut self, s: usize, out: &mut impl FnMut(&LoadedPlugin, Finding)) {
+    fn run(&mut self, s: usize, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         let batch = std::mem::take(&mut self.pending[s]);
         if let Some(kind) = batch.first().map(Event::kind) {
             for r in self.runners.iter_mut().filter(|r| r.subscribes(kind)) {
                 match r.on_events(&batch) {
-                    CallOutcome::Findings(fs) => fs.into_iter().for_each(|f| out(r.plugin(), f)),
+                    CallOutcome::Findings(fs) => {
+                        for f in fs {
+                            let verdicts = r.check(&f);
+                            out(r.plugin(), f, verdicts);
+                        }
+                    }
                     CallOutcome::Failed(_) => self.failed_calls += 1,
                     CallOutcome::Skipped => {}
                 }
@@ -76,7 +86,7 @@ impl Dispatcher {
     }
 
     /// Runs what is pending, then gives every plugin a final tick.
-    pub fn finish(&mut self, out: &mut impl FnMut(&LoadedPlugin, Finding)) {
+    pub fn finish(&mut self, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         for s in 0..self.pending.len() {
             if !self.pending[s].is_empty() {
                 self.run(s, out);
@@ -85,7 +95,12 @@ impl Dispatcher {
         let now = self.clock.load(Ordering::Relaxed);
         for r in &mut self.runners {
             match r.on_tick(now) {
-                CallOutcome::Findings(fs) => fs.into_iter().for_each(|f| out(r.plugin(), f)),
+                CallOutcome::Findings(fs) => {
+                    for f in fs {
+                        let verdicts = r.check(&f);
+                        out(r.plugin(), f, verdicts);
+                    }
+                }
                 CallOutcome::Failed(_) => self.failed_calls += 1,
                 CallOutcome::Skipped => {}
             }

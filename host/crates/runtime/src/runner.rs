@@ -18,6 +18,7 @@ use crate::internal_events::{
 use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
 use vigil_core::model::{Event, Finding, Timestamp};
+use vigil_core::subjects::{SubjectWindow, Verdict};
 
 /// Why a call failed. The instance is discarded after any fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +73,9 @@ pub struct PluginRunner {
     metrics: Arc<PluginMetrics>,
     /// Reused encoding buffer of packed batches.
     packed_buf: Vec<u8>,
+    /// The containers and pods this plugin was shown recently, against
+    /// which its findings' entities are checked.
+    subjects: SubjectWindow,
 }
 
 impl PluginRunner {
@@ -95,6 +99,7 @@ impl PluginRunner {
             disabled: false,
             metrics,
             packed_buf: Vec::new(),
+            subjects: SubjectWindow::default(),
         }
     }
 
@@ -189,6 +194,11 @@ impl PluginRunner {
     /// Runs a batch through the plugin.
     pub fn on_events(&mut self, batch: &[Event]) -> CallOutcome {
         PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        // Before the call: what the plugin is shown is what it may name, even
+        // if this call faults and a later one reports on it.
+        if !self.disabled {
+            self.subjects.record(batch);
+        }
         if self.plugin.takes_packed() {
             let mut buf = std::mem::take(&mut self.packed_buf);
             vigil_core::model::packed::encode_batch(batch, &mut buf);
@@ -206,6 +216,13 @@ impl PluginRunner {
                 live.bindings.call_on_events(&mut live.store, batch)
             })
         }
+    }
+
+    /// The host's verdict on each entity of one of this plugin's findings:
+    /// whether it is a container or pod the plugin was shown recently, and
+    /// its full id (see [`vigil_core::subjects`]).
+    pub fn check(&mut self, finding: &Finding) -> Vec<Verdict> {
+        self.subjects.check(finding)
     }
 
     /// Gives the plugin a tick.

@@ -10,6 +10,7 @@ use crate::internal_events::PluginQueueOverflow;
 use crate::{CallOutcome, PluginRunner};
 use vigil_core::metrics::PluginMetrics;
 use vigil_core::model::{Event, EventKind, Finding};
+use vigil_core::subjects::Verdict;
 
 /// A finding with the plugin that reported it.
 #[derive(Debug)]
@@ -17,6 +18,9 @@ pub struct PluginFinding {
     pub plugin: Arc<str>,
     pub plugin_version: Arc<str>,
     pub finding: Finding,
+    /// The host's verdict on each of the finding's entities, in order (empty:
+    /// none checked).
+    pub verdicts: Vec<Verdict>,
 }
 
 enum Msg {
@@ -121,11 +125,13 @@ fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFin
         };
         if let CallOutcome::Findings(fs) = outcome {
             for finding in fs {
+                let verdicts = runner.check(&finding);
                 if out
                     .send(PluginFinding {
                         plugin: plugin.clone(),
                         plugin_version: version.clone(),
                         finding,
+                        verdicts,
                     })
                     .is_err()
                 {

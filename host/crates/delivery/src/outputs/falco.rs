@@ -9,8 +9,11 @@
 //!   low → Notice, info → Informational (Falco's scale has no "High").
 //! - `output_fields` uses Falco's field names where one fits
 //!   (`container.id`, `container.name`, `container.image`, `k8s.ns.name`,
-//!   `k8s.pod.name`, `fd.name`, `user.name`, `fd.rip`), plus `vigil.*`
-//!   (finding id, rule id, plugin, node, count) and `evidence.KEY`.
+//!   `k8s.pod.name`, `k8s.pod.uid`, `fd.name`, `user.name`, `fd.rip`), plus
+//!   `vigil.*` (finding id, rule id, plugin, node, count, and
+//!   `vigil.container.verified` / `vigil.pod.verified`: whether the host
+//!   matched each container / pod to what the plugin was shown) and
+//!   `evidence.KEY`.
 //! - `tags`: the ATT&CK technique ids, the plugin, `vigil`, and `monitor`
 //!   for findings of a plugin in monitor mode.
 
@@ -54,6 +57,16 @@ fn insert(fields: &mut Map<String, Value>, key: &str, value: &str) {
     }
 }
 
+/// `vigil.container.verified` / `vigil.pod.verified`: one `true`/`false`
+/// per entity of that kind, in the order of `container.id` / `k8s.pod.name`.
+fn verified(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    }
+}
+
 /// The finding as a Falco event.
 pub fn event(rec: &FindingRecord) -> Value {
     let mut fields = Map::new();
@@ -62,11 +75,22 @@ pub fn event(rec: &FindingRecord) -> Value {
             EntityKind::Container => {
                 insert(&mut fields, "container.id", &e.id);
                 insert(&mut fields, "container.name", &e.name);
+                insert(
+                    &mut fields,
+                    "vigil.container.verified",
+                    verified(e.verified),
+                );
             }
             EntityKind::Pod => {
                 let (ns, pod) = e.id.split_once('/').unwrap_or(("", &e.id));
                 insert(&mut fields, "k8s.ns.name", ns);
                 insert(&mut fields, "k8s.pod.name", pod);
+                insert(
+                    &mut fields,
+                    "k8s.pod.uid",
+                    e.uid.as_deref().unwrap_or_default(),
+                );
+                insert(&mut fields, "vigil.pod.verified", verified(e.verified));
             }
             EntityKind::Image => insert(&mut fields, "container.image", &e.id),
             EntityKind::File => insert(&mut fields, "fd.name", &e.id),

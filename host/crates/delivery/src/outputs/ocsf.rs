@@ -2,7 +2,8 @@
 //! finding's rule as the analytic, its ATT&CK techniques as `attacks` (with
 //! the technique's name and tactic where Vigil knows them), its entities as
 //! `resources` (containers, pods, images, files, users, addresses, and the
-//! node as a host), its evidence as an `evidences` artifact.
+//! node as a host; a checked container or pod carries `data.verified`, and
+//! `data.pod_uid` when known), its evidence as an `evidences` artifact.
 //!
 //! A dedup summary is an OCSF *Update* (activity 2) of the first finding
 //! (`finding_info.uid` is the first finding's id) with `count`, and
@@ -182,6 +183,15 @@ fn resources(rec: &FindingRecord) -> Vec<Value> {
             let mut r = json!({"type": kind, "uid": e.id, "name": name});
             if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
                 r["namespace"] = Value::String(ns);
+            }
+            // Whether the host matched the entity to what the plugin was
+            // shown: OCSF has no attribute for that, `data` is the free-form one.
+            if let Some(verified) = e.verified {
+                let mut data = json!({"verified": verified});
+                if let Some(uid) = &e.uid {
+                    data["pod_uid"] = Value::String(uid.clone());
+                }
+                r["data"] = data;
             }
             r
         })
