@@ -1,7 +1,8 @@
 //! The bottom of Vigil's host: what every other crate shares and nothing
 //! else. The event model mirrored on the WIT contract and the finding
 //! record, time, config validation (`Problems` with dotted paths), the
-//! metrics registry, glob patterns, error chains and the Docker Engine
+//! metrics registry, glob patterns, error chains, escaping of untrusted
+//! text for logs and terminals and the Docker Engine
 //! client. It depends on no other Vigil crate.
 
 pub mod docker;
@@ -10,6 +11,7 @@ pub mod finding_record;
 pub mod glob;
 pub mod metrics;
 pub mod model;
+pub mod text;
 pub mod time;
 pub mod validate;
 
