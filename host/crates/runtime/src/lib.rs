@@ -407,7 +407,9 @@ fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
 /// Bounds of what `describe` returns, in bytes of escaped text.
 const INFO_VERSION_BYTES: usize = 64;
 const INFO_DESCRIPTION_BYTES: usize = 1024;
-const INFO_SETTING_BYTES: usize = 512;
+/// A setting's name, kind, default value (a JSON document: the built-ins'
+/// lists of paths take a few hundred bytes) and description.
+const INFO_SETTING_BYTES: [usize; 4] = [128, 256, 4096, 1024];
 const INFO_SETTINGS: usize = 64;
 
 /// Refuses a description the host cannot use (a bad name, no
@@ -442,13 +444,14 @@ fn validate_info(info: &mut PluginInfo) -> Result<Vec<&'static str>, String> {
     let mut settings_changed = info.settings.len() > INFO_SETTINGS;
     info.settings.truncate(INFO_SETTINGS);
     for s in &mut info.settings {
-        for text in [
+        let texts = [
             &mut s.name,
             &mut s.kind,
             &mut s.default_value,
             &mut s.description,
-        ] {
-            settings_changed |= sanitize(text, INFO_SETTING_BYTES);
+        ];
+        for (text, max) in texts.into_iter().zip(INFO_SETTING_BYTES) {
+            settings_changed |= sanitize(text, max);
         }
     }
     if settings_changed {
