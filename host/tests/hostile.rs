@@ -10,10 +10,12 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::vigil;
-use vigil_test_support::fixtures::{falco, plugin_dir_with};
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::{falco, hostile_dir, plugin_dir_with, root};
 use vigil_test_support::output::{rules, stdout_lines};
 
 struct Run {
@@ -24,11 +26,14 @@ struct Run {
 }
 
 fn run_with(plugin: &str, extra: &[&str]) -> Run {
-    let dir = plugin_dir_with(plugin);
+    run_dir(&plugin_dir_with(plugin), extra)
+}
+
+fn run_dir(dir: &Path, extra: &[&str]) -> Run {
     let started = Instant::now();
     let out = vigil()
         .args(["replay", "--no-cache", "--plugin-dir"])
-        .arg(&dir)
+        .arg(dir)
         .args(extra)
         .arg(falco("create_nginx_pod_privileged.json"))
         .output()
@@ -192,4 +197,98 @@ fn repeated_faults_disable_the_plugin_loudly() {
         stderr.contains("PLUGIN DISABLED") && stderr.contains("hostile-trap"),
         "{stderr}"
     );
+}
+
+/// The component of `host/tests/data/plugins/multi-memory.wat` (five
+/// memories, four of them grown by `pages` on the first call), turned into
+/// binary here, alone in a fresh plugin directory.
+fn multi_memory_dir(pages: u32) -> TempDir {
+    let source = root().join("host/tests/data/plugins/multi-memory.wat");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let bytes = wat::parse_str(text.replace("__PAGES__", &pages.to_string()))
+        .unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let dir = TempDir::new("multi-memory");
+    std::fs::write(dir.path().join("multi-memory.wasm"), bytes).unwrap();
+    dir
+}
+
+#[test]
+fn a_component_with_several_memories_runs_within_the_cap() {
+    // Four memories of 1 MiB + 1 MiB each: 8 MiB in all, under 64 MiB.
+    let dir = multi_memory_dir(16);
+    let r = run_dir(dir.path(), &["--plugin-memory-mib", "64", "--log", "info"]);
+    assert_escape_still_reported(&r);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("plugin=\"multi-memory\"") && !r.stderr.contains("faulted"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn several_memories_share_one_cap() {
+    // 615 pages of 64 KiB: each memory asks for 60% of 64 MiB. Checked per
+    // memory, all four would grow (154 MiB in all); the one budget of the
+    // instance stops the second.
+    let dir = multi_memory_dir(615);
+    let r = run_dir(dir.path(), &["--plugin-memory-mib", "64"]);
+    assert_escape_still_reported(&r);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    let fault = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("plugin faulted") && l.contains("plugin=\"multi-memory\""))
+        .unwrap_or_else(|| panic!("no fault of multi-memory:\n{}", r.stderr));
+    let said = "memory cap of 67108864 bytes exceeded: the plugin's linear memories and tables would total ";
+    let total: usize = fault
+        .split_once(said)
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{fault}"));
+    // Two grown helpers, plus the initial pages of every memory (64 KiB each)
+    // and whatever the main memory took for the batch.
+    let grown = 2 * 615 * (64 << 10);
+    assert!(
+        total > 64 << 20 && total >= grown && total < grown + (4 << 20),
+        "{fault}"
+    );
+}
+
+/// `hostile-text` (`tests/plugins/hostile-text`) alone in a fresh plugin
+/// directory, under its own name, with `settings` as its settings file.
+fn hostile_text_args(dir: &TempDir, settings: &str) -> Vec<String> {
+    std::fs::copy(
+        hostile_dir().join("hostile_text.wasm"),
+        dir.path().join("hostile-text.wasm"),
+    )
+    .unwrap();
+    let file = dir.path().join("settings.json");
+    std::fs::write(&file, settings).unwrap();
+    vec![
+        "--plugin-settings".into(),
+        format!("hostile-text={}", file.display()),
+    ]
+}
+
+#[test]
+fn a_fault_names_its_root_cause() {
+    // One `log` call whose message and fields alias one 32 MiB buffer: past
+    // wasmtime's limit on data copied from the guest by one host call.
+    let dir = TempDir::new("hostile-text-fuel");
+    let args = hostile_text_args(&dir, r#"{"mode":"fuel"}"#);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run_dir(dir.path(), &args);
+    assert_escape_still_reported(&r);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    let fault = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("plugin faulted") && l.contains("plugin=\"hostile-text\""))
+        .unwrap_or_else(|| panic!("no fault of hostile-text:\n{}", r.stderr));
+    assert!(
+        fault.contains("too much data is being copied between the host and the guest"),
+        "{fault}"
+    );
+    assert!(!fault.contains("wasm backtrace"), "{fault}");
 }

@@ -38,13 +38,16 @@ pub fn table(records: &[Quarantine]) -> String {
     let rows: Vec<[String; 8]> = records
         .iter()
         .map(|q| {
+            // Target names and rules come from findings (a plugin's word) and
+            // from the Engine or API server: escaped so that a name cannot
+            // break the table or drive the terminal, and bounded.
             [
-                q.id.clone(),
+                cell(&q.id),
                 q.kind.as_str().to_owned(),
-                short(&q.target),
-                q.target_name.clone(),
-                q.created.get(..19).unwrap_or(&q.created).replace('T', " "),
-                q.rule.clone(),
+                cell(&short(&q.target)),
+                cell(&q.target_name),
+                cell(&q.created.get(..19).unwrap_or(&q.created).replace('T', " ")),
+                cell(&q.rule),
                 q.mode.as_str().to_owned(),
                 q.state.as_str().to_owned(),
             ]
@@ -77,6 +80,13 @@ pub fn table(records: &[Quarantine]) -> String {
         out.push_str("(no quarantine recorded)\n");
     }
     out
+}
+
+/// At most this many bytes of one cell of the table.
+const CELL_BYTES: usize = 128;
+
+fn cell(text: &str) -> String {
+    vigil_core::text::escape_control(text, CELL_BYTES).into_owned()
 }
 
 /// A container id shortened like `docker ps` does; pod names unchanged.
@@ -113,7 +123,7 @@ pub fn release(args: QuarantineReleaseArgs) -> anyhow::Result<ExitCode> {
             "{:<22} {:<8} {}",
             a.action,
             a.outcome.as_str(),
-            a.detail
+            vigil_core::text::escape_control(&a.detail, 1024)
         )?;
     }
     writeln!(out, "quarantine {}: {}", q.id, q.state.as_str())?;

@@ -2,8 +2,9 @@
 //! else. The event model mirrored on the WIT contract and the finding
 //! record, time, config validation (`Problems` with dotted paths), the
 //! metrics registry, glob patterns, error chains, private files and
-//! directories (`fsperm`) and the Docker Engine client. It depends on no
-//! other Vigil crate.
+//! directories (`fsperm`), escaping of untrusted text for logs and
+//! terminals (`text`), the subjects a plugin was shown (`subjects`) and the
+//! Docker Engine client. It depends on no other Vigil crate.
 
 pub mod docker;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod glob;
 pub mod metrics;
 pub mod model;
 pub mod subjects;
+pub mod text;
 pub mod time;
 pub mod validate;
 

@@ -125,7 +125,7 @@ pub fn compile(
     }
     let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile {
         plugin: name.to_owned(),
-        reason: format!("{e:#}"),
+        reason: crate::runner::error_reason(&e),
     })?;
     if let Some(cache) = cache {
         let path = cache.path_for(engine, digest);

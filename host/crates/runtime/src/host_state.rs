@@ -9,6 +9,7 @@ use super::limits::MemoryLimiter;
 use crate::intel::ThreatIntel;
 use crate::state::{PluginState, StateRefusal};
 use vigil_core::model::{KeyValue, Timestamp};
+use vigil_core::text::escape_control;
 use vigil_core::time::wall_now;
 
 /// The time plugins see.
@@ -52,8 +53,10 @@ impl LogHost for HostState {
             return;
         }
         self.log_budget -= 1;
-        let mut message = message;
-        truncate_utf8(&mut message, 4096);
+        // The text is the plugin's: escaped so that it cannot end the line
+        // (and forge a host record in the text format) nor drive a
+        // terminal, and bounded.
+        let message = escape_control(&message, LOG_MESSAGE_BYTES);
         let fields = render_fields(&fields);
         let plugin = &*self.plugin;
         match level {
@@ -133,17 +136,35 @@ impl ThreatIntelHost for HostState {
 
 impl vigil_core::model::Host for HostState {}
 
+/// Bounds of one plugin log record, in bytes of escaped text.
+const LOG_MESSAGE_BYTES: usize = 4096;
+const LOG_KEY_BYTES: usize = 128;
+const LOG_VALUE_BYTES: usize = 1024;
+const LOG_FIELDS_BYTES: usize = 4096;
+/// Fields of one record rendered; the rest are counted in the record.
+const LOG_FIELDS: usize = 32;
+
+/// The fields as `key=value …`, each escaped and bounded.
 fn render_fields(fields: &[KeyValue]) -> String {
     let mut out = String::new();
-    for kv in fields.iter().take(32) {
+    for kv in fields.iter().take(LOG_FIELDS) {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(&kv.key);
+        out.push_str(&escape_control(&kv.key, LOG_KEY_BYTES));
         out.push('=');
-        out.push_str(&kv.value);
+        out.push_str(&escape_control(&kv.value, LOG_VALUE_BYTES));
+        if out.len() > LOG_FIELDS_BYTES {
+            break;
+        }
     }
-    truncate_utf8(&mut out, 4096);
+    truncate_utf8(&mut out, LOG_FIELDS_BYTES);
+    if fields.len() > LOG_FIELDS {
+        out.push_str(&format!(
+            " (+{} fields not shown)",
+            fields.len() - LOG_FIELDS
+        ));
+    }
     out
 }
 

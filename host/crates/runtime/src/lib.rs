@@ -41,6 +41,7 @@ use crate::state::{PluginState, StateBounds};
 use bindings::{Detector, DetectorPre};
 use host_state::HostState;
 use vigil_core::model::PluginInfo;
+use vigil_core::text::escape_control;
 
 /// The only interfaces a plugin may import, at one of
 /// [`COMPATIBLE_VERSIONS`] (anything else is refused, naming the import).
@@ -272,7 +273,7 @@ impl Runtime {
             .and_then(DetectorPre::new)
             .map_err(|e| LoadError::World {
                 plugin: label.clone(),
-                reason: format!("{e:#}"),
+                reason: runner::error_reason(&e),
             })?;
 
         // Describe in a throwaway instance so the plugin's name is known
@@ -281,19 +282,28 @@ impl Runtime {
         let mut store = self.store(&pre, label.clone().into(), scratch, ctx, &spec.limits);
         let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start {
             plugin: label.clone(),
-            reason: format!("{e:#}"),
+            reason: runner::error_reason(&e),
         })?;
         let info = bindings
             .call_describe(&mut store)
             .map_err(|e| LoadError::Start {
                 plugin: label.clone(),
-                reason: format!("describe: {e:#}"),
+                reason: format!("describe: {}", runner::error_reason(&e)),
             })?;
         drop(store);
-        validate_info(&info).map_err(|reason| LoadError::Describe {
+        let mut info = info;
+        let changed = validate_info(&mut info).map_err(|reason| LoadError::Describe {
             plugin: label.clone(),
             reason,
         })?;
+        if !changed.is_empty() {
+            tracing::warn!(
+                plugin = info.name.as_str(),
+                origin = %label,
+                fields = %changed.join(","),
+                "plugin description has control characters or text over its bound: escaped and cut"
+            );
+        }
 
         let state =
             match &ctx.state_dir {
@@ -394,7 +404,21 @@ fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
     out
 }
 
-fn validate_info(info: &PluginInfo) -> Result<(), String> {
+/// Bounds of what `describe` returns, in bytes of escaped text.
+const INFO_VERSION_BYTES: usize = 64;
+const INFO_DESCRIPTION_BYTES: usize = 1024;
+/// A setting's name, kind, default value (a JSON document: the built-ins'
+/// lists of paths take a few hundred bytes) and description.
+const INFO_SETTING_BYTES: [usize; 4] = [128, 256, 4096, 1024];
+const INFO_SETTINGS: usize = 64;
+
+/// Refuses a description the host cannot use (a bad name, no
+/// subscription) and makes the rest safe to print: control characters in
+/// the version, description and settings are escaped and each is cut to its
+/// bound (see [`vigil_core::text::escape_control`]). The plugin still
+/// runs: a long description is no reason to lose a detector. Returns which
+/// fields were changed, for a warning.
+fn validate_info(info: &mut PluginInfo) -> Result<Vec<&'static str>, String> {
     let valid_name = !info.name.is_empty()
         && info.name.len() <= 64
         && info
@@ -403,12 +427,45 @@ fn validate_info(info: &PluginInfo) -> Result<(), String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !valid_name {
         return Err(format!(
-            "name {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
-            info.name
+            "name \"{}\" must be 1-64 characters of a-z, 0-9, '-' or '_'",
+            escape_control(&info.name, 80)
         ));
     }
     if info.subscribes.is_empty() {
         return Err("it subscribes to no event kind".into());
     }
-    Ok(())
+    let mut changed = Vec::new();
+    if sanitize(&mut info.version, INFO_VERSION_BYTES) {
+        changed.push("version");
+    }
+    if sanitize(&mut info.description, INFO_DESCRIPTION_BYTES) {
+        changed.push("description");
+    }
+    let mut settings_changed = info.settings.len() > INFO_SETTINGS;
+    info.settings.truncate(INFO_SETTINGS);
+    for s in &mut info.settings {
+        let texts = [
+            &mut s.name,
+            &mut s.kind,
+            &mut s.default_value,
+            &mut s.description,
+        ];
+        for (text, max) in texts.into_iter().zip(INFO_SETTING_BYTES) {
+            settings_changed |= sanitize(text, max);
+        }
+    }
+    if settings_changed {
+        changed.push("settings");
+    }
+    Ok(changed)
+}
+
+/// Escapes and bounds `text` in place; true when it changed.
+fn sanitize(text: &mut String, max: usize) -> bool {
+    let clean = match escape_control(text, max) {
+        std::borrow::Cow::Borrowed(_) => return false,
+        std::borrow::Cow::Owned(clean) => clean,
+    };
+    *text = clean;
+    true
 }

@@ -19,6 +19,7 @@ use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
 use vigil_core::model::{Event, Finding, Timestamp};
 use vigil_core::subjects::{SubjectWindow, Verdict};
+use vigil_core::text::escape_control;
 
 /// Why a call failed. The instance is discarded after any fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -410,20 +411,62 @@ pub fn finding_size(f: &Finding) -> usize {
         + f.event_ids.iter().map(String::len).sum::<usize>()
 }
 
+/// At most this many bytes of a fault's reason (escaped text).
+const FAULT_REASON_BYTES: usize = 1024;
+
+/// The fault an error of a call stands for, classified by what is anywhere in
+/// its chain (the root cause, typically, under wasmtime's backtrace context).
 fn describe_error(e: &wasmtime::Error, deadline_ms: u64) -> Fault {
-    if let Some(cap) = e.downcast_ref::<MemoryCapExceeded>() {
+    if let Some(cap) = find_in_chain::<MemoryCapExceeded>(e) {
         return Fault::Memory(cap.to_string());
     }
-    match e.downcast_ref::<Trap>() {
+    match find_in_chain::<Trap>(e) {
         Some(Trap::Interrupt) => Fault::Deadline { deadline_ms },
-        Some(trap) => Fault::Trap(format!("{trap}: {}", first_line(e))),
-        None => Fault::Trap(first_line(e)),
+        _ => Fault::Trap(error_reason(e)),
     }
 }
 
+fn find_in_chain<T>(e: &wasmtime::Error) -> Option<&T>
+where
+    T: std::error::Error + Send + Sync + 'static,
+{
+    e.downcast_ref::<T>()
+        .or_else(|| e.chain().find_map(|c| c.downcast_ref::<T>()))
+}
+
+/// The error's chain down to its root cause, `outer: …: root`, escaped and
+/// bounded: wasmtime's messages carry names taken from the plugin's binary.
+///
+/// wasmtime puts the call's backtrace on top of the chain as a multi-line
+/// message ("error while executing at wasm backtrace: …"): it is left out,
+/// except for the innermost function with a name, so the line says where.
+pub(crate) fn error_reason(e: &wasmtime::Error) -> String {
+    // The chain yields contexts wrapped, so the backtrace is recognised by
+    // its text.
+    let backtrace = e.downcast_ref::<wasmtime::WasmBacktrace>();
+    let backtrace_text = backtrace.map(ToString::to_string);
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if Some(&text) == backtrace_text.as_ref() {
+            continue;
+        }
+        // A context repeated by its cause (or an empty one) adds nothing.
+        if !text.is_empty() && parts.last().is_none_or(|last| *last != text) {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        parts.push(first_line(e));
+    }
+    let mut reason = parts.join(": ");
+    let innermost = backtrace.and_then(|bt| bt.frames().iter().find_map(|f| f.func_name()));
+    if let Some(func) = innermost {
+        reason.push_str(&format!(" (in wasm function {func})"));
+    }
+    escape_control(&reason, FAULT_REASON_BYTES).into_owned()
+}
+
 fn first_line(e: &wasmtime::Error) -> String {
-    let s = format!("{e:#}");
-    let mut s = s.lines().next().unwrap_or_default().to_owned();
-    super::host_state::truncate_utf8(&mut s, 512);
-    s
+    e.to_string().lines().next().unwrap_or_default().to_owned()
 }

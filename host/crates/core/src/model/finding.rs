@@ -172,17 +172,31 @@ pub struct ConfigError {
     pub problems: Vec<ConfigProblem>,
 }
 
+/// At most this many of a plugin's problems are shown; the rest are counted.
+pub const CONFIG_PROBLEMS_SHOWN: usize = 16;
+/// At most this many bytes of a problem's path, and of its message, are shown.
+pub const CONFIG_PROBLEM_BYTES: usize = 512;
+
+/// The problems as one line: the text comes from the plugin, so it is
+/// escaped and bounded (see [`crate::text::escape_control`]).
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
+        use crate::text::escape_control;
+        for (i, p) in self.problems.iter().take(CONFIG_PROBLEMS_SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
+            let message = escape_control(&p.message, CONFIG_PROBLEM_BYTES);
             if p.path.is_empty() {
-                write!(f, "{}", p.message)?;
+                write!(f, "{message}")?;
             } else {
-                write!(f, "{}: {}", p.path, p.message)?;
+                let path = escape_control(&p.path, CONFIG_PROBLEM_BYTES);
+                write!(f, "{path}: {message}")?;
             }
+        }
+        let hidden = self.problems.len().saturating_sub(CONFIG_PROBLEMS_SHOWN);
+        if hidden > 0 {
+            write!(f, "; and {hidden} more problem(s)")?;
         }
         Ok(())
     }
