@@ -24,7 +24,8 @@ use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_plugin_sdk::Detector;
 use vigil_runtime::plugin_set::PluginSelection;
 use vigil_runtime::{
-    CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+    CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec,
+    RunContext, Runtime,
 };
 use vigil_sources::Source as _;
 use vigil_test_support::{corpus, to_sdk};
@@ -73,9 +74,11 @@ fn ctx() -> RunContext {
 fn spec() -> PluginSpec {
     PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
+        identity: Identity::Named("container-escape".into()),
         bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").expect("built-in")),
         settings: "{}".into(),
         limits: PluginLimits::default(),
+        policy: Default::default(),
     }
 }
 
@@ -535,9 +538,11 @@ fn foreign(runtime: &Runtime) {
     }
     let file_spec = |name: &str| PluginSpec {
         origin: PluginOrigin::File(dir.join(format!("{name}.wasm"))),
+        identity: Identity::Named(name.to_owned()),
         bytes: Arc::from(std::fs::read(dir.join(format!("{name}.wasm"))).expect("plugin")),
         settings: "{}".into(),
         limits: PluginLimits::default(),
+        policy: Default::default(),
     };
     const BATCH: usize = 256;
     for (label, events) in [

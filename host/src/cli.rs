@@ -133,6 +133,9 @@ pub struct PluginArgs {
     /// Memory cap of every plugin, in MiB.
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<usize>,
+    /// Largest plugin file read, in bytes (`plugins.max_file_bytes`; default 64 MiB); a larger one is refused.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub plugin_max_file_bytes: Option<u64>,
     /// Compile cache directory (default: $XDG_CACHE_HOME/vigil/plugins or ~/.cache/vigil/plugins).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -77,9 +77,12 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
         PluginSelection {
             builtin: !args.no_builtin,
             dir: args.plugin_dir.clone(),
-            files: Vec::new(),
             settings,
             limits,
+            max_file_bytes: args
+                .plugin_max_file_bytes
+                .unwrap_or(vigil_runtime::plugin_set::DEFAULT_MAX_FILE_BYTES),
+            ..Default::default()
         },
         cache,
     ))

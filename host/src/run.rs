@@ -132,7 +132,13 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     };
     let intel_reloader = ReloaderHandle::start(&config.intel, &ctx.intel, &registry.intel)
         .context("cannot start the threat-intel reloader")?;
-    let (runners, refused) = plugin_set::load(&runtime, &config.plugins.selection(), &ctx);
+    let selection = config.plugins.selection();
+    let unknown = plugin_set::unknown_names(&selection);
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}", list.join("; "));
+    }
+    let (runners, refused) = plugin_set::load(&runtime, &selection, &ctx);
     if runners.is_empty() {
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
     }
@@ -144,6 +150,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         &node,
         registry.clone(),
     )?;
+    responder.permit_plugins(may_respond(&runners));
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     // Outputs and the spool before the plugins: findings a previous run
     // left undelivered go out while the sources start.
@@ -382,6 +389,7 @@ impl Host {
         };
         let names = plugin_names(&runners);
         self.registry.retain_plugins(&names);
+        self.responder.permit_plugins(may_respond(&runners));
         pipeline.install(start_pool(runners, &self.registry, &self.findings));
 
         let mut restarted = Vec::new();
@@ -451,6 +459,15 @@ fn absolute(p: &Path) -> std::path::PathBuf {
 
 fn plugin_names(runners: &[PluginRunner]) -> Vec<String> {
     runners.iter().map(|r| r.name().to_owned()).collect()
+}
+
+/// The plugins whose findings may trigger the response stage.
+fn may_respond(runners: &[PluginRunner]) -> Vec<String> {
+    runners
+        .iter()
+        .filter(|r| r.plugin().may_respond)
+        .map(|r| r.name().to_owned())
+        .collect()
 }
 
 /// Starts the workers, each plugin's metrics shared with the registry so

@@ -106,7 +106,7 @@ fn wasi_imports_are_refused_at_load_naming_the_import() {
     assert_eq!(r.code, Some(3));
     assert!(
         r.stderr
-            .contains("hostile_wasi.wasm refused: it imports `wasi:cli/environment"),
+            .contains("hostile-wasi.wasm refused: it imports `wasi:cli/environment"),
         "{}",
         r.stderr
     );

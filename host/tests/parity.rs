@@ -13,7 +13,8 @@ use std::sync::{Arc, RwLock};
 use container_escape::ContainerEscape;
 use vigil_plugin_sdk::Detector;
 use vigil_runtime::{
-    CallOutcome, Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+    CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec,
+    RunContext, Runtime,
 };
 use vigil_test_support::{corpus, to_sdk};
 
@@ -37,9 +38,11 @@ fn native_and_wasm_give_identical_findings() {
     };
     let spec = PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
+        identity: Identity::Named("container-escape".into()),
         bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").unwrap()),
         settings: "{}".into(),
         limits: PluginLimits::default(),
+        policy: Default::default(),
     };
     let mut runner = runtime.load(spec, &ctx).unwrap();
     let CallOutcome::Findings(wasm_findings) = runner.on_events(&events) else {

@@ -16,7 +16,7 @@ use vigil_core::model::Event;
 use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_runtime::workers::WorkerPool;
 use vigil_runtime::{
-    Clock, EngineSettings, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+    Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
 };
 use vigil_test_support::fixtures::{falco, hostile_dir};
 
@@ -36,15 +36,19 @@ fn a_stuck_plugin_does_not_stall_the_others() {
     };
     let spin = PluginSpec {
         origin: PluginOrigin::File("hostile_loop.wasm".into()),
+        identity: Identity::Named("hostile-loop".into()),
         bytes: Arc::from(std::fs::read(hostile_dir().join("hostile_loop.wasm")).unwrap()),
         settings: "{}".into(),
         limits: limits.clone(),
+        policy: Default::default(),
     };
     let escape = PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
+        identity: Identity::Named("container-escape".into()),
         bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").unwrap()),
         settings: "{}".into(),
         limits,
+        policy: Default::default(),
     };
     let runners = vec![
         runtime.load(spin, &ctx).unwrap(),

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::cli::{PluginInspectArgs, PluginTestArgs, hostname};
 use crate::commands::read_settings;
 use crate::replay::{ReplayOptions, replay};
-use vigil_runtime::plugin_set::{PluginSelection, default_cache_dir};
+use vigil_runtime::plugin_set::{
+    DEFAULT_MAX_FILE_BYTES, FileNames, PluginSelection, default_cache_dir, read_plugin_file,
+};
 use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
 
 pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
@@ -18,9 +20,13 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // An author's tool: the plugin is taken by the name it gives itself
+    // (Cargo names its output `my_plugin.wasm` for `my-plugin`), and its
+    // state is never persisted.
     let mut sel = PluginSelection {
         builtin: false,
         files: vec![args.plugin.clone()],
+        file_names: FileNames::Described,
         ..Default::default()
     };
     if let Some(s) = &args.settings {
@@ -135,8 +141,7 @@ fn subset(e: &Value, a: &Value, path: String, diffs: &mut Vec<String>) {
 }
 
 pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let bytes = read_plugin_file(&args.plugin, DEFAULT_MAX_FILE_BYTES)?;
     let runtime = Runtime::new(&EngineSettings::default(), default_cache_dir().as_deref())?;
     let label = args.plugin.display().to_string();
     let (imports, stats) = runtime.imports(&label, &bytes)?;
@@ -161,14 +166,26 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
         };
         let spec = vigil_runtime::PluginSpec {
             origin: vigil_runtime::PluginOrigin::File(args.plugin.clone()),
+            identity: vigil_runtime::Identity::Described,
             bytes: bytes.into(),
             settings: "{}".into(),
             limits: Default::default(),
+            policy: Default::default(),
         };
         match runtime.load(spec, &ctx) {
             Ok(r) => {
-                report["describe"] = serde_json::to_value(&r.plugin().info)?;
+                let info = &r.plugin().info;
+                report["describe"] = serde_json::to_value(info)?;
                 report["packed_batches"] = Value::Bool(r.plugin().takes_packed());
+                // `--plugin-dir` names a plugin by its file: say so before
+                // the operator finds it refused there.
+                let stem = args.plugin.file_stem().map(|s| s.to_string_lossy());
+                if stem.as_deref() != Some(info.name.as_str()) {
+                    report["warning"] = Value::String(format!(
+                        "in a plugin directory this file would be refused: a plugin's name is its file name, so name it {}.wasm",
+                        info.name
+                    ));
+                }
                 0
             }
             Err(e) => {

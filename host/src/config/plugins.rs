@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Problem, Problems, Validate, join};
-use vigil_runtime::plugin_set::PluginSelection;
+use vigil_runtime::plugin_set::{
+    DEFAULT_MAX_FILE_BYTES, FileNames, PluginPolicy, PluginSelection, SelectionError,
+};
 use vigil_runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
 
 /// `[plugins]`.
@@ -29,13 +31,23 @@ pub struct PluginsConfig {
     /// owned by Vigil's user and writable by no one else (whoever writes it
     /// runs native code in Vigil).
     pub cache_dir: Option<PathBuf>,
+    /// The largest plugin file read, in bytes (a larger one is refused
+    /// without being read whole). The default fits a componentize-py
+    /// plugin (about 17.5 MiB) with ample margin.
+    pub max_file_bytes: u64,
     /// Limits of every plugin (`[plugins.limits]`).
     pub limits: PluginLimits,
     /// Settings per plugin (`[plugins.settings.<name>]`, the plugin's name
     /// for built-ins, the file stem for a plugin of `dir`): each table is
     /// passed to the plugin's `configure` as a JSON object. A plugin without
-    /// a table gets `{}`.
+    /// a table gets `{}`. A table for a name no plugin has is an error.
     pub settings: BTreeMap<String, toml::Table>,
+    /// What each plugin is granted (`[plugins.policy.<name>]`, named like
+    /// `settings`): `kinds` it may receive, whether its findings may
+    /// trigger a `response` (default: yes for built-ins, no for files), and
+    /// a `sha256` pin of its file. A policy for a name no plugin has is an
+    /// error.
+    pub policy: BTreeMap<String, PluginPolicy>,
 }
 
 impl Default for PluginsConfig {
@@ -45,8 +57,10 @@ impl Default for PluginsConfig {
             dir: None,
             cache: true,
             cache_dir: None,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             limits: PluginLimits::default(),
             settings: BTreeMap::new(),
+            policy: BTreeMap::new(),
         }
     }
 }
@@ -74,7 +88,14 @@ impl PluginsConfig {
             dir: self.dir.clone(),
             files: Vec::new(),
             settings,
+            policies: self
+                .policy
+                .iter()
+                .map(|(name, p)| (name.clone(), p.clone()))
+                .collect(),
             limits: self.limits.clone(),
+            max_file_bytes: self.max_file_bytes,
+            file_names: FileNames::Stem,
         }
     }
 
@@ -125,9 +146,17 @@ impl Validate for PluginsConfig {
         {
             problems.push(join(path, "cache_dir"), "must be an absolute path");
         }
+        if self.max_file_bytes == 0 {
+            problems.push(join(path, "max_file_bytes"), "must be at least 1");
+        }
         for (name, table) in &self.settings {
             if let Err(e) = Self::settings_json(table) {
                 problems.push(join(path, &format!("settings.{name}")), e);
+            }
+        }
+        for (name, policy) in &self.policy {
+            for (field, message) in policy.problems() {
+                problems.push(join(path, &format!("policy.{name}.{field}")), message);
             }
         }
     }
@@ -155,12 +184,22 @@ pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>
     };
     let sel = config.selection();
     let (specs, errors) = vigil_runtime::plugin_set::specs(&sel);
-    let keys: Vec<String> = specs.iter().map(|s| settings_key(&s.origin)).collect();
     for e in errors {
-        problems.push("plugins.dir", e.to_string());
+        match &e {
+            LoadError::Selection(SelectionError::Unknown { table, name, known }) => problems.push(
+                format!("plugins.{table}.{name}"),
+                format!("no such plugin (plugins: {known})"),
+            ),
+            LoadError::Selection(SelectionError::Digest { name, .. }) => problems.push(
+                format!("plugins.policy.{name}.sha256"),
+                vigil_core::error::chain(&e),
+            ),
+            _ => problems.push("plugins.dir", vigil_core::error::chain(&e)),
+        }
     }
     let mut loaded = Vec::new();
-    for (spec, key) in specs.into_iter().zip(&keys) {
+    for spec in specs {
+        let key = settings_key(&spec.origin);
         match runtime.load(spec, &ctx) {
             Ok(r) => loaded.push(r.name().to_owned()),
             Err(LoadError::Settings { error, .. }) => {
@@ -174,15 +213,7 @@ pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>
                     problems.push(at, p.message);
                 }
             }
-            Err(e) => problems.push(format!("plugins.{key}"), e.to_string()),
-        }
-    }
-    for name in config.settings.keys() {
-        if !keys.contains(name) {
-            problems.push(
-                format!("plugins.settings.{name}"),
-                format!("no such plugin (loaded: {})", keys.join(", ")),
-            );
+            Err(e) => problems.push(format!("plugins.{key}"), vigil_core::error::chain(&e)),
         }
     }
     if problems.is_empty() {

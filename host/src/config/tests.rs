@@ -214,6 +214,42 @@ fn plugins_check_their_own_settings_with_paths() {
 }
 
 #[test]
+fn plugin_policies_are_validated_and_checked_against_the_plugins() {
+    let problems = problems_of(
+        "[plugins]\nmax_file_bytes = 0\n[plugins.policy.container-escape]\nkinds = []\nsha256 = \"abc\"\n",
+    );
+    assert_eq!(
+        problems,
+        [
+            "plugins.max_file_bytes: must be at least 1",
+            "plugins.policy.container-escape.kinds: must name at least one event kind (remove the plugin to give it none)",
+            "plugins.policy.container-escape.sha256: \"abc\" is not a SHA-256 digest (64 hex digits)",
+        ]
+    );
+    let c = parse(&format!(
+        "[plugins.policy.container-escape]\nsha256 = \"{}\"\n[plugins.policy.nosuch]\nresponse = true\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    let text: Vec<String> = check_plugins(&c.plugins)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        text.iter().any(|p| p.starts_with(
+            "plugins.policy.container-escape.sha256: plugin builtin:container-escape refused: its SHA-256 is "
+        )),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.starts_with("plugins.policy.nosuch: no such plugin (plugins: ")),
+        "{text:#?}"
+    );
+}
+
+#[test]
 fn baseline_follows_the_data_dir_unless_set() {
     let mut c = parse("data_dir = \"/srv/vigil\"\n").unwrap();
     let d = c.data_dir.clone();

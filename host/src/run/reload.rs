@@ -30,8 +30,11 @@ pub enum ReloadError {
     /// A threat-intel feed could not be read.
     #[error("threat-intel feed")]
     Intel(#[source] IntelError),
+    /// Settings or a policy name a plugin that is not selected.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unknown(Vec<plugin_set::SelectionError>),
     /// A plugin did not load with its new settings.
-    #[error("{} plugin(s) failed to load: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{} plugin(s) failed to load: {}", .0.len(), .0.iter().map(|e| vigil_core::error::chain(e)).collect::<Vec<_>>().join("; "))]
     Plugins(Vec<LoadError>),
     /// No plugin at all would run.
     #[error("no plugin would be loaded")]
@@ -69,7 +72,12 @@ pub fn prepare(
         intel: Arc::new(RwLock::new(Arc::new(ThreatIntel::empty()))),
         state_dir: None,
     };
-    let (runners, errors) = plugin_set::load(runtime, &config.plugins.selection(), &ctx);
+    let selection = config.plugins.selection();
+    let unknown = plugin_set::unknown_names(&selection);
+    if !unknown.is_empty() {
+        return Err(ReloadError::Unknown(unknown));
+    }
+    let (runners, errors) = plugin_set::load(runtime, &selection, &ctx);
     if !errors.is_empty() {
         return Err(ReloadError::Plugins(errors));
     }

@@ -232,6 +232,9 @@ counters! {
         unverified,
         /// Findings not acted on because an operator released the target for that rule.
         released_before,
+        /// Findings that matched a rule but whose plugin may not trigger a response
+        /// (`[plugins.policy.<name>] response`, off by default for plugins from files).
+        not_permitted,
         /// Quarantine actions done.
         actions_ok,
         /// Quarantine actions skipped (not needed or not possible: host network, not running …).

@@ -208,3 +208,26 @@ fn display_name(q: &Quarantine) -> &str {
         &q.target_name
     }
 }
+
+/// A finding that matched a response rule, from a plugin the operator has
+/// not allowed to trigger a response (`[plugins.policy.<name>] response`):
+/// delivered as usual, never acted on.
+pub struct ResponseNotPermitted<'a> {
+    pub plugin: &'a str,
+    pub rule: &'a str,
+    pub finding: &'a str,
+}
+
+impl ResponseNotPermitted<'_> {
+    pub fn emit(&self, m: &ResponseCounters) {
+        PluginMetrics::add(&m.not_permitted, 1);
+        tracing::debug!(
+            plugin = self.plugin,
+            rule = self.rule,
+            finding = self.finding,
+            "response: not acted on: plugin {} may not trigger a response (plugins.policy.{}.response)",
+            self.plugin,
+            self.plugin
+        );
+    }
+}

@@ -19,8 +19,9 @@ pub mod own;
 pub mod policy;
 pub mod store;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
@@ -28,7 +29,7 @@ use tokio::sync::mpsc;
 use evidence::Bundle;
 use internal_events::{
     AlreadyHandled, QuarantineEnded, QuarantineStarted, ReleasedBefore, ResponseAction,
-    ResponseQueueFull, ResponseStoreFailed, TargetExempt, TargetUnverified,
+    ResponseNotPermitted, ResponseQueueFull, ResponseStoreFailed, TargetExempt, TargetUnverified,
 };
 pub use policy::{Mode, Policy, ResponseConfig};
 use store::{Claim, NewQuarantine, Outcome, Quarantine, State, Store, TargetKind};
@@ -39,6 +40,11 @@ use vigil_core::model::EntityKind;
 
 /// Findings waiting for the responder; beyond this they are dropped (counted).
 const QUEUE: usize = 1024;
+
+/// The plugins whose findings may trigger a response, shared between the
+/// host (which sets it at start and at each reload) and the responder.
+/// Empty until set: no plugin may, so a missed call fails closed.
+pub type PermittedPlugins = Arc<RwLock<Arc<BTreeSet<String>>>>;
 
 /// Records the actions of one pass over a quarantine (database row, log
 /// line, counter) and keeps the detail release needs up to date.
@@ -227,6 +233,8 @@ pub struct Engine {
     kubernetes: kubernetes::KubernetesActions,
     /// Quarantine ids to resume (their container started).
     resume: mpsc::UnboundedSender<Control>,
+    /// The plugins allowed to trigger a response.
+    permitted: PermittedPlugins,
 }
 
 /// What the responder thread is told besides findings.
@@ -258,6 +266,7 @@ impl Engine {
             docker: docker::DockerActions::new(cfg.docker.clone()),
             kubernetes: kubernetes::KubernetesActions::default(),
             cfg,
+            permitted: PermittedPlugins::default(),
         }
     }
 
@@ -305,6 +314,20 @@ impl Engine {
                 return;
             }
         };
+        let permitted = self
+            .permitted
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&f.plugin);
+        if !permitted {
+            ResponseNotPermitted {
+                plugin: &f.plugin,
+                rule: &f.rule_id,
+                finding: &f.id,
+            }
+            .emit(&self.registry.response);
+            return;
+        }
         vigil_core::metrics::PluginMetrics::add(&self.registry.response.decisions, 1);
         let (targets, unverified) = targets(f, &self.cfg);
         for u in &unverified {
@@ -672,6 +695,7 @@ pub struct Responder {
     control: mpsc::UnboundedSender<Control>,
     thread: Option<JoinHandle<()>>,
     registry: Arc<Registry>,
+    permitted: PermittedPlugins,
 }
 
 /// Submits findings to the responder; cheap to clone.
@@ -712,6 +736,7 @@ impl Responder {
         log_mode(&cfg, &data_dir);
         let (control, mut control_rx) = mpsc::unbounded_channel::<Control>();
         let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone(), control.clone());
+        let permitted = engine.permitted.clone();
         let (tx, mut rx) = mpsc::channel::<Arc<FindingRecord>>(QUEUE);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -742,7 +767,21 @@ impl Responder {
             control,
             thread: Some(thread),
             registry,
+            permitted,
         })
+    }
+
+    /// Sets the plugins whose findings may trigger a response (at start,
+    /// before the first finding, and at each reload); the findings of any
+    /// other plugin are never acted on (counted in
+    /// `vigil_response_not_permitted_total`).
+    pub fn permit_plugins(&self, plugins: impl IntoIterator<Item = String>) {
+        let set: BTreeSet<String> = plugins.into_iter().collect();
+        tracing::info!(plugins = ?set, "response: plugins allowed to trigger a response");
+        *self
+            .permitted
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
     }
 
     /// A handle to submit findings with.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{PluginLimits, PluginOrigin, PluginSpec};
+use crate::{Identity, PluginLimits, PluginOrigin, PluginSpec};
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
@@ -28,9 +28,11 @@ pub fn specs() -> Vec<PluginSpec> {
         .iter()
         .map(|(name, bytes)| PluginSpec {
             origin: PluginOrigin::Builtin(name),
+            identity: Identity::Named((*name).to_owned()),
             bytes: Arc::from(*bytes),
             settings: "{}".into(),
             limits: PluginLimits::default(),
+            policy: Default::default(),
         })
         .collect()
 }

@@ -40,7 +40,7 @@ pub use runner::{CallOutcome, Fault, PluginRunner};
 use crate::state::{PluginState, StateBounds};
 use bindings::{Detector, DetectorPre};
 use host_state::HostState;
-use vigil_core::model::PluginInfo;
+use vigil_core::model::{EventKind, PluginInfo};
 use vigil_core::text::escape_control;
 
 /// The only interfaces a plugin may import, at one of
@@ -134,6 +134,23 @@ pub enum LoadError {
         #[source]
         source: crate::state::StateStoreError,
     },
+    /// The selection refused the plugin before it ran: its file, its name,
+    /// its digest, or a settings/policy entry naming no plugin.
+    #[error(transparent)]
+    Selection(#[from] plugin_set::SelectionError),
+    /// `describe()` gave another name than the one the operator gave the
+    /// plugin (the built-in's name, or the file's name without `.wasm`).
+    #[error(
+        "plugin {origin} refused: it calls itself {claimed:?}, but the name it was given is {expected:?} (a built-in's name, or the file name without `.wasm`)"
+    )]
+    Identity {
+        origin: String,
+        expected: String,
+        claimed: String,
+    },
+    /// The operator's policy leaves the plugin nothing to receive.
+    #[error("plugin {plugin} refused: {reason}")]
+    Policy { plugin: String, reason: String },
 }
 
 /// Where a plugin came from.
@@ -154,14 +171,32 @@ impl std::fmt::Display for PluginOrigin {
     }
 }
 
+/// Who a plugin is: decided by the operator before the plugin runs, never
+/// taken from what the plugin says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// The built-in's name or the file's name without `.wasm`:
+    /// `describe().name` must be exactly this, else the plugin is refused
+    /// before anything of that name (state, logs, findings) is its.
+    Named(String),
+    /// Whatever `describe()` says. Only for the author tools that run one
+    /// file (`vigil plugin test`, `vigil plugin inspect`): such a plugin's
+    /// state is never persisted.
+    Described,
+}
+
 /// What to load.
 #[derive(Clone, Debug)]
 pub struct PluginSpec {
     pub origin: PluginOrigin,
+    /// The name the plugin must have.
+    pub identity: Identity,
     pub bytes: Arc<[u8]>,
     /// The settings JSON passed to `configure`.
     pub settings: String,
     pub limits: PluginLimits,
+    /// What the operator grants it.
+    pub policy: plugin_set::PluginPolicy,
 }
 
 /// What every plugin of a host shares: the clock, threat intel, and where
@@ -183,6 +218,11 @@ pub struct LoadedPlugin {
     pub compile: CompileStats,
     pub settings: String,
     pub limits: PluginLimits,
+    /// The event kinds it receives: those it subscribes to that its policy
+    /// allows.
+    pub kinds: Vec<EventKind>,
+    /// Whether its findings may trigger the response stage.
+    pub may_respond: bool,
     pre: DetectorPre<HostState>,
     /// `on-packed-events`, when the plugin exports it (the fast path).
     packed: Option<ComponentExportIndex>,
@@ -276,8 +316,9 @@ impl Runtime {
                 reason: runner::error_reason(&e),
             })?;
 
-        // Describe in a throwaway instance so the plugin's name is known
-        // before its state is opened.
+        // Describe in a throwaway instance, logging under the plugin's
+        // origin (its file), so that what it claims to be is checked before
+        // anything of that name (state, log attribution) is given to it.
         let scratch = Arc::new(Mutex::new(PluginState::in_memory(bounds(&spec.limits))));
         let mut store = self.store(&pre, label.clone().into(), scratch, ctx, &spec.limits);
         let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start {
@@ -296,6 +337,19 @@ impl Runtime {
             plugin: label.clone(),
             reason,
         })?;
+        if let Identity::Named(name) = &spec.identity
+            && *name != info.name
+        {
+            return Err(LoadError::Identity {
+                origin: label,
+                expected: name.clone(),
+                claimed: info.name,
+            });
+        }
+        let kinds = granted_kinds(&spec, &info, &label)?;
+        let may_respond = spec
+            .policy
+            .may_respond(matches!(spec.origin, PluginOrigin::Builtin(_)));
         if !changed.is_empty() {
             tracing::warn!(
                 plugin = info.name.as_str(),
@@ -305,15 +359,17 @@ impl Runtime {
             );
         }
 
-        let state =
-            match &ctx.state_dir {
-                Some(dir) => PluginState::persisted(dir, &info.name, bounds(&spec.limits))
-                    .map_err(|source| LoadError::State {
-                        plugin: info.name.clone(),
+        let state = match (&ctx.state_dir, &spec.identity) {
+            (Some(dir), Identity::Named(name)) => {
+                PluginState::persisted(dir, name, bounds(&spec.limits)).map_err(|source| {
+                    LoadError::State {
+                        plugin: name.clone(),
                         source,
-                    })?,
-                None => PluginState::in_memory(bounds(&spec.limits)),
-            };
+                    }
+                })?
+            }
+            _ => PluginState::in_memory(bounds(&spec.limits)),
+        };
         let plugin = Arc::new(LoadedPlugin {
             info,
             origin: spec.origin,
@@ -322,6 +378,8 @@ impl Runtime {
             compile,
             settings: spec.settings,
             limits: spec.limits,
+            kinds,
+            may_respond,
             pre,
             packed,
         });
@@ -371,6 +429,42 @@ fn new_store(
     store.epoch_deadline_trap();
     store.set_epoch_deadline(deadline_ticks(limits, tick));
     store
+}
+
+/// The kinds a plugin receives: what it subscribes to, narrowed by its
+/// policy (the narrowing logged); none at all refuses it.
+fn granted_kinds(
+    spec: &PluginSpec,
+    info: &PluginInfo,
+    origin: &str,
+) -> Result<Vec<EventKind>, LoadError> {
+    let (kept, dropped) = spec.policy.narrow(&info.subscribes);
+    let names = |ks: &[EventKind]| {
+        ks.iter()
+            .map(|k| plugin_set::policy::kind_name(*k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if kept.is_empty() {
+        return Err(LoadError::Policy {
+            plugin: info.name.clone(),
+            reason: format!(
+                "it subscribes to {} only, none of which plugins.policy.{}.kinds allows",
+                names(&info.subscribes),
+                info.name
+            ),
+        });
+    }
+    if !dropped.is_empty() {
+        tracing::warn!(
+            plugin = %info.name,
+            origin,
+            withheld = %names(&dropped),
+            receives = %names(&kept),
+            "plugin subscribes to event kinds its plugins.policy.<name>.kinds does not allow: it will not receive them"
+        );
+    }
+    Ok(kept)
 }
 
 fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {

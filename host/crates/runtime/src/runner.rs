@@ -129,9 +129,10 @@ impl PluginRunner {
         self.disabled
     }
 
-    /// Whether the plugin wants events of this kind.
+    /// Whether the plugin gets events of this kind: it subscribes to it
+    /// and its policy allows it.
     pub fn subscribes(&self, kind: vigil_core::model::EventKind) -> bool {
-        self.plugin.info.subscribes.contains(&kind)
+        self.plugin.kinds.contains(&kind)
     }
 
     /// First instantiation and `configure`, at load: refusal is a load error.

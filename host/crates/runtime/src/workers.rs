@@ -53,7 +53,7 @@ impl WorkerPool {
             .map(|runner| {
                 let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
                 let name = runner.name().to_owned();
-                let kinds = runner.plugin().info.subscribes.clone();
+                let kinds = runner.plugin().kinds.clone();
                 let metrics = runner.metrics().clone();
                 let out = findings.clone();
                 let handle = std::thread::Builder::new()

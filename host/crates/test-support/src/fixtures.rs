@@ -113,12 +113,19 @@ pub fn hostile_dir() -> &'static Path {
     })
 }
 
-/// A fresh directory holding only the named hostile plugin.
+/// The built hostile plugin `name` (Cargo writes `hostile-loop` as
+/// `hostile_loop.wasm`).
+pub fn hostile_plugin(name: &str) -> PathBuf {
+    hostile_dir().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A fresh directory holding only the named hostile plugin, under its
+/// plugin name (`hostile-loop.wasm`): in a plugin directory, a plugin's
+/// name is its file name.
 pub fn plugin_dir_with(name: &str) -> PathBuf {
-    let file = format!("{}.wasm", name.replace('-', "_"));
     let dir = std::env::temp_dir().join(format!("vigil-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(hostile_dir().join(&file), dir.join(&file)).expect("copy plugin");
+    std::fs::copy(hostile_plugin(name), dir.join(format!("{name}.wasm"))).expect("copy plugin");
     dir
 }
