@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Problem, Problems, Validate, join};
 use vigil_runtime::plugin_set::PluginSelection;
+use vigil_runtime::signature::{SignaturePolicy, TrustedKey};
 use vigil_runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
 
 /// `[plugins]`.
@@ -36,6 +37,16 @@ pub struct PluginsConfig {
     /// passed to the plugin's `configure` as a JSON object. A plugin without
     /// a table gets `{}`.
     pub settings: BTreeMap<String, toml::Table>,
+    /// Minisign public keys trusted to sign plugin files (`vigil plugin
+    /// sign`, `minisign -S`): each the base64 `RW…` key or the absolute path
+    /// of a minisign `.pub` file. With keys set, a plugin file that has a
+    /// signature `FILE.wasm.minisig` loads only if it verifies with one of
+    /// them; a plugin file without one still loads unless
+    /// `require_signature`. Built-in plugins need no signature.
+    pub trusted_keys: Vec<String>,
+    /// Refuse every plugin file without a valid signature by one of
+    /// `trusted_keys` (the other plugins still load).
+    pub require_signature: bool,
 }
 
 impl Default for PluginsConfig {
@@ -47,6 +58,8 @@ impl Default for PluginsConfig {
             cache_dir: None,
             limits: PluginLimits::default(),
             settings: BTreeMap::new(),
+            trusted_keys: Vec::new(),
+            require_signature: false,
         }
     }
 }
@@ -75,6 +88,26 @@ impl PluginsConfig {
             files: Vec::new(),
             settings,
             limits: self.limits.clone(),
+            signatures: self.signature_policy(),
+        }
+    }
+
+    /// The signatures demanded of plugin files. A key that does not load
+    /// here was refused by `validate` already (a file changed since is
+    /// logged): it is left out, which only ever refuses more.
+    pub fn signature_policy(&self) -> SignaturePolicy {
+        let trusted_keys = self
+            .trusted_keys
+            .iter()
+            .filter_map(|spec| {
+                TrustedKey::parse(spec)
+                    .inspect_err(|e| tracing::error!(error = %vigil_core::error::chain(e), "plugins.trusted_keys: key left out"))
+                    .ok()
+            })
+            .collect();
+        SignaturePolicy {
+            trusted_keys,
+            require: self.require_signature,
         }
     }
 
@@ -129,6 +162,24 @@ impl Validate for PluginsConfig {
             if let Err(e) = Self::settings_json(table) {
                 problems.push(join(path, &format!("settings.{name}")), e);
             }
+        }
+        for (i, spec) in self.trusted_keys.iter().enumerate() {
+            let at = format!("{}[{i}]", join(path, "trusted_keys"));
+            let spec = spec.trim();
+            if !spec.starts_with("RW") && !Path::new(spec).is_absolute() {
+                problems.push(
+                    at,
+                    "must be a minisign public key (RW…) or the absolute path of a minisign .pub file",
+                );
+            } else if let Err(e) = TrustedKey::parse(spec) {
+                problems.push(at, vigil_core::error::chain(&e));
+            }
+        }
+        if self.require_signature && self.trusted_keys.is_empty() {
+            problems.push(
+                join(path, "require_signature"),
+                "needs at least one key in plugins.trusted_keys",
+            );
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct PluginSelection {
     pub settings: HashMap<String, String>,
     /// Limits applied to every plugin.
     pub limits: PluginLimits,
+    /// Signatures demanded of plugin files (built-ins need none).
+    pub signatures: crate::signature::SignaturePolicy,
 }
 
 /// The specs to load, plus the problems found listing them.
@@ -59,6 +61,11 @@ pub fn specs(sel: &PluginSelection) -> (Vec<PluginSpec>, Vec<LoadError>) {
     for path in files {
         match std::fs::read(&path) {
             Ok(bytes) => {
+                // The bytes checked are the bytes compiled: no second read.
+                if let Err(e) = crate::signature::check(&path, &bytes, &sel.signatures) {
+                    errors.push(e.into());
+                    continue;
+                }
                 let stem = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
