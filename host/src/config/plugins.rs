@@ -208,7 +208,7 @@ pub fn check_plugins(config: &PluginsConfig) -> Result<Vec<String>, Vec<Problem>
     let (specs, errors) = vigil_runtime::plugin_set::specs(&sel);
     let keys: Vec<String> = specs.iter().map(|s| settings_key(&s.origin)).collect();
     for e in errors {
-        problems.push("plugins.dir", e.to_string());
+        problems.push("plugins.dir", vigil_core::error::chain(&e));
     }
     let mut loaded = Vec::new();
     for (spec, key) in specs.into_iter().zip(&keys) {
