@@ -5,9 +5,11 @@
 #     against a real server that the test starts on a loopback port;
 #   - promtool (Debian's `prometheus` package): the metrics_promtool test
 #     checks a live `/metrics` scrape with `promtool check metrics`;
+#   - minisign (Debian's package): host/tests/plugin_signatures.rs checks that
+#     plugin signatures interoperate with the reference tool both ways;
 #   - a Python venv at target/ocsf-venv with py-ocsf-models (PyPI): the
 #     independent OCSF implementation that validates the OCSF output.
-# Needs root and apt for nats-server and prometheus, python3 with venv for the venv.
+# Needs root and apt for nats-server, prometheus and minisign, python3 with venv for the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,14 @@ if ! command -v promtool >/dev/null 2>&1 && [[ ! -x /usr/bin/promtool ]]; then
     if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
     "${SUDO[@]}" apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends prometheus >&2
+fi
+
+if ! command -v minisign >/dev/null 2>&1 && [[ ! -x /usr/bin/minisign ]]; then
+    log "installing minisign"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends minisign >&2
 fi
 
 if ! "$VENV/bin/python" -c 'import py_ocsf_models' >/dev/null 2>&1; then

@@ -176,6 +176,64 @@ pub enum PluginCommand {
     Inspect(PluginInspectArgs),
     /// Create a plugin project (Rust, Python or C) whose own test passes.
     New(PluginNewArgs),
+    /// Sign plugin files with a minisign secret key: writes PLUGIN.wasm.minisig beside each.
+    Sign(PluginSignArgs),
+    /// Check plugin files' minisign signatures (PLUGIN.wasm.minisig) against trusted public keys.
+    Verify(PluginVerifyArgs),
+    /// Create a minisign key pair for `vigil plugin sign` (also usable by `minisign` itself).
+    Keygen(PluginKeygenArgs),
+}
+
+/// Where a secret key's password comes from: never a prompt, so that
+/// signing runs the same in CI as at a terminal.
+pub const SIGN_PASSWORD_ENV: &str = "VIGIL_SIGN_PASSWORD";
+
+#[derive(Debug, Args)]
+pub struct PluginSignArgs {
+    /// The plugin files to sign.
+    #[arg(required = true, value_name = "PLUGIN.wasm")]
+    pub plugins: Vec<PathBuf>,
+    /// The minisign secret key file (`minisign -G` or `vigil plugin keygen`).
+    #[arg(short = 's', long, value_name = "FILE")]
+    pub secret_key: PathBuf,
+    /// File whose first line is the secret key's password (else $VIGIL_SIGN_PASSWORD; unencrypted keys need none).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The signed comment (one line; default: `timestamp:<unix time>\tfile:<name>\thashed`, as minisign writes).
+    #[arg(short = 't', long, value_name = "TEXT")]
+    pub trusted_comment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginVerifyArgs {
+    /// The plugin files to check; each must have a valid PLUGIN.wasm.minisig.
+    #[arg(required = true, value_name = "PLUGIN.wasm")]
+    pub plugins: Vec<PathBuf>,
+    /// A trusted public key: the base64 `RW…` string or a minisign .pub file (repeatable).
+    #[arg(short = 'p', long = "public-key", value_name = "KEY")]
+    pub public_keys: Vec<String>,
+    /// Also trust the `[plugins] trusted_keys` of this configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginKeygenArgs {
+    /// Where to write the public key (minisign's .pub format).
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub public_key: PathBuf,
+    /// Where to write the secret key (mode 0600).
+    #[arg(short = 's', long, value_name = "FILE")]
+    pub secret_key: PathBuf,
+    /// Encrypt the secret key with the password on this file's first line (else $VIGIL_SIGN_PASSWORD).
+    #[arg(long, value_name = "FILE", conflicts_with = "unencrypted")]
+    pub password_file: Option<PathBuf>,
+    /// Store the secret key without a password (as `minisign -G -W`).
+    #[arg(short = 'W', long)]
+    pub unencrypted: bool,
+    /// Overwrite existing key files.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

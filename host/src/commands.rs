@@ -3,6 +3,7 @@
 pub mod config;
 pub mod plugin;
 pub mod plugin_new;
+pub mod plugin_sign;
 pub mod quarantine;
 
 use std::collections::HashMap;
@@ -25,6 +26,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay_cmd(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin::test(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin::inspect(args),
+        Command::Plugin(PluginCommand::Sign(args)) => plugin_sign::sign(&args),
+        Command::Plugin(PluginCommand::Verify(args)) => plugin_sign::verify(&args),
+        Command::Plugin(PluginCommand::Keygen(args)) => plugin_sign::keygen(&args),
         Command::Run(args) => {
             let config = crate::run::load_config(&args)?;
             crate::run::run(args, config)

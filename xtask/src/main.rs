@@ -85,7 +85,7 @@ fn test() -> anyhow::Result<()> {
         Command::new("bash").arg("scripts/test-image.sh"),
     )?;
     step(
-        "nats-server, promtool and the OCSF validator venv for the delivery and metrics tests (scripts/test-deps.sh)",
+        "nats-server, promtool, minisign and the OCSF validator venv for the delivery, metrics and signature tests (scripts/test-deps.sh)",
         Command::new("bash").arg("scripts/test-deps.sh"),
     )?;
     step("formatting", cargo().args(["fmt", "--all", "--check"]))?;

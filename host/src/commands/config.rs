@@ -91,6 +91,24 @@ fn summary(
     } else {
         writeln!(out, "  plugins: {}", plugins.join(", "))?;
     }
+    let signatures = c.plugins.signature_policy();
+    if signatures.is_active() {
+        let ids: Vec<String> = signatures
+            .trusted_keys
+            .iter()
+            .map(|k| k.id().to_string())
+            .collect();
+        writeln!(
+            out,
+            "  plugin signatures: {} (trusted key IDs: {})",
+            if signatures.require {
+                "required"
+            } else {
+                "checked when present"
+            },
+            ids.join(", ")
+        )?;
+    }
     writeln!(out, "  intel feeds: {}", c.intel.feeds.len())?;
     let rules: Vec<&str> = c.response.rules.iter().map(|r| r.rule.as_str()).collect();
     if rules.is_empty() {

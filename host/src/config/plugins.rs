@@ -11,6 +11,7 @@ use super::{Problem, Problems, Validate, join};
 use vigil_runtime::plugin_set::{
     DEFAULT_MAX_FILE_BYTES, FileNames, PluginPolicy, PluginSelection, SelectionError,
 };
+use vigil_runtime::signature::{SignaturePolicy, TrustedKey};
 use vigil_runtime::{EngineSettings, LoadError, PluginLimits, RunContext, Runtime};
 
 /// `[plugins]`.
@@ -48,6 +49,16 @@ pub struct PluginsConfig {
     /// a `sha256` pin of its file. A policy for a name no plugin has is an
     /// error.
     pub policy: BTreeMap<String, PluginPolicy>,
+    /// Minisign public keys trusted to sign plugin files (`vigil plugin
+    /// sign`, `minisign -S`): each the base64 `RW…` key or the absolute path
+    /// of a minisign `.pub` file. With keys set, a plugin file that has a
+    /// signature `FILE.wasm.minisig` loads only if it verifies with one of
+    /// them; a plugin file without one still loads unless
+    /// `require_signature`. Built-in plugins need no signature.
+    pub trusted_keys: Vec<String>,
+    /// Refuse every plugin file without a valid signature by one of
+    /// `trusted_keys` (the other plugins still load).
+    pub require_signature: bool,
 }
 
 impl Default for PluginsConfig {
@@ -61,6 +72,8 @@ impl Default for PluginsConfig {
             limits: PluginLimits::default(),
             settings: BTreeMap::new(),
             policy: BTreeMap::new(),
+            trusted_keys: Vec::new(),
+            require_signature: false,
         }
     }
 }
@@ -96,6 +109,26 @@ impl PluginsConfig {
             limits: self.limits.clone(),
             max_file_bytes: self.max_file_bytes,
             file_names: FileNames::Stem,
+            signatures: self.signature_policy(),
+        }
+    }
+
+    /// The signatures demanded of plugin files. A key that does not load
+    /// here was refused by `validate` already (a file changed since is
+    /// logged): it is left out, which only ever refuses more.
+    pub fn signature_policy(&self) -> SignaturePolicy {
+        let trusted_keys = self
+            .trusted_keys
+            .iter()
+            .filter_map(|spec| {
+                TrustedKey::parse(spec)
+                    .inspect_err(|e| tracing::error!(error = %vigil_core::error::chain(e), "plugins.trusted_keys: key left out"))
+                    .ok()
+            })
+            .collect();
+        SignaturePolicy {
+            trusted_keys,
+            require: self.require_signature,
         }
     }
 
@@ -158,6 +191,24 @@ impl Validate for PluginsConfig {
             for (field, message) in policy.problems() {
                 problems.push(join(path, &format!("policy.{name}.{field}")), message);
             }
+        }
+        for (i, spec) in self.trusted_keys.iter().enumerate() {
+            let at = format!("{}[{i}]", join(path, "trusted_keys"));
+            let spec = spec.trim();
+            if !spec.starts_with("RW") && !Path::new(spec).is_absolute() {
+                problems.push(
+                    at,
+                    "must be a minisign public key (RW…) or the absolute path of a minisign .pub file",
+                );
+            } else if let Err(e) = TrustedKey::parse(spec) {
+                problems.push(at, vigil_core::error::chain(&e));
+            }
+        }
+        if self.require_signature && self.trusted_keys.is_empty() {
+            problems.push(
+                join(path, "require_signature"),
+                "needs at least one key in plugins.trusted_keys",
+            );
         }
     }
 }

@@ -105,6 +105,12 @@ fn keep_startup_only(current: &VigilConfig, new: &mut VigilConfig) {
     keep!(plugins.cache_dir, "plugins.cache_dir");
 }
 
+/// A plugin or a plugin's signature (`x.wasm.minisig`): a signature
+/// written after its plugin, or replaced, is a change to reload too.
+fn is_plugin_file(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "wasm" || x == "minisig")
+}
+
 /// What was on disk at the last (re)load: a file event that changes
 /// neither the config text nor the plugin files is not a reload.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -121,7 +127,7 @@ impl Fingerprint {
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+            .filter(|e| is_plugin_file(&e.path()))
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
                 Some((e.path(), m.len(), m.modified().ok()))
@@ -175,7 +181,7 @@ impl FileWatch {
                     let plugin_hit = plugin_dir_owned
                         .as_deref()
                         .is_some_and(|d| p.parent() == Some(d))
-                        && p.extension().is_some_and(|x| x == "wasm");
+                        && is_plugin_file(p);
                     config_hit || plugin_hit
                 });
                 if relevant {

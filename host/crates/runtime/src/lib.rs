@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod intel;
 pub mod internal_events;
 pub mod plugin_set;
+pub mod signature;
 pub mod state;
 pub mod workers;
 
@@ -97,6 +98,10 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The file's signature is missing or wrong (`[plugins] trusted_keys`,
+    /// `require_signature`); the message names the file and the key id.
+    #[error(transparent)]
+    Signature(#[from] signature::SignatureError),
     /// The compile cache is unusable.
     #[error("plugin cache {dir} refused: {reason}")]
     Cache { dir: PathBuf, reason: String },

@@ -56,6 +56,8 @@ pub struct PluginSelection {
     pub max_file_bytes: u64,
     /// How plugin files are named.
     pub file_names: FileNames,
+    /// Signatures demanded of plugin files (built-ins need none).
+    pub signatures: crate::signature::SignaturePolicy,
 }
 
 impl Default for PluginSelection {
@@ -69,6 +71,7 @@ impl Default for PluginSelection {
             limits: PluginLimits::default(),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             file_names: FileNames::Stem,
+            signatures: Default::default(),
         }
     }
 }
@@ -80,6 +83,9 @@ pub enum SelectionError {
     /// The plugin file failed its checks or could not be read.
     #[error(transparent)]
     File(#[from] PluginFileError),
+    /// The file's signature is missing (when required) or does not verify.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
     /// The file's name cannot be a plugin's name.
     #[error(
         "plugin file {path} refused: its name {stem:?} (the file name without `.wasm`) is not a valid plugin name: 1-64 characters of a-z, 0-9, '-' or '_'"
@@ -249,7 +255,12 @@ fn spec<'a>(
     }
     let bytes: Arc<[u8]> = match &c.origin {
         PluginOrigin::Builtin(n) => Arc::from(builtin::bytes(n).unwrap_or_default()),
-        PluginOrigin::File(path) => Arc::from(read_plugin_file(path, sel.max_file_bytes)?),
+        PluginOrigin::File(path) => {
+            let bytes = read_plugin_file(path, sel.max_file_bytes)?;
+            // The bytes checked are the bytes compiled: no second read.
+            crate::signature::check(path, &bytes, &sel.signatures)?;
+            Arc::from(bytes)
+        }
     };
     let policy = sel.policies.get(&c.name).cloned().unwrap_or_default();
     let actual = crate::digest(&bytes);
