@@ -499,8 +499,8 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     for t in &tree.tightened {
         tracing::warn!(
             path = %t.path.display(),
-            was = format!("{:o}", t.was),
-            now = format!("{:o}", t.now),
+            was = %format!("{:o}", t.was),
+            now = %format!("{:o}", t.now),
             "data directory: permissions tightened (it was open to other users)"
         );
     }

@@ -2,7 +2,8 @@
 //! (`0755`, a `0644` file in it) is tightened at start (`0700`, files
 //! `0600`, each change logged); every file `vigil run` creates in it (the
 //! spool and its `-wal`/`-shm`, plugin state, the audit log's position,
-//! the file-integrity baseline, the quarantine store) is `0600`; and a
+//! the file-integrity baseline; the quarantine store opened by `vigil
+//! quarantine list`) is `0600`; and a
 //! data directory owned by another user is refused with a message naming
 //! it and both uids. The tests run as root, so "Vigil's user" is root.
 
@@ -62,6 +63,12 @@ fn an_open_data_directory_is_tightened_and_new_files_are_private() {
     let data = dir.join("data");
     std::fs::create_dir_all(data.join("state")).unwrap();
     std::fs::write(data.join("notes.txt"), "left by an older version\n").unwrap();
+    // A quarantine store as an older version left it (an empty file is an
+    // empty SQLite database): tightened at start, opened below.
+    std::fs::create_dir_all(data.join("quarantine")).unwrap();
+    std::fs::write(data.join("quarantine/quarantine.db"), "").unwrap();
+    chmod(&data.join("quarantine"), 0o755);
+    chmod(&data.join("quarantine/quarantine.db"), 0o644);
     chmod(&data, 0o755);
     chmod(&data.join("state"), 0o755);
     chmod(&data.join("notes.txt"), 0o644);
@@ -100,6 +107,8 @@ fn an_open_data_directory_is_tightened_and_new_files_are_private() {
     assert_eq!(mode(&data), 0o700, "{}", listing(&data));
     assert_eq!(mode(&data.join("state")), 0o700);
     assert_eq!(mode(&data.join("notes.txt")), 0o600);
+    assert_eq!(mode(&data.join("quarantine")), 0o700);
+    assert_eq!(mode(&data.join("quarantine/quarantine.db")), 0o600);
 
     // Files created during the run: a finding goes through the spool,
     // plugins persist state, the audit log position and the FIM baseline

@@ -629,11 +629,16 @@ fn vigil_run_keeps_credentials_from_a_plaintext_server_unless_allowed() {
     };
 
     let refused = run(false);
-    refused.wait_until("the NATS delivery to fail", Duration::from_secs(20), || {
+    // The counter is bumped just before the line is logged: wait for the line.
+    refused.wait_for_stderr(
+        "delivery failed; findings stay in the spool",
+        Duration::from_secs(20),
+    );
+    assert!(
         refused
             .metrics()
             .contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}")
-    });
+    );
     let log_text = refused.stderr_text();
     assert!(
         log_text.contains("TLS required") && log_text.contains("allow_plaintext_credentials"),

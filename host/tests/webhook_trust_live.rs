@@ -291,7 +291,7 @@ fn slow_clients_are_cut_off_at_the_deadline_and_free_their_slots() {
         "{log}"
     );
     assert!(
-        log.contains("phase=body") && log.contains("phase=headers"),
+        log.contains("phase=\"body\"") && log.contains("phase=\"headers\""),
         "{log}"
     );
     process.stop();

@@ -107,7 +107,7 @@ impl Delivery {
         for t in vigil_core::fsperm::private_sqlite(&path)
             .map_err(|e| anyhow::anyhow!("spool refused: {}", vigil_core::error::chain(&e)))?
         {
-            tracing::warn!(path = %t.path.display(), was = format!("{:o}", t.was), "spool: permissions tightened to 0600");
+            tracing::warn!(path = %t.path.display(), was = %format!("{:o}", t.was), "spool: permissions tightened to 0600");
         }
         let mut conn = spool::open(&path, cfg.spool.sync)
             .map_err(|e| anyhow::anyhow!("cannot open the spool {}: {e}", path.display()))?;

@@ -80,9 +80,9 @@ fn files_are_created_and_reopened_private() {
     drop(append_private(&log).unwrap());
     assert_eq!(mode(&log), 0o600);
     // Not a regular file: refused, named.
-    let fifo = dir.join("f.sqlite");
-    fs::create_dir(&fifo).unwrap();
-    let e = private_file(&fifo).unwrap_err();
+    let not_file = dir.join("f.sqlite");
+    fs::create_dir(&not_file).unwrap();
+    let e = private_file(&not_file).unwrap_err();
     assert!(matches!(e, FsPermError::NotRegularFile { .. }), "{e}");
     fs::remove_dir_all(&dir).unwrap();
 }
