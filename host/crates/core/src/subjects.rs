@@ -250,7 +250,7 @@ impl SubjectWindow {
         if !id.is_empty() {
             for g in self.generations() {
                 if let Some((id, name)) = g.containers.get_key_value(id) {
-                    return verified(&**id, &**name);
+                    return verified(id, name);
                 }
             }
         }
