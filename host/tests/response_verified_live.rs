@@ -55,9 +55,20 @@ fn plugin_dir(dir: &Path, settings: &Value) -> (PathBuf, PathBuf) {
 fn start(dir: &Path, settings: &Value, include: &str, extra: &[&str]) -> VigilProcess {
     let (plugins, settings_file) = plugin_dir(dir, settings);
     let data = dir.join("data");
+    // A plugin from a file may trigger a response only when the operator
+    // grants it: the redirector is granted, so what stops it here is the
+    // verification of its targets, nothing else.
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!("[plugins.policy.{PLUGIN}]\nresponse = true\n"),
+    )
+    .unwrap();
     let mut cmd = vigil();
     without_kubernetes(&mut cmd, &dir.join("home"));
     cmd.arg("run")
+        .arg("--config")
+        .arg(&config)
         .arg("--data-dir")
         .arg(&data)
         .args([
