@@ -325,14 +325,16 @@ pub fn load(
             Ok(r) => {
                 let p = r.plugin();
                 let kinds: Vec<&str> = p.kinds.iter().map(|k| policy::kind_name(*k)).collect();
-                tracing::info!(plugin = r.name(), version = %p.info.version, origin = %p.origin, kinds = ?kinds, response = p.may_respond, cached = matches!(p.compile.source, crate::CompileSource::Cache), compile_ms = p.compile.duration.as_millis() as u64, "plugin loaded");
+                tracing::info!(plugin = r.name(), version = %p.info.version, origin = %vigil_core::text::escape_control(&p.origin.to_string(), 1024), kinds = ?kinds, response = p.may_respond, cached = matches!(p.compile.source, crate::CompileSource::Cache), compile_ms = p.compile.duration.as_millis() as u64, "plugin loaded");
                 runners.push(r);
             }
             Err(e) => errors.push(e),
         }
     }
     for e in &errors {
-        tracing::error!(error = %vigil_core::error::chain(e), "plugin not loaded");
+        // A file name is text too: escaped like a plugin's, so a name with a
+        // newline cannot forge a log line.
+        tracing::error!(error = %vigil_core::text::escape_control(&vigil_core::error::chain(e), 4096), "plugin not loaded");
     }
     (runners, errors)
 }
