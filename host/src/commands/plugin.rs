@@ -96,7 +96,8 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Each expected object must be a subset of the actual finding at the
-/// same position; returns a human-readable diff of what does not match.
+/// same position (objects inside lists of the same length too); returns a
+/// human-readable diff of what does not match.
 pub fn compare(expected: &[Value], actual: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..expected.len().max(actual.len()) {
@@ -130,6 +131,13 @@ fn subset(e: &Value, a: &Value, path: String, diffs: &mut Vec<String>) {
                     Some(av) => subset(ev, av, p, diffs),
                     None => diffs.push(format!("  {p}:\n  - {ev}\n  + (absent)")),
                 }
+            }
+        }
+        // Element by element, so that an expected entity stays a subset of
+        // the actual one when the host adds fields to it (`verified`).
+        (Value::Array(ea), Value::Array(aa)) if ea.len() == aa.len() => {
+            for (i, (ev, av)) in ea.iter().zip(aa).enumerate() {
+                subset(ev, av, format!("{path}[{i}]"), diffs);
             }
         }
         _ if e == a => {}
@@ -200,4 +208,31 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::from(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+    use serde_json::json;
+
+    #[test]
+    fn expected_entities_are_subsets_of_the_actual_ones() {
+        let actual = [json!({"rule_id": "p/r", "entities": [
+            {"kind": "container", "id": "c0ffee", "name": "web", "verified": true},
+            {"kind": "image", "id": "nginx:1.25"}
+        ]})];
+        let fits = [json!({"entities": [
+            {"kind": "container", "id": "c0ffee", "name": "web"},
+            {"kind": "image", "id": "nginx:1.25"}
+        ]})];
+        assert!(compare(&fits, &actual).is_empty());
+        let other = [json!({"entities": [
+            {"kind": "container", "id": "c0ffee", "verified": false},
+            {"kind": "image", "id": "nginx:1.25"}
+        ]})];
+        let diff = compare(&other, &actual).join("\n");
+        assert!(diff.contains("entities[0].verified"), "{diff}");
+        let shorter = [json!({"entities": [{"kind": "image", "id": "nginx:1.25"}]})];
+        assert!(!compare(&shorter, &actual).is_empty());
+    }
 }
