@@ -228,7 +228,8 @@ counters! {
         exempt,
         /// Targets not acted on because the host could not verify them: a
         /// container or pod the plugin was not shown, a container id that is
-        /// not a full id the Engine confirms, a pod whose uid differs.
+        /// not a full id the Engine confirms. (A pod the API returns with
+        /// another uid is a failed quarantine: `failed`, `actions_failed`.)
         unverified,
         /// Findings not acted on because an operator released the target for that rule.
         released_before,
