@@ -333,8 +333,9 @@ pub fn load(
     }
     for e in &errors {
         // A file name is text too: escaped like a plugin's, so a name with a
-        // newline cannot forge a log line.
-        tracing::error!(error = %vigil_core::text::escape_control(&vigil_core::error::chain(e), 4096), "plugin not loaded");
+        // newline cannot forge a log line. The bound is above what a
+        // settings refusal can say (16 problems of 1 KiB, then a count).
+        tracing::error!(error = %vigil_core::text::escape_control(&vigil_core::error::chain(e), 24 << 10), "plugin not loaded");
     }
     (runners, errors)
 }
