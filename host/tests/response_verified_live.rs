@@ -240,19 +240,20 @@ fn a_container_the_plugin_was_shown_is_verified_with_its_full_id() {
     assert_eq!(e["id"], id.as_str(), "the full id is filled in: {f:#}");
     assert_eq!(e["name"], shown.as_str(), "{f:#}");
     assert_eq!(e["verified"], true, "{f:#}");
+    // The rename is the last step (evidence is collected between the
+    // pause and it), so wait for both rather than read the name the
+    // moment the pause shows.
+    let marked = format!("/{shown}.vigil-quarantine.");
     v.wait_for_showing(
-        "the shown container paused",
+        "the shown container paused and renamed",
         DEADLINE,
-        || (inspect(&id)["State"]["Paused"] == true).then_some(()),
+        || {
+            let now = inspect(&id);
+            (now["State"]["Paused"] == true
+                && now["Name"].as_str().is_some_and(|n| n.starts_with(&marked)))
+            .then_some(())
+        },
         || v.stderr_text(),
-    );
-    let now = inspect(&id);
-    assert!(
-        now["Name"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("/{shown}.vigil-quarantine.")),
-        "{now:#}"
     );
     v.stop();
     assert!(quarantine_list(&dir).contains(&id));
