@@ -1,6 +1,7 @@
 //! The `k8s-watch` source through the real binary, against a recorded API
-//! stream served on loopback: a hand-written HTTP/1.1 server answers the
-//! kube client's list and watch requests for Pods, ReplicaSets and Events
+//! stream served on loopback: the fake API server of
+//! `vigil_test_support::k8s_api` answers the kube client's list and watch
+//! requests for Pods, ReplicaSets and Events
 //! (watches as chunked streams of `{"type":"ADDED","object":…}` lines).
 //! `vigil run` finds it through `$KUBECONFIG`; the watched hostNetwork pod
 //! must arrive owned by its Deployment (through its ReplicaSet) and give a
@@ -15,16 +16,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::vigil;
 use serde_json::{Value, json};
 use vigil_test_support::fixtures::kubeconfig;
+use vigil_test_support::k8s_api::{Cluster, Collection, FakeApi};
 use vigil_test_support::output::read_jsonl;
 use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
 
@@ -73,163 +71,33 @@ fn core_event() -> Value {
     })
 }
 
-/// One recorded resource: (path, list kind, items in the list, events on
-/// the first watch, list resourceVersion).
-type Resource = (
-    &'static str,
-    &'static str,
-    Vec<Value>,
-    Vec<Value>,
-    &'static str,
-);
-
 /// The recorded API: what each list returns and what each watch streams.
-struct Api {
-    resources: Vec<Resource>,
-}
-
-fn recorded() -> Api {
-    Api {
-        resources: vec![
-            (
+fn recorded() -> FakeApi {
+    FakeApi::start(
+        Cluster::default()
+            .with_collection(
                 "/api/v1/pods",
-                "PodList",
-                vec![],
-                vec![json!({"type": "ADDED", "object": host_network_pod()})],
-                "200",
-            ),
-            (
+                Collection::new(
+                    "PodList",
+                    vec![],
+                    vec![json!({"type": "ADDED", "object": host_network_pod()})],
+                    "200",
+                ),
+            )
+            .with_collection(
                 "/apis/apps/v1/replicasets",
-                "ReplicaSetList",
-                vec![replica_set()],
-                vec![],
-                "100",
-            ),
-            (
+                Collection::new("ReplicaSetList", vec![replica_set()], vec![], "100"),
+            )
+            .with_collection(
                 "/api/v1/events",
-                "EventList",
-                vec![],
-                vec![json!({"type": "ADDED", "object": core_event()})],
-                "300",
+                Collection::new(
+                    "EventList",
+                    vec![],
+                    vec![json!({"type": "ADDED", "object": core_event()})],
+                    "300",
+                ),
             ),
-        ],
-    }
-}
-
-/// The loopback API server: one thread per connection, `Connection: close`.
-struct Server {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(api: Api) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let api = Arc::new(api);
-        let watched = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (s, r) = (stop.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (api, s, r, w) = (api.clone(), s.clone(), r.clone(), watched.clone());
-                std::thread::spawn(move || serve(conn, &api, &s, &r, &w));
-            }
-        });
-        Self {
-            port,
-            stop,
-            requests,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn serve(
-    conn: TcpStream,
-    api: &Api,
-    stop: &AtomicBool,
-    requests: &Mutex<Vec<String>>,
-    watched: &Mutex<Vec<String>>,
-) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    // Skip the headers (GET requests have no body).
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-    }
-    let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-    requests.lock().unwrap().push(target.clone());
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut out = conn;
-    let Some((_, kind, items, events, rv)) = api.resources.iter().find(|r| r.0 == path) else {
-        let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
-        let _ = write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    };
-    let watch = query
-        .split('&')
-        .any(|kv| kv == "watch=true" || kv == "watch=1");
-    if !watch {
-        let body = json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": rv}, "items": items})
-            .to_string();
-        let _ = write!(
-            out,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    }
-    // A watch: the recorded events once (a re-watch gets none), then an
-    // open stream until the test ends.
-    let first = {
-        let mut w = watched.lock().unwrap();
-        let first = !w.iter().any(|p| p == path);
-        w.push(path.to_owned());
-        first
-    };
-    if write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
-    .is_err()
-    {
-        return;
-    }
-    if first {
-        for e in events {
-            let line = format!("{e}\n");
-            let _ = write!(out, "{:x}\r\n{line}\r\n", line.len());
-        }
-    }
-    let _ = out.flush();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = out.write_all(b"0\r\n\r\n");
 }
 
 /// A running `vigil run` writing its events to `DIR/events.jsonl`.
@@ -289,8 +157,8 @@ fn body(e: &Value) -> &Value {
 #[test]
 fn watched_pod_is_attributed_to_its_deployment_and_found_on_the_host_network() {
     let dir = TempDir::new("k8s-watch");
-    let server = Server::start(recorded());
-    let config = kubeconfig(&dir, server.port);
+    let server = recorded();
+    let config = kubeconfig(&dir, server.port());
     let vigil = Vigil::start(&dir, Some(&config));
     vigil
         .process
@@ -318,7 +186,7 @@ fn watched_pod_is_attributed_to_its_deployment_and_found_on_the_host_network() {
     assert_eq!(k["name"], "web-5d4f-x7k2p");
     assert_eq!(k["user_agent"], "default-scheduler");
 
-    let requests = server.requests.lock().unwrap().clone();
+    let requests: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
     for path in [
         "/api/v1/pods?",
         "/apis/apps/v1/replicasets?",

@@ -1,6 +1,6 @@
-//! The Kubernetes quarantine through the real binary, against a FAKE API
-//! server on loopback (no cluster exists in CI): a hand-written HTTP/1.1
-//! server that keeps pods and NetworkPolicies in memory, applies JSON merge
+//! The Kubernetes quarantine through the real binary, against the FAKE API
+//! server of `vigil_test_support::k8s_api` on loopback (no cluster exists in
+//! CI): it keeps pods and NetworkPolicies in memory, applies JSON merge
 //! patches to pod labels, answers 409 AlreadyExists like the API server, and
 //! records every request (method, path, content type, body) so the test can
 //! check exactly what Vigil sent. What a real API server and network plugin
@@ -19,18 +19,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::vigil;
 use serde_json::{Value, json};
 use vigil_test_support::fixtures::{append, audit_line, falco_event, kubeconfig};
+use vigil_test_support::k8s_api::{Cluster, FakeApi, Request};
 use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -40,88 +36,13 @@ const STARTUP: Duration = Duration::from_secs(180);
 const PRIVILEGED_POD: &str = "nginx-deployment-5cdcc99dbf-rgw6z";
 const HOST_NETWORK_POD: &str = "nginx-deployment-754c877bcd-zh5qx";
 
-/// One request as the fake API server received it.
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    content_type: String,
-    body: Value,
+/// The pod labels the fake API holds now.
+fn pod_labels(api: &FakeApi, name: &str) -> Value {
+    api.cluster().pods[&("default".to_owned(), name.to_owned())]["metadata"]["labels"].clone()
 }
 
-#[derive(Default)]
-struct Cluster {
-    pods: BTreeMap<(String, String), Value>,
-    policies: BTreeMap<(String, String), Value>,
-    /// Answer the next policy creation with 409 (storing it anyway), as if
-    /// an earlier, interrupted quarantine had created it.
-    conflict_on_create: bool,
-}
-
-struct FakeApi {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    requests: Arc<Mutex<Vec<Request>>>,
-    cluster: Arc<Mutex<Cluster>>,
-}
-
-impl FakeApi {
-    fn start(cluster: Cluster) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let cluster = Arc::new(Mutex::new(cluster));
-        let (s, r, c) = (stop.clone(), requests.clone(), cluster.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (r, c) = (r.clone(), c.clone());
-                std::thread::spawn(move || serve(conn, &r, &c));
-            }
-        });
-        Self {
-            port,
-            stop,
-            requests,
-            cluster,
-        }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn writes(&self) -> Vec<Request> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method != "GET")
-            .collect()
-    }
-
-    fn pod_labels(&self, name: &str) -> Value {
-        self.cluster.lock().unwrap().pods[&("default".to_owned(), name.to_owned())]["metadata"]["labels"].clone()
-    }
-
-    fn policies(&self) -> Vec<Value> {
-        self.cluster
-            .lock()
-            .unwrap()
-            .policies
-            .values()
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
+fn policies(api: &FakeApi) -> Vec<Value> {
+    api.cluster().policies.values().cloned().collect()
 }
 
 fn pod(name: &str, host_network: bool) -> Value {
@@ -132,170 +53,6 @@ fn pod(name: &str, host_network: bool) -> Value {
         "spec": {"hostNetwork": host_network, "containers": [{"name": "nginx", "image": "nginx"}]},
         "status": {"phase": "Running"}
     })
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
-/// RFC 7386 merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let t = target.as_object_mut().unwrap();
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-fn serve(conn: TcpStream, requests: &Mutex<Vec<Request>>, cluster: &Mutex<Cluster>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let target = parts.next().unwrap_or("").to_owned();
-        let (mut length, mut content_type) = (0usize, String::new());
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => length = v.trim().parse().unwrap_or(0),
-                    "content-type" => content_type = v.trim().to_owned(),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let path = target
-            .split_once('?')
-            .map_or(target.as_str(), |(p, _)| p)
-            .to_owned();
-        requests.lock().unwrap().push(Request {
-            method: method.clone(),
-            path: path.clone(),
-            content_type,
-            body: body.clone(),
-        });
-        let (code, reply) = answer(&method, &path, &body, &mut cluster.lock().unwrap());
-        let reply = reply.to_string();
-        let mut out = conn.try_clone().unwrap();
-        if write!(
-            out,
-            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
-            reply.len()
-        )
-        .is_err()
-        {
-            return;
-        }
-    }
-}
-
-fn answer(method: &str, path: &str, body: &Value, c: &mut Cluster) -> (u16, Value) {
-    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match seg.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", name] => {
-            let key = ((*ns).to_owned(), (*name).to_owned());
-            let Some(pod) = c.pods.get_mut(&key) else {
-                return (
-                    404,
-                    status(404, "NotFound", &format!("pods \"{name}\" not found")),
-                );
-            };
-            match method {
-                "GET" => (200, pod.clone()),
-                "PATCH" => {
-                    merge(pod, body);
-                    (200, pod.clone())
-                }
-                _ => (405, status(405, "MethodNotAllowed", method)),
-            }
-        }
-        [
-            "apis",
-            "networking.k8s.io",
-            "v1",
-            "namespaces",
-            ns,
-            "networkpolicies",
-        ] if method == "POST" => {
-            let name = body["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let key = ((*ns).to_owned(), name.clone());
-            if c.policies.contains_key(&key) {
-                return (
-                    409,
-                    status(
-                        409,
-                        "AlreadyExists",
-                        &format!("networkpolicies \"{name}\" already exists"),
-                    ),
-                );
-            }
-            c.policies.insert(key, body.clone());
-            if std::mem::take(&mut c.conflict_on_create) {
-                return (
-                    409,
-                    status(
-                        409,
-                        "AlreadyExists",
-                        &format!("networkpolicies \"{name}\" already exists"),
-                    ),
-                );
-            }
-            (201, body.clone())
-        }
-        [
-            "apis",
-            "networking.k8s.io",
-            "v1",
-            "namespaces",
-            ns,
-            "networkpolicies",
-            name,
-        ] => {
-            let key = ((*ns).to_owned(), (*name).to_owned());
-            match method {
-                "GET" => c.policies.get(&key).map_or_else(
-                    || (404, status(404, "NotFound", "not found")),
-                    |p| (200, p.clone()),
-                ),
-                "DELETE" => match c.policies.remove(&key) {
-                    Some(_) => (
-                        200,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
-                    ),
-                    None => (404, status(404, "NotFound", "not found")),
-                },
-                _ => (405, status(405, "MethodNotAllowed", method)),
-            }
-        }
-        _ => (404, status(404, "NotFound", path)),
-    }
 }
 
 fn recorded(name: &str, audit_id: &str) -> String {
@@ -399,7 +156,7 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
             .insert(("default".into(), name.into()), pod(name, host));
     }
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir, api.port);
+    let config = kubeconfig(&dir, api.port());
     let log = dir.join("audit.log");
     append(&log, "");
     let vigil = start(&dir, &config, &log, "enforce");
@@ -412,11 +169,11 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
     assert_eq!(outcomes(&record, "label"), ["ok"]);
     assert_eq!(outcomes(&record, "network-policy"), ["ok"]);
     assert_eq!(
-        api.pod_labels(PRIVILEGED_POD)["vigil.dev/quarantine"],
+        pod_labels(&api, PRIVILEGED_POD)["vigil.dev/quarantine"],
         qid.as_str()
     );
     assert_eq!(
-        api.pod_labels(PRIVILEGED_POD)["app"],
+        pod_labels(&api, PRIVILEGED_POD)["app"],
         "nginx",
         "other labels are kept"
     );
@@ -485,7 +242,7 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
     let partial = wait_record(&dir, &config, &vigil, HOST_NETWORK_POD, "partial");
     assert_eq!(outcomes(&partial, "label"), ["ok"]);
     assert_eq!(outcomes(&partial, "isolate"), ["skipped"]);
-    assert_eq!(api.policies().len(), 2);
+    assert_eq!(policies(&api).len(), 2);
 
     // Release.
     let out = quarantine(&dir, &config, &["release", &qid]);
@@ -500,11 +257,11 @@ fn pod_is_labelled_and_isolated_by_a_deny_all_policy_then_released() {
         "{text}"
     );
     assert!(
-        api.pod_labels(PRIVILEGED_POD)
+        pod_labels(&api, PRIVILEGED_POD)
             .get("vigil.dev/quarantine")
             .is_none()
     );
-    assert_eq!(api.policies().len(), 1);
+    assert_eq!(policies(&api).len(), 1);
     let writes = api.writes();
     let release: Vec<&Request> = writes
         .iter()
@@ -539,7 +296,7 @@ fn an_existing_policy_is_read_back_not_duplicated() {
         pod(PRIVILEGED_POD, false),
     );
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir, api.port);
+    let config = kubeconfig(&dir, api.port());
     let log = dir.join("audit.log");
     append(&log, "");
     let vigil = start(&dir, &config, &log, "enforce");
@@ -561,7 +318,7 @@ fn an_existing_policy_is_read_back_not_duplicated() {
         })
         .collect();
     assert_eq!(gets.len(), 1);
-    assert_eq!(api.policies().len(), 1);
+    assert_eq!(policies(&api).len(), 1);
 }
 
 /// Dry-run: the pod is read, nothing is written; the plan is recorded.
@@ -574,7 +331,7 @@ fn dry_run_sends_no_write_to_the_api() {
         pod(PRIVILEGED_POD, false),
     );
     let api = FakeApi::start(cluster);
-    let config = kubeconfig(&dir, api.port);
+    let config = kubeconfig(&dir, api.port());
     let log = dir.join("audit.log");
     append(&log, "");
     let vigil = start(&dir, &config, &log, "dry-run");
@@ -588,7 +345,7 @@ fn dry_run_sends_no_write_to_the_api() {
     assert_eq!(outcomes(&record, "network-policy"), ["planned"]);
     assert!(api.writes().is_empty(), "{:#?}", api.writes());
     assert!(
-        api.pod_labels(PRIVILEGED_POD)
+        pod_labels(&api, PRIVILEGED_POD)
             .get("vigil.dev/quarantine")
             .is_none()
     );

@@ -5,7 +5,8 @@
 //! `response_k8s_fake_api.rs`), so here the finding comes from the
 //! `k8s-watch` source, whose pod events do.
 //!
-//! One FAKE API server on loopback (the kubeconfig points to it) serves both
+//! One FAKE API server on loopback (`vigil_test_support::k8s_api`; the
+//! kubeconfig points to it) serves both
 //! sides: the recorded list/watch stream of the pod watcher (a hostNetwork
 //! pod with uid `pod-uid-1`, which gives `container-escape/host-network`)
 //! and the pod GET / label PATCH / NetworkPolicy POST of the quarantine,
@@ -21,18 +22,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::vigil;
 use serde_json::{Value, json};
 use vigil_test_support::fixtures::kubeconfig;
+use vigil_test_support::k8s_api::{Cluster, Collection, FakeApi};
 use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -42,14 +39,6 @@ const NAMESPACE: &str = "shop";
 const POD: &str = "web-5d4f-x7k2p";
 /// The uid the pod watcher showed: the one the host verified.
 const VERIFIED_UID: &str = "pod-uid-1";
-
-/// One request as the fake API server received it.
-#[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
-    body: Value,
-}
 
 /// The pod as the watcher streamed it.
 fn watched_pod() -> Value {
@@ -85,256 +74,31 @@ fn replica_set() -> Value {
     })
 }
 
-/// What the API holds for the quarantine side (pod GETs and writes).
-struct Cluster {
-    /// The pod a GET of `shop/web-5d4f-x7k2p` returns.
-    pod: Value,
-    policies: BTreeMap<String, Value>,
-}
-
-struct FakeApi {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl FakeApi {
-    /// `served`: the pod behind `GET /api/v1/namespaces/shop/pods/web-5d4f-x7k2p`.
-    fn start(served: Value) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let cluster = Arc::new(Mutex::new(Cluster {
-            pod: served,
-            policies: BTreeMap::new(),
-        }));
-        let watched = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (s, r) = (stop.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (s, r, c, w) = (s.clone(), r.clone(), cluster.clone(), watched.clone());
-                std::thread::spawn(move || serve(conn, &s, &r, &c, &w));
-            }
-        });
-        Self {
-            port,
-            stop,
-            requests,
-        }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// Every request that is not a read.
-    fn writes(&self) -> Vec<Request> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method != "GET")
-            .collect()
-    }
-
-    fn pod_gets(&self) -> usize {
-        let path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{POD}");
-        self.requests()
-            .iter()
-            .filter(|r| r.method == "GET" && r.path == path)
-            .count()
-    }
-}
-
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
-/// RFC 7386 merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let t = target.as_object_mut().unwrap();
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// The watcher's collections: (path, list kind, list items, events of the
-/// first watch, list resourceVersion).
-fn collection(path: &str) -> Option<(&'static str, Vec<Value>, Vec<Value>, &'static str)> {
-    match path {
-        "/api/v1/pods" => Some((
-            "PodList",
-            vec![],
-            vec![json!({"type": "ADDED", "object": watched_pod()})],
-            "200",
-        )),
-        "/apis/apps/v1/replicasets" => Some(("ReplicaSetList", vec![replica_set()], vec![], "100")),
-        "/api/v1/events" => Some(("EventList", vec![], vec![], "300")),
-        _ => None,
-    }
-}
-
-fn serve(
-    conn: TcpStream,
-    stop: &AtomicBool,
-    requests: &Mutex<Vec<Request>>,
-    cluster: &Mutex<Cluster>,
-    watched: &Mutex<Vec<String>>,
-) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let target = parts.next().unwrap_or("").to_owned();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.trim().eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        requests.lock().unwrap().push(Request {
-            method: method.clone(),
-            path: path.to_owned(),
-            body: body.clone(),
-        });
-        let mut out = conn.try_clone().unwrap();
-        if let Some((kind, items, events, rv)) = collection(path) {
-            let watch = query
-                .split('&')
-                .any(|kv| kv == "watch=true" || kv == "watch=1");
-            if watch {
-                stream(&mut out, path, &events, stop, watched);
-                return;
-            }
-            let list = json!({"apiVersion": "v1", "kind": kind,
-                              "metadata": {"resourceVersion": rv}, "items": items});
-            if reply(&mut out, 200, &list).is_err() {
-                return;
-            }
-            continue;
-        }
-        let (code, answer) = answer(&method, path, &body, &mut cluster.lock().unwrap());
-        if reply(&mut out, code, &answer).is_err() {
-            return;
-        }
-    }
-}
-
-fn reply(out: &mut TcpStream, code: u16, body: &Value) -> std::io::Result<()> {
-    let body = body.to_string();
-    write!(
-        out,
-        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+/// The fake API: the watcher's recorded collections (the hostNetwork pod
+/// with the verified uid, its ReplicaSet, no core events) and, for the
+/// quarantine's GET, the pod `served`.
+fn fake_api(served: Value) -> FakeApi {
+    FakeApi::start(
+        Cluster::default()
+            .with_pod(served)
+            .with_collection(
+                "/api/v1/pods",
+                Collection::new(
+                    "PodList",
+                    vec![],
+                    vec![json!({"type": "ADDED", "object": watched_pod()})],
+                    "200",
+                ),
+            )
+            .with_collection(
+                "/apis/apps/v1/replicasets",
+                Collection::new("ReplicaSetList", vec![replica_set()], vec![], "100"),
+            )
+            .with_collection(
+                "/api/v1/events",
+                Collection::new("EventList", vec![], vec![], "300"),
+            ),
     )
-}
-
-/// A watch: the recorded events on the first watch of a collection (a
-/// re-watch gets none), then an open chunked stream until the test ends.
-fn stream(
-    out: &mut TcpStream,
-    path: &str,
-    events: &[Value],
-    stop: &AtomicBool,
-    watched: &Mutex<Vec<String>>,
-) {
-    let first = {
-        let mut w = watched.lock().unwrap();
-        let first = !w.iter().any(|p| p == path);
-        w.push(path.to_owned());
-        first
-    };
-    if write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return;
-    }
-    if first {
-        for e in events {
-            let line = format!("{e}\n");
-            let _ = write!(out, "{:x}\r\n{line}\r\n", line.len());
-        }
-    }
-    let _ = out.flush();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = out.write_all(b"0\r\n\r\n");
-}
-
-/// The quarantine side: the pod GET, the label PATCH, the policy POST.
-fn answer(method: &str, path: &str, body: &Value, c: &mut Cluster) -> (u16, Value) {
-    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match seg.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", name] if *ns == NAMESPACE && *name == POD => {
-            match method {
-                "GET" => (200, c.pod.clone()),
-                "PATCH" => {
-                    merge(&mut c.pod, body);
-                    (200, c.pod.clone())
-                }
-                _ => (405, status(405, "MethodNotAllowed", method)),
-            }
-        }
-        [
-            "apis",
-            "networking.k8s.io",
-            "v1",
-            "namespaces",
-            _,
-            "networkpolicies",
-        ] if method == "POST" => {
-            let name = body["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            c.policies.insert(name, body.clone());
-            (201, body.clone())
-        }
-        _ => (404, status(404, "NotFound", path)),
-    }
 }
 
 /// `vigil` finding the fake API through `$KUBECONFIG`.
@@ -420,8 +184,8 @@ fn actions(record: &Value, action: &str) -> Vec<(String, String)> {
 #[test]
 fn a_recreated_pod_with_another_uid_is_not_acted_on() {
     let dir = TempDir::new("k8s-pod-uid-mismatch");
-    let api = FakeApi::start(pod_with_uid("pod-uid-recreated"));
-    let config = kubeconfig(&dir, api.port);
+    let api = fake_api(pod_with_uid("pod-uid-recreated"));
+    let config = kubeconfig(&dir, api.port());
     let vigil = start(&dir, &config);
 
     vigil.wait_for_rule("container-escape/host-network", DEADLINE);
@@ -449,7 +213,7 @@ fn a_recreated_pod_with_another_uid_is_not_acted_on() {
     );
 
     assert!(
-        api.pod_gets() >= 1,
+        api.gets(&format!("/api/v1/namespaces/{NAMESPACE}/pods/{POD}")) >= 1,
         "the pod was read: {:#?}",
         api.requests()
     );
@@ -464,8 +228,8 @@ fn a_recreated_pod_with_another_uid_is_not_acted_on() {
 #[test]
 fn the_pod_with_the_verified_uid_is_quarantined() {
     let dir = TempDir::new("k8s-pod-uid-match");
-    let api = FakeApi::start(watched_pod());
-    let config = kubeconfig(&dir, api.port);
+    let api = fake_api(watched_pod());
+    let config = kubeconfig(&dir, api.port());
     let vigil = start(&dir, &config);
 
     vigil.wait_for_rule("container-escape/host-network", DEADLINE);

@@ -13,6 +13,8 @@
 //! - [`fixtures`]: the recorded Falco audit events, the TLS test
 //!   certificate, kubeconfigs for loopback API servers, the hostile plugins
 //!   built from `tests/plugins/`.
+//! - [`k8s_api`]: a fake Kubernetes API server on loopback (list, watch,
+//!   pods, NetworkPolicies), recording every request.
 //! - [`output`]: findings on stdout and JSON-lines files (`--emit-events`).
 //! - `corpus` (feature `corpus`): every container-escape rule's events, and
 //!   their copy into the plugin SDK's types.
@@ -44,6 +46,7 @@ pub mod corpus;
 pub mod docker;
 pub mod fixtures;
 pub mod fuzz;
+pub mod k8s_api;
 pub mod net;
 pub mod output;
 mod process;
