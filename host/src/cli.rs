@@ -136,6 +136,13 @@ pub struct PluginArgs {
     /// Largest plugin file read, in bytes (`plugins.max_file_bytes`; default 64 MiB); a larger one is refused.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub plugin_max_file_bytes: Option<u64>,
+    /// Also trust this minisign public key for plugin files (`plugins.trusted_keys`): the base64 `RW…`
+    /// key or a minisign `.pub` file. Repeatable.
+    #[arg(long = "trusted-key", value_name = "KEY|FILE")]
+    pub trusted_keys: Vec<String>,
+    /// Refuse every plugin file without a valid signature by a trusted key (`plugins.require_signature`).
+    #[arg(long)]
+    pub require_signature: bool,
     /// Compile cache directory (default: $XDG_CACHE_HOME/vigil/plugins or ~/.cache/vigil/plugins).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -19,6 +19,7 @@ use crate::cli::{
 use crate::replay::{ReplayOptions, replay};
 use vigil_runtime::PluginLimits;
 use vigil_runtime::plugin_set::{PluginSelection, default_cache_dir};
+use vigil_runtime::signature::{SignaturePolicy, TrustedKey};
 
 /// Runs a parsed command.
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -72,6 +73,18 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
+    let mut signatures = SignaturePolicy {
+        trusted_keys: Vec::new(),
+        require: args.require_signature,
+    };
+    for spec in &args.trusted_keys {
+        let key = TrustedKey::parse(spec)
+            .with_context(|| format!("--trusted-key {spec:?}: not a minisign public key"))?;
+        signatures.trusted_keys.push(key);
+    }
+    if signatures.require && signatures.trusted_keys.is_empty() {
+        bail!("--require-signature needs at least one --trusted-key");
+    }
     let cache = if args.no_cache {
         None
     } else {
@@ -86,6 +99,7 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
             max_file_bytes: args
                 .plugin_max_file_bytes
                 .unwrap_or(vigil_runtime::plugin_set::DEFAULT_MAX_FILE_BYTES),
+            signatures,
             ..Default::default()
         },
         cache,

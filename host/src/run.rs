@@ -306,6 +306,7 @@ impl Host {
         match FileWatch::start(
             config.as_deref(),
             self.config.plugins.dir.as_deref(),
+            &reload::key_files(&self.config.plugins.trusted_keys),
             tx.clone(),
         ) {
             Ok(w) => w,
@@ -320,6 +321,7 @@ impl Host {
         Fingerprint::take(
             self.args.config.as_deref(),
             self.config.plugins.dir.as_deref(),
+            &reload::key_files(&self.config.plugins.trusted_keys),
         )
     }
 

@@ -336,6 +336,82 @@ fn require_signature_refuses_unsigned_files_and_loads_signed_ones() {
     vigil.stop();
 }
 
+/// The same policy from the command line (`--trusted-key`, relative to the
+/// working directory, and `--require-signature`, no config file), and the
+/// key file is watched: replacing it with a key that did not sign the
+/// plugin (a revocation) is a reload that is refused, naming the plugin;
+/// re-signing with the new key reloads it.
+#[test]
+fn command_line_keys_load_signed_plugins_and_a_replaced_key_file_reloads() {
+    let dir = TempDir::new("sig-cli");
+    let plugins = dir.join("plugins");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&keys).unwrap();
+    let (public, secret) = keygen(&keys, "team");
+    let (rotated, rotated_secret) = keygen(&dir, "rotated");
+    let signed = plugin(&plugins, "hostile-trap");
+    sign(&secret, &signed);
+    let unsigned = plugin(&plugins, "hostile-loop");
+
+    let home = dir.join("home");
+    let mut cmd = vigil();
+    vigil_test_support::without_kubernetes(&mut cmd, &home);
+    let vigil = VigilProcess::spawn(
+        cmd.current_dir(&dir)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--plugin-dir")
+            .arg(&plugins)
+            .args(["--trusted-key", "keys/team.pub", "--require-signature"])
+            .args([
+                "--no-builtin",
+                "--no-docker",
+                "--no-network",
+                "--no-file-integrity",
+                "--no-k8s-watch",
+                "--no-admin",
+            ]),
+    );
+    vigil.wait_for_stderr("vigil running", DEADLINE);
+    let log = vigil.stderr_text();
+    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).map(str::to_owned);
+    assert!(
+        line("hostile-trap.wasm").is_some_and(|l| l.contains("plugin signature verified")),
+        "{log}"
+    );
+    assert!(
+        line("hostile-loop.wasm refused").is_some_and(|l| l.contains("unsigned")),
+        "{log}"
+    );
+    std::fs::remove_file(&unsigned).unwrap();
+
+    // The team key is replaced by one that signed nothing.
+    let team_id = key_id(&public);
+    std::fs::copy(&rotated, &public).unwrap();
+    vigil.wait_for_stderr("RELOAD REFUSED", DEADLINE);
+    let log = vigil.stderr_text();
+    let refused = log.lines().find(|l| l.contains("RELOAD REFUSED")).unwrap();
+    assert!(
+        refused.contains("hostile-trap.wasm")
+            && refused.contains(&team_id)
+            && refused.contains("not trusted"),
+        "{log}"
+    );
+
+    // Re-signed with the key now trusted: reloaded.
+    sign(&rotated_secret, &signed);
+    vigil.wait_for_stderr("configuration reloaded", DEADLINE);
+    let log = vigil.stderr_text();
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(reloaded.contains("hostile-trap"), "{log}");
+    vigil.stop();
+}
+
 /// With keys but no requirement, a plugin without a signature loads; one
 /// whose signature is there but wrong does not.
 #[test]

@@ -141,6 +141,19 @@ fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<()
     if let Some(n) = args.plugin_max_file_bytes {
         p.max_file_bytes = n;
     }
+    for key in &args.trusted_keys {
+        // A key file named on the command line is relative to the working
+        // directory; a base64 key is kept as written.
+        let spec = if key.trim().starts_with("RW") {
+            key.clone()
+        } else {
+            absolute(Path::new(key)).display().to_string()
+        };
+        p.trusted_keys.push(spec);
+    }
+    if args.require_signature {
+        p.require_signature = true;
+    }
     if let Some(dir) = &args.cache_dir {
         p.cache_dir = Some(absolute(dir));
     }

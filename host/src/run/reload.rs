@@ -117,10 +117,29 @@ fn is_plugin_file(p: &Path) -> bool {
 pub struct Fingerprint {
     config: Option<Vec<u8>>,
     plugins: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// The trusted key files' contents: a key replaced or removed (revoked)
+    /// re-checks every signed plugin.
+    keys: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+/// The trusted keys given as `.pub` files (the others are inline keys).
+pub fn key_files(trusted_keys: &[String]) -> Vec<PathBuf> {
+    trusted_keys
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| !k.starts_with("RW"))
+        .map(PathBuf::from)
+        .collect()
 }
 
 impl Fingerprint {
-    pub fn take(config: Option<&Path>, plugin_dir: Option<&Path>) -> Self {
+    pub fn take(config: Option<&Path>, plugin_dir: Option<&Path>, key_files: &[PathBuf]) -> Self {
+        let keys = key_files
+            .iter()
+            // A key file is small (checked when it is parsed); a huge or
+            // unreadable one just reads as changed.
+            .map(|p| (p.clone(), std::fs::read(p).ok()))
+            .collect();
         let config = config.and_then(|p| std::fs::read(p).ok());
         let mut plugins: Vec<_> = plugin_dir
             .and_then(|d| std::fs::read_dir(d).ok())
@@ -134,12 +153,17 @@ impl Fingerprint {
             })
             .collect();
         plugins.sort();
-        Self { config, plugins }
+        Self {
+            config,
+            plugins,
+            keys,
+        }
     }
 }
 
-/// Watches the config file's directory and the plugin directory; each
-/// relevant change sends `()` (coalesced) on the channel.
+/// Watches the config file's directory, the plugin directory and the
+/// directories of the trusted key files; each relevant change sends `()`
+/// (coalesced) on the channel.
 pub struct FileWatch {
     _watcher: notify::RecommendedWatcher,
 }
@@ -149,11 +173,23 @@ impl FileWatch {
     pub fn start(
         config: Option<&Path>,
         plugin_dir: Option<&Path>,
+        key_files: &[PathBuf],
         tx: mpsc::Sender<()>,
     ) -> notify::Result<Option<Self>> {
-        if config.is_none() && plugin_dir.is_none() {
+        if config.is_none() && plugin_dir.is_none() && key_files.is_empty() {
             return Ok(None);
         }
+        let keys: Vec<PathBuf> = key_files.to_vec();
+        let key_dirs: Vec<PathBuf> = {
+            let mut dirs: Vec<PathBuf> = keys
+                .iter()
+                .filter_map(|k| k.parent().map(Path::to_owned))
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            dirs
+        };
+        let watched_key_dirs = key_dirs.clone();
         let config_name = config.and_then(|p| p.file_name()).map(|n| n.to_owned());
         let config_dir = config.map(|p| match p.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -182,7 +218,12 @@ impl FileWatch {
                         .as_deref()
                         .is_some_and(|d| p.parent() == Some(d))
                         && is_plugin_file(p);
-                    config_hit || plugin_hit
+                    // A key file, or a Secret volume's `..data` swap in
+                    // its directory.
+                    let key_hit = keys.iter().any(|k| k == p)
+                        || (name.is_some_and(|n| n.to_string_lossy().starts_with("..data"))
+                            && watched_key_dirs.iter().any(|d| p.parent() == Some(d)));
+                    config_hit || plugin_hit || key_hit
                 });
                 if relevant {
                     // Full: a reload is already pending, which will see this change too.
@@ -194,6 +235,11 @@ impl FileWatch {
         }
         if let Some(d) = plugin_dir {
             watcher.watch(d, RecursiveMode::NonRecursive)?;
+        }
+        for d in &key_dirs {
+            if config_dir.as_ref() != Some(d) && plugin_dir != Some(d.as_path()) {
+                watcher.watch(d, RecursiveMode::NonRecursive)?;
+            }
         }
         Ok(Some(Self { _watcher: watcher }))
     }
