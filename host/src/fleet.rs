@@ -98,6 +98,18 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let registry = Arc::new(Registry::default());
+    // `[admin]` as for `vigil run`: /metrics shows the fleet counters.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if config.admin.enabled
+        && let Some(addr) = config.admin.addr()
+    {
+        match crate::admin::start(addr, registry.clone(), stop_rx) {
+            Ok(bound) => tracing::info!(address = %bound, "admin endpoint: listening"),
+            Err(e) => {
+                tracing::error!(error = %vigil_core::error::chain(&e), "admin endpoint: off")
+            }
+        }
+    }
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
     let delivery = Delivery::start(
         &config.delivery(),
@@ -151,6 +163,7 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     tracing::info!("vigil fleet shutting down");
+    let _ = stop_tx.send(true);
     drop(fleet);
     tokio::task::block_in_place(|| delivery.shutdown());
     Ok(ExitCode::SUCCESS)

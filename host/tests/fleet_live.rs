@@ -207,6 +207,8 @@ fn fleet(dir: &Path, port: u16, name: &str) -> FleetProc {
 window_secs = 0
 [spool]
 shutdown_grace_ms = 200
+[admin]
+listen = "127.0.0.1:0"
 [fleet]
 url = "nats://127.0.0.1:{port}"
 timeout_ms = 1000
@@ -328,6 +330,8 @@ fn the_fleet_sees_every_node_once_survives_takeover_node_loss_and_restarts() {
         assert_eq!(a.seen(&n.name) as usize, made[&n.name], "node {}", n.name);
     }
     assert!(!b.active(), "{}", b.state());
+    a.process
+        .wait_for_metric("vigil_fleet_takeovers_total 1", Duration::from_secs(10));
 
     // The node with the other plugin file is reported.
     wait(
