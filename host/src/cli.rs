@@ -42,6 +42,21 @@ pub enum Command {
     /// Quarantines taken by the responder: list them, release one.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Watch the fleet: consume every node's findings and heartbeats from NATS JetStream and report fleet findings.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// TOML configuration file: `[fleet]` (the stream, lease, rules) and the outputs, spool and dedup of the fleet findings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Node name stamped on the fleet findings (default: this host's name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Data directory: the fleet findings' spool (default /var/lib/vigil).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = crate::run::load_config(&args)?;
             crate::run::run(args, config)
         }
+        Command::Fleet(args) => {
+            let config = crate::fleet::load_config(&args)?;
+            crate::fleet::run(config)
+        }
         Command::Config(ConfigCommand::Check(args)) => config::check(args),
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),

@@ -14,6 +14,7 @@
 
 mod admin;
 mod file;
+mod fleet;
 mod log;
 pub mod overrides;
 mod plugins;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
 pub use file::{ConfigFileError, load_file, parse};
+pub use fleet::{FleetConfig, HeartbeatConfig};
 pub use log::{LogConfig, LogFormat};
 pub use plugins::{PluginsConfig, check_plugins};
 pub use vigil_core::validate::{InvalidConfig, Problem, Problems, Validate, join};
@@ -78,6 +80,10 @@ pub struct VigilConfig {
     pub monitor: MonitorConfig,
     /// Response to findings: quarantine of containers and pods (off by default).
     pub response: vigil_response::ResponseConfig,
+    /// The heartbeat `vigil run` publishes for `vigil fleet` (through the first `[[outputs.nats]]`).
+    pub heartbeat: HeartbeatConfig,
+    /// `vigil fleet`: the fleet's stream, lease and rules.
+    pub fleet: FleetConfig,
 }
 
 impl Default for VigilConfig {
@@ -96,6 +102,8 @@ impl Default for VigilConfig {
             suppress: Vec::new(),
             monitor: MonitorConfig::default(),
             response: vigil_response::ResponseConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -128,6 +136,14 @@ impl Validate for VigilConfig {
             problems,
         );
         self.response.validate(&join(path, "response"), problems);
+        self.heartbeat.validate(&join(path, "heartbeat"), problems);
+        if self.heartbeat.enabled && self.outputs.nats.is_empty() {
+            problems.push(
+                join(path, "heartbeat.enabled"),
+                "needs an [[outputs.nats]] (the heartbeat uses its connection)",
+            );
+        }
+        self.fleet.validate(&join(path, "fleet"), problems);
     }
 }
 

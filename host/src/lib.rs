@@ -9,6 +9,7 @@ pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fleet;
 pub mod replay;
 pub mod run;
 

@@ -22,6 +22,20 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
+        Command::Fleet(args) => match vigil::fleet::load_config(&args) {
+            Ok(config) => {
+                init_logs(
+                    &cli.log,
+                    &config.log.level,
+                    cli.log_format.unwrap_or(config.log.format),
+                );
+                return finish(vigil::fleet::run(config));
+            }
+            Err(e) => {
+                eprintln!("vigil: {e:#}");
+                return ExitCode::from(1);
+            }
+        },
         other => {
             init_logs(&cli.log, "warn", cli.log_format.unwrap_or_default());
             return finish(vigil::commands::dispatch(other));

@@ -22,6 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 mod events_out;
+pub mod heartbeat;
 mod pipeline;
 pub mod reload;
 
@@ -94,6 +95,8 @@ struct Host {
     events: mpsc::Sender<Vec<Event>>,
     /// Suppression, dedup, the spool and the outputs.
     delivery: Delivery,
+    /// Plugins and sources as the heartbeat reports them.
+    status: heartbeat::SharedStatus,
     /// Polls the threat-intel feed files; `None` when there is none to
     /// poll (no feed, or `intel.poll_interval_ms = 0`).
     intel_reloader: Option<ReloaderHandle>,
@@ -143,6 +146,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         anyhow::bail!("no plugin could be loaded ({} refused)", refused.len());
     }
     let names = plugin_names(&runners);
+    let digests = plugin_digests(&runners);
 
     let responder = Responder::start(
         config.response.clone(),
@@ -179,8 +183,28 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         .sources
         .store(sources.len() as u64, Ordering::Relaxed);
     registry.gauges.ready.store(true, Ordering::Relaxed);
+    let status = heartbeat::SharedStatus::default();
+    *status.lock().unwrap_or_else(PoisonError::into_inner) = heartbeat::Status {
+        plugins: digests,
+        sources: source_status(&sources),
+    };
+    // Validation made sure an `[[outputs.nats]]` exists when enabled; a
+    // change of `[heartbeat]` takes a restart.
+    if config.heartbeat.enabled
+        && let Some(nats) = config.outputs.nats.first()
+    {
+        tokio::spawn(heartbeat::run(
+            config.heartbeat.clone(),
+            nats.clone(),
+            node.clone(),
+            status.clone(),
+            registry.clone(),
+            stop_rx.clone(),
+        ));
+    }
 
     let mut host = Host {
+        status,
         args,
         config,
         node,
@@ -390,6 +414,7 @@ impl Host {
             (old, kept)
         };
         let names = plugin_names(&runners);
+        let digests = plugin_digests(&runners);
         self.registry.retain_plugins(&names);
         self.responder.permit_plugins(may_respond(&runners));
         pipeline.install(start_pool(runners, &self.registry, &self.findings));
@@ -416,6 +441,10 @@ impl Host {
             .gauges
             .sources
             .store(self.sources.len() as u64, Ordering::Relaxed);
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = heartbeat::Status {
+            plugins: digests,
+            sources: source_status(&self.sources),
+        };
         if config.response != self.config.response {
             self.responder.reconfigure(config.response.clone());
         }
@@ -461,6 +490,26 @@ fn absolute(p: &Path) -> std::path::PathBuf {
 
 fn plugin_names(runners: &[PluginRunner]) -> Vec<String> {
     runners.iter().map(|r| r.name().to_owned()).collect()
+}
+
+/// Each plugin's name, version and digest, for the heartbeat.
+fn plugin_digests(runners: &[PluginRunner]) -> Vec<heartbeat::PluginDigest> {
+    runners
+        .iter()
+        .map(|r| heartbeat::PluginDigest {
+            name: r.name().to_owned(),
+            version: r.plugin().info.version.clone(),
+            digest: r.plugin().digest.clone(),
+        })
+        .collect()
+}
+
+/// Every source key with whether it runs, for the heartbeat.
+fn source_status(running: &[RunningSource]) -> Vec<(String, bool)> {
+    vigil_sources::source_keys()
+        .into_iter()
+        .map(|k| (k.to_owned(), running.iter().any(|s| s.key == k)))
+        .collect()
 }
 
 /// The plugins whose findings may trigger the response stage.

@@ -153,6 +153,20 @@ counters! {
         reloads_failed,
         /// Sources restarted by a reload because their settings changed.
         source_restarts,
+        /// Heartbeats stored by JetStream (`[heartbeat]`).
+        heartbeats_sent,
+        /// Heartbeats not stored (NATS away, no stream): not retried, the next one follows (logged).
+        heartbeats_failed,
+        /// `vigil fleet`: messages read from the stream (findings and heartbeats).
+        fleet_messages,
+        /// `vigil fleet`: messages skipped because they did not parse or had no node (logged).
+        fleet_malformed,
+        /// `vigil fleet`: messages skipped because they were over `fleet.max_message_bytes` (logged).
+        fleet_oversized,
+        /// `vigil fleet`: fleet findings reported (each once across instances).
+        fleet_findings,
+        /// `vigil fleet`: times this instance took the lease and became active.
+        fleet_takeovers,
     }
 }
 

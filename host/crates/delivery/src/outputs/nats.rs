@@ -217,6 +217,16 @@ impl Nats {
     }
 }
 
+/// A JetStream context on the server and with the credentials, TLS rules
+/// and bounds of `cfg`, for the other users of a NATS connection (the
+/// heartbeat of `vigil run`, `vigil fleet`), so that they connect exactly
+/// as the findings output does.
+pub async fn connect(cfg: &NatsConfig) -> Result<jetstream::Context, DeliveryError> {
+    let nats = Nats::new(cfg, tokio::runtime::Handle::current())
+        .map_err(|e| DeliveryError::permanent(e.to_string()))?;
+    nats.connect().await
+}
+
 impl Output for Nats {
     fn deliver(&mut self, batch: &[FindingRecord]) -> Result<(), DeliveryError> {
         let rt = self.rt.clone();
