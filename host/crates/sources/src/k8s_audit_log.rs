@@ -108,13 +108,16 @@ fn take_over(settings: &LogSettings) -> Tailer {
     }
 }
 
+/// A line that did not normalise: (offset, reason, excerpt).
+type Rejected = (u64, String, String);
+
 /// The outcome of one look, normalised off the async workers.
 struct Step {
     tailer: Tailer,
     poll: Result<Poll, TailError>,
     events: Vec<Event>,
-    /// Lines that did not normalise: (offset, reason, excerpt).
-    rejected: Vec<(u64, String, String)>,
+    /// Lines that did not normalise.
+    rejected: Vec<Rejected>,
 }
 
 /// The tailer at the saved position when there is one for this path.
@@ -283,7 +286,7 @@ fn look(mut tailer: Tailer, node: &str) -> Step {
             node,
             source: "k8s-audit",
         };
-        let parts: Vec<(Vec<Event>, Vec<(u64, String, String)>)> = p
+        let parts: Vec<(Vec<Event>, Vec<Rejected>)> = p
             .lines
             .par_chunks(LINES_PER_TASK)
             .map(|lines| {

@@ -21,7 +21,7 @@ pub(super) fn call_each<T: Send>(
             runners
                 .par_iter_mut()
                 .with_max_len(1)
-                .map(|r| call(r))
+                .map(&call)
                 .collect()
         }),
         _ => runners.iter_mut().map(call).collect(),
