@@ -316,6 +316,7 @@ fn main() {
                     .join(format!("vigil-bench-replay-cache-{}", std::process::id())),
             ),
             intel_files: Vec::new(),
+            threads: 1,
         };
         let e2e = rate(n_lines, || {
             let report = replay(&opts, &mut std::io::sink(), &mut |_| {}).expect("replay");

@@ -182,6 +182,9 @@ pub struct ReplayArgs {
     /// Events per plugin call.
     #[arg(long, default_value_t = vigil_runtime::dispatch::DEFAULT_BATCH)]
     pub batch: usize,
+    /// Threads for normalising and plugin calls (default: the cores this process may run on); the findings are the same, in the same order, for any number.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<std::num::NonZeroUsize>,
     /// Print a JSON summary of the replay on stderr at the end.
     #[arg(long)]
     pub stats: bool,

@@ -132,6 +132,9 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         cache_dir,
         intel_files: args.plugins.intel.clone(),
+        threads: args
+            .threads
+            .map_or_else(crate::replay::default_threads, std::num::NonZeroUsize::get),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

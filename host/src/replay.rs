@@ -1,4 +1,15 @@
 //! `vigil replay`: recorded input through the plugins, findings on stdout.
+//!
+//! With more than one thread (`--threads`, default: the cores this process
+//! may run on), records are normalised on a thread pool a few chunks ahead
+//! of the dispatcher, and the plugins of each batch are called concurrently
+//! on the same pool. Everything that decides the output stays in input
+//! order on one thread — batching, the replay clock, each plugin's sequence
+//! of calls, the entity checks, the findings' order — so the output is the
+//! same byte for byte whatever the number of threads
+//! (`host/tests/replay_threads.rs`).
+
+mod feed;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vigil_core::finding_record::FindingRecord;
-use vigil_normalize::{Format, InputError, Origin, for_each_record};
+use vigil_normalize::{Format, InputError, Origin, Segment, split_records};
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::intel::ThreatIntel;
 use vigil_runtime::plugin_set::{self, PluginSelection};
@@ -22,6 +33,15 @@ pub struct ReplayOptions {
     pub batch: usize,
     pub cache_dir: Option<PathBuf>,
     pub intel_files: Vec<PathBuf>,
+    /// Threads for normalising and plugin calls; 1 runs everything on the
+    /// caller's thread.
+    pub threads: usize,
+}
+
+/// The default number of threads: the cores this process may run on (so
+/// `taskset -c 0 vigil replay` runs on one thread).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// What a replay did.
@@ -70,7 +90,20 @@ pub fn replay(
         plugins_refused: refused.len(),
         ..Default::default()
     };
+    let pool = match opts.threads {
+        0 | 1 => None,
+        n => Some(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(|i| format!("vigil-replay-{i}"))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start {n} replay threads: {e}"))?,
+        )),
+    };
     let mut dispatcher = Dispatcher::new(runners, opts.batch, clock.clone());
+    if let Some(pool) = &pool {
+        dispatcher = dispatcher.with_pool(pool.clone());
+    }
     let origin = Origin {
         node: &opts.node,
         source: "replay",
@@ -115,21 +148,33 @@ pub fn replay(
                 continue;
             }
         };
-        records += for_each_record(
+        let recs = split_records(&label, &data, &mut |e| {
+            input_errors += 1;
+            errors(&e);
+        });
+        records += recs.len();
+        feed::feed(
             &label,
-            &data,
+            &recs,
             opts.format,
-            &origin,
-            |events| {
-                events_seen += events.len();
-                let clock = &clock;
-                dispatcher.push(events, &mut |p, f, v| {
-                    emit(p, f, v, clock.load(Ordering::Relaxed))
-                });
-            },
-            |e| {
-                input_errors += 1;
-                errors(&e);
+            origin,
+            pool.as_deref(),
+            |segments| {
+                for segment in segments {
+                    match segment {
+                        Segment::Events(mut events) => {
+                            events_seen += events.len();
+                            let clock = &clock;
+                            dispatcher.push(&mut events, &mut |p, f, v| {
+                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                            });
+                        }
+                        Segment::Error(e) => {
+                            input_errors += 1;
+                            errors(&e);
+                        }
+                    }
+                }
             },
         );
     }

@@ -40,6 +40,8 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         batch: vigil_runtime::dispatch::DEFAULT_BATCH,
         cache_dir: default_cache_dir(),
         intel_files: Vec::new(),
+        // One plugin: nothing to call concurrently worth a pool.
+        threads: 1,
     };
     let mut buf = Vec::new();
     let mut input_errors = Vec::new();

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::pod::{Object, pod_of};
+use super::pod::{Object, pod_of, spec_error};
 use super::{NormalizeError, Origin};
 use vigil_core::model::{Event, EventBody, KubernetesEvent};
 use vigil_core::time::parse_rfc3339;
@@ -162,8 +162,14 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
         [None, None]
     };
     for body in bodies.into_iter().flatten() {
-        let Ok(obj) = serde_json::from_str::<Object<'_>>(body.get()) else {
-            continue;
+        let obj = match serde_json::from_str::<Object<'_>>(body.get()) {
+            Ok(obj) => obj,
+            // A pod whose spec is malformed is a bad record; any other body
+            // that is not an object is none of our business.
+            Err(_) => match spec_error(body.get()) {
+                Some(e) => return Err(NormalizeError::Json(e)),
+                None => continue,
+            },
         };
         if let Some((p, o)) = pod_of(&obj).map_err(NormalizeError::Json)? {
             if name.is_empty() {

@@ -8,10 +8,12 @@
 pub mod docker_inspect;
 pub mod k8s_audit;
 pub mod pod;
+mod records;
+
+pub use records::{Normaliser, Record, Segment, for_each_record, normalise_records, split_records};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
 use vigil_core::model::Event;
 
@@ -128,149 +130,6 @@ pub fn normalise_record(
                 "cannot tell the format of this record (not a Vigil event, a Kubernetes audit event or a docker inspect object); pass --format".into(),
             )),
         },
-    }
-}
-
-/// Splits `data` into records and normalises each. `on_events` receives
-/// the events of each good record (and may drain the vector); `on_error`
-/// each bad one. Returns the number of records read.
-pub fn for_each_record(
-    file: &str,
-    data: &[u8],
-    format: Format,
-    origin: &Origin<'_>,
-    mut on_events: impl FnMut(&mut Vec<Event>),
-    mut on_error: impl FnMut(InputError),
-) -> usize {
-    let mut format = format;
-    let mut scratch = Vec::new();
-    let mut records = 0;
-    let mut err = |line: usize, reason: String| {
-        on_error(InputError {
-            file: file.to_owned(),
-            line,
-            reason,
-        })
-    };
-    let first = data.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(first) = first else { return 0 };
-
-    let whole_document = data[first] == b'[' || !first_line_complete(data, first);
-    if whole_document {
-        let text = match std::str::from_utf8(data) {
-            Ok(t) => t,
-            Err(e) => {
-                err(line_of(data, e.valid_up_to()), format!("not UTF-8: {e}"));
-                return 0;
-            }
-        };
-        let docs: Vec<&RawValue> = if data[first] == b'[' {
-            match serde_json::from_str::<Vec<&RawValue>>(text) {
-                Ok(v) => v,
-                Err(e) => {
-                    err(e.line(), format!("invalid JSON array: {e}"));
-                    return 0;
-                }
-            }
-        } else {
-            let mut v = Vec::new();
-            for item in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
-                match item {
-                    Ok(d) => v.push(d),
-                    Err(e) => {
-                        // A stream cannot resynchronise after a syntax error.
-                        err(
-                            e.line(),
-                            format!("invalid JSON, the rest of the file is skipped: {e}"),
-                        );
-                        break;
-                    }
-                }
-            }
-            v
-        };
-        for doc in docs {
-            let line = line_of(data, doc.get().as_ptr() as usize - text.as_ptr() as usize);
-            records += 1;
-            handle(
-                doc.get(),
-                line,
-                &mut format,
-                origin,
-                &mut scratch,
-                &mut on_events,
-                &mut err,
-            );
-        }
-        return records;
-    }
-
-    // Fast path: the whole input is UTF-8 (checked once, vectorised) and
-    // lines are found with memchr; otherwise each line is checked alone so
-    // one bad line does not cost the others.
-    let lines: Box<dyn Iterator<Item = Result<&str, std::str::Utf8Error>>> =
-        match std::str::from_utf8(data) {
-            Ok(text) => Box::new(text.split('\n').map(Ok)),
-            Err(_) => Box::new(data.split(|b| *b == b'\n').map(std::str::from_utf8)),
-        };
-    for (idx, line) in lines.enumerate() {
-        match line.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
-            Ok(l) if l.bytes().all(|b| b.is_ascii_whitespace()) => {}
-            Ok(l) => {
-                records += 1;
-                handle(
-                    l,
-                    idx + 1,
-                    &mut format,
-                    origin,
-                    &mut scratch,
-                    &mut on_events,
-                    &mut err,
-                );
-            }
-            Err(e) => {
-                records += 1;
-                err(idx + 1, format!("not UTF-8: {e}"));
-            }
-        }
-    }
-    records
-}
-
-fn handle(
-    doc: &str,
-    line: usize,
-    format: &mut Format,
-    origin: &Origin<'_>,
-    scratch: &mut Vec<Event>,
-    on_events: &mut impl FnMut(&mut Vec<Event>),
-    err: &mut impl FnMut(usize, String),
-) {
-    if *format == Format::Auto {
-        match sniff(doc) {
-            Some(f) => *format = f,
-            None => {
-                let reason = match serde_json::from_str::<IgnoredAny>(doc) {
-                    Err(e) => format!("invalid JSON: {e}"),
-                    Ok(_) => "cannot tell the format of this record (not a Vigil event, a Kubernetes audit event or a docker inspect object); pass --format".into(),
-                };
-                err(line, reason);
-                return;
-            }
-        }
-    }
-    scratch.clear();
-    match normalise_record(doc, *format, origin, scratch) {
-        Ok(_) => on_events(scratch),
-        Err(e) => {
-            let what = match format {
-                Format::K8sAudit => "Kubernetes audit event",
-                Format::DockerInspect => "docker inspect object",
-                Format::Vigil => "Vigil event",
-                Format::Auto => "record",
-            };
-            err(line, format!("invalid {what}: {e}"));
-        }
     }
 }
 

@@ -223,3 +223,52 @@ fn every_fixture_but_the_malformed_one_normalises() {
     }
     assert_eq!(n, 46);
 }
+
+/// Normalising slices of the records, whatever their size, gives what one
+/// pass gives: the same events and errors in the same order (what lets
+/// `vigil replay --threads` and the audit log source normalise in parallel).
+#[test]
+fn records_normalised_in_slices_equal_one_pass() {
+    let mut data = Vec::new();
+    for (i, name) in [
+        "create_nginx_pod_privileged.json",
+        "exec_pod.json",
+        "fal_01_003.json",
+        "create_nginx_pod_hostnetwork.json",
+    ]
+    .iter()
+    .cycle()
+    .take(23)
+    .enumerate()
+    {
+        data.extend(fixture(name).trim_ascii());
+        data.push(b'\n');
+        if i == 9 {
+            data.extend(b"{\"kind\": \"Event\", \"auditID\": \xff}\n\n");
+        }
+    }
+    let (events, errors) = read("s.jsonl", &data, Format::K8sAudit);
+    assert_eq!(
+        errors.len(),
+        7,
+        "six malformed fixtures and the non-UTF-8 line"
+    );
+    assert_eq!(events.len(), 17);
+    let mut split_errors = Vec::new();
+    let records = split_records("s.jsonl", &data, &mut |e| split_errors.push(e));
+    assert!(split_errors.is_empty());
+    assert_eq!(records.len(), 24);
+    for size in [1, 2, 5, 100] {
+        let (mut got_events, mut got_errors) = (Vec::new(), Vec::new());
+        for chunk in records.chunks(size) {
+            for segment in normalise_records("s.jsonl", chunk, Format::K8sAudit, &ORIGIN) {
+                match segment {
+                    Segment::Events(e) => got_events.extend(e),
+                    Segment::Error(e) => got_errors.push(e),
+                }
+            }
+        }
+        assert_eq!(got_events, events, "slices of {size}");
+        assert_eq!(got_errors, errors, "slices of {size}");
+    }
+}

@@ -1,6 +1,12 @@
 //! Synchronous dispatch of events to plugins in batches, for replay and
 //! plugin tests: events are grouped per kind, each batch goes only to the
 //! plugins subscribed to that kind, and findings come back in order.
+//!
+//! With a thread pool (`vigil replay --threads`), the plugins of one batch
+//! are called concurrently ([`concurrent`]); their outcomes are still
+//! handled in plugin order, so the findings are those of one thread.
+
+mod concurrent;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +26,9 @@ pub struct Dispatcher {
     clock: Arc<AtomicU64>,
     /// Calls that faulted, across all plugins.
     pub failed_calls: u64,
+    /// Where the plugins of a batch are called concurrently; `None`: one
+    /// after the other on the caller's thread.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 fn slot(kind: EventKind) -> usize {
@@ -40,7 +49,16 @@ impl Dispatcher {
             batch: batch.max(1),
             clock,
             failed_calls: 0,
+            pool: None,
         }
+    }
+
+    /// Calls the plugins of each batch concurrently on `pool` (each plugin
+    /// is still called with its batches in order, and the replay clock
+    /// only moves between batches, so plugins see what one thread shows).
+    pub fn with_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The loaded plugins.
@@ -67,8 +85,12 @@ impl Dispatcher {
     fn run(&mut self, s: usize, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         let batch = std::mem::take(&mut self.pending[s]);
         if let Some(kind) = batch.first().map(Event::kind) {
-            for r in self.runners.iter_mut().filter(|r| r.subscribes(kind)) {
-                match r.on_events(&batch) {
+            let outcomes = concurrent::call_each(&mut self.runners, self.pool.as_deref(), |r| {
+                r.subscribes(kind).then(|| r.on_events(&batch))
+            });
+            for (r, outcome) in self.runners.iter_mut().zip(outcomes) {
+                let Some(outcome) = outcome else { continue };
+                match outcome {
                     CallOutcome::Findings(fs) => {
                         for f in fs {
                             let verdicts = r.check(&f);

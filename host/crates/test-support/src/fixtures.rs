@@ -129,3 +129,26 @@ pub fn plugin_dir_with(name: &str) -> PathBuf {
     std::fs::copy(hostile_plugin(name), dir.join(format!("{name}.wasm"))).expect("copy plugin");
     dir
 }
+
+/// The lines of Falco's recorded audit events, file by file in name order,
+/// less the malformed one (`fal_01_003.json`): the real stream that
+/// `scripts/bench-replay.sh` cycles to 200,000 events.
+pub fn falco_lines() -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(falco_dir())
+        .expect("the Falco fixtures")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| !p.ends_with("fal_01_003.json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

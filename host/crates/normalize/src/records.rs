@@ -1,0 +1,236 @@
+//! Input split into records, and records normalised: one after the other
+//! ([`for_each_record`]), or a slice at a time ([`normalise_records`]) so
+//! that a caller can normalise slices on several threads and still hand on
+//! events and errors in input order (`vigil replay --threads`, the audit
+//! log source).
+//!
+//! Splitting is cheap (one UTF-8 check and a `memchr` per line); the cost
+//! is in normalising, which is what goes parallel.
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+use super::{Format, InputError, Origin, first_line_complete, line_of, normalise_record, sniff};
+use vigil_core::model::Event;
+
+/// One record of an input, not yet normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The 1-based line where the record starts.
+    pub line: usize,
+    /// Its text, or why it has none (a line that is not UTF-8).
+    pub text: Result<&'a str, String>,
+}
+
+/// What a run of records normalised to, in input order.
+#[derive(Debug)]
+pub enum Segment {
+    /// The events of consecutive good records.
+    Events(Vec<Event>),
+    /// One bad record.
+    Error(InputError),
+}
+
+/// Splits `data` into records (JSON lines, a JSON array, or concatenated
+/// multi-line documents). What makes the whole input unreadable (an invalid
+/// array, a syntax error that a document stream cannot resynchronise after)
+/// goes to `on_error`, before the records read up to it are returned.
+pub fn split_records<'a>(
+    file: &str,
+    data: &'a [u8],
+    on_error: &mut impl FnMut(InputError),
+) -> Vec<Record<'a>> {
+    let mut err = |line: usize, reason: String| {
+        on_error(InputError {
+            file: file.to_owned(),
+            line,
+            reason,
+        })
+    };
+    let Some(first) = data.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Vec::new();
+    };
+    let whole_document = data[first] == b'[' || !first_line_complete(data, first);
+    if whole_document {
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => t,
+            Err(e) => {
+                err(line_of(data, e.valid_up_to()), format!("not UTF-8: {e}"));
+                return Vec::new();
+            }
+        };
+        let docs: Vec<&RawValue> = if data[first] == b'[' {
+            match serde_json::from_str::<Vec<&RawValue>>(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    err(e.line(), format!("invalid JSON array: {e}"));
+                    return Vec::new();
+                }
+            }
+        } else {
+            let mut v = Vec::new();
+            for item in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+                match item {
+                    Ok(d) => v.push(d),
+                    Err(e) => {
+                        // A stream cannot resynchronise after a syntax error.
+                        err(
+                            e.line(),
+                            format!("invalid JSON, the rest of the file is skipped: {e}"),
+                        );
+                        break;
+                    }
+                }
+            }
+            v
+        };
+        // Documents come in order: count the newlines once, not per document.
+        let (mut offset, mut line) = (0, 1);
+        return docs
+            .into_iter()
+            .map(|doc| {
+                let at = doc.get().as_ptr() as usize - text.as_ptr() as usize;
+                line += line_of(&data[offset..at], at - offset) - 1;
+                offset = at;
+                Record {
+                    line,
+                    text: Ok(doc.get()),
+                }
+            })
+            .collect();
+    }
+
+    // Fast path: the whole input is UTF-8 (checked once, vectorised) and
+    // lines are found with memchr; otherwise each line is checked alone so
+    // one bad line does not cost the others.
+    let lines: Box<dyn Iterator<Item = Result<&str, std::str::Utf8Error>>> =
+        match std::str::from_utf8(data) {
+            Ok(text) => Box::new(text.split('\n').map(Ok)),
+            Err(_) => Box::new(data.split(|b| *b == b'\n').map(std::str::from_utf8)),
+        };
+    lines
+        .enumerate()
+        .filter_map(|(idx, line)| {
+            let text = match line.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+                Ok(l) if l.bytes().all(|b| b.is_ascii_whitespace()) => return None,
+                Ok(l) => Ok(l),
+                Err(e) => Err(format!("not UTF-8: {e}")),
+            };
+            Some(Record {
+                line: idx + 1,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Normalises records one at a time, deciding the format of `auto` input
+/// from the first record that tells it (then kept for the rest of the input).
+#[derive(Debug)]
+pub struct Normaliser<'a> {
+    file: &'a str,
+    format: Format,
+    origin: Origin<'a>,
+}
+
+impl<'a> Normaliser<'a> {
+    /// A normaliser of `file`'s records.
+    pub fn new(file: &'a str, format: Format, origin: Origin<'a>) -> Self {
+        Self {
+            file,
+            format,
+            origin,
+        }
+    }
+
+    /// The format, once known ([`Format::Auto`] until a record told it).
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Normalises one record, appending its events to `out`; a bad record
+    /// adds nothing (an `EventList` failing halfway leaves no half).
+    pub fn record(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<(), InputError> {
+        let err = |reason: String| InputError {
+            file: self.file.to_owned(),
+            line: rec.line,
+            reason,
+        };
+        let doc = rec.text.as_ref().map_err(|e| err(e.clone()))?;
+        if self.format == Format::Auto {
+            match sniff(doc) {
+                Some(f) => self.format = f,
+                None => {
+                    return Err(err(match serde_json::from_str::<IgnoredAny>(doc) {
+                        Err(e) => format!("invalid JSON: {e}"),
+                        Ok(_) => "cannot tell the format of this record (not a Vigil event, a Kubernetes audit event or a docker inspect object); pass --format".into(),
+                    }));
+                }
+            }
+        }
+        let before = out.len();
+        normalise_record(doc, self.format, &self.origin, out)
+            .map(|_| ())
+            .map_err(|e| {
+                out.truncate(before);
+                let what = match self.format {
+                    Format::K8sAudit => "Kubernetes audit event",
+                    Format::DockerInspect => "docker inspect object",
+                    Format::Vigil => "Vigil event",
+                    Format::Auto => "record",
+                };
+                err(format!("invalid {what}: {e}"))
+            })
+    }
+}
+
+/// Splits `data` into records and normalises each. `on_events` receives
+/// the events of each good record (and may drain the vector); `on_error`
+/// each bad one. Returns the number of records read.
+pub fn for_each_record(
+    file: &str,
+    data: &[u8],
+    format: Format,
+    origin: &Origin<'_>,
+    mut on_events: impl FnMut(&mut Vec<Event>),
+    mut on_error: impl FnMut(InputError),
+) -> usize {
+    let records = split_records(file, data, &mut on_error);
+    let mut normaliser = Normaliser::new(file, format, *origin);
+    let mut scratch = Vec::new();
+    for rec in &records {
+        scratch.clear();
+        match normaliser.record(rec, &mut scratch) {
+            Ok(()) => on_events(&mut scratch),
+            Err(e) => on_error(e),
+        }
+    }
+    records.len()
+}
+
+/// Normalises a slice of records in the given format: the same events and
+/// errors, in the same order, as [`for_each_record`] gives for them, which
+/// is what lets slices be normalised on different threads. `format` should
+/// be known (not `Auto`): each slice would decide it on its own.
+pub fn normalise_records(
+    file: &str,
+    records: &[Record<'_>],
+    format: Format,
+    origin: &Origin<'_>,
+) -> Vec<Segment> {
+    let mut normaliser = Normaliser::new(file, format, *origin);
+    let mut segments = Vec::new();
+    let mut events = Vec::new();
+    for rec in records {
+        if let Err(e) = normaliser.record(rec, &mut events) {
+            if !events.is_empty() {
+                segments.push(Segment::Events(std::mem::take(&mut events)));
+            }
+            segments.push(Segment::Error(e));
+        }
+    }
+    if !events.is_empty() {
+        segments.push(Segment::Events(events));
+    }
+    segments
+}

@@ -1,0 +1,92 @@
+//! The records of one input, normalised in chunks and handed on in input
+//! order: on the caller's thread, or on a thread pool a few chunks ahead of
+//! the caller, which meanwhile runs the plugins on the chunks before.
+//!
+//! Chunks are consumed strictly in order (out-of-order results wait in a
+//! small map), so what the caller sees — events, errors, their order — does
+//! not depend on the number of threads.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::mpsc;
+
+use vigil_normalize::{Format, Normaliser, Origin, Record, Segment, normalise_records};
+
+/// Records per chunk: a millisecond or so of normalising, enough to make a
+/// task's overhead negligible and few enough to keep the pool balanced.
+const CHUNK: usize = 512;
+
+/// Chunks normalised ahead of the caller, per thread: bounds the memory
+/// held by parsed events that wait for the plugins.
+const AHEAD_PER_THREAD: usize = 4;
+
+/// Normalises `records` and gives `consume` their segments in input order.
+pub(super) fn feed(
+    file: &str,
+    records: &[Record<'_>],
+    format: Format,
+    origin: Origin<'_>,
+    pool: Option<&rayon::ThreadPool>,
+    mut consume: impl FnMut(Vec<Segment>),
+) {
+    // `auto` input takes its format from the first record that tells it:
+    // one at a time until then, so that every chunk after knows it.
+    let mut normaliser = Normaliser::new(file, format, origin);
+    let mut start = 0;
+    while normaliser.format() == Format::Auto && start < records.len() {
+        let mut events = Vec::new();
+        consume(vec![
+            match normaliser.record(&records[start], &mut events) {
+                Ok(()) => Segment::Events(events),
+                Err(e) => Segment::Error(e),
+            },
+        ]);
+        start += 1;
+    }
+    let format = normaliser.format();
+    let chunks: Vec<&[Record<'_>]> = records[start..].chunks(CHUNK).collect();
+    let Some(pool) = pool else {
+        for chunk in chunks {
+            consume(normalise_records(file, chunk, format, &origin));
+        }
+        return;
+    };
+    let ahead = AHEAD_PER_THREAD * pool.current_num_threads().max(1);
+    let (tx, rx) = mpsc::channel();
+    // In place: `consume` runs on this thread (it holds the plugins and the
+    // output), the chunk tasks on the pool.
+    pool.in_place_scope(|scope| {
+        let mut spawned = 0;
+        let mut done: BTreeMap<usize, std::thread::Result<Vec<Segment>>> = BTreeMap::new();
+        for want in 0..chunks.len() {
+            while spawned < chunks.len() && spawned < want + ahead {
+                let (tx, chunk, idx) = (tx.clone(), chunks[spawned], spawned);
+                scope.spawn(move |_| {
+                    // A panic is sent too: the receiver would otherwise wait
+                    // for this chunk forever.
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        normalise_records(file, chunk, format, &origin)
+                    }));
+                    let _ = tx.send((idx, result));
+                });
+                spawned += 1;
+            }
+            let segments = loop {
+                if let Some(r) = done.remove(&want) {
+                    break r;
+                }
+                match rx.recv() {
+                    Ok((idx, r)) => {
+                        done.insert(idx, r);
+                    }
+                    // Unreachable while `tx` lives in this scope.
+                    Err(_) => return,
+                }
+            };
+            match segments {
+                Ok(s) => consume(s),
+                Err(panic) => resume_unwind(panic),
+            }
+        }
+    });
+}
