@@ -130,3 +130,117 @@ fn runtime_image_runs_vigil_and_has_no_shell() {
         );
     }
 }
+
+/// The DaemonSet's capability set (deploy/kubernetes/daemonset.yaml) is
+/// what the `ebpf` source needs, under Docker's default seccomp profile
+/// and no-new-privileges: with `BPF` and `PERFMON` added the programs load
+/// in the image (`ebpf: on`); without them the source is off with the
+/// reason, and Vigil runs on.
+#[test]
+fn the_daemonset_capabilities_load_the_ebpf_programs() {
+    let ctx = TempDir::new("image-ebpf");
+    let status = Command::new("bash")
+        .arg(root().join("deploy/rootfs.sh"))
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .arg(ctx.join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "deploy/rootfs.sh failed");
+    std::fs::write(ctx.join("Dockerfile"), runtime_stage()).unwrap();
+    let image = Image(format!("vigil-test/vigil:ebpf-{}", std::process::id()));
+    let built = docker(&["build", "-q", "-t", &image.0, ctx.to_str().unwrap()]);
+    assert!(built.status.success(), "docker build: {}", text(&built));
+
+    // The host's cgroup v2 hierarchy where the DaemonSet mounts it (on this
+    // hybrid machine the unified mount; /sys/fs/cgroup on pure v2 nodes).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let cgroup2 = vigil_sources::ebpf::cgroups::cgroup2_mount(&mountinfo).expect("a cgroup2 mount");
+    let config = ctx.join("ebpf.toml");
+    std::fs::write(
+        &config,
+        "[sources.ebpf]\nenabled = true\nproc_root = \"/proc\"\ncgroup_root = \"/host/sys/fs/cgroup\"\n",
+    )
+    .unwrap();
+    let daemonset =
+        std::fs::read_to_string(root().join("deploy/kubernetes/daemonset.yaml")).unwrap();
+    let caps_line = daemonset
+        .lines()
+        .find(|l| l.trim_start().starts_with("add: ["))
+        .expect("the DaemonSet adds capabilities");
+    let caps: Vec<String> = caps_line
+        .split(['[', ']'])
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .collect();
+    assert!(
+        caps.iter().any(|c| c == "BPF") && caps.iter().any(|c| c == "PERFMON"),
+        "{caps:?}"
+    );
+
+    let run = |caps: &[String], name: &str| -> String {
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--pid",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            "/var/lib/vigil",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for c in caps {
+            args.extend(["--cap-add".to_owned(), c.clone()]);
+        }
+        args.extend([
+            "-v".to_owned(),
+            format!("{}:/host/sys/fs/cgroup:ro", cgroup2.display()),
+            "-v".to_owned(),
+            format!("{}:/etc/vigil/ebpf.toml:ro", config.display()),
+            image.0.clone(),
+            "run".to_owned(),
+            "--config".to_owned(),
+            "/etc/vigil/ebpf.toml".to_owned(),
+            "--no-docker".to_owned(),
+            "--no-admin".to_owned(),
+            "--no-file-integrity".to_owned(),
+            "--no-k8s-watch".to_owned(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = docker(&args);
+        assert!(started.status.success(), "{}", text(&started));
+        let mut logs = String::new();
+        for _ in 0..100 {
+            logs = text(&docker(&["logs", name]));
+            if logs.contains("ebpf: on (") || logs.contains("ebpf: off (") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let _ = docker(&["rm", "-f", name]);
+        logs
+    };
+    let name = format!("vigil-test-ebpf-caps-{}", std::process::id());
+    let logs = run(&caps, &name);
+    assert!(logs.contains("ebpf: on ("), "{logs}");
+    let without: Vec<String> = caps
+        .iter()
+        .filter(|c| *c != "BPF" && *c != "PERFMON")
+        .cloned()
+        .collect();
+    let logs = run(&without, &format!("{name}-without"));
+    assert!(
+        logs.contains("ebpf: off (") && logs.contains("the kernel refused the eBPF programs"),
+        "{logs}"
+    );
+}
