@@ -354,3 +354,76 @@ fn without_bpf_capabilities_the_source_is_off_with_the_reason_and_procfs_runs() 
         "no event from a source that is off"
     );
 }
+
+/// The capability set of deploy/kubernetes/daemonset.yaml (root with every
+/// capability dropped but those it adds, no new privileges) is what the
+/// source needs: with it the programs load; without `BPF` and `PERFMON`
+/// the source is off. (Docker's daemon here predates the names `BPF` and
+/// `PERFMON`, so the bounding set is cut with `setpriv` instead.)
+#[test]
+fn the_daemonset_capability_set_loads_the_programs() {
+    let daemonset = std::fs::read_to_string(
+        vigil_test_support::fixtures::root().join("deploy/kubernetes/daemonset.yaml"),
+    )
+    .unwrap();
+    let caps_line = daemonset
+        .lines()
+        .find(|l| l.trim_start().starts_with("add: ["))
+        .expect("the DaemonSet adds capabilities");
+    let caps: Vec<String> = caps_line
+        .split(['[', ']'])
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_lowercase())
+        .collect();
+    assert!(
+        caps.contains(&"bpf".to_owned()) && caps.contains(&"perfmon".to_owned()),
+        "{caps:?}"
+    );
+    let run = |caps: &[String]| -> String {
+        let dir = TempDir::new("ebpf-live-caps");
+        let bounding = std::iter::once("-all".to_owned())
+            .chain(caps.iter().map(|c| format!("+{c}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--no-new-privs", "--bounding-set", &bounding, "--"])
+            .arg(env!("CARGO_BIN_EXE_vigil"))
+            .env_remove("VIGIL_LOG")
+            .env_remove("RUST_LOG")
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--no-cache",
+                "--no-file-integrity",
+                "--no-k8s-watch",
+                "--no-admin",
+                "--no-docker",
+                "--no-network",
+                "--ebpf",
+            ]);
+        let vigil = VigilProcess::spawn(&mut command);
+        vigil.wait_until("the ebpf source's state", Duration::from_secs(30), || {
+            let log = vigil.stderr_text();
+            log.contains(ON) || log.contains("ebpf: off (")
+        });
+        let log = vigil.stderr_text();
+        vigil.stop();
+        log
+    };
+    let log = run(&caps);
+    assert!(log.contains(ON), "{log}");
+    let without: Vec<String> = caps
+        .iter()
+        .filter(|c| *c != "bpf" && *c != "perfmon")
+        .cloned()
+        .collect();
+    let log = run(&without);
+    assert!(
+        log.contains("ebpf: off (") && log.contains("the kernel refused the eBPF programs"),
+        "{log}"
+    );
+}
