@@ -9,6 +9,12 @@
 #     plugin signatures interoperate with the reference tool both ways;
 #   - a Python venv at target/ocsf-venv with py-ocsf-models (PyPI): the
 #     independent OCSF implementation that validates the OCSF output.
+#   - clang, libbpf-dev, libelf-dev, zlib1g-dev, pkg-config (Debian's packages):
+#     the `ebpf` source's kernel programs are compiled from C by the host's
+#     build (scripts/toolchain.sh installs them before any build; checked again
+#     here so that this script alone readies a machine for the tests);
+#   - setpriv (util-linux): host/tests/ebpf_live.rs drops CAP_BPF to see the
+#     source refused.
 # Needs root and apt for nats-server, prometheus and minisign, python3 with venv for the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +30,16 @@ if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]];
     if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
     "${SUDO[@]}" apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nats-server >&2
+fi
+
+if ! command -v clang >/dev/null 2>&1 || [[ ! -f /usr/include/bpf/bpf_helpers.h ]] ||
+    ! pkg-config --exists libelf zlib 2>/dev/null || ! command -v setpriv >/dev/null 2>&1; then
+    log "installing clang, libbpf-dev, libelf-dev, zlib1g-dev, pkg-config, util-linux (eBPF)"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+        clang llvm libbpf-dev linux-libc-dev libelf-dev zlib1g-dev pkg-config make util-linux >&2
 fi
 
 if ! command -v promtool >/dev/null 2>&1 && [[ ! -x /usr/bin/promtool ]]; then

@@ -358,6 +358,12 @@ pub struct RunArgs {
     /// Also emit the sockets of the host itself (not in any container).
     #[arg(long)]
     pub network_include_host: bool,
+    /// Start the `ebpf` source (every outbound connect, seen in the kernel; `sources.ebpf.enabled = true`). Where the kernel programs cannot load it is off with the reason logged.
+    #[arg(long, conflicts_with = "no_ebpf")]
+    pub ebpf: bool,
+    /// Do not start the `ebpf` source (`sources.ebpf.enabled = false`).
+    #[arg(long)]
+    pub no_ebpf: bool,
     /// Also write every normalised event, as a Vigil JSON line, to this file (debugging; replayable with `vigil replay --format vigil`).
     #[arg(long, value_name = "FILE")]
     pub emit_events: Option<PathBuf>,

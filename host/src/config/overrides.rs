@@ -195,6 +195,12 @@ fn sources(config: &mut VigilConfig, args: &RunArgs) {
     if args.network_include_host {
         s.network.include_host = true;
     }
+    if args.ebpf {
+        s.ebpf.enabled = true;
+    }
+    if args.no_ebpf {
+        s.ebpf.enabled = false;
+    }
     if args.no_file_integrity {
         s.file_integrity.enabled = false;
     }

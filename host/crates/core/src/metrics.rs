@@ -202,6 +202,8 @@ counters! {
         slow_polls,
         /// Requests cut off at a deadline because the client was too slow (logged).
         timeouts,
+        /// Records whose container could not be found (the eBPF source: a cgroup gone before it was looked up; logged).
+        unattributed,
     }
 }
 

@@ -11,6 +11,8 @@
 mod config;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "ebpf")]
+pub mod ebpf;
 #[cfg(feature = "file-integrity")]
 pub mod file_integrity;
 #[cfg(feature = "k8s-audit-log")]
@@ -105,6 +107,9 @@ source::sources! {
     /// `[sources.network]`: container sockets from procfs, and new
     /// connections from conntrack (`conntrack = true`).
     ["network"] network: network::NetworkConfig,
+    /// `[sources.ebpf]`: every outbound connect, seen in the kernel and
+    /// attributed to its container by cgroup id.
+    ["ebpf"] ebpf: ebpf::EbpfConfig,
     /// `[sources.file_integrity]`: runtime binaries and configuration files.
     ["file-integrity"] file_integrity: file_integrity::FileIntegrityConfig,
     /// `[sources.k8s_audit_webhook]`: the API server's audit webhook backend.

@@ -18,11 +18,11 @@
 //! connection is one event whichever saw it first.
 
 mod addresses;
-mod attribution;
+pub(crate) mod attribution;
 mod config;
 pub mod conntrack;
 mod internal_events;
-mod procfs;
+pub(crate) mod procfs;
 mod scan;
 pub mod shared;
 mod tracker;

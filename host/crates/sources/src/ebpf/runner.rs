@@ -1,0 +1,190 @@
+//! The source's thread: loads the programs, then polls the ring buffer,
+//! turns each record into a `network` event and hands them to the
+//! pipeline, and once a second turns the kernel's counters into metrics.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use vigil_core::model::{Direction, Event, EventBody, NetworkEvent};
+use vigil_core::time::wall_now;
+
+use super::cgroups::{Cgroups, Owner};
+use super::internal_events::{EbpfAttributionMissed, EbpfKernelDrops, EbpfRecordRejected};
+use super::loader::Kernel;
+use super::wire::{self, Connect};
+use super::{EbpfError, EbpfSettings, POLL_TIMEOUT, SOURCE};
+use crate::SourceContext;
+use crate::network::attribution::ContainerNames;
+use crate::network::procfs;
+
+/// How often the kernel's counters are read.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
+/// Events handed to the pipeline at once.
+const CHUNK: usize = 512;
+
+/// Starts the thread and waits until the programs are loaded and attached
+/// (or refused: the error says why the source is off).
+pub fn start(
+    settings: EbpfSettings,
+    cgroup_root: PathBuf,
+    ctx: SourceContext,
+) -> Result<std::thread::JoinHandle<()>, EbpfError> {
+    let rt = tokio::runtime::Handle::current();
+    let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("vigil-ebpf".into())
+        .spawn(move || {
+            let kernel = match Kernel::load(settings.ring_buffer_bytes, settings.max_pending_connects) {
+                Ok(kernel) => {
+                    let _ = loaded_tx.send(Ok(()));
+                    kernel
+                }
+                Err(e) => {
+                    let _ = loaded_tx.send(Err(e));
+                    return;
+                }
+            };
+            tracing::info!(
+                "ebpf: on (connect of TCP and UDP over IPv4 and IPv6 from raw tracepoints, ring buffer {} bytes, containers by cgroup v2 id under {})",
+                settings.ring_buffer_bytes,
+                cgroup_root.display()
+            );
+            let attribution = Attribution::new(&settings, cgroup_root);
+            run(&kernel, attribution, &ctx, &rt);
+        })
+        .map_err(EbpfError::Spawn)?;
+    match loaded_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(EbpfError::Vanished)
+        }
+    }
+}
+
+/// Who made a connect: the container (named) or the host.
+pub struct Attribution {
+    cgroups: Cgroups,
+    names: ContainerNames,
+    host_netns: Option<u64>,
+    include_host: bool,
+}
+
+impl Attribution {
+    pub fn new(settings: &EbpfSettings, cgroup_root: PathBuf) -> Self {
+        Self {
+            cgroups: Cgroups::new(cgroup_root, 65_536),
+            names: ContainerNames::new(&settings.docker_root, settings.max_cached_containers),
+            // The host's network namespace is init's (Vigil runs in the
+            // host's PID namespace; its own pod may have a namespace of its
+            // own): a container sharing it is host-networked.
+            host_netns: procfs::netns(&settings.proc_root, "1")
+                .or_else(|| procfs::netns(&settings.proc_root, "self")),
+            include_host: settings.include_host,
+        }
+    }
+
+    /// The event for `c`, or `None` when it belongs to the host and host
+    /// events are not wanted. `missed` is set when no owner was found.
+    pub fn event(&mut self, c: &Connect, missed: &mut bool) -> Option<NetworkEvent> {
+        let container = match self.cgroups.owner(c.cgroup_id) {
+            Owner::Container(id) => Some(self.names.get(&id)),
+            Owner::Host => None,
+            Owner::Unknown => {
+                *missed = true;
+                None
+            }
+        };
+        if container.is_none() && !self.include_host {
+            return None;
+        }
+        let host_network =
+            container.is_some() && self.host_netns.is_some_and(|n| n == u64::from(c.netns));
+        Some(NetworkEvent {
+            protocol: c.protocol,
+            local_address: c.local.to_string(),
+            local_port: c.local_port,
+            remote_address: c.remote.to_string(),
+            remote_port: c.remote_port,
+            direction: Direction::Outbound,
+            state: wire::state(c.ret),
+            container,
+            host_network,
+        })
+    }
+}
+
+fn run(
+    kernel: &Kernel,
+    mut attribution: Attribution,
+    ctx: &SourceContext,
+    rt: &tokio::runtime::Handle,
+) {
+    let mut last = [0u64; wire::counter::COUNT as usize];
+    let mut counted_at = Instant::now();
+    loop {
+        if *ctx.shutdown.borrow() {
+            return;
+        }
+        let records = match kernel.poll(POLL_TIMEOUT) {
+            Ok(records) => records,
+            Err(e) => {
+                // EINTR and the like: logged, and the loop goes on.
+                tracing::warn!(source = SOURCE, error = %vigil_core::error::chain(&e), "ebpf: poll failed");
+                std::thread::sleep(POLL_TIMEOUT);
+                Vec::new()
+            }
+        };
+        vigil_core::metrics::PluginMetrics::add(
+            &ctx.metrics.counters.received,
+            records.len() as u64,
+        );
+        let time = wall_now();
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            let connect = match record {
+                Ok(c) => c,
+                Err(e) => {
+                    EbpfRecordRejected { error: &e }.emit(&ctx.metrics);
+                    continue;
+                }
+            };
+            let mut missed = false;
+            let event = attribution.event(&connect, &mut missed);
+            if missed {
+                EbpfAttributionMissed { connect: &connect }.emit(&ctx.metrics);
+            }
+            events.extend(event.map(|body| Event {
+                id: ctx.next_id(),
+                time,
+                node: ctx.node.to_string(),
+                source: SOURCE.to_owned(),
+                body: EventBody::Network(body),
+            }));
+        }
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(CHUNK));
+            if !rt.block_on(ctx.send(events)) {
+                return;
+            }
+            events = rest;
+        }
+        if counted_at.elapsed() >= COUNTERS_EVERY {
+            counted_at = Instant::now();
+            match kernel.counters() {
+                Ok(now) => {
+                    EbpfKernelDrops::since(&last, &now).emit(&ctx.metrics);
+                    last = now;
+                }
+                Err(e) => {
+                    tracing::warn!(source = SOURCE, error = %vigil_core::error::chain(&e), "ebpf: cannot read the kernel counters");
+                }
+            }
+        }
+    }
+}
