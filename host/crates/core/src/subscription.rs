@@ -40,7 +40,7 @@ pub struct SubscriptionError {
 }
 
 /// At most this many entries in one list of a filter.
-pub const MAX_ENTRIES: usize = 64;
+pub const MAX_ENTRIES: usize = 256;
 /// At most this many bytes in one name (a DNS subdomain).
 const MAX_NAME_BYTES: usize = 253;
 /// At most this many bytes in one path prefix.
