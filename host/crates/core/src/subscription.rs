@@ -238,10 +238,7 @@ impl Subscription {
         match kind {
             EventKind::Container => {
                 if let Some(f) = &self.set.container {
-                    list(
-                        "actions",
-                        f.actions.iter().map(|a| debug_kebab(a)).collect(),
-                    );
+                    list("actions", f.actions.iter().map(debug_kebab).collect());
                 }
             }
             EventKind::Kubernetes => {
@@ -270,10 +267,7 @@ impl Subscription {
             }
             EventKind::Network => {
                 if let Some(f) = &self.set.network {
-                    list(
-                        "directions",
-                        f.directions.iter().map(|d| debug_kebab(d)).collect(),
-                    );
+                    list("directions", f.directions.iter().map(debug_kebab).collect());
                     list("ports", f.ports.iter().map(u16::to_string).collect());
                 }
             }
