@@ -30,6 +30,11 @@ use vigil_runtime::{
 use vigil_sources::Source as _;
 use vigil_test_support::{corpus, to_sdk};
 
+#[path = "runtime/callgrind.rs"]
+mod callgrind;
+#[path = "runtime/subscriptions.rs"]
+mod subscriptions;
+
 const MIN_TIME: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 3;
 
@@ -93,6 +98,12 @@ fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let runtime = Runtime::new(&EngineSettings::default(), None).expect("runtime");
+    if filter
+        .as_deref()
+        .is_some_and(|f| callgrind::run(&runtime, f))
+    {
+        return;
+    }
 
     for (label, events) in [
         ("typical live mix", corpus::typical(4096)),
@@ -147,6 +158,10 @@ fn main() {
             fmt(record),
             1e9 / record
         );
+    }
+
+    if want("subscription") {
+        subscriptions::idle_plugin_cost(&runtime);
     }
 
     if want("foreign") {

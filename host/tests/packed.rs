@@ -8,7 +8,8 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use vigil_core::model::packed::encode_batch;
+use vigil_core::model::EventBody;
+use vigil_core::model::packed::{PackedEvents, encode_batch};
 use vigil_plugin_sdk::packed::decode_batch;
 use vigil_test_support::{corpus, to_sdk};
 
@@ -24,6 +25,49 @@ fn every_corpus_event_round_trips_field_for_field() {
     for (host, sdk) in events.iter().zip(&decoded) {
         assert_eq!(&to_sdk::event(host), sdk, "event {}", host.id);
     }
+}
+
+/// Encoded once, assembled per plugin: the whole buffer is exactly
+/// `encode_batch`, and a picked subset (pod specs left out for some)
+/// decodes to exactly those events.
+#[test]
+fn shared_encoding_assembles_what_each_plugin_picks() {
+    let mut events = corpus::corpus();
+    events.extend(corpus::typical(256));
+    let mut reference = Vec::new();
+    encode_batch(&events, &mut reference);
+    let mut shared = PackedEvents::default();
+    shared.encode(&events, |_| true);
+    assert_eq!(shared.whole(), Some(reference.as_slice()));
+
+    // Every third event is wanted by nobody: never encoded, no whole buffer.
+    shared.encode(&events, |i| i % 3 != 0);
+    assert!(shared.whole().is_none());
+    assert!(!shared.has(0) && shared.has(1));
+    let picks: Vec<(u32, bool)> = (0..events.len() as u32)
+        .filter(|i| i % 3 != 0)
+        .map(|i| (i, i % 2 == 0))
+        .collect();
+    let mut out = Vec::new();
+    shared.assemble(&picks, &mut out);
+    let decoded = decode_batch(&out).expect("an assembled batch decodes");
+    let expected: Vec<_> = picks
+        .iter()
+        .map(|&(i, without_pod)| {
+            let mut e = events[i as usize].clone();
+            if without_pod && let EventBody::Kubernetes(k) = &mut e.body {
+                k.pod = None;
+            }
+            to_sdk::event(&e)
+        })
+        .collect();
+    assert_eq!(decoded, expected);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.body, EventBody::Kubernetes(k) if k.pod.is_some())),
+        "the corpus has pod specs to leave out"
+    );
 }
 
 #[test]

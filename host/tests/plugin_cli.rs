@@ -131,6 +131,22 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
         first["packed_batches"], true,
         "plugins built with the SDK take the packed fast path"
     );
+    // The built-in declares what it reads (WIT 0.1.2), shown as data and
+    // as one line per kind.
+    let subs = &first["subscriptions"];
+    assert_eq!(subs["declared"], true, "{subs}");
+    assert_eq!(
+        subs["filters"]["kubernetes"]["pod_spec"], "required",
+        "{subs}"
+    );
+    assert_eq!(
+        subs["summary"],
+        serde_json::json!([
+            "container: actions create, start, running, destroy",
+            "kubernetes: subresources (none), ephemeralcontainers; verbs create, update, patch, added, \
+             modified; stages (none), ResponseComplete; only with a pod spec"
+        ])
+    );
     let second = run();
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
     assert_eq!(first["sha256"], second["sha256"]);
@@ -157,8 +173,9 @@ fn inspect_names_forbidden_imports() {
     );
 }
 
-/// WIT 0.1.1 only added the `packed-detector` world: a plugin built for
-/// 0.1.0 still loads (its 0.1.0 imports link to the 0.1.1 host) and runs
+/// WIT 0.1.1 only added the `packed-detector` world and 0.1.2 types and an
+/// optional export: a plugin built for 0.1.0 still loads (its 0.1.0 imports
+/// link to the 0.1.2 host), receives every event of its kinds and runs
 /// through plain `on-events`.
 #[test]
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
@@ -178,6 +195,12 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["packed_batches"], false);
+    // No `subscriptions` export: every event of its kinds, as before 0.1.2.
+    assert_eq!(v["subscriptions"]["declared"], false, "{v}");
+    assert_eq!(
+        v["subscriptions"]["summary"],
+        serde_json::json!(["container: every event", "kubernetes: every event"])
+    );
     assert!(
         v["imports"]
             .as_array()

@@ -2,7 +2,7 @@
 //! turns an implementation into the component's exports on wasm32.
 
 use crate::bindings;
-use crate::types::{ConfigError, Event, Finding, PluginInfo, Timestamp};
+use crate::types::{ConfigError, Event, Finding, PluginInfo, SubscriptionSet, Timestamp};
 
 /// A detector: the one trait a plugin implements.
 ///
@@ -34,6 +34,19 @@ pub trait Detector: Default + 'static {
     /// does not start the plugin.
     fn configure(&mut self, settings: &str) -> Result<(), ConfigError> {
         crate::settings::expect_none(settings)
+    }
+
+    /// What the plugin reads of the event kinds it subscribes to: the host
+    /// evaluates these filters before it encodes anything, so events the
+    /// plugin would skip cost it nothing (see [`SubscriptionSet`]). Called
+    /// once at load, after [`configure`](Detector::configure), so it may
+    /// follow the settings.
+    ///
+    /// The default is every event of the plugin's kinds. A filter must never
+    /// hide an event `on_events` would act on: the host checks the filters,
+    /// not their relation to the detection logic, so test both together.
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
     }
 
     /// Examines a batch of events, oldest first, and returns the findings.
@@ -100,6 +113,13 @@ impl<S: Singleton> bindings::Guest for S {
         findings
     }
 
+    fn subscriptions() -> SubscriptionSet {
+        crate::arena::enter_export();
+        let set = S::with(|detector| detector.subscriptions());
+        crate::arena::leave_export();
+        set
+    }
+
     fn on_tick(now: Timestamp) -> Vec<Finding> {
         crate::arena::enter_export();
         let findings = S::with(|detector| detector.on_tick(now));
@@ -109,8 +129,8 @@ impl<S: Singleton> bindings::Guest for S {
 }
 
 /// Exports a [`Detector`] as the component's `describe`, `configure`,
-/// `on-events`, `on-packed-events` (the packed fast path, decoded here) and
-/// `on-tick`.
+/// `on-events`, `on-packed-events` (the packed fast path, decoded here),
+/// `subscriptions` and `on-tick`.
 ///
 /// Write it once, at the top level of the plugin crate:
 /// `vigil_plugin_sdk::export_detector!(MyDetector);`

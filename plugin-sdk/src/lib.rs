@@ -17,6 +17,7 @@ pub mod host;
 mod info;
 pub mod packed;
 pub mod settings;
+mod subscription;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod types;

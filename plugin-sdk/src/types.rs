@@ -1,4 +1,4 @@
-//! The WIT data model (`vigil:detector/types@0.1.1`) as Rust types, plus
+//! The WIT data model (`vigil:detector/types@0.1.2`) as Rust types, plus
 //! small conveniences: constructors, `as_str`/`Display` for the enums, and
 //! `Default` for the large records so tests can fill in only what matters.
 //!
@@ -16,6 +16,9 @@ pub use crate::bindings::vigil::detector::types::{
     ContainerSecurity, Direction, Entity, EntityKind, Event, EventBody, EventKind, ExecInfo,
     FileChange, FileEvent, FileState, Finding, KeyValue, KubernetesEvent, Mount, NetworkEvent,
     OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo, Severity, Timestamp,
+};
+pub use crate::bindings::vigil::detector::types::{
+    ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,
 };
 
 impl KeyValue {

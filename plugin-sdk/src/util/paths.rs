@@ -138,6 +138,21 @@ impl PathPattern {
         }
     }
 
+    /// A literal prefix of every path this pattern selects, for a
+    /// subscription's `path-prefixes`: the file, the directory, or the
+    /// glob's directory and the name up to its first wildcard.
+    #[must_use]
+    pub fn prefix(&self) -> String {
+        match &self.kind {
+            Kind::File | Kind::Dir => self.dir_or_file.clone(),
+            Kind::Glob(pattern) => {
+                let literal = pattern.split(['*', '?']).next().unwrap_or("");
+                let dir = self.dir_or_file.trim_end_matches('/');
+                format!("{dir}/{literal}")
+            }
+        }
+    }
+
     /// Whether this pattern names a directory (`…/`), whose direct children
     /// it selects.
     #[must_use]

@@ -278,6 +278,25 @@ impl Detector for ContainerChurn {
         Ok(())
     }
 
+    /// What is counted: container creates, starts, deaths and removals, and
+    /// pod creations and deletions (audit at their final stage, or watch).
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
+            .containers([
+                ContainerAction::Create,
+                ContainerAction::Start,
+                ContainerAction::Die,
+                ContainerAction::Destroy,
+            ])
+            .kubernetes(
+                KubernetesFilter::any()
+                    .resources(["pods"])
+                    .subresources([""])
+                    .verbs(["create", "delete", "added", "deleted"])
+                    .stages(["", "ResponseComplete"]),
+            )
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

@@ -13,12 +13,12 @@ use crate::config::Config;
 use crate::rules::{Origin, Rule, inspect};
 
 /// Verbs that create or change a pod: audit verbs, and watch event types.
-const WRITE_VERBS: &[&str] = &["create", "update", "patch", "added", "modified"];
+pub(crate) const WRITE_VERBS: &[&str] = &["create", "update", "patch", "added", "modified"];
 
 /// The audit stage that reports a request's outcome; the others
 /// (`RequestReceived`, `ResponseStarted`, `Panic`) are skipped so that one
 /// request gives one finding, and only if it succeeded.
-const FINAL_STAGE: &str = "ResponseComplete";
+pub(crate) const FINAL_STAGE: &str = "ResponseComplete";
 
 /// One rule's hits across the containers of a pod.
 struct Matched {

@@ -88,6 +88,26 @@ impl Detector for ContainerEscape {
         Ok(())
     }
 
+    /// Only what the rules look at: the container actions that carry a
+    /// configuration (and `destroy`, which forgets a container), and pod
+    /// writes at their final stage with the pod spec.
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
+            .containers([
+                ContainerAction::Create,
+                ContainerAction::Start,
+                ContainerAction::Running,
+                ContainerAction::Destroy,
+            ])
+            .kubernetes(
+                KubernetesFilter::any()
+                    .subresources(["", "ephemeralcontainers"])
+                    .verbs(kubernetes::WRITE_VERBS.iter().copied())
+                    .stages(["", kubernetes::FINAL_STAGE])
+                    .pod_spec(PodSpecUse::Required),
+            )
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

@@ -122,6 +122,13 @@ impl Detector for K8sEvasion {
         Ok(())
     }
 
+    /// Pods and the workload resources that own them; the rest of the audit
+    /// stream is never encoded for this plugin.
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
+            .kubernetes(KubernetesFilter::any().resources(pods::WORKLOAD_RESOURCES))
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

@@ -18,6 +18,18 @@ use crate::{K8sEvasion, Stage, refused, stage};
 /// ReplicaSet → Deployment need two steps).
 const MAX_CHAIN: usize = 6;
 
+/// The resources [`kind_of`] knows: what the plugin subscribes to.
+pub(crate) const WORKLOAD_RESOURCES: [&str; 8] = [
+    "pods",
+    "deployments",
+    "replicasets",
+    "daemonsets",
+    "statefulsets",
+    "jobs",
+    "cronjobs",
+    "replicationcontrollers",
+];
+
 /// The kind of the objects of a workload resource.
 pub(crate) fn kind_of(resource: &str) -> Option<&'static str> {
     Some(match resource {

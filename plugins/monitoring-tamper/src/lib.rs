@@ -244,6 +244,13 @@ impl Detector for MonitoringTamper {
         Ok(())
     }
 
+    /// Every event of its kinds, on purpose: held findings are all released
+    /// when the clock stands at the latest event *seen* (the end of a
+    /// replay), so this plugin must see every event's time.
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

@@ -261,6 +261,18 @@ impl Config {
         })
     }
 
+    /// A prefix of every path some class selects.
+    pub(crate) fn path_prefixes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .classes
+            .iter()
+            .flat_map(|(_, patterns, _)| patterns.iter().map(PathPattern::prefix))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub(crate) fn approved(&self, sha256: &str) -> bool {
         !sha256.is_empty()
             && self

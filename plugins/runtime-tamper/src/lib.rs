@@ -86,6 +86,12 @@ impl Detector for RuntimeTamper {
         Ok(())
     }
 
+    /// The watched paths of every class, as prefixes (ignored paths are
+    /// left to the plugin: they only carve holes into these).
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything().files_under(self.config.path_prefixes())
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

@@ -344,6 +344,12 @@ impl Detector for SuspiciousEgress {
         Ok(())
     }
 
+    /// Every network event, on purpose: listening sockets and inbound
+    /// flows teach it which container owns which address and port.
+    fn subscriptions(&self) -> SubscriptionSet {
+        SubscriptionSet::everything()
+    }
+
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {

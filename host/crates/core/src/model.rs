@@ -13,11 +13,15 @@
 mod finding;
 mod linker;
 pub mod packed;
+mod subscription;
 
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
 };
 pub use linker::{Host, HostWithStore, add_to_linker};
+pub use subscription::{
+    ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,
+};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{ComponentType, Lift, Lower};

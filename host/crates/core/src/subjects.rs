@@ -110,12 +110,12 @@ impl SubjectWindow {
     }
 
     /// Notes the subjects of a batch handed to the plugin.
-    pub fn record(&mut self, batch: &[Event]) {
+    pub fn record<'a>(&mut self, batch: impl IntoIterator<Item = &'a Event>) {
         self.record_at(batch, Instant::now());
     }
 
     /// [`record`](Self::record) at a given time (tests).
-    pub fn record_at(&mut self, batch: &[Event], now: Instant) {
+    pub fn record_at<'a>(&mut self, batch: impl IntoIterator<Item = &'a Event>, now: Instant) {
         self.expire(now);
         for e in batch {
             match &e.body {

@@ -1,6 +1,7 @@
 //! Synchronous dispatch of events to plugins in batches, for replay and
-//! plugin tests: events are grouped per kind, each batch goes only to the
-//! plugins subscribed to that kind, and findings come back in order.
+//! plugin tests: events are grouped per kind, each batch is routed by the
+//! plugins' subscriptions and encoded once ([`crate::routing`]), and
+//! findings come back in order.
 //!
 //! With a thread pool (`vigil replay --threads`), the plugins of one batch
 //! are called concurrently ([`concurrent`]); their outcomes are still
@@ -11,7 +12,9 @@ mod concurrent;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::routing::{Pick, Route, RoutedBatch};
 use crate::{CallOutcome, LoadedPlugin, PluginRunner};
+use vigil_core::model::packed::PackedEvents;
 use vigil_core::model::{Event, EventKind, Finding};
 use vigil_core::subjects::Verdict;
 
@@ -22,6 +25,8 @@ pub const DEFAULT_BATCH: usize = 256;
 pub struct Dispatcher {
     runners: Vec<PluginRunner>,
     pending: [Vec<Event>; 4],
+    /// The packed encoding's buffer, reused from batch to batch.
+    packed: PackedEvents,
     batch: usize,
     clock: Arc<AtomicU64>,
     /// Calls that faulted, across all plugins.
@@ -46,6 +51,7 @@ impl Dispatcher {
         Self {
             runners,
             pending: Default::default(),
+            packed: PackedEvents::default(),
             batch: batch.max(1),
             clock,
             failed_calls: 0,
@@ -84,27 +90,41 @@ impl Dispatcher {
 
     fn run(&mut self, s: usize, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         let batch = std::mem::take(&mut self.pending[s]);
-        if let Some(kind) = batch.first().map(Event::kind) {
-            let outcomes = concurrent::call_each(&mut self.runners, self.pool.as_deref(), |r| {
-                r.subscribes(kind).then(|| r.on_events(&batch))
-            });
-            for (r, outcome) in self.runners.iter_mut().zip(outcomes) {
-                let Some(outcome) = outcome else { continue };
-                match outcome {
-                    CallOutcome::Findings(fs) => {
-                        for f in fs {
-                            let verdicts = r.check(&f);
-                            out(r.plugin(), f, verdicts);
-                        }
+        if batch.is_empty() {
+            return;
+        }
+        let routes: Vec<Route<'_>> = self
+            .runners
+            .iter()
+            .map(|r| Route {
+                subscription: r.subscription(),
+                packed: r.plugin().takes_packed(),
+            })
+            .collect();
+        let routed = RoutedBatch::route(Arc::new(batch), &routes, std::mem::take(&mut self.packed));
+        drop(routes);
+        let outcomes = concurrent::call_each(&mut self.runners, self.pool.as_deref(), |i, r| {
+            (*routed.pick(i) != Pick::Nothing).then(|| r.deliver(&routed, i))
+        });
+        for (r, outcome) in self.runners.iter_mut().zip(outcomes) {
+            let Some(outcome) = outcome else { continue };
+            match outcome {
+                CallOutcome::Findings(fs) => {
+                    for f in fs {
+                        let verdicts = r.check(&f);
+                        out(r.plugin(), f, verdicts);
                     }
-                    CallOutcome::Failed(_) => self.failed_calls += 1,
-                    CallOutcome::Skipped => {}
                 }
+                CallOutcome::Failed(_) => self.failed_calls += 1,
+                CallOutcome::Skipped => {}
             }
         }
-        let mut batch = batch;
-        batch.clear();
-        self.pending[s] = batch;
+        let (events, packed) = routed.recycle();
+        self.packed = packed;
+        if let Some(mut events) = events {
+            events.clear();
+            self.pending[s] = events;
+        }
     }
 
     /// Runs what is pending, then gives every plugin a final tick.

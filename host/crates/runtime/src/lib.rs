@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod intel;
 pub mod internal_events;
 pub mod plugin_set;
+pub mod routing;
 pub mod signature;
 pub mod state;
 pub mod workers;
@@ -54,12 +55,16 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
     "vigil:detector/threat-intel",
 ];
 
-/// WIT versions whose plugins this host runs: 0.1.1 only added a world, so
-/// wasmtime's semver matching links 0.1.0 imports to the 0.1.1 host.
-pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.1.0", "0.1.1"];
+/// WIT versions whose plugins this host runs: 0.1.1 and 0.1.2 only added
+/// worlds, types and optional exports, so wasmtime's semver matching links
+/// older imports to the 0.1.2 host.
+pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.1.0", "0.1.1", "0.1.2"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
 const PACKED_EXPORT: &str = "on-packed-events";
+
+/// The optional export of what a plugin reads of its kinds (WIT 0.1.2).
+const SUBSCRIPTIONS_EXPORT: &str = "subscriptions";
 
 /// Whether a plugin may import this interface instance name.
 pub fn import_allowed(name: &str) -> bool {
@@ -156,6 +161,13 @@ pub enum LoadError {
     /// The operator's policy leaves the plugin nothing to receive.
     #[error("plugin {plugin} refused: {reason}")]
     Policy { plugin: String, reason: String },
+    /// Its `subscriptions` export returned filters the host refuses.
+    #[error("plugin {plugin} refused its own subscriptions")]
+    Subscription {
+        plugin: String,
+        #[source]
+        source: vigil_core::subscription::SubscriptionError,
+    },
 }
 
 /// Where a plugin came from.
@@ -231,6 +243,8 @@ pub struct LoadedPlugin {
     pre: DetectorPre<HostState>,
     /// `on-packed-events`, when the plugin exports it (the fast path).
     packed: Option<ComponentExportIndex>,
+    /// `subscriptions`, when the plugin exports it (WIT 0.1.2).
+    subscriptions: Option<ComponentExportIndex>,
 }
 
 impl LoadedPlugin {
@@ -312,6 +326,7 @@ impl Runtime {
             });
         }
         let packed = component.get_export_index(None, PACKED_EXPORT);
+        let subscriptions = component.get_export_index(None, SUBSCRIPTIONS_EXPORT);
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -387,6 +402,7 @@ impl Runtime {
             may_respond,
             pre,
             packed,
+            subscriptions,
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),

@@ -325,7 +325,10 @@ pub fn load(
             Ok(r) => {
                 let p = r.plugin();
                 let kinds: Vec<&str> = p.kinds.iter().map(|k| policy::kind_name(*k)).collect();
-                tracing::info!(plugin = r.name(), version = %p.info.version, origin = %vigil_core::text::escape_control(&p.origin.to_string(), 1024), kinds = ?kinds, response = p.may_respond, cached = matches!(p.compile.source, crate::CompileSource::Cache), compile_ms = p.compile.duration.as_millis() as u64, "plugin loaded");
+                // Path prefixes are the plugin's text: escaped and bounded.
+                let subscriptions = r.subscription().describe().join(" | ");
+                let subscriptions = vigil_core::text::escape_control(&subscriptions, 2048);
+                tracing::info!(plugin = r.name(), version = %p.info.version, origin = %vigil_core::text::escape_control(&p.origin.to_string(), 1024), kinds = ?kinds, subscriptions = %subscriptions, response = p.may_respond, cached = matches!(p.compile.source, crate::CompileSource::Cache), compile_ms = p.compile.duration.as_millis() as u64, "plugin loaded");
                 runners.push(r);
             }
             Err(e) => errors.push(e),

@@ -15,10 +15,12 @@ use super::{LoadError, LoadedPlugin, RunContext, deadline_ticks, new_store};
 use crate::internal_events::{
     PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped, PluginLogsDropped,
 };
+use crate::routing::{Pick, RoutedBatch};
 use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, Finding, Timestamp};
+use vigil_core::model::{Event, EventBody, Finding, SubscriptionSet, Timestamp};
 use vigil_core::subjects::{SubjectWindow, Verdict};
+use vigil_core::subscription::Subscription;
 use vigil_core::text::escape_control;
 
 /// Why a call failed. The instance is discarded after any fault.
@@ -57,6 +59,8 @@ struct Live {
     bindings: Detector,
     /// `on-packed-events`, when exported.
     packed: Option<Func>,
+    /// `subscriptions`, when exported (WIT 0.1.2).
+    subscriptions: Option<Func>,
 }
 
 /// Runs one plugin. Not shared between threads: each plugin has its own
@@ -77,6 +81,9 @@ pub struct PluginRunner {
     /// The containers and pods this plugin was shown recently, against
     /// which its findings' entities are checked.
     subjects: SubjectWindow,
+    /// What it receives: its granted kinds, narrowed by its `subscriptions`
+    /// (read once, at load).
+    subscription: Subscription,
 }
 
 impl PluginRunner {
@@ -88,6 +95,7 @@ impl PluginRunner {
         ctx: RunContext,
     ) -> Self {
         let metrics = Arc::new(PluginMetrics::new(&plugin.info.name));
+        let subscription = Subscription::everything(&plugin.kinds);
         Self {
             plugin,
             engine,
@@ -101,7 +109,13 @@ impl PluginRunner {
             metrics,
             packed_buf: Vec::new(),
             subjects: SubjectWindow::default(),
+            subscription,
         }
+    }
+
+    /// What the plugin receives (its kinds and filters).
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
     }
 
     /// The plugin this runner runs.
@@ -135,10 +149,21 @@ impl PluginRunner {
         self.plugin.kinds.contains(&kind)
     }
 
-    /// First instantiation and `configure`, at load: refusal is a load error.
+    /// First instantiation and `configure`, at load: refusal is a load
+    /// error. Then the plugin's `subscriptions`, when it exports them: read
+    /// once, after `configure` (they may follow the settings), and refused
+    /// with every problem when invalid.
     pub(super) fn start(&mut self) -> Result<(), LoadError> {
         match self.instantiate() {
-            Ok(live) => {
+            Ok(mut live) => {
+                if let Some(set) = self.read_subscriptions(&mut live)? {
+                    self.subscription =
+                        Subscription::new(&self.plugin.info.subscribes, &self.plugin.kinds, set)
+                            .map_err(|source| LoadError::Subscription {
+                                plugin: self.name().to_owned(),
+                                source,
+                            })?;
+                }
                 self.live = Some(live);
                 Ok(())
             }
@@ -151,6 +176,22 @@ impl PluginRunner {
                 reason,
             }),
         }
+    }
+
+    fn read_subscriptions(&self, live: &mut Live) -> Result<Option<SubscriptionSet>, LoadError> {
+        let Some(func) = live.subscriptions else {
+            return Ok(None);
+        };
+        let limits = &self.plugin.limits;
+        live.store
+            .set_epoch_deadline(deadline_ticks(limits, self.tick));
+        func.typed::<(), (SubscriptionSet,)>(&live.store)
+            .and_then(|f| f.call(&mut live.store, ()))
+            .map(|(set,)| Some(set))
+            .map_err(|e| LoadError::Start {
+                plugin: self.name().to_owned(),
+                reason: format!("subscriptions: {}", describe_error(&e, limits.deadline_ms)),
+            })
     }
 
     fn instantiate(&mut self) -> Result<Live, StartError> {
@@ -178,12 +219,18 @@ impl PluginRunner {
             .packed
             .as_ref()
             .and_then(|idx| instance.get_func(&mut store, idx));
+        let subscriptions = self
+            .plugin
+            .subscriptions
+            .as_ref()
+            .and_then(|idx| instance.get_func(&mut store, idx));
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         match bindings.call_configure(&mut store, &self.plugin.settings) {
             Ok(Ok(())) => Ok(Live {
                 store,
                 bindings,
                 packed,
+                subscriptions,
             }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
             Err(e) => Err(StartError::Other(format!(
@@ -193,7 +240,72 @@ impl PluginRunner {
         }
     }
 
-    /// Runs a batch through the plugin.
+    /// Runs what this plugin picked of a routed batch (`index`: its place
+    /// in the routes the batch was routed with). A plugin that picked
+    /// nothing is not called: no findings, nothing counted.
+    pub fn deliver(&mut self, batch: &RoutedBatch, index: usize) -> CallOutcome {
+        match batch.pick(index) {
+            Pick::Nothing => CallOutcome::Findings(Vec::new()),
+            Pick::All => {
+                let events = batch.events();
+                match batch.packed().whole() {
+                    Some(bytes) if self.plugin.takes_packed() => {
+                        self.call_packed(events.iter(), events.len(), bytes)
+                    }
+                    _ => self.on_events(events),
+                }
+            }
+            Pick::Some(picks) => {
+                let events = batch.events();
+                if self.plugin.takes_packed() {
+                    let mut buf = std::mem::take(&mut self.packed_buf);
+                    batch.packed().assemble(picks, &mut buf);
+                    let shown = picks.iter().map(|&(i, _)| &events[i as usize]);
+                    let outcome = self.call_packed(shown, picks.len(), &buf);
+                    self.packed_buf = buf;
+                    outcome
+                } else {
+                    let subset: Vec<Event> = picks
+                        .iter()
+                        .map(|&(i, without_pod)| {
+                            let mut e = events[i as usize].clone();
+                            if without_pod && let EventBody::Kubernetes(k) = &mut e.body {
+                                k.pod = None;
+                            }
+                            e
+                        })
+                        .collect();
+                    self.on_events(&subset)
+                }
+            }
+        }
+    }
+
+    /// Calls `on-packed-events` with `bytes`, the packed form of `shown`
+    /// (`count` events).
+    fn call_packed<'a>(
+        &mut self,
+        shown: impl IntoIterator<Item = &'a Event>,
+        count: usize,
+        bytes: &[u8],
+    ) -> CallOutcome {
+        PluginMetrics::add(&self.metrics.counters.events, count as u64);
+        if !self.disabled {
+            self.subjects.record(shown);
+        }
+        self.invoke(count, |live| match &live.packed {
+            Some(f) => f
+                .typed::<(&[u8],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (bytes,)))
+                .map(|(findings,)| findings),
+            // A component loaded as packed has the export in every
+            // instance; never guess another batch for it.
+            None => Err(wasmtime::Error::msg("the instance has no on-packed-events")),
+        })
+    }
+
+    /// Runs exactly `batch` through the plugin, whatever its subscription
+    /// (benchmarks, parity tests): packed when the plugin takes it.
     pub fn on_events(&mut self, batch: &[Event]) -> CallOutcome {
         PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
         // Before the call: what the plugin is shown is what it may name, even

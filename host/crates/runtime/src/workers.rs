@@ -1,16 +1,20 @@
 //! One worker thread per plugin, fed through a bounded queue, so a slow
 //! plugin never stalls the others; a full queue drops (and counts) events
-//! for that plugin only.
+//! for that plugin only. Each batch is routed by the plugins' subscriptions
+//! and encoded once, on the routing thread ([`crate::routing`]); workers
+//! share it.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use crate::internal_events::PluginQueueOverflow;
+use crate::routing::{Pick, Route, RoutedBatch};
 use crate::{CallOutcome, PluginRunner};
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, EventKind, Finding};
+use vigil_core::model::{Event, Finding};
 use vigil_core::subjects::Verdict;
+use vigil_core::subscription::Subscription;
 
 /// A finding with the plugin that reported it.
 #[derive(Debug)]
@@ -24,13 +28,15 @@ pub struct PluginFinding {
 }
 
 enum Msg {
-    Events(Arc<Vec<Event>>),
+    /// A routed batch and the worker's place in its routes.
+    Events(Arc<RoutedBatch>, usize),
     Tick(u64),
 }
 
 struct Worker {
     name: String,
-    kinds: Vec<EventKind>,
+    subscription: Subscription,
+    packed: bool,
     tx: Option<SyncSender<Msg>>,
     handle: Option<JoinHandle<()>>,
     metrics: Arc<PluginMetrics>,
@@ -53,7 +59,8 @@ impl WorkerPool {
             .map(|runner| {
                 let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
                 let name = runner.name().to_owned();
-                let kinds = runner.plugin().kinds.clone();
+                let subscription = runner.subscription().clone();
+                let packed = runner.plugin().takes_packed();
                 let metrics = runner.metrics().clone();
                 let out = findings.clone();
                 let handle = std::thread::Builder::new()
@@ -61,7 +68,7 @@ impl WorkerPool {
                     .spawn(move || work(runner, rx, out))
                     .map_err(|e| tracing::error!(plugin = %name, error = %e, "cannot start plugin worker"))
                     .ok();
-                Worker { name, kinds, tx: Some(tx), handle, metrics }
+                Worker { name, subscription, packed, tx: Some(tx), handle, metrics }
             })
             .collect();
         Self { workers }
@@ -72,20 +79,34 @@ impl WorkerPool {
         self.workers.iter().map(|w| w.metrics.clone()).collect()
     }
 
-    /// Hands a batch (all of one kind) to every subscribed plugin without
+    /// Hands a batch to every plugin that wants some of its events, without
     /// blocking; a full queue drops the batch for that plugin, counted.
     pub fn route(&self, batch: Arc<Vec<Event>>) {
-        let Some(kind) = batch.first().map(Event::kind) else {
+        if batch.is_empty() {
             return;
-        };
-        for w in self.workers.iter().filter(|w| w.kinds.contains(&kind)) {
+        }
+        let routes: Vec<Route<'_>> = self
+            .workers
+            .iter()
+            .map(|w| Route {
+                subscription: &w.subscription,
+                packed: w.packed,
+            })
+            .collect();
+        let routed = Arc::new(RoutedBatch::route(batch, &routes, Default::default()));
+        for (i, w) in self.workers.iter().enumerate() {
+            let events = match routed.pick(i) {
+                Pick::Nothing => continue,
+                Pick::All => routed.events().len(),
+                Pick::Some(picks) => picks.len(),
+            };
             let Some(tx) = &w.tx else { continue };
-            match tx.try_send(Msg::Events(batch.clone())) {
+            match tx.try_send(Msg::Events(routed.clone(), i)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     PluginQueueOverflow {
                         plugin: &w.name,
-                        events: batch.len(),
+                        events,
                     }
                     .emit(&w.metrics);
                 }
@@ -120,7 +141,7 @@ fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFin
     let version: Arc<str> = runner.plugin().info.version.as_str().into();
     while let Ok(msg) = rx.recv() {
         let outcome = match msg {
-            Msg::Events(batch) => runner.on_events(&batch),
+            Msg::Events(batch, index) => runner.deliver(&batch, index),
             Msg::Tick(now) => runner.on_tick(now),
         };
         if let CallOutcome::Findings(fs) = outcome {

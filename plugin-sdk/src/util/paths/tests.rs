@@ -66,3 +66,33 @@ fn wildcards() {
     assert!(wildcard("*.y*ml", "kube-apiserver.yaml"));
     assert_eq!(file_name("/etc/kubernetes/manifests/x.yaml"), "x.yaml");
 }
+
+#[test]
+fn every_selected_path_starts_with_the_prefix() {
+    let cases = [
+        (
+            "/etc/docker/daemon.json",
+            "/etc/docker/daemon.json",
+            "/etc/docker/daemon.json",
+        ),
+        (
+            "/etc/cni/net.d/",
+            "/etc/cni/net.d/10-bridge.conf",
+            "/etc/cni/net.d",
+        ),
+        ("/etc/cni/net.d/", "/etc/cni/net.d", "/etc/cni/net.d"),
+        (
+            "/usr/bin/containerd-shim*",
+            "/usr/bin/containerd-shim-runc-v2",
+            "/usr/bin/containerd-shim",
+        ),
+        ("/usr/bin/*", "/usr/bin/runc", "/usr/bin/"),
+        ("/r?nc", "/runc", "/r"),
+    ];
+    for (pattern, path, prefix) in cases {
+        let p = PathPattern::parse(pattern).unwrap();
+        assert!(p.matches(path), "{pattern} selects {path}");
+        assert_eq!(p.prefix(), prefix, "{pattern}");
+        assert!(path.starts_with(&p.prefix()));
+    }
+}

@@ -19,6 +19,111 @@ use super::{
 /// The format version, the first byte of every packed batch.
 pub const PACKED_VERSION: u8 = 1;
 
+/// Where one event lies in a [`PackedEvents`] buffer, and its `pod` option
+/// for a Kubernetes event.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    pod: Option<(usize, usize)>,
+}
+
+/// The events of one batch encoded once for every plugin that gets them
+/// (the host then copies the bytes, never re-encodes): only the events some
+/// plugin wants are encoded, each plugin's batch is either the whole buffer
+/// (every event wanted, as is) or assembled from the encoded events.
+#[derive(Debug, Default)]
+pub struct PackedEvents {
+    /// A batch header, then the encoded events in batch order.
+    buf: Vec<u8>,
+    /// Per event of the batch: where it was encoded, if it was.
+    spans: Vec<Option<Span>>,
+    /// Whether every event of the batch was encoded: `buf` is then itself a
+    /// complete packed batch.
+    whole: bool,
+}
+
+impl PackedEvents {
+    /// Encodes the events of `events` for which `wanted(index)` is true,
+    /// replacing what was encoded before (the buffer is reused).
+    pub fn encode(&mut self, events: &[Event], mut wanted: impl FnMut(usize) -> bool) {
+        self.buf.clear();
+        self.spans.clear();
+        self.buf.push(PACKED_VERSION);
+        len(&mut self.buf, 0);
+        let mut count = 0;
+        for (i, e) in events.iter().enumerate() {
+            if !wanted(i) {
+                self.spans.push(None);
+                continue;
+            }
+            count += 1;
+            let start = self.buf.len();
+            let pod = pack_event(e, &mut self.buf);
+            self.spans.push(Some(Span {
+                start,
+                end: self.buf.len(),
+                pod,
+            }));
+        }
+        self.buf[1..5].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+        self.whole = count == events.len();
+    }
+
+    /// The whole batch, packed, when every event of it was encoded.
+    pub fn whole(&self) -> Option<&[u8]> {
+        self.whole.then_some(self.buf.as_slice())
+    }
+
+    /// Whether the event at `index` was encoded.
+    pub fn has(&self, index: usize) -> bool {
+        self.spans.get(index).is_some_and(Option::is_some)
+    }
+
+    /// Writes into `out` (cleared first) the packed batch of the events at
+    /// `picks` (batch indices, in order), each with its pod spec left out
+    /// when its flag is true. An index that was not encoded is skipped: a
+    /// host bug, which the decoder's count check would otherwise turn into
+    /// a trap; it is debug-asserted.
+    pub fn assemble(&self, picks: &[(u32, bool)], out: &mut Vec<u8>) {
+        out.clear();
+        out.push(PACKED_VERSION);
+        len(out, 0);
+        let mut count = 0usize;
+        for &(index, without_pod) in picks {
+            let Some(Some(span)) = self.spans.get(index as usize) else {
+                debug_assert!(false, "event {index} was not encoded");
+                continue;
+            };
+            count += 1;
+            match span.pod {
+                Some((pod_start, pod_end)) if without_pod => {
+                    out.extend_from_slice(&self.buf[span.start..pod_start]);
+                    out.push(0);
+                    out.extend_from_slice(&self.buf[pod_end..span.end]);
+                }
+                _ => out.extend_from_slice(&self.buf[span.start..span.end]),
+            }
+        }
+        out[1..5].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    }
+}
+
+/// Packs one event; returns where the `pod` option of a Kubernetes body lies.
+fn pack_event(e: &Event, out: &mut Vec<u8>) -> Option<(usize, usize)> {
+    e.id.pack(out);
+    e.time.pack(out);
+    e.node.pack(out);
+    e.source.pack(out);
+    if let EventBody::Kubernetes(k) = &e.body {
+        out.push(1);
+        Some(pack_kubernetes(k, out))
+    } else {
+        e.body.pack(out);
+        None
+    }
+}
+
 /// Encodes `events` into `out` (cleared first).
 pub fn encode_batch(events: &[Event], out: &mut Vec<u8>) {
     out.clear();
@@ -180,24 +285,36 @@ pack_record!(PodSpec {
     containers,
 });
 pack_record!(OwnerRef { kind, name });
-pack_record!(KubernetesEvent {
-    verb,
-    resource,
-    subresource,
-    api_group,
-    namespace,
-    name,
-    user,
-    groups,
-    stage,
-    response_code,
-    request_uri,
-    source_ips,
-    user_agent,
-    audit_id,
-    pod,
-    owner,
-});
+impl Pack for KubernetesEvent {
+    fn pack(&self, out: &mut Vec<u8>) {
+        pack_kubernetes(self, out);
+    }
+}
+
+/// Packs a Kubernetes event in WIT order; returns where its `pod` option lies
+/// in `out`, so that it can be left out when copied for a plugin that does
+/// not read it.
+fn pack_kubernetes(k: &KubernetesEvent, out: &mut Vec<u8>) -> (usize, usize) {
+    k.verb.pack(out);
+    k.resource.pack(out);
+    k.subresource.pack(out);
+    k.api_group.pack(out);
+    k.namespace.pack(out);
+    k.name.pack(out);
+    k.user.pack(out);
+    k.groups.pack(out);
+    k.stage.pack(out);
+    k.response_code.pack(out);
+    k.request_uri.pack(out);
+    k.source_ips.pack(out);
+    k.user_agent.pack(out);
+    k.audit_id.pack(out);
+    let pod_start = out.len();
+    k.pod.pack(out);
+    let pod_end = out.len();
+    k.owner.pack(out);
+    (pod_start, pod_end)
+}
 pack_record!(ContainerRef {
     id,
     name,
