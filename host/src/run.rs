@@ -30,7 +30,7 @@ use crate::config::{IntelConfig, VigilConfig, overrides};
 use pipeline::Pipeline;
 use reload::{Candidate, FileWatch, Fingerprint};
 use vigil_core::metrics::{PluginMetrics, Registry};
-use vigil_core::model::Event;
+use vigil_core::model::Batch;
 use vigil_core::time::wall_now;
 use vigil_delivery::Delivery;
 use vigil_response::Responder;
@@ -91,7 +91,7 @@ struct Host {
     responder: Responder,
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
-    events: mpsc::Sender<Vec<Event>>,
+    events: mpsc::Sender<Batch>,
     /// Suppression, dedup, the spool and the outputs.
     delivery: Delivery,
     /// Polls the threat-intel feed files; `None` when there is none to
@@ -170,7 +170,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         .as_deref()
         .map(events_out::EventsOut::create)
         .transpose()?;
-    let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
+    let (etx, mut erx) = mpsc::channel::<Batch>(1024);
     let sources = config.sources.start_all(&node, &etx, &registry);
     let started: Vec<&str> = sources.iter().map(|s| s.name).collect();
     tracing::info!(node = %node, plugins = ?names, sources = ?started, "vigil running");
@@ -285,7 +285,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
 async fn stop_draining(
     source: RunningSource,
     pipeline: &mut Pipeline,
-    erx: &mut mpsc::Receiver<Vec<Event>>,
+    erx: &mut mpsc::Receiver<Batch>,
 ) {
     let stop = source.stop();
     tokio::pin!(stop);
@@ -325,7 +325,7 @@ impl Host {
 
     /// Checks the new configuration and plugins, then swaps them in; on any
     /// problem the running set is kept.
-    async fn reload(&mut self, pipeline: &mut Pipeline, erx: &mut mpsc::Receiver<Vec<Event>>) {
+    async fn reload(&mut self, pipeline: &mut Pipeline, erx: &mut mpsc::Receiver<Batch>) {
         let prepared = tokio::task::block_in_place(|| {
             reload::prepare(&self.args, &self.config, &self.runtime)
         });
@@ -344,7 +344,7 @@ impl Host {
         &mut self,
         candidate: Candidate,
         pipeline: &mut Pipeline,
-        erx: &mut mpsc::Receiver<Vec<Event>>,
+        erx: &mut mpsc::Receiver<Batch>,
     ) {
         let Candidate { config, intel } = candidate;
         // The old plugins finish what they were given (and persist their

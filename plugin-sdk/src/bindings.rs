@@ -16,7 +16,7 @@
 
 wit_bindgen::generate!({
     path: "../wit",
-    world: "packed-detector",
+    world: "service-detector",
     pub_export_macro: true,
     default_bindings_module: "vigil_plugin_sdk::__private::bindings",
     runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",

@@ -2,7 +2,7 @@
 //! turns an implementation into the component's exports on wasm32.
 
 use crate::bindings;
-use crate::types::{ConfigError, Event, Finding, PluginInfo, Timestamp};
+use crate::types::{ConfigError, Event, Finding, PluginInfo, ServiceEvent, Timestamp};
 
 /// A detector: the one trait a plugin implements.
 ///
@@ -44,6 +44,15 @@ pub trait Detector: Default + 'static {
     /// default returns nothing.
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
         let _ = now;
+        Vec::new()
+    }
+
+    /// Examines a batch of Docker Swarm events (services with their spec,
+    /// nodes, secrets, configs), oldest first, as a swarm manager sees them.
+    /// The host calls it for plugins that receive `container` events. The
+    /// default ignores them.
+    fn on_service_events(&mut self, batch: &[ServiceEvent]) -> Vec<Finding> {
+        let _ = batch;
         Vec::new()
     }
 }
@@ -100,6 +109,14 @@ impl<S: Singleton> bindings::Guest for S {
         findings
     }
 
+    fn on_service_events(batch: Vec<ServiceEvent>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_service_events(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
+    }
+
     fn on_tick(now: Timestamp) -> Vec<Finding> {
         crate::arena::enter_export();
         let findings = S::with(|detector| detector.on_tick(now));
@@ -109,8 +126,8 @@ impl<S: Singleton> bindings::Guest for S {
 }
 
 /// Exports a [`Detector`] as the component's `describe`, `configure`,
-/// `on-events`, `on-packed-events` (the packed fast path, decoded here) and
-/// `on-tick`.
+/// `on-events`, `on-packed-events` (the packed fast path, decoded here),
+/// `on-service-events` (Docker Swarm, WIT 0.1.2) and `on-tick`.
 ///
 /// Write it once, at the top level of the plugin crate:
 /// `vigil_plugin_sdk::export_detector!(MyDetector);`

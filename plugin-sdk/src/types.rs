@@ -1,4 +1,4 @@
-//! The WIT data model (`vigil:detector/types@0.1.1`) as Rust types, plus
+//! The WIT data model (`vigil:detector/types@0.1.2`) as Rust types, plus
 //! small conveniences: constructors, `as_str`/`Display` for the enums, and
 //! `Default` for the large records so tests can fill in only what matters.
 //!
@@ -15,7 +15,8 @@ pub use crate::bindings::vigil::detector::types::{
     ConfigError, ConfigProblem, ContainerAction, ContainerEvent, ContainerRef, ContainerRole,
     ContainerSecurity, Direction, Entity, EntityKind, Event, EventBody, EventKind, ExecInfo,
     FileChange, FileEvent, FileState, Finding, KeyValue, KubernetesEvent, Mount, NetworkEvent,
-    OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo, Severity, Timestamp,
+    OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, ServiceEvent, ServiceMode, ServiceSpec,
+    SettingInfo, Severity, SwarmObject, Timestamp,
 };
 
 impl KeyValue {
@@ -117,6 +118,8 @@ wit_names!(EntityKind {
     Container => "container", Pod => "pod", Node => "node", File => "file",
     Image => "image", User => "user", Address => "address",
 });
+wit_names!(ServiceMode { Replicated => "replicated", Global => "global", ReplicatedJob => "replicated-job", GlobalJob => "global-job" });
+wit_names!(SwarmObject { Service => "service", Node => "node", Secret => "secret", Config => "config" });
 wit_names!(ContainerRole { Main => "main", Init => "init", Ephemeral => "ephemeral" });
 wit_names!(Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
 wit_names!(ContainerAction {
@@ -213,5 +216,59 @@ impl Default for PodSpec {
             node_name: String::new(),
             containers: Vec::new(),
         }
+    }
+}
+
+/// Nothing known: every string and list empty, version 0, one replica.
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            version: 0,
+            image: String::new(),
+            mode: ServiceMode::Replicated,
+            replicas: Some(1),
+            networks: Vec::new(),
+            security: ContainerSecurity::default(),
+            labels: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+/// A service `update` with nothing known: no spec, no changes.
+impl Default for ServiceEvent {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            time: 0,
+            node: String::new(),
+            source: String::new(),
+            object: SwarmObject::Service,
+            action: String::new(),
+            object_id: String::new(),
+            name: String::new(),
+            service: None,
+            changes: Vec::new(),
+            actor: String::new(),
+        }
+    }
+}
+
+impl ServiceSpec {
+    /// The value of the service label `key`, if set.
+    #[must_use]
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|l| l.key == key).map(|l| l.value.as_str())
+    }
+}
+
+impl ServiceEvent {
+    /// The value the engine reported for the change `key` (`replicas.new` …).
+    #[must_use]
+    pub fn change(&self, key: &str) -> Option<&str> {
+        self.changes.iter().find(|c| c.key == key).map(|c| c.value.as_str())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events_out::EventsOut;
-use vigil_core::model::{Event, EventKind};
+use vigil_core::model::{Batch, Event, EventKind, ServiceEvent};
 use vigil_runtime::workers::WorkerPool;
 
 /// How long the batcher waits to fill a batch: the latency it adds.
@@ -44,7 +44,24 @@ impl Pipeline {
     }
 
     /// Takes a batch from a source.
-    pub fn push(&mut self, batch: Vec<Event>) {
+    pub fn push(&mut self, batch: Batch) {
+        match batch {
+            Batch::Events(events) => self.push_events(events),
+            Batch::Services(services) => self.push_services(services),
+        }
+    }
+
+    /// Swarm events are rare: routed at once, after what is pending, so
+    /// that a plugin sees a task container's events and its service's in
+    /// the order the source sent them.
+    fn push_services(&mut self, services: Vec<ServiceEvent>) {
+        self.flush();
+        if let Some(pool) = &self.pool {
+            pool.route_services(Arc::new(services));
+        }
+    }
+
+    fn push_events(&mut self, batch: Vec<Event>) {
         if let Some(out) = &mut self.events_out {
             out.write(&batch);
         }

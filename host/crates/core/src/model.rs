@@ -13,11 +13,13 @@
 mod finding;
 mod linker;
 pub mod packed;
+mod swarm;
 
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
 };
 pub use linker::{Host, HostWithStore, add_to_linker};
+pub use swarm::{Batch, ServiceEvent, ServiceMode, ServiceSpec, SwarmObject};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{ComponentType, Lift, Lower};

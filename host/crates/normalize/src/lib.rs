@@ -8,6 +8,7 @@
 pub mod docker_inspect;
 pub mod k8s_audit;
 pub mod pod;
+pub mod swarm_service;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;

@@ -54,12 +54,16 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
     "vigil:detector/threat-intel",
 ];
 
-/// WIT versions whose plugins this host runs: 0.1.1 only added a world, so
-/// wasmtime's semver matching links 0.1.0 imports to the 0.1.1 host.
-pub const COMPATIBLE_VERSIONS: [&str; 2] = ["0.1.0", "0.1.1"];
+/// WIT versions whose plugins this host runs: 0.1.1 and 0.1.2 only added
+/// worlds and types, so wasmtime's semver matching links older imports to
+/// the 0.1.2 host.
+pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.1.0", "0.1.1", "0.1.2"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
 const PACKED_EXPORT: &str = "on-packed-events";
+
+/// The export of the `service-detector` world (Docker Swarm events, 0.1.2).
+const SERVICES_EXPORT: &str = "on-service-events";
 
 /// Whether a plugin may import this interface instance name.
 pub fn import_allowed(name: &str) -> bool {
@@ -231,9 +235,19 @@ pub struct LoadedPlugin {
     pre: DetectorPre<HostState>,
     /// `on-packed-events`, when the plugin exports it (the fast path).
     packed: Option<ComponentExportIndex>,
+    /// `on-service-events`, when the plugin exports it.
+    services: Option<ComponentExportIndex>,
 }
 
 impl LoadedPlugin {
+    /// Whether the plugin receives Docker Swarm events: it exports
+    /// `on-service-events` and its policy lets it receive `container`
+    /// events (Swarm activity is container orchestration: an operator who
+    /// withholds container events from a plugin withholds these too).
+    pub fn takes_services(&self) -> bool {
+        self.services.is_some() && self.kinds.contains(&EventKind::Container)
+    }
+
     /// Whether batches go to the plugin packed (`wit/PACKED.md`).
     pub fn takes_packed(&self) -> bool {
         self.packed.is_some()
@@ -312,6 +326,7 @@ impl Runtime {
             });
         }
         let packed = component.get_export_index(None, PACKED_EXPORT);
+        let services = component.get_export_index(None, SERVICES_EXPORT);
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -387,6 +402,7 @@ impl Runtime {
             may_respond,
             pre,
             packed,
+            services,
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),

@@ -17,7 +17,7 @@ use crate::internal_events::{
 };
 use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, Finding, Timestamp};
+use vigil_core::model::{Event, Finding, ServiceEvent, Timestamp};
 use vigil_core::subjects::{SubjectWindow, Verdict};
 use vigil_core::text::escape_control;
 
@@ -57,6 +57,8 @@ struct Live {
     bindings: Detector,
     /// `on-packed-events`, when exported.
     packed: Option<Func>,
+    /// `on-service-events`, when exported.
+    services: Option<Func>,
 }
 
 /// Runs one plugin. Not shared between threads: each plugin has its own
@@ -178,12 +180,18 @@ impl PluginRunner {
             .packed
             .as_ref()
             .and_then(|idx| instance.get_func(&mut store, idx));
+        let services = self
+            .plugin
+            .services
+            .as_ref()
+            .and_then(|idx| instance.get_func(&mut store, idx));
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         match bindings.call_configure(&mut store, &self.plugin.settings) {
             Ok(Ok(())) => Ok(Live {
                 store,
                 bindings,
                 packed,
+                services,
             }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
             Err(e) => Err(StartError::Other(format!(
@@ -218,6 +226,24 @@ impl PluginRunner {
                 live.bindings.call_on_events(&mut live.store, batch)
             })
         }
+    }
+
+    /// Runs a batch of Docker Swarm events through the plugin's
+    /// `on-service-events`; a plugin without it is not called. The
+    /// signature is checked against the host's types at the call, so an
+    /// export of another shape is a fault of this plugin, never a host panic.
+    pub fn on_service_events(&mut self, batch: &[ServiceEvent]) -> CallOutcome {
+        if !self.plugin.takes_services() {
+            return CallOutcome::Skipped;
+        }
+        PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        self.invoke(batch.len(), |live| match &live.services {
+            Some(f) => f
+                .typed::<(&[ServiceEvent],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (batch,)))
+                .map(|(findings,)| findings),
+            None => Ok(Vec::new()),
+        })
     }
 
     /// The host's verdict on each entity of one of this plugin's findings:

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crate::internal_events::PluginQueueOverflow;
 use crate::{CallOutcome, PluginRunner};
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, EventKind, Finding};
+use vigil_core::model::{Event, EventKind, Finding, ServiceEvent};
 use vigil_core::subjects::Verdict;
 
 /// A finding with the plugin that reported it.
@@ -25,12 +25,15 @@ pub struct PluginFinding {
 
 enum Msg {
     Events(Arc<Vec<Event>>),
+    Services(Arc<Vec<ServiceEvent>>),
     Tick(u64),
 }
 
 struct Worker {
     name: String,
     kinds: Vec<EventKind>,
+    /// Whether it takes Docker Swarm events (`on-service-events`).
+    services: bool,
     tx: Option<SyncSender<Msg>>,
     handle: Option<JoinHandle<()>>,
     metrics: Arc<PluginMetrics>,
@@ -54,6 +57,7 @@ impl WorkerPool {
                 let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
                 let name = runner.name().to_owned();
                 let kinds = runner.plugin().kinds.clone();
+                let services = runner.plugin().takes_services();
                 let metrics = runner.metrics().clone();
                 let out = findings.clone();
                 let handle = std::thread::Builder::new()
@@ -61,7 +65,7 @@ impl WorkerPool {
                     .spawn(move || work(runner, rx, out))
                     .map_err(|e| tracing::error!(plugin = %name, error = %e, "cannot start plugin worker"))
                     .ok();
-                Worker { name, kinds, tx: Some(tx), handle, metrics }
+                Worker { name, kinds, services, tx: Some(tx), handle, metrics }
             })
             .collect();
         Self { workers }
@@ -89,6 +93,21 @@ impl WorkerPool {
                     }
                     .emit(&w.metrics);
                 }
+            }
+        }
+    }
+
+    /// Hands a batch of Docker Swarm events to every plugin that takes
+    /// them, like [`Self::route`].
+    pub fn route_services(&self, batch: Arc<Vec<ServiceEvent>>) {
+        for w in self.workers.iter().filter(|w| w.services) {
+            let Some(tx) = &w.tx else { continue };
+            if tx.try_send(Msg::Services(batch.clone())).is_err() {
+                PluginQueueOverflow {
+                    plugin: &w.name,
+                    events: batch.len(),
+                }
+                .emit(&w.metrics);
             }
         }
     }
@@ -121,6 +140,7 @@ fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFin
     while let Ok(msg) = rx.recv() {
         let outcome = match msg {
             Msg::Events(batch) => runner.on_events(&batch),
+            Msg::Services(batch) => runner.on_service_events(&batch),
             Msg::Tick(now) => runner.on_tick(now),
         };
         if let CallOutcome::Findings(fs) = outcome {

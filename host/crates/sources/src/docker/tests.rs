@@ -31,7 +31,7 @@ fn parse(json: &str) -> Result<DockerEvent, EventError> {
 fn container(json: &str) -> (ContainerEvent, Enrich) {
     match map(&parse(json).expect("valid event")).expect("mapped") {
         Mapped::Container { event, enrich } => (*event, enrich),
-        Mapped::Ignored => panic!("ignored: {json}"),
+        other => panic!("not a container event: {other:?} for {json}"),
     }
 }
 
@@ -404,4 +404,45 @@ fn a_gap_is_a_container_event_plugins_can_see() {
     assert_eq!(json["body"]["action"], "other");
     assert_eq!(json["body"]["raw_action"], "vigil-events-gap");
     assert_eq!(json["source"], "docker");
+}
+
+#[test]
+fn swarm_events_map_to_changes_with_their_attributes() {
+    use super::events::SwarmChange;
+    use vigil_core::model::{KeyValue, SwarmObject};
+    // As Docker 26 writes them on a manager (`docker service scale web=3`).
+    let scale = r#"{"Type":"service","Action":"update","Actor":{"ID":"x7rbjuf24z0gwhg6h5lwrxgfc","Attributes":{"name":"web","replicas.new":"3","replicas.old":"2"}},"scope":"swarm","time":1796226661,"timeNano":1796226661356594904}"#;
+    let Mapped::Swarm(change) = map(&parse(scale).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert_eq!(
+        change,
+        SwarmChange {
+            object: SwarmObject::Service,
+            action: "update".into(),
+            id: "x7rbjuf24z0gwhg6h5lwrxgfc".into(),
+            name: "web".into(),
+            changes: vec![
+                KeyValue::new("replicas.new", "3"),
+                KeyValue::new("replicas.old", "2")
+            ],
+        }
+    );
+    assert!(change.wants_spec());
+    let removed = scale.replace(r#""Action":"update""#, r#""Action":"remove""#);
+    let Mapped::Swarm(removed) = map(&parse(&removed).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert!(!removed.wants_spec(), "a removed service cannot be inspected");
+    let node = r#"{"Type":"node","Action":"update","Actor":{"ID":"bjsyhj24pxl03cz5qztfp0iht","Attributes":{"name":"vm","state.new":"ready","state.old":"unknown"}},"scope":"swarm","time":1796226658,"timeNano":1796226658256825754}"#;
+    let Mapped::Swarm(node) = map(&parse(node).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert_eq!((node.object, node.name.as_str()), (SwarmObject::Node, "vm"));
+    assert!(!node.wants_spec());
+    let odd = scale.replace(r#""Action":"update""#, r#""Action":"explode""#);
+    assert!(matches!(
+        map(&parse(&odd).expect("valid")),
+        Err(EventError::UnknownAction { scope: "service", .. })
+    ));
 }
