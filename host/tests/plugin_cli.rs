@@ -131,6 +131,10 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
         first["packed_batches"], true,
         "plugins built with the SDK take the packed fast path"
     );
+    assert_eq!(
+        first["service_events"], true,
+        "plugins built with the SDK receive Docker Swarm events (WIT 0.1.2)"
+    );
     let second = run();
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
     assert_eq!(first["sha256"], second["sha256"]);
@@ -178,6 +182,10 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["packed_batches"], false);
+    assert_eq!(
+        v["service_events"], false,
+        "a 0.1.0 plugin has no on-service-events"
+    );
     assert!(
         v["imports"]
             .as_array()

@@ -129,7 +129,9 @@ fn a_host_network_service_is_one_finding_per_risky_spec() {
     if !docker_ready() {
         return;
     }
-    let _one_at_a_time = SWARM.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = SWARM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut swarm = Swarm::init();
     let data_dir = TempDir::new("swarm-live");
     let events = data_dir.join("events.jsonl");
@@ -159,7 +161,11 @@ fn a_host_network_service_is_one_finding_per_risky_spec() {
     assert_eq!(f["evidence"]["replicas"], "6");
     assert_eq!(f["evidence"]["mode"], "replicated");
     assert!(f["summary"].as_str().unwrap().contains(&name), "{f}");
-    let first_version: u64 = f["evidence"]["spec-version"].as_str().unwrap().parse().unwrap();
+    let first_version: u64 = f["evidence"]["spec-version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // All six tasks run here (one node); none gives a finding of its own.
     vigil.wait_until("six running tasks", Duration::from_secs(30), || {
@@ -178,12 +184,13 @@ fn a_host_network_service_is_one_finding_per_risky_spec() {
         .filter(|f| {
             f["rule_id"] != "container-escape/swarm-service"
                 && f["plugin"] == "container-escape"
-                && task_ids
-                    .iter()
-                    .any(|t| f.to_string().contains(t.as_str()))
+                && task_ids.iter().any(|t| f.to_string().contains(t.as_str()))
         })
         .collect();
-    assert!(per_task.is_empty(), "task containers reported on their own: {per_task:#?}");
+    assert!(
+        per_task.is_empty(),
+        "task containers reported on their own: {per_task:#?}"
+    );
     let entities = f["entities"].to_string();
     assert!(
         task_ids.iter().any(|t| entities.contains(t.as_str())),
@@ -194,24 +201,43 @@ fn a_host_network_service_is_one_finding_per_risky_spec() {
     docker(&["service", "scale", "--detach", &format!("{name}=7")]);
     vigil.wait_for_stderr("\"replicas.new\"", Duration::from_secs(10));
     // A new risky setting is a new spec to report.
-    docker(&["service", "update", "--detach", "--cap-add", "SYS_ADMIN", &name]);
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--cap-add",
+        "SYS_ADMIN",
+        &name,
+    ]);
     let second = vigil.wait_for_finding(
         &format!("a second swarm-service for {name}"),
         Duration::from_secs(20),
-        |f| is_service_finding(f, &name) && f["evidence"]["spec-version"] != first_version.to_string().as_str(),
+        |f| {
+            is_service_finding(f, &name)
+                && f["evidence"]["spec-version"] != first_version.to_string().as_str()
+        },
     );
-    let second_version: u64 = second["evidence"]["spec-version"].as_str().unwrap().parse().unwrap();
+    let second_version: u64 = second["evidence"]["spec-version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(second_version > first_version, "{second}");
-    assert!(second["evidence"]["capability"].as_str().unwrap_or_default().contains("SYS_ADMIN")
-        || second.to_string().contains("SYS_ADMIN"), "{second}");
+    assert!(
+        second["evidence"]["capability"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SYS_ADMIN")
+            || second.to_string().contains("SYS_ADMIN"),
+        "{second}"
+    );
 
     docker(&["service", "rm", &name]);
     swarm.services.clear();
     vigil.wait_until("the removal seen", Duration::from_secs(10), || {
-        vigil
-            .stderr_text()
-            .lines()
-            .any(|l| l.contains("docker: swarm event") && l.contains("action=remove") && l.contains(&name))
+        vigil.stderr_text().lines().any(|l| {
+            l.contains("docker: swarm event") && l.contains("action=remove") && l.contains(&name)
+        })
     });
     let all = vigil.findings();
     assert_eq!(

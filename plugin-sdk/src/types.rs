@@ -261,7 +261,10 @@ impl ServiceSpec {
     /// The value of the service label `key`, if set.
     #[must_use]
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.iter().find(|l| l.key == key).map(|l| l.value.as_str())
+        self.labels
+            .iter()
+            .find(|l| l.key == key)
+            .map(|l| l.value.as_str())
     }
 }
 
@@ -269,6 +272,9 @@ impl ServiceEvent {
     /// The value the engine reported for the change `key` (`replicas.new` …).
     #[must_use]
     pub fn change(&self, key: &str) -> Option<&str> {
-        self.changes.iter().find(|c| c.key == key).map(|c| c.value.as_str())
+        self.changes
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| c.value.as_str())
     }
 }

@@ -7,8 +7,8 @@ use vigil_plugin_sdk::util::image::repository;
 use crate::baseline::Action;
 use crate::short_lived::Subject;
 use crate::{
-    Born, COMPOSE_PROJECT_LABEL, ContainerChurn, POD_NAMESPACE_LABEL, SWARM_SERVICE_LABEL, ScopeKind,
-    Stream,
+    Born, COMPOSE_PROJECT_LABEL, ContainerChurn, POD_NAMESPACE_LABEL, SWARM_SERVICE_LABEL,
+    ScopeKind, Stream,
 };
 
 impl ContainerChurn {

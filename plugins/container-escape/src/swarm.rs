@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use vigil_plugin_sdk::{
-    ContainerAction, ContainerEvent, EntityKind, Finding, KeyValue, ServiceEvent,
-    ServiceSpec, Severity, SwarmObject, Timestamp,
+    ContainerAction, ContainerEvent, EntityKind, Finding, KeyValue, ServiceEvent, ServiceSpec,
+    Severity, SwarmObject, Timestamp,
 };
 
 use crate::config::Config;
@@ -62,7 +62,12 @@ pub(crate) struct Services {
 
 impl Services {
     /// Handles one service event; findings come from [`Self::due`].
-    pub(crate) fn observe(&mut self, event: &ServiceEvent, config: &Config, out: &mut Vec<Finding>) {
+    pub(crate) fn observe(
+        &mut self,
+        event: &ServiceEvent,
+        config: &Config,
+        out: &mut Vec<Finding>,
+    ) {
         if event.object != SwarmObject::Service || !config.enabled(Rule::SwarmService) {
             return;
         }
@@ -176,7 +181,9 @@ fn reasons(spec: &ServiceSpec, config: &Config) -> Reasons {
         .filter(|hit| hit.rule != Rule::SwarmService)
         .map(|hit| (hit.severity, hit.evidence, hit.rule.name()))
         .collect();
-    if !out.iter().any(|(_, _, rule)| *rule == Rule::DangerousCapability.name())
+    if !out
+        .iter()
+        .any(|(_, _, rule)| *rule == Rule::DangerousCapability.name())
         && !spec.security.cap_add.is_empty()
     {
         out.push((
@@ -192,7 +199,10 @@ fn fingerprint(reasons: &Reasons) -> String {
     let mut lines: Vec<String> = reasons
         .iter()
         .map(|(_, evidence, rule)| {
-            let kv: Vec<String> = evidence.iter().map(|e| format!("{}={}", e.key, e.value)).collect();
+            let kv: Vec<String> = evidence
+                .iter()
+                .map(|e| format!("{}={}", e.key, e.value))
+                .collect();
             format!("{rule}:{}", kv.join(";"))
         })
         .collect();

@@ -43,13 +43,22 @@ fn runtime_path(source: &str) -> bool {
     !source.is_empty()
         && RUNTIME_PATHS.iter().any(|p| {
             source == *p
-                || source.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
-                || p.strip_prefix(source).is_some_and(|rest| rest.starts_with('/'))
+                || source
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                || p.strip_prefix(source)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
 }
 
-pub(crate) fn findings(plugin: &mut MonitoringTamper, event: &ServiceEvent, out: &mut Vec<Finding>) {
-    if event.object != SwarmObject::Service || !plugin.config.enabled(Rule::GlobalServiceRuntimeMount) {
+pub(crate) fn findings(
+    plugin: &mut MonitoringTamper,
+    event: &ServiceEvent,
+    out: &mut Vec<Finding>,
+) {
+    if event.object != SwarmObject::Service
+        || !plugin.config.enabled(Rule::GlobalServiceRuntimeMount)
+    {
         return;
     }
     if event.action == "remove" {

@@ -706,20 +706,72 @@ fn global_service(id: &str, mode: ServiceMode, source: &str, image: &str) -> Ser
 #[test]
 fn a_global_service_mounting_the_runtime_is_reported_once() {
     let mut d = testing::configured::<MonitoringTamper>("{}");
-    let f = d.on_service_events(&[global_service("s1", ServiceMode::Global, "/var/run/docker.sock", "alpine:3")]);
-    assert_eq!(rule_ids(&f), ["monitoring-tamper/global-service-runtime-mount"]);
+    let f = d.on_service_events(&[global_service(
+        "s1",
+        ServiceMode::Global,
+        "/var/run/docker.sock",
+        "alpine:3",
+    )]);
+    assert_eq!(
+        rule_ids(&f),
+        ["monitoring-tamper/global-service-runtime-mount"]
+    );
     assert_eq!(evidence(&f[0], "service"), ["node-tools"]);
-    assert_eq!(evidence(&f[0], "runtime-mounts"), ["/var/run/docker.sock:/host:rw"]);
+    assert_eq!(
+        evidence(&f[0], "runtime-mounts"),
+        ["/var/run/docker.sock:/host:rw"]
+    );
     // The same mounts at the next version: nothing new.
-    assert!(d.on_service_events(&[global_service("s2", ServiceMode::Global, "/var/run/docker.sock", "alpine:3")]).is_empty());
+    assert!(
+        d.on_service_events(&[global_service(
+            "s2",
+            ServiceMode::Global,
+            "/var/run/docker.sock",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
     // /var/lib (above /var/lib/docker) counts too.
-    assert_eq!(d.on_service_events(&[global_service("s3", ServiceMode::Global, "/var/lib", "alpine:3")]).len(), 1);
+    assert_eq!(
+        d.on_service_events(&[global_service(
+            "s3",
+            ServiceMode::Global,
+            "/var/lib",
+            "alpine:3"
+        )])
+        .len(),
+        1
+    );
 }
 
 #[test]
 fn replicated_services_other_mounts_and_agents_are_not_reported() {
     let mut d = testing::configured::<MonitoringTamper>("{}");
-    assert!(d.on_service_events(&[global_service("s1", ServiceMode::Replicated, "/var/run/docker.sock", "alpine:3")]).is_empty());
-    assert!(d.on_service_events(&[global_service("s2", ServiceMode::Global, "/srv/data", "alpine:3")]).is_empty());
-    assert!(d.on_service_events(&[global_service("s3", ServiceMode::Global, "/var/run/docker.sock", "falcosecurity/falco:0.39")]).is_empty());
+    assert!(
+        d.on_service_events(&[global_service(
+            "s1",
+            ServiceMode::Replicated,
+            "/var/run/docker.sock",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
+    assert!(
+        d.on_service_events(&[global_service(
+            "s2",
+            ServiceMode::Global,
+            "/srv/data",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
+    assert!(
+        d.on_service_events(&[global_service(
+            "s3",
+            ServiceMode::Global,
+            "/var/run/docker.sock",
+            "falcosecurity/falco:0.39"
+        )])
+        .is_empty()
+    );
 }

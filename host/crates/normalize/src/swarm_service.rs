@@ -177,8 +177,18 @@ pub fn service_from_inspect(
     };
     let security = ContainerSecurity {
         network_mode,
-        cap_add: c.capability_add.iter().flatten().map(|s| capability(s)).collect(),
-        cap_drop: c.capability_drop.iter().flatten().map(|s| capability(s)).collect(),
+        cap_add: c
+            .capability_add
+            .iter()
+            .flatten()
+            .map(|s| capability(s))
+            .collect(),
+        cap_drop: c
+            .capability_drop
+            .iter()
+            .flatten()
+            .map(|s| capability(s))
+            .collect(),
         mounts: c
             .mounts
             .unwrap_or_default()
@@ -210,7 +220,10 @@ pub fn service_from_inspect(
         ModeRaw {
             replicated_job: Some(job),
             ..
-        } => (ServiceMode::ReplicatedJob, Some(job.total_completions.unwrap_or(1))),
+        } => (
+            ServiceMode::ReplicatedJob,
+            Some(job.total_completions.unwrap_or(1)),
+        ),
         ModeRaw {
             replicated: Some(r),
             ..
@@ -238,7 +251,6 @@ pub fn service_from_inspect(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
@@ -262,7 +274,10 @@ mod tests {
     #[test]
     fn a_host_network_service_reads_like_a_host_network_container() {
         let s = service_from_inspect(HOST_SERVICE, &names).unwrap();
-        assert_eq!((s.id.as_str(), s.name.as_str()), ("x7rbjuf24z0gwhg6h5lwrxgfc", "vprobe"));
+        assert_eq!(
+            (s.id.as_str(), s.name.as_str()),
+            ("x7rbjuf24z0gwhg6h5lwrxgfc", "vprobe")
+        );
         assert_eq!(s.version, 19);
         assert_eq!((s.mode, s.replicas), (ServiceMode::Replicated, Some(3)));
         assert_eq!(s.networks, vec!["host"]);
@@ -287,10 +302,14 @@ mod tests {
     #[test]
     fn a_malformed_spec_is_refused_with_its_path() {
         let bad = r#"{"ID":"s1","Version":{"Index":"seven"},"Spec":{"Name":"x"}}"#;
-        let err = service_from_inspect(bad, &|_| None).unwrap_err().to_string();
+        let err = service_from_inspect(bad, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Version.Index"), "{err}");
         let nameless = r#"{"ID":"s1","Spec":{"TaskTemplate":{}}}"#;
-        let err = service_from_inspect(nameless, &|_| None).unwrap_err().to_string();
+        let err = service_from_inspect(nameless, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Spec.Name"), "{err}");
         assert!(service_from_inspect("[]", &|_| None).is_err());
     }

@@ -61,10 +61,19 @@ fn host() -> ContainerSecurity {
 #[test]
 fn a_host_network_service_is_one_finding_with_its_tasks() {
     let mut d = testing::configured::<ContainerEscape>("{}");
-    assert!(d.on_service_events(&[service("s1", SECOND, "create", Some(spec(11, 2, host())))]).is_empty());
+    assert!(
+        d.on_service_events(&[service("s1", SECOND, "create", Some(spec(11, 2, host())))])
+            .is_empty()
+    );
     // The create's companion update: same settings, no second finding.
-    assert!(d.on_service_events(&[service("s2", SECOND, "update", Some(spec(12, 2, host())))]).is_empty());
-    assert!(d.on_events(&[task(1, host())]).is_empty(), "no finding per task");
+    assert!(
+        d.on_service_events(&[service("s2", SECOND, "update", Some(spec(12, 2, host())))])
+            .is_empty()
+    );
+    assert!(
+        d.on_events(&[task(1, host())]).is_empty(),
+        "no finding per task"
+    );
     let findings = d.on_events(&[task(2, host())]);
     assert_eq!(rule_ids(&findings), ["container-escape/swarm-service"]);
     let f = &findings[0];
@@ -74,10 +83,24 @@ fn a_host_network_service_is_one_finding_with_its_tasks() {
     assert_eq!(evidence(f, "network-mode"), ["host"]);
     assert_eq!(evidence(f, "task-containers"), ["2"]);
     assert!(f.summary.contains("probe"), "{}", f.summary);
-    assert_eq!(f.entities[0], Entity::new(EntityKind::Container, "task1", "probe.1.abc"));
-    assert_eq!(f.entities[1], Entity::new(EntityKind::Container, "task2", "probe.2.abc"));
+    assert_eq!(
+        f.entities[0],
+        Entity::new(EntityKind::Container, "task1", "probe.1.abc")
+    );
+    assert_eq!(
+        f.entities[1],
+        Entity::new(EntityKind::Container, "task2", "probe.2.abc")
+    );
     // A scale keeps the settings: nothing new, and its tasks stay quiet.
-    assert!(d.on_service_events(&[service("s3", 3 * SECOND, "update", Some(spec(13, 3, host())))]).is_empty());
+    assert!(
+        d.on_service_events(&[service(
+            "s3",
+            3 * SECOND,
+            "update",
+            Some(spec(13, 3, host()))
+        )])
+        .is_empty()
+    );
     assert!(d.on_events(&[task(3, host())]).is_empty());
     assert!(d.on_tick(60 * SECOND).is_empty());
 }
@@ -97,7 +120,12 @@ fn an_update_adding_a_risky_setting_is_reported_again_after_the_wait() {
         read_only: false,
         kind: "bind".into(),
     }];
-    d.on_service_events(&[service("s2", 10 * SECOND, "update", Some(spec(14, 5, wider)))]);
+    d.on_service_events(&[service(
+        "s2",
+        10 * SECOND,
+        "update",
+        Some(spec(14, 5, wider)),
+    )]);
     assert!(d.on_tick(10 * SECOND).is_empty(), "waits for tasks");
     let second = d.on_tick(11 * SECOND);
     assert_eq!(rule_ids(&second), ["container-escape/swarm-service"]);
@@ -110,7 +138,12 @@ fn an_update_adding_a_risky_setting_is_reported_again_after_the_wait() {
 fn harmless_services_and_other_objects_give_nothing_and_removal_forgets() {
     let mut d = testing::configured::<ContainerEscape>("{}");
     let plain = ContainerSecurity::default();
-    d.on_service_events(&[service("s1", SECOND, "create", Some(spec(2, 1, plain.clone())))]);
+    d.on_service_events(&[service(
+        "s1",
+        SECOND,
+        "create",
+        Some(spec(2, 1, plain.clone())),
+    )]);
     assert!(d.on_events(&[task(1, plain)]).is_empty());
     let node = ServiceEvent {
         object: SwarmObject::Node,
@@ -120,7 +153,10 @@ fn harmless_services_and_other_objects_give_nothing_and_removal_forgets() {
     assert!(d.on_tick(60 * SECOND).is_empty());
     // Removed: its task containers are containers again.
     d.on_service_events(&[service("s2", SECOND, "remove", None)]);
-    assert_eq!(rule_ids(&d.on_events(&[task(9, host())])), ["container-escape/host-network"]);
+    assert_eq!(
+        rule_ids(&d.on_events(&[task(9, host())])),
+        ["container-escape/host-network"]
+    );
 }
 
 #[test]
@@ -142,7 +178,10 @@ fn the_rule_can_be_disabled_and_tasks_are_then_containers() {
     let mut d = testing::configured::<ContainerEscape>(r#"{"disabled_rules": ["swarm-service"]}"#);
     d.on_service_events(&[service("s1", SECOND, "create", Some(spec(2, 1, host())))]);
     assert!(d.on_tick(60 * SECOND).is_empty());
-    assert_eq!(rule_ids(&d.on_events(&[task(1, host())])), ["container-escape/host-network"]);
+    assert_eq!(
+        rule_ids(&d.on_events(&[task(1, host())])),
+        ["container-escape/host-network"]
+    );
 }
 
 #[test]

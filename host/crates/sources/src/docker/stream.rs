@@ -25,8 +25,8 @@ use super::internal_events::{
     DockerConnectFailed, DockerEventsGap, DockerInspectFailed, DockerStreamInterrupted,
     DockerStreamOpened, DockerSwarmRole,
 };
-use super::swarm::{self, SwarmRole};
 use super::inventory::{SOURCE, inspect_container, inspect_exec, inventory, is_not_found};
+use super::swarm::{self, SwarmRole};
 use super::tracker::Tracker;
 use super::{DockerError, DockerSettings};
 use crate::SourceContext;
@@ -354,7 +354,11 @@ impl Source {
         }
         match swarm::inventory(docker, &self.ctx).await {
             Ok(Some(n)) => {
-                tracing::info!(source = SOURCE, services = n, "docker: inventory of swarm services sent");
+                tracing::info!(
+                    source = SOURCE,
+                    services = n,
+                    "docker: inventory of swarm services sent"
+                );
                 true
             }
             Ok(None) => false,

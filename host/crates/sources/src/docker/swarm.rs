@@ -58,9 +58,7 @@ pub async fn role(docker: &Docker) -> Result<SwarmRole, bollard::errors::Error> 
     let info = docker.info().await?;
     let swarm = info.swarm.unwrap_or_default();
     Ok(match swarm.local_node_state {
-        Some(LocalNodeState::ACTIVE) if swarm.control_available == Some(true) => {
-            SwarmRole::Manager
-        }
+        Some(LocalNodeState::ACTIVE) if swarm.control_available == Some(true) => SwarmRole::Manager,
         Some(LocalNodeState::ACTIVE) => SwarmRole::Worker,
         _ => SwarmRole::Inactive,
     })
@@ -160,9 +158,7 @@ pub async fn inventory(
     docker: &Docker,
     ctx: &SourceContext,
 ) -> Result<Option<usize>, bollard::errors::Error> {
-    let list = docker
-        .list_services(None::<ListServicesOptions>)
-        .await?;
+    let list = docker.list_services(None::<ListServicesOptions>).await?;
     let names = network_names(docker).await;
     let mut out = Vec::with_capacity(list.len());
     for s in list {

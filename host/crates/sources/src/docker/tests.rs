@@ -433,7 +433,10 @@ fn swarm_events_map_to_changes_with_their_attributes() {
     let Mapped::Swarm(removed) = map(&parse(&removed).expect("valid")).expect("mapped") else {
         panic!("not a swarm change")
     };
-    assert!(!removed.wants_spec(), "a removed service cannot be inspected");
+    assert!(
+        !removed.wants_spec(),
+        "a removed service cannot be inspected"
+    );
     let node = r#"{"Type":"node","Action":"update","Actor":{"ID":"bjsyhj24pxl03cz5qztfp0iht","Attributes":{"name":"vm","state.new":"ready","state.old":"unknown"}},"scope":"swarm","time":1796226658,"timeNano":1796226658256825754}"#;
     let Mapped::Swarm(node) = map(&parse(node).expect("valid")).expect("mapped") else {
         panic!("not a swarm change")
@@ -443,6 +446,9 @@ fn swarm_events_map_to_changes_with_their_attributes() {
     let odd = scale.replace(r#""Action":"update""#, r#""Action":"explode""#);
     assert!(matches!(
         map(&parse(&odd).expect("valid")),
-        Err(EventError::UnknownAction { scope: "service", .. })
+        Err(EventError::UnknownAction {
+            scope: "service",
+            ..
+        })
     ));
 }
