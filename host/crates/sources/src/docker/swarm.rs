@@ -86,17 +86,34 @@ pub async fn inspect_service(
     id: &str,
     names: Option<&HashMap<String, String>>,
 ) -> Option<ServiceSpec> {
-    let doc = match docker.inspect_service(id, None).await {
+    let service = docker.inspect_service(id, None).await;
+    let mut names = match names {
+        Some(n) => n.clone(),
+        None => network_names(docker).await,
+    };
+    // A swarm-scoped network (the swarm's `host` network among them) has an
+    // id of the swarm's, not the local one `GET /networks` lists: ask for it.
+    if let Ok(service) = &service {
+        let targets = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.task_template.as_ref())
+            .and_then(|t| t.networks.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.target.clone());
+        for target in targets {
+            if !names.contains_key(&target)
+                && let Ok(net) = docker.inspect_network(&target, None).await
+                && let Some(name) = net.name
+            {
+                names.insert(target, name);
+            }
+        }
+    }
+    let doc = match service {
         Ok(service) => serde_json::to_string(&service).map_err(|e| e.to_string()),
         Err(e) => Err(vigil_core::error::chain(&e)),
-    };
-    let owned;
-    let names = match names {
-        Some(n) => n,
-        None => {
-            owned = network_names(docker).await;
-            &owned
-        }
     };
     let result = doc.and_then(|doc| {
         service_from_inspect(&doc, &|net| names.get(net).cloned()).map_err(|e| e.to_string())
