@@ -71,6 +71,7 @@ pub fn replay(
         ..Default::default()
     };
     let mut dispatcher = Dispatcher::new(runners, opts.batch, clock.clone());
+    dispatcher.node.clone_from(&opts.node);
     let origin = Origin {
         node: &opts.node,
         source: "replay",

@@ -1,4 +1,4 @@
-//! The WIT data model (`vigil:detector/types@0.1.1`) as Rust types, plus
+//! The WIT data model (`vigil:detector/types@0.1.2`) as Rust types, plus
 //! small conveniences: constructors, `as_str`/`Display` for the enums, and
 //! `Default` for the large records so tests can fill in only what matters.
 //!
@@ -13,9 +13,10 @@ pub use crate::bindings::vigil::detector::state::StateError;
 pub use crate::bindings::vigil::detector::threat_intel::IpMatch;
 pub use crate::bindings::vigil::detector::types::{
     ConfigError, ConfigProblem, ContainerAction, ContainerEvent, ContainerRef, ContainerRole,
-    ContainerSecurity, Direction, Entity, EntityKind, Event, EventBody, EventKind, ExecInfo,
-    FileChange, FileEvent, FileState, Finding, KeyValue, KubernetesEvent, Mount, NetworkEvent,
-    OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo, Severity, Timestamp,
+    ContainerSecurity, Direction, Entity, EntityKind, EntityVerdict, Event, EventBody, EventKind,
+    ExecInfo, FileChange, FileEvent, FileState, Finding, FindingEvent, KeyValue, KubernetesEvent,
+    Mount, NetworkEvent, OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo,
+    Severity, Timestamp,
 };
 
 impl KeyValue {
@@ -90,6 +91,20 @@ impl Event {
     }
 }
 
+impl FindingEvent {
+    /// The entities of the finding the host verified for the plugin that
+    /// reported it (containers and pods it was shown), with their full ids.
+    /// Only these are verified again when a finding of yours names them.
+    pub fn verified_entities(&self) -> impl Iterator<Item = &Entity> {
+        self.finding
+            .entities
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| **v == EntityVerdict::Verified)
+            .map(|(e, _)| e)
+    }
+}
+
 /// Generates `as_str` (the WIT spelling) and `Display` for a WIT enum.
 macro_rules! wit_names {
     ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
@@ -117,6 +132,7 @@ wit_names!(EntityKind {
     Container => "container", Pod => "pod", Node => "node", File => "file",
     Image => "image", User => "user", Address => "address",
 });
+wit_names!(EntityVerdict { NotChecked => "not-checked", Unverified => "unverified", Verified => "verified" });
 wit_names!(ContainerRole { Main => "main", Init => "init", Ephemeral => "ephemeral" });
 wit_names!(Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
 wit_names!(ContainerAction {

@@ -185,6 +185,7 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
                 let info = &r.plugin().info;
                 report["describe"] = serde_json::to_value(info)?;
                 report["packed_batches"] = Value::Bool(r.plugin().takes_packed());
+                report["receives_findings"] = Value::Bool(r.plugin().takes_findings());
                 // `--plugin-dir` names a plugin by its file: say so before
                 // the operator finds it refused there.
                 let stem = args.plugin.file_stem().map(|s| s.to_string_lossy());

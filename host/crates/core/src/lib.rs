@@ -19,7 +19,7 @@ pub mod time;
 pub mod validate;
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "vigil:detector@0.1.1";
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.2";
 
 /// The instance name of the WIT `types` interface.
-pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.1";
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.2";

@@ -11,12 +11,14 @@
 //! native JSON event format, read by `vigil replay --format vigil`.
 
 mod finding;
+mod finding_event;
 mod linker;
 pub mod packed;
 
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
 };
+pub use finding_event::{EntityVerdict, FindingEvent};
 pub use linker::{Host, HostWithStore, add_to_linker};
 
 use serde::{Deserialize, Serialize};
