@@ -193,8 +193,7 @@ fn ocsf_detection_findings_pass_py_ocsf_models() {
     let (incident, record) = events
         .iter()
         .zip(&samples)
-        .filter(|(_, f)| f.plugin == "incident")
-        .last()
+        .rfind(|(_, f)| f.plugin == "incident")
         .expect("an incident");
     let related: Vec<&str> = incident["finding_info"]["related_events"]
         .as_array()
