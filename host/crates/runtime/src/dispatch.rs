@@ -17,8 +17,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::routing::{Pick, Route, RoutedBatch};
 use crate::feed::{FedFindings, Producer};
+use crate::routing::{Pick, Route, RoutedBatch};
 use crate::{CallOutcome, LoadedPlugin, PluginRunner};
 use vigil_core::model::packed::PackedEvents;
 use vigil_core::model::{Event, EventKind, Finding};

@@ -17,16 +17,14 @@ pub(super) fn call_each<T: Send>(
     match pool {
         // One plugin per task: plugins differ too much in cost for rayon's
         // default split (halves of the list) to balance them.
-        Some(pool) if runners.len() > 1 => {
-            pool.install(|| {
-                runners
-                    .par_iter_mut()
-                    .enumerate()
-                    .with_max_len(1)
-                    .map(|(i, r)| call(i, r))
-                    .collect()
-            })
-        }
+        Some(pool) if runners.len() > 1 => pool.install(|| {
+            runners
+                .par_iter_mut()
+                .enumerate()
+                .with_max_len(1)
+                .map(|(i, r)| call(i, r))
+                .collect()
+        }),
         _ => runners
             .iter_mut()
             .enumerate()
