@@ -367,8 +367,12 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     cleanup.0.push(id.clone());
 
     wait_finding(&vigil, "container-escape/host-network", &name);
+    // The planned rename ("mark") is the last step recorded, after the
+    // evidence: wait for it rather than read the record in between.
     let record = wait_record(&data, &vigil, &id, |r| {
-        r["state"] == "dry-run" && !actions(r, "evidence").is_empty()
+        r["state"] == "dry-run"
+            && !actions(r, "evidence").is_empty()
+            && !actions(r, "mark").is_empty()
     });
     vigil.wait_for_stderr("response (dry-run): would quarantine docker", DEADLINE);
     vigil.wait_for_stderr("response (dry-run): would pause", DEADLINE);
