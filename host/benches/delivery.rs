@@ -127,6 +127,7 @@ fn finding(i: usize) -> PluginFinding {
             event_ids: vec![format!("k8s-audit:bench-{i}:ResponseComplete")],
         },
         verdicts: Vec::new(),
+        depth: 0,
     }
 }
 

@@ -148,6 +148,9 @@ pub struct PluginArgs {
     /// Memory cap of every plugin, in MiB.
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<usize>,
+    /// How deep findings are handed on to plugins that receive findings (`plugins.limits.max_finding_depth`, default 2; 0: none).
+    #[arg(long, value_name = "N")]
+    pub plugin_max_finding_depth: Option<u32>,
     /// Largest plugin file read, in bytes (`plugins.max_file_bytes`; default 64 MiB); a larger one is refused.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub plugin_max_file_bytes: Option<u64>,

@@ -73,6 +73,9 @@ pub fn selection(args: &PluginArgs) -> anyhow::Result<(PluginSelection, Option<P
     if let Some(mib) = args.plugin_memory_mib {
         limits.memory_bytes = mib << 20;
     }
+    if let Some(n) = args.plugin_max_finding_depth {
+        limits.max_finding_depth = n;
+    }
     let problems = limits.validate("plugin limits");
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));

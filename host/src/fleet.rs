@@ -319,6 +319,8 @@ impl Fleet {
                 plugin_version: env!("CARGO_PKG_VERSION").into(),
                 finding: f,
                 verdicts: Vec::new(),
+                // Made from the fleet's picture, not from findings handed on.
+                depth: 0,
             });
             if sent.is_err() {
                 anyhow::bail!("the delivery pipeline has stopped");

@@ -104,6 +104,7 @@ pub fn replay(
     if let Some(pool) = &pool {
         dispatcher = dispatcher.with_pool(pool.clone());
     }
+    dispatcher.node.clone_from(&opts.node);
     let origin = Origin {
         node: &opts.node,
         source: "replay",

@@ -167,7 +167,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         &tokio::runtime::Handle::current(),
         Some(Box::new(responder.handle())),
     )?;
-    let pool = start_pool(runners, &registry, &ftx);
+    let pool = start_pool(&node, runners, &registry, &ftx);
 
     let events_out = args
         .emit_events
@@ -417,7 +417,12 @@ impl Host {
         let digests = plugin_digests(&runners);
         self.registry.retain_plugins(&names);
         self.responder.permit_plugins(may_respond(&runners));
-        pipeline.install(start_pool(runners, &self.registry, &self.findings));
+        pipeline.install(start_pool(
+            &self.node,
+            runners,
+            &self.registry,
+            &self.findings,
+        ));
 
         let mut restarted = Vec::new();
         for key in vigil_sources::source_keys() {
@@ -524,6 +529,7 @@ fn may_respond(runners: &[PluginRunner]) -> Vec<String> {
 /// Starts the workers, each plugin's metrics shared with the registry so
 /// that counters carry on across reloads.
 fn start_pool(
+    node: &str,
     mut runners: Vec<PluginRunner>,
     registry: &Registry,
     findings: &std_mpsc::Sender<PluginFinding>,
@@ -537,7 +543,7 @@ fn start_pool(
         .gauges
         .plugins
         .store(runners.len() as u64, Ordering::Relaxed);
-    WorkerPool::start(runners, WORKER_QUEUE, findings.clone())
+    WorkerPool::start_on(node, runners, WORKER_QUEUE, findings.clone())
 }
 
 /// Makes the data directory private (see `vigil_core::fsperm`): created

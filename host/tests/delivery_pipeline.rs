@@ -97,6 +97,7 @@ fn finding(plugin: &str, rule: &str, pod: &str, event: &str, severity: Severity)
             event_ids: vec![event.into()],
         },
         verdicts: Vec::new(),
+        depth: 0,
     }
 }
 

@@ -51,9 +51,39 @@ fn replayed() -> Vec<FindingRecord> {
     findings
 }
 
+/// The incidents of the issue-12 scenario (`tests/data/incident/`): a
+/// finding whose event ids are the ids of the findings it groups, which
+/// OCSF's `related_events` links.
+fn incidents() -> Vec<FindingRecord> {
+    let data = root().join("tests/data/incident");
+    let out = vigil()
+        .args([
+            "replay",
+            "--no-cache",
+            "--format",
+            "vigil",
+            "--node",
+            "n1",
+            "--intel",
+        ])
+        .arg(data.join("c2.txt"))
+        .arg(data.join("seed.jsonl"))
+        .output()
+        .unwrap();
+    let incidents: Vec<FindingRecord> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<FindingRecord>(l).unwrap())
+        .filter(|f| f.plugin == "incident")
+        .collect();
+    assert_eq!(incidents.len(), 2, "{incidents:#?}");
+    incidents
+}
+
 /// The replayed findings plus the special cases.
 fn samples() -> Vec<FindingRecord> {
     let mut v = replayed();
+    v.extend(incidents());
     let mut summary = v[0].clone();
     summary.aggregates = Some(summary.id.clone());
     summary.id = "0123456789abcdef01234567".into();
@@ -159,6 +189,20 @@ fn ocsf_detection_findings_pass_py_ocsf_models() {
     assert_eq!(summary["type_uid"], 200402);
     assert_eq!(summary["count"], 7);
     assert_eq!(summary["finding_info"]["uid"], samples[0].id.as_str());
+    // An incident links the findings it groups.
+    let (incident, record) = events
+        .iter()
+        .zip(&samples)
+        .rfind(|(_, f)| f.plugin == "incident")
+        .expect("an incident");
+    let related: Vec<&str> = incident["finding_info"]["related_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(related.len(), 3);
+    assert_eq!(related, record.event_ids);
 
     let dir = std::env::temp_dir().join(format!("vigil-ocsf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -284,6 +284,7 @@ fn finding(i: usize) -> PluginFinding {
             event_ids: vec![format!("e{i}")],
         },
         verdicts: Vec::new(),
+        depth: 0,
     }
 }
 

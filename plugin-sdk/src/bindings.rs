@@ -22,3 +22,24 @@ wit_bindgen::generate!({
     runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
     additional_derives: [PartialEq, Eq, Hash, Clone],
 });
+
+/// The `packed-correlator` world: everything above plus the `correlate`
+/// export, for `export_detector!(T, findings)`. Its imports and types are the
+/// ones generated above (`with`), so a plugin sees one set of types.
+pub mod correlator {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "packed-correlator",
+        pub_export_macro: true,
+        export_macro_name: "export_correlator",
+        default_bindings_module: "vigil_plugin_sdk::__private::bindings::correlator",
+        runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "vigil:detector/types@0.1.2": crate::bindings::vigil::detector::types,
+            "vigil:detector/log@0.1.2": crate::bindings::vigil::detector::log,
+            "vigil:detector/state@0.1.2": crate::bindings::vigil::detector::state,
+            "vigil:detector/clock@0.1.2": crate::bindings::vigil::detector::clock,
+            "vigil:detector/threat-intel@0.1.2": crate::bindings::vigil::detector::threat_intel,
+        },
+    });
+}

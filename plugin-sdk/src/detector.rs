@@ -2,7 +2,9 @@
 //! turns an implementation into the component's exports on wasm32.
 
 use crate::bindings;
-use crate::types::{ConfigError, Event, Finding, PluginInfo, SubscriptionSet, Timestamp};
+use crate::types::{
+    ConfigError, Event, Finding, FindingEvent, PluginInfo, SubscriptionSet, Timestamp,
+};
 
 /// A detector: the one trait a plugin implements.
 ///
@@ -57,6 +59,21 @@ pub trait Detector: Default + 'static {
     /// default returns nothing.
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
         let _ = now;
+        Vec::new()
+    }
+
+    /// Examines a batch of the *other* plugins' findings, oldest first
+    /// (WIT 0.1.2, `correlate`), and returns new findings: correlation
+    /// rules. Called only when the plugin is exported with
+    /// `export_detector!(T, findings)`; the default returns nothing.
+    ///
+    /// Each [`FindingEvent`] carries the reporting plugin's name as the host
+    /// knows it, the time, the node, its depth and the host's verdict on
+    /// each entity. Only the entities the host verified
+    /// ([`FindingEvent::verified_entities`]) are verified again when your
+    /// findings name them.
+    fn on_findings(&mut self, batch: &[FindingEvent]) -> Vec<Finding> {
+        let _ = batch;
         Vec::new()
     }
 }
@@ -128,12 +145,54 @@ impl<S: Singleton> bindings::Guest for S {
     }
 }
 
+impl<S: Singleton> bindings::correlator::Guest for S {
+    fn describe() -> PluginInfo {
+        <S as bindings::Guest>::describe()
+    }
+
+    fn configure(settings: String) -> Result<(), ConfigError> {
+        <S as bindings::Guest>::configure(settings)
+    }
+
+    fn on_events(batch: Vec<Event>) -> Vec<Finding> {
+        <S as bindings::Guest>::on_events(batch)
+    }
+
+    fn on_packed_events(batch: Vec<u8>) -> Vec<Finding> {
+        <S as bindings::Guest>::on_packed_events(batch)
+    }
+
+    fn subscriptions() -> SubscriptionSet {
+        <S as bindings::Guest>::subscriptions()
+    }
+
+    fn on_tick(now: Timestamp) -> Vec<Finding> {
+        <S as bindings::Guest>::on_tick(now)
+    }
+}
+
+impl<S: Singleton> bindings::correlator::exports::vigil::detector::correlate::Guest for S {
+    fn on_findings(batch: Vec<FindingEvent>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_findings(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
+    }
+}
+
 /// Exports a [`Detector`] as the component's `describe`, `configure`,
 /// `on-events`, `on-packed-events` (the packed fast path, decoded here),
 /// `subscriptions` and `on-tick`.
 ///
 /// Write it once, at the top level of the plugin crate:
 /// `vigil_plugin_sdk::export_detector!(MyDetector);`
+///
+/// `vigil_plugin_sdk::export_detector!(MyDetector, findings);` also exports
+/// `correlate` (the world `packed-correlator`, WIT 0.1.2): the host then
+/// hands the plugin the other plugins' findings through
+/// [`Detector::on_findings`]. A plugin receives findings only when exported
+/// so.
 ///
 /// It expands to the exports only when compiling for `wasm32`. On native
 /// targets it only checks that the type implements [`Detector`] and exports
@@ -142,6 +201,12 @@ impl<S: Singleton> bindings::Guest for S {
 #[macro_export]
 macro_rules! export_detector {
     ($detector:ty $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [export], []);
+    };
+    ($detector:ty, findings $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [correlator::export_correlator], [::correlator]);
+    };
+    (@singleton $detector:ty, [$($export:tt)+], [$($module:tt)*]) => {
         const _: fn() = || {
             fn implements_detector<D: $crate::Detector>() {}
             implements_detector::<$detector>();
@@ -177,8 +242,8 @@ macro_rules! export_detector {
                 }
             }
 
-            $crate::__private::bindings::export!(
-                VigilExportedDetector with_types_in $crate::__private::bindings
+            $crate::__private::bindings::$($export)+!(
+                VigilExportedDetector with_types_in $crate::__private::bindings$($module)*
             );
         };
     };

@@ -13,9 +13,10 @@ pub use crate::bindings::vigil::detector::state::StateError;
 pub use crate::bindings::vigil::detector::threat_intel::IpMatch;
 pub use crate::bindings::vigil::detector::types::{
     ConfigError, ConfigProblem, ContainerAction, ContainerEvent, ContainerRef, ContainerRole,
-    ContainerSecurity, Direction, Entity, EntityKind, Event, EventBody, EventKind, ExecInfo,
-    FileChange, FileEvent, FileState, Finding, KeyValue, KubernetesEvent, Mount, NetworkEvent,
-    OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo, Severity, Timestamp,
+    ContainerSecurity, Direction, Entity, EntityKind, EntityVerdict, Event, EventBody, EventKind,
+    ExecInfo, FileChange, FileEvent, FileState, Finding, FindingEvent, KeyValue, KubernetesEvent,
+    Mount, NetworkEvent, OwnerRef, PluginInfo, PodContainer, PodSpec, Protocol, SettingInfo,
+    Severity, Timestamp,
 };
 pub use crate::bindings::vigil::detector::types::{
     ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,
@@ -93,6 +94,20 @@ impl Event {
     }
 }
 
+impl FindingEvent {
+    /// The entities of the finding the host verified for the plugin that
+    /// reported it (containers and pods it was shown), with their full ids.
+    /// Only these are verified again when a finding of yours names them.
+    pub fn verified_entities(&self) -> impl Iterator<Item = &Entity> {
+        self.finding
+            .entities
+            .iter()
+            .zip(&self.verdicts)
+            .filter(|(_, v)| **v == EntityVerdict::Verified)
+            .map(|(e, _)| e)
+    }
+}
+
 /// Generates `as_str` (the WIT spelling) and `Display` for a WIT enum.
 macro_rules! wit_names {
     ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
@@ -120,6 +135,7 @@ wit_names!(EntityKind {
     Container => "container", Pod => "pod", Node => "node", File => "file",
     Image => "image", User => "user", Address => "address",
 });
+wit_names!(EntityVerdict { NotChecked => "not-checked", Unverified => "unverified", Verified => "verified" });
 wit_names!(ContainerRole { Main => "main", Init => "init", Ephemeral => "ephemeral" });
 wit_names!(Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
 wit_names!(ContainerAction {

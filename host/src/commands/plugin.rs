@@ -193,6 +193,7 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
                     "filters": sub.set(),
                     "summary": sub.describe(),
                 });
+                report["receives_findings"] = Value::Bool(r.plugin().takes_findings());
                 // `--plugin-dir` names a plugin by its file: say so before
                 // the operator finds it refused there.
                 let stem = args.plugin.file_stem().map(|s| s.to_string_lossy());

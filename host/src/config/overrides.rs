@@ -138,6 +138,9 @@ fn plugins(config: &mut VigilConfig, args: &crate::cli::PluginArgs) -> Result<()
     if let Some(mib) = args.plugin_memory_mib {
         l.memory_bytes = mib << 20;
     }
+    if let Some(n) = args.plugin_max_finding_depth {
+        l.max_finding_depth = n;
+    }
     if let Some(n) = args.plugin_max_file_bytes {
         p.max_file_bytes = n;
     }

@@ -63,20 +63,27 @@ pub struct FindingRecord {
     pub monitor: bool,
 }
 
+/// A finding's record id: a digest of its rule, the entity ids and the event
+/// ids as the plugin gave them, so the same finding always has the same id
+/// (the one plugins that receive findings are handed, too).
+pub fn finding_id(f: &Finding) -> String {
+    let mut h = Sha256::new();
+    h.update(f.rule_id.as_bytes());
+    for e in &f.entities {
+        h.update([0]);
+        h.update(e.id.as_bytes());
+    }
+    for id in &f.event_ids {
+        h.update([1]);
+        h.update(id.as_bytes());
+    }
+    hex(&h.finalize()[..12])
+}
+
 impl FindingRecord {
     /// Wraps a plugin's finding.
     pub fn new(f: Finding, plugin: &str, plugin_version: &str, node: &str, time: u64) -> Self {
-        let mut h = Sha256::new();
-        h.update(f.rule_id.as_bytes());
-        for e in &f.entities {
-            h.update([0]);
-            h.update(e.id.as_bytes());
-        }
-        for id in &f.event_ids {
-            h.update([1]);
-            h.update(id.as_bytes());
-        }
-        let id = hex(&h.finalize()[..12]);
+        let id = finding_id(&f);
         let mut evidence: BTreeMap<String, String> = BTreeMap::new();
         for kv in f.evidence {
             evidence

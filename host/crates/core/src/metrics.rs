@@ -91,6 +91,12 @@ counters! {
         queue_overflow,
         /// Re-instantiations after a fault.
         restarts,
+        /// Findings of other plugins handed to the plugin (`correlate.on-findings`).
+        findings_received,
+        /// Findings of the plugin not handed to other plugins because they reached `plugins.limits.max_finding_depth` (a loop bound).
+        findings_depth_capped,
+        /// Findings of other plugins dropped because the plugin's queue was full.
+        findings_overflow,
     }
 }
 

@@ -11,6 +11,7 @@
 //! native JSON event format, read by `vigil replay --format vigil`.
 
 mod finding;
+mod finding_event;
 mod linker;
 pub mod packed;
 mod subscription;
@@ -18,6 +19,7 @@ mod subscription;
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
 };
+pub use finding_event::{EntityVerdict, FindingEvent};
 pub use linker::{Host, HostWithStore, add_to_linker};
 pub use subscription::{
     ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,

@@ -148,6 +148,33 @@ impl SubjectWindow {
         }
     }
 
+    /// Notes the subjects of other plugins' findings handed to this plugin
+    /// (`correlate`): each entity's kind with the host's verdict on it for
+    /// the plugin that reported it. Only verified containers and pods are
+    /// recorded, as the host matched them: an unverified entity stays
+    /// unverifiable, since passing it through a plugin does not vouch for it.
+    pub fn record_verified<'a>(
+        &mut self,
+        subjects: impl IntoIterator<Item = (EntityKind, &'a Verdict)>,
+    ) {
+        let now = Instant::now();
+        self.expire(now);
+        for (kind, v) in subjects {
+            let Verdict::Verified { id, name, uid } = v else {
+                continue;
+            };
+            match kind {
+                EntityKind::Container => self.container(id, name, now),
+                EntityKind::Pod => {
+                    if let Some((ns, pod)) = id.split_once('/') {
+                        self.pod(ns, pod, uid.as_deref().unwrap_or(""), now);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Drops generations that are too old at `now`.
     fn expire(&mut self, now: Instant) {
         let age = now.saturating_duration_since(self.current.started);

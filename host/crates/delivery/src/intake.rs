@@ -220,7 +220,14 @@ impl Intake {
                     continue;
                 }
                 if rules.window_ns > 0 {
-                    let key = rec.dedup_key();
+                    // A finding made from findings (an incident) is an update
+                    // when its members change: only an exact repeat (same
+                    // record id: rule, entities and event ids) is folded.
+                    let key = if pf.depth > 0 {
+                        rec.id.clone()
+                    } else {
+                        rec.dedup_key()
+                    };
                     if let Some(w) = self.windows.get_mut(&key) {
                         if now < w.end_ns {
                             w.count += 1;

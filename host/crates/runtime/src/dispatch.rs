@@ -6,12 +6,18 @@
 //! With a thread pool (`vigil replay --threads`), the plugins of one batch
 //! are called concurrently ([`concurrent`]); their outcomes are still
 //! handled in plugin order, so the findings are those of one thread.
+//!
+//! The findings of each call are then handed to the plugins that receive
+//! findings ([`crate::feed`]), breadth first and in plugin order, before the
+//! next batch: a replay gives the same findings in the same order each time.
 
 mod concurrent;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::feed::{FedFindings, Producer};
 use crate::routing::{Pick, Route, RoutedBatch};
 use crate::{CallOutcome, LoadedPlugin, PluginRunner};
 use vigil_core::model::packed::PackedEvents;
@@ -34,6 +40,11 @@ pub struct Dispatcher {
     /// Where the plugins of a batch are called concurrently; `None`: one
     /// after the other on the caller's thread.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The node stamped on findings handed on (`--node`).
+    pub node: String,
+    /// Findings waiting to be handed on: the index of the plugin that
+    /// reported them, and the batch.
+    feed: VecDeque<(usize, FedFindings)>,
 }
 
 fn slot(kind: EventKind) -> usize {
@@ -56,6 +67,8 @@ impl Dispatcher {
             clock,
             failed_calls: 0,
             pool: None,
+            node: String::new(),
+            feed: VecDeque::new(),
         }
     }
 
@@ -106,19 +119,12 @@ impl Dispatcher {
         let outcomes = concurrent::call_each(&mut self.runners, self.pool.as_deref(), |i, r| {
             (*routed.pick(i) != Pick::Nothing).then(|| r.deliver(&routed, i))
         });
-        for (r, outcome) in self.runners.iter_mut().zip(outcomes) {
-            let Some(outcome) = outcome else { continue };
-            match outcome {
-                CallOutcome::Findings(fs) => {
-                    for f in fs {
-                        let verdicts = r.check(&f);
-                        out(r.plugin(), f, verdicts);
-                    }
-                }
-                CallOutcome::Failed(_) => self.failed_calls += 1,
-                CallOutcome::Skipped => {}
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            if let Some(outcome) = outcome {
+                self.outcome(i, outcome, out);
             }
         }
+        self.hand_on(out);
         let (events, packed) = routed.recycle();
         self.packed = packed;
         if let Some(mut events) = events {
@@ -135,16 +141,65 @@ impl Dispatcher {
             }
         }
         let now = self.clock.load(Ordering::Relaxed);
-        for r in &mut self.runners {
-            match r.on_tick(now) {
-                CallOutcome::Findings(fs) => {
-                    for f in fs {
-                        let verdicts = r.check(&f);
-                        out(r.plugin(), f, verdicts);
-                    }
+        for i in 0..self.runners.len() {
+            let outcome = self.runners[i].on_tick(now);
+            self.outcome(i, outcome, out);
+        }
+        self.hand_on(out);
+    }
+
+    /// Emits the findings of plugin `i`'s call and queues them to be handed
+    /// on when another plugin receives findings and the depth allows.
+    fn outcome(
+        &mut self,
+        i: usize,
+        outcome: CallOutcome,
+        out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
+    ) {
+        let fs = match outcome {
+            CallOutcome::Findings(fs) => fs,
+            CallOutcome::Failed(_) => {
+                self.failed_calls += 1;
+                return;
+            }
+            CallOutcome::Skipped => return,
+        };
+        let receivers = self
+            .runners
+            .iter()
+            .enumerate()
+            .any(|(j, r)| j != i && r.takes_findings());
+        let r = &mut self.runners[i];
+        let hand_on = receivers && !fs.is_empty() && r.may_hand_on(fs.len());
+        let mut fed = FedFindings::default();
+        for f in fs {
+            let verdicts = r.check(&f);
+            if hand_on {
+                let by = Producer {
+                    plugin: &r.plugin().info.name,
+                    version: &r.plugin().info.version,
+                    node: &self.node,
+                    time: self.clock.load(Ordering::Relaxed),
+                    depth: r.last_depth(),
+                };
+                fed.push(by, &f, &verdicts);
+            }
+            out(r.plugin(), f, verdicts);
+        }
+        if !fed.is_empty() {
+            self.feed.push_back((i, fed));
+        }
+    }
+
+    /// Hands queued findings to every other plugin that receives findings,
+    /// breadth first, until none is left (the depth bound ends every chain).
+    fn hand_on(&mut self, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
+        while let Some((from, batch)) = self.feed.pop_front() {
+            for j in 0..self.runners.len() {
+                if j != from && self.runners[j].takes_findings() {
+                    let outcome = self.runners[j].on_findings(&batch);
+                    self.outcome(j, outcome, out);
                 }
-                CallOutcome::Failed(_) => self.failed_calls += 1,
-                CallOutcome::Skipped => {}
             }
         }
     }

@@ -141,3 +141,50 @@ impl PluginQueueOverflow<'_> {
         );
     }
 }
+
+/// Findings a plugin returned were not handed to the plugins that receive
+/// findings: they are as deep as the bound (`max_finding_depth`), so handing
+/// them on could feed a loop. They are delivered as usual.
+pub struct PluginFindingsDepthCapped<'a> {
+    pub plugin: &'a str,
+    pub findings: usize,
+    pub depth: u32,
+    pub max: u32,
+}
+
+impl PluginFindingsDepthCapped<'_> {
+    pub fn emit(&self, m: &PluginMetrics) {
+        let c = &m.counters.findings_depth_capped;
+        let first = PluginMetrics::get(c) == 0;
+        PluginMetrics::add(c, self.findings as u64);
+        // A correlation chain reaches the bound in normal operation: warn
+        // once per plugin, then count.
+        if first {
+            tracing::warn!(
+                plugin = self.plugin,
+                findings = self.findings,
+                depth = self.depth,
+                max_depth = self.max,
+                "findings at the depth bound are not handed to other plugins (counted in vigil_plugin_findings_depth_capped_total)"
+            );
+        }
+    }
+}
+
+/// A plugin's queue was full; a batch of other plugins' findings was dropped
+/// for it.
+pub struct PluginFindingsOverflow<'a> {
+    pub plugin: &'a str,
+    pub findings: usize,
+}
+
+impl PluginFindingsOverflow<'_> {
+    pub fn emit(&self, m: &PluginMetrics) {
+        PluginMetrics::add(&m.counters.findings_overflow, self.findings as u64);
+        tracing::warn!(
+            plugin = self.plugin,
+            findings = self.findings,
+            "plugin queue full: other plugins' findings DROPPED for this plugin"
+        );
+    }
+}

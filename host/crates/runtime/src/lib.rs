@@ -11,6 +11,7 @@
 
 pub mod builtin;
 pub mod dispatch;
+pub mod feed;
 pub mod intel;
 pub mod internal_events;
 pub mod plugin_set;
@@ -57,7 +58,7 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
 
 /// WIT versions whose plugins this host runs: 0.1.1 and 0.1.2 only added
 /// worlds, types and optional exports, so wasmtime's semver matching links
-/// older imports to the 0.1.2 host.
+/// older imports to the current host.
 pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.1.0", "0.1.1", "0.1.2"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
@@ -65,6 +66,10 @@ const PACKED_EXPORT: &str = "on-packed-events";
 
 /// The optional export of what a plugin reads of its kinds (WIT 0.1.2).
 const SUBSCRIPTIONS_EXPORT: &str = "subscriptions";
+/// The interface a plugin exports to receive other plugins' findings
+/// (`correlate`, WIT 0.1.2), without its version, and its one function.
+const CORRELATE_EXPORT: &str = "vigil:detector/correlate";
+const ON_FINDINGS: &str = "on-findings";
 
 /// Whether a plugin may import this interface instance name.
 pub fn import_allowed(name: &str) -> bool {
@@ -245,12 +250,21 @@ pub struct LoadedPlugin {
     packed: Option<ComponentExportIndex>,
     /// `subscriptions`, when the plugin exports it (WIT 0.1.2).
     subscriptions: Option<ComponentExportIndex>,
+    /// `correlate.on-findings`, when the plugin exports it and its policy
+    /// lets it receive other plugins' findings.
+    on_findings: Option<ComponentExportIndex>,
 }
 
 impl LoadedPlugin {
     /// Whether batches go to the plugin packed (`wit/PACKED.md`).
     pub fn takes_packed(&self) -> bool {
         self.packed.is_some()
+    }
+
+    /// Whether the plugin receives the findings of the other plugins: it
+    /// exports `correlate` and its policy does not withhold them.
+    pub fn takes_findings(&self) -> bool {
+        self.on_findings.is_some()
     }
 }
 
@@ -327,6 +341,7 @@ impl Runtime {
         }
         let packed = component.get_export_index(None, PACKED_EXPORT);
         let subscriptions = component.get_export_index(None, SUBSCRIPTIONS_EXPORT);
+        let on_findings = correlate_export(&self.engine, &component);
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -353,9 +368,11 @@ impl Runtime {
             })?;
         drop(store);
         let mut info = info;
-        let changed = validate_info(&mut info).map_err(|reason| LoadError::Describe {
-            plugin: label.clone(),
-            reason,
+        let changed = validate_info(&mut info, on_findings.is_some()).map_err(|reason| {
+            LoadError::Describe {
+                plugin: label.clone(),
+                reason,
+            }
         })?;
         if let Identity::Named(name) = &spec.identity
             && *name != info.name
@@ -366,7 +383,8 @@ impl Runtime {
                 claimed: info.name,
             });
         }
-        let kinds = granted_kinds(&spec, &info, &label)?;
+        let on_findings = granted_findings(&spec, &info, &label, on_findings);
+        let kinds = granted_kinds(&spec, &info, &label, on_findings.is_some())?;
         let may_respond = spec
             .policy
             .may_respond(matches!(spec.origin, PluginOrigin::Builtin(_)));
@@ -403,6 +421,7 @@ impl Runtime {
             pre,
             packed,
             subscriptions,
+            on_findings,
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),
@@ -458,6 +477,7 @@ fn granted_kinds(
     spec: &PluginSpec,
     info: &PluginInfo,
     origin: &str,
+    takes_findings: bool,
 ) -> Result<Vec<EventKind>, LoadError> {
     let (kept, dropped) = spec.policy.narrow(&info.subscribes);
     let names = |ks: &[EventKind]| {
@@ -466,7 +486,8 @@ fn granted_kinds(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if kept.is_empty() {
+    // A correlating plugin may want findings only: nothing to refuse then.
+    if kept.is_empty() && !(takes_findings && info.subscribes.is_empty()) {
         return Err(LoadError::Policy {
             plugin: info.name.clone(),
             reason: format!(
@@ -486,6 +507,38 @@ fn granted_kinds(
         );
     }
     Ok(kept)
+}
+
+/// `on-findings` of the plugin's `correlate` export, when its policy grants
+/// it other plugins' findings (a withholding is logged).
+fn granted_findings(
+    spec: &PluginSpec,
+    info: &PluginInfo,
+    origin: &str,
+    export: Option<ComponentExportIndex>,
+) -> Option<ComponentExportIndex> {
+    let export = export?;
+    if spec.policy.findings_granted() {
+        return Some(export);
+    }
+    tracing::warn!(
+        plugin = %info.name,
+        origin,
+        "plugin exports `correlate` but plugins.policy.<name> withholds other plugins' findings: it will not receive them"
+    );
+    None
+}
+
+/// The index of `on-findings` in the component's `correlate` export at a
+/// version this host runs, if it exports one.
+fn correlate_export(engine: &Engine, component: &Component) -> Option<ComponentExportIndex> {
+    let ty = component.component_type();
+    let name = ty.exports(engine).find_map(|(name, _)| {
+        let (iface, version) = name.split_once('@')?;
+        (iface == CORRELATE_EXPORT && COMPATIBLE_VERSIONS.contains(&version)).then_some(name)
+    })?;
+    let instance = component.get_export_index(None, name)?;
+    component.get_export_index(Some(&instance), ON_FINDINGS)
 }
 
 fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {
@@ -533,7 +586,7 @@ const INFO_SETTINGS: usize = 64;
 /// bound (see [`vigil_core::text::escape_control`]). The plugin still
 /// runs: a long description is no reason to lose a detector. Returns which
 /// fields were changed, for a warning.
-fn validate_info(info: &mut PluginInfo) -> Result<Vec<&'static str>, String> {
+fn validate_info(info: &mut PluginInfo, takes_findings: bool) -> Result<Vec<&'static str>, String> {
     let valid_name = !info.name.is_empty()
         && info.name.len() <= 64
         && info
@@ -546,8 +599,8 @@ fn validate_info(info: &mut PluginInfo) -> Result<Vec<&'static str>, String> {
             escape_control(&info.name, 80)
         ));
     }
-    if info.subscribes.is_empty() {
-        return Err("it subscribes to no event kind".into());
+    if info.subscribes.is_empty() && !takes_findings {
+        return Err("it subscribes to no event kind (and does not export `correlate`)".into());
     }
     let mut changed = Vec::new();
     if sanitize(&mut info.version, INFO_VERSION_BYTES) {

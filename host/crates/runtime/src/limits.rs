@@ -37,6 +37,13 @@ pub struct PluginLimits {
     pub state_max_value_bytes: u32,
     /// Maximum size of one state key, in bytes.
     pub state_max_key_bytes: u32,
+    /// How deep findings are handed on to plugins that export `correlate`:
+    /// a finding made from events is 0 deep, one a plugin made from findings
+    /// of depth `d` is `d + 1`; a finding this deep or deeper is delivered
+    /// but not handed to any plugin (counted in
+    /// `vigil_plugin_findings_depth_capped_total`), so no loop between
+    /// plugins can form. 0 hands no finding on.
+    pub max_finding_depth: u32,
 }
 
 impl Default for PluginLimits {
@@ -53,6 +60,7 @@ impl Default for PluginLimits {
             state_quota_bytes: 4 << 20,
             state_max_value_bytes: 256 << 10,
             state_max_key_bytes: 512,
+            max_finding_depth: 2,
         }
     }
 }
@@ -90,6 +98,11 @@ impl PluginLimits {
         if self.max_consecutive_faults == 0 {
             problems.push(format!("{path}.max_consecutive_faults: must be at least 1"));
         }
+        if self.max_finding_depth > MAX_FINDING_DEPTH {
+            problems.push(format!(
+                "{path}.max_finding_depth: must be at most {MAX_FINDING_DEPTH}"
+            ));
+        }
         if self.backoff_max_ms < self.backoff_initial_ms {
             problems.push(format!(
                 "{path}.backoff_max_ms: must not be below backoff_initial_ms"
@@ -98,6 +111,10 @@ impl PluginLimits {
         problems
     }
 }
+
+/// The largest `max_finding_depth` accepted: each level can multiply the
+/// findings handed on by the number of correlating plugins.
+pub const MAX_FINDING_DEPTH: u32 = 8;
 
 /// What one table element costs against [`PluginLimits::memory_bytes`]:
 /// wasmtime stores each element as one pointer (`ResourceLimiter::table_growing`).

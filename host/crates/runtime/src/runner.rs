@@ -12,14 +12,16 @@ use super::bindings::Detector;
 use super::host_state::HostState;
 use super::limits::MemoryCapExceeded;
 use super::{LoadError, LoadedPlugin, RunContext, deadline_ticks, new_store};
+use crate::feed::FedFindings;
 use crate::internal_events::{
-    PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped, PluginLogsDropped,
+    PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped,
+    PluginFindingsDepthCapped, PluginLogsDropped,
 };
 use crate::routing::{Pick, RoutedBatch};
 use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, EventBody, Finding, SubscriptionSet, Timestamp};
-use vigil_core::subjects::{SubjectWindow, Verdict};
+use vigil_core::model::{Event, EventBody, Finding, FindingEvent, SubscriptionSet, Timestamp};
+use vigil_core::subjects::{GENERATION_TTL, SubjectWindow, Verdict};
 use vigil_core::subscription::Subscription;
 use vigil_core::text::escape_control;
 
@@ -61,6 +63,8 @@ struct Live {
     packed: Option<Func>,
     /// `subscriptions`, when exported (WIT 0.1.2).
     subscriptions: Option<Func>,
+    /// `correlate.on-findings`, when exported and granted.
+    on_findings: Option<Func>,
 }
 
 /// Runs one plugin. Not shared between threads: each plugin has its own
@@ -84,6 +88,10 @@ pub struct PluginRunner {
     /// What it receives: its granted kinds, narrowed by its `subscriptions`
     /// (read once, at load).
     subscription: Subscription,
+    /// The depth of the findings of the latest call (see [`crate::feed`]).
+    depth: u32,
+    /// The deepest finding handed to the plugin recently, and when.
+    fed: Option<(u32, Instant)>,
 }
 
 impl PluginRunner {
@@ -110,6 +118,8 @@ impl PluginRunner {
             packed_buf: Vec::new(),
             subjects: SubjectWindow::default(),
             subscription,
+            depth: 0,
+            fed: None,
         }
     }
 
@@ -225,12 +235,29 @@ impl PluginRunner {
             .as_ref()
             .and_then(|idx| instance.get_func(&mut store, idx));
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
+        let on_findings = match self.plugin.on_findings.as_ref() {
+            None => None,
+            Some(idx) => {
+                let func = instance.get_func(&mut store, idx).ok_or_else(|| {
+                    StartError::Other("correlate.on-findings is not a function".into())
+                })?;
+                func.typed::<(&[FindingEvent],), (Vec<Finding>,)>(&store)
+                    .map_err(|e| {
+                        StartError::Other(format!(
+                            "correlate.on-findings does not match the WIT: {}",
+                            error_reason(&e)
+                        ))
+                    })?;
+                Some(func)
+            }
+        };
         match bindings.call_configure(&mut store, &self.plugin.settings) {
             Ok(Ok(())) => Ok(Live {
                 store,
                 bindings,
                 packed,
                 subscriptions,
+                on_findings,
             }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
             Err(e) => Err(StartError::Other(format!(
@@ -289,6 +316,7 @@ impl PluginRunner {
         count: usize,
         bytes: &[u8],
     ) -> CallOutcome {
+        self.depth = self.outside_depth();
         PluginMetrics::add(&self.metrics.counters.events, count as u64);
         if !self.disabled {
             self.subjects.record(shown);
@@ -304,9 +332,87 @@ impl PluginRunner {
         })
     }
 
+    /// Whether the plugin receives other plugins' findings (`correlate`).
+    pub fn takes_findings(&self) -> bool {
+        self.plugin.takes_findings()
+    }
+
+    /// The depth of the findings the latest call returned (see [`crate::feed`]).
+    pub fn last_depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// The current time on the host's clock (the replay clock in a replay).
+    pub fn now(&self) -> Timestamp {
+        self.ctx.clock.now()
+    }
+
+    /// Whether findings of the latest call's depth may be handed on; when
+    /// not, `n` findings are counted as held back by the depth bound.
+    pub fn may_hand_on(&self, n: usize) -> bool {
+        let max = self.plugin.limits.max_finding_depth;
+        if self.depth < max {
+            return true;
+        }
+        if n > 0 {
+            PluginFindingsDepthCapped {
+                plugin: self.name(),
+                findings: n,
+                depth: self.depth,
+                max,
+            }
+            .emit(&self.metrics);
+        }
+        false
+    }
+
+    /// The depth of findings made outside `on-findings`: one deeper than
+    /// the deepest finding handed to the plugin recently (so a plugin cannot
+    /// reset the depth by re-emitting on a tick), else 0.
+    fn outside_depth(&self) -> u32 {
+        self.recently_fed().map_or(0, |d| d + 1)
+    }
+
+    /// The deepest finding handed to the plugin within the subject window's
+    /// span (two generations).
+    fn recently_fed(&self) -> Option<u32> {
+        self.fed
+            .filter(|(_, at)| at.elapsed() < GENERATION_TTL.saturating_mul(2))
+            .map(|(d, _)| d)
+    }
+
+    /// Hands the plugin a batch of other plugins' findings (`correlate`).
+    pub fn on_findings(&mut self, batch: &FedFindings) -> CallOutcome {
+        let n = batch.len();
+        PluginMetrics::add(&self.metrics.counters.findings_received, n as u64);
+        if !self.disabled {
+            // Only what the host verified for the reporting plugin becomes
+            // nameable by this one.
+            self.subjects.record_verified(
+                batch
+                    .events
+                    .iter()
+                    .zip(&batch.verdicts)
+                    .flat_map(|(e, vs)| e.finding.entities.iter().map(|en| en.kind).zip(vs.iter())),
+            );
+        }
+        let deepest = batch.max_depth();
+        let prior = self.recently_fed().unwrap_or(0);
+        self.fed = Some((prior.max(deepest), Instant::now()));
+        self.depth = deepest + 1;
+        self.invoke(n, |live| match &live.on_findings {
+            Some(f) => f
+                .typed::<(&[FindingEvent],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (batch.events.as_slice(),)))
+                .map(|(findings,)| findings),
+            None => Ok(Vec::new()),
+        })
+    }
+
     /// Runs exactly `batch` through the plugin, whatever its subscription
     /// (benchmarks, parity tests): packed when the plugin takes it.
     pub fn on_events(&mut self, batch: &[Event]) -> CallOutcome {
+        self.depth = self.outside_depth();
         PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
         // Before the call: what the plugin is shown is what it may name, even
         // if this call faults and a later one reports on it.
@@ -341,6 +447,7 @@ impl PluginRunner {
 
     /// Gives the plugin a tick.
     pub fn on_tick(&mut self, now: Timestamp) -> CallOutcome {
+        self.depth = self.outside_depth();
         self.invoke(0, |live| live.bindings.call_on_tick(&mut live.store, now))
     }
 

@@ -3,12 +3,19 @@
 //! for that plugin only. Each batch is routed by the plugins' subscriptions
 //! and encoded once, on the routing thread ([`crate::routing`]); workers
 //! share it.
+//!
+//! Findings are handed on between workers ([`crate::feed`]): after each call
+//! a worker sends its accepted findings to the queue of every *other* plugin
+//! that receives findings, without blocking (a full queue drops them for
+//! that plugin, counted). [`WorkerPool::shutdown`] waits until every queued
+//! message, including findings handed on meanwhile, has been handled.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::internal_events::PluginQueueOverflow;
+use crate::feed::{FedFindings, Producer};
+use crate::internal_events::{PluginFindingsOverflow, PluginQueueOverflow};
 use crate::routing::{Pick, Route, RoutedBatch};
 use crate::{CallOutcome, PluginRunner};
 use vigil_core::metrics::PluginMetrics;
@@ -25,12 +32,15 @@ pub struct PluginFinding {
     /// The host's verdict on each of the finding's entities, in order (empty:
     /// none checked).
     pub verdicts: Vec<Verdict>,
+    /// How deep it is (0: made from events; see [`crate::feed`]).
+    pub depth: u32,
 }
 
 enum Msg {
     /// A routed batch and the worker's place in its routes.
     Events(Arc<RoutedBatch>, usize),
     Tick(u64),
+    Findings(Arc<FedFindings>),
 }
 
 struct Worker {
@@ -42,9 +52,103 @@ struct Worker {
     metrics: Arc<PluginMetrics>,
 }
 
+/// Messages queued to workers and not yet handled: shutdown waits for 0.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<u64>,
+    idle: Condvar,
+}
+
+impl InFlight {
+    fn add(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn done(&self) {
+        let mut n = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A worker's queue, as another worker sees it.
+struct Inbox {
+    index: usize,
+    tx: SyncSender<Msg>,
+    metrics: Arc<PluginMetrics>,
+    name: String,
+}
+
+/// What the workers share: the queues of the plugins that receive findings,
+/// and the count of queued messages.
+struct Shared {
+    /// `None` once the pool is closing: nothing more is handed on.
+    receivers: Mutex<Option<Vec<Inbox>>>,
+    in_flight: InFlight,
+    node: Arc<str>,
+}
+
+impl Shared {
+    /// Queues `msg`, counted in flight; false when the queue is full or closed.
+    fn send(&self, tx: &SyncSender<Msg>, msg: Msg) -> bool {
+        self.in_flight.add();
+        match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.in_flight.done();
+                false
+            }
+        }
+    }
+
+    /// Whether a plugin other than `from` receives findings.
+    fn others_receive(&self, from: usize) -> bool {
+        self.receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|rs| rs.iter().any(|r| r.index != from))
+    }
+
+    /// Hands `batch` to every plugin that receives findings but `from`.
+    fn hand_on(&self, from: usize, batch: FedFindings) {
+        let batch = Arc::new(batch);
+        let receivers = self
+            .receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for r in receivers.iter().flatten().filter(|r| r.index != from) {
+            if !self.send(&r.tx, Msg::Findings(batch.clone())) {
+                PluginFindingsOverflow {
+                    plugin: &r.name,
+                    findings: batch.len(),
+                }
+                .emit(&r.metrics);
+            }
+        }
+    }
+
+    fn close(&self) {
+        *self
+            .receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 /// The plugin workers of a running host.
 pub struct WorkerPool {
     workers: Vec<Worker>,
+    shared: Arc<Shared>,
 }
 
 impl WorkerPool {
@@ -54,24 +158,60 @@ impl WorkerPool {
         queue_batches: usize,
         findings: mpsc::Sender<PluginFinding>,
     ) -> Self {
+        Self::start_on("", runners, queue_batches, findings)
+    }
+
+    /// [`start`](Self::start), stamping `node` on the findings handed on to
+    /// plugins that receive findings.
+    pub fn start_on(
+        node: &str,
+        runners: Vec<PluginRunner>,
+        queue_batches: usize,
+        findings: mpsc::Sender<PluginFinding>,
+    ) -> Self {
+        let channels: Vec<_> = runners
+            .iter()
+            .map(|_| mpsc::sync_channel(queue_batches.max(1)))
+            .collect();
+        let receivers = runners
+            .iter()
+            .zip(&channels)
+            .enumerate()
+            .filter(|(_, (r, _))| r.takes_findings())
+            .map(|(index, (r, (tx, _)))| Inbox {
+                index,
+                tx: tx.clone(),
+                metrics: r.metrics().clone(),
+                name: r.name().to_owned(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            receivers: Mutex::new(Some(receivers)),
+            in_flight: InFlight::default(),
+            node: node.into(),
+        });
         let workers = runners
             .into_iter()
-            .map(|runner| {
-                let (tx, rx) = mpsc::sync_channel(queue_batches.max(1));
+            .zip(channels)
+            .enumerate()
+            .map(|(index, (runner, (tx, rx)))| {
                 let name = runner.name().to_owned();
                 let subscription = runner.subscription().clone();
                 let packed = runner.plugin().takes_packed();
                 let metrics = runner.metrics().clone();
                 let out = findings.clone();
+                let sh = shared.clone();
                 let handle = std::thread::Builder::new()
                     .name(format!("plugin-{name}"))
-                    .spawn(move || work(runner, rx, out))
+                    .spawn(move || work(index, runner, rx, out, &sh))
                     .map_err(|e| tracing::error!(plugin = %name, error = %e, "cannot start plugin worker"))
                     .ok();
-                Worker { name, subscription, packed, tx: Some(tx), handle, metrics }
+                // Nothing would ever read the queue of a worker that did not start.
+                let tx = handle.is_some().then_some(tx);
+                Worker { name, subscription, packed, tx, handle, metrics }
             })
             .collect();
-        Self { workers }
+        Self { workers, shared }
     }
 
     /// Names of the plugins and their metrics.
@@ -101,15 +241,12 @@ impl WorkerPool {
                 Pick::Some(picks) => picks.len(),
             };
             let Some(tx) = &w.tx else { continue };
-            match tx.try_send(Msg::Events(routed.clone(), i)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    PluginQueueOverflow {
-                        plugin: &w.name,
-                        events,
-                    }
-                    .emit(&w.metrics);
+            if !self.shared.send(tx, Msg::Events(routed.clone(), i)) {
+                PluginQueueOverflow {
+                    plugin: &w.name,
+                    events,
                 }
+                .emit(&w.metrics);
             }
         }
     }
@@ -118,16 +255,21 @@ impl WorkerPool {
     pub fn tick(&self, now: u64) {
         for w in &self.workers {
             if let Some(tx) = &w.tx {
-                let _ = tx.try_send(Msg::Tick(now));
+                let _ = self.shared.send(tx, Msg::Tick(now));
             }
         }
     }
 
-    /// Closes the queues and waits for the workers to finish what is queued.
+    /// Closes the queues and waits for the workers to finish what is queued,
+    /// findings handed on meanwhile included.
     pub fn shutdown(mut self) {
         for w in &mut self.workers {
             w.tx = None;
         }
+        // Only the workers add messages now (findings handed on, bounded by
+        // the depth): once none is in flight, none can appear.
+        self.shared.in_flight.wait_idle();
+        self.shared.close();
         for w in &mut self.workers {
             if let Some(h) = w.handle.take() {
                 let _ = h.join();
@@ -136,29 +278,82 @@ impl WorkerPool {
     }
 }
 
-fn work(mut runner: PluginRunner, rx: Receiver<Msg>, out: mpsc::Sender<PluginFinding>) {
+impl Drop for WorkerPool {
+    /// A pool dropped without [`shutdown`](Self::shutdown) still lets its
+    /// workers end (they hold each other's queues otherwise).
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+fn work(
+    index: usize,
+    mut runner: PluginRunner,
+    rx: Receiver<Msg>,
+    out: mpsc::Sender<PluginFinding>,
+    shared: &Shared,
+) {
     let plugin: Arc<str> = runner.name().into();
     let version: Arc<str> = runner.plugin().info.version.as_str().into();
+    let mut open = true;
     while let Ok(msg) = rx.recv() {
-        let outcome = match msg {
-            Msg::Events(batch, index) => runner.deliver(&batch, index),
-            Msg::Tick(now) => runner.on_tick(now),
-        };
-        if let CallOutcome::Findings(fs) = outcome {
-            for finding in fs {
-                let verdicts = runner.check(&finding);
-                if out
-                    .send(PluginFinding {
-                        plugin: plugin.clone(),
-                        plugin_version: version.clone(),
-                        finding,
-                        verdicts,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
+        // Once the pipeline is gone nothing is worth computing, but the queue
+        // is still emptied: shutdown waits for every queued message.
+        if open {
+            let outcome = match msg {
+                Msg::Events(batch, at) => runner.deliver(&batch, at),
+                Msg::Tick(now) => runner.on_tick(now),
+                Msg::Findings(batch) => runner.on_findings(&batch),
+            };
+            open = deliver(&mut runner, outcome, &plugin, &version, index, &out, shared);
+        }
+        shared.in_flight.done();
+    }
+}
+
+/// Sends a call's findings to the delivery pipeline and hands them on;
+/// false once the pipeline is gone.
+fn deliver(
+    runner: &mut PluginRunner,
+    outcome: CallOutcome,
+    plugin: &Arc<str>,
+    version: &Arc<str>,
+    index: usize,
+    out: &mpsc::Sender<PluginFinding>,
+    shared: &Shared,
+) -> bool {
+    let CallOutcome::Findings(fs) = outcome else {
+        return true;
+    };
+    let depth = runner.last_depth();
+    let hand_on = !fs.is_empty() && shared.others_receive(index) && runner.may_hand_on(fs.len());
+    let mut fed = FedFindings::default();
+    let time = runner.now();
+    for finding in fs {
+        let verdicts = runner.check(&finding);
+        if hand_on {
+            let by = Producer {
+                plugin,
+                version,
+                node: &shared.node,
+                time,
+                depth,
+            };
+            fed.push(by, &finding, &verdicts);
+        }
+        let sent = out.send(PluginFinding {
+            plugin: plugin.clone(),
+            plugin_version: version.clone(),
+            finding,
+            verdicts,
+            depth,
+        });
+        if sent.is_err() {
+            return false;
         }
     }
+    if !fed.is_empty() {
+        shared.hand_on(index, fed);
+    }
+    true
 }

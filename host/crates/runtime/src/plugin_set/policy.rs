@@ -28,12 +28,22 @@ pub struct PluginPolicy {
     /// `vigil plugin inspect` print it). A file with another digest is
     /// refused at load and at reload.
     pub sha256: Option<String>,
+    /// Whether the plugin receives the findings of the other plugins when it
+    /// exports `correlate` (WIT 0.1.2). Absent: yes, unless `kinds` is set
+    /// (findings tell what the other plugins concluded from every kind of
+    /// event, which a narrowed plugin was not meant to learn).
+    pub findings: Option<bool>,
 }
 
 impl PluginPolicy {
     /// Whether the plugin may trigger a response, given where it came from.
     pub fn may_respond(&self, builtin: bool) -> bool {
         self.response.unwrap_or(builtin)
+    }
+
+    /// Whether the plugin may receive other plugins' findings.
+    pub fn findings_granted(&self) -> bool {
+        self.findings.unwrap_or(self.kinds.is_none())
     }
 
     /// The kinds the plugin gets: those it subscribes to that the policy
@@ -112,6 +122,21 @@ mod tests {
         assert_eq!(dropped, [EventKind::Network]);
         let (kept, dropped) = PluginPolicy::default().narrow(&[EventKind::Network]);
         assert_eq!((kept, dropped), (vec![EventKind::Network], vec![]));
+    }
+
+    #[test]
+    fn findings_withheld_from_narrowed_plugins_unless_granted() {
+        assert!(PluginPolicy::default().findings_granted());
+        let narrowed = PluginPolicy {
+            kinds: Some(vec![EventKind::File]),
+            ..Default::default()
+        };
+        assert!(!narrowed.findings_granted());
+        let granted = PluginPolicy {
+            findings: Some(true),
+            ..narrowed
+        };
+        assert!(granted.findings_granted());
     }
 
     #[test]
