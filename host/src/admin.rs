@@ -1,7 +1,11 @@
 //! The admin HTTP endpoint of `vigil run`: `/metrics` (Prometheus text
-//! from the [`Registry`]), `/healthz` (the process answers) and `/readyz`
-//! (plugins loaded and sources started: 200, else 503). HTTP/1.1, GET and
-//! HEAD only, no request body read; loopback by default (`[admin]`).
+//! from the [`Registry`]), `/healthz` (the process answers), `/readyz`
+//! (plugins loaded and sources started: 200, else 503) and
+//! `/timeline?entity=ENTITY` (the entity's recent events and findings as
+//! JSON; see [`timeline`]). HTTP/1.1, GET and HEAD only, no request body
+//! read; loopback by default (`[admin]`).
+
+mod timeline;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +23,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use vigil_core::metrics::{self, Registry};
+use vigil_core::timeline::Timeline;
+
+/// What the endpoint serves.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub registry: Arc<Registry>,
+    /// `None` when `[timeline]` is off: `/timeline` answers 404 saying so.
+    pub timeline: Option<Arc<Timeline>>,
+}
 
 /// Connections served at once: scrapers and probes use one or two.
 const MAX_CONNECTIONS: usize = 16;
@@ -43,7 +56,7 @@ pub enum AdminError {
 /// a taken port fails `vigil run` at startup.
 pub fn start(
     addr: SocketAddr,
-    registry: Arc<Registry>,
+    state: AdminState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<SocketAddr, AdminError> {
     let bind = |source| AdminError::Bind { addr, source };
@@ -51,13 +64,13 @@ pub fn start(
     std_listener.set_nonblocking(true).map_err(bind)?;
     let listener = TcpListener::from_std(std_listener).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
-    tokio::spawn(accept_loop(listener, registry, shutdown));
+    tokio::spawn(accept_loop(listener, Arc::new(state), shutdown));
     Ok(local)
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    registry: Arc<Registry>,
+    state: Arc<AdminState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -77,12 +90,12 @@ async fn accept_loop(
                 }
             },
         };
-        let registry = registry.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let service = service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(respond(&registry, &req)) }
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(respond(&state, &req)) }
             });
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -104,11 +117,13 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// The response to one request.
-pub fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n");
     }
+    let registry = &state.registry;
     match req.uri().path() {
+        "/timeline" => timeline::respond(state.timeline.as_deref(), req.uri().query()),
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(registry.render())));
             r.headers_mut().insert(
@@ -138,7 +153,7 @@ pub fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<By
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: /metrics, /healthz or /readyz\n",
+            "not found: /metrics, /healthz, /readyz or /timeline?entity=ENTITY\n",
         ),
     }
 }

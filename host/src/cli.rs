@@ -44,6 +44,33 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Watch the fleet: consume every node's findings and heartbeats from NATS JetStream and report fleet findings.
     Fleet(FleetArgs),
+    /// Recent events and findings of a container, pod or service, in time order, from a running host or a data directory.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// The entity: container:NAME_OR_ID, pod:NAMESPACE/NAME or service:NAME_OR_ID.
+    #[arg(value_name = "ENTITY")]
+    pub entity: String,
+    /// Ask the admin endpoint of a running host (e.g. http://127.0.0.1:9464). Without --admin or --data-dir: the default endpoint, else the default data directory.
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    pub admin: Option<String>,
+    /// Read the timeline a host wrote to its data directory (DIR/timeline.json; a stopped host's).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TimelineFormat::Text)]
+    pub format: TimelineFormat,
+}
+
+/// How `vigil timeline` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TimelineFormat {
+    /// One line per event or finding: time, kind, source, summary (escaped for the terminal).
+    Text,
+    /// The timeline as JSON (what the admin endpoint's /timeline answers).
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +304,13 @@ pub struct PluginTestArgs {
     /// Expected findings, JSON lines; each line's fields must match the finding at the same position.
     #[arg(long)]
     pub expect: Option<PathBuf>,
+    /// Run the built-in plugins too, so that a correlator receives their findings; only the
+    /// tested plugin's findings are printed and compared.
+    #[arg(long)]
+    pub with_builtin: bool,
+    /// A threat-intel feed file for the run (repeatable), as `vigil replay --intel`.
+    #[arg(long, value_name = "FILE")]
+    pub intel: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +328,10 @@ pub struct PluginNewArgs {
     /// The language of the project.
     #[arg(long, value_enum)]
     pub lang: PluginLang,
+    /// What the plugin does: a detector of events, or a correlator that also receives the
+    /// findings of the other plugins (rust and python).
+    #[arg(long, value_enum, default_value_t = PluginKind::Detector)]
+    pub kind: PluginKind,
     /// Where to create the project (default: ./NAME); it must not exist, or be empty.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -301,6 +339,15 @@ pub struct PluginNewArgs {
     /// `plugin-sdk/` of the source tree this `vigil` was built from, when it still exists).
     #[arg(long, value_name = "PATH")]
     pub sdk_path: Option<PathBuf>,
+}
+
+/// The kinds of plugin `vigil plugin new` scaffolds.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PluginKind {
+    /// Examines events (world `detector`).
+    Detector,
+    /// Also examines the findings of the other plugins (world `correlator`).
+    Correlator,
 }
 
 /// The languages `vigil plugin new` scaffolds.
@@ -367,7 +414,7 @@ pub struct RunArgs {
     /// Do not start the `ebpf` source (`sources.ebpf.enabled = false`).
     #[arg(long)]
     pub no_ebpf: bool,
-    /// Also write every normalised event, as a Vigil JSON line, to this file (debugging; replayable with `vigil replay --format vigil`).
+    /// Also write every normalised event and process event, as a Vigil JSON line, to this file (debugging; replayable with `vigil replay --format vigil`).
     #[arg(long, value_name = "FILE")]
     pub emit_events: Option<PathBuf>,
     /// Do not start the `file-integrity` source.

@@ -5,6 +5,7 @@ pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_sign;
 pub mod quarantine;
+pub mod timeline;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -42,6 +43,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine::list(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
+        Command::Timeline(args) => timeline::timeline(&args),
     }
 }
 

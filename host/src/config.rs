@@ -31,6 +31,7 @@ pub use file::{ConfigFileError, load_file, parse};
 pub use fleet::{FleetConfig, HeartbeatConfig};
 pub use log::{LogConfig, LogFormat};
 pub use plugins::{PluginsConfig, check_plugins};
+pub use vigil_core::timeline::TimelineConfig;
 pub use vigil_core::validate::{InvalidConfig, Problem, Problems, Validate, join};
 pub use vigil_runtime::intel::{FeedConfig, IntelConfig};
 pub use vigil_sources::SourcesConfig;
@@ -84,6 +85,8 @@ pub struct VigilConfig {
     pub heartbeat: HeartbeatConfig,
     /// `vigil fleet`: the fleet's stream, lease and rules.
     pub fleet: FleetConfig,
+    /// The bounded history of recent events and findings per container, pod and service (`vigil timeline`).
+    pub timeline: TimelineConfig,
 }
 
 impl Default for VigilConfig {
@@ -104,6 +107,7 @@ impl Default for VigilConfig {
             response: vigil_response::ResponseConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             fleet: FleetConfig::default(),
+            timeline: TimelineConfig::default(),
         }
     }
 }
@@ -144,6 +148,7 @@ impl Validate for VigilConfig {
             );
         }
         self.fleet.validate(&join(path, "fleet"), problems);
+        self.timeline.validate(&join(path, "timeline"), problems);
     }
 }
 

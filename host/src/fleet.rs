@@ -4,8 +4,10 @@
 //! (JetStream keeps its position: a restarted fleet, or a standby taking
 //! over, resumes where the last ack left it), builds the fleet's
 //! [`picture`], and reports fleet findings (`fleet/node-silent`,
-//! `fleet/plugin-digest-differs`, `fleet/remote-on-nodes`) through the same
-//! delivery pipeline as `vigil run` (spool, dedup, outputs).
+//! `fleet/plugin-digest-differs`, `fleet/remote-on-nodes`, and
+//! `fleet/churn-spike`: container churn summed over the nodes against a
+//! fleet baseline, [`churn`]) through the same delivery pipeline as `vigil
+//! run` (spool, dedup, outputs).
 //!
 //! Only the holder of the [`lease`] consumes; others stand by and try to
 //! take it every third of its TTL. A message is acked after its fleet
@@ -14,16 +16,29 @@
 //! claim (a key-value `create` of the finding's deterministic id) keeps it
 //! from being reported twice. On taking the lease, the last heartbeat of
 //! every node is read back from the stream (last per subject), so that a
-//! node that fell silent while no instance was active is still seen.
+//! node that fell silent while no instance was active is still seen, and
+//! the churn baseline the last active instance stored is restored.
 //!
 //! Bad input is counted and skipped, never fatal: a message over
 //! `fleet.max_message_bytes` (`vigil_fleet_oversized_total`), one that
-//! does not parse (`vigil_fleet_malformed_total`). Findings must be in the
-//! `vigil` format. Fleet rules as Wasm plugins are not here yet (they need
-//! findings and heartbeats as plugin events).
+//! does not parse (`vigil_fleet_malformed_total`), a heartbeat whose body
+//! names another node than its subject (`vigil_fleet_spoofed_total`: NATS
+//! permissions tie a node's credentials to its own heartbeat subject, so
+//! the subject is what the server vouched for, the body is not). Findings
+//! share one subject, so their `node` cannot be checked that way. Findings
+//! must be in the `vigil` format.
+//!
+//! Fleet rules as Wasm plugins ([`rules`]): plugins that receive findings
+//! (`correlate`) are handed every node's findings as the fleet reads them,
+//! plugins that export `fleet` (WIT 0.1.3) every heartbeat that passed the
+//! subject check (the last one of each node again when this instance takes
+//! over), and what they report is a fleet finding like the built-in rules'
+//! (claimed once, same delivery).
 
+pub mod churn;
 mod lease;
 pub mod picture;
+mod rules;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -45,6 +60,7 @@ use vigil_core::finding_record::FindingRecord;
 use vigil_core::metrics::{PluginMetrics, Registry};
 use vigil_core::model::Finding;
 use vigil_delivery::Delivery;
+use vigil_delivery::outputs::nats::{GuardCounter, GuardEvent};
 use vigil_runtime::workers::PluginFinding;
 
 /// The plugin name fleet findings carry.
@@ -56,6 +72,14 @@ const BATCH: usize = 32;
 /// Longest wait of one fetch: the loop also renews the lease and runs the
 /// time-driven rules.
 const FETCH_WAIT: Duration = Duration::from_millis(500);
+
+/// How often the time-driven rules (node silence, digest majority, the
+/// Wasm rules' `tick`) run while messages flow.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// How often `fleet.state_file` is rewritten (the whole picture as JSON:
+/// megabytes for thousands of nodes).
+const STATE_EVERY: Duration = Duration::from_secs(1);
 
 /// The configuration: the file, then the flags, then validation.
 pub fn load_config(args: &FleetArgs) -> anyhow::Result<VigilConfig> {
@@ -91,6 +115,14 @@ struct Fleet {
     registry: Arc<Registry>,
     findings: std_mpsc::Sender<PluginFinding>,
     me: String,
+    /// The Wasm fleet rules; `None` when none is configured.
+    plugins: Option<rules::FleetRules>,
+    /// This instance's node name: its own findings, should an output send
+    /// them back to the stream, are not handed to the rules (no loop).
+    node: String,
+    /// The churn baseline as last stored or restored (written again only
+    /// when it differs).
+    churn_stored: Vec<u8>,
 }
 
 async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
@@ -103,7 +135,14 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
     if config.admin.enabled
         && let Some(addr) = config.admin.addr()
     {
-        match crate::admin::start(addr, registry.clone(), stop_rx) {
+        match crate::admin::start(
+            addr,
+            crate::admin::AdminState {
+                registry: registry.clone(),
+                timeline: None,
+            },
+            stop_rx,
+        ) {
             Ok(bound) => tracing::info!(address = %bound, "admin endpoint: listening"),
             Err(e) => {
                 tracing::error!(error = %vigil_core::error::chain(&e), "admin endpoint: off")
@@ -120,6 +159,7 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
         &tokio::runtime::Handle::current(),
         None,
     )?;
+    let plugins = rules::FleetRules::load(&config, &registry)?;
     let cfg = config.fleet.clone();
     let me = format!(
         "{node}/{}/{}",
@@ -130,12 +170,16 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
         rules: Rules {
             missed_heartbeats: cfg.missed_heartbeats,
             remote_min_nodes: cfg.remote_min_nodes,
+            churn: cfg.churn.rule(),
         },
         cfg,
         picture: Picture::default(),
         registry,
         findings: ftx,
         me,
+        plugins,
+        node: node.to_string(),
+        churn_stored: Vec::new(),
     };
     tracing::info!(instance = %fleet.me, stream = %fleet.cfg.stream, "vigil fleet starting");
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -173,7 +217,12 @@ impl Fleet {
     /// One connection's life: lease, consumer, messages. Returns on any
     /// NATS failure; the caller reconnects.
     async fn session(&mut self, slot: &mut Option<Lease>) -> anyhow::Result<()> {
-        let js = vigil_delivery::outputs::nats::connect(&self.cfg.connection()).await?;
+        let host = self.registry.host.clone();
+        let counter: GuardCounter = Arc::new(move |event| match event {
+            GuardEvent::Violation => PluginMetrics::add(&host.fleet_protocol_violations, 1),
+            GuardEvent::Refused => PluginMetrics::add(&host.fleet_guard_refused, 1),
+        });
+        let js = vigil_delivery::outputs::nats::connect(&self.cfg.connection(), counter).await?;
         let ttl = Duration::from_millis(self.cfg.lease_ttl_ms);
         let lease =
             slot.insert(Lease::open(&js, &self.cfg.lease_bucket, ttl, self.me.clone()).await?);
@@ -198,6 +247,8 @@ impl Fleet {
         let mut watching_since = vigil_core::time::wall_now() / 1_000_000;
         let renew_every = ttl / 3;
         let mut next_renew = tokio::time::Instant::now();
+        let mut next_check = tokio::time::Instant::now();
+        let mut next_state = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_renew {
                 let was = lease.held();
@@ -206,6 +257,7 @@ impl Fleet {
                 if held && !was {
                     PluginMetrics::add(&self.registry.host.fleet_takeovers, 1);
                     tracing::info!(instance = %self.me, "fleet: lease taken, this instance is active");
+                    self.restore_churn(lease).await?;
                     self.replay_heartbeats(&stream).await?;
                     watching_since = vigil_core::time::wall_now() / 1_000_000;
                 } else if was && !held {
@@ -230,11 +282,69 @@ impl Fleet {
                 self.report(lease, found).await?;
                 msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
             }
-            let now = vigil_core::time::wall_now() / 1_000_000;
-            let found = self.picture.check(now, watching_since, self.rules);
-            self.report(lease, found).await?;
-            self.write_state(true);
+            // The time-driven rules and the state file go over the whole
+            // picture (every node): at most every CHECK_EVERY, not after
+            // every batch, so a backlog drains at the speed of the messages.
+            let tick = tokio::time::Instant::now();
+            if tick >= next_check {
+                next_check = tick + CHECK_EVERY;
+                let now = vigil_core::time::wall_now() / 1_000_000;
+                let mut found = native(self.picture.check(now, watching_since, self.rules));
+                if let Some(p) = &mut self.plugins {
+                    found.extend(tokio::task::block_in_place(|| p.tick()));
+                }
+                self.report(lease, found).await?;
+            }
+            if tick >= next_state {
+                next_state = tick + STATE_EVERY;
+                self.store_churn(lease).await?;
+                self.write_state(true);
+            }
         }
+    }
+
+    /// Continues from the churn baseline the last active instance stored
+    /// (this one just became active). A stored baseline that cannot be
+    /// used (other windows, malformed) is logged and learning starts over.
+    async fn restore_churn(&mut self, lease: &Lease) -> anyhow::Result<()> {
+        // The windows before now were nobody's here: the heartbeats read
+        // back next must not fill them in as quiet.
+        let now = vigil_core::time::wall_now() / 1_000_000;
+        self.picture
+            .churn_mut()
+            .watching_since(now, self.rules.churn);
+        let Some(bytes) = lease.load_churn().await? else {
+            tracing::info!("fleet: no churn baseline stored yet");
+            return Ok(());
+        };
+        match churn::ChurnSnapshot::decode(&bytes, self.rules.churn) {
+            Ok(snap) => {
+                tracing::info!(
+                    learned_windows = snap.learned(),
+                    "fleet: churn baseline restored"
+                );
+                self.picture.churn_mut().restore(snap);
+                self.churn_stored = bytes;
+            }
+            Err(e) => tracing::warn!(
+                error = %vigil_core::error::chain(&e),
+                "fleet: stored churn baseline not used; learning again"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Stores the churn baseline when it changed since last stored.
+    async fn store_churn(&mut self, lease: &Lease) -> anyhow::Result<()> {
+        let Some(snap) = self.picture.churn().snapshot(self.rules.churn) else {
+            return Ok(());
+        };
+        let bytes = snap.encode();
+        if bytes != self.churn_stored {
+            lease.save_churn(bytes.clone()).await?;
+            self.churn_stored = bytes;
+        }
+        Ok(())
     }
 
     /// Reads every node's last heartbeat back from the stream (an ordered,
@@ -266,8 +376,9 @@ impl Fleet {
         Ok(())
     }
 
-    /// Puts one message into the picture; returns the fleet findings it completes.
-    fn take(&mut self, msg: &Message) -> Vec<Finding> {
+    /// Puts one message into the picture and hands a node's finding to the
+    /// Wasm rules; returns the fleet findings it completes.
+    fn take(&mut self, msg: &Message) -> Vec<FleetFinding> {
         let m = &self.registry.host;
         PluginMetrics::add(&m.fleet_messages, 1);
         let subject = msg.subject.as_str();
@@ -286,12 +397,37 @@ impl Fleet {
         });
         let hb_prefix = format!("{}.", self.cfg.heartbeat_subject_prefix);
         let parsed = if subject == self.cfg.findings_subject {
-            serde_json::from_slice::<FindingRecord>(&msg.payload)
-                .map(|rec| self.picture.finding(&rec, self.rules))
+            serde_json::from_slice::<FindingRecord>(&msg.payload).map(|rec| {
+                let mut found = native(self.picture.finding(&rec, self.rules));
+                if let Some(p) = &mut self.plugins
+                    && rec.node != self.node
+                {
+                    found.extend(tokio::task::block_in_place(|| p.hand(&rec, at_ms)));
+                }
+                found
+            })
         } else if subject.starts_with(&hb_prefix) {
             serde_json::from_slice::<Heartbeat>(&msg.payload).map(|hb| {
-                self.picture.heartbeat(hb, at_ms, seq);
-                Vec::new()
+                let token = &subject[hb_prefix.len()..];
+                if !picture::subject_names(token, &hb.node) {
+                    PluginMetrics::add(&m.fleet_spoofed, 1);
+                    // Both names come from outside: escaped for the log.
+                    tracing::warn!(
+                        subject_node = %vigil_core::text::escape_control(token, 256),
+                        body_node = %vigil_core::text::escape_control(&hb.node, 256),
+                        "fleet: heartbeat naming another node than its subject skipped"
+                    );
+                    return Vec::new();
+                }
+                let mut found = Vec::new();
+                if let Some(p) = &mut self.plugins
+                    && p.takes_heartbeats()
+                {
+                    let event = rules::heartbeat_event(&hb, at_ms);
+                    found.extend(tokio::task::block_in_place(|| p.hand_heartbeat(&event)));
+                }
+                found.extend(native(self.picture.heartbeat(hb, at_ms, seq, self.rules)));
+                found
             })
         } else {
             // Another subject of the stream: not the fleet's business.
@@ -305,22 +441,24 @@ impl Fleet {
     }
 
     /// Claims each fleet finding and hands the first claim to delivery.
-    async fn report(&self, lease: &Lease, found: Vec<Finding>) -> anyhow::Result<()> {
+    async fn report(&self, lease: &Lease, found: Vec<FleetFinding>) -> anyhow::Result<()> {
         for f in found {
-            let id = FindingRecord::new(f.clone(), PLUGIN, "", "", 0).id;
+            // The id every output gives it (no record needed to know it).
+            let id = vigil_core::finding_record::finding_id(&f.finding);
             if !lease.claim(&id).await? {
-                tracing::debug!(id, rule = %f.rule_id, "fleet finding already reported");
+                tracing::debug!(id, rule = %f.finding.rule_id, "fleet finding already reported");
                 continue;
             }
             PluginMetrics::add(&self.registry.host.fleet_findings, 1);
-            tracing::info!(id, rule = %f.rule_id, summary = %f.summary, "fleet finding");
+            // A rule plugin's text is escaped like any plugin's.
+            let summary = vigil_core::text::escape_control(&f.finding.summary, 1024);
+            tracing::info!(id, plugin = %f.plugin, rule = %f.finding.rule_id, summary = %summary, "fleet finding");
             let sent = self.findings.send(PluginFinding {
-                plugin: PLUGIN.into(),
-                plugin_version: env!("CARGO_PKG_VERSION").into(),
-                finding: f,
-                verdicts: Vec::new(),
-                // Made from the fleet's picture, not from findings handed on.
-                depth: 0,
+                plugin: f.plugin.into(),
+                plugin_version: f.version.into(),
+                finding: f.finding,
+                verdicts: f.verdicts,
+                depth: f.depth,
             });
             if sent.is_err() {
                 anyhow::bail!("the delivery pipeline has stopped");
@@ -344,6 +482,30 @@ impl Fleet {
             tracing::warn!(path = %path.display(), error = %e, "fleet: cannot write the state file");
         }
     }
+}
+
+/// A fleet finding: of the native rules (plugin `fleet`) or of a Wasm rule.
+pub struct FleetFinding {
+    pub plugin: String,
+    pub version: String,
+    pub finding: Finding,
+    pub verdicts: Vec<vigil_core::subjects::Verdict>,
+    pub depth: u32,
+}
+
+/// The native rules' findings, under the plugin name `fleet`.
+fn native(found: Vec<Finding>) -> Vec<FleetFinding> {
+    found
+        .into_iter()
+        .map(|finding| FleetFinding {
+            plugin: PLUGIN.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            finding,
+            verdicts: Vec::new(),
+            // Made from the fleet's picture, not from findings handed on.
+            depth: 0,
+        })
+        .collect()
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {

@@ -12,5 +12,6 @@ pub mod config;
 pub mod fleet;
 pub mod replay;
 pub mod run;
+pub mod timeline;
 
 pub use vigil_core::{WIT_PACKAGE, WIT_TYPES_INTERFACE};

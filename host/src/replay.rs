@@ -170,6 +170,13 @@ pub fn replay(
                                 emit(p, f, v, clock.load(Ordering::Relaxed))
                             });
                         }
+                        Segment::Processes(processes) => {
+                            events_seen += processes.len();
+                            let clock = &clock;
+                            dispatcher.push_processes(processes, &mut |p, f, v| {
+                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                            });
+                        }
                         Segment::Error(e) => {
                             input_errors += 1;
                             errors(&e);

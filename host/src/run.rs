@@ -28,11 +28,13 @@ pub mod reload;
 
 use crate::cli::RunArgs;
 use crate::config::{IntelConfig, VigilConfig, overrides};
+use crate::timeline::{Persister, RecordingResponder};
 use pipeline::Pipeline;
 use reload::{Candidate, FileWatch, Fingerprint};
 use vigil_core::metrics::{PluginMetrics, Registry};
-use vigil_core::model::Event;
+use vigil_core::model::Batch;
 use vigil_core::time::wall_now;
+use vigil_core::timeline::{Limits, Timeline};
 use vigil_delivery::Delivery;
 use vigil_response::Responder;
 use vigil_runtime::intel::reload::ReloaderHandle;
@@ -92,7 +94,7 @@ struct Host {
     responder: Responder,
     findings: std_mpsc::Sender<PluginFinding>,
     sources: Vec<RunningSource>,
-    events: mpsc::Sender<Vec<Event>>,
+    events: mpsc::Sender<Batch>,
     /// Suppression, dedup, the spool and the outputs.
     delivery: Delivery,
     /// Plugins and sources as the heartbeat reports them.
@@ -100,6 +102,8 @@ struct Host {
     /// Polls the threat-intel feed files; `None` when there is none to
     /// poll (no feed, or `intel.poll_interval_ms = 0`).
     intel_reloader: Option<ReloaderHandle>,
+    /// The per-entity history (`None` when `[timeline]` is off).
+    timeline: Option<Arc<Timeline>>,
 }
 
 async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCode> {
@@ -107,14 +111,28 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     prepare_dir(&config.data_dir)?;
     let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let timeline = config
+        .timeline
+        .enabled
+        .then(|| Arc::new(Timeline::new(&config.timeline, registry.timeline.clone())));
+    let persister = timeline
+        .as_ref()
+        .map(|t| Arc::new(Persister::new(t.clone(), &config.data_dir)));
+    if let Some(p) = &persister {
+        tokio::task::block_in_place(|| p.restore());
+    }
     if config.admin.enabled
         && let Some(addr) = config.admin.addr()
     {
         // Not fatal: detection goes on without metrics (a taken port must not
         // stop the agent); the probes then fail, which makes it visible.
-        match crate::admin::start(addr, registry.clone(), stop_rx.clone()) {
+        let state = crate::admin::AdminState {
+            registry: registry.clone(),
+            timeline: timeline.clone(),
+        };
+        match crate::admin::start(addr, state, stop_rx.clone()) {
             Ok(bound) => {
-                tracing::info!(address = %bound, "admin endpoint: listening (/metrics, /healthz, /readyz)")
+                tracing::info!(address = %bound, "admin endpoint: listening (/metrics, /healthz, /readyz, /timeline)")
             }
             Err(e) => {
                 tracing::error!(error = %vigil_core::error::chain(&e), "admin endpoint: off")
@@ -153,6 +171,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         config.data_dir.clone(),
         &node,
         registry.clone(),
+        timeline.clone(),
     )?;
     responder.permit_plugins(may_respond(&runners));
     let (ftx, frx) = std_mpsc::channel::<PluginFinding>();
@@ -165,7 +184,10 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         frx,
         registry.clone(),
         &tokio::runtime::Handle::current(),
-        Some(Box::new(responder.handle())),
+        Some(Box::new(RecordingResponder {
+            timeline: timeline.clone(),
+            responder: responder.handle(),
+        })),
     )?;
     let pool = start_pool(&node, runners, &registry, &ftx);
 
@@ -174,10 +196,9 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         .as_deref()
         .map(events_out::EventsOut::create)
         .transpose()?;
-    let (etx, mut erx) = mpsc::channel::<Vec<Event>>(1024);
+    let (etx, mut erx) = mpsc::channel::<Batch>(1024);
     let sources = config.sources.start_all(&node, &etx, &registry);
-    let started: Vec<&str> = sources.iter().map(|s| s.name).collect();
-    tracing::info!(node = %node, plugins = ?names, sources = ?started, "vigil running");
+    let started: Vec<&'static str> = sources.iter().map(|s| s.name).collect();
     registry
         .gauges
         .sources
@@ -203,7 +224,17 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         ));
     }
 
+    if let Some(p) = &persister {
+        tokio::spawn(timeline_upkeep(
+            p.clone(),
+            config.timeline.persist_interval_secs,
+            registry.timeline.clone(),
+            stop_rx.clone(),
+        ));
+    }
+
     let mut host = Host {
+        timeline: timeline.clone(),
         status,
         args,
         config,
@@ -218,10 +249,12 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         intel_reloader,
         delivery,
     };
-    let mut pipeline = Pipeline::new(pool, events_out);
+    let mut pipeline = Pipeline::new(pool, events_out, timeline, host.registry.host.clone());
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(1);
     let mut file_watch = host.watch(&reload_tx);
     let mut fingerprint = host.fingerprint();
+    // Once the files are watched: a change made after this line reloads.
+    tracing::info!(node = %host.node, plugins = ?names, sources = ?started, "vigil running");
     let mut reload_at: Option<tokio::time::Instant> = None;
 
     let mut tick = tokio::time::interval(TICK);
@@ -272,6 +305,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
         events,
         responder,
         delivery,
+        registry,
         ..
     } = host;
     // Each source is stopped while the queue is still read, and has ended
@@ -301,6 +335,10 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
     // handed to the responder); the outputs get their grace period.
     tokio::task::block_in_place(|| delivery.shutdown());
     responder.shutdown();
+    // Last: the findings of the final events are in.
+    if let Some(p) = persister {
+        tokio::task::block_in_place(|| p.save(&registry.timeline));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -309,7 +347,7 @@ async fn run_async(args: RunArgs, config: VigilConfig) -> anyhow::Result<ExitCod
 async fn stop_draining(
     source: RunningSource,
     pipeline: &mut Pipeline,
-    erx: &mut mpsc::Receiver<Vec<Event>>,
+    erx: &mut mpsc::Receiver<Batch>,
 ) {
     let stop = source.stop();
     tokio::pin!(stop);
@@ -351,15 +389,17 @@ impl Host {
 
     /// Checks the new configuration and plugins, then swaps them in; on any
     /// problem the running set is kept.
-    async fn reload(&mut self, pipeline: &mut Pipeline, erx: &mut mpsc::Receiver<Vec<Event>>) {
+    async fn reload(&mut self, pipeline: &mut Pipeline, erx: &mut mpsc::Receiver<Batch>) {
         let prepared = tokio::task::block_in_place(|| {
             reload::prepare(&self.args, &self.config, &self.runtime)
         });
         let candidate = match prepared {
             Ok(c) => c,
             Err(e) => {
-                PluginMetrics::add(&self.registry.host.reloads_failed, 1);
+                // Logged before it is counted: whoever sees the counter
+                // can expect the reason in the log.
                 tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "RELOAD REFUSED: the running configuration and plugins are kept");
+                PluginMetrics::add(&self.registry.host.reloads_failed, 1);
                 return;
             }
         };
@@ -370,7 +410,7 @@ impl Host {
         &mut self,
         candidate: Candidate,
         pipeline: &mut Pipeline,
-        erx: &mut mpsc::Receiver<Vec<Event>>,
+        erx: &mut mpsc::Receiver<Batch>,
     ) {
         let Candidate { config, intel } = candidate;
         // The old plugins finish what they were given (and persist their
@@ -454,6 +494,19 @@ impl Host {
             self.responder.reconfigure(config.response.clone());
         }
         self.delivery.reload(&config.delivery());
+        if config.timeline != self.config.timeline {
+            if let Some(t) = &self.timeline {
+                t.set_limits(Limits::from_config(&config.timeline));
+            }
+            if config.timeline.enabled != self.config.timeline.enabled
+                || config.timeline.persist_interval_secs
+                    != self.config.timeline.persist_interval_secs
+            {
+                tracing::warn!(
+                    "reload: timeline.enabled and timeline.persist_interval_secs take effect at the next start; its bounds are applied now"
+                );
+            }
+        }
         self.config = config;
         PluginMetrics::add(&self.registry.host.reloads_ok, 1);
         tracing::info!(plugins = ?names, restarted_sources = ?restarted, "configuration reloaded");
@@ -544,6 +597,60 @@ fn start_pool(
         .plugins
         .store(runners.len() as u64, Ordering::Relaxed);
     WorkerPool::start_on(node, runners, WORKER_QUEUE, findings.clone())
+}
+
+/// How often the timeline drops what is past its age bound.
+const TIMELINE_SWEEP: Duration = Duration::from_secs(5);
+
+/// Sweeps the timeline and writes it to the data directory every
+/// `persist_secs` (when something changed), until shutdown (which writes it
+/// once more itself).
+async fn timeline_upkeep(
+    persister: Arc<Persister>,
+    persist_secs: u64,
+    metrics: Arc<vigil_core::metrics::TimelineMetrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = |m: &vigil_core::metrics::TimelineMetrics| {
+        let c = &m.counters;
+        [
+            &c.events_recorded,
+            &c.findings_recorded,
+            &c.expired,
+            &c.entities_evicted,
+        ]
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .sum::<u64>()
+    };
+    let mut sweep = tokio::time::interval(TIMELINE_SWEEP);
+    let persist_every = Duration::from_secs(persist_secs);
+    let mut last_save = tokio::time::Instant::now();
+    let mut saved = activity(&metrics);
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => return,
+            _ = sweep.tick() => {}
+        }
+        persister.sweep();
+        if persist_secs == 0 || last_save.elapsed() < persist_every {
+            continue;
+        }
+        last_save = tokio::time::Instant::now();
+        let now = activity(&metrics);
+        if now == saved {
+            continue;
+        }
+        saved = now;
+        let (p, m) = (persister.clone(), metrics.clone());
+        let _ = tokio::task::spawn_blocking(move || p.save(&m)).await;
+    }
+}
+
+/// Resolves when shutdown is requested (the watch guard, not `Send`, is
+/// dropped here).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Makes the data directory private (see `vigil_core::fsperm`): created

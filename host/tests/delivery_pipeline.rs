@@ -395,8 +395,13 @@ fn full_spool(policy: WhenFull) -> Vec<String> {
         "a full spool",
         Duration::from_secs(10),
         || {
-            metric(&p.metrics(), "vigil_spool_depth") >= 3
-                && p.metrics().contains("vigil_spool_dropped_total")
+            let m = p.metrics();
+            // The output must have been tried (and failed) while down, or
+            // bringing it up below would race its first attempt.
+            metric(&m, "vigil_spool_depth") >= 3
+                && m.contains("vigil_spool_dropped_total")
+                && m.contains("vigil_output_failed_total{output=\"mem\"}")
+                && metric(&m, "vigil_output_failed_total{output=\"mem\"}") >= 1
         },
         || p.metrics(),
     );

@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::vigil;
-use vigil_test_support::docker::{Containers, IMAGE, docker_ready, run_container};
+use vigil_test_support::docker::{Containers, IMAGE, docker, docker_ready, run_container};
 use vigil_test_support::net::free_port;
 use vigil_test_support::output::read_jsonl;
 use vigil_test_support::{TempDir, VigilProcess, unique};
@@ -192,6 +192,26 @@ fn a_bridge_container_s_connect_to_its_own_loopback_is_reported() {
     assert_eq!(net["host_network"], false, "{net}");
 }
 
+/// `host/tests/data/connect-storm/storm.c`, built static (the test image
+/// has no libc) with the C compiler of the eBPF build (`clang`, or `$CC`).
+fn storm_binary(dir: &TempDir) -> std::path::PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/connect-storm/storm.c");
+    let out = dir.join("storm");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "clang".into());
+    let status = std::process::Command::new(&cc)
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cc} (scripts/test-deps.sh installs clang): {e}"));
+    assert!(
+        status.success(),
+        "{cc} -static failed on {} (needs the static C library: libc6-dev)",
+        source.display()
+    );
+    out
+}
+
 #[test]
 fn a_thousand_connects_from_each_of_two_containers_are_all_counted_and_attributed() {
     if !docker_ready() {
@@ -208,18 +228,36 @@ fn a_thousand_connects_from_each_of_two_containers_are_all_counted_and_attribute
     vigil.wait_for_stderr(ON, Duration::from_secs(30));
 
     // Two containers at once, each connecting 1,000 times to its own
-    // address (nothing listens: every connect is refused at once).
+    // address (nothing listens: every connect is refused at once) in a
+    // tight loop of a static program, which reports how long it took.
+    let storm = storm_binary(&dir);
     let names = [
         format!("ebpf_storm_a_{}", unique()),
         format!("ebpf_storm_b_{}", unique()),
     ];
     let _guard = Containers(names.to_vec());
     let mut ids = Vec::new();
+    let mount = format!("{}:/storm:ro", storm.display());
     for (name, addr) in names.iter().zip(["127.0.0.86", "127.0.0.87"]) {
-        let script = format!(
-            "sleep 1; i=0; while [ $i -lt 1000 ]; do nc {addr} 9 </dev/null 2>/dev/null; i=$((i+1)); done; echo done; sleep 30"
+        let script = format!("sleep 1; /storm {addr} 9 1000; sleep 30");
+        ids.push(run_container(name, &["-v", &mount], &["sh", "-c", &script]));
+    }
+    // The rate, achieved inside each container: 1,000 in ≤ 2 s.
+    for name in &names {
+        let report = vigil.wait_for("the storm's report", Duration::from_secs(30), || {
+            let logs = docker(&["logs", name]);
+            logs.lines()
+                .find(|l| l.starts_with("connects "))
+                .map(str::to_owned)
+        });
+        let fields: Vec<&str> = report.split_whitespace().collect();
+        assert_eq!(
+            fields[..7],
+            ["connects", "1000", "refused", "1000", "other", "0", "ms"],
+            "{name}: {report}"
         );
-        ids.push(run_container(name, &[], &["sh", "-c", &script]));
+        let ms: u64 = fields[7].parse().unwrap();
+        assert!(ms <= 2000, "{name}: 1,000 connects took {ms} ms: {report}");
     }
     let count = |addr: &str, id: &str| {
         read_jsonl(&events)

@@ -59,7 +59,9 @@ impl Vigil {
     fn file_events(&self) -> Vec<(String, String, Value)> {
         read_jsonl(&self.events)
             .into_iter()
-            .filter(|e| e["source"] == "file-integrity")
+            // The same source also emits the writers it names (process
+            // events of action `write`): only file events are counted here.
+            .filter(|e| e["source"] == "file-integrity" && e["body"]["kind"] == "file")
             .map(|e| {
                 let body = e["body"].clone();
                 (

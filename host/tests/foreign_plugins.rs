@@ -347,12 +347,19 @@ fn vigil_run_reports_live_docker_activity_through_both() {
 /// `./test.sh` (build, `vigil plugin inspect`, `vigil plugin test`).
 /// Returns the scratch directory (removed when dropped) and the project in it.
 fn scaffold(lang: &str, name: &str) -> (TempDir, PathBuf) {
-    let base = TempDir::new(&format!("foreign-new-{lang}"));
+    scaffold_kind(lang, "detector", name)
+}
+
+/// [`scaffold`] of a kind of plugin (`detector`, `correlator`).
+fn scaffold_kind(lang: &str, kind: &str, name: &str) -> (TempDir, PathBuf) {
+    let base = TempDir::new(&format!("foreign-new-{lang}-{kind}"));
     let project = base.join(name);
     let out = run(
         "vigil plugin new",
         vigil()
-            .args(["plugin", "new", "--lang", lang, name, "--dir"])
+            .args([
+                "plugin", "new", "--lang", lang, "--kind", kind, name, "--dir",
+            ])
             .arg(&project),
     );
     assert!(
@@ -395,6 +402,89 @@ fn new_rust_plugin_passes_its_own_tests() {
 fn new_python_plugin_passes_its_own_test() {
     let (_base, project) = scaffold("python", "demo_python");
     assert!(project.join("wit/detector.wit").is_file(), "self-contained");
+}
+
+/// The issue-12 scenario (a host-network container, its connection to a C2
+/// address, a change of `runc`) replayed with a scaffolded correlator in the
+/// plugin directory: it reports the container the built-ins reported, once,
+/// beside the built-in `incident`, from the same findings.
+fn correlator_reports_the_seed(wasm: &Path, name: &str) {
+    let dir = TempDir::new(&format!("foreign-correlator-{name}"));
+    std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
+    let data = root().join("tests/data/incident");
+    let out = cached_vigil()
+        .args([
+            "replay",
+            "--format",
+            "vigil",
+            "--node",
+            "n1",
+            "--plugin-dir",
+        ])
+        .arg(&dir)
+        .arg("--intel")
+        .arg(data.join("c2.txt"))
+        .arg(data.join("seed.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings = stdout_lines(&out);
+    let mine: Vec<&serde_json::Value> = findings.iter().filter(|f| f["plugin"] == name).collect();
+    assert_eq!(mine.len(), 1, "once per container: {findings:#?}");
+    let f = mine[0];
+    assert_eq!(f["rule_id"], format!("{name}/multi-plugin"));
+    assert_eq!(f["entities"][0]["name"], "evasive_container");
+    assert_eq!(f["entities"][0]["verified"], true, "{f}");
+    assert_eq!(
+        f["evidence"]["plugins"], "container-escape,suspicious-egress",
+        "{f}"
+    );
+    // The findings it stands on are the built-ins' own, by id.
+    let cited: Vec<&str> = f["event_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for id in &cited {
+        assert!(
+            findings
+                .iter()
+                .any(|g| g["id"] == *id && g["plugin"] != name),
+            "{id} is another plugin's finding"
+        );
+    }
+    assert!(
+        findings
+            .iter()
+            .any(|g| g["rule_id"] == "incident/correlated"),
+        "the built-in incident saw the same findings"
+    );
+}
+
+#[test]
+fn new_python_correlator_passes_its_own_test_and_correlates_the_seed() {
+    let (_base, project) = scaffold_kind("python", "correlator", "corr_python");
+    correlator_reports_the_seed(&project.join("corr_python.wasm"), "corr_python");
+}
+
+#[test]
+fn new_rust_correlator_passes_its_own_tests_and_correlates_the_seed() {
+    let (_base, project) = scaffold_kind("rust", "correlator", "corr-rust");
+    run(
+        "cargo test (Rust correlator scaffold)",
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .arg("test")
+            .arg("--manifest-path")
+            .arg(project.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", root().join("target/scaffold")),
+    );
+    correlator_reports_the_seed(&project.join("corr-rust.wasm"), "corr-rust");
 }
 
 #[test]

@@ -23,6 +23,8 @@
 )]
 
 mod common;
+#[path = "nats_live/hostile.rs"]
+mod hostile;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -42,29 +44,11 @@ use vigil_delivery::outputs::nats::{Nats, NatsConfig};
 use vigil_delivery::outputs::{DeliveryError, Output};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
-use vigil_test_support::fixtures::{append, audit_line, falco_event, root};
+use vigil_test_support::fixtures::{
+    QUIET_SOURCES, append, audit_line, falco_event, nats_server_binary,
+};
 use vigil_test_support::net::free_port;
 use vigil_test_support::{TempDir, VigilProcess};
-
-fn nats_server_binary() -> PathBuf {
-    let find = || {
-        [
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-            "/usr/local/bin/nats-server",
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    };
-    if let Some(p) = find() {
-        return p;
-    }
-    let script = root().join("scripts/test-deps.sh");
-    let ok = Command::new("bash").arg(script).status().unwrap().success();
-    assert!(ok, "scripts/test-deps.sh failed");
-    find().expect("nats-server not installed by scripts/test-deps.sh")
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -587,14 +571,7 @@ fn vigil_run_keeps_credentials_from_a_plaintext_server_unless_allowed() {
             &config,
             format!(
                 r#"
-                [sources.docker]
-                enabled = false
-                [sources.network]
-                enabled = false
-                [sources.file_integrity]
-                enabled = false
-                [sources.k8s_watch]
-                mode = "off"
+                {QUIET_SOURCES}
                 [dedup]
                 window_secs = 0
                 [spool]

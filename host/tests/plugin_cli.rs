@@ -132,7 +132,7 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
         "plugins built with the SDK take the packed fast path"
     );
     // The built-in declares what it reads (WIT 0.1.2), shown as data and
-    // as one line per kind.
+    // as one line per kind (and one for its Swarm filter, 0.1.3).
     let subs = &first["subscriptions"];
     assert_eq!(subs["declared"], true, "{subs}");
     assert_eq!(
@@ -144,12 +144,103 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
         serde_json::json!([
             "container: actions create, start, running, destroy",
             "kubernetes: subresources (none), ephemeralcontainers; verbs create, update, patch, added, \
-             modified; stages (none), ResponseComplete; only with a pod spec"
+             modified; stages (none), ResponseComplete; only with a pod spec",
+            "services: objects service"
         ])
+    );
+    // It also reads Docker Swarm services (WIT 0.1.3), through its filter.
+    assert_eq!(
+        first["service_events"],
+        serde_json::json!({"exported": true, "filter": {"objects": ["service"], "actions": []}}),
+        "{first}"
     );
     let second = run();
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
     assert_eq!(first["sha256"], second["sha256"]);
+}
+
+/// A fleet rule on heartbeats (WIT 0.1.3 `fleet`): the `fleet-probe`
+/// fixture, which subscribes to no event kind and takes no findings, loads
+/// and says it receives heartbeats.
+#[test]
+fn inspect_shows_a_fleet_rule_on_heartbeats() {
+    let dir = TempDir::new("plugin-cli-inspect-fleet");
+    let wasm = hostile_dir().join("fleet_probe.wasm");
+    let out = vigil()
+        .env("XDG_CACHE_HOME", &dir)
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["receives_heartbeats"], true, "{v}");
+    assert_eq!(v["receives_findings"], false, "{v}");
+    assert_eq!(v["describe"]["name"], "fleet-probe", "{v}");
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.as_str().unwrap().ends_with("@0.1.3")),
+        "{v}"
+    );
+}
+
+/// A plugin exporting process events (WIT 0.1.3): the built-in
+/// runtime-tamper, whose filter names the binaries it judges.
+#[test]
+fn inspect_shows_the_process_subscription() {
+    let dir = TempDir::new("plugin-cli-inspect-processes");
+    let wasm = root().join("target/wasm/wasm32-unknown-unknown/release/runtime_tamper.wasm");
+    let out = vigil()
+        .env("XDG_CACHE_HOME", &dir)
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let processes = &v["process_events"];
+    assert_eq!(processes["exported"], true, "{v}");
+    assert_eq!(processes["filter"]["containers_only"], true, "{v}");
+    // runtime-tamper's `container-write` asks for writes to watched files.
+    assert_eq!(processes["filter"]["writes"], true, "{v}");
+    let binaries: Vec<&str> = processes["filter"]["binaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    assert!(
+        binaries.contains(&"sh") && binaries.contains(&"curl"),
+        "{v}"
+    );
+    let summary = v["subscriptions"]["summary"].as_array().unwrap();
+    let line = summary.last().unwrap().as_str().unwrap();
+    assert!(
+        line.starts_with("processes: binaries sh, bash,")
+            && line.ends_with("; containers only; writes to watched files"),
+        "{line}"
+    );
+    assert_eq!(v["service_events"]["exported"], false, "{v}");
+    assert_eq!(
+        v["receives_heartbeats"], false,
+        "a detector is no fleet rule"
+    );
+    assert!(
+        v["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.as_str().unwrap().ends_with("@0.1.3")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -173,10 +264,10 @@ fn inspect_names_forbidden_imports() {
     );
 }
 
-/// WIT 0.1.1 only added the `packed-detector` world and 0.1.2 types and an
-/// optional export: a plugin built for 0.1.0 still loads (its 0.1.0 imports
-/// link to the 0.1.2 host), receives every event of its kinds and runs
-/// through plain `on-events`.
+/// WIT 0.1.1 only added the `packed-detector` world, 0.1.2 to 0.1.3 types,
+/// worlds and optional exports: a plugin built for 0.1.0 still loads (its
+/// 0.1.0 imports link to the 0.1.3 host), receives every event of its kinds
+/// and runs through plain `on-events`.
 #[test]
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     let old = root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
@@ -200,6 +291,16 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     assert_eq!(
         v["subscriptions"]["summary"],
         serde_json::json!(["container: every event", "kubernetes: every event"])
+    );
+    assert_eq!(
+        v["service_events"],
+        serde_json::json!({"exported": false, "filter": null}),
+        "a 0.1.0 plugin has no `services` export"
+    );
+    assert_eq!(
+        v["process_events"],
+        serde_json::json!({"exported": false, "filter": null}),
+        "a 0.1.0 plugin has no `processes` export"
     );
     assert!(
         v["imports"]

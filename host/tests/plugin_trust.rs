@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::vigil;
 use serde_json::Value;
 use vigil_test_support::fixtures::{
-    append, audit_line, falco, falco_event, hostile_plugin, replace, root,
+    QUIET_SOURCES, append, audit_line, builtin_build, falco, falco_event, hostile_plugin, replace,
 };
 use vigil_test_support::output::{rules, stdout_lines};
 use vigil_test_support::{TempDir, VigilProcess, without_kubernetes};
@@ -167,8 +167,9 @@ fn host_network_event(dir: &Path) -> PathBuf {
 fn without_built_ins_a_file_still_cannot_call_itself_container_escape() {
     let dir = TempDir::new("trust-no-builtin");
     let events = host_network_event(&dir);
-    // A real container-escape build, in a file with another name.
-    let escape = root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
+    // A real container-escape build (from `plugins/`, by the host's build),
+    // in a file with another name.
+    let escape = builtin_build("container-escape");
     let plugins = dir.join("plugins");
     let file = install(&plugins, &escape, "impostor.wasm");
     let replay = |plugins: &Path| {
@@ -210,14 +211,7 @@ fn config(dir: &Path, plugins: &Path, extra: &str) -> String {
         r#"data_dir = "{data}"
 [admin]
 listen = "127.0.0.1:0"
-[sources.docker]
-enabled = false
-[sources.network]
-enabled = false
-[sources.file_integrity]
-enabled = false
-[sources.k8s_watch]
-mode = "off"
+{QUIET_SOURCES}
 [sources.k8s_audit_log]
 enabled = true
 path = "{log}"
@@ -297,6 +291,9 @@ fn a_sha256_pin_refuses_a_changed_file_at_start_and_at_reload() {
     std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::rename(&next, &probe).unwrap();
     v.wait_for_metric("vigil_reloads_failed_total 1", DEADLINE);
+    // The log is read by a thread of the harness: the line may trail the
+    // counter by a moment.
+    v.wait_for_stderr("RELOAD REFUSED", DEADLINE);
     let log = v.stderr_text();
     let refused = line_with(&log, "RELOAD REFUSED").expect("the reload refused");
     assert!(
@@ -599,6 +596,64 @@ fn oversized_and_writable_plugin_files_are_refused() {
     }
 }
 
+/// As root, a plugin file owned by another user (who could replace the code
+/// root runs) is refused, naming the file and why; the plugin beside it and
+/// the built-ins load and run.
+#[test]
+fn a_plugin_file_owned_by_another_user_is_refused_as_root() {
+    let as_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !as_root {
+        eprintln!("skipped: the owner check applies when Vigil runs as root");
+        return;
+    }
+    let dir = TempDir::new("trust-files-owner");
+    let plugins = dir.join("plugins");
+    let foreign = install(&plugins, &hostile_plugin("trust-probe"), "trust-probe.wasm");
+    let ours = install(
+        &plugins,
+        &hostile_plugin("subscription-probe"),
+        "subscription-probe.wasm",
+    );
+    let status = Command::new("chown")
+        .arg("65534:65534")
+        .arg(&foreign)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chown 65534 {}", foreign.display());
+    let out = vigil()
+        .args(["replay", "--no-cache", "--log", "info", "--plugin-dir"])
+        .arg(&plugins)
+        .arg(falco("create_nginx_pod_privileged.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "plugin file {} refused: Vigil runs as root and the file is owned by uid 65534, not root",
+            foreign.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("plugin file {} refused", ours.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("plugin loaded") && l.contains("subscription-probe")),
+        "the plugin beside it loads: {stderr}"
+    );
+    assert!(
+        rules(&stdout_lines(&out)).contains(&"container-escape/privileged".to_owned()),
+        "{stderr}"
+    );
+}
+
 // ------------------------------------------------- entries for absent plugins
 
 #[test]
@@ -654,6 +709,9 @@ fn settings_or_a_policy_for_no_loaded_plugin_is_an_error_at_start_and_at_reload(
         ),
     );
     v.wait_for_metric("vigil_reloads_failed_total 1", DEADLINE);
+    // The log is read by a thread of the harness: the line may trail the
+    // counter by a moment.
+    v.wait_for_stderr("RELOAD REFUSED", DEADLINE);
     let log = v.stderr_text();
     let refused = line_with(&log, "RELOAD REFUSED").expect("refused");
     assert!(

@@ -25,6 +25,15 @@ fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
         .output()
         .expect("run vigil");
     let findings = stdout_lines(&out);
+    // Every container and pod a finding names is a subject of an event it
+    // cites (issue 10): each must arrive verified.
+    for f in &findings {
+        for e in f["entities"].as_array().into_iter().flatten() {
+            if e["kind"] == "container" || e["kind"] == "pod" {
+                assert_eq!(e["verified"], true, "{file}: {f:#}");
+            }
+        }
+    }
     (out, findings)
 }
 

@@ -599,3 +599,74 @@ fn a_config_reload_turns_the_response_on() {
         "a finding made while the response was off got a response"
     );
 }
+
+/// `[response.docker] exempt` and `include` from the config file: two
+/// containers with `CAP_SYS_ADMIN` (a verified critical-or-high finding
+/// each, under `enforce`); the one matching `exempt` is left exactly as it
+/// was (logged and counted as exempt, no record), the other one, matched
+/// by `include`, is quarantined — so the exemption, not a broken finding
+/// path, is what spared the first.
+#[test]
+fn an_exempt_container_is_left_untouched_in_enforce_mode() {
+    if !docker_ready() {
+        return;
+    }
+    let data = TempDir::new("response-exempt");
+    let tag = unique();
+    let config = data.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[response]\nmode = \"enforce\"\nrules = [{{ rule = \"container-escape/dangerous-capability\" }}]\n\
+             [response.docker]\ninclude = [\"*_{tag}\"]\nexempt = [\"spared_*\"]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let vigil = start(&data, &["--config", cfg]);
+    let spared = format!("spared_sysadmin_{tag}");
+    let hit = format!("hit_sysadmin_{tag}");
+    let mut cleanup = Containers(vec![spared.clone(), hit.clone()]);
+    let spared_id = run_container(&spared, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
+    let before = inspect(&spared_id);
+    let hit_id = run_container(&hit, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
+    cleanup.0.push(hit_id.clone());
+
+    let f = wait_finding(&vigil, "container-escape/dangerous-capability", &spared);
+    let verified = f["entities"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "container" && e["id"] == spared_id.as_str() && e["verified"] == true
+    });
+    assert!(
+        verified,
+        "the finding names the spared container, verified: {f:#}"
+    );
+    vigil.wait_for_showing(
+        "the exemption logged for the spared container",
+        DEADLINE,
+        || {
+            vigil
+                .stderr_text()
+                .lines()
+                .any(|l| {
+                    l.contains("response: target exempt; not quarantined")
+                        && l.contains(&spared_id)
+                        && l.contains("matches response.docker.exempt")
+                })
+                .then_some(())
+        },
+        || vigil.stderr_text(),
+    );
+    // The other one, same rule, same run: quarantined.
+    wait_record(&data, &vigil, &hit_id, |r| r["state"] == "quarantined");
+    assert!(
+        !list(&data)
+            .iter()
+            .any(|r| r["target"] == spared_id.as_str()),
+        "no record for the exempt container"
+    );
+    let now = inspect(&spared_id);
+    assert_eq!(now["State"]["Paused"], false, "{now:#}");
+    assert_eq!(now["Name"], format!("/{spared}").as_str());
+    assert_eq!(networks(&now), networks(&before));
+    drop(vigil);
+}

@@ -45,10 +45,22 @@ fn policies(api: &FakeApi) -> Vec<Value> {
     api.cluster().policies.values().cloned().collect()
 }
 
+/// The pod the recorded create made: with the uid its audit event's
+/// `responseObject` shows, which the host verifies (and the responder
+/// requires: it does not act on a pod by name alone).
 fn pod(name: &str, host_network: bool) -> Value {
+    let fixture = if host_network {
+        "create_nginx_pod_hostnetwork.json"
+    } else {
+        "create_nginx_pod_privileged.json"
+    };
+    let created = falco_event(fixture);
+    assert_eq!(created["responseObject"]["metadata"]["name"], name);
+    let uid = created["responseObject"]["metadata"]["uid"].clone();
+    assert!(uid.is_string(), "{fixture} shows no pod uid");
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+        "metadata": {"name": name, "namespace": "default", "uid": uid,
                      "resourceVersion": "1", "labels": {"app": "nginx"}},
         "spec": {"hostNetwork": host_network, "containers": [{"name": "nginx", "image": "nginx"}]},
         "status": {"phase": "Running"}
@@ -349,4 +361,55 @@ fn dry_run_sends_no_write_to_the_api() {
             .get("vigil.dev/quarantine")
             .is_none()
     );
+}
+
+/// A pod the host verified by `namespace/name` only (the audit event's
+/// response body shows no uid, so nothing ties the finding to one pod):
+/// the responder reads the pod, records why, and writes nothing — a name
+/// alone may name a pod deleted and created again since (issue 10).
+#[test]
+fn a_pod_without_a_verified_uid_is_looked_up_and_not_acted_on() {
+    let dir = TempDir::new("k8s-response-no-uid");
+    let mut cluster = Cluster::default();
+    cluster.pods.insert(
+        ("default".into(), PRIVILEGED_POD.into()),
+        pod(PRIVILEGED_POD, false),
+    );
+    let api = FakeApi::start(cluster);
+    let config = kubeconfig(&dir, api.port());
+    let log = dir.join("audit.log");
+    append(&log, "");
+    let vigil = start(&dir, &config, &log, "enforce");
+    let mut created = falco_event("create_nginx_pod_privileged.json");
+    let uid = created["responseObject"]["metadata"]["uid"].take();
+    assert!(uid.is_string());
+    created["responseObject"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("uid");
+    append(&log, &audit_line(&created, "no-uid"));
+    let record = wait_record(&dir, &config, &vigil, PRIVILEGED_POD, "failed");
+    let inspect: Vec<&Value> = record["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "inspect")
+        .collect();
+    assert_eq!(inspect.len(), 1, "{record:#}");
+    assert_eq!(inspect[0]["outcome"], "failed", "{record:#}");
+    let detail = inspect[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("(uid {uid} now)"))
+            && detail.contains("does not act on a pod by name alone"),
+        "{record:#}"
+    );
+    assert!(outcomes(&record, "label").is_empty(), "{record:#}");
+    vigil.wait_for_stderr("does not act on a pod by name alone", DEADLINE);
+    assert!(
+        api.gets(&format!("/api/v1/namespaces/default/pods/{PRIVILEGED_POD}")) >= 1,
+        "the pod was read: {:#?}",
+        api.requests()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(api.writes().is_empty(), "{:#?}", api.writes());
 }

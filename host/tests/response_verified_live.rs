@@ -9,6 +9,11 @@
 //! *was* shown, named by its name, is verified, gets its full id filled in,
 //! and is quarantined.
 //!
+//! And a plugin shown containers A and B that cites A's event while naming
+//! B: B is not a subject of the events the finding cites, so it is not
+//! verified either (issue 10: findings are checked against the events they
+//! cite).
+//!
 //! In the redirect cases the plugin is shown file-integrity events only
 //! (`--no-docker`: the responder still talks to the Engine, the docker
 //! *source* is off), so it has been shown no container at all. Each Vigil
@@ -257,6 +262,54 @@ fn a_container_the_plugin_was_shown_is_verified_with_its_full_id() {
     );
     v.stop();
     assert!(quarantine_list(&dir).contains(&id));
+}
+
+/// Shown containers A and B, the plugin cites an event about A and names B
+/// (by the full id it was shown with): B is a container it was shown, but
+/// not a subject of any event the finding cites, so the entity arrives
+/// `"verified": false` and B is left exactly as it was.
+#[test]
+fn a_container_named_on_another_containers_event_is_not_verified() {
+    if !docker_ready() {
+        return;
+    }
+    let tag = unique();
+    let (a, b) = (format!("cited_{tag}"), format!("named_{tag}"));
+    let cleanup = Containers(vec![a.clone(), b.clone()]);
+    let a_id = run_container(&a, &[], &["sleep", "300"]);
+    let b_id = run_container(&b, &[], &["sleep", "300"]);
+    let before = inspect(&b_id);
+
+    let dir = TempDir::new("response-cite-other");
+    let settings = serde_json::json!({"target": "@cite-other", "cite": a, "other": b});
+    let v = start(
+        &dir,
+        &settings,
+        &format!("*_{tag}"),
+        &["--no-file-integrity"],
+    );
+    v.wait_for_stderr("docker: event stream open", STARTUP);
+    // The inventory showed both (in either order); a restart of A is an
+    // event about A after B was shown.
+    docker(&["restart", "-t", "0", &a_id]);
+    let f = v.wait_for_finding("the finding naming B on A's event", DEADLINE, |f| {
+        f["rule_id"] == "hostile-redirect/redirect"
+    });
+    let e = container_entity(&f);
+    assert_eq!(e["id"], b_id.as_str(), "{f:#}");
+    assert_eq!(e["verified"], false, "{f:#}");
+    v.wait_for_stderr("response: target NOT verified; not acted on", DEADLINE);
+    std::thread::sleep(Duration::from_secs(2));
+    let logs = v.stop();
+    assert!(!logs.contains("QUARANTINING"), "{logs}");
+    let now = inspect(&b_id);
+    assert_eq!(now["State"]["Running"], true, "{now:#}");
+    assert_eq!(now["State"]["Paused"], false, "{now:#}");
+    assert_eq!(now["Name"], format!("/{b}").as_str());
+    assert_eq!(networks(&now), networks(&before), "{now:#}");
+    let records = dir.join("data/quarantine/quarantine.db");
+    assert!(!records.exists() || !quarantine_list(&dir).contains(&b_id));
+    drop(cleanup);
 }
 
 /// `vigil quarantine list --json` of a test's data directory.

@@ -16,7 +16,9 @@
 //! ```
 //! Events are Vigil event JSON (`vigil replay --format vigil`); `time` is
 //! nanoseconds since the epoch. `"expect": []` asserts that nothing is found,
-//! which is how the seed's false positives are pinned down.
+//! which is how the seed's false positives are pinned down. Every container
+//! and pod entity of every finding must be `"verified": true`: a subject of
+//! an event the finding cites.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
@@ -97,6 +99,18 @@ fn run_scenario(plugin: &str, path: &Path, tmp: &Path) -> Vec<String> {
         ));
     }
     let all = stdout_lines(&out);
+    // Every built-in cites the events its findings are about, so each
+    // container and pod it names is a subject of one of them (issue 10).
+    for f in &all {
+        for e in f["entities"].as_array().into_iter().flatten() {
+            if (e["kind"] == "container" || e["kind"] == "pod") && e["verified"] != true {
+                problems.push(format!(
+                    "{label}: {} names {} {} not verified against the events it cites {}: {f}",
+                    f["rule_id"], e["kind"], e["id"], f["event_ids"]
+                ));
+            }
+        }
+    }
     let (mine, others): (Vec<Value>, Vec<Value>) = all
         .into_iter()
         .partition(|f| f["plugin"].as_str() == Some(plugin));

@@ -17,9 +17,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::vigil;
+use vigil_test_support::fixtures::QUIET_SOURCES;
 use vigil_test_support::net::http_request;
 use vigil_test_support::{TempDir, VigilProcess};
 
@@ -36,10 +38,7 @@ fn config(dir: &Path, section: &str) -> PathBuf {
         &path,
         format!(
             "data_dir = {data:?}\n\
-             [sources.docker]\nenabled = false\n\
-             [sources.network]\nenabled = false\n\
-             [sources.file_integrity]\nenabled = false\n\
-             [sources.k8s_watch]\nmode = \"off\"\n\
+             {QUIET_SOURCES}\
              [sources.k8s_audit_webhook]\nenabled = true\n{section}\n",
             data = dir.join("data").display().to_string(),
         ),
@@ -189,6 +188,91 @@ fn plain_http_off_loopback_is_refused_unless_waived() {
         "{text}"
     );
     assert!(!text.contains("allow_unauthenticated"), "{text}");
+}
+
+/// An address of the test's own: 198.18.0.1 (the benchmarking range, never
+/// routed) on the loopback interface of a new network namespace.
+const OWN_ADDR: &str = "198.18.0.1";
+
+/// `cmd` run in a new network namespace where [`OWN_ADDR`] is a local,
+/// non-loopback address; `None` when namespaces cannot be made here.
+fn in_own_netns(cmd: &Command) -> Option<Command> {
+    let ok = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let mut c = Command::new("unshare");
+    c.args([
+        "-n",
+        "sh",
+        "-c",
+        &format!("ip link set lo up && ip addr add {OWN_ADDR}/32 dev lo && exec \"$0\" \"$@\""),
+    ])
+    .arg(cmd.get_program())
+    .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    Some(c)
+}
+
+/// `vigil run` itself, on an address of the node that is not loopback:
+/// plain HTTP is refused at start with the message `config check` gives,
+/// before anything listens; waived, it listens there, warned.
+#[test]
+fn run_refuses_plain_http_on_a_non_loopback_address_unless_waived() {
+    let dir = TempDir::new("webhook-trust-run-tls");
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let token_line = format!("token_file = {:?}", token.display().to_string());
+    let file = config(&dir, &format!("listen = \"{OWN_ADDR}:8444\"\n{token_line}"));
+    let mut run = vigil();
+    run.arg("run")
+        .arg("--config")
+        .arg(&file)
+        .args(["--no-cache", "--no-admin"]);
+    let Some(mut refused) = in_own_netns(&run) else {
+        eprintln!("skipped: no network namespace (unshare -n) here");
+        return;
+    };
+    let out = refused.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sources.k8s_audit_webhook.tls_cert: required (with tls_key) when listening on a non-loopback address")
+            && stderr.contains("allow_plaintext = true"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("k8s-audit-webhook: on (listening on"),
+        "{stderr}"
+    );
+
+    let file = config(
+        &dir,
+        &format!("listen = \"{OWN_ADDR}:8444\"\n{token_line}\nallow_plaintext = true"),
+    );
+    let mut run = vigil();
+    run.arg("run")
+        .arg("--config")
+        .arg(&file)
+        .args(["--no-cache", "--no-admin"]);
+    let process = VigilProcess::spawn(&mut in_own_netns(&run).unwrap());
+    process.wait_for_stderr(
+        &format!("k8s-audit-webhook: on (listening on {OWN_ADDR}:8444)"),
+        STARTUP,
+    );
+    let logs = process.stop();
+    assert!(
+        logs.contains("allow_plaintext = true"),
+        "the waiver is warned at start: {logs}"
+    );
 }
 
 /// Sends `head` and then one byte of body every 200 ms until the server

@@ -23,23 +23,79 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq, Eq, Hash, Clone],
 });
 
-/// The `packed-correlator` world: everything above plus the `correlate`
-/// export, for `export_detector!(T, findings)`. Its imports and types are the
-/// ones generated above (`with`), so a plugin sees one set of types.
-pub mod correlator {
+/// The `correlate-export` fragment of WIT 0.1.3: only the `correlate` export, for
+/// `export_detector!(T, …findings…)`. [`export_detector!`](crate::export_detector)
+/// joins `packed-detector` and one fragment per extra export (the component
+/// tooling unions their worlds), so each interface is generated once here
+/// whatever the combination. Its imports and types are the ones generated
+/// above (`with`), so a plugin sees one set of types.
+pub mod correlate_export {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "packed-correlator",
+        world: "correlate-export",
         pub_export_macro: true,
-        export_macro_name: "export_correlator",
-        default_bindings_module: "vigil_plugin_sdk::__private::bindings::correlator",
+        export_macro_name: "export",
+        default_bindings_module: "vigil_plugin_sdk::__private::bindings::correlate_export",
         runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "vigil:detector/types@0.1.2": crate::bindings::vigil::detector::types,
-            "vigil:detector/log@0.1.2": crate::bindings::vigil::detector::log,
-            "vigil:detector/state@0.1.2": crate::bindings::vigil::detector::state,
-            "vigil:detector/clock@0.1.2": crate::bindings::vigil::detector::clock,
-            "vigil:detector/threat-intel@0.1.2": crate::bindings::vigil::detector::threat_intel,
+            "vigil:detector/types@0.1.3": crate::bindings::vigil::detector::types,
+        },
+    });
+}
+
+/// The `services-export` fragment of WIT 0.1.3: only the `services` export, for
+/// `export_detector!(T, …services…)`. [`export_detector!`](crate::export_detector)
+/// joins `packed-detector` and one fragment per extra export (the component
+/// tooling unions their worlds), so each interface is generated once here
+/// whatever the combination. Its imports and types are the ones generated
+/// above (`with`), so a plugin sees one set of types.
+pub mod services_export {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "services-export",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "vigil_plugin_sdk::__private::bindings::services_export",
+        runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "vigil:detector/types@0.1.3": crate::bindings::vigil::detector::types,
+        },
+    });
+}
+
+/// The `processes-export` fragment of WIT 0.1.3: only the `processes` export, for
+/// `export_detector!(T, …processes…)`. [`export_detector!`](crate::export_detector)
+/// joins `packed-detector` and one fragment per extra export (the component
+/// tooling unions their worlds), so each interface is generated once here
+/// whatever the combination. Its imports and types are the ones generated
+/// above (`with`), so a plugin sees one set of types.
+pub mod processes_export {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "processes-export",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "vigil_plugin_sdk::__private::bindings::processes_export",
+        runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "vigil:detector/types@0.1.3": crate::bindings::vigil::detector::types,
+        },
+    });
+}
+
+/// The `fleet-export` fragment of WIT 0.1.3: only the `fleet` export (the
+/// nodes' heartbeats in `vigil fleet`), for `export_detector!(T, heartbeats)`
+/// and `(T, findings, heartbeats)`; joined like the fragments above.
+pub mod fleet_export {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "fleet-export",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "vigil_plugin_sdk::__private::bindings::fleet_export",
+        runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
+        with: {
+            "vigil:detector/types@0.1.3": crate::bindings::vigil::detector::types,
         },
     });
 }

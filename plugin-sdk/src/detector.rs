@@ -3,7 +3,8 @@
 
 use crate::bindings;
 use crate::types::{
-    ConfigError, Event, Finding, FindingEvent, PluginInfo, SubscriptionSet, Timestamp,
+    ConfigError, Event, Finding, FindingEvent, Heartbeat, PluginInfo, ProcessEvent, ProcessFilter,
+    ServiceEvent, ServiceFilter, SubscriptionSet, Timestamp,
 };
 
 /// A detector: the one trait a plugin implements.
@@ -76,6 +77,67 @@ pub trait Detector: Default + 'static {
         let _ = batch;
         Vec::new()
     }
+
+    /// Which Docker Swarm events the plugin reads (WIT 0.1.3, `services`):
+    /// the host evaluates the filter before calling
+    /// [`on_service_events`](Detector::on_service_events). Called once at
+    /// load, after [`configure`](Detector::configure), only when the plugin
+    /// is exported with `export_detector!(T, services)`. The default is
+    /// every Swarm event.
+    fn service_filter(&self) -> ServiceFilter {
+        ServiceFilter::everything()
+    }
+
+    /// Examines a batch of Docker Swarm events (services with their spec,
+    /// nodes, secrets, configs), oldest first, as a swarm manager sees them
+    /// (WIT 0.1.3, `services`). Called only when the plugin is exported
+    /// with `export_detector!(T, services)`, subscribes to `container`
+    /// events and its policy grants them; the default returns nothing.
+    fn on_service_events(&mut self, batch: &[ServiceEvent]) -> Vec<Finding> {
+        let _ = batch;
+        Vec::new()
+    }
+
+    /// Which process events the plugin reads (WIT 0.1.3, `processes`): the
+    /// host evaluates the filter before calling
+    /// [`on_process_events`](Detector::on_process_events). Called once at
+    /// load, after [`configure`](Detector::configure), only when the plugin
+    /// is exported with `export_detector!(T, processes)`. The default is
+    /// every `exec` event (writes to watched files need
+    /// [`ProcessFilter::writes`]).
+    fn process_filter(&self) -> ProcessFilter {
+        ProcessFilter::everything()
+    }
+
+    /// Examines a batch of process events (programs executed, and writes
+    /// to watched files when the filter asks for them, each with its
+    /// container), oldest first (WIT 0.1.3, `processes`). Called only
+    /// when the plugin is exported with `export_detector!(T, processes)`,
+    /// subscribes to `container` events and its policy grants them; the
+    /// default returns nothing.
+    fn on_process_events(&mut self, batch: &[ProcessEvent]) -> Vec<Finding> {
+        let _ = batch;
+        Vec::new()
+    }
+
+    /// Examines a batch of the nodes' heartbeats, oldest first, as `vigil
+    /// fleet` reads them (WIT 0.1.3, `fleet`), and returns findings about
+    /// the fleet: fleet rules such as "a node runs with a source off" or "a
+    /// node runs another Vigil version". Called only in `vigil fleet`, and
+    /// only when the plugin is exported with `export_detector!(T,
+    /// heartbeats)`; a plugin on a node never receives heartbeats. The
+    /// default returns nothing.
+    ///
+    /// A [`Heartbeat`]'s `node` is the node its NATS subject names (the
+    /// fleet skips one that speaks for another node); everything else is
+    /// that node's own word. After a takeover, the new active instance
+    /// hands the last heartbeat of every node again: report each situation
+    /// with the same rule, entities and event ids, and the fleet reports it
+    /// once.
+    fn on_heartbeats(&mut self, batch: &[Heartbeat]) -> Vec<Finding> {
+        let _ = batch;
+        Vec::new()
+    }
 }
 
 /// Where [`export_detector!`] keeps the component's one detector instance.
@@ -145,36 +207,57 @@ impl<S: Singleton> bindings::Guest for S {
     }
 }
 
-impl<S: Singleton> bindings::correlator::Guest for S {
-    fn describe() -> PluginInfo {
-        <S as bindings::Guest>::describe()
-    }
+// The side exports, one fragment world each (see `crate::bindings`): each
+// body runs between `enter_export` and `leave_export` like those above.
 
-    fn configure(settings: String) -> Result<(), ConfigError> {
-        <S as bindings::Guest>::configure(settings)
-    }
-
-    fn on_events(batch: Vec<Event>) -> Vec<Finding> {
-        <S as bindings::Guest>::on_events(batch)
-    }
-
-    fn on_packed_events(batch: Vec<u8>) -> Vec<Finding> {
-        <S as bindings::Guest>::on_packed_events(batch)
-    }
-
-    fn subscriptions() -> SubscriptionSet {
-        <S as bindings::Guest>::subscriptions()
-    }
-
-    fn on_tick(now: Timestamp) -> Vec<Finding> {
-        <S as bindings::Guest>::on_tick(now)
-    }
-}
-
-impl<S: Singleton> bindings::correlator::exports::vigil::detector::correlate::Guest for S {
+impl<S: Singleton> bindings::correlate_export::exports::vigil::detector::correlate::Guest for S {
     fn on_findings(batch: Vec<FindingEvent>) -> Vec<Finding> {
         crate::arena::enter_export();
         let findings = S::with(|detector| detector.on_findings(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
+    }
+}
+
+impl<S: Singleton> bindings::services_export::exports::vigil::detector::services::Guest for S {
+    fn service_subscription() -> ServiceFilter {
+        crate::arena::enter_export();
+        let filter = S::with(|detector| detector.service_filter());
+        crate::arena::leave_export();
+        filter
+    }
+
+    fn on_service_events(batch: Vec<ServiceEvent>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_service_events(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
+    }
+}
+
+impl<S: Singleton> bindings::processes_export::exports::vigil::detector::processes::Guest for S {
+    fn process_subscription() -> ProcessFilter {
+        crate::arena::enter_export();
+        let filter = S::with(|detector| detector.process_filter());
+        crate::arena::leave_export();
+        filter
+    }
+
+    fn on_process_events(batch: Vec<ProcessEvent>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_process_events(&batch));
+        drop(batch);
+        crate::arena::leave_export();
+        findings
+    }
+}
+
+impl<S: Singleton> bindings::fleet_export::exports::vigil::detector::fleet::Guest for S {
+    fn on_heartbeats(batch: Vec<Heartbeat>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        let findings = S::with(|detector| detector.on_heartbeats(&batch));
         drop(batch);
         crate::arena::leave_export();
         findings
@@ -194,6 +277,59 @@ impl<S: Singleton> bindings::correlator::exports::vigil::detector::correlate::Gu
 /// [`Detector::on_findings`]. A plugin receives findings only when exported
 /// so.
 ///
+/// `vigil_plugin_sdk::export_detector!(MyDetector, services);` also exports
+/// `services` (the world `packed-service-detector`, WIT 0.1.3): the host
+/// then hands the plugin the Docker Swarm events of a manager node that
+/// [`Detector::service_filter`] selects, through
+/// [`Detector::on_service_events`]. A plugin receives them only when
+/// exported so (and subscribed to `container` events).
+///
+/// `vigil_plugin_sdk::export_detector!(MyDetector, processes);` also
+/// exports `processes` (the world `packed-process-detector`, WIT 0.1.3):
+/// the host then hands the plugin the process events (every `exec`, with
+/// its container) that [`Detector::process_filter`] selects, through
+/// [`Detector::on_process_events`]. A plugin receives them only when
+/// exported so (and subscribed to `container` events).
+///
+/// The extra exports combine, named in this order: `findings, services`
+/// (world `packed-service-correlator`), `findings, processes`
+/// (`packed-process-correlator`), `services, processes`
+/// (`packed-service-process-detector`), and `findings, services,
+/// processes` (`packed-service-process-correlator`), each giving the plugin
+/// every kind it names:
+///
+/// ```
+/// use vigil_plugin_sdk::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Watcher;
+///
+/// impl Detector for Watcher {
+///     fn describe() -> PluginInfo {
+///         PluginInfo::builder("watcher", "0.1.0")
+///             .subscribe(EventKind::Container)
+///             .build()
+///     }
+///     fn on_events(&mut self, _batch: &[Event]) -> Vec<Finding> {
+///         Vec::new()
+///     }
+///     fn on_process_events(&mut self, _batch: &[ProcessEvent]) -> Vec<Finding> {
+///         Vec::new()
+///     }
+///     fn on_findings(&mut self, _batch: &[FindingEvent]) -> Vec<Finding> {
+///         Vec::new()
+///     }
+/// }
+///
+/// vigil_plugin_sdk::export_detector!(Watcher, findings, processes);
+/// ```
+///
+/// `heartbeats` adds the `fleet` export (WIT 0.1.3): a fleet rule. In
+/// `vigil fleet` the host hands the plugin every node's heartbeat through
+/// [`Detector::on_heartbeats`]; a plugin receives heartbeats only when
+/// exported so, and only in `vigil fleet`. `findings, heartbeats` (world
+/// `packed-fleet-correlator`) is a fleet rule on both.
+///
 /// It expands to the exports only when compiling for `wasm32`. On native
 /// targets it only checks that the type implements [`Detector`] and exports
 /// nothing, so several plugins can be linked into one native test binary
@@ -201,12 +337,39 @@ impl<S: Singleton> bindings::correlator::exports::vigil::detector::correlate::Gu
 #[macro_export]
 macro_rules! export_detector {
     ($detector:ty $(,)?) => {
-        $crate::export_detector!(@singleton $detector, [export], []);
+        $crate::export_detector!(@singleton $detector, []);
     };
     ($detector:ty, findings $(,)?) => {
-        $crate::export_detector!(@singleton $detector, [correlator::export_correlator], [::correlator]);
+        $crate::export_detector!(@singleton $detector, [correlate_export]);
     };
-    (@singleton $detector:ty, [$($export:tt)+], [$($module:tt)*]) => {
+    ($detector:ty, services $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [services_export]);
+    };
+    ($detector:ty, processes $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [processes_export]);
+    };
+    ($detector:ty, heartbeats $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [fleet_export]);
+    };
+    ($detector:ty, findings, heartbeats $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [correlate_export fleet_export]);
+    };
+    ($detector:ty, findings, services $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [correlate_export services_export]);
+    };
+    ($detector:ty, findings, processes $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [correlate_export processes_export]);
+    };
+    ($detector:ty, services, processes $(,)?) => {
+        $crate::export_detector!(@singleton $detector, [services_export processes_export]);
+    };
+    ($detector:ty, findings, services, processes $(,)?) => {
+        $crate::export_detector!(
+            @singleton $detector,
+            [correlate_export services_export processes_export]
+        );
+    };
+    (@singleton $detector:ty, [$($fragment:ident)*]) => {
         const _: fn() = || {
             fn implements_detector<D: $crate::Detector>() {}
             implements_detector::<$detector>();
@@ -242,9 +405,22 @@ macro_rules! export_detector {
                 }
             }
 
-            $crate::__private::bindings::$($export)+!(
-                VigilExportedDetector with_types_in $crate::__private::bindings$($module)*
+            // `packed-detector`, then one fragment world per extra export:
+            // the component tooling unions their worlds into the packed
+            // world of the combination.
+            $crate::__private::bindings::export!(
+                VigilExportedDetector with_types_in $crate::__private::bindings
             );
+            $(
+                $crate::__private::bindings::$fragment::export!(
+                    VigilExportedDetector with_types_in $crate::__private::bindings::$fragment
+                );
+            )*
         };
+    };
+    ($detector:ty, $($other:tt)*) => {
+        ::core::compile_error!(
+            "export_detector!: after the type, name the extra exports in this order, each at most once: `findings`, `services`, `processes`; or `heartbeats`, alone or after `findings` (e.g. `export_detector!(T, findings, processes)`)"
+        );
     };
 }

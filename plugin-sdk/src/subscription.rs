@@ -17,7 +17,7 @@
 
 use crate::types::{
     ContainerAction, ContainerFilter, Direction, FileFilter, KubernetesFilter, NetworkFilter,
-    PodSpecUse, SubscriptionSet,
+    PodSpecUse, ProcessFilter, ServiceFilter, SubscriptionSet, SwarmObject,
 };
 
 fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
@@ -158,6 +158,84 @@ impl NetworkFilter {
     #[must_use]
     pub fn ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
         self.ports = ports.into_iter().collect();
+        self
+    }
+}
+
+impl Default for ServiceFilter {
+    fn default() -> Self {
+        Self::everything()
+    }
+}
+
+impl ServiceFilter {
+    /// Every Docker Swarm event (WIT 0.1.3): no filter.
+    #[must_use]
+    pub fn everything() -> Self {
+        Self {
+            objects: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Events about these kinds of Swarm object only.
+    #[must_use]
+    pub fn objects(mut self, objects: impl IntoIterator<Item = SwarmObject>) -> Self {
+        self.objects = objects.into_iter().collect();
+        self
+    }
+
+    /// Events with one of these actions only (`create`, `update`,
+    /// `remove`, `running`; any other refuses the plugin at load).
+    #[must_use]
+    pub fn actions(mut self, actions: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.actions = strings(actions);
+        self
+    }
+}
+
+impl Default for ProcessFilter {
+    fn default() -> Self {
+        Self::everything()
+    }
+}
+
+impl ProcessFilter {
+    /// Every `exec` event (WIT 0.1.3): no filter; writes to watched files
+    /// only with [`writes`](Self::writes).
+    #[must_use]
+    pub fn everything() -> Self {
+        Self {
+            binaries: Vec::new(),
+            containers_only: false,
+            writes: false,
+        }
+    }
+
+    /// Programs with one of these names only (file names: `sh`, `curl`; a
+    /// name with `/` refuses the plugin at load), compared with each of the
+    /// names the program goes by ([`crate::types::ProcessEvent::program_names`]:
+    /// the executed file's, `argv[0]`'s, and a multi-call binary's applet).
+    #[must_use]
+    pub fn binaries(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.binaries = strings(names);
+        self
+    }
+
+    /// Processes of containers only (the host's own left out).
+    #[must_use]
+    pub fn containers_only(mut self) -> Self {
+        self.containers_only = true;
+        self
+    }
+
+    /// Also the `write` events: a named process wrote to a watched file
+    /// (every one, whatever [`binaries`](Self::binaries) says, subject to
+    /// [`containers_only`](Self::containers_only)). Without it a plugin
+    /// receives `exec` events only.
+    #[must_use]
+    pub fn writes(mut self) -> Self {
+        self.writes = true;
         self
     }
 }

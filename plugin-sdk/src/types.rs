@@ -1,4 +1,4 @@
-//! The WIT data model (`vigil:detector/types@0.1.2`) as Rust types, plus
+//! The WIT data model (`vigil:detector/types@0.1.3`) as Rust types, plus
 //! small conveniences: constructors, `as_str`/`Display` for the enums, and
 //! `Default` for the large records so tests can fill in only what matters.
 //!
@@ -20,6 +20,13 @@ pub use crate::bindings::vigil::detector::types::{
 };
 pub use crate::bindings::vigil::detector::types::{
     ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,
+};
+pub use crate::bindings::vigil::detector::types::{
+    Heartbeat, HeartbeatCounter, HeartbeatPlugin, HeartbeatSource,
+};
+pub use crate::bindings::vigil::detector::types::{ProcessEvent, ProcessFilter};
+pub use crate::bindings::vigil::detector::types::{
+    ServiceEvent, ServiceFilter, ServiceMode, ServiceSpec, SwarmObject,
 };
 
 impl KeyValue {
@@ -136,6 +143,8 @@ wit_names!(EntityKind {
     Image => "image", User => "user", Address => "address",
 });
 wit_names!(EntityVerdict { NotChecked => "not-checked", Unverified => "unverified", Verified => "verified" });
+wit_names!(ServiceMode { Replicated => "replicated", Global => "global", ReplicatedJob => "replicated-job", GlobalJob => "global-job" });
+wit_names!(SwarmObject { Service => "service", Node => "node", Secret => "secret", Config => "config" });
 wit_names!(ContainerRole { Main => "main", Init => "init", Ephemeral => "ephemeral" });
 wit_names!(Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
 wit_names!(ContainerAction {
@@ -233,4 +242,188 @@ impl Default for PodSpec {
             containers: Vec::new(),
         }
     }
+}
+
+/// Nothing known: every string and list empty, version 0, one replica.
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            version: 0,
+            image: String::new(),
+            mode: ServiceMode::Replicated,
+            replicas: Some(1),
+            networks: Vec::new(),
+            security: ContainerSecurity::default(),
+            labels: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+/// A service `update` with nothing known: no spec, no changes.
+impl Default for ServiceEvent {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            time: 0,
+            node: String::new(),
+            source: String::new(),
+            object: SwarmObject::Service,
+            action: String::new(),
+            object_id: String::new(),
+            name: String::new(),
+            service: None,
+            changes: Vec::new(),
+            actor: String::new(),
+        }
+    }
+}
+
+impl ServiceSpec {
+    /// The value of the service label `key`, if set.
+    #[must_use]
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.key == key)
+            .map(|l| l.value.as_str())
+    }
+}
+
+impl ServiceEvent {
+    /// The value the engine reported for the change `key` (`replicas.new` …).
+    #[must_use]
+    pub fn change(&self, key: &str) -> Option<&str> {
+        self.changes
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| c.value.as_str())
+    }
+}
+
+/// An `exec` of nothing known on the host: no binary, no arguments, no
+/// container.
+impl Default for ProcessEvent {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            time: 0,
+            node: String::new(),
+            source: String::new(),
+            action: "exec".to_owned(),
+            pid: 0,
+            namespace_pid: 0,
+            parent_pid: 0,
+            parent_name: String::new(),
+            uid: 0,
+            binary: String::new(),
+            args: Vec::new(),
+            args_truncated: false,
+            container: None,
+            container_tty: None,
+            path: None,
+        }
+    }
+}
+
+/// Multi-call binaries that, called by their own name, run the program
+/// their first argument names (`busybox sh -c …`), as busybox does: see
+/// [`ProcessEvent::program_names`].
+pub const MULTI_CALL_BINARIES: &[&str] = &["busybox", "toybox"];
+
+impl ProcessEvent {
+    /// The executed file's name: the last component of `binary` (`sh` for
+    /// `/bin/sh`).
+    #[must_use]
+    pub fn binary_name(&self) -> &str {
+        last_component(&self.binary)
+    }
+
+    /// The names the program goes by, as the host's process filter matches
+    /// them (`binaries`): the executed file's name, then the last component
+    /// of `argv[0]`, then — when `argv[0]` names a multi-call binary
+    /// ([`MULTI_CALL_BINARIES`]) — that of `argv[1]`, the program it runs.
+    /// Empty names are left out; a name may repeat.
+    ///
+    /// A multi-call binary is one file under many names: busybox runs its
+    /// applets through `/proc/self/exe` with `argv[0]` `sh`, is called
+    /// through a symlink `sh`, or as `busybox sh`. Judging by any of the
+    /// names only widens what a rule sees.
+    pub fn program_names(&self) -> impl Iterator<Item = &str> {
+        let argv0 = self.args.first().map(|a| last_component(a));
+        let applet = argv0
+            .filter(|n| MULTI_CALL_BINARIES.contains(n))
+            .and_then(|_| self.args.get(1))
+            .map(|a| last_component(a));
+        [Some(self.binary_name()), argv0, applet]
+            .into_iter()
+            .flatten()
+            .filter(|n| !n.is_empty())
+    }
+
+    /// The watched file a `write` event is about (`None` for an `exec`):
+    /// the process wrote to it, as the `file-integrity` source saw.
+    #[must_use]
+    pub fn written_path(&self) -> Option<&str> {
+        if self.action == "write" {
+            self.path.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// A heartbeat of nothing: no node, no plugins, no sources, no counters
+/// (for tests to fill in what matters).
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            node: String::new(),
+            version: String::new(),
+            boot: 0,
+            seq: 0,
+            time: 0,
+            interval_ms: 0,
+            plugins: Vec::new(),
+            sources: Vec::new(),
+            counters: Vec::new(),
+        }
+    }
+}
+
+impl Heartbeat {
+    /// Whether the node's source `name` runs: `None` when the heartbeat
+    /// does not name it.
+    #[must_use]
+    pub fn source_running(&self, name: &str) -> Option<bool> {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.running)
+    }
+
+    /// The node's counter `name` (since it booted), when the heartbeat has it.
+    #[must_use]
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.counters
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
+    }
+
+    /// The digest the node gives for its plugin `name`, when it runs one.
+    #[must_use]
+    pub fn plugin_digest(&self, name: &str) -> Option<&str> {
+        self.plugins
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.digest.as_str())
+    }
+}
+
+fn last_component(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
 }

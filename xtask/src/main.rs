@@ -4,7 +4,7 @@
 //! - `cargo xtask build`: Wasm toolchain if missing, plugins, release host at `target/release/vigil`.
 //! - `cargo xtask run [-- ARGS]`: build, then `vigil run` with embedded defaults (extra ARGS are passed on).
 //! - `cargo xtask test`: every check and test (formatting, clippy, unit, integration against the real Docker Engine, plugins, the Python and C plugins, deployment manifests, delivery against nats-server and py-ocsf-models).
-//! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`).
+//! - `cargo xtask bench [NAME]`: the benchmarks recorded in BENCHMARKS.md (`runtime`, `delivery`, `fleet`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -167,6 +167,11 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     step(
         "plugins in Python and C (scripts/foreign-plugins.sh)",
         Command::new("bash").args(["scripts/foreign-plugins.sh", "build"]),
+    )?;
+    // The fleet bench drains a real nats-server.
+    step(
+        "nats-server for the fleet bench (scripts/test-deps.sh)",
+        Command::new("bash").arg("scripts/test-deps.sh"),
     )?;
     step(
         "benchmarks",

@@ -24,7 +24,8 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     // (Cargo names its output `my_plugin.wasm` for `my-plugin`), and its
     // state is never persisted.
     let mut sel = PluginSelection {
-        builtin: false,
+        // With the built-ins, a correlator is handed their findings.
+        builtin: args.with_builtin,
         files: vec![args.plugin.clone()],
         file_names: FileNames::Described,
         ..Default::default()
@@ -39,8 +40,8 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         node: hostname(),
         batch: vigil_runtime::dispatch::DEFAULT_BATCH,
         cache_dir: default_cache_dir(),
-        intel_files: Vec::new(),
-        // One plugin: nothing to call concurrently worth a pool.
+        intel_files: args.intel.clone(),
+        // One plugin (or a few with the built-ins): nothing worth a pool.
         threads: 1,
     };
     let mut buf = Vec::new();
@@ -49,18 +50,35 @@ pub fn test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     for e in &input_errors {
         eprintln!("vigil plugin test: {e}");
     }
-    if report.plugins_loaded == 0 {
+    let builtins = if args.with_builtin {
+        vigil_runtime::builtin::names().count()
+    } else {
+        0
+    };
+    if report.plugins_loaded <= builtins {
         eprintln!("vigil plugin test: the plugin was not loaded (see the error above)");
         return Ok(ExitCode::from(1));
     }
-    let actual: Vec<Value> = buf
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(serde_json::from_slice)
-        .collect::<Result<_, _>>()?;
+    // Only the tested plugin's findings: the built-ins' are its input.
+    let mut lines = Vec::new();
+    let mut actual: Vec<Value> = Vec::new();
+    for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let finding: Value = serde_json::from_slice(line)?;
+        let by_builtin = finding["plugin"]
+            .as_str()
+            .is_some_and(|p| vigil_runtime::builtin::names().any(|b| b == p));
+        if args.with_builtin && by_builtin {
+            continue;
+        }
+        lines.push(line);
+        actual.push(finding);
+    }
     let Some(expect) = &args.expect else {
         let mut out = std::io::stdout().lock();
-        out.write_all(&buf)?;
+        for line in lines {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+        }
         return Ok(ExitCode::from(
             if report.failed_calls > 0 || !input_errors.is_empty() {
                 1
@@ -194,6 +212,20 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
                     "summary": sub.describe(),
                 });
                 report["receives_findings"] = Value::Bool(r.plugin().takes_findings());
+                // Heartbeats (WIT 0.1.3, `fleet`): only `vigil fleet` hands
+                // them on, to a plugin that exports the interface.
+                report["receives_heartbeats"] = Value::Bool(r.plugin().takes_heartbeats());
+                // Swarm events (WIT 0.1.3): exported, and received (the
+                // policy may withhold them with container events).
+                report["service_events"] = serde_json::json!({
+                    "exported": r.plugin().exports_services(),
+                    "filter": sub.services(),
+                });
+                // Process events (WIT 0.1.3), likewise.
+                report["process_events"] = serde_json::json!({
+                    "exported": r.plugin().exports_processes(),
+                    "filter": sub.processes(),
+                });
                 // `--plugin-dir` names a plugin by its file: say so before
                 // the operator finds it refused there.
                 let stem = args.plugin.file_stem().map(|s| s.to_string_lossy());

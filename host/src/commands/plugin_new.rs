@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{PluginLang, PluginNewArgs};
+use crate::cli::{PluginKind, PluginLang, PluginNewArgs};
 
 /// One file of a project: its path inside the project, its text (with
 /// `{{…}}` placeholders), and whether it is a script.
@@ -44,6 +44,20 @@ const COMMON: &[Template] = &[
     template!(".gitignore", "common/gitignore"),
 ];
 
+/// Every language's correlator: the sample events make two built-ins report
+/// one container (with the sample C2 feed), the expected finding is the
+/// correlator's.
+const COMMON_CORRELATOR: &[Template] = &[
+    template!("test.sh", "common/test.sh", true),
+    template!("tests/events.jsonl", "common/correlator/tests/events.jsonl"),
+    template!(
+        "tests/expected.jsonl",
+        "common/correlator/tests/expected.jsonl"
+    ),
+    template!("tests/intel.txt", "common/correlator/tests/intel.txt"),
+    template!(".gitignore", "common/gitignore"),
+];
+
 const RUST: &[Template] = &[
     template!("Cargo.toml", "rust/Cargo.toml"),
     template!("src/lib.rs", "rust/src/lib.rs"),
@@ -51,8 +65,21 @@ const RUST: &[Template] = &[
     template!("README.md", "rust/README.md"),
 ];
 
+const RUST_CORRELATOR: &[Template] = &[
+    template!("Cargo.toml", "rust/Cargo.toml"),
+    template!("src/lib.rs", "rust/correlator/lib.rs"),
+    template!("build.sh", "rust/build.sh", true),
+    template!("README.md", "rust/README.md"),
+];
+
 const PYTHON: &[Template] = &[
     template!("src/app.py", "python/src/app.py"),
+    template!("build.sh", "python/build.sh", true),
+    template!("README.md", "python/README.md"),
+];
+
+const PYTHON_CORRELATOR: &[Template] = &[
+    template!("src/app.py", "python/correlator/app.py"),
     template!("build.sh", "python/build.sh", true),
     template!("README.md", "python/README.md"),
 ];
@@ -118,6 +145,7 @@ pub fn new(args: &PluginNewArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("{} exists and is not empty", dir.display());
     }
+    let correlator = args.kind == PluginKind::Correlator;
     let vars = Vars {
         name: &args.name,
         name_snake: &args.name.replace('-', "_"),
@@ -125,11 +153,32 @@ pub fn new(args: &PluginNewArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        world: if correlator { "correlator" } else { "detector" },
+        test_flags: if correlator {
+            CORRELATOR_TEST_FLAGS
+        } else {
+            ""
+        },
+        about: about(args.lang, args.kind),
     };
-    let files: Vec<&Template> = match args.lang {
-        PluginLang::Rust => RUST.iter().chain(COMMON).collect(),
-        PluginLang::Python => PYTHON.iter().chain(WIT).chain(COMMON).collect(),
-        PluginLang::C => C.iter().chain(WIT).chain(COMMON).collect(),
+    let files: Vec<&Template> = match (args.lang, args.kind) {
+        (PluginLang::Rust, PluginKind::Detector) => RUST.iter().chain(COMMON).collect(),
+        (PluginLang::Rust, PluginKind::Correlator) => {
+            RUST_CORRELATOR.iter().chain(COMMON_CORRELATOR).collect()
+        }
+        (PluginLang::Python, PluginKind::Detector) => {
+            PYTHON.iter().chain(WIT).chain(COMMON).collect()
+        }
+        (PluginLang::Python, PluginKind::Correlator) => PYTHON_CORRELATOR
+            .iter()
+            .chain(WIT)
+            .chain(COMMON_CORRELATOR)
+            .collect(),
+        (PluginLang::C, PluginKind::Detector) => C.iter().chain(WIT).chain(COMMON).collect(),
+        (PluginLang::C, PluginKind::Correlator) => bail!(
+            "--kind correlator is scaffolded for --lang rust and python; a C correlator \
+             implements the world `correlator` of wit/detector.wit (export `correlate`)"
+        ),
     };
     for t in files {
         write(&dir, t, &vars)?;
@@ -192,20 +241,67 @@ fn sdk_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(&path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
+/// What a correlator's `test.sh` adds to `vigil plugin test`: the built-ins
+/// run too (their findings are the correlator's input), with the sample feed.
+const CORRELATOR_TEST_FLAGS: &str = " \\\n    --with-builtin --intel \"$here/tests/intel.txt\"";
+
 struct Vars<'a> {
     name: &'a str,
     name_snake: &'a str,
     sdk_path: String,
+    /// The WIT world the project builds (`detector` or `correlator`).
+    world: &'a str,
+    /// Extra `vigil plugin test` arguments of `test.sh`.
+    test_flags: &'a str,
+    /// The README's opening: what the sample does.
+    about: String,
+}
+
+/// The README's opening for a language and kind.
+fn about(lang: PluginLang, kind: PluginKind) -> String {
+    let (lang, flag) = match lang {
+        PluginLang::Rust => ("Rust", "rust"),
+        PluginLang::Python => ("Python", "python"),
+        PluginLang::C => ("C", "c"),
+    };
+    match kind {
+        PluginKind::Detector => format!(
+            "A Vigil detector plugin in {lang}, scaffolded by\n\
+             `vigil plugin new --lang {flag} {{{{name}}}}`. The sample rule,\n\
+             `{{{{name}}}}/privileged-exec`, reports exec sessions started with `--privileged`\n\
+             in a container; replace it with your own."
+        ),
+        PluginKind::Correlator => format!(
+            "A Vigil correlation plugin in {lang}, scaffolded by\n\
+             `vigil plugin new --lang {flag} --kind correlator {{{{name}}}}`. Besides events, it\n\
+             receives the findings the other plugins reported (never its own), each with\n\
+             the reporting plugin's name as the operator gave it, its depth and the host's\n\
+             verdict on each entity (`on_findings` / `Correlate.on_findings`). The sample\n\
+             rule, `{{{{name}}}}/multi-plugin`, reports a container that two or more other\n\
+             plugins reported, once, naming them and the findings it stands on; replace it\n\
+             with your own.\n\n\
+             Count only verified containers and pods: a plugin can name anything, the host\n\
+             verifies what it was shown, and a correlator's own findings are verified only\n\
+             for the verified entities of the findings it was handed. Findings of depth 1\n\
+             or more come from other correlators; the host hands on none at its depth bound\n\
+             (`plugins.limits.max_finding_depth`), so no loop can form. `test.sh` runs the\n\
+             built-in plugins too (`vigil plugin test --with-builtin`), with the sample C2\n\
+             feed `tests/intel.txt`: their findings on `tests/events.jsonl` are the input."
+        ),
+    }
 }
 
 impl Vars<'_> {
     fn apply(&self, text: &str) -> String {
         // The SDK path goes into a TOML basic string.
         let sdk = self.sdk_path.replace('\\', "\\\\").replace('"', "\\\"");
-        text.replace("{{name_snake}}", self.name_snake)
+        text.replace("{{about}}", &self.about)
+            .replace("{{name_snake}}", self.name_snake)
             .replace("{{name}}", self.name)
             .replace("{{sdk_path}}", &sdk)
             .replace("{{vigil_version}}", env!("CARGO_PKG_VERSION"))
+            .replace("{{world}}", self.world)
+            .replace("{{test_flags}}", self.test_flags)
     }
 }
 
@@ -249,8 +345,20 @@ mod tests {
             name: "demo-plugin",
             name_snake: "demo_plugin",
             sdk_path: "/sdk".into(),
+            world: "correlator",
+            test_flags: CORRELATOR_TEST_FLAGS,
+            about: about(PluginLang::Python, PluginKind::Correlator),
         };
-        for t in [RUST, PYTHON, C, COMMON].iter().flat_map(|l| l.iter()) {
+        let all = [
+            RUST,
+            RUST_CORRELATOR,
+            PYTHON,
+            PYTHON_CORRELATOR,
+            C,
+            COMMON,
+            COMMON_CORRELATOR,
+        ];
+        for t in all.iter().flat_map(|l| l.iter()) {
             let text = vars.apply(t.text);
             assert!(!text.contains("{{"), "{}: unknown placeholder", t.path);
         }

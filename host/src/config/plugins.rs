@@ -110,6 +110,7 @@ impl PluginsConfig {
             max_file_bytes: self.max_file_bytes,
             file_names: FileNames::Stem,
             signatures: self.signature_policy(),
+            builtin_only: None,
         }
     }
 

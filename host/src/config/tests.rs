@@ -368,3 +368,40 @@ fn the_response_section_parses_and_reports_problems_with_paths() {
     let err = parse("[response.docker]\npuase = true\n").unwrap_err();
     assert!(err.to_string().contains("response.docker"), "{err}");
 }
+
+#[test]
+fn the_timeline_section_is_bounded_and_reports_problems_with_paths() {
+    assert!(problems_of("[timeline]\nevents_per_entity = 4096\nmax_age_secs = 1\n").is_empty());
+    let problems = problems_of(
+        "[timeline]\nevents_per_entity = 0\nfindings_per_entity = 5000\nmax_age_secs = 0\nmax_entities = 1000000\npersist_interval_secs = 999999\n",
+    );
+    for want in [
+        "timeline.events_per_entity",
+        "timeline.findings_per_entity",
+        "timeline.max_age_secs",
+        "timeline.max_entities",
+        "timeline.persist_interval_secs",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(&format!("{want}: "))),
+            "no problem at {want}: {problems:#?}"
+        );
+    }
+    assert!(
+        problems_of("[timeline]\nring = 3\n")
+            .iter()
+            .any(|p| p.contains("ring")),
+        "unknown keys are refused"
+    );
+}
+
+#[test]
+fn fleet_rules_must_be_built_in_plugins() {
+    assert!(problems_of("[fleet]\nrules = [\"incident\"]\n").is_empty());
+    let problems = problems_of("[fleet]\nrules = [\"incident\", \"incidnet\"]\n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("fleet.rules[1]") && problems[0].contains("not a built-in plugin"),
+        "{problems:?}"
+    );
+}

@@ -13,6 +13,11 @@
 //! (entries kept a day): a fleet finding is reported only by the instance
 //! whose `create` of its id succeeded, so a finding recomputed after a
 //! takeover or a redelivery is not reported twice.
+//!
+//! The learned churn baseline is the key `baseline` of the bucket
+//! `<lease_bucket>_churn` (kept until replaced: a baseline is weeks of
+//! learning): the active instance writes it when it changed, an instance
+//! that becomes active reads it back (see [`super::churn`]).
 
 use std::time::Duration;
 
@@ -23,6 +28,9 @@ const REPORTED_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// The key of the lease.
 const KEY: &str = "active";
+
+/// The key of the churn baseline in `<lease_bucket>_churn`.
+const CHURN_KEY: &str = "baseline";
 
 /// A failure of the key-value store (NATS away, bucket refused).
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +47,11 @@ fn err(what: &'static str, e: impl std::fmt::Display) -> LeaseError {
     }
 }
 
-/// The two buckets.
+/// The three buckets.
 pub struct Lease {
     bucket: kv::Store,
     reported: kv::Store,
+    churn: kv::Store,
     /// This instance's name, the lease's value.
     me: String,
     /// The revision this instance last wrote, while it holds the lease.
@@ -50,7 +59,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Opens (or creates) the buckets.
+    /// Opens (or creates) the buckets; `Duration::ZERO` keeps entries.
     pub async fn open(
         js: &jetstream::Context,
         bucket: &str,
@@ -87,6 +96,8 @@ impl Lease {
         Ok(Self {
             bucket: open(bucket.to_owned(), ttl).await?,
             reported: open(format!("{bucket}_reported"), REPORTED_FOR).await?,
+            // No age limit: one key, one value (`max_messages_per_subject`).
+            churn: open(format!("{bucket}_churn"), Duration::ZERO).await?,
             me,
             revision: None,
         })
@@ -149,5 +160,23 @@ impl Lease {
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(err("report claim", e)),
         }
+    }
+
+    /// The stored churn baseline, when there is one.
+    pub async fn load_churn(&self) -> Result<Option<Vec<u8>>, LeaseError> {
+        self.churn
+            .get(CHURN_KEY)
+            .await
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(|e| err("churn baseline read", e))
+    }
+
+    /// Stores the churn baseline (replacing the last one).
+    pub async fn save_churn(&self, bytes: Vec<u8>) -> Result<(), LeaseError> {
+        self.churn
+            .put(CHURN_KEY, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| err("churn baseline write", e))
     }
 }

@@ -8,11 +8,16 @@
 //! made of what it is about), so the same situation seen again, by this
 //! instance or by a standby after a takeover, is the same finding, and the
 //! lease bucket's record of reported ids drops the repeat.
+//!
+//! Container churn summed over the nodes is [`churn`]'s: each heartbeat's
+//! `containers_created` less the node's previous one is added to the
+//! fleet's window.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::churn::{ChurnRule, FleetChurn};
 use vigil_core::finding_record::FindingRecord;
 use vigil_core::model::{Entity, EntityKind, Finding, KeyValue, Severity};
 
@@ -28,6 +33,57 @@ pub struct Heartbeat {
     pub plugins: Vec<PluginDigest>,
     #[serde(default)]
     pub sources: BTreeMap<String, bool>,
+    /// The node's run (its start time): counters restart with it.
+    #[serde(default)]
+    pub boot: u64,
+    /// 1 for the first heartbeat of a run.
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(default)]
+    pub counters: HeartbeatCounters,
+}
+
+/// The heartbeat's counters (since the node's boot).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HeartbeatCounters {
+    /// Containers its sources saw created; absent from older nodes.
+    #[serde(default)]
+    pub containers_created: Option<u64>,
+    /// The others, as the node wrote them: handed to the Wasm fleet rules.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl HeartbeatCounters {
+    /// Every counter that is a whole number, by name.
+    pub fn whole(&self) -> BTreeMap<&str, u64> {
+        let mut all: BTreeMap<&str, u64> = self
+            .other
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_u64()?)))
+            .collect();
+        if let Some(n) = self.containers_created {
+            all.insert("containers_created", n);
+        }
+        all
+    }
+}
+
+/// A node's `containers_created` as last read.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    boot: u64,
+    created: u64,
+    at_ms: u64,
+}
+
+/// Whether the last token of a heartbeat's subject (`PREFIX.<token>`) is
+/// the one a node named `node` publishes on (`vigil run` makes its node
+/// name one subject token). The subject is what NATS permissions bind to a
+/// node's credentials; a body naming another node is a node speaking for
+/// someone else.
+pub fn subject_names(token: &str, node: &str) -> bool {
+    crate::run::heartbeat::subject_token(node) == token
 }
 
 /// A plugin of a heartbeat.
@@ -55,6 +111,10 @@ pub struct NodeState {
     pub findings: u64,
     /// Whether it is currently reported silent.
     pub silent: bool,
+    /// Containers its sources saw created since it booted (last heartbeat).
+    pub containers_created: Option<u64>,
+    #[serde(skip)]
+    churn_reading: Option<Reading>,
 }
 
 /// The whole picture.
@@ -65,6 +125,12 @@ pub struct Picture {
     pub remotes: BTreeMap<String, BTreeSet<String>>,
     /// Node → plugin whose digest differs from the fleet's majority.
     pub digest_differs: BTreeMap<String, Vec<String>>,
+    /// (node, plugin, digest) found differing at the last check: reported
+    /// once when it starts.
+    #[serde(skip)]
+    differing: BTreeSet<(String, String, String)>,
+    /// The churn baseline's summary (`learned` windows, overall mean).
+    churn: FleetChurn,
 }
 
 /// The rules' parameters (`[fleet]`).
@@ -72,19 +138,39 @@ pub struct Picture {
 pub struct Rules {
     pub missed_heartbeats: u32,
     pub remote_min_nodes: usize,
+    pub churn: ChurnRule,
 }
 
 impl Picture {
-    /// Takes a heartbeat stored at `at_ms` (server time) with stream sequence `seq`.
-    pub fn heartbeat(&mut self, hb: Heartbeat, at_ms: u64, seq: u64) {
-        let findings = self.nodes.get(&hb.node).map_or(0, |n| n.findings);
-        if self
-            .nodes
-            .get(&hb.node)
-            .is_some_and(|n| n.last_heartbeat_ms > at_ms)
-        {
-            return; // an older one read after a newer (takeover replay)
+    /// The fleet's churn baseline (stored by the active instance, restored
+    /// by the next one).
+    pub fn churn(&self) -> &FleetChurn {
+        &self.churn
+    }
+
+    /// See [`Picture::churn`].
+    pub fn churn_mut(&mut self) -> &mut FleetChurn {
+        &mut self.churn
+    }
+
+    /// Takes a heartbeat stored at `at_ms` (server time) with stream
+    /// sequence `seq`; returns the fleet findings it completes.
+    pub fn heartbeat(&mut self, hb: Heartbeat, at_ms: u64, seq: u64, rules: Rules) -> Vec<Finding> {
+        let prev = self.nodes.get(&hb.node);
+        let findings = prev.map_or(0, |n| n.findings);
+        if prev.is_some_and(|n| n.last_heartbeat_ms > at_ms) {
+            return Vec::new(); // an older one read after a newer (takeover replay)
         }
+        let last = prev.and_then(|n| n.churn_reading);
+        let reading = hb.counters.containers_created.map(|created| Reading {
+            boot: hb.boot,
+            created,
+            at_ms,
+        });
+        let delta = reading.map_or(0, |r| {
+            churn_delta(last, r, hb.seq, rules.churn.window_secs * 1000)
+        });
+        let spike = reading.and_then(|_| self.churn.count(&hb.node, delta, at_ms, rules.churn));
         let sources_off = hb
             .sources
             .iter()
@@ -102,8 +188,11 @@ impl Picture {
                 sources_off,
                 findings,
                 silent: false,
+                containers_created: reading.map(|r| r.created),
+                churn_reading: reading.or(last),
             },
         );
+        spike.into_iter().collect()
     }
 
     /// Takes a node's finding; returns the fleet findings it completes.
@@ -123,6 +212,8 @@ impl Picture {
                     sources_off: Vec::new(),
                     findings: 1,
                     silent: false,
+                    containers_created: None,
+                    churn_reading: None,
                 },
             );
         }
@@ -146,6 +237,9 @@ impl Picture {
     /// listening (NATS away, no active instance), so its timeout runs from
     /// the later of its last heartbeat and that instant.
     pub fn check(&mut self, now_ms: u64, watching_since_ms: u64, rules: Rules) -> Vec<Finding> {
+        // Windows the fleet did not listen through are not learned as quiet.
+        self.churn.watching_since(watching_since_ms, rules.churn);
+        self.churn.advance(now_ms, rules.churn);
         let mut out = Vec::new();
         for (name, n) in &mut self.nodes {
             if n.interval_ms == 0 {
@@ -159,7 +253,10 @@ impl Picture {
             }
             n.silent = silent;
         }
+        // Reported when a node starts to differ, not at every check: each
+        // report costs a claim round trip to the key-value store.
         self.digest_differs.clear();
+        let before = std::mem::take(&mut self.differing);
         for (plugin, majority) in self.majorities() {
             for (name, n) in &self.nodes {
                 if let Some(p) = n.plugins.iter().find(|p| p.name == plugin)
@@ -169,7 +266,11 @@ impl Picture {
                         .entry(name.clone())
                         .or_default()
                         .push(plugin.clone());
-                    out.push(digest_differs(name, p, &majority));
+                    let key = (name.clone(), plugin.clone(), p.digest.clone());
+                    if !before.contains(&key) {
+                        out.push(digest_differs(name, p, &majority));
+                    }
+                    self.differing.insert(key);
                 }
             }
         }
@@ -197,6 +298,24 @@ impl Picture {
                 (n * 2 > total).then(|| (plugin.to_owned(), digest.to_owned()))
             })
             .collect()
+    }
+}
+
+/// Containers created between a node's last reading and this one. A node
+/// that restarted counts from 0 again: its first heartbeat (seq 1) counts
+/// whole. A first reading of a node already running (a fleet that just
+/// started or took over), or a pair of readings further apart than a window
+/// (the node or the fleet was away: when they were created is unknown, and
+/// piling them into one window would be a spike of the outage), is only
+/// where the next delta starts.
+fn churn_delta(last: Option<Reading>, now: Reading, seq: u64, window_ms: u64) -> u64 {
+    match last {
+        Some(l) if l.boot == now.boot && now.at_ms.saturating_sub(l.at_ms) <= window_ms => {
+            now.created.saturating_sub(l.created)
+        }
+        Some(l) if l.boot == now.boot => 0,
+        _ if seq == 1 => now.created,
+        _ => 0,
     }
 }
 

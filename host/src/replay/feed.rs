@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc;
 
-use vigil_normalize::{Format, Normaliser, Origin, Record, Segment, normalise_records};
+use vigil_normalize::{Format, Normalised, Normaliser, Origin, Record, Segment, normalise_records};
 
 /// Records per chunk: a millisecond or so of normalising, enough to make a
 /// task's overhead negligible and few enough to keep the pool balanced.
@@ -37,7 +37,8 @@ pub(super) fn feed(
         let mut events = Vec::new();
         consume(vec![
             match normaliser.record(&records[start], &mut events) {
-                Ok(()) => Segment::Events(events),
+                Ok(Normalised::Events(_)) => Segment::Events(events),
+                Ok(Normalised::Process(p)) => Segment::Processes(vec![*p]),
                 Err(e) => Segment::Error(e),
             },
         ]);

@@ -1,12 +1,14 @@
 //! `vigil run --emit-events FILE`: a tap on the pipeline's input that writes
-//! every normalised event as a Vigil JSON line (the format `vigil replay
-//! --format vigil` reads), for operators debugging a source and for tests.
+//! every normalised event and every process event as a Vigil JSON line (the
+//! format `vigil replay --format vigil` reads), for operators debugging a
+//! source, for replaying what a node saw, and for tests.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use vigil_core::model::Event;
+use serde::Serialize;
+use vigil_core::model::{Event, ProcessEvent, ProcessRecord};
 
 /// Why the events file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +48,19 @@ impl EventsOut {
 
     /// Appends a batch, one line per event, and flushes (so a reader sees it now).
     pub fn write(&mut self, batch: &[Event]) {
+        self.write_all(batch.iter());
+    }
+
+    /// Appends a batch of process events, one line each (a `body` of kind
+    /// `process`: [`ProcessRecord`]), and flushes.
+    pub fn write_processes(&mut self, batch: &[ProcessEvent]) {
+        self.write_all(batch.iter().map(ProcessRecord));
+    }
+
+    fn write_all<T: Serialize>(&mut self, records: impl Iterator<Item = T>) {
         let mut result = Ok(());
-        for e in batch {
-            result = serde_json::to_writer(&mut self.out, e)
+        for r in records {
+            result = serde_json::to_writer(&mut self.out, &r)
                 .map_err(std::io::Error::from)
                 .and_then(|()| self.out.write_all(b"\n"));
             if result.is_err() {

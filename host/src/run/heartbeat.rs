@@ -14,14 +14,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use async_nats::jetstream::message::PublishMessage;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::config::HeartbeatConfig;
 use vigil_core::metrics::{PluginMetrics, Registry};
-use vigil_delivery::outputs::nats::{NatsConfig, connect};
+use vigil_delivery::outputs::OutputConfig;
+use vigil_delivery::outputs::nats::{
+    Connection, GuardCounter, NatsConfig, connect, output_counter,
+};
 
 /// The schema name of every heartbeat.
 pub const SCHEMA: &str = "vigil.heartbeat/v1";
@@ -73,7 +75,12 @@ pub async fn run(
 ) {
     let subject = format!("{}.{}", cfg.subject_prefix, subject_token(&node));
     let boot = vigil_core::time::wall_now();
-    let mut js: Option<jetstream::Context> = None;
+    let mut link = Link {
+        // Same server, same settings, same counters as the findings output.
+        counter: output_counter(registry.delivery.output(&nats.spec().name)),
+        nats,
+        js: None,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
     let mut seq = 0u64;
     loop {
@@ -86,11 +93,21 @@ pub async fn run(
             let s = status.lock().unwrap_or_else(PoisonError::into_inner);
             encode(&cfg, &node, boot, seq, &s, &registry)
         };
-        let r = publish(&mut js, &nats, &subject, &node, boot, seq, payload).await;
+        let r = publish(&mut link, &subject, &node, boot, seq, payload).await;
         match r {
             Ok(()) => PluginMetrics::add(&registry.host.heartbeats_sent, 1),
-            Err(e) => {
-                js = None;
+            Err(mut e) => {
+                // The client only saw its connection close, or no ack come;
+                // the guard knows why (a cut connection, or the server's -ERR:
+                // a subject this node's user may not publish to).
+                if let Some(conn) = link.js.take() {
+                    if let Some(why) = conn.guard_error() {
+                        e = format!("{e}: {why}");
+                    }
+                    if let Some(said) = conn.server_error() {
+                        e = format!("{e} (the server said: {said})");
+                    }
+                }
                 PluginMetrics::add(&registry.host.heartbeats_failed, 1);
                 tracing::warn!(subject = %subject, error = %e, "heartbeat not stored; the next one follows");
             }
@@ -98,25 +115,32 @@ pub async fn run(
     }
 }
 
+/// The NATS connection of the heartbeat, built when missing.
+struct Link {
+    nats: NatsConfig,
+    counter: GuardCounter,
+    js: Option<Connection>,
+}
+
 async fn publish(
-    js: &mut Option<jetstream::Context>,
-    nats: &NatsConfig,
+    link: &mut Link,
     subject: &str,
     node: &str,
     boot: u64,
     seq: u64,
     payload: Vec<u8>,
 ) -> Result<(), String> {
-    if js.is_none() {
-        *js = Some(connect(nats).await.map_err(|e| e.to_string())?);
+    if link.js.is_none() {
+        let conn = connect(&link.nats, link.counter.clone()).await;
+        link.js = Some(conn.map_err(|e| e.to_string())?);
     }
-    let Some(ctx) = js.as_ref() else {
+    let Some(ctx) = link.js.as_ref() else {
         return Err("no connection".into());
     };
     let msg = PublishMessage::build()
         .payload(payload.into())
         .message_id(format!("{node}/{boot}/{seq}"));
-    let timeout = Duration::from_millis(nats.timeout_ms);
+    let timeout = Duration::from_millis(link.nats.timeout_ms);
     let ack = ctx
         .send_publish(subject.to_owned(), msg)
         .await
@@ -150,6 +174,9 @@ fn encode(
         "sources": registry.gauges.sources.load(Ordering::Relaxed),
         "reloads_failed": h.reloads_failed.load(Ordering::Relaxed),
         "heartbeats_failed": h.heartbeats_failed.load(Ordering::Relaxed),
+        // Since boot; `vigil fleet` sums the deltas over nodes (fleet/churn-spike).
+        "containers_created": h.containers_created.load(Ordering::Relaxed),
+        "containers_started": h.containers_started.load(Ordering::Relaxed),
     });
     let hb = Heartbeat {
         schema: SCHEMA,

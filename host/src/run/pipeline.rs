@@ -2,13 +2,19 @@
 //! events per kind (up to a batch, or [`LINGER`]) and routes each batch to
 //! the current [`WorkerPool`]. A reload swaps the pool here: what is pending
 //! goes to the old pool, which finishes its queue before the new one starts,
-//! so each event is handled by exactly one plugin set.
+//! so each event is handled by exactly one plugin set. Every batch is also
+//! recorded in the timeline here, and containers created and started are
+//! counted for the heartbeat (the fleet's churn).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::events_out::EventsOut;
-use vigil_core::model::{Event, EventKind};
+use vigil_core::metrics::{HostCounters, PluginMetrics};
+use vigil_core::model::{
+    Batch, ContainerAction, Event, EventBody, EventKind, ProcessEvent, ServiceEvent,
+};
+use vigil_core::timeline::Timeline;
 use vigil_runtime::workers::WorkerPool;
 
 /// How long the batcher waits to fill a batch: the latency it adds.
@@ -19,6 +25,10 @@ pub struct Pipeline {
     pending: [Vec<Event>; 4],
     pool: Option<WorkerPool>,
     events_out: Option<EventsOut>,
+    /// Gets every event, a batch at a time (`None`: `[timeline]` off).
+    timeline: Option<Arc<Timeline>>,
+    /// `containers_created` and `containers_started` are counted here.
+    counters: Arc<HostCounters>,
     /// When the pending events must be flushed; armed only while events
     /// wait, so an idle host does not wake up 100 times a second.
     pub flush_at: Option<tokio::time::Instant>,
@@ -34,23 +44,73 @@ fn slot(kind: EventKind) -> usize {
 }
 
 impl Pipeline {
-    pub fn new(pool: WorkerPool, events_out: Option<EventsOut>) -> Self {
+    pub fn new(
+        pool: WorkerPool,
+        events_out: Option<EventsOut>,
+        timeline: Option<Arc<Timeline>>,
+        counters: Arc<HostCounters>,
+    ) -> Self {
         Self {
             pending: Default::default(),
             pool: Some(pool),
             events_out,
+            timeline,
+            counters,
             flush_at: None,
         }
     }
 
     /// Takes a batch from a source.
-    pub fn push(&mut self, batch: Vec<Event>) {
+    pub fn push(&mut self, batch: Batch) {
+        match batch {
+            Batch::Events(events) => self.push_events(events),
+            Batch::Services(services) => self.push_services(services),
+            Batch::Processes(processes) => self.push_processes(processes),
+        }
+    }
+
+    /// Process events are routed at once, after what is pending (a source
+    /// sends them a poll's worth at a time: the batching is done), so that a
+    /// plugin sees a container's start before the programs it runs.
+    fn push_processes(&mut self, processes: Vec<ProcessEvent>) {
+        self.flush();
+        if let Some(out) = &mut self.events_out {
+            out.write_processes(&processes);
+        }
+        if let Some(t) = &self.timeline {
+            t.record_processes(&processes, vigil_core::time::wall_now());
+        }
+        if let Some(pool) = &self.pool {
+            pool.route_processes(Arc::new(processes));
+        }
+    }
+
+    /// Swarm events are rare: routed at once, after what is pending, so
+    /// that a plugin sees a task container's events and its service's in
+    /// the order the source sent them.
+    fn push_services(&mut self, services: Vec<ServiceEvent>) {
+        self.flush();
+        if let Some(t) = &self.timeline {
+            t.record_services(&services, vigil_core::time::wall_now());
+        }
+        if let Some(pool) = &self.pool {
+            pool.route_services(Arc::new(services));
+        }
+    }
+
+    fn push_events(&mut self, batch: Vec<Event>) {
         if let Some(out) = &mut self.events_out {
             out.write(&batch);
+        }
+        // Here, on the one thread that batches, not in the plugin workers:
+        // one lock per source batch, no contention with detection.
+        if let Some(t) = &self.timeline {
+            t.record_events(&batch, vigil_core::time::wall_now());
         }
         if self.flush_at.is_none() {
             self.flush_at = Some(tokio::time::Instant::now() + LINGER);
         }
+        self.count_churn(&batch);
         for e in batch {
             let s = slot(e.kind());
             self.pending[s].push(e);
@@ -58,6 +118,28 @@ impl Pipeline {
                 let full = std::mem::take(&mut self.pending[s]);
                 self.route(full);
             }
+        }
+    }
+
+    /// Containers created and started, whichever source saw them: the
+    /// heartbeat carries the totals, and `vigil fleet` sums them over the
+    /// nodes (`fleet/churn-spike`).
+    fn count_churn(&self, batch: &[Event]) {
+        let (mut created, mut started) = (0, 0);
+        for e in batch {
+            if let EventBody::Container(c) = &e.body {
+                match c.action {
+                    ContainerAction::Create => created += 1,
+                    ContainerAction::Start | ContainerAction::Restart => started += 1,
+                    _ => {}
+                }
+            }
+        }
+        if created > 0 {
+            PluginMetrics::add(&self.counters.containers_created, created);
+        }
+        if started > 0 {
+            PluginMetrics::add(&self.counters.containers_started, started);
         }
     }
 

@@ -6,7 +6,10 @@ use vigil_plugin_sdk::util::image::repository;
 
 use crate::baseline::Action;
 use crate::short_lived::Subject;
-use crate::{Born, COMPOSE_PROJECT_LABEL, ContainerChurn, POD_NAMESPACE_LABEL, ScopeKind, Stream};
+use crate::{
+    Born, COMPOSE_PROJECT_LABEL, ContainerChurn, POD_NAMESPACE_LABEL, SWARM_SERVICE_LABEL,
+    ScopeKind, Stream,
+};
 
 impl ContainerChurn {
     pub(crate) fn on_container(
@@ -100,8 +103,13 @@ impl ContainerChurn {
         }
         let namespace = label(POD_NAMESPACE_LABEL);
         let project = label(COMPOSE_PROJECT_LABEL);
+        let service = label(SWARM_SERVICE_LABEL);
         if !namespace.is_empty() {
             scopes.push((ScopeKind::Namespace, namespace));
+        } else if !service.is_empty() {
+            // Task churn per Swarm service (a stack's services share the
+            // Compose-style project label too; the service is finer).
+            scopes.push((ScopeKind::Service, service));
         } else if !project.is_empty() {
             scopes.push((ScopeKind::Project, project));
         }

@@ -9,6 +9,7 @@ mod rules;
 mod short_lived;
 mod spike;
 mod store;
+mod swarm;
 mod time;
 
 use std::collections::HashMap;
@@ -36,6 +37,8 @@ const MAX_SHORT_REPORTED: usize = 4_096;
 const PERSIST_INTERVAL_SECS: u64 = 60;
 /// Kubernetes' label naming a container's pod namespace.
 const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+/// The label the Engine puts on a Swarm task container: its service's name.
+const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 /// Docker Compose's project label.
 const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 const NANOS: u64 = 1_000_000_000;
@@ -46,6 +49,8 @@ const NANOS: u64 = 1_000_000_000;
 enum Stream {
     Docker,
     Kubernetes,
+    /// Docker Swarm service events of a manager: replicas added by scale-ups.
+    Swarm,
 }
 
 impl Stream {
@@ -53,6 +58,7 @@ impl Stream {
         match self {
             Stream::Docker => 0,
             Stream::Kubernetes => 1,
+            Stream::Swarm => 2,
         }
     }
 
@@ -60,6 +66,7 @@ impl Stream {
         match self {
             Stream::Docker => 'd',
             Stream::Kubernetes => 'k',
+            Stream::Swarm => 'w',
         }
     }
 }
@@ -76,6 +83,8 @@ enum ScopeKind {
     Project,
     Image,
     Actor,
+    /// A Docker Swarm service (its task containers, or its replicas).
+    Service,
 }
 
 impl ScopeKind {
@@ -87,6 +96,7 @@ impl ScopeKind {
             ScopeKind::Project => "project",
             ScopeKind::Image => "image",
             ScopeKind::Actor => "actor",
+            ScopeKind::Service => "service",
         }
     }
 
@@ -98,6 +108,7 @@ impl ScopeKind {
             ScopeKind::Project,
             ScopeKind::Image,
             ScopeKind::Actor,
+            ScopeKind::Service,
         ]
         .into_iter()
         .find(|k| k.word() == word)
@@ -106,7 +117,9 @@ impl ScopeKind {
     const fn setting(self) -> ScopeSetting {
         match self {
             ScopeKind::Node | ScopeKind::Cluster => ScopeSetting::Node,
-            ScopeKind::Namespace | ScopeKind::Project => ScopeSetting::Namespace,
+            ScopeKind::Namespace | ScopeKind::Project | ScopeKind::Service => {
+                ScopeSetting::Namespace
+            }
             ScopeKind::Image => ScopeSetting::Image,
             ScopeKind::Actor => ScopeSetting::Actor,
         }
@@ -161,7 +174,7 @@ pub struct ContainerChurn {
     loaded: bool,
     /// Per stream: the first window this instance saw (earlier windows were
     /// not observed by it and are never learned as quiet).
-    alive_from: [Option<u32>; 2],
+    alive_from: [Option<u32>; 3],
     /// The last window the tick moved every series to.
     swept: u32,
     born: Bounded<String, Born>,
@@ -186,7 +199,7 @@ impl ContainerChurn {
             config,
             scopes: HashMap::new(),
             loaded: false,
-            alive_from: [None, None],
+            alive_from: [None; 3],
             swept: 0,
             born: Bounded::new(MAX_BORN),
             short_reported: Bounded::new(MAX_SHORT_REPORTED),
@@ -213,7 +226,8 @@ impl Detector for ContainerChurn {
             .description(
                 "Learns how many containers and pods are created, started and removed per node, namespace \
                  (or Compose project), image and actor, per hour of the week, and reports bursts beyond that \
-                 baseline; and containers or pods removed within seconds of their creation (run-and-remove).",
+                 baseline (and per Docker Swarm service: its task containers, and the replicas its scale-ups \
+                 add); and containers or pods removed within seconds of their creation (run-and-remove).",
             )
             .subscribe(EventKind::Container)
             .subscribe(EventKind::Kubernetes)
@@ -234,7 +248,7 @@ impl Detector for ContainerChurn {
             )
             .setting(
                 "scopes",
-                "list of `node`, `namespace`, `image`, `actor`",
+                "list of `node`, `namespace` (also Compose projects and Swarm services), `image`, `actor`",
                 "[\"node\",\"namespace\",\"image\",\"actor\"]",
                 "Scopes learned and checked.",
             )
@@ -314,6 +328,23 @@ impl Detector for ContainerChurn {
         findings
     }
 
+    /// Swarm services only (WIT 0.1.3): nodes, secrets and configs say
+    /// nothing about what this plugin looks for.
+    fn service_filter(&self) -> ServiceFilter {
+        ServiceFilter::everything().objects([SwarmObject::Service])
+    }
+
+    fn on_service_events(&mut self, batch: &[ServiceEvent]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for event in batch {
+            self.on_service(event, &mut findings);
+        }
+        if self.counted >= self.config.persist_every_events {
+            self.persist();
+        }
+        findings
+    }
+
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
         self.ensure_loaded();
         let secs = now / NANOS;
@@ -347,7 +378,7 @@ impl Detector for ContainerChurn {
     }
 }
 
-export_detector!(ContainerChurn);
+export_detector!(ContainerChurn, services);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]

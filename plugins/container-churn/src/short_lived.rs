@@ -63,6 +63,7 @@ impl ContainerChurn {
         let (what, entity) = match subject.stream {
             Stream::Docker => ("Container", EntityKind::Container),
             Stream::Kubernetes => ("Pod", EntityKind::Pod),
+            Stream::Swarm => ("Service", EntityKind::Container),
         };
         let shown = if subject.name.is_empty() {
             subject.id.get(..12).unwrap_or(subject.id)

@@ -148,6 +148,10 @@ impl ContainerChurn {
             }
             (Stream::Kubernetes, Action::Destroy) => ("Burst of pod deletions", "pod deletions"),
             (Stream::Kubernetes, _) => ("Burst of pod creations", "pod creations"),
+            (Stream::Swarm, _) => (
+                "Burst of Swarm service scale-ups",
+                "task replicas added by service creations and scale-ups",
+            ),
         };
         let window_secs = self.config.window_secs;
         let first = &crossings[0];
@@ -195,7 +199,10 @@ impl ContainerChurn {
                 ScopeKind::Node => finding.entity(EntityKind::Node, crossing.value.clone(), ""),
                 ScopeKind::Image => finding.entity(EntityKind::Image, crossing.value.clone(), ""),
                 ScopeKind::Actor => finding.entity(EntityKind::User, crossing.value.clone(), ""),
-                ScopeKind::Cluster | ScopeKind::Namespace | ScopeKind::Project => finding,
+                ScopeKind::Cluster
+                | ScopeKind::Namespace
+                | ScopeKind::Project
+                | ScopeKind::Service => finding,
             };
         }
         if !event.node.is_empty() {
@@ -246,6 +253,7 @@ fn scope_text(kind: ScopeKind, value: &str) -> String {
         ScopeKind::Project => format!("Compose project {value}"),
         ScopeKind::Image => format!("image {value}"),
         ScopeKind::Actor => format!("actor {value}"),
+        ScopeKind::Service => format!("Swarm service {value}"),
     }
 }
 

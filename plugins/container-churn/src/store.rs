@@ -87,6 +87,7 @@ fn parse_scope(key: &str, bytes: &[u8]) -> Option<Scope> {
     let stream = match stream {
         "d" => Stream::Docker,
         "k" => Stream::Kubernetes,
+        "w" => Stream::Swarm,
         _ => return None,
     };
     Some(Scope {

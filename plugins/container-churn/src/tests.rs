@@ -639,3 +639,88 @@ fn settings_are_validated_with_paths() {
     assert!(paths.contains(&"colour"), "{paths:?}");
     assert!(paths.contains(&"maintenance_windows[0].start"), "{paths:?}");
 }
+
+fn service_event(
+    id: &str,
+    secs: u64,
+    action: &str,
+    changes: &[(&str, &str)],
+    replicas: u64,
+) -> ServiceEvent {
+    ServiceEvent {
+        id: id.into(),
+        time: secs * NANOS,
+        node: "n1".into(),
+        action: action.into(),
+        object_id: "svc1".into(),
+        name: "web".into(),
+        service: Some(ServiceSpec {
+            id: "svc1".into(),
+            name: "web".into(),
+            image: "shop/web:1".into(),
+            replicas: Some(replicas),
+            ..ServiceSpec::default()
+        }),
+        changes: changes.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect(),
+        ..ServiceEvent::default()
+    }
+}
+
+#[test]
+fn a_swarm_scale_up_after_warm_up_is_a_spike_of_the_service() {
+    let mut d = detector(r#"{"warmup_hours": 1}"#);
+    assert!(
+        d.on_service_events(&[service_event("s0", T0 + 10, "create", &[], 1)])
+            .is_empty()
+    );
+    // Two quiet hours are learned.
+    assert!(d.on_tick((T0 + 2 * HOUR) * NANOS).is_empty());
+    let scale = service_event(
+        "s1",
+        T0 + 2 * HOUR + 300,
+        "update",
+        &[("replicas.old", "1"), ("replicas.new", "40")],
+        40,
+    );
+    let findings = d.on_service_events(&[scale]);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
+    let f = &findings[0];
+    assert_eq!(f.title, "Burst of Swarm service scale-ups");
+    assert_eq!(evidence(f, "scope"), ["service:web"]);
+    assert!(f.summary.contains("Swarm service web"), "{}", f.summary);
+    assert_eq!(f.event_ids.last().map(String::as_str), Some("s1"));
+    // A scale-down, a removal and other objects count nothing.
+    let down = service_event(
+        "s2",
+        T0 + 2 * HOUR + 400,
+        "update",
+        &[("replicas.old", "40"), ("replicas.new", "1")],
+        1,
+    );
+    assert!(d.on_service_events(&[down]).is_empty());
+}
+
+#[test]
+fn task_containers_count_in_their_service_scope() {
+    let mut d = detector(r#"{"warmup_hours": 1}"#);
+    let task = |id: &str, secs: u64| {
+        with_container(
+            docker(id, secs, ContainerAction::Create, "shop/web:1"),
+            |c| {
+                c.labels = vec![KeyValue::new("com.docker.swarm.service.name", "web")];
+            },
+        )
+    };
+    assert!(d.on_events(&[task("t0", T0 + 10)]).is_empty());
+    assert!(d.on_tick((T0 + 2 * HOUR) * NANOS).is_empty());
+    let burst: Vec<Event> = (0..12)
+        .map(|i| task(&format!("b{i}"), T0 + 2 * HOUR + 300 + i))
+        .collect();
+    let findings = d.on_events(&burst);
+    assert_eq!(rule_ids(&findings), ["container-churn/spike"]);
+    assert!(
+        evidence(&findings[0], "scope").contains(&"service:web"),
+        "{:?}",
+        evidence(&findings[0], "scope")
+    );
+}

@@ -64,6 +64,9 @@ struct RawSettings {
     disabled_rules: Vec<String>,
     /// When `host-cgroupns` reports: `with-privilege` (default) or `always`.
     host_cgroupns: Option<String>,
+    /// How long a `swarm-service` finding waits for the service's task
+    /// containers on this node (its entities), in milliseconds.
+    service_task_wait_ms: Option<u64>,
 }
 
 /// `allowlist.*`.
@@ -89,7 +92,14 @@ pub struct Config {
     pub(crate) sensitive_paths: Vec<SensitivePath>,
     pub(crate) disabled_rules: Vec<Rule>,
     pub(crate) host_cgroupns: HostCgroupns,
+    /// How long a `swarm-service` finding waits for task containers, ns.
+    pub(crate) service_task_wait_ns: u64,
 }
+
+/// The default of `service_task_wait_ms`.
+pub const DEFAULT_SERVICE_TASK_WAIT_MS: u64 = 1_000;
+/// The most `service_task_wait_ms` may be: a finding must not wait long.
+const MAX_SERVICE_TASK_WAIT_MS: u64 = 60_000;
 
 /// When a container sharing the host's cgroup namespace is reported.
 ///
@@ -137,6 +147,7 @@ impl Default for Config {
                 .collect(),
             disabled_rules: Vec::new(),
             host_cgroupns: HostCgroupns::default(),
+            service_task_wait_ns: DEFAULT_SERVICE_TASK_WAIT_MS * 1_000_000,
         }
     }
 }
@@ -212,6 +223,17 @@ impl Config {
                         HostCgroupns::NAMES.join(", ")
                     ),
                 ),
+            }
+        }
+
+        if let Some(ms) = raw.service_task_wait_ms {
+            if ms > MAX_SERVICE_TASK_WAIT_MS {
+                problems.push(
+                    "service_task_wait_ms",
+                    format!("{ms} is more than {MAX_SERVICE_TASK_WAIT_MS} ms"),
+                );
+            } else {
+                config.service_task_wait_ns = ms * 1_000_000;
             }
         }
 

@@ -4,8 +4,12 @@ mod config;
 mod docker;
 mod kubernetes;
 mod rules;
+mod swarm;
 
-pub use config::{Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS, HostCgroupns};
+pub use config::{
+    Config, DEFAULT_DANGEROUS_CAPABILITIES, DEFAULT_SENSITIVE_PATHS, DEFAULT_SERVICE_TASK_WAIT_MS,
+    HostCgroupns,
+};
 pub use rules::Rule;
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::lists::json_list;
@@ -20,6 +24,7 @@ use vigil_plugin_sdk::util::lists::json_list;
 pub struct ContainerEscape {
     config: Config,
     seen: docker::Seen,
+    services: swarm::Services,
 }
 
 impl ContainerEscape {
@@ -29,6 +34,7 @@ impl ContainerEscape {
         Self {
             config,
             seen: docker::Seen::default(),
+            services: swarm::Services::default(),
         }
     }
 
@@ -45,7 +51,8 @@ impl Detector for ContainerEscape {
             .description(
                 "Containers and pods configured so that they can escape to the host: privileged, host \
                  namespaces, dangerous capabilities, sensitive host mounts, host devices, no seccomp or \
-                 AppArmor confinement; and Docker containers whose logs are discarded.",
+                 AppArmor confinement; Docker containers whose logs are discarded; and Docker Swarm \
+                 services whose spec does any of this (or adds capabilities), once per service and spec.",
             )
             .subscribe(EventKind::Container)
             .subscribe(EventKind::Kubernetes)
@@ -78,6 +85,13 @@ impl Detector for ContainerEscape {
                 "When `host-cgroupns` reports a container in the host's cgroup namespace: only when it is \
                  also privileged or has `SYS_ADMIN`/`ALL` added (`with-privilege`; cgroup v1 Docker daemons \
                  put every container there), or always (`always`; for cgroup v2 hosts).",
+            )
+            .setting(
+                "service_task_wait_ms",
+                "integer milliseconds (at most 60000)",
+                DEFAULT_SERVICE_TASK_WAIT_MS.to_string(),
+                "How long a `swarm-service` finding waits for the service's task containers on this node \
+                 (named as its entities); it goes out earlier once all desired replicas were seen.",
             )
             .disabled_rules_setting::<Rule>()
             .build()
@@ -112,13 +126,22 @@ impl Detector for ContainerEscape {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => docker::findings(
-                    event,
-                    container,
-                    &self.config,
-                    &mut self.seen,
-                    &mut findings,
-                ),
+                EventBody::Container(container) => {
+                    // A task of a service known from its spec: the service's
+                    // finding covers it.
+                    if self.config.enabled(Rule::SwarmService)
+                        && self.services.claims(&event.id, container, &mut findings)
+                    {
+                        continue;
+                    }
+                    docker::findings(
+                        event,
+                        container,
+                        &self.config,
+                        &mut self.seen,
+                        &mut findings,
+                    );
+                }
                 EventBody::Kubernetes(request) => {
                     kubernetes::findings(event, request, &self.config, &mut findings)
                 }
@@ -127,9 +150,30 @@ impl Detector for ContainerEscape {
         }
         findings
     }
+
+    /// Swarm services only (WIT 0.1.3): nodes, secrets and configs say
+    /// nothing about what this plugin looks for.
+    fn service_filter(&self) -> ServiceFilter {
+        ServiceFilter::everything().objects([SwarmObject::Service])
+    }
+
+    fn on_service_events(&mut self, batch: &[ServiceEvent]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for event in batch {
+            self.services.observe(event, &self.config, &mut findings);
+        }
+        findings
+    }
+
+    fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        self.services
+            .due(now, self.config.service_task_wait_ns, &mut findings);
+        findings
+    }
 }
 
-export_detector!(ContainerEscape);
+export_detector!(ContainerEscape, services);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]

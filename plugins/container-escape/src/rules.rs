@@ -32,11 +32,15 @@ pub enum Rule {
     AppArmorUnconfined,
     /// `log-driver-none`: the container's output is discarded (Docker).
     LogDriverNone,
+    /// `swarm-service`: a Docker Swarm service whose spec matches any of the
+    /// rules above (or adds capabilities): reported once per service and
+    /// spec, instead of once per task container.
+    SwarmService,
 }
 
 impl Rule {
     /// Every rule, in the order findings are emitted.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::Privileged,
         Rule::HostNetwork,
         Rule::HostPid,
@@ -48,6 +52,7 @@ impl Rule {
         Rule::SeccompUnconfined,
         Rule::AppArmorUnconfined,
         Rule::LogDriverNone,
+        Rule::SwarmService,
     ];
 
     /// The short name (`host-network`).
@@ -65,6 +70,7 @@ impl Rule {
             Rule::SeccompUnconfined => "seccomp-unconfined",
             Rule::AppArmorUnconfined => "apparmor-unconfined",
             Rule::LogDriverNone => "log-driver-none",
+            Rule::SwarmService => "swarm-service",
         }
     }
 
@@ -83,6 +89,7 @@ impl Rule {
             Rule::SeccompUnconfined => "container-escape/seccomp-unconfined",
             Rule::AppArmorUnconfined => "container-escape/apparmor-unconfined",
             Rule::LogDriverNone => "container-escape/log-driver-none",
+            Rule::SwarmService => "container-escape/swarm-service",
         }
     }
 
@@ -101,7 +108,8 @@ impl Rule {
             | Rule::SensitiveMount
             | Rule::HostDevice
             | Rule::SeccompUnconfined
-            | Rule::AppArmorUnconfined => Severity::High,
+            | Rule::AppArmorUnconfined
+            | Rule::SwarmService => Severity::High,
         }
     }
 
@@ -123,6 +131,8 @@ impl Rule {
             Rule::SeccompUnconfined | Rule::AppArmorUnconfined => &["T1611", "T1562.001"],
             // Impair Defenses: Indicator Blocking.
             Rule::LogDriverNone => &["T1562.006"],
+            // Deploy Container (on every node the service lands on); Escape to Host.
+            Rule::SwarmService => &["T1610", "T1611"],
         }
     }
 
@@ -139,6 +149,7 @@ impl Rule {
             Rule::SeccompUnconfined => "Container runs without a seccomp filter",
             Rule::AppArmorUnconfined => "Container runs without an AppArmor profile",
             Rule::LogDriverNone => "Container logging disabled",
+            Rule::SwarmService => "Swarm service configured for container escape",
         }
     }
 
@@ -185,6 +196,10 @@ impl Rule {
             Rule::LogDriverNone => {
                 "runs with the `none` log driver: its output is discarded, hiding its activity from log \
                  collection and monitoring"
+            }
+            Rule::SwarmService => {
+                "runs every task with settings that open a way to the host, on every node the swarm \
+                 schedules it to"
             }
         }
     }

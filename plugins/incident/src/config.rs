@@ -5,12 +5,42 @@ use serde::Deserialize;
 use vigil_plugin_sdk::settings::{self, Problems};
 use vigil_plugin_sdk::{ConfigError, EntityKind};
 
-/// The entity kinds findings are grouped by, most specific first.
-pub const DEFAULT_GROUP_BY: &[EntityKind] = &[
-    EntityKind::Container,
-    EntityKind::Pod,
-    EntityKind::Image,
-    EntityKind::Node,
+/// What findings can be grouped by: an entity kind, or a Docker Swarm
+/// service. WIT `entity-kind` has no service (the enum is part of the 0.1.0
+/// contract and cannot grow), so a finding names its service in evidence:
+/// `service` (container-escape, monitoring-tamper) or a `scope` of
+/// `service:NAME` (container-churn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupKind {
+    /// An entity of this kind.
+    Entity(EntityKind),
+    /// A Swarm service, by name.
+    Service,
+}
+
+impl GroupKind {
+    /// The settings' and the evidence's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entity(kind) => kind.as_str(),
+            Self::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What findings are grouped by, most specific first.
+pub const DEFAULT_GROUP_BY: &[GroupKind] = &[
+    GroupKind::Entity(EntityKind::Container),
+    GroupKind::Entity(EntityKind::Pod),
+    GroupKind::Service,
+    GroupKind::Entity(EntityKind::Image),
+    GroupKind::Entity(EntityKind::Node),
 ];
 
 /// The settings as the operator writes them (JSON). Every field is optional.
@@ -22,8 +52,8 @@ struct RawSettings {
     window_secs: Option<u64>,
     /// Distinct plugins whose findings an incident needs before it is reported.
     min_plugins: Option<usize>,
-    /// Entity kinds findings are grouped by (`container`, `pod`, `image`,
-    /// `node`), in this order of preference.
+    /// What findings are grouped by (`container`, `pod`, `service`,
+    /// `image`, `node`), in this order of preference.
     group_by: Option<Vec<String>>,
     /// Incidents kept open at once; the least recently updated is closed first.
     max_open: Option<usize>,
@@ -39,7 +69,7 @@ pub struct Config {
     /// Distinct plugins an incident needs.
     pub min_plugins: usize,
     /// The kinds grouped by, most preferred first.
-    pub group_by: Vec<EntityKind>,
+    pub group_by: Vec<GroupKind>,
     /// Open incidents kept.
     pub max_open: usize,
     /// Findings listed per incident.
@@ -60,12 +90,13 @@ impl Default for Config {
 
 const NS: u64 = 1_000_000_000;
 
-fn kind(name: &str) -> Option<EntityKind> {
+fn kind(name: &str) -> Option<GroupKind> {
     match name {
-        "container" => Some(EntityKind::Container),
-        "pod" => Some(EntityKind::Pod),
-        "image" => Some(EntityKind::Image),
-        "node" => Some(EntityKind::Node),
+        "container" => Some(GroupKind::Entity(EntityKind::Container)),
+        "pod" => Some(GroupKind::Entity(EntityKind::Pod)),
+        "service" => Some(GroupKind::Service),
+        "image" => Some(GroupKind::Entity(EntityKind::Image)),
+        "node" => Some(GroupKind::Entity(EntityKind::Node)),
         _ => None,
     }
 }
@@ -104,7 +135,7 @@ impl Config {
                     Some(k) => config.group_by.push(k),
                     None => problems.push(
                         format!("group_by[{i}]"),
-                        format!("{name:?} is not one of container, pod, image, node"),
+                        format!("{name:?} is not one of container, pod, service, image, node"),
                     ),
                 }
             }

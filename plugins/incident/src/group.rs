@@ -10,12 +10,19 @@
 //! once findings of `min_plugins` plugins are in it, and again only when a
 //! new finding (a new rule or new entities: a repeat of a listed finding
 //! does not count) raised its membership.
+//!
+//! A Docker Swarm service is a key too (`service`): findings name it in
+//! evidence (see [`GroupKind::Service`]), not checked by the host, like an
+//! image or a node.
 
 use std::collections::HashMap;
 
 use vigil_plugin_sdk::{Entity, EntityKind, EntityVerdict, FindingEvent, Severity};
 
-use crate::config::Config;
+use crate::config::{Config, GroupKind};
+
+/// A grouping key: what and which (an entity's id, a service's name).
+pub type Key = (GroupKind, String);
 
 /// One finding of an incident's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +49,7 @@ pub struct Incident {
     /// Stable for the incident's life: from its first finding.
     pub id: String,
     /// The key it was opened on (`kind`, id).
-    pub key: (EntityKind, String),
+    pub key: Key,
     /// The findings, in the order they arrived (timeline order).
     pub members: Vec<Member>,
     /// Findings that were not listed (over `max_members`).
@@ -93,7 +100,7 @@ fn weight(s: Severity) -> u32 {
 #[derive(Debug, Default, Clone)]
 pub struct Incidents {
     open: HashMap<String, Incident>,
-    keys: HashMap<(EntityKind, String), String>,
+    keys: HashMap<Key, String>,
 }
 
 impl Incidents {
@@ -172,12 +179,7 @@ impl Incidents {
         None
     }
 
-    fn open_incident(
-        &mut self,
-        fe: &FindingEvent,
-        key: &(EntityKind, String),
-        config: &Config,
-    ) -> String {
+    fn open_incident(&mut self, fe: &FindingEvent, key: &Key, config: &Config) -> String {
         if self.open.len() >= config.max_open
             && let Some(oldest) = self
                 .open
@@ -206,21 +208,45 @@ impl Incidents {
 }
 
 /// The finding's grouping keys, most preferred kind first.
-fn keys(fe: &FindingEvent, config: &Config) -> Vec<(EntityKind, String)> {
+fn keys(fe: &FindingEvent, config: &Config) -> Vec<Key> {
     let mut out = Vec::new();
+    let mut push = |key: Key| {
+        if !key.1.is_empty() && !out.contains(&key) {
+            out.push(key);
+        }
+    };
     for kind in &config.group_by {
-        for (e, v) in fe.finding.entities.iter().zip(&fe.verdicts) {
-            let checked = matches!(e.kind, EntityKind::Container | EntityKind::Pod);
-            if e.kind != *kind || e.id.is_empty() || (checked && *v != EntityVerdict::Verified) {
-                continue;
+        match kind {
+            GroupKind::Entity(kind) => {
+                for (e, v) in fe.finding.entities.iter().zip(&fe.verdicts) {
+                    let checked = matches!(e.kind, EntityKind::Container | EntityKind::Pod);
+                    if e.kind != *kind || (checked && *v != EntityVerdict::Verified) {
+                        continue;
+                    }
+                    push((GroupKind::Entity(e.kind), e.id.clone()));
+                }
             }
-            let key = (e.kind, e.id.clone());
-            if !out.contains(&key) {
-                out.push(key);
+            GroupKind::Service => {
+                for name in services(fe) {
+                    push((GroupKind::Service, name.to_owned()));
+                }
             }
         }
     }
     out
+}
+
+/// The Swarm services a finding names: evidence `service`, or a `scope` of
+/// `service:NAME`.
+fn services(fe: &FindingEvent) -> impl Iterator<Item = &str> {
+    fe.finding
+        .evidence
+        .iter()
+        .filter_map(|kv| match kv.key.as_str() {
+            "service" => Some(kv.value.as_str()),
+            "scope" => kv.value.strip_prefix("service:"),
+            _ => None,
+        })
 }
 
 fn signature(fe: &FindingEvent) -> String {
@@ -234,7 +260,7 @@ fn signature(fe: &FindingEvent) -> String {
 
 /// `inc-` and 16 hex digits of a hash of the first finding and its key:
 /// stable across updates and replays.
-fn incident_id(first: &str, key: &(EntityKind, String)) -> String {
+fn incident_id(first: &str, key: &Key) -> String {
     // FNV-1a, 64 bits: no dependency, and stability is all that is needed.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in first

@@ -3,7 +3,7 @@
 mod config;
 mod group;
 
-pub use config::{Config, DEFAULT_GROUP_BY};
+pub use config::{Config, DEFAULT_GROUP_BY, GroupKind};
 pub use group::{Incident, Incidents, Member};
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::timefmt::rfc3339;
@@ -57,10 +57,11 @@ impl Detector for IncidentDetector {
             )
             .setting(
                 "group_by",
-                "list of `container`, `pod`, `image`, `node`",
-                "[\"container\",\"pod\",\"image\",\"node\"]",
-                "Entity kinds findings are grouped by, most preferred first (containers and pods only when \
-                 the host verified them).",
+                "list of `container`, `pod`, `service`, `image`, `node`",
+                "[\"container\",\"pod\",\"service\",\"image\",\"node\"]",
+                "What findings are grouped by, most preferred first (containers and pods only when the \
+                 host verified them; a Docker Swarm service by the name in a finding's `service` \
+                 evidence or `service:NAME` scope).",
             )
             .setting("max_open", "integer", "1024", "Incidents kept open at once.")
             .setting(
@@ -112,7 +113,7 @@ pub fn report(incident: &Incident, config: &Config) -> Finding {
     let about = incident
         .entities
         .iter()
-        .find(|(e, _)| e.kind == *kind && e.id == *key && !e.name.is_empty())
+        .find(|(e, _)| GroupKind::Entity(e.kind) == *kind && e.id == *key && !e.name.is_empty())
         .map_or_else(
             || format!("{kind} {key}"),
             |(e, _)| format!("{kind} {} ({key})", e.name),

@@ -149,11 +149,11 @@ fn unverified_containers_do_not_group_and_windows_close() {
 
 #[test]
 fn settings_are_checked_with_every_problem() {
-    let e = Config::from_json(r#"{"window_secs":0,"min_plugins":1,"group_by":["container","service","container"],"colour":1}"#).unwrap_err();
+    let e = Config::from_json(r#"{"window_secs":0,"min_plugins":1,"group_by":["container","cluster","container"],"colour":1}"#).unwrap_err();
     let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
     assert!(paths.contains(&"colour"), "{paths:?}");
     let e2 = Config::from_json(
-        r#"{"window_secs":0,"min_plugins":1,"group_by":["container","service","container"]}"#,
+        r#"{"window_secs":0,"min_plugins":1,"group_by":["container","cluster","container"]}"#,
     )
     .unwrap_err();
     let paths: Vec<&str> = e2.problems.iter().map(|p| p.path.as_str()).collect();
@@ -168,4 +168,58 @@ fn describes_itself_with_no_event_kind() {
     let info = IncidentDetector::describe();
     assert_eq!(info.name, "incident");
     assert!(info.subscribes.is_empty());
+}
+
+#[test]
+fn findings_about_one_swarm_service_are_one_incident() {
+    let mut d = IncidentDetector::default();
+    let with = |mut fe: FindingEvent, key: &str, value: &str| {
+        fe.finding.evidence.push(KeyValue::new(key, value));
+        fe
+    };
+    let image = (EntityKind::Image, "shop/web:1", false);
+    let escape = with(
+        fe(
+            "f1",
+            "container-escape",
+            "swarm-service",
+            Severity::High,
+            S,
+            &[image],
+        ),
+        "service",
+        "web",
+    );
+    assert!(d.on_findings(&[escape]).is_empty());
+    // Another node, another image: only the service ties them.
+    let churn = with(
+        fe(
+            "f2",
+            "container-churn",
+            "spike",
+            Severity::Medium,
+            2 * S,
+            &[(EntityKind::Node, "n2", false)],
+        ),
+        "scope",
+        "service:web",
+    );
+    let found = d.on_findings(&[churn]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(evidence(&found[0], "grouped-by"), ["service:web"]);
+    assert_eq!(evidence(&found[0], "findings"), ["2"]);
+    // Another service is another story.
+    let other = with(
+        fe(
+            "f3",
+            "monitoring-tamper",
+            "global-service-runtime-mount",
+            Severity::High,
+            3 * S,
+            &[],
+        ),
+        "service",
+        "db",
+    );
+    assert!(d.on_findings(&[other]).is_empty());
 }

@@ -5,6 +5,7 @@ mod docker;
 mod files;
 mod kubernetes;
 mod rules;
+mod swarm;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -50,6 +51,8 @@ pub struct MonitoringTamper {
     released: Vec<Finding>,
     /// The latest event time seen.
     latest: u64,
+    /// Global services reported, with the mounts reported (see `swarm.rs`).
+    services: swarm::Reported,
 }
 
 /// A reported stop or pause of a container.
@@ -177,7 +180,7 @@ impl Detector for MonitoringTamper {
                 "The security monitoring itself impaired: an agent's container (Vigil, Falco, Sysdig, \
                  Tetragon, Tracee …) stopped, killed, paused or removed, its pods, workloads or namespace \
                  deleted through the API, the Kubernetes audit policy or webhook configuration changed, \
-                 Docker events lost.",
+                 Docker events lost, a Docker Swarm global service mounting the container runtime on every node.",
             )
             .subscribe(EventKind::Container)
             .subscribe(EventKind::Kubernetes)
@@ -272,12 +275,26 @@ impl Detector for MonitoringTamper {
         findings
     }
 
+    /// Swarm services only (WIT 0.1.3): nodes, secrets and configs say
+    /// nothing about what this plugin looks for.
+    fn service_filter(&self) -> ServiceFilter {
+        ServiceFilter::everything().objects([SwarmObject::Service])
+    }
+
+    fn on_service_events(&mut self, batch: &[ServiceEvent]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for event in batch {
+            swarm::findings(self, event, &mut findings);
+        }
+        findings
+    }
+
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
         self.release(now)
     }
 }
 
-export_detector!(MonitoringTamper);
+export_detector!(MonitoringTamper, services);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should fail loudly")]

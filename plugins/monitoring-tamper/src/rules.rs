@@ -16,16 +16,20 @@ pub enum Rule {
     AuditConfigChanged,
     /// Docker events were lost: the collector could not close a gap in the stream.
     DockerEventsGap,
+    /// A Docker Swarm global service (a task on every node) mounts the
+    /// container runtime's sockets or directories.
+    GlobalServiceRuntimeMount,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 6] = [
         Rule::AgentStopped,
         Rule::AgentPaused,
         Rule::AgentDeleted,
         Rule::AuditConfigChanged,
         Rule::DockerEventsGap,
+        Rule::GlobalServiceRuntimeMount,
     ];
 
     /// The short name (`agent-stopped`).
@@ -37,6 +41,7 @@ impl Rule {
             Rule::AgentDeleted => "agent-deleted",
             Rule::AuditConfigChanged => "audit-config-changed",
             Rule::DockerEventsGap => "docker-events-gap",
+            Rule::GlobalServiceRuntimeMount => "global-service-runtime-mount",
         }
     }
 
@@ -49,6 +54,7 @@ impl Rule {
             Rule::AgentDeleted => "monitoring-tamper/agent-deleted",
             Rule::AuditConfigChanged => "monitoring-tamper/audit-config-changed",
             Rule::DockerEventsGap => "monitoring-tamper/docker-events-gap",
+            Rule::GlobalServiceRuntimeMount => "monitoring-tamper/global-service-runtime-mount",
         }
     }
 
@@ -59,7 +65,8 @@ impl Rule {
             Rule::AgentStopped
             | Rule::AgentPaused
             | Rule::AgentDeleted
-            | Rule::AuditConfigChanged => Severity::High,
+            | Rule::AuditConfigChanged
+            | Rule::GlobalServiceRuntimeMount => Severity::High,
             Rule::DockerEventsGap => Severity::Medium,
         }
     }
@@ -75,6 +82,8 @@ impl Rule {
             Rule::AuditConfigChanged => &["T1562.008"],
             // Impair Defenses: Indicator Blocking.
             Rule::DockerEventsGap => &["T1562.006"],
+            // Impair Defenses: Disable or Modify Tools; Deploy Container.
+            Rule::GlobalServiceRuntimeMount => &["T1562.001", "T1610"],
         }
     }
 
@@ -86,6 +95,9 @@ impl Rule {
             Rule::AgentDeleted => "Security agent deleted from the cluster",
             Rule::AuditConfigChanged => "Kubernetes audit configuration changed",
             Rule::DockerEventsGap => "Docker events lost (gap in the event stream)",
+            Rule::GlobalServiceRuntimeMount => {
+                "Swarm global service mounts the container runtime on every node"
+            }
         }
     }
 }

@@ -672,3 +672,106 @@ fn settings_problems_are_all_reported_with_paths() {
     assert!(detector.configure("").is_ok());
     assert_eq!(detector.config(), &Config::default());
 }
+
+fn global_service(id: &str, mode: ServiceMode, source: &str, image: &str) -> ServiceEvent {
+    ServiceEvent {
+        id: id.into(),
+        time: 1,
+        node: "n1".into(),
+        action: "create".into(),
+        object_id: "svc1".into(),
+        name: "node-tools".into(),
+        service: Some(ServiceSpec {
+            id: "svc1".into(),
+            name: "node-tools".into(),
+            version: 12,
+            image: image.into(),
+            mode,
+            replicas: None,
+            security: ContainerSecurity {
+                mounts: vec![Mount {
+                    source: source.into(),
+                    destination: "/host".into(),
+                    read_only: false,
+                    kind: "bind".into(),
+                }],
+                ..ContainerSecurity::default()
+            },
+            ..ServiceSpec::default()
+        }),
+        ..ServiceEvent::default()
+    }
+}
+
+#[test]
+fn a_global_service_mounting_the_runtime_is_reported_once() {
+    let mut d = testing::configured::<MonitoringTamper>("{}");
+    let f = d.on_service_events(&[global_service(
+        "s1",
+        ServiceMode::Global,
+        "/var/run/docker.sock",
+        "alpine:3",
+    )]);
+    assert_eq!(
+        rule_ids(&f),
+        ["monitoring-tamper/global-service-runtime-mount"]
+    );
+    assert_eq!(evidence(&f[0], "service"), ["node-tools"]);
+    assert_eq!(
+        evidence(&f[0], "runtime-mounts"),
+        ["/var/run/docker.sock:/host:rw"]
+    );
+    // The same mounts at the next version: nothing new.
+    assert!(
+        d.on_service_events(&[global_service(
+            "s2",
+            ServiceMode::Global,
+            "/var/run/docker.sock",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
+    // /var/lib (above /var/lib/docker) counts too.
+    assert_eq!(
+        d.on_service_events(&[global_service(
+            "s3",
+            ServiceMode::Global,
+            "/var/lib",
+            "alpine:3"
+        )])
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn replicated_services_other_mounts_and_agents_are_not_reported() {
+    let mut d = testing::configured::<MonitoringTamper>("{}");
+    assert!(
+        d.on_service_events(&[global_service(
+            "s1",
+            ServiceMode::Replicated,
+            "/var/run/docker.sock",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
+    assert!(
+        d.on_service_events(&[global_service(
+            "s2",
+            ServiceMode::Global,
+            "/srv/data",
+            "alpine:3"
+        )])
+        .is_empty()
+    );
+    assert!(
+        d.on_service_events(&[global_service(
+            "s3",
+            ServiceMode::Global,
+            "/var/run/docker.sock",
+            "falcosecurity/falco:0.39"
+        )])
+        .is_empty()
+    );
+}

@@ -104,6 +104,8 @@ struct RawSettings {
     ignore_paths: Vec<String>,
     /// Rules turned off.
     disabled_rules: Vec<String>,
+    /// Images whose containers `unexpected-exec` does not judge.
+    exec_allowed_images: Vec<String>,
 }
 
 /// `severities.*`: each a severity name, or absent for the default.
@@ -132,6 +134,9 @@ pub struct Config {
     pub(crate) approved_sha256: Vec<String>,
     pub(crate) ignore_paths: Vec<PathPattern>,
     pub(crate) disabled_rules: Vec<Rule>,
+    /// Image references (or prefixes ending in `*`) not judged by
+    /// `unexpected-exec`.
+    pub(crate) exec_allowed_images: Vec<String>,
 }
 
 /// The default patterns of a class.
@@ -164,6 +169,7 @@ impl Default for Config {
             approved_sha256: Vec::new(),
             ignore_paths: Vec::new(),
             disabled_rules: Vec::new(),
+            exec_allowed_images: Vec::new(),
         }
     }
 }
@@ -238,6 +244,18 @@ impl Config {
         config.ignore_paths = parse_patterns(&raw.ignore_paths, "ignore_paths", &mut problems);
 
         config.disabled_rules = parse_disabled(&raw.disabled_rules, &mut problems);
+
+        for (i, image) in raw.exec_allowed_images.iter().enumerate() {
+            let image = image.trim();
+            if image.is_empty() || image == "*" {
+                problems.push(
+                    format!("exec_allowed_images[{i}]"),
+                    "must be an image reference, or a prefix of one ending in `*` (not `*` alone: disable `unexpected-exec` instead)",
+                );
+            } else {
+                config.exec_allowed_images.push(image.to_owned());
+            }
+        }
 
         problems.into_result()?;
         Ok(config)

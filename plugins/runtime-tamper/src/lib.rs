@@ -1,12 +1,15 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod exec;
 mod rules;
+mod write;
 
 pub use config::{
     Config, DEFAULT_DAEMON_CONFIGS, DEFAULT_INCONSISTENT_SEVERITY, DEFAULT_ORCHESTRATION_CONFIGS,
     DEFAULT_RUNTIME_CONFIGS, DEFAULT_STATIC_POD_DIRS, default_paths, default_runtime_binaries,
 };
+pub use exec::{ExecClass, NETWORK_TOOLS, PACKAGE_MANAGERS, SHELLS};
 pub use rules::{PathClass, Rule};
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::lists::json_list;
@@ -23,7 +26,9 @@ const DAEMON_SETTINGS_TO_REVIEW: &str = "log-driver, insecure-registries, regist
      authorization-plugins, hosts, live-restore, default-runtime, runtimes";
 
 /// The detector: file-integrity changes on container runtime binaries, their
-/// configuration, CNI/kubelet configuration and static pod manifests.
+/// configuration, CNI/kubelet configuration and static pod manifests; and
+/// shells, package managers and network tools run in containers started
+/// without a terminal (process events).
 ///
 /// Stateless apart from its configuration and free of host calls.
 #[derive(Debug, Clone, Default)]
@@ -46,9 +51,12 @@ impl Detector for RuntimeTamper {
                 "File-integrity changes to container runtime binaries, the Docker daemon and runtime \
                  configuration, CNI and kubelet configuration and static pod manifests, with a severity \
                  per path class; new static pods; content changed behind an unchanged size and mtime \
-                 (timestomping).",
+                 (timestomping); shells, package managers and network tools run in containers \
+                 started without a terminal; writes to those files by a container's process.",
             )
-            .subscribe(EventKind::File);
+            .subscribe(EventKind::File)
+            // Process events are governed by the `container` kind.
+            .subscribe(EventKind::Container);
         for class in PathClass::ALL {
             info = info.setting(
                 class.setting(),
@@ -77,6 +85,13 @@ impl Detector for RuntimeTamper {
              (e.g. the configuration-management or package version) and is not reported; timestomping still is.",
         )
         .setting("ignore_paths", "list of path patterns", "[]", "Paths never reported.")
+        .setting(
+            "exec_allowed_images",
+            "list of image references (a trailing `*` matches any rest)",
+            "[]",
+            "Containers of these images are not judged by `unexpected-exec` (e.g. a CI runner image \
+             that legitimately runs shells and package managers without a terminal).",
+        )
         .disabled_rules_setting::<Rule>()
         .build()
     }
@@ -87,9 +102,47 @@ impl Detector for RuntimeTamper {
     }
 
     /// The watched paths of every class, as prefixes (ignored paths are
-    /// left to the plugin: they only carve holes into these).
+    /// left to the plugin: they only carve holes into these). Container
+    /// events are subscribed to only because they govern process events:
+    /// the rarest action keeps their cost near nothing.
     fn subscriptions(&self) -> SubscriptionSet {
-        SubscriptionSet::everything().files_under(self.config.path_prefixes())
+        SubscriptionSet::everything()
+            .files_under(self.config.path_prefixes())
+            .containers([ContainerAction::Destroy])
+    }
+
+    /// Only the binaries `unexpected-exec` judges, and the writes
+    /// `container-write` judges, only in containers.
+    fn process_filter(&self) -> ProcessFilter {
+        let filter = if self.config.enabled(Rule::UnexpectedExec) {
+            ProcessFilter::everything().binaries(ExecClass::all_names())
+        } else {
+            // No exec is judged: a name no program has keeps them away.
+            ProcessFilter::everything().binaries(["."])
+        };
+        let filter = filter.containers_only();
+        if self.config.enabled(Rule::ContainerWrite) {
+            filter.writes()
+        } else {
+            filter
+        }
+    }
+
+    fn on_process_events(&mut self, batch: &[ProcessEvent]) -> Vec<Finding> {
+        let execs = self.config.enabled(Rule::UnexpectedExec);
+        let writes = self.config.enabled(Rule::ContainerWrite);
+        batch
+            .iter()
+            .filter_map(|e| {
+                if e.written_path().is_some() {
+                    writes.then(|| write::inspect(e, &self.config)).flatten()
+                } else if execs {
+                    exec::inspect(e, &self.config.exec_allowed_images)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
@@ -105,7 +158,7 @@ impl Detector for RuntimeTamper {
     }
 }
 
-export_detector!(RuntimeTamper);
+export_detector!(RuntimeTamper, processes);
 
 impl RuntimeTamper {
     /// At most one finding per event: `inconsistent-change` when the change

@@ -123,11 +123,17 @@ pub enum Rule {
     OrchestrationConfigChanged,
     /// Content changed while size and mtime did not (timestomping).
     InconsistentChange,
+    /// A shell, package manager or network tool run in a container started
+    /// without a terminal (process events).
+    UnexpectedExec,
+    /// A process of a container wrote to a watched runtime file (`write`
+    /// process events: the file-integrity source names the writer).
+    ContainerWrite,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 9] = [
         Rule::RuntimeBinaryChanged,
         Rule::DaemonConfigChanged,
         Rule::RuntimeConfigChanged,
@@ -135,6 +141,8 @@ impl Rule {
         Rule::StaticPodChanged,
         Rule::OrchestrationConfigChanged,
         Rule::InconsistentChange,
+        Rule::UnexpectedExec,
+        Rule::ContainerWrite,
     ];
 
     /// The short name (`daemon-config-changed`).
@@ -148,6 +156,8 @@ impl Rule {
             Rule::StaticPodChanged => "static-pod-changed",
             Rule::OrchestrationConfigChanged => "orchestration-config-changed",
             Rule::InconsistentChange => "inconsistent-change",
+            Rule::UnexpectedExec => "unexpected-exec",
+            Rule::ContainerWrite => "container-write",
         }
     }
 
@@ -162,6 +172,8 @@ impl Rule {
             Rule::StaticPodChanged => "runtime-tamper/static-pod-changed",
             Rule::OrchestrationConfigChanged => "runtime-tamper/orchestration-config-changed",
             Rule::InconsistentChange => "runtime-tamper/inconsistent-change",
+            Rule::UnexpectedExec => "runtime-tamper/unexpected-exec",
+            Rule::ContainerWrite => "runtime-tamper/container-write",
         }
     }
 
@@ -191,6 +203,10 @@ impl Rule {
             Rule::StaticPodCreated | Rule::StaticPodChanged => &["T1610", "T1543.005"],
             // Indicator Removal: Timestomp.
             Rule::InconsistentChange => &["T1070.006"],
+            // Unix Shell; Ingress Tool Transfer (per finding: its class's).
+            Rule::UnexpectedExec => &["T1059.004", "T1105"],
+            // Escape to Host (plus, per finding, the class's technique).
+            Rule::ContainerWrite => &["T1611"],
         }
     }
 
@@ -206,6 +222,10 @@ impl Rule {
             Rule::InconsistentChange => {
                 "File content changed with size and modification time unchanged"
             }
+            Rule::UnexpectedExec => {
+                "Shell, package manager or network tool run in a container without a terminal"
+            }
+            Rule::ContainerWrite => "Container process wrote to a container runtime file",
         }
     }
 }

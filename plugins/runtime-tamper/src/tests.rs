@@ -62,7 +62,7 @@ fn run(settings: &str, events: &[Event]) -> Vec<Finding> {
 fn describes_itself() {
     let info = RuntimeTamper::describe();
     assert_eq!(info.name, "runtime-tamper");
-    assert_eq!(info.subscribes, [EventKind::File]);
+    assert_eq!(info.subscribes, [EventKind::File, EventKind::Container]);
     let names: Vec<&str> = info.settings.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -75,6 +75,7 @@ fn describes_itself() {
             "severities",
             "approved_sha256",
             "ignore_paths",
+            "exec_allowed_images",
             "disabled_rules"
         ]
     );
@@ -443,4 +444,291 @@ fn settings_problems_are_all_reported_with_paths() {
 
     assert!(detector.configure("").is_ok());
     assert_eq!(detector.config(), &Config::default());
+}
+
+// ---- unexpected-exec (process events) ----
+
+fn exec_event(binary: &str, args: &[&str], tty: Option<bool>) -> ProcessEvent {
+    ProcessEvent {
+        id: format!("p-{binary}"),
+        time: T0,
+        node: "node-1".into(),
+        source: "ebpf".into(),
+        pid: 4242,
+        namespace_pid: 17,
+        parent_pid: 4100,
+        parent_name: "runc:[2:INIT]".into(),
+        uid: 0,
+        binary: binary.into(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        container: Some(ContainerRef {
+            id: "c0ffee".repeat(10) + "abcd",
+            name: "web".into(),
+            image: "nginx:1.25".into(),
+            pod: String::new(),
+        }),
+        container_tty: tty,
+        ..ProcessEvent::default()
+    }
+}
+
+fn run_exec(settings: &str, events: &[ProcessEvent]) -> Vec<Finding> {
+    testing::configured::<RuntimeTamper>(settings).on_process_events(events)
+}
+
+#[test]
+fn a_shell_exec_in_a_container_without_terminal_is_reported() {
+    let findings = run_exec(
+        "{}",
+        &[exec_event("/bin/sh", &["sh", "-c", "id"], Some(false))],
+    );
+    assert_eq!(rule_ids(&findings), ["runtime-tamper/unexpected-exec"]);
+    let f = &findings[0];
+    assert_eq!(f.severity, Severity::High);
+    // A shell, entered through the runtime (`docker exec`).
+    assert_eq!(f.techniques, ["T1059.004", "T1609"]);
+    assert_eq!(evidence(f, "binary"), ["/bin/sh"]);
+    assert_eq!(evidence(f, "program"), ["sh"]);
+    assert_eq!(evidence(f, "args"), ["sh -c id"]);
+    assert_eq!(evidence(f, "class"), ["shell"]);
+    assert_eq!(evidence(f, "pid"), ["4242"]);
+    assert_eq!(evidence(f, "parent-pid"), ["4100"]);
+    assert_eq!(evidence(f, "parent"), ["runc:[2:INIT]"]);
+    assert_eq!(f.entities[0].kind, EntityKind::Container);
+    assert_eq!(f.entities[0].name, "web");
+    assert_eq!(f.event_ids, ["p-/bin/sh"]);
+    assert!(
+        f.summary.contains("container web (image nginx:1.25)"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn a_multi_call_binary_is_judged_by_the_program_it_runs() {
+    // busybox runs its applets through /proc/self/exe, argv[0] naming one;
+    // `docker exec C busybox sh` names it in argv[1].
+    let applet = exec_event("/proc/self/exe", &["sh", "-c", "id"], Some(false));
+    let called = exec_event(
+        "/bin/busybox",
+        &["busybox", "wget", "http://x"],
+        Some(false),
+    );
+    let linked = exec_event("/bin/busybox", &["/bin/nc", "x", "80"], Some(false));
+    // Not a shell: argv[1] of another program, an applet not judged.
+    let env = exec_event("/usr/bin/env", &["env", "sh"], Some(false));
+    let ls = exec_event("/bin/busybox", &["busybox", "ls", "sh"], Some(false));
+    let findings = run_exec("{}", &[applet, called, linked, env, ls]);
+    assert_eq!(findings.len(), 3, "{findings:?}");
+    assert_eq!(evidence(&findings[0], "class"), ["shell"]);
+    assert_eq!(evidence(&findings[0], "program"), ["sh"]);
+    assert_eq!(evidence(&findings[0], "binary"), ["/proc/self/exe"]);
+    assert!(
+        findings[0]
+            .summary
+            .starts_with("Shell `sh` (file `/proc/self/exe`) (sh -c id) ran"),
+        "{}",
+        findings[0].summary
+    );
+    assert_eq!(evidence(&findings[1], "program"), ["wget"]);
+    assert_eq!(evidence(&findings[1], "class"), ["network-tool"]);
+    assert_eq!(evidence(&findings[2], "program"), ["nc"]);
+}
+
+#[test]
+fn package_managers_and_network_tools_are_ingress_tool_transfer() {
+    let mut curl = exec_event("/usr/bin/curl", &["curl", "http://x"], Some(false));
+    curl.parent_name = "python3".into();
+    let apt = exec_event(
+        "/usr/bin/apt-get",
+        &["apt-get", "install", "nmap"],
+        Some(false),
+    );
+    let findings = run_exec("{}", &[curl, apt]);
+    assert_eq!(findings.len(), 2);
+    assert_eq!(
+        findings[0].techniques,
+        ["T1105"],
+        "a child of the service itself"
+    );
+    assert_eq!(evidence(&findings[0], "class"), ["network-tool"]);
+    assert_eq!(findings[1].techniques, ["T1105", "T1609"]);
+    assert_eq!(evidence(&findings[1], "class"), ["package-manager"]);
+}
+
+#[test]
+fn terminals_entrypoints_host_processes_and_other_binaries_are_not_judged() {
+    let tty = exec_event("/bin/bash", &["bash"], Some(true));
+    let unknown = exec_event("/bin/bash", &["bash"], None);
+    let mut entrypoint = exec_event("/bin/sh", &["sh", "-c", "sleep 1"], Some(false));
+    entrypoint.namespace_pid = 1;
+    let mut host = exec_event("/bin/sh", &["sh"], Some(false));
+    host.container = None;
+    let other = exec_event("/usr/bin/python3", &["python3"], Some(false));
+    // A name that only ends like a shell.
+    let fish = exec_event("/usr/bin/fish-sh", &["fish-sh"], Some(false));
+    assert!(run_exec("{}", &[tty, unknown, entrypoint, host, other, fish]).is_empty());
+}
+
+#[test]
+fn allowed_images_and_the_disabled_rule_are_silent() {
+    let e = exec_event("/bin/sh", &["sh"], Some(false));
+    assert!(
+        run_exec(
+            r#"{"exec_allowed_images": ["nginx:*"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .is_empty()
+    );
+    assert!(
+        run_exec(
+            r#"{"exec_allowed_images": ["nginx:1.25"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        run_exec(
+            r#"{"exec_allowed_images": ["nginx:1.2"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .len(),
+        1
+    );
+    assert!(
+        run_exec(
+            r#"{"disabled_rules": ["unexpected-exec"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .is_empty()
+    );
+    let error = RuntimeTamper::default()
+        .configure(r#"{"exec_allowed_images": ["", "*"]}"#)
+        .unwrap_err();
+    let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["exec_allowed_images[0]", "exec_allowed_images[1]"]);
+}
+
+#[test]
+fn the_process_filter_names_every_judged_binary_in_containers_only() {
+    let detector = testing::configured::<RuntimeTamper>("{}");
+    let filter = detector.process_filter();
+    assert!(filter.containers_only);
+    for name in [
+        "sh", "bash", "dash", "ash", "zsh", "apt", "apt-get", "dpkg", "yum", "dnf", "apk", "pip",
+        "curl", "wget", "nc", "ncat", "socat", "nmap",
+    ] {
+        assert!(filter.binaries.iter().any(|b| b == name), "{name}");
+    }
+    // Container events only as the kind that governs process events.
+    let set = detector.subscriptions();
+    assert_eq!(set.container.unwrap().actions, [ContainerAction::Destroy]);
+    let off = testing::configured::<RuntimeTamper>(r#"{"disabled_rules": ["unexpected-exec"]}"#);
+    assert_eq!(off.process_filter().binaries, ["."]);
+}
+
+// ---- container-write (write process events) ----
+
+fn write_event(path: &str, container: bool) -> ProcessEvent {
+    let mut e = exec_event(
+        "/bin/busybox",
+        &["sh", "-c", "cat x > /w/runc"],
+        Some(false),
+    );
+    e.id = format!("w-{path}");
+    e.source = "file-integrity".into();
+    e.action = "write".into();
+    e.path = Some(path.into());
+    e.namespace_pid = 1;
+    if !container {
+        e.container = None;
+    }
+    e
+}
+
+#[test]
+fn a_container_writing_a_runtime_binary_is_an_escape_naming_the_writer() {
+    let findings = run_exec("{}", &[write_event("/usr/bin/runc", true)]);
+    assert_eq!(rule_ids(&findings), ["runtime-tamper/container-write"]);
+    let f = &findings[0];
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.techniques, ["T1611", "T1554"]);
+    assert_eq!(f.entities[0].kind, EntityKind::Container);
+    assert_eq!(f.entities[0].name, "web");
+    assert_eq!(f.entities[1].kind, EntityKind::File);
+    assert_eq!(f.entities[1].id, "/usr/bin/runc");
+    assert_eq!(evidence(f, "path"), ["/usr/bin/runc"]);
+    assert_eq!(evidence(f, "class"), ["runtime-binary"]);
+    assert_eq!(evidence(f, "binary"), ["/bin/busybox"]);
+    assert_eq!(evidence(f, "pid"), ["4242"]);
+    assert_eq!(evidence(f, "args"), ["sh -c cat x > /w/runc"]);
+    assert_eq!(evidence(f, "image"), ["nginx:1.25"]);
+    assert_eq!(f.event_ids, ["w-/usr/bin/runc"]);
+    assert!(
+        f.summary
+            .contains("written by `/bin/busybox` (pid 4242) in container web"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn a_container_writing_daemon_json_is_at_least_high_and_orchestration_config_too() {
+    let findings = run_exec(
+        "{}",
+        &[
+            write_event("/etc/docker/daemon.json", true),
+            write_event("/etc/cni/net.d/10-bridge.conf", true),
+        ],
+    );
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0].severity, Severity::High);
+    assert_eq!(findings[0].techniques, ["T1611", "T1543.005", "T1562.001"]);
+    // Medium by class, raised: a container has no business there at all.
+    assert_eq!(findings[1].severity, Severity::High);
+}
+
+#[test]
+fn host_writers_other_paths_and_the_disabled_rule_are_silent() {
+    let host = write_event("/usr/bin/runc", false);
+    let other = write_event("/etc/hostname", true);
+    let hidden = write_event("/etc/kubernetes/manifests/.swp", true);
+    assert!(run_exec("{}", &[host, other, hidden]).is_empty());
+    let e = write_event("/usr/bin/runc", true);
+    assert!(
+        run_exec(
+            r#"{"disabled_rules": ["container-write"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .is_empty()
+    );
+    assert!(
+        run_exec(
+            r#"{"ignore_paths": ["/usr/bin/runc"]}"#,
+            std::slice::from_ref(&e)
+        )
+        .is_empty()
+    );
+    // A write is never judged as an exec, and the exec rule off leaves writes on.
+    let only_writes = run_exec(
+        r#"{"disabled_rules": ["unexpected-exec"]}"#,
+        std::slice::from_ref(&e),
+    );
+    assert_eq!(rule_ids(&only_writes), ["runtime-tamper/container-write"]);
+}
+
+#[test]
+fn the_process_filter_asks_for_writes_unless_the_rule_is_off() {
+    assert!(
+        testing::configured::<RuntimeTamper>("{}")
+            .process_filter()
+            .writes
+    );
+    let off = testing::configured::<RuntimeTamper>(r#"{"disabled_rules": ["container-write"]}"#);
+    assert!(!off.process_filter().writes);
+    let execs_off =
+        testing::configured::<RuntimeTamper>(r#"{"disabled_rules": ["unexpected-exec"]}"#);
+    let f = execs_off.process_filter();
+    assert!(f.writes && f.containers_only);
+    assert_eq!(f.binaries, ["."]);
 }

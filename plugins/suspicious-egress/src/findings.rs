@@ -140,7 +140,13 @@ impl SuspiciousEgress {
             }
             None => finding = finding.evidence("profile", "(none: image unknown)"),
         }
-        finding.event(event.id.clone()).build()
+        finding = finding.event(event.id.clone());
+        if let Some(peer) = peer
+            && peer.seen_in != event.id
+        {
+            finding = finding.event(peer.seen_in.clone());
+        }
+        finding.build()
     }
 }
 

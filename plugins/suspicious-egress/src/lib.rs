@@ -44,6 +44,10 @@ struct Peer {
     id: String,
     name: String,
     image: String,
+    /// The latest event that showed this container at the address: a
+    /// finding naming the peer cites it, since the host verifies a container
+    /// entity only against the events a finding cites.
+    seen_in: String,
 }
 
 /// What one report is deduplicated by.
@@ -99,10 +103,13 @@ impl SuspiciousEgress {
             && !is_wildcard(local)
             && !local.is_loopback()
         {
-            let known = self
-                .peers
-                .get_mut(&local)
-                .is_some_and(|p| p.id == container.id);
+            let known = match self.peers.get_mut(&local) {
+                Some(p) if p.id == container.id => {
+                    p.seen_in.clone_from(&event.id);
+                    true
+                }
+                _ => false,
+            };
             if !known {
                 self.peers.insert(
                     local,
@@ -110,6 +117,7 @@ impl SuspiciousEgress {
                         id: container.id.clone(),
                         name: container.name.clone(),
                         image: container.image.clone(),
+                        seen_in: event.id.clone(),
                     },
                 );
             }

@@ -337,6 +337,9 @@ fn container_to_container_on_an_unexpected_port() {
         f.entities
             .contains(&Entity::new(EntityKind::Container, "0rders", "orders"))
     );
+    // It cites the flow and the event that showed the peer at its address:
+    // the host verifies the peer against that one.
+    assert_eq!(f.event_ids, ["ssh", "i"]);
     // A learned address outside container_networks is still a container.
     let mut d =
         detector(r#"{"container_networks": [], "warmup_secs": 0, "warmup_min_connections": 1}"#);

@@ -3,8 +3,9 @@
 //! record, time, config validation (`Problems` with dotted paths), the
 //! metrics registry, glob patterns, error chains, private files and
 //! directories (`fsperm`), escaping of untrusted text for logs and
-//! terminals (`text`), the subjects a plugin was shown (`subjects`) and the
-//! Docker Engine client. It depends on no other Vigil crate.
+//! terminals (`text`), the subjects a plugin was shown and of each event
+//! (`subjects`), the bounded per-entity history (`timeline`) and the Docker
+//! Engine client. It depends on no other Vigil crate.
 
 pub mod docker;
 pub mod error;
@@ -17,10 +18,11 @@ pub mod subjects;
 pub mod subscription;
 pub mod text;
 pub mod time;
+pub mod timeline;
 pub mod validate;
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "vigil:detector@0.1.2";
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.3";
 
 /// The instance name of the WIT `types` interface.
-pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.2";
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.3";

@@ -159,6 +159,10 @@ counters! {
         reloads_failed,
         /// Sources restarted by a reload because their settings changed.
         source_restarts,
+        /// Container create events of the sources (the heartbeat's `containers_created`: the fleet's churn).
+        containers_created,
+        /// Container start and restart events of the sources (the heartbeat's `containers_started`).
+        containers_started,
         /// Heartbeats stored by JetStream (`[heartbeat]`).
         heartbeats_sent,
         /// Heartbeats not stored (NATS away, no stream): not retried, the next one follows (logged).
@@ -169,10 +173,16 @@ counters! {
         fleet_malformed,
         /// `vigil fleet`: messages skipped because they were over `fleet.max_message_bytes` (logged).
         fleet_oversized,
+        /// `vigil fleet`: heartbeats skipped because their `node` is not the node their subject names (logged with both).
+        fleet_spoofed,
         /// `vigil fleet`: fleet findings reported (each once across instances).
         fleet_findings,
         /// `vigil fleet`: times this instance took the lease and became active.
         fleet_takeovers,
+        /// `vigil fleet`: NATS connections closed because the server broke the protocol or a cap (logged).
+        fleet_protocol_violations,
+        /// `vigil fleet`: local connections to the NATS frame guard refused because another process made them (logged).
+        fleet_guard_refused,
     }
 }
 
@@ -273,6 +283,38 @@ counters! {
     }
 }
 
+counters! {
+    /// Counters of the timeline (`[timeline]`).
+    pub struct TimelineCounters in "vigil_timeline" {
+        /// Events added to an entity's timeline (an event about a container and its pod counts twice).
+        events_recorded,
+        /// Findings added to an entity's timeline (after suppression and dedup).
+        findings_recorded,
+        /// Finding entities not recorded because the host could not verify them (the plugin was not shown that container or pod).
+        findings_unverified,
+        /// Items pushed out of a full per-entity ring (`timeline.events_per_entity`, `timeline.findings_per_entity`), oldest first.
+        ring_overflow,
+        /// Items dropped because they were older than `timeline.max_age_secs`.
+        expired,
+        /// Entities evicted, least recently active first, because `timeline.max_entities` were tracked.
+        entities_evicted,
+        /// Items dropped with the entities evicted.
+        items_evicted,
+        /// Writes of `DATA_DIR/timeline.json` that failed (logged; the next one retries).
+        persist_failures,
+    }
+}
+
+/// Metrics of the timeline.
+#[derive(Debug, Default)]
+pub struct TimelineMetrics {
+    pub counters: TimelineCounters,
+    /// Entities tracked now (a gauge).
+    pub entities: AtomicU64,
+    /// Items (events and findings) held now (a gauge).
+    pub items: AtomicU64,
+}
+
 /// Every metric of the host.
 ///
 /// The parts are shared (`Arc`) with the one collector registered in the
@@ -293,6 +335,8 @@ pub struct Registry {
     pub intel: Arc<IntelMetrics>,
     /// The responder's counters (`vigil_response_*`).
     pub response: Arc<ResponseCounters>,
+    /// The timeline's (`vigil_timeline_*`).
+    pub timeline: Arc<TimelineMetrics>,
     exposition: prometheus_client::registry::Registry,
 }
 
@@ -307,6 +351,7 @@ impl Default for Registry {
             findings: Arc::default(),
             intel: Arc::default(),
             response: Arc::default(),
+            timeline: Arc::default(),
             exposition: prometheus_client::registry::Registry::default(),
         };
         let families = exposition::Families {
@@ -318,6 +363,7 @@ impl Default for Registry {
             findings: r.findings.clone(),
             intel: r.intel.clone(),
             response: r.response.clone(),
+            timeline: r.timeline.clone(),
         };
         r.exposition.register_collector(Box::new(families));
         r

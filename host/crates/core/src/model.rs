@@ -12,18 +12,27 @@
 
 mod finding;
 mod finding_event;
+mod heartbeat;
 mod linker;
 pub mod packed;
+mod process;
 mod subscription;
+mod swarm;
 
 pub use finding::{
     ConfigError, ConfigProblem, Entity, EntityKind, Finding, PluginInfo, SettingInfo, Severity,
 };
 pub use finding_event::{EntityVerdict, FindingEvent};
+pub use heartbeat::{Heartbeat, HeartbeatCounter, HeartbeatPlugin, HeartbeatSource};
 pub use linker::{Host, HostWithStore, add_to_linker};
+pub use process::{
+    MULTI_CALL_BINARIES, PROCESS_BODY_KIND, PROCESS_EXEC, PROCESS_WRITE, ParsedProcessRecord,
+    ProcessEvent, ProcessFilter, ProcessRecord, read_process_record,
+};
 pub use subscription::{
     ContainerFilter, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse, SubscriptionSet,
 };
+pub use swarm::{Batch, ServiceEvent, ServiceFilter, ServiceMode, ServiceSpec, SwarmObject};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{ComponentType, Lift, Lower};

@@ -15,7 +15,7 @@
 
 use crate::model::{
     Event, EventBody, EventKind, FileFilter, KubernetesFilter, NetworkFilter, PodSpecUse,
-    SubscriptionSet,
+    ProcessEvent, ProcessFilter, ServiceEvent, ServiceFilter, SubscriptionSet,
 };
 use crate::text::escape_control;
 
@@ -71,6 +71,10 @@ pub const KNOWN_STAGES: [&str; 5] = [
     "Panic",
 ];
 
+/// The actions of Swarm events: the Engine's (`create`, `update`,
+/// `remove`) and `running`, the source's inventory at start.
+pub const KNOWN_SERVICE_ACTIONS: [&str; 4] = ["create", "update", "remove", "running"];
+
 /// Built-in resources whose singular is a likely mistake (`pod` for
 /// `pods`): refused with the plural named. Other well-formed names are
 /// accepted, since custom resources have any plural.
@@ -105,6 +109,12 @@ pub struct Subscription {
     kinds: Vec<EventKind>,
     set: SubscriptionSet,
     declared: bool,
+    /// Docker Swarm events (WIT 0.1.3, `services`): `Some` only for a plugin
+    /// that exports them and is granted `container` events.
+    services: Option<ServiceFilter>,
+    /// Process events (WIT 0.1.3, `processes`): `Some` only for a plugin
+    /// that exports them and is granted `container` events.
+    processes: Option<ProcessFilter>,
 }
 
 impl Subscription {
@@ -114,6 +124,8 @@ impl Subscription {
             kinds: kinds.to_vec(),
             set: SubscriptionSet::default(),
             declared: false,
+            services: None,
+            processes: None,
         }
     }
 
@@ -161,6 +173,137 @@ impl Subscription {
             kinds: granted.to_vec(),
             set,
             declared: true,
+            services: None,
+            processes: None,
+        })
+    }
+
+    /// Adds the plugin's Swarm service-event filter (its `services` export,
+    /// WIT 0.1.3), validated like the other filters. Swarm activity is
+    /// container orchestration, so the service kind is covered by
+    /// `container`: a plugin must subscribe to `container` to export it, and
+    /// a policy that withholds `container` withholds these too (then the
+    /// plugin is never called with them).
+    ///
+    /// # Errors
+    /// Every problem: no `container` subscription, an unknown action, a list
+    /// over [`MAX_ENTRIES`].
+    pub fn with_services(
+        mut self,
+        subscribes: &[EventKind],
+        mut filter: ServiceFilter,
+    ) -> Result<Self, SubscriptionError> {
+        let mut problems = Vec::new();
+        if !subscribes.contains(&EventKind::Container) {
+            problems.push(
+                "services: it exports Swarm service events, which need a subscription to container events"
+                    .to_owned(),
+            );
+        }
+        check_len(&mut problems, "services.objects", filter.objects.len());
+        check_len(&mut problems, "services.actions", filter.actions.len());
+        for (i, a) in filter.actions.iter_mut().enumerate() {
+            match KNOWN_SERVICE_ACTIONS
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(a))
+            {
+                Some(known) => *a = (*known).to_owned(),
+                None => problems.push(format!(
+                    "services.actions[{i}]: unknown action {} (known: {})",
+                    shown(a),
+                    KNOWN_SERVICE_ACTIONS.join(", ")
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SubscriptionError { problems });
+        }
+        if self.takes(EventKind::Container) {
+            self.services = Some(filter);
+        }
+        Ok(self)
+    }
+
+    /// Adds the plugin's process-event filter (its `processes` export, WIT
+    /// 0.1.3), validated like the other filters. A process in a container
+    /// is container activity, so the process kind is covered by
+    /// `container`, as Swarm events are: a plugin must subscribe to
+    /// `container` to export it, and a policy that withholds `container`
+    /// withholds these too (then the plugin is never called with them).
+    ///
+    /// # Errors
+    /// Every problem: no `container` subscription, a binary name that is
+    /// empty, has a `/` or NUL, or is over 255 bytes, a list over
+    /// [`MAX_ENTRIES`].
+    pub fn with_processes(
+        mut self,
+        subscribes: &[EventKind],
+        filter: ProcessFilter,
+    ) -> Result<Self, SubscriptionError> {
+        let mut problems = Vec::new();
+        if !subscribes.contains(&EventKind::Container) {
+            problems.push(
+                "processes: it exports process events, which need a subscription to container events"
+                    .to_owned(),
+            );
+        }
+        check_len(&mut problems, "processes.binaries", filter.binaries.len());
+        for (i, b) in filter.binaries.iter().enumerate() {
+            if b.is_empty() || b.len() > 255 || b.contains(['/', '\0']) {
+                problems.push(format!(
+                    "processes.binaries[{i}]: {} is not a file name (the last component of a path, 1 to 255 bytes, without `/`: `sh`, `curl`)",
+                    shown(b)
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SubscriptionError { problems });
+        }
+        if self.takes(EventKind::Container) {
+            self.processes = Some(filter);
+        }
+        Ok(self)
+    }
+
+    /// The process-event filter, when the plugin receives them.
+    pub fn processes(&self) -> Option<&ProcessFilter> {
+        self.processes.as_ref()
+    }
+
+    /// Whether the plugin gets this process event.
+    pub fn wants_process(&self, event: &ProcessEvent) -> bool {
+        self.processes.as_ref().is_some_and(|f| {
+            // A write is about the file, not the program: `binaries` does
+            // not apply, and only plugins that asked for writes get them.
+            if event.action == crate::model::PROCESS_WRITE {
+                return f.writes && (!f.containers_only || event.container.is_some());
+            }
+            (!f.containers_only || event.container.is_some())
+                // Any of the names the program goes by: a multi-call
+                // binary (busybox) is one file under many names, so the
+                // file's name alone would hide `sh` run as `busybox sh` or
+                // through `/proc/self/exe`; more names only widen what the
+                // plugin is shown.
+                && (f.binaries.is_empty()
+                    || event
+                        .program_names()
+                        .any(|name| f.binaries.iter().any(|b| b == name)))
+        })
+    }
+
+    /// The Swarm service-event filter, when the plugin receives them.
+    pub fn services(&self) -> Option<&ServiceFilter> {
+        self.services.as_ref()
+    }
+
+    /// Whether the plugin gets this Swarm event.
+    pub fn wants_service(&self, event: &ServiceEvent) -> bool {
+        self.services.as_ref().is_some_and(|f| {
+            (f.objects.is_empty() || f.objects.contains(&event.object))
+                && (f.actions.is_empty()
+                    || f.actions
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(&event.action)))
         })
     }
 
@@ -221,11 +364,49 @@ impl Subscription {
 
     /// One line per kind, for `vigil plugin inspect`: `kubernetes: every event`
     /// or `kubernetes: verbs create, update; pod spec required`.
+    /// A plugin receiving Swarm events has one more line, `services: …`,
+    /// and one receiving process events `processes: …`.
     pub fn describe(&self) -> Vec<String> {
-        self.kinds
+        let mut lines: Vec<String> = self
+            .kinds
             .iter()
             .map(|kind| format!("{}: {}", kind.as_str(), self.describe_kind(*kind)))
-            .collect()
+            .collect();
+        if let Some(f) = &self.services {
+            let mut parts = Vec::new();
+            if !f.objects.is_empty() {
+                let objects: Vec<&str> = f.objects.iter().map(|o| o.as_str()).collect();
+                parts.push(format!("objects {}", objects.join(", ")));
+            }
+            if !f.actions.is_empty() {
+                parts.push(format!("actions {}", f.actions.join(", ")));
+            }
+            let what = if parts.is_empty() {
+                "every event".to_owned()
+            } else {
+                parts.join("; ")
+            };
+            lines.push(format!("services: {what}"));
+        }
+        if let Some(f) = &self.processes {
+            let mut parts = Vec::new();
+            if !f.binaries.is_empty() {
+                parts.push(format!("binaries {}", f.binaries.join(", ")));
+            }
+            if f.containers_only {
+                parts.push("containers only".to_owned());
+            }
+            if f.writes {
+                parts.push("writes to watched files".to_owned());
+            }
+            let what = if parts.is_empty() {
+                "every event".to_owned()
+            } else {
+                parts.join("; ")
+            };
+            lines.push(format!("processes: {what}"));
+        }
+        lines
     }
 
     fn describe_kind(&self, kind: EventKind) -> String {

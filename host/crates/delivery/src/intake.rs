@@ -178,6 +178,9 @@ impl Intake {
             }
         }
         if let Some(r) = &mut self.responder {
+            for rec in &queued {
+                r.record(rec);
+            }
             for rec in queued.iter().filter(|r| !r.monitor) {
                 r.respond(rec);
             }

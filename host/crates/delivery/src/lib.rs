@@ -52,6 +52,12 @@ pub use suppress::SuppressionRule;
 /// your own queue and return quickly.
 pub trait Responder: Send {
     fn respond(&mut self, finding: &FindingRecord);
+
+    /// Sees every finding committed to the spool, monitor-mode ones
+    /// included, before [`respond`](Self::respond) sees those it gets (the
+    /// host's timeline records them here). Same thread, same rule: return
+    /// quickly.
+    fn record(&mut self, _finding: &FindingRecord) {}
 }
 
 /// A running output thread, as the handle sees it (to wake and join it).
@@ -133,8 +139,9 @@ impl Delivery {
         let stop = Arc::new(Stop::default());
         let mut handles = Vec::new();
         let mut specs = Vec::new();
-        for (spec, out) in outputs {
+        for (spec, mut out) in outputs {
             let om = metrics.output(&spec.name);
+            out.attach_metrics(&om);
             let wake = Arc::new(Wake::default());
             let conn = spool::open(&path, cfg.spool.sync)?;
             om.pending

@@ -92,6 +92,10 @@ impl DeliveryError {
 /// JetStream ack), so the spool can forget them.
 pub trait Output: Send {
     fn deliver(&mut self, batch: &[FindingRecord]) -> Result<(), DeliveryError>;
+
+    /// Hands the output its metrics before the first delivery, for the
+    /// counters only the output itself can bump (the NATS frame guard's).
+    fn attach_metrics(&mut self, _metrics: &std::sync::Arc<vigil_core::metrics::OutputMetrics>) {}
 }
 
 /// What the delivery pipeline needs to know about an output besides how to

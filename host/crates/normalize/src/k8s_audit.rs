@@ -161,7 +161,11 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     } else {
         [None, None]
     };
-    for body in bodies.into_iter().flatten() {
+    // The pod's uid, from the response only: the API server wrote it; a
+    // request body holds whatever the client sent.
+    let mut pod_uid = None;
+    for (i, body) in bodies.into_iter().enumerate() {
+        let Some(body) = body else { continue };
         let obj = match serde_json::from_str::<Object<'_>>(body.get()) {
             Ok(obj) => obj,
             // A pod whose spec is malformed is a bad record; any other body
@@ -189,6 +193,16 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
                     .unwrap_or_default()
                     .to_owned();
             }
+            if i == 0
+                && &*obj.kind == "Pod"
+                && oref.resource == "pods"
+                && oref.subresource.is_empty()
+                && obj.metadata.name.as_deref() == Some(name.as_str())
+                && let Some(uid) = obj.metadata.uid.as_deref()
+                && !uid.is_empty()
+            {
+                pod_uid = Some(uid.to_owned());
+            }
             pod = Some(p);
             owner = o;
             break;
@@ -206,6 +220,11 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
         ),
     };
     let id = format!("k8s-audit:{}:{}", e.audit_id, e.stage);
+    if let Some(uid) = &pod_uid {
+        // The WIT event has no field for it (its `audit-id` is the
+        // request's): the subject windows find it by event id.
+        vigil_core::subjects::audit_pod_uids::note(&id, uid);
+    }
     Ok(Event {
         id,
         time,

@@ -24,6 +24,9 @@ pub struct ObjectMeta<'a> {
     pub generate_name: Option<Str<'a>>,
     #[serde(borrow)]
     pub namespace: Option<Str<'a>>,
+    /// Set by the API server; trusted only from a response body.
+    #[serde(borrow)]
+    pub uid: Option<Str<'a>>,
     #[serde(borrow)]
     pub owner_references: Vec<OwnerRaw<'a>>,
     #[serde(borrow)]

@@ -10,8 +10,10 @@
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::{Format, InputError, Origin, first_line_complete, line_of, normalise_record, sniff};
-use vigil_core::model::Event;
+use super::{
+    Format, InputError, Normalised, Origin, first_line_complete, line_of, normalise_record, sniff,
+};
+use vigil_core::model::{Event, ProcessEvent};
 
 /// One record of an input, not yet normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub struct Record<'a> {
 pub enum Segment {
     /// The events of consecutive good records.
     Events(Vec<Event>),
+    /// The process events of consecutive good records (Vigil JSON only).
+    Processes(Vec<ProcessEvent>),
     /// One bad record.
     Error(InputError),
 }
@@ -148,9 +152,14 @@ impl<'a> Normaliser<'a> {
         self.format
     }
 
-    /// Normalises one record, appending its events to `out`; a bad record
-    /// adds nothing (an `EventList` failing halfway leaves no half).
-    pub fn record(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<(), InputError> {
+    /// Normalises one record, appending its events to `out` or returning
+    /// its process event; a bad record adds nothing (an `EventList` failing
+    /// halfway leaves no half).
+    pub fn record(
+        &mut self,
+        rec: &Record<'_>,
+        out: &mut Vec<Event>,
+    ) -> Result<Normalised, InputError> {
         let err = |reason: String| InputError {
             file: self.file.to_owned(),
             line: rec.line,
@@ -169,24 +178,24 @@ impl<'a> Normaliser<'a> {
             }
         }
         let before = out.len();
-        normalise_record(doc, self.format, &self.origin, out)
-            .map(|_| ())
-            .map_err(|e| {
-                out.truncate(before);
-                let what = match self.format {
-                    Format::K8sAudit => "Kubernetes audit event",
-                    Format::DockerInspect => "docker inspect object",
-                    Format::Vigil => "Vigil event",
-                    Format::Auto => "record",
-                };
-                err(format!("invalid {what}: {e}"))
-            })
+        normalise_record(doc, self.format, &self.origin, out).map_err(|e| {
+            out.truncate(before);
+            let what = match self.format {
+                Format::K8sAudit => "Kubernetes audit event",
+                Format::DockerInspect => "docker inspect object",
+                Format::Vigil => "Vigil event",
+                Format::Auto => "record",
+            };
+            err(format!("invalid {what}: {e}"))
+        })
     }
 }
 
 /// Splits `data` into records and normalises each. `on_events` receives
 /// the events of each good record (and may drain the vector); `on_error`
-/// each bad one. Returns the number of records read.
+/// each bad one, and each process event (this reader takes events only:
+/// [`normalise_records`] hands process events on too). Returns the number
+/// of records read.
 pub fn for_each_record(
     file: &str,
     data: &[u8],
@@ -201,7 +210,13 @@ pub fn for_each_record(
     for rec in &records {
         scratch.clear();
         match normaliser.record(rec, &mut scratch) {
-            Ok(()) => on_events(&mut scratch),
+            Ok(Normalised::Events(_)) => on_events(&mut scratch),
+            Ok(Normalised::Process(_)) => on_error(InputError {
+                file: file.to_owned(),
+                line: rec.line,
+                reason: "a process event, which this reader does not take (`vigil replay` does)"
+                    .into(),
+            }),
             Err(e) => on_error(e),
         }
     }
@@ -221,16 +236,39 @@ pub fn normalise_records(
     let mut normaliser = Normaliser::new(file, format, *origin);
     let mut segments = Vec::new();
     let mut events = Vec::new();
+    let mut processes = Vec::new();
     for rec in records {
-        if let Err(e) = normaliser.record(rec, &mut events) {
-            if !events.is_empty() {
-                segments.push(Segment::Events(std::mem::take(&mut events)));
+        match normaliser.record(rec, &mut events) {
+            // Runs of each kind stay in input order: a plugin sees a
+            // container's start before the programs run in it.
+            // (At most one of `events` and `processes` holds anything.)
+            Ok(Normalised::Events(_)) => {
+                if !processes.is_empty() {
+                    segments.push(Segment::Processes(std::mem::take(&mut processes)));
+                }
             }
-            segments.push(Segment::Error(e));
+            Ok(Normalised::Process(p)) => {
+                if !events.is_empty() {
+                    segments.push(Segment::Events(std::mem::take(&mut events)));
+                }
+                processes.push(*p);
+            }
+            Err(e) => {
+                if !events.is_empty() {
+                    segments.push(Segment::Events(std::mem::take(&mut events)));
+                }
+                if !processes.is_empty() {
+                    segments.push(Segment::Processes(std::mem::take(&mut processes)));
+                }
+                segments.push(Segment::Error(e));
+            }
         }
     }
     if !events.is_empty() {
         segments.push(Segment::Events(events));
+    }
+    if !processes.is_empty() {
+        segments.push(Segment::Processes(processes));
     }
     segments
 }

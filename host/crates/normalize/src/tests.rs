@@ -265,10 +265,77 @@ fn records_normalised_in_slices_equal_one_pass() {
                 match segment {
                     Segment::Events(e) => got_events.extend(e),
                     Segment::Error(e) => got_errors.push(e),
+                    Segment::Processes(p) => panic!("no process events in audit input: {p:?}"),
                 }
             }
         }
         assert_eq!(got_events, events, "slices of {size}");
         assert_eq!(got_errors, errors, "slices of {size}");
     }
+}
+
+#[test]
+fn vigil_input_carries_process_events_in_order_beside_events() {
+    use vigil_core::model::{ProcessEvent, ProcessRecord};
+    let exec = |id: &str| ProcessEvent {
+        id: id.into(),
+        time: 2,
+        source: "ebpf".into(),
+        action: "exec".into(),
+        binary: "/bin/sh".into(),
+        args: vec!["sh".into()],
+        ..Default::default()
+    };
+    let line = |p: &ProcessEvent| serde_json::to_string(&ProcessRecord(p)).unwrap();
+    let start =
+        r#"{"id":"c-start","time":1,"body":{"kind":"container","action":"start","id":"c1"}}"#;
+    let data = format!(
+        "{start}\n{}\n{}\n{{\"id\":\"bad\",\"body\":{{\"kind\":\"process\",\"pid\":-1}}}}\n{}\n{start}\n",
+        line(&exec("p1")),
+        line(&exec("p2")),
+        line(&exec("p3")),
+    );
+    let records = split_records("v.jsonl", data.as_bytes(), &mut |e| panic!("{e}"));
+    let kinds: Vec<String> = normalise_records("v.jsonl", &records, Format::Vigil, &ORIGIN)
+        .into_iter()
+        .map(|s| match s {
+            Segment::Events(e) => format!("events {}", e.len()),
+            Segment::Processes(p) => {
+                let ids: Vec<&str> = p.iter().map(|p| p.id.as_str()).collect();
+                format!("processes {}", ids.join(","))
+            }
+            Segment::Error(e) => format!("error {}: {}", e.line, e.reason),
+        })
+        .collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds[0], "events 1");
+    assert_eq!(kinds[1], "processes p1,p2");
+    assert!(
+        kinds[2].starts_with("error 4: invalid Vigil event: field `body.pid`")
+            || kinds[2].starts_with("error 4: invalid Vigil event:"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[3], "processes p3");
+    assert_eq!(kinds[4], "events 1");
+    // The round trip keeps every field.
+    let back = &normalise_records("v.jsonl", &records[1..2], Format::Auto, &ORIGIN);
+    assert!(
+        matches!(&back[0], Segment::Processes(p) if p[0] == exec("p1")),
+        "{back:?}"
+    );
+
+    // A reader of events only says what it skipped.
+    let mut errors = Vec::new();
+    let mut n = 0;
+    for_each_record(
+        "v.jsonl",
+        data.as_bytes(),
+        Format::Auto,
+        &ORIGIN,
+        |e| n += e.len(),
+        |e| errors.push(e.to_string()),
+    );
+    assert_eq!(n, 2);
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(errors[0].contains("a process event"), "{errors:?}");
 }

@@ -6,6 +6,8 @@
 //! lines of stdout/stderr, timestamped), `changes.json` (`docker diff`),
 //! `top.json` (processes, taken after the pause so they are frozen),
 //! `findings.jsonl`. Kubernetes: `pod.json`, `findings.jsonl`. Both:
+//! `timeline.json` (the target's recent events and findings from the host's
+//! timeline, rewritten at each pass),
 //! `record.json` (the quarantine record with every action, rewritten as it
 //! changes) and `manifest.json` (size and SHA-256 of every evidence file).
 

@@ -122,7 +122,12 @@ impl TargetExempt<'_> {
                 rule = self.rule,
                 reason = self.reason,
                 "response: finding about Vigil's own {}; never quarantined",
-                self.kind
+                // The target kind names the API (`docker`, `kubernetes`).
+                if self.kind == "kubernetes" {
+                    "pod"
+                } else {
+                    "container"
+                }
             );
         } else {
             tracing::info!(

@@ -101,7 +101,8 @@ impl KubernetesActions {
     /// pod. `verified_uid`: the pod's uid as the events behind the finding
     /// showed it; the pod the API server returns for `namespace/name` must
     /// have it (and, on a later pass, the uid pinned at the first), else
-    /// nothing is done.
+    /// nothing is done. Without one, the pod is looked up (its current uid
+    /// recorded) and nothing is done either.
     pub async fn quarantine(
         &mut self,
         rec: &mut Recorder<'_>,
@@ -147,9 +148,20 @@ impl KubernetesActions {
             .uid
             .clone()
             .or_else(|| verified_uid.map(str::to_owned));
-        if let Some(expected) = expected
-            && expected != actual
-        {
+        let Some(expected) = expected else {
+            // A name is not an identity: a pod deleted and created again
+            // under it is another workload (issue 10: act only on a pod
+            // checked by uid). Its uid now is logged for the operator.
+            rec.act(
+                "inspect",
+                Outcome::Failed,
+                &format!(
+                    "pod {ns}/{name} (uid {actual:?} now): no uid was verified from the events behind the finding, and the responder does not act on a pod by name alone; not acted on"
+                ),
+            );
+            return if dry { State::DryRun } else { State::Failed };
+        };
+        if expected != actual {
             rec.act(
                 "inspect",
                 Outcome::Failed,

@@ -37,6 +37,8 @@ use vigil_core::finding_record::FindingRecord;
 use vigil_core::glob::matches as glob;
 use vigil_core::metrics::{Registry, ResponseCounters};
 use vigil_core::model::EntityKind;
+use vigil_core::time::wall_now;
+use vigil_core::timeline::{EntityQuery, Timeline};
 
 /// Findings waiting for the responder; beyond this they are dropped (counted).
 const QUEUE: usize = 1024;
@@ -235,6 +237,8 @@ pub struct Engine {
     resume: mpsc::UnboundedSender<Control>,
     /// The plugins allowed to trigger a response.
     permitted: PermittedPlugins,
+    /// The host's timeline: the target's goes into the evidence bundle.
+    timeline: Option<Arc<Timeline>>,
 }
 
 /// What the responder thread is told besides findings.
@@ -267,6 +271,7 @@ impl Engine {
             kubernetes: kubernetes::KubernetesActions::default(),
             cfg,
             permitted: PermittedPlugins::default(),
+            timeline: None,
         }
     }
 
@@ -531,6 +536,12 @@ impl Engine {
         if let (Some(b), Some(f)) = (&bundle, f) {
             rec.evidence(b.add_finding(f).map(|_| ()), "findings.jsonl");
         }
+        if let (Some(b), Some(t)) = (&bundle, &self.timeline) {
+            // Rewritten at each pass: the latest history of the target,
+            // the finding that triggered this pass included.
+            let view = t.query(&timeline_query(kind, &rec.q.target), wall_now());
+            rec.evidence(b.write_json("timeline.json", &view), "timeline.json");
+        }
         let state = match kind {
             TargetKind::Docker => self.docker.quarantine(&mut rec, bundle.as_ref(), dry).await,
             TargetKind::Kubernetes => {
@@ -687,6 +698,18 @@ pub async fn release(
     Ok((rec.q, before))
 }
 
+/// The timeline query of a quarantine target: a container by its full id,
+/// a pod by `namespace/name`.
+fn timeline_query(kind: TargetKind, target: &str) -> EntityQuery {
+    match (kind, target.split_once('/')) {
+        (TargetKind::Kubernetes, Some((namespace, name))) => EntityQuery::Pod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        },
+        _ => EntityQuery::Container(target.to_owned()),
+    }
+}
+
 /// The running responder: a thread with its own runtime. It always runs
 /// (idle while the mode is `off`) so that a config reload can turn the
 /// response on or off without touching the rest of the pipeline.
@@ -728,6 +751,7 @@ impl Responder {
         data_dir: PathBuf,
         node: &str,
         registry: Arc<Registry>,
+        timeline: Option<Arc<Timeline>>,
     ) -> anyhow::Result<Self> {
         let own = own::Own::current();
         if !own.containers.is_empty() {
@@ -736,6 +760,7 @@ impl Responder {
         log_mode(&cfg, &data_dir);
         let (control, mut control_rx) = mpsc::unbounded_channel::<Control>();
         let mut engine = Engine::new(cfg, &data_dir, node, own, registry.clone(), control.clone());
+        engine.timeline = timeline;
         let permitted = engine.permitted.clone();
         let (tx, mut rx) = mpsc::channel::<Arc<FindingRecord>>(QUEUE);
         let rt = tokio::runtime::Builder::new_current_thread()

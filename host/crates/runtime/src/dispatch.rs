@@ -1,5 +1,5 @@
-//! Synchronous dispatch of events to plugins in batches, for replay and
-//! plugin tests: events are grouped per kind, each batch is routed by the
+//! Synchronous dispatch of events (and process events) to plugins in
+//! batches, for replay and plugin tests: events are grouped per kind, each batch is routed by the
 //! plugins' subscriptions and encoded once ([`crate::routing`]), and
 //! findings come back in order.
 //!
@@ -18,11 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::feed::{FedFindings, Producer};
-use crate::routing::{Pick, Route, RoutedBatch};
+use crate::routing::{Pick, Route, RoutedBatch, pick_processes};
 use crate::{CallOutcome, LoadedPlugin, PluginRunner};
 use vigil_core::model::packed::PackedEvents;
-use vigil_core::model::{Event, EventKind, Finding};
+use vigil_core::model::{Event, EventKind, Finding, Heartbeat, ProcessEvent};
 use vigil_core::subjects::Verdict;
+
+/// The sender index of findings no loaded plugin made: no plugin is
+/// skipped when they are handed on.
+const FROM_OUTSIDE: usize = usize::MAX;
 
 /// The default batch size: the runtime's performance contract.
 pub const DEFAULT_BATCH: usize = 256;
@@ -101,6 +105,44 @@ impl Dispatcher {
         }
     }
 
+    /// Runs process events (WIT 0.1.3: `vigil replay` of what `vigil run
+    /// --emit-events` wrote) through every plugin whose subscription wants
+    /// some of them, in batches, after every event pending — as `vigil run`
+    /// routes them, so a plugin sees a container's start before the
+    /// programs run in it.
+    pub fn push_processes(
+        &mut self,
+        processes: Vec<ProcessEvent>,
+        out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
+    ) {
+        if processes.is_empty() {
+            return;
+        }
+        for s in 0..self.pending.len() {
+            self.run(s, out);
+        }
+        for chunk in processes.chunks(self.batch) {
+            let latest = chunk.iter().map(|p| p.time).max().unwrap_or_default();
+            self.clock.fetch_max(latest, Ordering::Relaxed);
+            let batch = Arc::new(chunk.to_vec());
+            let picks: Vec<Option<Arc<Vec<ProcessEvent>>>> = self
+                .runners
+                .iter()
+                .map(|r| pick_processes(&batch, r.subscription()))
+                .collect();
+            let outcomes =
+                concurrent::call_each(&mut self.runners, self.pool.as_deref(), |i, r| {
+                    picks[i].as_ref().map(|p| r.on_process_events(p))
+                });
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                if let Some(outcome) = outcome {
+                    self.outcome(i, outcome, out);
+                }
+            }
+            self.hand_on(out);
+        }
+    }
+
     fn run(&mut self, s: usize, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         let batch = std::mem::take(&mut self.pending[s]);
         if batch.is_empty() {
@@ -141,9 +183,50 @@ impl Dispatcher {
             }
         }
         let now = self.clock.load(Ordering::Relaxed);
+        self.tick(now, out);
+    }
+
+    /// Gives every plugin a tick at `now`, then hands on what they report.
+    pub fn tick(&mut self, now: u64, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         for i in 0..self.runners.len() {
             let outcome = self.runners[i].on_tick(now);
             self.outcome(i, outcome, out);
+        }
+        self.hand_on(out);
+    }
+
+    /// Hands findings made elsewhere (the nodes' findings `vigil fleet`
+    /// reads) to every plugin that receives findings, then what those
+    /// report in turn, breadth first: the queue of [`Self::hand_on`], with
+    /// no plugin as the sender.
+    pub fn hand_findings(
+        &mut self,
+        batch: FedFindings,
+        out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        self.feed.push_back((FROM_OUTSIDE, batch));
+        self.hand_on(out);
+    }
+
+    /// Hands heartbeats `vigil fleet` read to every plugin that exports
+    /// `fleet`, then what those report to the plugins that receive
+    /// findings, as for [`Self::hand_findings`].
+    pub fn hand_heartbeats(
+        &mut self,
+        batch: &[Heartbeat],
+        out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        for i in 0..self.runners.len() {
+            if self.runners[i].takes_heartbeats() {
+                let outcome = self.runners[i].on_heartbeats(batch);
+                self.outcome(i, outcome, out);
+            }
         }
         self.hand_on(out);
     }

@@ -56,10 +56,10 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
     "vigil:detector/threat-intel",
 ];
 
-/// WIT versions whose plugins this host runs: 0.1.1 and 0.1.2 only added
+/// WIT versions whose plugins this host runs: 0.1.1 to 0.1.3 only added
 /// worlds, types and optional exports, so wasmtime's semver matching links
 /// older imports to the current host.
-pub const COMPATIBLE_VERSIONS: [&str; 3] = ["0.1.0", "0.1.1", "0.1.2"];
+pub const COMPATIBLE_VERSIONS: [&str; 4] = ["0.1.0", "0.1.1", "0.1.2", "0.1.3"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
 const PACKED_EXPORT: &str = "on-packed-events";
@@ -70,6 +70,20 @@ const SUBSCRIPTIONS_EXPORT: &str = "subscriptions";
 /// (`correlate`, WIT 0.1.2), without its version, and its one function.
 const CORRELATE_EXPORT: &str = "vigil:detector/correlate";
 const ON_FINDINGS: &str = "on-findings";
+/// The interface a plugin exports to receive Docker Swarm events
+/// (`services`, WIT 0.1.3), without its version, and its two functions.
+const SERVICES_EXPORT: &str = "vigil:detector/services";
+const SERVICE_SUBSCRIPTION: &str = "service-subscription";
+const ON_SERVICE_EVENTS: &str = "on-service-events";
+/// The interface a plugin exports to receive process events (`processes`,
+/// WIT 0.1.3), without its version, and its two functions.
+const PROCESSES_EXPORT: &str = "vigil:detector/processes";
+const PROCESS_SUBSCRIPTION: &str = "process-subscription";
+const ON_PROCESS_EVENTS: &str = "on-process-events";
+/// The interface a fleet rule exports to receive the nodes' heartbeats
+/// (`fleet`, WIT 0.1.3), without its version, and its one function.
+const FLEET_EXPORT: &str = "vigil:detector/fleet";
+const ON_HEARTBEATS: &str = "on-heartbeats";
 
 /// Whether a plugin may import this interface instance name.
 pub fn import_allowed(name: &str) -> bool {
@@ -253,9 +267,47 @@ pub struct LoadedPlugin {
     /// `correlate.on-findings`, when the plugin exports it and its policy
     /// lets it receive other plugins' findings.
     on_findings: Option<ComponentExportIndex>,
+    /// The `services` export (`service-subscription`, `on-service-events`),
+    /// when the plugin has one (WIT 0.1.3).
+    services: Option<ServicesExport>,
+    /// The `processes` export (`process-subscription`, `on-process-events`),
+    /// when the plugin has one (WIT 0.1.3).
+    processes: Option<ServicesExport>,
+    /// `fleet.on-heartbeats`, when the plugin exports it (WIT 0.1.3): only
+    /// `vigil fleet` calls it.
+    on_heartbeats: Option<ComponentExportIndex>,
+}
+
+/// The functions of a plugin's `services` export (WIT 0.1.3), or of its
+/// `processes` export (WIT 0.1.3), which has the same shape: a filter read
+/// at load and a batch call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServicesExport {
+    pub(crate) subscription: ComponentExportIndex,
+    pub(crate) on_events: ComponentExportIndex,
 }
 
 impl LoadedPlugin {
+    /// Whether the plugin exports the `services` interface (Docker Swarm
+    /// events, WIT 0.1.3). Whether it receives them also depends on its
+    /// policy: see [`PluginRunner::subscription`].
+    pub fn exports_services(&self) -> bool {
+        self.services.is_some()
+    }
+
+    /// Whether the plugin exports the `processes` interface (process
+    /// events, WIT 0.1.3). Whether it receives them also depends on its
+    /// policy: see [`PluginRunner::subscription`].
+    pub fn exports_processes(&self) -> bool {
+        self.processes.is_some()
+    }
+
+    /// Whether the plugin exports the `fleet` interface (the nodes'
+    /// heartbeats, WIT 0.1.3). Only `vigil fleet` hands them on.
+    pub fn takes_heartbeats(&self) -> bool {
+        self.on_heartbeats.is_some()
+    }
+
     /// Whether batches go to the plugin packed (`wit/PACKED.md`).
     pub fn takes_packed(&self) -> bool {
         self.packed.is_some()
@@ -341,7 +393,20 @@ impl Runtime {
         }
         let packed = component.get_export_index(None, PACKED_EXPORT);
         let subscriptions = component.get_export_index(None, SUBSCRIPTIONS_EXPORT);
-        let on_findings = correlate_export(&self.engine, &component);
+        let on_findings = interface_func(&self.engine, &component, CORRELATE_EXPORT, ON_FINDINGS);
+        let on_heartbeats = interface_func(&self.engine, &component, FLEET_EXPORT, ON_HEARTBEATS);
+        let services = side_export(
+            &self.engine,
+            &component,
+            SERVICES_EXPORT,
+            [SERVICE_SUBSCRIPTION, ON_SERVICE_EVENTS],
+        );
+        let processes = side_export(
+            &self.engine,
+            &component,
+            PROCESSES_EXPORT,
+            [PROCESS_SUBSCRIPTION, ON_PROCESS_EVENTS],
+        );
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -368,12 +433,12 @@ impl Runtime {
             })?;
         drop(store);
         let mut info = info;
-        let changed = validate_info(&mut info, on_findings.is_some()).map_err(|reason| {
-            LoadError::Describe {
+        let side_input = on_findings.is_some() || on_heartbeats.is_some();
+        let changed =
+            validate_info(&mut info, side_input).map_err(|reason| LoadError::Describe {
                 plugin: label.clone(),
                 reason,
-            }
-        })?;
+            })?;
         if let Identity::Named(name) = &spec.identity
             && *name != info.name
         {
@@ -384,7 +449,12 @@ impl Runtime {
             });
         }
         let on_findings = granted_findings(&spec, &info, &label, on_findings);
-        let kinds = granted_kinds(&spec, &info, &label, on_findings.is_some())?;
+        let kinds = granted_kinds(
+            &spec,
+            &info,
+            &label,
+            on_findings.is_some() || on_heartbeats.is_some(),
+        )?;
         let may_respond = spec
             .policy
             .may_respond(matches!(spec.origin, PluginOrigin::Builtin(_)));
@@ -422,6 +492,9 @@ impl Runtime {
             packed,
             subscriptions,
             on_findings,
+            services,
+            processes,
+            on_heartbeats,
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),
@@ -477,7 +550,7 @@ fn granted_kinds(
     spec: &PluginSpec,
     info: &PluginInfo,
     origin: &str,
-    takes_findings: bool,
+    side_input: bool,
 ) -> Result<Vec<EventKind>, LoadError> {
     let (kept, dropped) = spec.policy.narrow(&info.subscribes);
     let names = |ks: &[EventKind]| {
@@ -486,8 +559,9 @@ fn granted_kinds(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    // A correlating plugin may want findings only: nothing to refuse then.
-    if kept.is_empty() && !(takes_findings && info.subscribes.is_empty()) {
+    // A correlating plugin or a fleet rule may want findings or heartbeats
+    // only: nothing to refuse then.
+    if kept.is_empty() && !(side_input && info.subscribes.is_empty()) {
         return Err(LoadError::Policy {
             plugin: info.name.clone(),
             reason: format!(
@@ -529,16 +603,43 @@ fn granted_findings(
     None
 }
 
-/// The index of `on-findings` in the component's `correlate` export at a
-/// version this host runs, if it exports one.
-fn correlate_export(engine: &Engine, component: &Component) -> Option<ComponentExportIndex> {
+/// The index of function `func` in the component's export of interface
+/// `iface` (`correlate`, `fleet`) at a version this host runs, if it
+/// exports one.
+fn interface_func(
+    engine: &Engine,
+    component: &Component,
+    iface: &str,
+    func: &str,
+) -> Option<ComponentExportIndex> {
     let ty = component.component_type();
     let name = ty.exports(engine).find_map(|(name, _)| {
-        let (iface, version) = name.split_once('@')?;
-        (iface == CORRELATE_EXPORT && COMPATIBLE_VERSIONS.contains(&version)).then_some(name)
+        let (exported, version) = name.split_once('@')?;
+        (exported == iface && COMPATIBLE_VERSIONS.contains(&version)).then_some(name)
     })?;
     let instance = component.get_export_index(None, name)?;
-    component.get_export_index(Some(&instance), ON_FINDINGS)
+    component.get_export_index(Some(&instance), func)
+}
+
+/// The two functions (filter, batch call) of the component's export of
+/// interface `iface` (`services`, `processes`) at a version this host runs,
+/// if it exports one with both.
+fn side_export(
+    engine: &Engine,
+    component: &Component,
+    iface: &str,
+    [subscription, on_events]: [&str; 2],
+) -> Option<ServicesExport> {
+    let ty = component.component_type();
+    let name = ty.exports(engine).find_map(|(name, _)| {
+        let (exported, version) = name.split_once('@')?;
+        (exported == iface && COMPATIBLE_VERSIONS.contains(&version)).then_some(name)
+    })?;
+    let instance = component.get_export_index(None, name)?;
+    Some(ServicesExport {
+        subscription: component.get_export_index(Some(&instance), subscription)?,
+        on_events: component.get_export_index(Some(&instance), on_events)?,
+    })
 }
 
 fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {
@@ -586,7 +687,9 @@ const INFO_SETTINGS: usize = 64;
 /// bound (see [`vigil_core::text::escape_control`]). The plugin still
 /// runs: a long description is no reason to lose a detector. Returns which
 /// fields were changed, for a warning.
-fn validate_info(info: &mut PluginInfo, takes_findings: bool) -> Result<Vec<&'static str>, String> {
+/// `side_input`: the plugin exports `correlate` or `fleet`, so it may
+/// subscribe to no event kind.
+fn validate_info(info: &mut PluginInfo, side_input: bool) -> Result<Vec<&'static str>, String> {
     let valid_name = !info.name.is_empty()
         && info.name.len() <= 64
         && info
@@ -599,8 +702,10 @@ fn validate_info(info: &mut PluginInfo, takes_findings: bool) -> Result<Vec<&'st
             escape_control(&info.name, 80)
         ));
     }
-    if info.subscribes.is_empty() && !takes_findings {
-        return Err("it subscribes to no event kind (and does not export `correlate`)".into());
+    if info.subscribes.is_empty() && !side_input {
+        return Err(
+            "it subscribes to no event kind (and exports neither `correlate` nor `fleet`)".into(),
+        );
     }
     let mut changed = Vec::new();
     if sanitize(&mut info.version, INFO_VERSION_BYTES) {

@@ -58,6 +58,8 @@ pub struct PluginSelection {
     pub file_names: FileNames,
     /// Signatures demanded of plugin files (built-ins need none).
     pub signatures: crate::signature::SignaturePolicy,
+    /// With `builtin`: only these built-ins (`vigil fleet`'s rules), when set.
+    pub builtin_only: Option<Vec<String>>,
 }
 
 impl Default for PluginSelection {
@@ -72,6 +74,7 @@ impl Default for PluginSelection {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             file_names: FileNames::Stem,
             signatures: Default::default(),
+            builtin_only: None,
         }
     }
 }
@@ -133,7 +136,12 @@ fn candidates(sel: &PluginSelection) -> (Vec<Candidate>, Vec<LoadError>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     if sel.builtin {
-        out.extend(builtin::names().map(|n| Candidate {
+        let wanted = |n: &&str| {
+            sel.builtin_only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == n))
+        };
+        out.extend(builtin::names().filter(wanted).map(|n| Candidate {
             origin: PluginOrigin::Builtin(n),
             name: n.to_owned(),
         }));

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use vigil_core::model::Event;
 use vigil_core::model::packed::PackedEvents;
+use vigil_core::model::{Event, ProcessEvent, ServiceEvent};
 use vigil_core::subscription::{Delivery, Subscription};
 
 /// What one plugin gets of a routed batch.
@@ -126,5 +126,143 @@ fn pick(events: &[Event], subscription: &Subscription) -> Pick {
         None => Pick::All,
         Some(list) if list.is_empty() => Pick::Nothing,
         Some(list) => Pick::Some(list),
+    }
+}
+
+/// What one plugin gets of a batch of Docker Swarm events (WIT 0.1.3), by
+/// its subscription: `None` when nothing (the plugin is not called), the
+/// shared batch when everything, else a copy of the events it wants. Swarm
+/// events are few (a service's updates, not its containers'), so they are
+/// neither packed nor indexed.
+pub fn pick_services(
+    batch: &Arc<Vec<ServiceEvent>>,
+    subscription: &Subscription,
+) -> Option<Arc<Vec<ServiceEvent>>> {
+    subscription.services()?;
+    pick_side(batch, |e| subscription.wants_service(e))
+}
+
+/// What one plugin gets of a batch of process events (WIT 0.1.3), by its
+/// subscription: as [`pick_services`], `None` when nothing, the shared
+/// batch when everything, else a copy of the events it wants. Neither
+/// packed nor indexed: a plugin's binary filter keeps its copies small.
+pub fn pick_processes(
+    batch: &Arc<Vec<ProcessEvent>>,
+    subscription: &Subscription,
+) -> Option<Arc<Vec<ProcessEvent>>> {
+    subscription.processes()?;
+    pick_side(batch, |e| subscription.wants_process(e))
+}
+
+/// The events of `batch` that `wants`: `None` when none, the shared batch
+/// when all of them, else a copy of those.
+fn pick_side<T: Clone>(batch: &Arc<Vec<T>>, wants: impl Fn(&T) -> bool) -> Option<Arc<Vec<T>>> {
+    let wanted = batch.iter().filter(|e| wants(e)).count();
+    if wanted == 0 {
+        None
+    } else if wanted == batch.len() {
+        Some(batch.clone())
+    } else {
+        Some(Arc::new(
+            batch.iter().filter(|e| wants(e)).cloned().collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::model::{EventKind, ServiceFilter, SwarmObject};
+
+    fn swarm(object: SwarmObject) -> ServiceEvent {
+        ServiceEvent {
+            object,
+            action: "update".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn swarm_events_reach_only_plugins_that_want_them() {
+        let batch = Arc::new(vec![swarm(SwarmObject::Service), swarm(SwarmObject::Node)]);
+        let kinds = [EventKind::Container];
+        // No `services` export: never called.
+        assert!(pick_services(&batch, &Subscription::everything(&kinds)).is_none());
+        // Every Swarm event: the shared batch itself.
+        let all = Subscription::everything(&kinds)
+            .with_services(&kinds, ServiceFilter::default())
+            .unwrap();
+        assert!(Arc::ptr_eq(&pick_services(&batch, &all).unwrap(), &batch));
+        // Services only: a copy of those.
+        let services = Subscription::everything(&kinds)
+            .with_services(
+                &kinds,
+                ServiceFilter {
+                    objects: vec![SwarmObject::Service],
+                    actions: vec![],
+                },
+            )
+            .unwrap();
+        let picked = pick_services(&batch, &services).unwrap();
+        assert_eq!(*picked, vec![swarm(SwarmObject::Service)]);
+        // Secrets only: nothing of this batch, not called.
+        let secrets = Subscription::everything(&kinds)
+            .with_services(
+                &kinds,
+                ServiceFilter {
+                    objects: vec![SwarmObject::Secret],
+                    actions: vec![],
+                },
+            )
+            .unwrap();
+        assert!(pick_services(&batch, &secrets).is_none());
+    }
+
+    fn exec(binary: &str) -> ProcessEvent {
+        ProcessEvent {
+            binary: binary.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn process_events_reach_only_plugins_that_want_them() {
+        use vigil_core::model::ProcessFilter;
+        let batch = Arc::new(vec![exec("/bin/sh"), exec("/usr/bin/python3")]);
+        let kinds = [EventKind::Container];
+        // No `processes` export: never called.
+        assert!(pick_processes(&batch, &Subscription::everything(&kinds)).is_none());
+        // Every process event: the shared batch itself.
+        let all = Subscription::everything(&kinds)
+            .with_processes(&kinds, ProcessFilter::default())
+            .unwrap();
+        assert!(Arc::ptr_eq(&pick_processes(&batch, &all).unwrap(), &batch));
+        // Shells only: a copy of those.
+        let shells = Subscription::everything(&kinds)
+            .with_processes(
+                &kinds,
+                ProcessFilter {
+                    binaries: vec!["sh".into()],
+                    containers_only: false,
+                    writes: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            *pick_processes(&batch, &shells).unwrap(),
+            vec![exec("/bin/sh")]
+        );
+        // Containers only: these are the host's, not called.
+        let containers = Subscription::everything(&kinds)
+            .with_processes(
+                &kinds,
+                ProcessFilter {
+                    binaries: vec![],
+                    containers_only: true,
+                    writes: false,
+                },
+            )
+            .unwrap();
+        assert!(pick_processes(&batch, &containers).is_none());
     }
 }

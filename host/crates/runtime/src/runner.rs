@@ -20,7 +20,10 @@ use crate::internal_events::{
 use crate::routing::{Pick, RoutedBatch};
 use crate::state::PluginState;
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, EventBody, Finding, FindingEvent, SubscriptionSet, Timestamp};
+use vigil_core::model::{
+    Event, EventBody, Finding, FindingEvent, Heartbeat, ProcessEvent, ProcessFilter, ServiceEvent,
+    ServiceFilter, SubscriptionSet, Timestamp,
+};
 use vigil_core::subjects::{GENERATION_TTL, SubjectWindow, Verdict};
 use vigil_core::subscription::Subscription;
 use vigil_core::text::escape_control;
@@ -65,6 +68,14 @@ struct Live {
     subscriptions: Option<Func>,
     /// `correlate.on-findings`, when exported and granted.
     on_findings: Option<Func>,
+    /// `services.service-subscription` and `services.on-service-events`,
+    /// when exported (WIT 0.1.3).
+    services: Option<(Func, Func)>,
+    /// `processes.process-subscription` and `processes.on-process-events`,
+    /// when exported (WIT 0.1.3).
+    processes: Option<(Func, Func)>,
+    /// `fleet.on-heartbeats`, when exported (WIT 0.1.3).
+    on_heartbeats: Option<Func>,
 }
 
 /// Runs one plugin. Not shared between threads: each plugin has its own
@@ -82,8 +93,9 @@ pub struct PluginRunner {
     metrics: Arc<PluginMetrics>,
     /// Reused encoding buffer of packed batches.
     packed_buf: Vec<u8>,
-    /// The containers and pods this plugin was shown recently, against
-    /// which its findings' entities are checked.
+    /// The containers and pods of each event (and fed finding) handed to
+    /// this plugin recently, by id: its findings' entities are checked
+    /// against those of the events they cite.
     subjects: SubjectWindow,
     /// What it receives: its granted kinds, narrowed by its `subscriptions`
     /// (read once, at load).
@@ -174,6 +186,38 @@ impl PluginRunner {
                                 source,
                             })?;
                 }
+                if let Some(filter) = self.read_service_filter(&mut live)? {
+                    self.subscription = self
+                        .subscription
+                        .clone()
+                        .with_services(&self.plugin.info.subscribes, filter)
+                        .map_err(|source| LoadError::Subscription {
+                            plugin: self.name().to_owned(),
+                            source,
+                        })?;
+                    if self.subscription.services().is_none() {
+                        tracing::warn!(
+                            plugin = self.name(),
+                            "plugin exports Swarm service events but plugins.policy.<name>.kinds withholds container events: it will not receive them"
+                        );
+                    }
+                }
+                if let Some(filter) = self.read_process_filter(&mut live)? {
+                    self.subscription = self
+                        .subscription
+                        .clone()
+                        .with_processes(&self.plugin.info.subscribes, filter)
+                        .map_err(|source| LoadError::Subscription {
+                            plugin: self.name().to_owned(),
+                            source,
+                        })?;
+                    if self.subscription.processes().is_none() {
+                        tracing::warn!(
+                            plugin = self.name(),
+                            "plugin exports process events but plugins.policy.<name>.kinds withholds container events: it will not receive them"
+                        );
+                    }
+                }
                 self.live = Some(live);
                 Ok(())
             }
@@ -201,6 +245,46 @@ impl PluginRunner {
             .map_err(|e| LoadError::Start {
                 plugin: self.name().to_owned(),
                 reason: format!("subscriptions: {}", describe_error(&e, limits.deadline_ms)),
+            })
+    }
+
+    /// The plugin's `services.service-subscription` (WIT 0.1.3), when it
+    /// exports Swarm events: read once, at load, like `subscriptions`.
+    fn read_service_filter(&self, live: &mut Live) -> Result<Option<ServiceFilter>, LoadError> {
+        let func = live.services.map(|(f, _)| f);
+        self.read_side_filter(live, func, "services.service-subscription")
+    }
+
+    /// The plugin's `processes.process-subscription` (WIT 0.1.3), when it
+    /// exports process events: read once, at load, like `subscriptions`.
+    fn read_process_filter(&self, live: &mut Live) -> Result<Option<ProcessFilter>, LoadError> {
+        let func = live.processes.map(|(f, _)| f);
+        self.read_side_filter(live, func, "processes.process-subscription")
+    }
+
+    /// Calls a side export's filter function `func` (named `what` in the
+    /// error), under the plugin's deadline.
+    fn read_side_filter<F>(
+        &self,
+        live: &mut Live,
+        func: Option<Func>,
+        what: &str,
+    ) -> Result<Option<F>, LoadError>
+    where
+        F: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        let Some(func) = func else {
+            return Ok(None);
+        };
+        let limits = &self.plugin.limits;
+        live.store
+            .set_epoch_deadline(deadline_ticks(limits, self.tick));
+        func.typed::<(), (F,)>(&live.store)
+            .and_then(|f| f.call(&mut live.store, ()))
+            .map(|(filter,)| Some(filter))
+            .map_err(|e| LoadError::Start {
+                plugin: self.name().to_owned(),
+                reason: format!("{what}: {}", describe_error(&e, limits.deadline_ms)),
             })
     }
 
@@ -234,6 +318,38 @@ impl PluginRunner {
             .subscriptions
             .as_ref()
             .and_then(|idx| instance.get_func(&mut store, idx));
+        let services = side_funcs(
+            &instance,
+            &mut store,
+            self.plugin.services,
+            "services",
+            |f, store| {
+                f.typed::<(&[ServiceEvent],), (Vec<Finding>,)>(store)
+                    .map(drop)
+                    .map_err(|e| {
+                        format!(
+                            "services.on-service-events does not match the WIT: {}",
+                            error_reason(&e)
+                        )
+                    })
+            },
+        )?;
+        let processes = side_funcs(
+            &instance,
+            &mut store,
+            self.plugin.processes,
+            "processes",
+            |f, store| {
+                f.typed::<(&[ProcessEvent],), (Vec<Finding>,)>(store)
+                    .map(drop)
+                    .map_err(|e| {
+                        format!(
+                            "processes.on-process-events does not match the WIT: {}",
+                            error_reason(&e)
+                        )
+                    })
+            },
+        )?;
         store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         let on_findings = match self.plugin.on_findings.as_ref() {
             None => None,
@@ -251,6 +367,22 @@ impl PluginRunner {
                 Some(func)
             }
         };
+        let on_heartbeats = match self.plugin.on_heartbeats.as_ref() {
+            None => None,
+            Some(idx) => {
+                let func = instance.get_func(&mut store, idx).ok_or_else(|| {
+                    StartError::Other("fleet.on-heartbeats is not a function".into())
+                })?;
+                func.typed::<(&[Heartbeat],), (Vec<Finding>,)>(&store)
+                    .map_err(|e| {
+                        StartError::Other(format!(
+                            "fleet.on-heartbeats does not match the WIT: {}",
+                            error_reason(&e)
+                        ))
+                    })?;
+                Some(func)
+            }
+        };
         match bindings.call_configure(&mut store, &self.plugin.settings) {
             Ok(Ok(())) => Ok(Live {
                 store,
@@ -258,6 +390,9 @@ impl PluginRunner {
                 packed,
                 subscriptions,
                 on_findings,
+                services,
+                processes,
+                on_heartbeats,
             }),
             Ok(Err(e)) => Err(StartError::Settings(e)),
             Err(e) => Err(StartError::Other(format!(
@@ -337,6 +472,11 @@ impl PluginRunner {
         self.plugin.takes_findings()
     }
 
+    /// Whether the plugin receives the nodes' heartbeats (exports `fleet`).
+    pub fn takes_heartbeats(&self) -> bool {
+        self.plugin.takes_heartbeats()
+    }
+
     /// The depth of the findings the latest call returned (see [`crate::feed`]).
     pub fn last_depth(&self) -> u32 {
         self.depth
@@ -388,13 +528,13 @@ impl PluginRunner {
         if !self.disabled {
             // Only what the host verified for the reporting plugin becomes
             // nameable by this one.
-            self.subjects.record_verified(
-                batch
-                    .events
-                    .iter()
-                    .zip(&batch.verdicts)
-                    .flat_map(|(e, vs)| e.finding.entities.iter().map(|en| en.kind).zip(vs.iter())),
-            );
+            self.subjects
+                .record_findings(batch.events.iter().zip(&batch.verdicts).map(|(e, vs)| {
+                    (
+                        e.id.as_str(),
+                        e.finding.entities.iter().map(|en| en.kind).zip(vs.iter()),
+                    )
+                }));
         }
         let deepest = batch.max_depth();
         let prior = self.recently_fed().unwrap_or(0);
@@ -438,9 +578,77 @@ impl PluginRunner {
         }
     }
 
+    /// Runs exactly `batch`, Docker Swarm events already picked by the
+    /// plugin's subscription ([`crate::routing::pick_services`]), through
+    /// its `services.on-service-events` (WIT 0.1.3). A plugin that does not
+    /// receive them is not called. The signature was checked when the
+    /// instance started, so an export of another shape never gets here.
+    pub fn on_service_events(&mut self, batch: &[ServiceEvent]) -> CallOutcome {
+        if batch.is_empty() || self.subscription.services().is_none() {
+            return CallOutcome::Findings(Vec::new());
+        }
+        self.depth = self.outside_depth();
+        PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        self.invoke(batch.len(), |live| match &live.services {
+            Some((_, f)) => f
+                .typed::<(&[ServiceEvent],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (batch,)))
+                .map(|(findings,)| findings),
+            // A component loaded with the export has it in every instance.
+            None => Err(wasmtime::Error::msg(
+                "the instance has no on-service-events",
+            )),
+        })
+    }
+
+    /// Runs exactly `batch`, process events already picked by the plugin's
+    /// subscription ([`crate::routing::pick_processes`]), through its
+    /// `processes.on-process-events` (WIT 0.1.3). A plugin that does not
+    /// receive them is not called. Their containers count as shown to the
+    /// plugin, so its findings about them verify.
+    pub fn on_process_events(&mut self, batch: &[ProcessEvent]) -> CallOutcome {
+        if batch.is_empty() || self.subscription.processes().is_none() {
+            return CallOutcome::Findings(Vec::new());
+        }
+        self.depth = self.outside_depth();
+        PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        self.subjects.record_processes(batch);
+        self.invoke(batch.len(), |live| match &live.processes {
+            Some((_, f)) => f
+                .typed::<(&[ProcessEvent],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (batch,)))
+                .map(|(findings,)| findings),
+            // A component loaded with the export has it in every instance.
+            None => Err(wasmtime::Error::msg(
+                "the instance has no on-process-events",
+            )),
+        })
+    }
+
+    /// Hands a fleet rule the nodes' heartbeats (`fleet.on-heartbeats`, WIT
+    /// 0.1.3); only `vigil fleet` calls this. A plugin that does not export
+    /// `fleet` is not called. A heartbeat shows no container or pod, so
+    /// nothing becomes nameable by it.
+    pub fn on_heartbeats(&mut self, batch: &[Heartbeat]) -> CallOutcome {
+        if batch.is_empty() || !self.plugin.takes_heartbeats() {
+            return CallOutcome::Findings(Vec::new());
+        }
+        self.depth = self.outside_depth();
+        PluginMetrics::add(&self.metrics.counters.events, batch.len() as u64);
+        self.invoke(batch.len(), |live| match &live.on_heartbeats {
+            Some(f) => f
+                .typed::<(&[Heartbeat],), (Vec<Finding>,)>(&live.store)
+                .and_then(|f| f.call(&mut live.store, (batch,)))
+                .map(|(findings,)| findings),
+            // A component loaded with the export has it in every instance.
+            None => Err(wasmtime::Error::msg("the instance has no on-heartbeats")),
+        })
+    }
+
     /// The host's verdict on each entity of one of this plugin's findings:
-    /// whether it is a container or pod the plugin was shown recently, and
-    /// its full id (see [`vigil_core::subjects`]).
+    /// whether it is a container or pod that an event the finding cites
+    /// (handed to this plugin recently) is about, and its full id (see
+    /// [`vigil_core::subjects`]).
     pub fn check(&mut self, finding: &Finding) -> Vec<Verdict> {
         self.subjects.check(finding)
     }
@@ -689,4 +897,26 @@ pub(crate) fn error_reason(e: &wasmtime::Error) -> String {
 
 fn first_line(e: &wasmtime::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// The two functions of a side export (`services`, `processes`: a filter
+/// and a batch call) in a new instance, the batch call checked against the
+/// WIT by `check` (each export has its own event type); `None` when the
+/// plugin does not export it.
+fn side_funcs(
+    instance: &wasmtime::component::Instance,
+    store: &mut Store<HostState>,
+    export: Option<super::ServicesExport>,
+    iface: &str,
+    check: impl FnOnce(Func, &Store<HostState>) -> Result<(), String>,
+) -> Result<Option<(Func, Func)>, StartError> {
+    let Some(export) = export else {
+        return Ok(None);
+    };
+    let funcs = instance
+        .get_func(&mut *store, export.subscription)
+        .zip(instance.get_func(&mut *store, export.on_events))
+        .ok_or_else(|| StartError::Other(format!("the `{iface}` export has no functions")))?;
+    check(funcs.1, store).map_err(StartError::Other)?;
+    Ok(Some(funcs))
 }

@@ -16,10 +16,10 @@ use std::thread::JoinHandle;
 
 use crate::feed::{FedFindings, Producer};
 use crate::internal_events::{PluginFindingsOverflow, PluginQueueOverflow};
-use crate::routing::{Pick, Route, RoutedBatch};
+use crate::routing::{Pick, Route, RoutedBatch, pick_processes, pick_services};
 use crate::{CallOutcome, PluginRunner};
 use vigil_core::metrics::PluginMetrics;
-use vigil_core::model::{Event, Finding};
+use vigil_core::model::{Event, Finding, ProcessEvent, ServiceEvent};
 use vigil_core::subjects::Verdict;
 use vigil_core::subscription::Subscription;
 
@@ -39,6 +39,10 @@ pub struct PluginFinding {
 enum Msg {
     /// A routed batch and the worker's place in its routes.
     Events(Arc<RoutedBatch>, usize),
+    /// The Docker Swarm events the worker's plugin picked.
+    Services(Arc<Vec<ServiceEvent>>),
+    /// The process events the worker's plugin picked.
+    Processes(Arc<Vec<ProcessEvent>>),
     Tick(u64),
     Findings(Arc<FedFindings>),
 }
@@ -251,6 +255,44 @@ impl WorkerPool {
         }
     }
 
+    /// Hands a batch of Docker Swarm events to every plugin whose
+    /// subscription wants some of them, like [`Self::route`].
+    pub fn route_services(&self, batch: Arc<Vec<ServiceEvent>>) {
+        for w in &self.workers {
+            let Some(picked) = pick_services(&batch, &w.subscription) else {
+                continue;
+            };
+            let Some(tx) = &w.tx else { continue };
+            let events = picked.len();
+            if !self.shared.send(tx, Msg::Services(picked)) {
+                PluginQueueOverflow {
+                    plugin: &w.name,
+                    events,
+                }
+                .emit(&w.metrics);
+            }
+        }
+    }
+
+    /// Hands a batch of process events to every plugin whose subscription
+    /// wants some of them, like [`Self::route`].
+    pub fn route_processes(&self, batch: Arc<Vec<ProcessEvent>>) {
+        for w in &self.workers {
+            let Some(picked) = pick_processes(&batch, &w.subscription) else {
+                continue;
+            };
+            let Some(tx) = &w.tx else { continue };
+            let events = picked.len();
+            if !self.shared.send(tx, Msg::Processes(picked)) {
+                PluginQueueOverflow {
+                    plugin: &w.name,
+                    events,
+                }
+                .emit(&w.metrics);
+            }
+        }
+    }
+
     /// Sends a tick to every plugin whose queue has room (ticks carry no data).
     pub fn tick(&self, now: u64) {
         for w in &self.workers {
@@ -302,6 +344,8 @@ fn work(
         if open {
             let outcome = match msg {
                 Msg::Events(batch, at) => runner.deliver(&batch, at),
+                Msg::Services(batch) => runner.on_service_events(&batch),
+                Msg::Processes(batch) => runner.on_process_events(&batch),
                 Msg::Tick(now) => runner.on_tick(now),
                 Msg::Findings(batch) => runner.on_findings(&batch),
             };

@@ -9,12 +9,17 @@
 //! it already sent; a gap it cannot close is logged loudly, counted, and sent
 //! to the plugins as a container event with action `other` and raw action
 //! `vigil-events-gap` (labels `vigil.gap.since`, `vigil.gap.reason`).
+//!
+//! On a Docker Swarm manager it also follows service, node, secret and
+//! config events, each service event completed with the service's spec
+//! ([`swarm`]); they go to the plugins that export `on-service-events`.
 
 mod config;
 mod events;
 mod internal_events;
 mod inventory;
 mod stream;
+pub mod swarm;
 mod tracker;
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
 //! The `ebpf` source: every outbound `connect(2)` on a TCP or UDP socket,
-//! IPv4 and IPv6, with its result, seen in the kernel as it happens and
-//! attributed to its container — however short the connection and however
-//! the container is networked (host network included).
+//! IPv4 and IPv6, with its result, and every successful `exec`, seen in the
+//! kernel as it happens and attributed to its container — however short
+//! the connection or the process and however the container is networked
+//! (host network included).
 //!
 //! Kernel side: `ebpf/bpf/vigil.bpf.c`, compiled by build.rs with clang and
 //! loaded with libbpf (CO-RE against the kernel's BTF); raw tracepoints on
-//! `sys_enter`/`sys_exit`, a bounded in-flight map, a ring buffer, and
-//! per-CPU counters for what is lost there. Userspace (a thread of its own,
-//! libbpf's objects not being `Send`): decodes each record ([`wire`]), maps
-//! the caller's cgroup v2 id to a container ([`cgroups`]), names it from
-//! Docker's data root, and hands a `network` event (`source: "ebpf"`,
-//! `direction: outbound`) to the pipeline.
+//! `sys_enter`/`sys_exit` and `sched_process_exec`, a bounded in-flight
+//! map, one ring buffer, and per-CPU counters for what is lost there.
+//! Userspace (a thread of its own, libbpf's objects not being `Send`):
+//! decodes each record ([`wire`]), maps the caller's cgroup v2 id to a
+//! container ([`cgroups`]), names it from Docker's data root, and hands a
+//! `network` event (`source: "ebpf"`, `direction: outbound`) or a process
+//! event (WIT 0.1.3: binary, argv cut at 256 bytes, pid, parent, uid, the
+//! container's terminal setting) to the pipeline.
 //!
 //! Where the programs cannot load (no `CAP_BPF`/`CAP_PERFMON`, no BTF, an
 //! old kernel, a kernel that refuses them, no cgroup v2 hierarchy) the

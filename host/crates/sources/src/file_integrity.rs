@@ -13,6 +13,11 @@
 //! `chown` alone is `metadata`; an mtime-only change (`touch`) is recorded
 //! silently. Paths never seen before (first start, or newly configured) are
 //! recorded silently too: a baseline, not a flood of `created` events.
+//!
+//! Who made a change is not in the file event: with `name_writers`, a
+//! fanotify group ([`writers`]) names the process behind each write to a
+//! watched file at the moment of the write, with its container, in a
+//! `write` process event (WIT 0.1.3) beside the file event.
 
 mod baseline;
 mod config;
@@ -22,6 +27,7 @@ mod runner;
 mod scan;
 mod spec;
 mod watch;
+mod writers;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +36,7 @@ pub use config::{FileIntegrityConfig, FileIntegritySettings};
 pub use monitor::classify;
 pub use scan::{ScanError, read_state};
 pub use spec::{PathSpec, SpecKind};
+pub use writers::WriterSettings;
 
 use crate::{Off, Source, SourceContext, SourceTask, Starter};
 use vigil_core::validate::Problems;
@@ -83,9 +90,24 @@ impl Source for FileIntegrityConfig {
         starter: &Starter<'_>,
     ) -> Result<Vec<SourceTask>, Off> {
         let n = settings.specs.len();
-        let thread = start(settings, starter.context(SOURCE))
-            .map_err(|e| Off::Failed(vigil_core::error::chain(&e)))?;
-        tracing::info!("file-integrity: on ({n} paths)");
-        Ok(vec![SourceTask::Thread(thread)])
+        let writers = settings.writers.clone();
+        let specs = settings.specs.clone();
+        let ctx = starter.context(SOURCE);
+        let thread =
+            start(settings, ctx.clone()).map_err(|e| Off::Failed(vigil_core::error::chain(&e)))?;
+        let mut tasks = vec![SourceTask::Thread(thread)];
+        let mut named = false;
+        if let Some(w) = writers {
+            let rt = tokio::runtime::Handle::current();
+            if let Some(t) = writers::start_or_log(w, specs, ctx, rt) {
+                tasks.push(SourceTask::Thread(t));
+                named = true;
+            }
+        }
+        tracing::info!(
+            "file-integrity: on ({n} paths, writers {})",
+            if named { "named" } else { "not named" }
+        );
+        Ok(tasks)
     }
 }

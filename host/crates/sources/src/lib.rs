@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use vigil_core::metrics::{PluginMetrics, SourceMetrics};
-use vigil_core::model::Event;
+use vigil_core::model::{Batch, Event, ProcessEvent, ServiceEvent};
 
 /// What a running source gets from the host.
 #[derive(Clone)]
@@ -39,7 +39,7 @@ pub struct SourceContext {
     /// This node's name, stamped on every event.
     pub node: Arc<str>,
     /// The pipeline's input queue (bounded).
-    pub tx: mpsc::Sender<Vec<Event>>,
+    pub tx: mpsc::Sender<Batch>,
     /// This source's counters.
     pub metrics: Arc<SourceMetrics>,
     /// Becomes `true` when the host shuts down.
@@ -50,7 +50,7 @@ pub struct SourceContext {
 impl SourceContext {
     pub fn new(
         node: Arc<str>,
-        tx: mpsc::Sender<Vec<Event>>,
+        tx: mpsc::Sender<Batch>,
         metrics: Arc<SourceMetrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -78,12 +78,26 @@ impl SourceContext {
     /// live source must not lose events to a momentary burst). Returns
     /// false when the pipeline is gone (shutdown).
     pub async fn send(&self, events: Vec<Event>) -> bool {
-        if events.is_empty() {
+        self.send_batch(Batch::Events(events)).await
+    }
+
+    /// Sends Docker Swarm events to the pipeline, like [`Self::send`].
+    pub async fn send_services(&self, events: Vec<ServiceEvent>) -> bool {
+        self.send_batch(Batch::Services(events)).await
+    }
+
+    /// Sends process events (WIT 0.1.3) to the pipeline, like [`Self::send`].
+    pub async fn send_processes(&self, events: Vec<ProcessEvent>) -> bool {
+        self.send_batch(Batch::Processes(events)).await
+    }
+
+    async fn send_batch(&self, batch: Batch) -> bool {
+        if batch.is_empty() {
             return true;
         }
-        let n = events.len() as u64;
+        let n = batch.len() as u64;
         PluginMetrics::add(&self.metrics.counters.normalised, n);
-        match self.tx.send(events).await {
+        match self.tx.send(batch).await {
             Ok(()) => true,
             Err(_) => {
                 PluginMetrics::add(&self.metrics.counters.dropped, n);

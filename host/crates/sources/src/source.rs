@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use vigil_core::metrics::Registry;
-use vigil_core::model::Event;
+use vigil_core::model::Batch;
 use vigil_core::validate::{InvalidConfig, Problems};
 
 use crate::SourceContext;
@@ -97,7 +97,7 @@ pub enum SourceTask {
 /// the same switch.
 pub struct Starter<'a> {
     node: &'a Arc<str>,
-    tx: &'a mpsc::Sender<Vec<Event>>,
+    tx: &'a mpsc::Sender<Batch>,
     registry: &'a Registry,
     stopped: watch::Receiver<bool>,
 }
@@ -150,7 +150,7 @@ impl RunningSource {
 pub fn start<S: Source>(
     config: &S,
     node: &Arc<str>,
-    tx: &mpsc::Sender<Vec<Event>>,
+    tx: &mpsc::Sender<Batch>,
     registry: &Registry,
 ) -> Option<RunningSource> {
     if !config.enabled() {
@@ -247,7 +247,7 @@ macro_rules! sources {
                 &self,
                 key: &str,
                 node: &std::sync::Arc<str>,
-                tx: &tokio::sync::mpsc::Sender<Vec<vigil_core::model::Event>>,
+                tx: &tokio::sync::mpsc::Sender<vigil_core::model::Batch>,
                 registry: &vigil_core::metrics::Registry,
             ) -> Option<$crate::RunningSource> {
                 $(
@@ -265,7 +265,7 @@ macro_rules! sources {
             pub fn start_all(
                 &self,
                 node: &std::sync::Arc<str>,
-                tx: &tokio::sync::mpsc::Sender<Vec<vigil_core::model::Event>>,
+                tx: &tokio::sync::mpsc::Sender<vigil_core::model::Batch>,
                 registry: &vigil_core::metrics::Registry,
             ) -> Vec<$crate::RunningSource> {
                 source_keys()

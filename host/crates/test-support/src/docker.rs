@@ -2,6 +2,13 @@
 //! daemon check, the local test image (built by `scripts/test-image.sh`, no
 //! registry), `docker` commands, and a guard that removes the test's
 //! containers. Every container a test creates has the label [`LABEL`].
+//! [`image`]: the project's image and `FROM scratch` images of one binary,
+//! built here; [`network`]: networks and volumes of a test; [`engine_api`]:
+//! a fake Engine API for what the real one cannot be made to do.
+
+pub mod engine_api;
+pub mod image;
+pub mod network;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -11,6 +11,19 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// A `vigil run` config fragment that turns off the sources a test does
+/// not drive (Docker, network, file integrity, the Kubernetes watch), so
+/// only its own input reaches the plugins. Ends with a newline.
+pub const QUIET_SOURCES: &str = "[sources.docker]
+enabled = false
+[sources.network]
+enabled = false
+[sources.file_integrity]
+enabled = false
+[sources.k8s_watch]
+mode = \"off\"
+";
+
 /// The repository's root.
 pub fn root() -> PathBuf {
     // This crate is `host/crates/test-support`.
@@ -86,6 +99,31 @@ pub fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
     path
 }
 
+/// Debian's `nats-server` (the fleet and NATS output tests run a real one),
+/// installed by `scripts/test-deps.sh` when missing.
+pub fn nats_server_binary() -> PathBuf {
+    let find = || {
+        [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    };
+    if let Some(p) = find() {
+        return p;
+    }
+    let ok = Command::new("bash")
+        .arg(root().join("scripts/test-deps.sh"))
+        .status()
+        .expect("run scripts/test-deps.sh")
+        .success();
+    assert!(ok, "scripts/test-deps.sh failed");
+    find().expect("nats-server not installed by scripts/test-deps.sh")
+}
+
 /// Builds the hostile plugins in `tests/plugins/` (once per test binary)
 /// and returns the directory holding their `.wasm` files.
 pub fn hostile_dir() -> &'static Path {
@@ -117,6 +155,24 @@ pub fn hostile_dir() -> &'static Path {
 /// `hostile_loop.wasm`).
 pub fn hostile_plugin(name: &str) -> PathBuf {
     hostile_dir().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// The component of built-in plugin `name` (`container-escape`) as the
+/// host's build made it from `plugins/` (`vigil-runtime`'s build script,
+/// into `target/wasm`, or `$VIGIL_WASM_TARGET_DIR`): the same bytes the
+/// binary embeds, built from source, never a committed file.
+pub fn builtin_build(name: &str) -> PathBuf {
+    let target = std::env::var_os("VIGIL_WASM_TARGET_DIR")
+        .map_or_else(|| root().join("target/wasm"), PathBuf::from);
+    let path = target
+        .join("wasm32-unknown-unknown/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} missing: the host's build makes it (cargo build -p vigil)",
+        path.display()
+    );
+    path
 }
 
 /// A fresh directory holding only the named hostile plugin, under its

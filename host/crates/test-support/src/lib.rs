@@ -9,7 +9,8 @@
 //!   first; graceful stop (SIGTERM, then wait) and SIGKILL when dropped.
 //! - [`TempDir`], [`unique`], [`net::free_port`]: scratch space and ports.
 //! - [`docker`]: the daemon check, the local test image, labelled
-//!   containers removed at the end.
+//!   containers removed at the end; images built here (the project's own,
+//!   `FROM scratch` ones of a host binary), networks and volumes.
 //! - [`fixtures`]: the recorded Falco audit events, the TLS test
 //!   certificate, kubeconfigs for loopback API servers, the hostile plugins
 //!   built from `tests/plugins/`.

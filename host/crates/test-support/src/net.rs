@@ -2,17 +2,42 @@
 //! written by hand (the admin endpoint, the audit webhook), so that what goes
 //! over the wire is exactly what the test says.
 
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A loopback port free at the time of the call (bound, then released): for
 /// servers that must be given their port up front, or restarted on it.
+///
+/// The kernel may hand the same ephemeral port to another test process once
+/// it is released (two nats-servers then raced for one port and a test talked
+/// to the other's server), so each port handed out is also reserved across
+/// processes: an exclusive lock on `$TMPDIR/vigil-test-ports/PORT`, held
+/// until this process exits. A port another test process holds is skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
+    static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("vigil-test-ports");
+    std::fs::create_dir_all(&dir).expect("create the port reservation directory");
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind a free loopback port")
+            .port();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+            .expect("open a port reservation file");
+        if file.try_lock().is_ok() {
+            // flock is per open file: this process's own earlier
+            // reservation of the port refuses it too.
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+            return port;
+        }
+    }
 }
 
 /// One request on a new connection (`Connection: close`); returns the

@@ -10,4 +10,4 @@ vigil=${VIGIL:-vigil}
 "$here/build.sh" "$here/{{name}}.wasm"
 "$vigil" plugin inspect "$here/{{name}}.wasm" >/dev/null
 "$vigil" plugin test "$here/{{name}}.wasm" \
-    --events "$here/tests/events.jsonl" --expect "$here/tests/expected.jsonl"
+    --events "$here/tests/events.jsonl" --expect "$here/tests/expected.jsonl"{{test_flags}}

@@ -3,7 +3,7 @@
 # (default: {{name}}.wasm here).
 #
 # componentize-py 0.25.1 compiles src/app.py with CPython into a component of
-# the vigil:detector world described by wit/. `--stub-wasi` leaves no WASI
+# the vigil:detector world `{{world}}` described by wit/. `--stub-wasi` leaves no WASI
 # import at all. Tool: $VIGIL_COMPONENTIZE_PY, else `componentize-py` on PATH
 # (`python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1`).
 set -euo pipefail
@@ -17,6 +17,6 @@ fi
 
 mkdir -p "$(dirname "$out")"
 export PYTHONDONTWRITEBYTECODE=1
-"$componentize_py" -d "$here/wit" -w detector componentize --stub-wasi \
+"$componentize_py" -d "$here/wit" -w {{world}} componentize --stub-wasi \
     -p "$here/src" app -o "$out.tmp" >&2
 mv "$out.tmp" "$out"

@@ -9,7 +9,7 @@
 ;; The types are written out structurally, as the host's bindings check
 ;; them (the names and shapes of wit/types.wit); each is exported so that
 ;; the exported functions only name exported types. Used by
-;; host/tests/plugin_memory.rs, which replaces __PAGES__ and turns this into
+;; host/tests/hostile.rs (`multi_memory_dir`), which replaces __PAGES__ and turns this into
 ;; binary with the `wat` crate (no `.wasm` is committed).
 (component
   (core module $Helper

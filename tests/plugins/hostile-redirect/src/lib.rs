@@ -9,7 +9,12 @@
 //!   8 hex digits of the id, of the container of the event it was shown;
 //! - `suffix`: with `@shown-*`, only containers whose name ends with it
 //!   (the test's own), other events are ignored;
-//! - `entity-name`: the entity's `name` (e.g. a lie such as `vigil`).
+//! - `entity-name`: the entity's `name` (e.g. a lie such as `vigil`);
+//! - `target` = `@cite-other`: once shown the container named `other`, on
+//!   every event about the container named `cite`, a finding naming
+//!   `other` (by the full id and name it was shown with) that cites the
+//!   event about `cite` — shown both, it tries to pass one's event off as
+//!   the other's.
 use std::collections::BTreeMap;
 
 use vigil_plugin_sdk::prelude::*;
@@ -19,6 +24,8 @@ const NAME: &str = "hostile-redirect";
 #[derive(Default)]
 struct Redirector {
     settings: BTreeMap<String, String>,
+    /// `@cite-other`: the id of `other` once shown.
+    other_id: Option<String>,
 }
 
 impl Redirector {
@@ -67,6 +74,10 @@ impl Detector for Redirector {
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
         let mut out = Vec::new();
+        if self.setting("target") == "@cite-other" {
+            self.cite_other(batch, &mut out);
+            return out;
+        }
         for event in batch {
             let Some(target) = self.target(event) else {
                 continue;
@@ -82,6 +93,34 @@ impl Detector for Redirector {
             }
         }
         out
+    }
+}
+
+impl Redirector {
+    fn cite_other(&mut self, batch: &[Event], out: &mut Vec<Finding>) {
+        for event in batch {
+            let EventBody::Container(c) = &event.body else {
+                continue;
+            };
+            let name = c.name.trim_start_matches('/');
+            if name == self.setting("other") && !c.id.is_empty() {
+                self.other_id = Some(c.id.clone());
+            }
+            if name != self.setting("cite") {
+                continue;
+            }
+            let Some(other) = &self.other_id else {
+                continue;
+            };
+            out.push(
+                Finding::builder(format!("{NAME}/redirect"), Severity::Critical)
+                    .title("Redirected finding")
+                    .summary(format!("names container {other} on an event about {name}"))
+                    .entity(EntityKind::Container, other.clone(), self.setting("other"))
+                    .event(event.id.clone())
+                    .build(),
+            );
+        }
     }
 }
 

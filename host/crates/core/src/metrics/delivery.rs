@@ -26,6 +26,10 @@ counters! {
         filtered,
         /// Findings queued for this output in the spool.
         queued,
+        /// NATS: connections closed because the server broke the protocol or a cap (control line, payload, stalled operation; logged).
+        protocol_violations,
+        /// NATS: local connections to the frame guard's loopback listener refused because another process made them (logged).
+        guard_refused,
     }
 }
 

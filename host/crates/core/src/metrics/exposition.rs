@@ -24,7 +24,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use super::labeled::FindingCounts;
 use super::{
     DeliveryMetrics, Histogram, HostCounters, HostGauges, IntelCounters, IntelMetrics,
-    PluginCounters, PluginMetrics, ResponseCounters, SourceCounters, SourceMetrics, lock,
+    PluginCounters, PluginMetrics, ResponseCounters, SourceCounters, SourceMetrics,
+    TimelineCounters, TimelineMetrics, lock,
 };
 
 /// One counter of a `counters!` struct.
@@ -148,6 +149,7 @@ pub(crate) struct Families {
     pub(crate) findings: Arc<FindingCounts>,
     pub(crate) intel: Arc<IntelMetrics>,
     pub(crate) response: Arc<ResponseCounters>,
+    pub(crate) timeline: Arc<TimelineMetrics>,
 }
 
 impl Collector for Families {
@@ -198,6 +200,23 @@ impl Collector for Families {
             "vigil_intel_entries",
             "Threat-intel entries loaded now.",
             &[(NO_LABELS, load(&self.intel.entries))],
+        )?;
+        counter_structs(
+            enc,
+            TimelineCounters::FIELDS,
+            &[(NO_LABELS, &self.timeline.counters)],
+        )?;
+        gauges(
+            enc,
+            "vigil_timeline_entities",
+            "Entities (containers, pods, services) whose timeline is kept now.",
+            &[(NO_LABELS, load(&self.timeline.entities))],
+        )?;
+        gauges(
+            enc,
+            "vigil_timeline_items",
+            "Events and findings held in the timeline now.",
+            &[(NO_LABELS, load(&self.timeline.items))],
         )
     }
 }

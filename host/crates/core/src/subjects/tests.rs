@@ -11,7 +11,7 @@ const DB: &str = "9002afd52e26aaaa16761b0b702d2d25c95bd7c59c33b57eab67f8dda56cfb
 
 fn event(source: &str, body: EventBody) -> Event {
     Event {
-        id: "e".into(),
+        id: String::new(),
         time: 1,
         node: "n".into(),
         source: source.into(),
@@ -19,32 +19,45 @@ fn event(source: &str, body: EventBody) -> Event {
     }
 }
 
+/// A container event whose event id is `ev:<name>`.
 fn container(id: &str, name: &str) -> Event {
-    event(
-        "docker",
-        EventBody::Container(ContainerEvent {
-            id: id.into(),
-            name: name.into(),
-            ..Default::default()
-        }),
+    with_id(
+        &format!("ev:{}", name.trim_start_matches('/')),
+        event(
+            "docker",
+            EventBody::Container(ContainerEvent {
+                id: id.into(),
+                name: name.into(),
+                ..Default::default()
+            }),
+        ),
     )
 }
 
+fn with_id(id: &str, mut e: Event) -> Event {
+    e.id = id.into();
+    e
+}
+
+/// A pod event whose event id is `ev:<ns>/<name>`.
 fn pod_event(source: &str, ns: &str, name: &str, uid: &str) -> Event {
-    event(
-        source,
-        EventBody::Kubernetes(KubernetesEvent {
-            verb: "create".into(),
-            resource: "pods".into(),
-            namespace: ns.into(),
-            name: name.into(),
-            audit_id: uid.into(),
-            ..Default::default()
-        }),
+    with_id(
+        &format!("ev:{ns}/{name}"),
+        event(
+            source,
+            EventBody::Kubernetes(KubernetesEvent {
+                verb: "create".into(),
+                resource: "pods".into(),
+                namespace: ns.into(),
+                name: name.into(),
+                audit_id: uid.into(),
+                ..Default::default()
+            }),
+        ),
     )
 }
 
-fn finding(entities: &[(EntityKind, &str, &str)]) -> Finding {
+fn finding(entities: &[(EntityKind, &str, &str)], cites: &[&str]) -> Finding {
     Finding {
         rule_id: "p/r".into(),
         title: "t".into(),
@@ -60,12 +73,13 @@ fn finding(entities: &[(EntityKind, &str, &str)]) -> Finding {
             })
             .collect(),
         evidence: Vec::new(),
-        event_ids: Vec::new(),
+        event_ids: cites.iter().map(|c| (*c).to_owned()).collect(),
     }
 }
 
-fn one(w: &mut SubjectWindow, kind: EntityKind, id: &str, name: &str) -> Verdict {
-    w.check(&finding(&[(kind, id, name)])).remove(0)
+/// The verdict on one entity of a finding citing `cites`.
+fn cited(w: &mut SubjectWindow, cites: &[&str], kind: EntityKind, id: &str, name: &str) -> Verdict {
+    w.check(&finding(&[(kind, id, name)], cites)).remove(0)
 }
 
 fn verified(id: &str, name: &str) -> Verdict {
@@ -76,39 +90,61 @@ fn verified(id: &str, name: &str) -> Verdict {
     }
 }
 
+const BOTH: &[&str] = &["ev:web", "ev:db"];
+
 #[test]
-fn a_shown_container_verifies_by_id_prefix_or_name_and_gets_its_full_id() {
+fn a_cited_container_verifies_by_id_prefix_or_name_and_gets_its_full_id() {
     let mut w = SubjectWindow::default();
     w.record(&[container(WEB, "/web"), container(DB, "db")]);
-    assert_eq!(
-        one(&mut w, EntityKind::Container, WEB, ""),
-        verified(WEB, "web")
-    );
+    let c = EntityKind::Container;
+    assert_eq!(cited(&mut w, BOTH, c, WEB, ""), verified(WEB, "web"));
     // The name as shown replaces the one the plugin gave.
+    assert_eq!(cited(&mut w, BOTH, c, WEB, "vigil"), verified(WEB, "web"));
+    assert_eq!(cited(&mut w, BOTH, c, "web", ""), verified(WEB, "web"));
+    assert_eq!(cited(&mut w, BOTH, c, "/db", ""), verified(DB, "db"));
+    assert_eq!(cited(&mut w, BOTH, c, "", "db"), verified(DB, "db"));
+    assert_eq!(cited(&mut w, BOTH, c, &WEB[..16], ""), verified(WEB, "web"));
     assert_eq!(
-        one(&mut w, EntityKind::Container, WEB, "vigil"),
+        cited(&mut w, BOTH, c, &WEB[..16].to_uppercase(), ""),
         verified(WEB, "web")
     );
+    // Only one of them cited: the 12 digits both ids start with name it alone.
     assert_eq!(
-        one(&mut w, EntityKind::Container, "web", ""),
-        verified(WEB, "web")
-    );
-    assert_eq!(
-        one(&mut w, EntityKind::Container, "/db", ""),
+        cited(&mut w, &["ev:db"], c, &WEB[..12], ""),
         verified(DB, "db")
     );
     assert_eq!(
-        one(&mut w, EntityKind::Container, "", "db"),
-        verified(DB, "db")
-    );
-    assert_eq!(
-        one(&mut w, EntityKind::Container, &WEB[..16], ""),
+        cited(&mut w, &["ev:web"], c, &WEB[..12], ""),
         verified(WEB, "web")
     );
+}
+
+#[test]
+fn a_container_shown_in_another_event_than_the_cited_one_does_not_verify() {
+    // Issue 10: shown containers A and B, a plugin cites A's event and names B.
+    let mut w = SubjectWindow::default();
+    w.record(&[container(WEB, "web"), container(DB, "db")]);
+    let c = EntityKind::Container;
+    for (id, name) in [(DB, ""), ("db", ""), ("", "db"), (&DB[..16], "")] {
+        assert_eq!(
+            cited(&mut w, &["ev:web"], c, id, name),
+            Verdict::Unverified,
+            "{id:?}/{name:?}"
+        );
+    }
+    assert_eq!(cited(&mut w, &["ev:db"], c, DB, ""), verified(DB, "db"));
+    // A finding citing nothing (or only ids never handed over) verifies nothing.
+    assert_eq!(cited(&mut w, &[], c, WEB, ""), Verdict::Unverified);
     assert_eq!(
-        one(&mut w, EntityKind::Container, &WEB[..16].to_uppercase(), ""),
-        verified(WEB, "web")
+        cited(&mut w, &["ev:nothing", "e"], c, WEB, ""),
+        Verdict::Unverified
     );
+    // An event handed over without a subject vouches for none.
+    w.record(&[with_id(
+        "ev:file",
+        event("fim", EventBody::File(Default::default())),
+    )]);
+    assert_eq!(cited(&mut w, &["ev:file"], c, WEB, ""), Verdict::Unverified);
 }
 
 #[test]
@@ -128,26 +164,27 @@ fn what_was_not_shown_or_is_ambiguous_does_not_verify() {
         ("", ""),
     ] {
         assert_eq!(
-            one(&mut w, EntityKind::Container, id, name),
+            cited(&mut w, BOTH, EntityKind::Container, id, name),
             Verdict::Unverified,
             "{id:?}/{name:?}"
         );
     }
-    // Two containers shown under one name (removed and created again): ambiguous.
+    // Two containers cited under one name (removed and created again): ambiguous.
     let other = "ab".repeat(32);
-    w.record(&[container(&other, "web")]);
+    w.record(&[with_id("ev:web-again", container(&other, "web"))]);
+    let all = &["ev:web", "ev:web-again"];
     assert_eq!(
-        one(&mut w, EntityKind::Container, "web", ""),
+        cited(&mut w, all, EntityKind::Container, "web", ""),
         Verdict::Unverified
     );
     // By id, both are still known.
     assert_eq!(
-        one(&mut w, EntityKind::Container, &other, ""),
+        cited(&mut w, all, EntityKind::Container, &other, ""),
         verified(&other, "web")
     );
     // Kinds the host does not check.
     assert_eq!(
-        one(&mut w, EntityKind::Image, "nginx", ""),
+        cited(&mut w, all, EntityKind::Image, "nginx", ""),
         Verdict::NotChecked
     );
 }
@@ -155,19 +192,22 @@ fn what_was_not_shown_or_is_ambiguous_does_not_verify() {
 #[test]
 fn network_and_kubelet_labels_show_containers_and_pods() {
     let mut w = SubjectWindow::default();
-    let flow = event(
-        "network",
-        EventBody::Network(NetworkEvent {
-            container: Some(ContainerRef {
-                id: WEB.into(),
-                name: "web".into(),
-                image: "nginx".into(),
-                pod: "shop/web-1".into(),
+    let flow = with_id(
+        "flow",
+        event(
+            "network",
+            EventBody::Network(NetworkEvent {
+                container: Some(ContainerRef {
+                    id: WEB.into(),
+                    name: "web".into(),
+                    image: "nginx".into(),
+                    pod: "shop/web-1".into(),
+                }),
+                ..Default::default()
             }),
-            ..Default::default()
-        }),
+        ),
     );
-    let mut kubelet = container(DB, "k8s_db_db-0_shop_u-9_0");
+    let mut kubelet = with_id("kubelet", container(DB, "k8s_db_db-0_shop_u-9_0"));
     if let EventBody::Container(c) = &mut kubelet.body {
         c.labels = vec![
             KeyValue::new("io.kubernetes.pod.namespace", "shop"),
@@ -176,12 +216,13 @@ fn network_and_kubelet_labels_show_containers_and_pods() {
         ];
     }
     w.record(&[flow, kubelet]);
+    let all = &["flow", "kubelet"];
     assert_eq!(
-        one(&mut w, EntityKind::Container, "web", ""),
+        cited(&mut w, all, EntityKind::Container, "web", ""),
         verified(WEB, "web")
     );
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "shop/web-1", ""),
+        cited(&mut w, all, EntityKind::Pod, "shop/web-1", ""),
         Verdict::Verified {
             id: "shop/web-1".into(),
             name: String::new(),
@@ -189,15 +230,20 @@ fn network_and_kubelet_labels_show_containers_and_pods() {
         }
     );
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "shop/db-0", ""),
+        cited(&mut w, all, EntityKind::Pod, "shop/db-0", ""),
         Verdict::Verified {
             id: "shop/db-0".into(),
             name: String::new(),
             uid: Some("u-9".into())
         }
     );
+    // The flow is not about db-0.
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "shop/db-1", ""),
+        cited(&mut w, &["flow"], EntityKind::Pod, "shop/db-0", ""),
+        Verdict::Unverified
+    );
+    assert_eq!(
+        cited(&mut w, all, EntityKind::Pod, "shop/db-1", ""),
         Verdict::Unverified
     );
 }
@@ -209,9 +255,10 @@ fn pods_verify_by_namespace_and_name_with_the_watchers_uid_only() {
         pod_event("k8s-audit", "default", "audited", "audit-id-1"),
         pod_event("k8s-watch", "default", "watched", "uid-1"),
     ]);
+    let all = &["ev:default/audited", "ev:default/watched"];
     // An audit event's `audit-id` is the request's, not the pod's uid.
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "default/audited", ""),
+        cited(&mut w, all, EntityKind::Pod, "default/audited", ""),
         Verdict::Verified {
             id: "default/audited".into(),
             name: String::new(),
@@ -219,7 +266,7 @@ fn pods_verify_by_namespace_and_name_with_the_watchers_uid_only() {
         }
     );
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "default/watched", ""),
+        cited(&mut w, all, EntityKind::Pod, "default/watched", ""),
         Verdict::Verified {
             id: "default/watched".into(),
             name: String::new(),
@@ -227,46 +274,84 @@ fn pods_verify_by_namespace_and_name_with_the_watchers_uid_only() {
         }
     );
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "kube-system/watched", ""),
+        cited(&mut w, all, EntityKind::Pod, "kube-system/watched", ""),
         Verdict::Unverified
     );
     // Events about other resources show no pod.
-    let mut deploy = pod_event("k8s-audit", "default", "web", "");
+    let mut deploy = with_id("deploy", pod_event("k8s-audit", "default", "web", ""));
     if let EventBody::Kubernetes(k) = &mut deploy.body {
         k.resource = "deployments".into();
     }
     w.record(&[deploy]);
     assert_eq!(
-        one(&mut w, EntityKind::Pod, "default/web", ""),
+        cited(&mut w, &["deploy"], EntityKind::Pod, "default/web", ""),
         Verdict::Unverified
     );
 }
 
 #[test]
-fn subjects_stay_for_one_to_two_generations_after_they_were_last_shown() {
+fn fed_findings_vouch_for_what_the_host_verified_by_finding_id() {
+    let mut w = SubjectWindow::default();
+    let ok = Verdict::Verified {
+        id: WEB.into(),
+        name: "web".into(),
+        uid: None,
+    };
+    let pod = Verdict::Verified {
+        id: "shop/web-1".into(),
+        name: String::new(),
+        uid: Some("u-1".into()),
+    };
+    w.record_findings([
+        (
+            "f1",
+            vec![
+                (EntityKind::Container, &ok),
+                (EntityKind::Pod, &pod),
+                (EntityKind::Container, &Verdict::Unverified),
+            ],
+        ),
+        ("f2", vec![(EntityKind::Container, &Verdict::Unverified)]),
+    ]);
+    assert_eq!(
+        cited(&mut w, &["f1"], EntityKind::Container, "web", ""),
+        verified(WEB, "web")
+    );
+    assert_eq!(
+        cited(&mut w, &["f1"], EntityKind::Pod, "shop/web-1", ""),
+        pod
+    );
+    assert_eq!(
+        cited(&mut w, &["f2"], EntityKind::Container, DB, ""),
+        Verdict::Unverified
+    );
+}
+
+#[test]
+fn events_stay_citable_for_one_to_two_generations() {
     let ttl = Duration::from_secs(60);
     let mut w = SubjectWindow::new(ttl, 100);
     let t0 = Instant::now();
     w.record_at(&[container(WEB, "web")], t0);
-    let f = finding(&[(EntityKind::Container, "web", "")]);
+    let f = finding(&[(EntityKind::Container, "web", "")], &["ev:web"]);
     // A tick finding a while later still verifies …
     assert_eq!(
         w.check_at(&f, t0 + ttl + Duration::from_secs(30))[0],
         verified(WEB, "web")
     );
-    // … shown again, it moves to the current generation and lives on …
+    // … handed over again, the event lives on …
     w.record_at(&[container(WEB, "web")], t0 + ttl + Duration::from_secs(31));
     assert_eq!(
         w.check_at(&f, t0 + ttl * 2 + Duration::from_secs(1))[0],
         verified(WEB, "web")
     );
-    // … and once not shown for two generations it is gone.
+    // … and once not handed over for two generations it is gone.
     assert_eq!(w.check_at(&f, t0 + ttl * 5)[0], Verdict::Unverified);
     assert!(w.is_empty());
 }
 
 #[test]
-fn memory_is_bounded_by_the_generation_cap() {
+fn memory_is_bounded_by_the_generation_caps() {
     let mut w = SubjectWindow::new(Duration::from_secs(3600), 10);
     let batch: Vec<Event> = (0..1000)
         .map(|i| container(&format!("{i:064x}"), &format!("c{i}")))
@@ -274,13 +359,100 @@ fn memory_is_bounded_by_the_generation_cap() {
     w.record(&batch);
     let (containers, _) = w.len();
     assert!(containers <= 20, "{containers} containers held");
+    assert!(w.events_len() <= 2 * 10 * EVENTS_PER_SUBJECT);
     // The most recent ones are still known.
     assert_eq!(
-        one(&mut w, EntityKind::Container, "c999", ""),
+        cited(&mut w, &["ev:c999"], EntityKind::Container, "c999", ""),
         verified(&format!("{:064x}", 999), "c999")
     );
     assert_eq!(
-        one(&mut w, EntityKind::Container, "c0", ""),
+        cited(&mut w, &["ev:c0"], EntityKind::Container, "c0", ""),
         Verdict::Unverified
     );
+    // Many events about few containers: the events bound it.
+    let mut w = SubjectWindow::new(Duration::from_secs(3600), 10);
+    let batch: Vec<Event> = (0..1000)
+        .map(|i| with_id(&format!("e{i}"), container(WEB, "web")))
+        .collect();
+    w.record(&batch);
+    assert!(w.events_len() <= 2 * 10 * EVENTS_PER_SUBJECT);
+    assert_eq!(
+        cited(&mut w, &["e999"], EntityKind::Container, "web", ""),
+        verified(WEB, "web")
+    );
+    assert_eq!(
+        cited(&mut w, &["e0"], EntityKind::Container, "web", ""),
+        Verdict::Unverified
+    );
+}
+
+#[test]
+fn an_audited_pod_create_brings_the_uid_its_response_showed() {
+    audit_pod_uids::note("ev:shop/created", "uid-created");
+    let mut w = SubjectWindow::default();
+    w.record(&[
+        pod_event("k8s-audit", "shop", "created", "request-id"),
+        pod_event("k8s-audit", "shop", "other", "request-id-2"),
+    ]);
+    assert_eq!(
+        cited(
+            &mut w,
+            &["ev:shop/created"],
+            EntityKind::Pod,
+            "shop/created",
+            ""
+        ),
+        Verdict::Verified {
+            id: "shop/created".into(),
+            name: String::new(),
+            uid: Some("uid-created".into())
+        }
+    );
+    assert_eq!(
+        cited(
+            &mut w,
+            &["ev:shop/other"],
+            EntityKind::Pod,
+            "shop/other",
+            ""
+        ),
+        Verdict::Verified {
+            id: "shop/other".into(),
+            name: String::new(),
+            uid: None
+        }
+    );
+}
+
+#[test]
+fn a_swarm_task_container_is_its_service_s_subject() {
+    let mut task = container(WEB, "miner.1.x0");
+    if let EventBody::Container(c) = &mut task.body {
+        c.labels = vec![
+            KeyValue::new("com.docker.swarm.service.name", "miner"),
+            KeyValue::new("com.docker.swarm.service.id", "svc1"),
+        ];
+    }
+    let mut subjects = Vec::new();
+    for_each_subject(&task, |s| subjects.push(s));
+    assert_eq!(
+        subjects,
+        [
+            Subject::Container {
+                id: WEB,
+                name: "miner.1.x0"
+            },
+            Subject::Service {
+                id: "svc1",
+                name: "miner"
+            }
+        ]
+    );
+    // A name without the id names no service (names are reused).
+    if let EventBody::Container(c) = &mut task.body {
+        c.labels.retain(|l| l.key != "com.docker.swarm.service.id");
+    }
+    let mut n = 0;
+    for_each_subject(&task, |_| n += 1);
+    assert_eq!(n, 1);
 }

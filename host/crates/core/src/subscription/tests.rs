@@ -284,3 +284,196 @@ fn control_characters_in_refused_names_are_escaped() {
     });
     assert!(!got[0].contains('\n'), "{got:?}");
 }
+
+fn swarm(object: crate::model::SwarmObject, action: &str) -> ServiceEvent {
+    ServiceEvent {
+        object,
+        action: action.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn service_filters_need_container_and_known_actions() {
+    use crate::model::SwarmObject;
+    let everything = Subscription::everything(&[EventKind::Container]);
+    assert!(
+        !everything.wants_service(&swarm(SwarmObject::Service, "create")),
+        "a plugin without the `services` export gets no Swarm events"
+    );
+    let filter = ServiceFilter {
+        objects: vec![SwarmObject::Service],
+        actions: vec!["CREATE".into(), "update".into()],
+    };
+    let s = everything
+        .clone()
+        .with_services(&[EventKind::Container], filter.clone())
+        .unwrap();
+    assert!(s.wants_service(&swarm(SwarmObject::Service, "create")));
+    assert!(s.wants_service(&swarm(SwarmObject::Service, "update")));
+    assert!(!s.wants_service(&swarm(SwarmObject::Service, "remove")));
+    assert!(!s.wants_service(&swarm(SwarmObject::Node, "update")));
+    assert_eq!(
+        s.describe(),
+        [
+            "container: every event",
+            "services: objects service; actions create, update"
+        ]
+    );
+
+    // Not subscribed to container, and an unknown action: both named.
+    let bad = ServiceFilter {
+        objects: vec![],
+        actions: vec!["scale".into()],
+    };
+    let err = Subscription::everything(&[EventKind::File])
+        .with_services(&[EventKind::File], bad)
+        .unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+    assert!(err.problems[0].contains("container"), "{err}");
+    assert!(
+        err.problems[1].contains("services.actions[0]: unknown action \"scale\""),
+        "{err}"
+    );
+
+    // Subscribed, but the policy withholds container events: never called.
+    let withheld = Subscription::everything(&[EventKind::File])
+        .with_services(&[EventKind::Container, EventKind::File], filter)
+        .unwrap();
+    assert!(withheld.services().is_none());
+    assert!(!withheld.wants_service(&swarm(SwarmObject::Service, "create")));
+}
+
+fn exec(binary: &str, container: bool) -> ProcessEvent {
+    ProcessEvent {
+        action: crate::model::PROCESS_EXEC.into(),
+        binary: binary.into(),
+        container: container.then(|| crate::model::ContainerRef {
+            id: "c1".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn process_filters_need_container_events_and_match_file_names() {
+    let everything = Subscription::everything(&[EventKind::Container]);
+    assert!(everything.processes().is_none());
+    assert!(!everything.wants_process(&exec("/bin/sh", true)));
+
+    let filter = ProcessFilter {
+        binaries: vec!["sh".into(), "curl".into()],
+        containers_only: true,
+        writes: false,
+    };
+    let s = everything
+        .clone()
+        .with_processes(&[EventKind::Container], filter.clone())
+        .unwrap();
+    assert!(s.wants_process(&exec("/bin/sh", true)));
+    assert!(s.wants_process(&exec("/usr/bin/curl", true)));
+    assert!(!s.wants_process(&exec("/bin/bash", true)), "exact names");
+    assert!(!s.wants_process(&exec("/bin/sh", false)), "containers only");
+    // A multi-call binary goes by argv[0] (its applets through
+    // /proc/self/exe, a symlink), or, called as itself, by argv[1].
+    let with_args = |binary: &str, args: &[&str]| ProcessEvent {
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        ..exec(binary, true)
+    };
+    assert!(s.wants_process(&with_args("/proc/self/exe", &["sh", "-c", "id"])));
+    assert!(s.wants_process(&with_args("/bin/busybox", &["busybox", "sh", "-c", "id"])));
+    assert!(s.wants_process(&with_args("/bin/busybox", &["/bin/busybox", "/bin/sh"])));
+    assert!(s.wants_process(&with_args("/bin/busybox", &["curl", "-s", "x"])));
+    assert!(
+        !s.wants_process(&with_args("/bin/busybox", &["busybox", "ls", "sh"])),
+        "only argv[1] names the applet"
+    );
+    assert!(
+        !s.wants_process(&with_args("/usr/bin/env", &["env", "sh"])),
+        "argv[1] only after a multi-call binary's own name"
+    );
+    assert!(!s.wants_process(&with_args("/proc/self/exe", &[])));
+    assert_eq!(
+        s.describe(),
+        [
+            "container: every event",
+            "processes: binaries sh, curl; containers only"
+        ]
+    );
+    let all = everything
+        .clone()
+        .with_processes(&[EventKind::Container], ProcessFilter::default())
+        .unwrap();
+    assert!(all.wants_process(&exec("/opt/x", false)));
+    assert_eq!(all.describe()[1], "processes: every event");
+
+    // Not subscribed to container, and malformed names: each named.
+    let bad = ProcessFilter {
+        binaries: vec!["/bin/sh".into(), String::new(), "ok".into()],
+        containers_only: false,
+        writes: false,
+    };
+    let err = Subscription::everything(&[EventKind::File])
+        .with_processes(&[EventKind::File], bad)
+        .unwrap_err();
+    assert_eq!(err.problems.len(), 3, "{err}");
+    assert!(err.problems[0].contains("container"), "{err}");
+    assert!(
+        err.problems[1].starts_with("processes.binaries[0]: \"/bin/sh\""),
+        "{err}"
+    );
+    assert!(
+        err.problems[2].starts_with("processes.binaries[1]"),
+        "{err}"
+    );
+
+    // Subscribed, but the policy withholds container events: never called.
+    let withheld = Subscription::everything(&[EventKind::File])
+        .with_processes(&[EventKind::Container, EventKind::File], filter)
+        .unwrap();
+    assert!(withheld.processes().is_none());
+    assert!(!withheld.wants_process(&exec("/bin/sh", true)));
+}
+
+fn write(binary: &str, container: bool) -> ProcessEvent {
+    ProcessEvent {
+        action: crate::model::PROCESS_WRITE.into(),
+        path: Some("/usr/bin/runc".into()),
+        ..exec(binary, container)
+    }
+}
+
+#[test]
+fn writes_reach_only_plugins_that_ask_for_them_whatever_the_binary() {
+    let exec_only = Subscription::everything(&[EventKind::Container])
+        .with_processes(&[EventKind::Container], ProcessFilter::default())
+        .unwrap();
+    assert!(exec_only.wants_process(&exec("/bin/dd", true)));
+    assert!(
+        !exec_only.wants_process(&write("/bin/dd", true)),
+        "not asked for"
+    );
+
+    let filter = ProcessFilter {
+        binaries: vec!["sh".into()],
+        containers_only: true,
+        writes: true,
+    };
+    let s = Subscription::everything(&[EventKind::Container])
+        .with_processes(&[EventKind::Container], filter)
+        .unwrap();
+    assert!(
+        s.wants_process(&write("/bin/dd", true)),
+        "binaries: execs only"
+    );
+    assert!(
+        !s.wants_process(&write("/bin/dd", false)),
+        "containers only"
+    );
+    assert!(!s.wants_process(&exec("/bin/dd", true)));
+    assert_eq!(
+        s.describe()[1],
+        "processes: binaries sh; containers only; writes to watched files"
+    );
+}

@@ -14,31 +14,40 @@
 //! (e.g. `nats stream add VIGIL --subjects vigil.findings`). A publish with
 //! no stream bound to the subject gets "no responders" and is retried.
 //!
+//! Nothing the server sends reaches the client library unchecked: the
+//! library dials the output's frame [`guard`], which dials the server,
+//! does the TLS, and passes the server's bytes on one bounded operation at
+//! a time (control lines of at most [`CONTROL_LINE_MAX`] bytes, `INFO` of
+//! at most [`INFO_LINE_MAX`], payloads of at most `max_read_payload_bytes`,
+//! each operation whole within half of `timeout_ms` once started). A server over a
+//! cap is cut off, the delivery fails with the guard's reason and is
+//! retried, and the violation is counted
+//! (`vigil_output_protocol_violations_total`).
+//!
 //! Credentials never travel in clear text unless the operator says so
 //! (`allow_plaintext_credentials`): with a user or a token configured the
-//! client requires TLS, so against a plaintext server the TLS handshake
-//! fails right after the server's `INFO`, before `CONNECT` (which carries
-//! the credentials) is written.
+//! guard requires TLS, so against a plaintext server the TLS handshake
+//! fails right after the server's `INFO`, before the client ever sees the
+//! server and writes `CONNECT` (which carries the credentials).
 //!
 //! The client is built by the output thread inside the shared runtime (like
 //! the webhook's connection) and bounded so a dead server can neither hang
 //! a delivery nor pile up findings in memory: every connect and every batch
 //! has `timeout_ms`, the command queue holds a few batches, at most
 //! `2 × batch_max` acks wait at once, and the library reconnects on its own
-//! only [`MAX_RECONNECTS`] times in a row (a blip). Past that, and after any
-//! other transient failure, the client is dropped and the pipeline's retry
-//! with backoff builds a new one, which also re-reads the credential files.
-//! Protocol reads rely on the library: it parses one operation at a time
-//! out of a growable buffer and has no byte cap of its own; what the server
-//! sends is bounded by the server's `max_payload` (our only subscription is
-//! the request inbox, which carries acks of a few hundred bytes), and the
-//! handshake (`INFO` read, TLS, `CONNECT`) by `timeout_ms`.
+//! (to the guard, which dials the server again) only [`MAX_RECONNECTS`]
+//! times in a row (a blip). Past that, and after any other transient
+//! failure, the client and its guard are dropped and the pipeline's retry
+//! with backoff builds new ones, which also re-read the credential files.
 
 mod config;
+pub mod guard;
 #[cfg(test)]
 mod tests;
 
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -48,9 +57,13 @@ use async_nats::jetstream::{self, ErrorCode};
 use async_nats::{ConnectOptions, Subject};
 
 use super::{DeliveryError, Output};
-pub use config::NatsConfig;
+pub use config::{MAX_READ_PAYLOAD_RANGE, NatsConfig};
 use config::{Url, parse_url};
+use guard::frames::Limits;
+use guard::{Guard, GuardConfig};
+pub use guard::{GuardCounter, GuardEvent};
 use vigil_core::finding_record::FindingRecord;
+use vigil_core::metrics::{OutputMetrics, PluginMetrics};
 
 /// Reconnects the library tries by itself after losing the server, before
 /// the output drops the client and leaves the rest to the pipeline's backoff.
@@ -62,6 +75,50 @@ const MAX_RECONNECTS: usize = 3;
 /// the batches in flight.
 const COMMAND_SLACK: usize = 64;
 
+/// Longest control line the server may send, other than `INFO` (`MSG`
+/// lines carry a subject and a reply subject, `-ERR` a short text).
+pub const CONTROL_LINE_MAX: usize = 4 * 1024;
+
+/// Longest `INFO` line (the server's JSON description, with its cluster's
+/// `connect_urls`).
+pub const INFO_LINE_MAX: usize = 64 * 1024;
+
+/// A JetStream context and the frame guard its connection runs through;
+/// the guard (and with it the connection) ends when this is dropped.
+pub struct Connection {
+    js: jetstream::Context,
+    guard: Guard,
+}
+
+impl Deref for Connection {
+    type Target = jetstream::Context;
+
+    fn deref(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
+
+impl Connection {
+    /// Why the guard last cut the connection, once.
+    pub fn guard_error(&self) -> Option<String> {
+        self.guard.take_error()
+    }
+
+    /// The last `-ERR` the server sent on this connection (escaped), once:
+    /// why a publish got no ack when the server refused it (permissions).
+    pub fn server_error(&self) -> Option<String> {
+        self.guard.take_server_error()
+    }
+}
+
+/// A [`GuardCounter`] that counts into an output's metrics.
+pub fn output_counter(metrics: Arc<OutputMetrics>) -> GuardCounter {
+    Arc::new(move |event| match event {
+        GuardEvent::Violation => PluginMetrics::add(&metrics.counters.protocol_violations, 1),
+        GuardEvent::Refused => PluginMetrics::add(&metrics.counters.guard_refused, 1),
+    })
+}
+
 /// A NATS JetStream output.
 pub struct Nats {
     cfg: NatsConfig,
@@ -70,7 +127,9 @@ pub struct Nats {
     timeout: Duration,
     rt: tokio::runtime::Handle,
     /// The connected client, dropped after a transient failure.
-    js: Option<jetstream::Context>,
+    js: Option<Connection>,
+    /// Where the guard counts (no-op until the pipeline attaches metrics).
+    counter: GuardCounter,
 }
 
 fn secret(path: Option<&PathBuf>) -> Result<Option<String>, DeliveryError> {
@@ -93,31 +152,51 @@ impl Nats {
             timeout: Duration::from_millis(cfg.timeout_ms),
             rt,
             js: None,
+            counter: Arc::new(|_| {}),
         })
     }
 
-    /// The client options: TLS, credentials read now, and the bounds.
-    fn options(&self) -> Result<ConnectOptions, DeliveryError> {
+    /// The frame guard's settings: the configured server, TLS, the caps.
+    fn guard_config(&self) -> Result<GuardConfig, DeliveryError> {
         let tls_required = self.url.tls || self.cfg.tls_for_credentials();
+        let tls = super::webhook::tls_client_config(self.cfg.ca_file.as_deref())
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        // Known now to be needed: fail before dialling anything.
+        if let (true, Err(e)) = (tls_required, &tls) {
+            return Err(DeliveryError::transient(e.clone()));
+        }
+        Ok(GuardConfig {
+            host: self.url.host.clone(),
+            port: self.url.port,
+            tls_required,
+            tls,
+            limits: Limits {
+                line: CONTROL_LINE_MAX,
+                info_line: INFO_LINE_MAX,
+                payload: self.cfg.max_read_payload_bytes,
+                // Shorter than the batch deadline, so that a server stalling
+                // inside an ack is named as the cause before the batch times out.
+                op_deadline: self.timeout / 2,
+            },
+            connect_timeout: self.timeout,
+            counter: self.counter.clone(),
+        })
+    }
+
+    /// The client options: credentials read now, and the bounds. TLS is
+    /// the guard's: the client talks plaintext to it over loopback.
+    fn options(&self) -> Result<ConnectOptions, DeliveryError> {
         let mut opts = ConnectOptions::new()
             .name("vigil")
-            .require_tls(tls_required)
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout))
             .client_capacity(self.cfg.batch_max * 2 + COMMAND_SLACK)
             .subscription_capacity(COMMAND_SLACK)
             .max_reconnects(MAX_RECONNECTS)
-            // Credentials go to the configured server only, never to one a
-            // server's INFO advertises.
+            // Credentials go to the configured server only (through the
+            // guard), never to one a server's INFO advertises.
             .ignore_discovered_servers();
-        // A `nats://` server may still ask for TLS in its INFO, so the
-        // settings are given whenever they can be built; without any trusted
-        // root they matter only when TLS is required here.
-        match super::webhook::tls_client_config(self.cfg.ca_file.as_deref()) {
-            Ok(tls) => opts = opts.tls_client_config(tls),
-            Err(e) if tls_required => return Err(DeliveryError::transient(e.to_string())),
-            Err(_) => {}
-        }
         if let Some(token) = secret(self.cfg.token_file.as_ref())? {
             opts = opts.token(token);
         }
@@ -128,31 +207,39 @@ impl Nats {
         Ok(opts)
     }
 
-    async fn connect(&self) -> Result<jetstream::Context, DeliveryError> {
+    async fn connect(&self) -> Result<Connection, DeliveryError> {
         let server = self.url.server();
         let why_tls = if !self.url.tls && self.cfg.tls_for_credentials() {
             " (TLS required: credentials are configured and allow_plaintext_credentials is false)"
         } else {
             ""
         };
-        let client = tokio::time::timeout(self.timeout, self.options()?.connect(server.as_str()))
+        let guard = Guard::start(self.guard_config()?).await.map_err(|e| {
+            DeliveryError::transient(format!(
+                "cannot start the frame guard for NATS {server}: {e}"
+            ))
+        })?;
+        let options = self.options()?;
+        let client = tokio::time::timeout(self.timeout, options.connect(guard.url()))
             .await
             .map_err(|_| {
-                DeliveryError::transient(format!(
-                    "cannot connect to NATS {server}{why_tls}: no answer within {} ms",
-                    self.timeout.as_millis()
-                ))
+                let why = guard
+                    .take_error()
+                    .unwrap_or_else(|| format!("no answer within {} ms", self.timeout.as_millis()));
+                DeliveryError::transient(format!("cannot connect to NATS {server}{why_tls}: {why}"))
             })?
             .map_err(|e| {
-                DeliveryError::transient(format!("cannot connect to NATS {server}{why_tls}: {e}"))
+                let why = guard.take_error().unwrap_or_else(|| e.to_string());
+                DeliveryError::transient(format!("cannot connect to NATS {server}{why_tls}: {why}"))
             })?;
-        Ok(ContextBuilder::new()
+        let js = ContextBuilder::new()
             .timeout(self.timeout)
             // Acks of a batch abandoned on a permanent refusal still hold
             // their slot until they arrive or time out: room for two batches.
             .max_ack_inflight(self.cfg.batch_max * 2)
             .ack_timeout(self.timeout)
-            .build(client))
+            .build(client);
+        Ok(Connection { js, guard })
     }
 
     /// Publishes the batch and waits for every ack.
@@ -217,17 +304,22 @@ impl Nats {
     }
 }
 
-/// A JetStream context on the server and with the credentials, TLS rules
-/// and bounds of `cfg`, for the other users of a NATS connection (the
+/// A JetStream context on the server and with the credentials, TLS rules,
+/// caps and bounds of `cfg`, for the other users of a NATS connection (the
 /// heartbeat of `vigil run`, `vigil fleet`), so that they connect exactly
-/// as the findings output does.
-pub async fn connect(cfg: &NatsConfig) -> Result<jetstream::Context, DeliveryError> {
-    let nats = Nats::new(cfg, tokio::runtime::Handle::current())
+/// as the findings output does; the guard counts into `counter`.
+pub async fn connect(cfg: &NatsConfig, counter: GuardCounter) -> Result<Connection, DeliveryError> {
+    let mut nats = Nats::new(cfg, tokio::runtime::Handle::current())
         .map_err(|e| DeliveryError::permanent(e.to_string()))?;
+    nats.counter = counter;
     nats.connect().await
 }
 
 impl Output for Nats {
+    fn attach_metrics(&mut self, metrics: &Arc<OutputMetrics>) {
+        self.counter = output_counter(metrics.clone());
+    }
+
     fn deliver(&mut self, batch: &[FindingRecord]) -> Result<(), DeliveryError> {
         let rt = self.rt.clone();
         rt.block_on(async {
@@ -237,13 +329,21 @@ impl Output for Nats {
                 Some(js) if js.client().connection_state() == State::Connected => js,
                 _ => self.connect().await?,
             };
-            let r = match tokio::time::timeout(self.timeout, self.publish(&js, batch)).await {
+            let mut r = match tokio::time::timeout(self.timeout, self.publish(&js, batch)).await {
                 Ok(r) => r,
                 Err(_) => Err(DeliveryError::transient(format!(
                     "no JetStream ack within {} ms",
                     self.timeout.as_millis()
                 ))),
             };
+            // The client only saw its connection close, or no ack come;
+            // the guard knows why (a cut connection, or the server's -ERR).
+            if let (Err(e), Some(why)) = (&mut r, js.guard_error()) {
+                e.message = format!("{}: {why}", e.message);
+            }
+            if let (Err(e), Some(said)) = (&mut r, js.server_error()) {
+                e.message = format!("{} (the server said: {said})", e.message);
+            }
             // A transient failure starts over on a fresh client: a dead
             // server's client stops reconnecting after MAX_RECONNECTS, and a
             // new one re-reads rotated credentials.

@@ -37,6 +37,13 @@ pub struct DockerConfig {
     /// this, new containers get no `lifetime_ms`. Bounds memory when
     /// `destroy` events are missed.
     pub max_tracked_containers: usize,
+    /// Follow Docker Swarm activity when this node is a swarm manager:
+    /// service, node, secret and config events, each service event with the
+    /// service's inspected spec, and an inventory of the services at start.
+    /// Plugins receive it through `on-service-events`. A worker node (or a
+    /// daemon outside a swarm) has none; its task containers are seen as
+    /// containers either way.
+    pub swarm: bool,
 }
 
 fn default_request_timeout_ms() -> u64 {
@@ -65,6 +72,7 @@ impl Default for DockerConfig {
             max_backoff_ms: default_max_backoff_ms(),
             replay_wait_ms: default_replay_wait_ms(),
             max_tracked_containers: default_max_tracked_containers(),
+            swarm: true,
         }
     }
 }
@@ -84,6 +92,8 @@ pub struct DockerSettings {
     pub replay_wait: Duration,
     /// Cap of tracked containers.
     pub max_tracked_containers: usize,
+    /// Whether Swarm activity is followed on a manager.
+    pub swarm: bool,
 }
 
 impl DockerConfig {
@@ -116,6 +126,7 @@ impl DockerConfig {
             max_backoff: Duration::from_millis(self.max_backoff_ms),
             replay_wait: Duration::from_millis(self.replay_wait_ms),
             max_tracked_containers: self.max_tracked_containers,
+            swarm: self.swarm,
         })
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 
-use vigil_core::model::{ContainerAction, ContainerEvent, EventBody, ExecInfo, KeyValue};
+use vigil_core::model::{
+    ContainerAction, ContainerEvent, EventBody, ExecInfo, KeyValue, SwarmObject,
+};
 use vigil_normalize::Origin;
 use vigil_normalize::docker_inspect::{Inspect, event_from_inspect};
 
@@ -61,6 +63,8 @@ pub enum Scope {
     Container,
     /// A network; only `connect`/`disconnect` concern containers.
     Network,
+    /// A Docker Swarm object (only a manager's stream has these).
+    Swarm(SwarmObject),
 }
 
 /// Why an Engine event was rejected.
@@ -90,6 +94,10 @@ impl TryFrom<EventMessage> for DockerEvent {
         let scope = match m.typ {
             Some(EventMessageTypeEnum::CONTAINER) => Scope::Container,
             Some(EventMessageTypeEnum::NETWORK) => Scope::Network,
+            Some(EventMessageTypeEnum::SERVICE) => Scope::Swarm(SwarmObject::Service),
+            Some(EventMessageTypeEnum::NODE) => Scope::Swarm(SwarmObject::Node),
+            Some(EventMessageTypeEnum::SECRET) => Scope::Swarm(SwarmObject::Secret),
+            Some(EventMessageTypeEnum::CONFIG) => Scope::Swarm(SwarmObject::Config),
             other => return Err(EventError::Type(other)),
         };
         let action = m
@@ -128,8 +136,33 @@ pub enum Mapped {
         event: Box<ContainerEvent>,
         enrich: Enrich,
     },
+    /// Docker Swarm activity; a service that still exists is to be
+    /// inspected for its spec.
+    Swarm(SwarmChange),
     /// Not about a container (a network created or removed): skipped.
     Ignored,
+}
+
+/// One Swarm event's facts, from its attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmChange {
+    /// The kind of object.
+    pub object: SwarmObject,
+    /// `create`, `update` or `remove`.
+    pub action: String,
+    /// The object's id.
+    pub id: String,
+    /// The object's name.
+    pub name: String,
+    /// The other attributes (`replicas.old` …), sorted by key.
+    pub changes: Vec<KeyValue>,
+}
+
+impl SwarmChange {
+    /// Whether the source should inspect the service for its spec.
+    pub fn wants_spec(&self) -> bool {
+        self.object == SwarmObject::Service && self.action != "remove"
+    }
 }
 
 /// Extra data fetched from the daemon for an event.
@@ -182,6 +215,28 @@ pub fn map(e: &DockerEvent) -> Result<Mapped, EventError> {
     let (verb, detail) = verb(&e.action);
     let attr = |k: &str| e.attributes.get(k).cloned().unwrap_or_default();
     match e.scope {
+        Scope::Swarm(object) => {
+            if !matches!(verb, "create" | "update" | "remove") {
+                return Err(EventError::UnknownAction {
+                    scope: object.as_str(),
+                    action: e.action.clone(),
+                });
+            }
+            let mut changes: Vec<KeyValue> = e
+                .attributes
+                .iter()
+                .filter(|(k, _)| k.as_str() != "name")
+                .map(|(k, v)| KeyValue::new(k.as_str(), v.as_str()))
+                .collect();
+            changes.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(Mapped::Swarm(SwarmChange {
+                object,
+                action: verb.to_owned(),
+                id: e.actor.clone(),
+                name: attr("name"),
+                changes,
+            }))
+        }
         Scope::Network => {
             let action = match verb {
                 "connect" => ContainerAction::NetworkConnect,

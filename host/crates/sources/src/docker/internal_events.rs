@@ -114,3 +114,43 @@ impl DockerInspectFailed<'_> {
         }
     }
 }
+
+/// A service's spec could not be fetched or read (a malformed answer of the
+/// API, or the service removed meanwhile): one log line, the record counted
+/// as rejected; the service event is sent without its spec and the source
+/// goes on.
+pub struct DockerServiceSpecUnreadable<'a> {
+    pub service: &'a str,
+    pub error: &'a str,
+}
+
+impl DockerServiceSpecUnreadable<'_> {
+    pub fn emit(&self, m: &SourceMetrics) {
+        PluginMetrics::add(&m.counters.rejected, 1);
+        tracing::error!(
+            source = "docker",
+            service = self.service,
+            error = self.error,
+            "docker: cannot read a swarm service's spec; its event is sent without it"
+        );
+    }
+}
+
+/// Whether this node is in a swarm and a manager, logged at each (re)connect.
+pub struct DockerSwarmRole {
+    pub role: super::swarm::SwarmRole,
+}
+
+impl DockerSwarmRole {
+    pub fn emit(&self) {
+        let manager = self.role == super::swarm::SwarmRole::Manager;
+        let active = self.role != super::swarm::SwarmRole::Inactive;
+        tracing::info!(
+            source = "docker",
+            swarm_active = active,
+            swarm_manager = manager,
+            "docker: {}",
+            self.role.describe()
+        );
+    }
+}

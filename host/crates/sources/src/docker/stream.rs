@@ -23,9 +23,10 @@ use tokio::sync::watch;
 use super::events::{self, DockerEvent, Enrich, Mapped, since_param};
 use super::internal_events::{
     DockerConnectFailed, DockerEventsGap, DockerInspectFailed, DockerStreamInterrupted,
-    DockerStreamOpened,
+    DockerStreamOpened, DockerSwarmRole,
 };
 use super::inventory::{SOURCE, inspect_container, inspect_exec, inventory, is_not_found};
+use super::swarm::{self, SwarmRole};
 use super::tracker::Tracker;
 use super::{DockerError, DockerSettings};
 use crate::SourceContext;
@@ -124,6 +125,8 @@ struct Source {
     cursor: Cursor,
     tracker: Tracker,
     decode_failures: u32,
+    /// This node's place in a swarm, as last asked.
+    role: SwarmRole,
 }
 
 /// Runs the source until shutdown.
@@ -135,6 +138,7 @@ pub async fn run(settings: DockerSettings, ctx: SourceContext) {
         settings,
         ctx,
         decode_failures: 0,
+        role: SwarmRole::Inactive,
     };
     let mut backoff = src.settings.initial_backoff;
     let mut attempt = 0u32;
@@ -174,7 +178,15 @@ pub async fn run(settings: DockerSettings, ctx: SourceContext) {
             down_for: broken_at.map_or(Duration::ZERO, |t| t.elapsed()),
         }
         .emit(&src.ctx.metrics);
+        if src.settings.swarm {
+            src.probe_swarm(&docker).await;
+        }
         if needs_inventory {
+            // Services before containers: a plugin then knows a task
+            // container's service when the container arrives.
+            if !src.swarm_inventory(&docker).await {
+                return;
+            }
             match inventory(&docker, &src.ctx, &mut src.tracker).await {
                 Ok(Some(n)) => {
                     needs_inventory = false;
@@ -217,10 +229,13 @@ impl Source {
         mut check_replay: bool,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
-        let filters = HashMap::from([(
-            "type".to_owned(),
-            vec!["container".to_owned(), "network".to_owned()],
-        )]);
+        let mut types = vec!["container".to_owned(), "network".to_owned()];
+        if self.settings.swarm {
+            // Harmless off a manager (nothing comes), and a node that becomes
+            // a manager later (`docker swarm init`) is followed at once.
+            types.extend(["service", "node", "secret", "config"].map(str::to_owned));
+        }
+        let filters = HashMap::from([("type".to_owned(), types)]);
         let mut stream = docker.events(Some(EventsOptions {
             since: Some(since.clone()),
             until: None,
@@ -304,10 +319,51 @@ impl Source {
         if !self.ctx.send(vec![marker]).await {
             return false;
         }
+        if !self.swarm_inventory(docker).await {
+            return false;
+        }
         match inventory(docker, &self.ctx, &mut self.tracker).await {
             Ok(sent) => sent.is_some(),
             Err(e) => {
                 tracing::warn!(source = SOURCE, error = %chain(&e), "docker: inventory after a gap failed");
+                true
+            }
+        }
+    }
+
+    /// Asks whether this node is a swarm manager and logs the answer when
+    /// it changed (or is asked the first time).
+    async fn probe_swarm(&mut self, docker: &Docker) {
+        match swarm::role(docker).await {
+            Ok(role) => {
+                if role != self.role || role == SwarmRole::Inactive {
+                    DockerSwarmRole { role }.emit();
+                }
+                self.role = role;
+            }
+            Err(e) => {
+                tracing::warn!(source = SOURCE, error = %chain(&e), "docker: cannot tell whether this node is in a swarm")
+            }
+        }
+    }
+
+    /// The service inventory, on a manager. False when the pipeline is gone.
+    async fn swarm_inventory(&mut self, docker: &Docker) -> bool {
+        if !self.settings.swarm || self.role != SwarmRole::Manager {
+            return true;
+        }
+        match swarm::inventory(docker, &self.ctx).await {
+            Ok(Some(n)) => {
+                tracing::info!(
+                    source = SOURCE,
+                    services = n,
+                    "docker: inventory of swarm services sent"
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(source = SOURCE, error = %chain(&e), "docker: swarm service inventory failed; continuing");
                 true
             }
         }
@@ -318,6 +374,18 @@ impl Source {
         let (mut event, enrich) = match events::map(&ev) {
             Ok(Mapped::Container { event, enrich }) => (*event, enrich),
             Ok(Mapped::Ignored) => return true,
+            Ok(Mapped::Swarm(change)) => {
+                if !self.settings.swarm {
+                    return true;
+                }
+                if self.role != SwarmRole::Manager {
+                    // Swarm events: this node became a manager since the
+                    // stream opened (`docker swarm init`).
+                    self.probe_swarm(docker).await;
+                }
+                let event = swarm::service_event(docker, &self.ctx, change, ev.time_nano).await;
+                return self.ctx.send_services(vec![event]).await;
+            }
             Err(e) => {
                 self.ctx.rejected(&e.to_string());
                 return true;

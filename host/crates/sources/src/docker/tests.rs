@@ -31,7 +31,7 @@ fn parse(json: &str) -> Result<DockerEvent, EventError> {
 fn container(json: &str) -> (ContainerEvent, Enrich) {
     match map(&parse(json).expect("valid event")).expect("mapped") {
         Mapped::Container { event, enrich } => (*event, enrich),
-        Mapped::Ignored => panic!("ignored: {json}"),
+        other => panic!("not a container event: {other:?} for {json}"),
     }
 }
 
@@ -404,4 +404,111 @@ fn a_gap_is_a_container_event_plugins_can_see() {
     assert_eq!(json["body"]["action"], "other");
     assert_eq!(json["body"]["raw_action"], "vigil-events-gap");
     assert_eq!(json["source"], "docker");
+}
+
+#[test]
+fn swarm_events_map_to_changes_with_their_attributes() {
+    use super::events::SwarmChange;
+    use vigil_core::model::{KeyValue, SwarmObject};
+    // As Docker 26 writes them on a manager (`docker service scale web=3`).
+    let scale = r#"{"Type":"service","Action":"update","Actor":{"ID":"x7rbjuf24z0gwhg6h5lwrxgfc","Attributes":{"name":"web","replicas.new":"3","replicas.old":"2"}},"scope":"swarm","time":1796226661,"timeNano":1796226661356594904}"#;
+    let Mapped::Swarm(change) = map(&parse(scale).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert_eq!(
+        change,
+        SwarmChange {
+            object: SwarmObject::Service,
+            action: "update".into(),
+            id: "x7rbjuf24z0gwhg6h5lwrxgfc".into(),
+            name: "web".into(),
+            changes: vec![
+                KeyValue::new("replicas.new", "3"),
+                KeyValue::new("replicas.old", "2")
+            ],
+        }
+    );
+    assert!(change.wants_spec());
+    let removed = scale.replace(r#""Action":"update""#, r#""Action":"remove""#);
+    let Mapped::Swarm(removed) = map(&parse(&removed).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert!(
+        !removed.wants_spec(),
+        "a removed service cannot be inspected"
+    );
+    let node = r#"{"Type":"node","Action":"update","Actor":{"ID":"bjsyhj24pxl03cz5qztfp0iht","Attributes":{"name":"vm","state.new":"ready","state.old":"unknown"}},"scope":"swarm","time":1796226658,"timeNano":1796226658256825754}"#;
+    let Mapped::Swarm(node) = map(&parse(node).expect("valid")).expect("mapped") else {
+        panic!("not a swarm change")
+    };
+    assert_eq!((node.object, node.name.as_str()), (SwarmObject::Node, "vm"));
+    assert!(!node.wants_spec());
+    let odd = scale.replace(r#""Action":"update""#, r#""Action":"explode""#);
+    assert!(matches!(
+        map(&parse(&odd).expect("valid")),
+        Err(EventError::UnknownAction {
+            scope: "service",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn secret_and_config_events_map_to_changes_without_a_spec() {
+    use super::events::SwarmChange;
+    use vigil_core::model::SwarmObject;
+    // As a manager's stream carries them (`docker secret create db_password -`,
+    // `docker config rm nginx_conf`).
+    let secret = r#"{"Type":"secret","Action":"create","Actor":{"ID":"k3bqhzv6ycj5grbq3x2m0nq8a","Attributes":{"name":"db_password"}},"scope":"swarm","time":1796226670,"timeNano":1796226670123456789}"#;
+    let config = r#"{"Type":"config","Action":"remove","Actor":{"ID":"q0u8v4w1e9o2x3r5t6y7u8i9o","Attributes":{"name":"nginx_conf"}},"scope":"swarm","time":1796226671,"timeNano":1796226671000000001}"#;
+    for (json, object, action, id, name) in [
+        (
+            secret,
+            SwarmObject::Secret,
+            "create",
+            "k3bqhzv6ycj5grbq3x2m0nq8a",
+            "db_password",
+        ),
+        (
+            config,
+            SwarmObject::Config,
+            "remove",
+            "q0u8v4w1e9o2x3r5t6y7u8i9o",
+            "nginx_conf",
+        ),
+    ] {
+        let e = parse(json).expect("valid");
+        let Mapped::Swarm(change) = map(&e).expect("mapped") else {
+            panic!("not a swarm change: {json}")
+        };
+        assert_eq!(
+            change,
+            SwarmChange {
+                object,
+                action: action.into(),
+                id: id.into(),
+                name: name.into(),
+                changes: vec![],
+            }
+        );
+        assert!(!change.wants_spec(), "only services are inspected");
+    }
+    // An update of a secret (its labels) maps too; an action Docker does
+    // not document for secrets is refused with the object's kind.
+    let updated = secret.replace(r#""Action":"create""#, r#""Action":"update""#);
+    assert!(matches!(
+        map(&parse(&updated).expect("valid")),
+        Ok(Mapped::Swarm(SwarmChange {
+            object: SwarmObject::Secret,
+            ..
+        }))
+    ));
+    let odd = config.replace(r#""Action":"remove""#, r#""Action":"rotate""#);
+    assert!(matches!(
+        map(&parse(&odd).expect("valid")),
+        Err(EventError::UnknownAction {
+            scope: "config",
+            ..
+        })
+    ));
 }

@@ -4,7 +4,7 @@
 use vigil_core::metrics::{PluginMetrics, SourceMetrics};
 
 use super::SOURCE;
-use super::wire::{Connect, WireError, counter};
+use super::wire::{Record, WireError, counter};
 
 /// A ring buffer record that could not be decoded.
 pub struct EbpfRecordRejected<'a> {
@@ -18,23 +18,47 @@ impl EbpfRecordRejected<'_> {
     }
 }
 
-/// A connect whose cgroup was gone (or invisible) before it could be
-/// mapped to a container: reported as the host's when `include_host`,
+/// A connect or exec whose cgroup was gone (or invisible) before it could
+/// be mapped to a container: reported as the host's when `include_host`,
 /// otherwise not at all, and counted either way.
 pub struct EbpfAttributionMissed<'a> {
-    pub connect: &'a Connect,
+    pub record: &'a Record,
 }
 
 impl EbpfAttributionMissed<'_> {
     pub fn emit(&self, m: &SourceMetrics) {
         let first = PluginMetrics::get(&m.counters.unattributed) == 0;
         PluginMetrics::add(&m.counters.unattributed, 1);
-        let c = self.connect;
-        let remote = format!("{}:{}", c.remote, c.remote_port);
+        let (what, pid, name, cgroup_id, detail) = match self.record {
+            Record::Connect(c) => (
+                "connect",
+                c.pid,
+                c.comm.as_str(),
+                c.cgroup_id,
+                format!("{}:{}", c.remote, c.remote_port),
+            ),
+            Record::Exec(x) => ("exec", x.pid, x.binary.as_str(), x.cgroup_id, String::new()),
+        };
         if first {
-            tracing::warn!(source = SOURCE, pid = c.pid, comm = %c.comm, cgroup_id = c.cgroup_id, remote, "ebpf: connect not attributed (its cgroup was gone before it was looked up)");
+            tracing::warn!(
+                source = SOURCE,
+                what,
+                pid,
+                name,
+                cgroup_id,
+                detail,
+                "ebpf: event not attributed (its cgroup was gone before it was looked up)"
+            );
         } else {
-            tracing::debug!(source = SOURCE, pid = c.pid, comm = %c.comm, cgroup_id = c.cgroup_id, remote, "ebpf: connect not attributed (its cgroup was gone before it was looked up)");
+            tracing::debug!(
+                source = SOURCE,
+                what,
+                pid,
+                name,
+                cgroup_id,
+                detail,
+                "ebpf: event not attributed (its cgroup was gone before it was looked up)"
+            );
         }
     }
 }
@@ -46,7 +70,8 @@ pub struct EbpfKernelDrops {
     pub ring_full: u64,
     /// Connects not followed because the in-flight map was full.
     pub pending_full: u64,
-    /// Connects whose address or socket could not be read.
+    /// Connects whose address or socket could not be read, execs whose
+    /// path or arguments could not be.
     pub read_failed: u64,
 }
 
@@ -89,7 +114,7 @@ impl EbpfKernelDrops {
             tracing::debug!(
                 source = SOURCE,
                 count = self.read_failed,
-                "ebpf: connects whose address or socket could not be read"
+                "ebpf: connects whose address or socket, or execs whose path or arguments, could not be read"
             );
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder, RingBuffer, RingBufferBuilder};
 
 use super::EbpfError;
-use super::wire::{self, Connect, WireError};
+use super::wire::{self, Record, WireError};
 
 /// The object built from `bpf/vigil.bpf.c` by build.rs.
 #[cfg(vigil_bpf_object)]
@@ -24,7 +24,7 @@ const OBJECT: Option<&[u8]> = None;
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Records decoded by the ring buffer's callback, taken after each poll.
-type Records = Rc<RefCell<Vec<Result<Connect, WireError>>>>;
+type Records = Rc<RefCell<Vec<Result<Record, WireError>>>>;
 
 /// The loaded and attached programs.
 pub struct Kernel {
@@ -86,7 +86,7 @@ impl Kernel {
     }
 
     /// Waits up to `timeout` for records and returns those that arrived.
-    pub fn poll(&self, timeout: Duration) -> Result<Vec<Result<Connect, WireError>>, EbpfError> {
+    pub fn poll(&self, timeout: Duration) -> Result<Vec<Result<Record, WireError>>, EbpfError> {
         match self.ring.poll(timeout) {
             // A signal (SIGHUP: a reload) woke the wait: nothing wrong.
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}

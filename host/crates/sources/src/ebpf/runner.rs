@@ -1,17 +1,20 @@
 //! The source's thread: loads the programs, then polls the ring buffer,
-//! turns each record into a `network` event and hands them to the
-//! pipeline, and once a second turns the kernel's counters into metrics.
+//! turns each record into a `network` event (a connect) or a process event
+//! (an exec) and hands them to the pipeline, and once a second turns the
+//! kernel's counters into metrics.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use vigil_core::model::{Direction, Event, EventBody, NetworkEvent};
+use vigil_core::model::{
+    ContainerRef, Direction, Event, EventBody, NetworkEvent, PROCESS_EXEC, ProcessEvent,
+};
 use vigil_core::time::wall_now;
 
 use super::cgroups::{Cgroups, Owner};
 use super::internal_events::{EbpfAttributionMissed, EbpfKernelDrops, EbpfRecordRejected};
 use super::loader::Kernel;
-use super::wire::{self, Connect};
+use super::wire::{self, Connect, Exec, Record};
 use super::{EbpfError, EbpfSettings, POLL_TIMEOUT, SOURCE};
 use crate::SourceContext;
 use crate::network::attribution::ContainerNames;
@@ -46,7 +49,7 @@ pub fn start(
                 }
             };
             tracing::info!(
-                "ebpf: on (connect of TCP and UDP over IPv4 and IPv6 from raw tracepoints, ring buffer {} bytes, containers by cgroup v2 id under {})",
+                "ebpf: on (connect of TCP and UDP over IPv4 and IPv6, and exec, from raw tracepoints, ring buffer {} bytes, containers by cgroup v2 id under {})",
                 settings.ring_buffer_bytes,
                 cgroup_root.display()
             );
@@ -67,7 +70,7 @@ pub fn start(
     }
 }
 
-/// Who made a connect: the container (named) or the host.
+/// Who made a connect or an exec: the container (named) or the host.
 pub struct Attribution {
     cgroups: Cgroups,
     names: ContainerNames,
@@ -92,14 +95,7 @@ impl Attribution {
     /// The event for `c`, or `None` when it belongs to the host and host
     /// events are not wanted. `missed` is set when no owner was found.
     pub fn event(&mut self, c: &Connect, missed: &mut bool) -> Option<NetworkEvent> {
-        let container = match self.cgroups.owner(c.cgroup_id) {
-            Owner::Container(id) => Some(self.names.get(&id)),
-            Owner::Host => None,
-            Owner::Unknown => {
-                *missed = true;
-                None
-            }
-        };
+        let container = self.container(c.cgroup_id, missed).map(|(c, _)| c);
         if container.is_none() && !self.include_host {
             return None;
         }
@@ -116,6 +112,46 @@ impl Attribution {
             container,
             host_network,
         })
+    }
+}
+
+impl Attribution {
+    /// The process event for `x` (without id, time, node and source), or
+    /// `None` when it belongs to the host and host events are not wanted.
+    /// `missed` is set when no owner was found.
+    pub fn process(&mut self, x: &Exec, missed: &mut bool) -> Option<ProcessEvent> {
+        let (container, container_tty) = match self.container(x.cgroup_id, missed) {
+            Some((c, tty)) => (Some(c), tty),
+            None if self.include_host => (None, None),
+            None => return None,
+        };
+        Some(ProcessEvent {
+            action: PROCESS_EXEC.to_owned(),
+            pid: x.pid,
+            namespace_pid: x.namespace_pid,
+            parent_pid: x.parent_pid,
+            parent_name: x.parent_name.clone(),
+            uid: x.uid,
+            binary: x.binary.clone(),
+            args: x.args.clone(),
+            args_truncated: x.args_truncated,
+            container,
+            container_tty,
+            ..ProcessEvent::default()
+        })
+    }
+
+    /// The container of cgroup `id` with its terminal setting, `None` for
+    /// the host or an unknown cgroup (then `missed` is set).
+    fn container(&mut self, id: u64, missed: &mut bool) -> Option<(ContainerRef, Option<bool>)> {
+        match self.cgroups.owner(id) {
+            Owner::Container(id) => Some(self.names.get_with_tty(&id)),
+            Owner::Host => None,
+            Owner::Unknown => {
+                *missed = true;
+                None
+            }
+        }
     }
 }
 
@@ -146,26 +182,41 @@ fn run(
         );
         let time = wall_now();
         let mut events = Vec::with_capacity(records.len());
+        let mut processes = Vec::new();
         for record in records {
-            let connect = match record {
-                Ok(c) => c,
+            let record = match record {
+                Ok(r) => r,
                 Err(e) => {
                     EbpfRecordRejected { error: &e }.emit(&ctx.metrics);
                     continue;
                 }
             };
             let mut missed = false;
-            let event = attribution.event(&connect, &mut missed);
-            if missed {
-                EbpfAttributionMissed { connect: &connect }.emit(&ctx.metrics);
+            match &record {
+                Record::Connect(connect) => {
+                    let event = attribution.event(connect, &mut missed);
+                    events.extend(event.map(|body| Event {
+                        id: ctx.next_id(),
+                        time,
+                        node: ctx.node.to_string(),
+                        source: SOURCE.to_owned(),
+                        body: EventBody::Network(body),
+                    }));
+                }
+                Record::Exec(exec) => {
+                    let event = attribution.process(exec, &mut missed);
+                    processes.extend(event.map(|p| ProcessEvent {
+                        id: ctx.next_id(),
+                        time,
+                        node: ctx.node.to_string(),
+                        source: SOURCE.to_owned(),
+                        ..p
+                    }));
+                }
             }
-            events.extend(event.map(|body| Event {
-                id: ctx.next_id(),
-                time,
-                node: ctx.node.to_string(),
-                source: SOURCE.to_owned(),
-                body: EventBody::Network(body),
-            }));
+            if missed {
+                EbpfAttributionMissed { record: &record }.emit(&ctx.metrics);
+            }
         }
         while !events.is_empty() {
             let rest = events.split_off(events.len().min(CHUNK));
@@ -173,6 +224,13 @@ fn run(
                 return;
             }
             events = rest;
+        }
+        while !processes.is_empty() {
+            let rest = processes.split_off(processes.len().min(CHUNK));
+            if !rt.block_on(ctx.send_processes(processes)) {
+                return;
+            }
+            processes = rest;
         }
         if counted_at.elapsed() >= COUNTERS_EVERY {
             counted_at = Instant::now();

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::cgroups::{Cgroups, Owner, cgroup2_mount};
 use super::internal_events::EbpfKernelDrops;
-use super::wire::{self, WireError, counter, decode};
+use super::wire::{self, Record, WireError, counter};
 use super::*;
 use vigil_core::model::Protocol;
 
@@ -30,6 +30,102 @@ fn record(family: u16, protocol: u16, remote: &[u8], local: &[u8], ret: i32) -> 
     b[60..60 + local.len()].copy_from_slice(local);
     b[76..79].copy_from_slice(b"nc\0");
     b
+}
+
+/// Decodes a record that must be a connect.
+fn decode(bytes: &[u8]) -> Result<wire::Connect, WireError> {
+    wire::decode(bytes).map(|r| match r {
+        Record::Connect(c) => c,
+        Record::Exec(x) => panic!("an exec: {x:?}"),
+    })
+}
+
+/// A `struct exec_event` as the kernel writes it (568 bytes).
+fn exec_record(binary: &str, args: &[u8], flags: u16) -> Vec<u8> {
+    let mut b = vec![0u8; 568];
+    b[0..4].copy_from_slice(&wire::EVENT_EXEC.to_ne_bytes());
+    b[4..8].copy_from_slice(&4242u32.to_ne_bytes());
+    b[8..12].copy_from_slice(&4200u32.to_ne_bytes());
+    b[12..16].copy_from_slice(&1000u32.to_ne_bytes());
+    b[16..24].copy_from_slice(&77u64.to_ne_bytes());
+    b[32..34].copy_from_slice(&(args.len() as u16).to_ne_bytes());
+    b[34..36].copy_from_slice(&flags.to_ne_bytes());
+    b[36..40].copy_from_slice(&7u32.to_ne_bytes());
+    b[40..44].copy_from_slice(b"runc");
+    b[56..56 + binary.len()].copy_from_slice(binary.as_bytes());
+    b[312..312 + args.len()].copy_from_slice(args);
+    b
+}
+
+fn exec(bytes: &[u8]) -> Result<wire::Exec, WireError> {
+    wire::decode(bytes).map(|r| match r {
+        Record::Exec(x) => x,
+        Record::Connect(c) => panic!("a connect: {c:?}"),
+    })
+}
+
+#[test]
+fn decodes_an_exec_with_its_arguments() {
+    let x = exec(&exec_record("/bin/sh", b"sh\0-c\0sleep 1; id\0", 0)).unwrap();
+    assert_eq!(x.pid, 4242);
+    assert_eq!(x.namespace_pid, 7);
+    assert_eq!(x.parent_pid, 4200);
+    assert_eq!(x.uid, 1000);
+    assert_eq!(x.cgroup_id, 77);
+    assert_eq!(x.parent_name, "runc");
+    assert_eq!(x.binary, "/bin/sh");
+    assert_eq!(x.args, ["sh", "-c", "sleep 1; id"]);
+    assert!(!x.args_truncated);
+    // An empty argument stays an argument.
+    let x = exec(&exec_record("/bin/true", b"true\0\0x\0", 0)).unwrap();
+    assert_eq!(x.args, ["true", "", "x"]);
+    // No argument block at all (argc 0).
+    let x = exec(&exec_record("/bin/true", b"", 0)).unwrap();
+    assert!(x.args.is_empty());
+}
+
+#[test]
+fn exec_arguments_cut_by_the_kernel_are_marked() {
+    // The kernel read 256 of more bytes: flagged, and the last argument
+    // ends without its NUL.
+    let mut long = b"curl\0".to_vec();
+    long.resize(256, b'a');
+    let x = exec(&exec_record("/usr/bin/curl", &long, 1)).unwrap();
+    assert!(x.args_truncated);
+    assert_eq!(x.args.len(), 2);
+    assert_eq!(x.args[1].len(), 251);
+    // Cut without the flag (a block that ends mid-argument): still marked.
+    let x = exec(&exec_record("/bin/x", b"x\0ab", 0)).unwrap();
+    assert!(x.args_truncated);
+    assert_eq!(x.args, ["x", "ab"]);
+}
+
+#[test]
+fn refuses_malformed_exec_records() {
+    let full = exec_record("/bin/sh", b"sh\0", 0);
+    assert!(matches!(
+        wire::decode(&full[..567]),
+        Err(WireError::Short { kind: 2, len: 567 })
+    ));
+    assert!(matches!(
+        wire::decode(&full[..8]),
+        Err(WireError::Short { kind: 2, .. })
+    ));
+    // A length past the buffer is refused, never read past it.
+    let mut lying = full.clone();
+    lying[32..34].copy_from_slice(&257u16.to_ne_bytes());
+    assert_eq!(wire::decode(&lying), Err(WireError::ArgsLength(257)));
+    // Strings without a NUL stop at their buffer; bad UTF-8 is replaced.
+    let mut unterminated = full.clone();
+    unterminated[56..312].fill(b'p');
+    unterminated[40..56].fill(0xff);
+    let x = exec(&unterminated).unwrap();
+    assert_eq!(x.binary.len(), 256);
+    assert!(
+        x.parent_name
+            .chars()
+            .all(|c| c == char::REPLACEMENT_CHARACTER)
+    );
 }
 
 #[test]

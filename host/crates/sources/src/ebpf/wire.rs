@@ -1,6 +1,7 @@
 //! The records the kernel programs write (`bpf/vigil.bpf.c`), decoded from
 //! the ring buffer's bytes without `unsafe`: every field is read at its
-//! offset in the C layout, in the machine's byte order.
+//! offset in the C layout, in the machine's byte order, and every length
+//! the record carries is checked against its buffer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -11,6 +12,20 @@ pub const EVENT_CONNECT: u32 = 1;
 
 /// Size of `struct connect_event` without its tail padding.
 const CONNECT_LEN: usize = 92;
+
+/// `EVENT_EXEC`: the first word of a `struct exec_event`.
+pub const EVENT_EXEC: u32 = 2;
+
+/// Size of `struct exec_event`.
+const EXEC_LEN: usize = 568;
+/// Where its variable parts start, and their capacity.
+const EXEC_PARENT_COMM: usize = 40;
+const EXEC_FILENAME: usize = 56;
+const EXEC_ARGS: usize = 312;
+/// Capacity of `exec_event.args` (`EXEC_ARGS_MAX`).
+pub const EXEC_ARGS_MAX: usize = 256;
+/// `EXEC_ARGS_TRUNCATED` in `exec_event.flags`.
+const EXEC_ARGS_TRUNCATED: u16 = 1;
 
 /// Indexes of the kernel's `counters` map (`enum counter`).
 pub mod counter {
@@ -56,6 +71,38 @@ pub struct Connect {
     pub comm: String,
 }
 
+/// One successful `execve`/`execveat`, as the kernel saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// Process (thread group) id, in the host's PID namespace.
+    pub pid: u32,
+    /// Its id in its own PID namespace (1: a container's init).
+    pub namespace_pid: u32,
+    /// The real parent's process id.
+    pub parent_pid: u32,
+    /// The real parent's name (`comm`).
+    pub parent_name: String,
+    /// Real user id, in the initial user namespace.
+    pub uid: u32,
+    /// The caller's cgroup v2 id.
+    pub cgroup_id: u64,
+    /// The executed path as the caller named it.
+    pub binary: String,
+    /// `argv`, as far as it was read.
+    pub args: Vec<String>,
+    /// Whether `argv` was longer than what was read.
+    pub args_truncated: bool,
+}
+
+/// A ring buffer record of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// An outbound connect.
+    Connect(Connect),
+    /// A program executed.
+    Exec(Exec),
+}
+
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -68,17 +115,83 @@ pub enum WireError {
     /// An address family or protocol the programs should have filtered out.
     #[error("unexpected family {family} or protocol {protocol}")]
     Family { family: u16, protocol: u16 },
+    /// An exec record whose argument length exceeds its buffer.
+    #[error("exec record claims {0} bytes of arguments (at most 256)")]
+    ArgsLength(u16),
 }
 
 /// Decodes one ring buffer record.
-pub fn decode(bytes: &[u8]) -> Result<Connect, WireError> {
+pub fn decode(bytes: &[u8]) -> Result<Record, WireError> {
     let kind = u32_at(bytes, 0).ok_or(WireError::Short {
         kind: 0,
         len: bytes.len(),
     })?;
-    if kind != EVENT_CONNECT {
-        return Err(WireError::Kind(kind));
+    match kind {
+        EVENT_CONNECT => decode_connect(bytes).map(Record::Connect),
+        EVENT_EXEC => decode_exec(bytes).map(Record::Exec),
+        _ => Err(WireError::Kind(kind)),
     }
+}
+
+/// Decodes a `struct exec_event`. Strings are cut at their first NUL and
+/// never read past their buffer, whatever the record says.
+fn decode_exec(bytes: &[u8]) -> Result<Exec, WireError> {
+    if bytes.len() < EXEC_LEN {
+        return Err(WireError::Short {
+            kind: EVENT_EXEC,
+            len: bytes.len(),
+        });
+    }
+    let r = |at| u32_at(bytes, at).unwrap_or_default();
+    let args_len = u16_at(bytes, 32).unwrap_or_default();
+    if usize::from(args_len) > EXEC_ARGS_MAX {
+        return Err(WireError::ArgsLength(args_len));
+    }
+    let flags = u16_at(bytes, 34).unwrap_or_default();
+    let raw_args = bytes
+        .get(EXEC_ARGS..EXEC_ARGS + usize::from(args_len))
+        .unwrap_or_default();
+    let (args, cut) = split_args(raw_args);
+    Ok(Exec {
+        pid: r(4),
+        namespace_pid: r(36),
+        parent_pid: r(8),
+        uid: r(12),
+        cgroup_id: u64_at(bytes, 16).unwrap_or_default(),
+        parent_name: c_string(
+            bytes
+                .get(EXEC_PARENT_COMM..EXEC_FILENAME)
+                .unwrap_or_default(),
+        ),
+        binary: c_string(bytes.get(EXEC_FILENAME..EXEC_ARGS).unwrap_or_default()),
+        args,
+        args_truncated: flags & EXEC_ARGS_TRUNCATED != 0 || cut,
+    })
+}
+
+/// The NUL-separated arguments of an argument block; the second value is
+/// true when the block ends inside an argument (read cut short).
+fn split_args(raw: &[u8]) -> (Vec<String>, bool) {
+    if raw.is_empty() {
+        return (Vec::new(), false);
+    }
+    let cut = raw.last() != Some(&0);
+    let body = raw.strip_suffix(&[0]).unwrap_or(raw);
+    let args = body
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (args, cut)
+}
+
+/// The text before the first NUL of a fixed buffer.
+fn c_string(raw: &[u8]) -> String {
+    let text = raw.split(|b| *b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(text).into_owned()
+}
+
+fn decode_connect(bytes: &[u8]) -> Result<Connect, WireError> {
+    let kind = EVENT_CONNECT;
     if bytes.len() < CONNECT_LEN {
         return Err(WireError::Short {
             kind,

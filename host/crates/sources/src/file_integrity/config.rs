@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::validate::{Problems, join};
 
 use super::spec::{self, PathSpec};
+use super::writers::WriterSettings;
 
 /// The `file-integrity` source as an operator writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -40,6 +41,15 @@ pub struct FileIntegrityConfig {
     pub max_delay_ms: u64,
     /// The SQLite file holding the baseline (`<data dir>/fim.sqlite` under `vigil run`).
     pub baseline: PathBuf,
+    /// Name the process behind each write to a watched file (fanotify; needs
+    /// `CAP_SYS_ADMIN`), with its container when it runs in one: a `write`
+    /// process event for plugins that ask for writes (runtime-tamper's
+    /// `container-write`). Without the privilege the writers are not named,
+    /// with the reason logged; changes are reported as without it.
+    pub name_writers: bool,
+    /// Docker's data root, where the containers of writers are named
+    /// (`<docker_root>/containers/<id>/config.v2.json`).
+    pub docker_root: PathBuf,
 }
 
 fn default_rehash_interval_secs() -> u64 {
@@ -63,6 +73,8 @@ impl Default for FileIntegrityConfig {
             debounce_ms: default_debounce_ms(),
             max_delay_ms: default_max_delay_ms(),
             baseline: PathBuf::from("/var/lib/vigil/fim.sqlite"),
+            name_writers: true,
+            docker_root: PathBuf::from("/var/lib/docker"),
         }
     }
 }
@@ -80,6 +92,8 @@ pub struct FileIntegritySettings {
     pub max_delay: Duration,
     /// The baseline's SQLite file.
     pub baseline: PathBuf,
+    /// Where writers are named; `None`: they are not.
+    pub writers: Option<WriterSettings>,
 }
 
 impl FileIntegrityConfig {
@@ -121,6 +135,9 @@ impl FileIntegrityConfig {
         if self.baseline.as_os_str().is_empty() {
             bad("baseline", "must not be empty");
         }
+        if self.name_writers && !self.docker_root.is_absolute() {
+            bad("docker_root", "must be an absolute path");
+        }
         let mut seen = std::collections::HashSet::new();
         specs.retain(|s| seen.insert(s.raw.clone()));
         if specs.is_empty() {
@@ -135,6 +152,13 @@ impl FileIntegrityConfig {
             debounce: Duration::from_millis(self.debounce_ms),
             max_delay: Duration::from_millis(self.max_delay_ms),
             baseline: self.baseline.clone(),
+            writers: self.name_writers.then(|| WriterSettings {
+                proc_root: PathBuf::from("/proc"),
+                docker_root: self.docker_root.clone(),
+                // A burst of writes is one change for the monitor after at
+                // most `max_delay`; one write event per writer for as long.
+                coalesce: Duration::from_millis(self.max_delay_ms),
+            }),
         })
     }
 }

@@ -386,7 +386,7 @@ async fn live_watch_sends_one_event_per_change() {
         let mut got = Vec::new();
         // Collect everything until a quiet second.
         while let Ok(Some(batch)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
-            for e in batch {
+            for e in batch.into_events() {
                 assert_eq!(e.source, "file-integrity");
                 let EventBody::File(f) = e.body else {
                     panic!("{what}: not a file event")

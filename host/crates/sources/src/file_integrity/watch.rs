@@ -90,11 +90,11 @@ impl Watches {
 }
 
 /// `path` if it is a directory, else its nearest ancestor that is.
-fn nearest_dir(path: &Path) -> Option<PathBuf> {
+pub(super) fn nearest_dir(path: &Path) -> Option<PathBuf> {
     path.ancestors().find(|p| p.is_dir()).map(Path::to_path_buf)
 }
 
-fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+pub(super) fn dir_id(dir: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(dir)
         .ok()
         .filter(std::fs::Metadata::is_dir)

@@ -220,7 +220,7 @@ async fn oversized_chunked_body_wrong_method_and_good_batch() {
     );
     let resp = exchange(addr, req.as_bytes()).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let batch = rx.try_recv().unwrap();
+    let batch = rx.try_recv().unwrap().into_events();
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].source, "k8s-audit");
     assert_eq!(batch[0].node, "n1");

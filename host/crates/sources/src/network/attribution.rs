@@ -53,6 +53,9 @@ struct ConfigV2Inner {
     image: String,
     #[serde(rename = "Labels", default)]
     labels: Option<HashMap<String, String>>,
+    /// Whether the container was created with a terminal (`docker run -t`).
+    #[serde(rename = "Tty", default)]
+    tty: Option<bool>,
 }
 
 /// Names and images of containers, read once per container and kept while
@@ -60,7 +63,8 @@ struct ConfigV2Inner {
 #[derive(Debug)]
 pub struct ContainerNames {
     docker_root: PathBuf,
-    cache: HashMap<String, ContainerRef>,
+    /// Each container's reference and whether it has a terminal.
+    cache: HashMap<String, (ContainerRef, Option<bool>)>,
     cap: usize,
 }
 
@@ -78,6 +82,12 @@ impl ContainerNames {
     /// so it cannot escape the data root); name and image stay empty when
     /// the container is not Docker's or its config cannot be read.
     pub fn get(&mut self, id: &str) -> ContainerRef {
+        self.get_with_tty(id).0
+    }
+
+    /// [`get`](Self::get), and whether the container was created with a
+    /// terminal (`None` when its config does not say or cannot be read).
+    pub fn get_with_tty(&mut self, id: &str) -> (ContainerRef, Option<bool>) {
         if let Some(known) = self.cache.get(id) {
             return known.clone();
         }
@@ -92,10 +102,11 @@ impl ContainerNames {
                 // Not cached: the config may appear, and other engines'
                 // containers cost one failed open per new socket only.
                 tracing::debug!(source = super::SOURCE, container = id, error = %vigil_core::error::chain(&e), "network: container name unknown");
-                ContainerRef {
+                let unknown = ContainerRef {
                     id: id.to_owned(),
                     ..ContainerRef::default()
-                }
+                };
+                (unknown, None)
             }
         }
     }
@@ -105,7 +116,7 @@ impl ContainerNames {
         self.cache.retain(|id, _| live.contains(id.as_str()));
     }
 
-    fn read(&self, id: &str) -> Result<ContainerRef, NetworkError> {
+    fn read(&self, id: &str) -> Result<(ContainerRef, Option<bool>), NetworkError> {
         let path = self
             .docker_root
             .join("containers")
@@ -118,12 +129,13 @@ impl ContainerNames {
         let config: ConfigV2 = serde_json::from_slice(&bytes)
             .map_err(|source| NetworkError::DecodeContainerConfig { path, source })?;
         let labels = config.config.labels.unwrap_or_default();
-        Ok(ContainerRef {
+        let container = ContainerRef {
             id: id.to_owned(),
             name: config.name.trim_start_matches('/').to_owned(),
             image: config.config.image,
             pod: pod(&labels),
-        })
+        };
+        Ok((container, config.config.tty))
     }
 }
 

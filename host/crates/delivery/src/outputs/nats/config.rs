@@ -59,9 +59,18 @@ pub struct NatsConfig {
     /// PEM CA certificates trusted besides the system's roots (TLS).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Connect deadline and batch deadline (publishes plus acks), in milliseconds.
+    /// Connect deadline and batch deadline (publishes plus acks), in
+    /// milliseconds. Half of it is the time a server has to send an
+    /// operation whole once it has started it (a stalled one closes the
+    /// connection).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Largest message payload (headers included) the server may send to
+    /// Vigil, in bytes (1024 to 67108864; default 65536). The output only
+    /// receives JetStream acks of a few hundred bytes; a `MSG` declaring
+    /// more closes the connection and counts a protocol violation.
+    #[serde(default = "default_max_read_payload")]
+    pub max_read_payload_bytes: usize,
     /// Retry schedule after a failed delivery.
     #[serde(default)]
     pub retry: Retry,
@@ -78,6 +87,15 @@ fn default_batch() -> usize {
 fn default_timeout_ms() -> u64 {
     5_000
 }
+
+fn default_max_read_payload() -> usize {
+    64 * 1024
+}
+
+/// Bounds of `max_read_payload_bytes`: room for an ack or a JetStream
+/// API answer at least, and no more than the NATS protocol's largest
+/// `max_payload` (64 MiB).
+pub const MAX_READ_PAYLOAD_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 * 1024 * 1024;
 
 impl NatsConfig {
     /// A config with every default.
@@ -97,6 +115,7 @@ impl NatsConfig {
             allow_plaintext_credentials: false,
             ca_file: None,
             timeout_ms: default_timeout_ms(),
+            max_read_payload_bytes: default_max_read_payload(),
             retry: Retry::default(),
         }
     }
@@ -227,6 +246,12 @@ impl Validate for NatsConfig {
         }
         if !(100..=600_000).contains(&self.timeout_ms) {
             problems.push(join(path, "timeout_ms"), "must be between 100 and 600000");
+        }
+        if !MAX_READ_PAYLOAD_RANGE.contains(&self.max_read_payload_bytes) {
+            problems.push(
+                join(path, "max_read_payload_bytes"),
+                "must be between 1024 and 67108864",
+            );
         }
         validate_batch(self.batch_max, path, problems);
         self.retry.validate(&join(path, "retry"), problems);

@@ -1,6 +1,7 @@
 //! Config checks of the NATS output: URLs, subjects, credentials and when
-//! they make TLS mandatory. The protocol itself is `async-nats`'s; the
-//! output against a real server is `host/tests/nats_live.rs`.
+//! they make TLS mandatory, the read cap. The frame guard's own tests are
+//! `guard/tests.rs`; the output against a real server and hostile ones is
+//! `host/tests/nats_live.rs`.
 
 use super::config::{NatsConfig, Url, parse_url, valid_subject};
 use vigil_core::validate::{Problems, Validate};
@@ -88,6 +89,7 @@ fn validation_reports_every_problem() {
     cfg.token_file = Some("/nonexistent/token".into());
     cfg.ca_file = Some("/nonexistent/ca.pem".into());
     cfg.timeout_ms = 1;
+    cfg.max_read_payload_bytes = 100;
     cfg.batch_max = 0;
     cfg.retry.max_ms = 1;
     let mut p = Problems::default();
@@ -103,6 +105,7 @@ fn validation_reports_every_problem() {
             "outputs.nats[0].token_file",
             "outputs.nats[0].ca_file",
             "outputs.nats[0].timeout_ms",
+            "outputs.nats[0].max_read_payload_bytes",
             "outputs.nats[0].batch_max",
             "outputs.nats[0].retry.max_ms",
         ],

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Vigil's kernel programs: every outbound connect(2) on an IPv4 or IPv6 TCP
- * or UDP socket, with its result, handed to userspace through a ring buffer.
+ * or UDP socket, with its result, and every successful exec, handed to
+ * userspace through one ring buffer (each record starts with its kind).
  *
  * Raw tracepoints (sys_enter / sys_exit) rather than syscall tracepoints:
  * they attach through bpf(2) alone, so no tracefs mount is needed on the
@@ -76,11 +77,39 @@ struct files_struct {
 	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
 
+/* In the kernel these sit in an anonymous struct; CO-RE finds them by name. */
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
+/*
+ * Indexed by a variable below, so its size must be the kernel's (CO-RE
+ * relocates field offsets, not the stride of a variable index): `ns` is
+ * declared for that alone.
+ */
+struct upid {
+	int nr;
+	void *ns;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int tgid;
+	struct pid *thread_pid;
 	struct task_struct *real_parent;
 	struct nsproxy *nsproxy;
 	struct files_struct *files;
+	struct mm_struct *mm;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
 } __attribute__((preserve_access_index));
 
 struct in6_addr___vigil {
@@ -135,12 +164,34 @@ struct connect_event {
 	char comm[16];
 };
 
+#define EVENT_EXEC 2
+#define EXEC_PATH_MAX 256
+#define EXEC_ARGS_MAX 256
+#define EXEC_ARGS_TRUNCATED 1
+
+/* One successful exec, 568 bytes. */
+struct exec_event {
+	__u32 kind; /* EVENT_EXEC */
+	__u32 tgid;
+	__u32 ppid; /* the real parent's tgid */
+	__u32 uid;  /* real uid, in the initial user namespace */
+	__u64 cgroup_id;
+	__u64 time_ns;
+	__u16 args_len; /* bytes of `args` read */
+	__u16 flags;    /* EXEC_ARGS_TRUNCATED */
+	__u32 ns_pid;   /* the pid in its own PID namespace (1: a container's init) */
+	char parent_comm[16];
+	char filename[EXEC_PATH_MAX]; /* NUL-terminated, cut */
+	char args[EXEC_ARGS_MAX];     /* argv as laid out: NUL-separated */
+};
+
 /* Indexes of `counters` (mirrored in ebpf/wire.rs). */
 enum counter {
 	C_SUBMITTED = 0,  /* events written to the ring */
 	C_RING_FULL = 1,  /* events lost: the ring had no room */
 	C_PENDING_FULL = 2, /* connects not followed: `pending` full */
-	C_READ_FAILED = 3,  /* connects whose address or socket could not be read */
+	C_READ_FAILED = 3,  /* connects whose address or socket could not be read,
+			       execs whose path or arguments could not be */
 	C_COUNTERS = 4,
 };
 
@@ -277,6 +328,68 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	e->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_map_delete_elem(&pending, &id);
+	bpf_ringbuf_submit(e, 0);
+	count(C_SUBMITTED);
+	return 0;
+}
+
+/*
+ * sched_process_exec fires once the new program is loaded, in its own
+ * context: `current` is the process with its new mm, whose argument block
+ * (arg_start..arg_end) the kernel has just written, so reading it cannot
+ * fault. Failed execs never get here. args: task, old pid, linux_binprm.
+ */
+SEC("raw_tp/sched_process_exec")
+int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(C_RING_FULL);
+		return 0;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	e->kind = EVENT_EXEC;
+	e->tgid = id >> 32;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->time_ns = bpf_ktime_get_ns();
+	e->flags = 0;
+	/* After exec the thread is the group leader: its pid is the tgid. */
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	e->ns_pid = 0;
+	if (level < 32)
+		bpf_core_read(&e->ns_pid, sizeof(e->ns_pid), &pid->numbers[level].nr);
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	if (bpf_core_read_str(e->parent_comm, sizeof(e->parent_comm), &parent->comm) < 0)
+		e->parent_comm[0] = 0;
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	int failed = 0;
+	if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) {
+		e->filename[0] = 0;
+		failed = 1;
+	}
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	if (len > EXEC_ARGS_MAX) {
+		len = EXEC_ARGS_MAX;
+		e->flags |= EXEC_ARGS_TRUNCATED;
+	}
+	/* Bounded again in a way the verifier can follow. */
+	len &= (EXEC_ARGS_MAX << 1) - 1;
+	if (len > EXEC_ARGS_MAX)
+		len = EXEC_ARGS_MAX;
+	if (len && bpf_probe_read_user(e->args, len, (const void *)start)) {
+		len = 0;
+		failed = 1;
+	}
+	e->args_len = (__u16)len;
+	if (failed)
+		count(C_READ_FAILED);
 	bpf_ringbuf_submit(e, 0);
 	count(C_SUBMITTED);
 	return 0;
