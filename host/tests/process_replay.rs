@@ -112,14 +112,22 @@ fn process_records_replay_to_runtime_tamper_findings() {
 
 #[test]
 fn a_plugin_exporting_findings_and_processes_receives_both() {
+    receives_processes_and_findings("multi-probe");
+}
+
+/// The same plugin exporting `services` too (`findings, services,
+/// processes`): the three-export world loads and behaves the same here
+/// (its Swarm events are seen live in `swarm_live.rs`).
+#[test]
+fn a_plugin_exporting_all_three_side_interfaces_receives_processes_and_findings() {
+    receives_processes_and_findings("multi-probe-all");
+}
+
+fn receives_processes_and_findings(name: &str) {
     let dir = TempDir::new("process-replay-multi");
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        hostile_plugin("multi-probe"),
-        plugins.join("multi-probe.wasm"),
-    )
-    .unwrap();
+    std::fs::copy(hostile_plugin(name), plugins.join(format!("{name}.wasm"))).unwrap();
     let input = dir.join("events.jsonl");
     std::fs::write(&input, stream()).unwrap();
     let out = vigil()
@@ -137,7 +145,7 @@ fn a_plugin_exporting_findings_and_processes_receives_both() {
     let findings = stdout_lines(&out);
     let mut processes: Vec<&str> = findings
         .iter()
-        .filter(|f| f["rule_id"] == "multi-probe/process")
+        .filter(|f| f["rule_id"] == format!("{name}/process").as_str())
         .map(|f| f["event_ids"][0].as_str().unwrap())
         .collect();
     processes.sort_unstable();
@@ -146,7 +154,7 @@ fn a_plugin_exporting_findings_and_processes_receives_both() {
     // the built-in correlator makes of it, if anything).
     let handed: Vec<&str> = findings
         .iter()
-        .filter(|f| f["rule_id"] == "multi-probe/finding")
+        .filter(|f| f["rule_id"] == format!("{name}/finding").as_str())
         .map(|f| f["evidence"]["from-rule"].as_str().unwrap())
         .collect();
     assert!(

@@ -7,7 +7,11 @@
 //! not; the scale and the removal reach the source. A scale from 1 to 40
 //! replicas is a `container-churn/spike` of the service (warm-up 0). Uses
 //! the local image of `scripts/test-image.sh` (`--no-resolve-image`: no
-//! registry). The service's timeline (`vigil timeline service:NAME`, from
+//! registry). In that run, a third-party plugin exporting all three side
+//! interfaces (`tests/plugins/multi-probe-all`:
+//! `export_detector!(T, findings, services, processes)`) gets the service's
+//! Swarm events and container-churn's finding: the combined world loads and
+//! each export is called. The service's timeline (`vigil timeline service:NAME`, from
 //! the admin endpoint while the host runs and from its data directory once
 //! it stopped) holds its create and update events, its task containers'
 //! events and the finding, in order.
@@ -35,6 +39,7 @@ use std::time::{Duration, Instant};
 use common::vigil;
 use serde_json::Value;
 use vigil_test_support::docker::{IMAGE, LABEL, docker, docker_ready};
+use vigil_test_support::fixtures::hostile_plugin;
 use vigil_test_support::net::http_get;
 use vigil_test_support::{TempDir, VigilProcess, unique};
 
@@ -130,6 +135,11 @@ impl Drop for Swarm {
 /// is a spike at once; a timeline ring large enough for a service's
 /// replaced tasks (an update restarts every one).
 fn start(data_dir: &Path, events: &Path) -> VigilProcess {
+    start_with(data_dir, events, &[])
+}
+
+/// [`start`] with more arguments (`--plugin-dir`).
+fn start_with(data_dir: &Path, events: &Path, extra: &[&std::ffi::OsStr]) -> VigilProcess {
     let config = data_dir.join("vigil.toml");
     std::fs::write(
         &config,
@@ -155,7 +165,8 @@ fn start(data_dir: &Path, events: &Path) -> VigilProcess {
                 "--no-k8s-watch",
                 "--admin-listen",
                 "127.0.0.1:0",
-            ]),
+            ])
+            .args(extra),
     )
 }
 
@@ -421,7 +432,19 @@ fn a_scale_up_to_40_is_a_churn_spike_of_the_service() {
     let mut swarm = Swarm::init(&lock);
     let data_dir = TempDir::new("swarm-churn");
     let events = data_dir.join("events.jsonl");
-    let vigil = start(&data_dir, &events);
+    let plugins = data_dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        hostile_plugin("multi-probe-all"),
+        plugins.join("multi-probe-all.wasm"),
+    )
+    .unwrap();
+    let vigil = start_with(
+        &data_dir,
+        &events,
+        &["--plugin-dir".as_ref(), plugins.as_os_str()],
+    );
+    vigil.wait_for_stderr("plugin=\"multi-probe-all\"", Duration::from_secs(60));
     vigil.wait_for_stderr("vigil running", Duration::from_secs(30));
     vigil.wait_for_stderr("this node is a manager", Duration::from_secs(30));
     vigil.wait_for_stderr("inventory of swarm services sent", Duration::from_secs(30));
@@ -433,6 +456,12 @@ fn a_scale_up_to_40_is_a_churn_spike_of_the_service() {
             l.contains("docker: swarm event") && l.contains("action=create") && l.contains(&name)
         })
     });
+    // The probe gets the service's Swarm event (its `services` export).
+    vigil.wait_for_finding(
+        &format!("multi-probe-all/service for {name}"),
+        Duration::from_secs(20),
+        |f| f["rule_id"] == "multi-probe-all/service" && f["evidence"]["name"] == name.as_str(),
+    );
     docker(&["service", "scale", "--detach", &format!("{name}=40")]);
     let scope = format!("service:{name}");
     let f = vigil.wait_for_finding(
@@ -447,5 +476,14 @@ fn a_scale_up_to_40_is_a_churn_spike_of_the_service() {
     );
     assert_eq!(f["plugin"], "container-churn");
     assert!(f["summary"].as_str().unwrap().contains(&name), "{f}");
+    // ... and container-churn's finding (its `findings` export).
+    vigil.wait_for_finding(
+        "multi-probe-all/finding from container-churn/spike",
+        Duration::from_secs(20),
+        |f| {
+            f["rule_id"] == "multi-probe-all/finding"
+                && f["evidence"]["from-rule"] == "container-churn/spike"
+        },
+    );
     vigil.stop();
 }

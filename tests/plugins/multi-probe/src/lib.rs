@@ -5,8 +5,8 @@
 //! named reaches the plugin: `<name>/process` for a process event (its id
 //! as the event id, its binary in evidence), `<name>/finding` for another
 //! plugin's finding (the rule in evidence), `<name>/service` for a Swarm
-//! event. It subscribes to container events (the side exports need them)
-//! and reports none.
+//! event (the object's name and the action in evidence). It subscribes to
+//! container events (the side exports need them) and reports none.
 
 use vigil_plugin_sdk::prelude::*;
 
@@ -46,6 +46,8 @@ impl Detector for Probe {
             .map(|s| {
                 Finding::builder(format!("{NAME}/service"), Severity::Info)
                     .title("service event received")
+                    .evidence("name", s.name.clone())
+                    .evidence("action", s.action.clone())
                     .event(s.id.clone())
                     .build()
             })
