@@ -12,7 +12,9 @@
 #
 # No instruction counts here: valgrind cannot run `vigil` (wasmtime's pooling
 # allocator reserves more address space than valgrind allows), and the VM has
-# no hardware counters for `perf stat -e instructions`.
+# no hardware counters for `perf stat -e instructions`. The plugin's own
+# instruction counts, Wasm against native, come from scripts/bench-callgrind.sh
+# (the runtime bench with the on-demand allocator).
 #
 # Uses target/release/vigil (VIGIL=... to choose another); build it first
 # (`cargo xtask build`). Wall time is what a shared machine distorts: the

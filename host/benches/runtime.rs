@@ -24,8 +24,8 @@ use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_plugin_sdk::Detector;
 use vigil_runtime::plugin_set::PluginSelection;
 use vigil_runtime::{
-    CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec,
-    RunContext, Runtime,
+    Allocator, CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin,
+    PluginSpec, RunContext, Runtime,
 };
 use vigil_sources::Source as _;
 use vigil_test_support::{corpus, to_sdk};
@@ -94,14 +94,32 @@ fn mixed(n: usize) -> Vec<Event> {
     base.iter().cycle().take(n).cloned().collect()
 }
 
+/// The engine settings of the bench: `vigil`'s own, except that
+/// `VIGIL_BENCH_ALLOCATOR=on-demand` swaps the pooling allocator for
+/// wasmtime's on-demand one, which valgrind can run.
+fn engine_settings() -> EngineSettings {
+    let allocator = match std::env::var("VIGIL_BENCH_ALLOCATOR").as_deref() {
+        Err(_) | Ok("pooling") => Allocator::Pooling,
+        Ok("on-demand") => Allocator::OnDemand,
+        Ok(other) => panic!("VIGIL_BENCH_ALLOCATOR={other}: expected pooling or on-demand"),
+    };
+    EngineSettings {
+        allocator,
+        ..EngineSettings::default()
+    }
+}
+
 fn main() {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    // cargo passes `--bench`; every other argument is the filter and, for
+    // `plugin-count`, its case.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let filter = args.first().cloned();
     let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let runtime = Runtime::new(&EngineSettings::default(), None).expect("runtime");
-    if filter
-        .as_deref()
-        .is_some_and(|f| callgrind::run(&runtime, f))
-    {
+    let runtime = Runtime::new(&engine_settings(), None).expect("runtime");
+    if callgrind::run(&runtime, &args) {
         return;
     }
 
@@ -175,7 +193,7 @@ fn main() {
         );
         let dir = std::env::temp_dir().join(format!("vigil-bench-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let cached = Runtime::new(&EngineSettings::default(), Some(&dir)).expect("runtime");
+        let cached = Runtime::new(&engine_settings(), Some(&dir)).expect("runtime");
         let t = Instant::now();
         let cold = cached.load(spec(), &ctx()).expect("load");
         let cold_total = t.elapsed();
@@ -630,7 +648,7 @@ fn foreign(runtime: &Runtime) {
     println!("|---|---|---|---|---|");
     let cache = std::env::temp_dir().join(format!("vigil-bench-foreign-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    let cached = Runtime::new(&EngineSettings::default(), Some(&cache)).expect("runtime");
+    let cached = Runtime::new(&engine_settings(), Some(&cache)).expect("runtime");
     let mut rows = vec![(spec(), "container-escape (Rust)")];
     rows.push((
         file_spec("untrusted-registry"),

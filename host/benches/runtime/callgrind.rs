@@ -1,14 +1,20 @@
 //! Instruction counts of container-escape as Wasm against native, for
 //! `valgrind --tool=callgrind` (repeatable on a noisy machine, unlike time).
 //!
-//! `runtime callgrind-MODE-MIX` runs one warm-up pass and then one measured
-//! pass of the mix in batches of 256 inside a function named
-//! `callgrind_measured`, so `--toggle-collect='*callgrind_measured*'` counts
-//! only that pass: MODE `wasm` (through the runtime, the whole batch,
-//! packed), `routed` (through the runtime with container-escape's
-//! subscription applied, as `vigil replay` runs it) or `native` (the same
-//! crate linked natively, fed the same copies the Wasm boundary makes); MIX
-//! `typical` or `podspec`. BENCHMARKS.md has the commands.
+//! `runtime plugin-count MODE MIX BATCH N` runs one warm-up pass and then
+//! one measured pass over the same N events in batches of BATCH, the
+//! measured one inside a function named `callgrind_measured_MODE`, so
+//! `--collect-atstart=no --toggle-collect='*callgrind_measured_*'` counts
+//! that pass and nothing else (not the component's compilation, not the
+//! corpus, not the warm-up). MODE is `wasm` (through the runtime, each batch
+//! packed, as the throughput table calls it), `routed` (through the runtime
+//! with container-escape's subscription applied and batches made per kind,
+//! as `vigil replay` delivers them) or `native` (the same crate linked
+//! natively, fed the same copies the Wasm boundary makes, as the table's
+//! native column); MIX is `typical` or `podspec`. Valgrind needs the
+//! on-demand allocator: `VIGIL_BENCH_ALLOCATOR=on-demand`.
+//! `scripts/bench-callgrind.sh` runs the cases and BENCHMARKS.md has the
+//! numbers.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -22,55 +28,94 @@ use vigil_runtime::{CallOutcome, PluginRunner, Runtime};
 
 use super::{corpus, ctx, mixed, spec, to_sdk};
 
-const BATCH: usize = 256;
+/// One case: what runs, on which events, in which batches.
+struct Case {
+    mode: Mode,
+    events: Vec<Event>,
+    batch: usize,
+}
 
-/// Runs the mode named by `arg` (`callgrind-wasm-typical` …); false when
-/// `arg` names none.
-pub(super) fn run(runtime: &Runtime, arg: &str) -> bool {
-    let Some(rest) = arg.strip_prefix("callgrind-") else {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Wasm,
+    Routed,
+    Native,
+}
+
+/// Runs the case `args` names (`plugin-count wasm typical 256 10240`);
+/// false when `args` does not start with `plugin-count`. Panics on a
+/// malformed case, so that a typo in a script does not measure nothing.
+pub(super) fn run(runtime: &Runtime, args: &[String]) -> bool {
+    if args.first().map(String::as_str) != Some("plugin-count") {
         return false;
-    };
-    let Some((mode, mix)) = rest.split_once('-') else {
-        return false;
-    };
-    let events = match mix {
-        "typical" => corpus::typical(4096),
-        "podspec" => mixed(4096),
-        _ => return false,
-    };
-    match mode {
-        "wasm" | "routed" => {
-            let mut runner = runtime.load(spec(), &ctx()).expect("load");
-            let routed = mode == "routed";
-            let batches = batches(&events, routed);
+    }
+    let case = parse(&args[1..]).unwrap_or_else(|e| {
+        panic!("{e}; usage: plugin-count wasm|routed|native typical|podspec BATCH EVENTS")
+    });
+    let (warm, found) = match case.mode {
+        Mode::Wasm | Mode::Routed => {
+            // Valgrind runs code tens of times slower than the CPU, and the
+            // epoch ticker counts wall time.
+            let mut spec = spec();
+            spec.limits.deadline_ms = 600_000;
+            let mut runner = runtime.load(spec, &ctx()).expect("load");
+            let routed = case.mode == Mode::Routed;
+            let batches = batches(&case.events, case.batch, routed);
             let mut packed = PackedEvents::default();
             let warm = wasm_pass(&mut runner, &batches, routed, &mut packed);
             let found = callgrind_measured_wasm(&mut runner, &batches, routed, &mut packed);
-            println!(
-                "{mode} {mix}: {} events, {found} findings (warm-up {warm})",
-                events.len()
-            );
+            (warm, found)
         }
-        "native" => {
+        Mode::Native => {
             let mut native = ContainerEscape::default();
             native.configure("{}").expect("settings");
-            let warm = native_pass(&mut native, &events);
-            let found = callgrind_measured_native(&mut native, &events);
-            println!(
-                "native {mix}: {} events, {found} findings (warm-up {warm})",
-                events.len()
-            );
+            let warm = native_pass(&mut native, &case.events, case.batch);
+            let found = callgrind_measured_native(&mut native, &case.events, case.batch);
+            (warm, found)
         }
-        _ => return false,
-    }
+    };
+    println!(
+        "{}: {} events in batches of {}, {found} findings (warm-up {warm})",
+        args[1..].join(" "),
+        case.events.len(),
+        case.batch
+    );
     true
 }
 
-/// Batches of 256: per kind when routed (as the dispatcher makes them),
+fn parse(args: &[String]) -> Result<Case, String> {
+    let [mode, mix, batch, n, ..] = args else {
+        return Err(format!("expected 4 arguments, got {args:?}"));
+    };
+    let mode = match mode.as_str() {
+        "wasm" => Mode::Wasm,
+        "routed" => Mode::Routed,
+        "native" => Mode::Native,
+        other => return Err(format!("unknown mode {other:?}")),
+    };
+    let batch: usize = batch
+        .parse()
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("bad batch {batch:?}"))?;
+    let n: usize = n.parse().map_err(|_| format!("bad event count {n:?}"))?;
+    let events = match mix.as_str() {
+        "typical" => corpus::typical(n),
+        "podspec" => mixed(n),
+        other => return Err(format!("unknown mix {other:?}")),
+    };
+    Ok(Case {
+        mode,
+        events,
+        batch,
+    })
+}
+
+/// Batches of `size`: per kind when routed (as the dispatcher makes them),
 /// else in order (as the throughput table feeds `on_events`).
-fn batches(events: &[Event], per_kind: bool) -> Vec<Arc<Vec<Event>>> {
+fn batches(events: &[Event], size: usize, per_kind: bool) -> Vec<Arc<Vec<Event>>> {
     if !per_kind {
-        return events.chunks(BATCH).map(|c| Arc::new(c.to_vec())).collect();
+        return events.chunks(size).map(|c| Arc::new(c.to_vec())).collect();
     }
     let mut kinds: [Vec<Event>; 4] = Default::default();
     for e in events {
@@ -78,7 +123,7 @@ fn batches(events: &[Event], per_kind: bool) -> Vec<Arc<Vec<Event>>> {
     }
     kinds
         .iter()
-        .flat_map(|k| k.chunks(BATCH).map(|c| Arc::new(c.to_vec())))
+        .flat_map(|k| k.chunks(size).map(|c| Arc::new(c.to_vec())))
         .collect()
 }
 
@@ -121,9 +166,10 @@ fn callgrind_measured_wasm(
     wasm_pass(runner, batches, routed, packed)
 }
 
-fn native_pass(native: &mut ContainerEscape, events: &[Event]) -> usize {
+fn native_pass(native: &mut ContainerEscape, events: &[Event], batch: usize) -> usize {
     let mut found = 0;
-    for chunk in events.chunks(BATCH) {
+    for chunk in events.chunks(batch) {
+        // The same copy the Wasm boundary makes, then the same logic.
         let sdk: Vec<_> = chunk.iter().map(to_sdk::event).collect();
         let f = native.on_events(&sdk);
         found += f.len();
@@ -133,6 +179,10 @@ fn native_pass(native: &mut ContainerEscape, events: &[Event]) -> usize {
 }
 
 #[inline(never)]
-fn callgrind_measured_native(native: &mut ContainerEscape, events: &[Event]) -> usize {
-    native_pass(native, events)
+fn callgrind_measured_native(
+    native: &mut ContainerEscape,
+    events: &[Event],
+    batch: usize,
+) -> usize {
+    native_pass(native, events, batch)
 }

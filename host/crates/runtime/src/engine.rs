@@ -1,5 +1,6 @@
 //! The one place that builds the wasmtime [`Engine`]: component model,
-//! pooling allocator, epoch interruption driven by a ticker thread.
+//! pooling allocator (or on-demand, for tools such as valgrind), epoch
+//! interruption driven by a ticker thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,23 @@ pub struct EngineSettings {
     /// Component instances the pool holds at once (live plugins plus the
     /// short-lived instances of `describe`).
     pub pool_instances: u32,
+    /// Where instances get their memories and tables from.
+    pub allocator: Allocator,
+}
+
+/// How the engine allocates instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Allocator {
+    /// Slots reserved up front and reused: no `mmap` per instance, the
+    /// memory caps enforced by the slot size. What `vigil` runs with.
+    #[default]
+    Pooling,
+    /// Memories and tables mapped when an instance is made. The pool
+    /// reserves hundreds of GiB of address space, more than valgrind's
+    /// address-space manager allows, so instruction counts
+    /// (`scripts/bench-callgrind.sh`) need this one; linear memories still
+    /// get wasmtime's usual reservation and guard pages.
+    OnDemand,
 }
 
 impl Default for EngineSettings {
@@ -28,6 +46,7 @@ impl Default for EngineSettings {
             epoch_tick: Duration::from_millis(5),
             max_memory_bytes: 1 << 30,
             pool_instances: 64,
+            allocator: Allocator::Pooling,
         }
     }
 }
@@ -38,6 +57,10 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, RuntimeError> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(OptLevel::Speed);
+    if settings.allocator == Allocator::OnDemand {
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        return Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()));
+    }
     let mut pool = PoolingAllocationConfig::default();
     let instances = settings.pool_instances;
     pool.total_component_instances(instances)

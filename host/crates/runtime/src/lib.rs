@@ -35,7 +35,7 @@ use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use cache::{CompileSource, CompileStats, ComponentCache, digest};
-pub use engine::EngineSettings;
+pub use engine::{Allocator, EngineSettings};
 pub use host_state::{Clock, SharedIntel};
 pub use limits::{MemoryCapExceeded, PluginLimits};
 pub use runner::{CallOutcome, Fault, PluginRunner};
