@@ -1,20 +1,23 @@
 //! The one place that builds the wasmtime [`Engine`]: component model,
 //! pooling allocator (or on-demand, for tools such as valgrind), epoch
-//! interruption driven by a ticker thread.
+//! interruption driven by a ticker thread that runs only while a plugin
+//! call is in flight ([`Epochs`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::RuntimeError;
 
+mod epochs;
+
+pub use epochs::{ActiveCall, Epochs, HasStore};
+
 /// Engine-wide settings. Per-plugin limits live in [`super::PluginLimits`].
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
-    /// How often the epoch advances; deadlines are rounded up to ticks.
+    /// How often the epoch advances while a plugin call is in flight;
+    /// deadlines are rounded up to ticks.
     pub epoch_tick: Duration,
     /// Upper bound of any plugin's memory cap (sizes the pooling slots).
     pub max_memory_bytes: usize,
@@ -77,38 +80,4 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, RuntimeError> {
         .max_component_instance_size(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))
-}
-
-/// Advances the engine's epoch every tick until dropped.
-pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    /// Starts the ticker thread.
-    pub fn start(engine: &Engine, tick: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
-        let flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("vigil-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        Self { stop, handle }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }

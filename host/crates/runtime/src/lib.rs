@@ -35,7 +35,7 @@ use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use cache::{CompileSource, CompileStats, ComponentCache, digest};
-pub use engine::{Allocator, EngineSettings};
+pub use engine::{ActiveCall, Allocator, EngineSettings, Epochs, HasStore};
 pub use host_state::{Clock, SharedIntel};
 pub use limits::{MemoryCapExceeded, PluginLimits};
 pub use runner::{CallOutcome, Fault, PluginRunner};
@@ -325,8 +325,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<ComponentCache>,
-    tick: std::time::Duration,
-    _ticker: engine::EpochTicker,
+    epochs: Epochs,
 }
 
 impl Runtime {
@@ -343,19 +342,25 @@ impl Runtime {
                 None
             }
         };
-        let ticker = engine::EpochTicker::start(&engine, settings.epoch_tick);
+        // Without its ticker no plugin call could be interrupted: no runtime.
+        let epochs = Epochs::start(&engine, settings.epoch_tick)
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             engine,
             linker,
             cache,
-            tick: settings.epoch_tick,
-            _ticker: ticker,
+            epochs,
         })
     }
 
     /// The engine (for tools and benchmarks).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The epoch ticker (its tick count, for tests and metrics).
+    pub fn epochs(&self) -> &Epochs {
+        &self.epochs
     }
 
     /// Lists a component's imports without instantiating it.
@@ -421,15 +426,20 @@ impl Runtime {
         // anything of that name (state, log attribution) is given to it.
         let scratch = Arc::new(Mutex::new(PluginState::in_memory(bounds(&spec.limits))));
         let mut store = self.store(&pre, label.clone().into(), scratch, ctx, &spec.limits);
-        let bindings = pre.instantiate(&mut store).map_err(|e| LoadError::Start {
-            plugin: label.clone(),
-            reason: runner::error_reason(&e),
-        })?;
-        let info = bindings
-            .call_describe(&mut store)
-            .map_err(|e| LoadError::Start {
-                plugin: label.clone(),
-                reason: format!("describe: {}", runner::error_reason(&e)),
+        // One deadline covers the instantiation and `describe`.
+        let info = self
+            .epochs
+            .bounded(&mut store, spec.limits.deadline_ms, |store| {
+                let bindings = pre.instantiate(&mut *store).map_err(|e| LoadError::Start {
+                    plugin: label.clone(),
+                    reason: runner::error_reason(&e),
+                })?;
+                bindings
+                    .call_describe(&mut *store)
+                    .map_err(|e| LoadError::Start {
+                        plugin: label.clone(),
+                        reason: format!("describe: {}", runner::error_reason(&e)),
+                    })
             })?;
         drop(store);
         let mut info = info;
@@ -498,7 +508,7 @@ impl Runtime {
         });
         let mut runner = PluginRunner::new(
             self.engine.clone(),
-            self.tick,
+            self.epochs.clone(),
             plugin,
             Arc::new(Mutex::new(state)),
             ctx.clone(),
@@ -515,13 +525,15 @@ impl Runtime {
         ctx: &RunContext,
         limits: &PluginLimits,
     ) -> Store<HostState> {
-        new_store(pre.engine(), self.tick, plugin, state, ctx, limits)
+        new_store(pre.engine(), plugin, state, ctx, limits)
     }
 }
 
+/// A store for one plugin instance. Its epoch deadline is left expired
+/// (wasmtime's default): every entry into the guest goes through
+/// [`Epochs::bounded`], and one that does not traps at once.
 fn new_store(
     engine: &Engine,
-    tick: std::time::Duration,
     plugin: Arc<str>,
     state: Arc<Mutex<PluginState>>,
     ctx: &RunContext,
@@ -540,7 +552,6 @@ fn new_store(
     let mut store = Store::new(engine, data);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
-    store.set_epoch_deadline(deadline_ticks(limits, tick));
     store
 }
 
@@ -640,12 +651,6 @@ fn side_export(
         subscription: component.get_export_index(Some(&instance), subscription)?,
         on_events: component.get_export_index(Some(&instance), on_events)?,
     })
-}
-
-fn deadline_ticks(limits: &PluginLimits, tick: std::time::Duration) -> u64 {
-    let tick_ms = tick.as_millis().max(1) as u64;
-    // +1: the epoch may advance right after the deadline is set.
-    limits.deadline_ms.div_ceil(tick_ms) + 1
 }
 
 fn bounds(limits: &PluginLimits) -> StateBounds {

@@ -3,15 +3,16 @@
 //! disable the plugin after too many consecutive faults.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::Func;
 use wasmtime::{Engine, Store, Trap};
 
 use super::bindings::Detector;
+use super::engine::{Epochs, HasStore};
 use super::host_state::HostState;
 use super::limits::MemoryCapExceeded;
-use super::{LoadError, LoadedPlugin, RunContext, deadline_ticks, new_store};
+use super::{LoadError, LoadedPlugin, RunContext, new_store};
 use crate::feed::FedFindings;
 use crate::internal_events::{
     PluginCallSkipped, PluginDisabled, PluginFaulted, PluginFindingsCapped,
@@ -60,6 +61,7 @@ pub enum CallOutcome {
 }
 
 struct Live {
+    /// Entered only through [`Epochs::bounded`].
     store: Store<HostState>,
     bindings: Detector,
     /// `on-packed-events`, when exported.
@@ -78,12 +80,20 @@ struct Live {
     on_heartbeats: Option<Func>,
 }
 
+impl HasStore for Live {
+    type Data = HostState;
+    fn store(&mut self) -> &mut Store<HostState> {
+        &mut self.store
+    }
+}
+
 /// Runs one plugin. Not shared between threads: each plugin has its own
 /// runner, on its own worker.
 pub struct PluginRunner {
     plugin: Arc<LoadedPlugin>,
     engine: Engine,
-    tick: Duration,
+    /// Every call into the plugin runs under [`Epochs::bounded`].
+    epochs: Epochs,
     ctx: RunContext,
     state: Arc<Mutex<PluginState>>,
     live: Option<Live>,
@@ -109,7 +119,7 @@ pub struct PluginRunner {
 impl PluginRunner {
     pub(super) fn new(
         engine: Engine,
-        tick: Duration,
+        epochs: Epochs,
         plugin: Arc<LoadedPlugin>,
         state: Arc<Mutex<PluginState>>,
         ctx: RunContext,
@@ -119,7 +129,7 @@ impl PluginRunner {
         Self {
             plugin,
             engine,
-            tick,
+            epochs,
             ctx,
             state,
             live: None,
@@ -237,10 +247,11 @@ impl PluginRunner {
             return Ok(None);
         };
         let limits = &self.plugin.limits;
-        live.store
-            .set_epoch_deadline(deadline_ticks(limits, self.tick));
-        func.typed::<(), (SubscriptionSet,)>(&live.store)
-            .and_then(|f| f.call(&mut live.store, ()))
+        self.epochs
+            .bounded(&mut live.store, limits.deadline_ms, |store| {
+                func.typed::<(), (SubscriptionSet,)>(&*store)
+                    .and_then(|f| f.call(store, ()))
+            })
             .map(|(set,)| Some(set))
             .map_err(|e| LoadError::Start {
                 plugin: self.name().to_owned(),
@@ -277,10 +288,11 @@ impl PluginRunner {
             return Ok(None);
         };
         let limits = &self.plugin.limits;
-        live.store
-            .set_epoch_deadline(deadline_ticks(limits, self.tick));
-        func.typed::<(), (F,)>(&live.store)
-            .and_then(|f| f.call(&mut live.store, ()))
+        self.epochs
+            .bounded(&mut live.store, limits.deadline_ms, |store| {
+                func.typed::<(), (F,)>(&*store)
+                    .and_then(|f| f.call(store, ()))
+            })
             .map(|(filter,)| Some(filter))
             .map_err(|e| LoadError::Start {
                 plugin: self.name().to_owned(),
@@ -292,7 +304,6 @@ impl PluginRunner {
         let limits = &self.plugin.limits;
         let mut store = new_store(
             &self.engine,
-            self.tick,
             self.plugin.info.name.as_str().into(),
             self.state.clone(),
             &self.ctx,
@@ -302,10 +313,10 @@ impl PluginRunner {
             StartError::Other(describe_error(&e, limits.deadline_ms).to_string())
         };
         let instance = self
-            .plugin
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
+            .epochs
+            .bounded(&mut store, limits.deadline_ms, |store| {
+                self.plugin.pre.instance_pre().instantiate(store)
+            })
             .map_err(start_error)?;
         let bindings = Detector::new(&mut store, &instance).map_err(start_error)?;
         let packed = self
@@ -350,7 +361,6 @@ impl PluginRunner {
                     })
             },
         )?;
-        store.set_epoch_deadline(deadline_ticks(limits, self.tick));
         let on_findings = match self.plugin.on_findings.as_ref() {
             None => None,
             Some(idx) => {
@@ -383,7 +393,12 @@ impl PluginRunner {
                 Some(func)
             }
         };
-        match bindings.call_configure(&mut store, &self.plugin.settings) {
+        let configured = self
+            .epochs
+            .bounded(&mut store, limits.deadline_ms, |store| {
+                bindings.call_configure(store, &self.plugin.settings)
+            });
+        match configured {
             Ok(Ok(())) => Ok(Live {
                 store,
                 bindings,
@@ -699,11 +714,9 @@ impl PluginRunner {
         let Some(live) = self.live.as_mut() else {
             return CallOutcome::Skipped;
         };
-        live.store
-            .set_epoch_deadline(deadline_ticks(limits, self.tick));
         live.store.data_mut().log_budget = limits.max_log_records_per_call;
         let started = Instant::now();
-        let result = call(live);
+        let result = self.epochs.bounded(live, limits.deadline_ms, call);
         self.metrics.latency.observe(started.elapsed());
         let data = live.store.data_mut();
         let (logs_dropped, refusals) = (
