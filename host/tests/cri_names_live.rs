@@ -117,7 +117,7 @@ fn busybox_rootfs(into: &Path) {
     let name = format!("cri_rootfs_{}", unique());
     let _guard = Containers(vec![name.clone()]);
     docker(&["create", "--name", &name, IMAGE, "/bin/true"]);
-    let export = Command::new("docker")
+    let mut export = Command::new("docker")
         .args(["export", &name])
         .stdout(Stdio::piped())
         .spawn()
@@ -126,10 +126,11 @@ fn busybox_rootfs(into: &Path) {
         .arg("-C")
         .arg(into)
         .arg("-x")
-        .stdin(export.stdout.unwrap())
+        .stdin(export.stdout.take().unwrap())
         .status()
         .unwrap();
     assert!(status.success(), "tar -x of docker export failed");
+    assert!(export.wait().unwrap().success(), "docker export failed");
     assert!(into.join("bin/busybox").exists());
 }
 
