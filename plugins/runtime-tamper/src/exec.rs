@@ -8,8 +8,9 @@
 //! someone installing tools, and `curl`/`wget`/`nc` are how tools and data
 //! move in and out. A container created with a terminal is meant for
 //! interactive use: not judged. Neither is a container whose terminal
-//! setting is unknown (not Docker's), nor the container's own entrypoint
-//! (its PID namespace's process 1: the image's design, not an intrusion).
+//! setting is unknown (no engine's file for it), nor the container's own
+//! entrypoint (its PID namespace's process 1: the image's design, not an
+//! intrusion).
 
 use vigil_plugin_sdk::prelude::*;
 

@@ -57,7 +57,7 @@ pub const SOURCE: &str = "procfs";
 /// find thousands of sockets).
 const CHUNK: usize = 512;
 
-/// Why reading procfs or a container's configuration failed.
+/// Why reading procfs failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     /// The proc root could not be listed: nothing can be seen.
@@ -66,20 +66,6 @@ pub enum NetworkError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
-    },
-    /// A container's Docker configuration could not be read.
-    #[error("cannot read {path}")]
-    ReadContainerConfig {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A container's Docker configuration is not the expected JSON.
-    #[error("cannot decode {path}")]
-    DecodeContainerConfig {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
     },
 }
 

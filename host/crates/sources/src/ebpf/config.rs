@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use vigil_core::validate::{Problems, join};
 
+use crate::network::attribution::ContainerRoots;
+
 /// The `ebpf` source as an operator writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,9 +42,19 @@ pub struct EbpfConfig {
     /// host's hierarchy and name it here: the container's own cgroup
     /// namespace shows only its own cgroups.
     pub cgroup_root: PathBuf,
-    /// Docker's data root: a container's name and image are read from
-    /// `<docker_root>/containers/<id>/config.v2.json`.
+    /// Docker's data root: a container's name, image and terminal setting
+    /// are read from `<docker_root>/containers/<id>/config.v2.json`.
     pub docker_root: PathBuf,
+    /// containerd's state directory, for containers Docker does not know
+    /// (a Kubernetes node's, through CRI): their name, image, pod and
+    /// terminal setting are read from the OCI bundle
+    /// `<containerd_state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json`.
+    /// Empty: not looked at.
+    pub containerd_state: PathBuf,
+    /// CRI-O's storage run root, likewise:
+    /// `<crio_runroot>/<driver>-containers/<id>/userdata/config.json`.
+    /// Empty: not looked at.
+    pub crio_runroot: PathBuf,
 }
 
 impl Default for EbpfConfig {
@@ -56,6 +68,8 @@ impl Default for EbpfConfig {
             proc_root: PathBuf::from("/proc"),
             cgroup_root: PathBuf::new(),
             docker_root: PathBuf::from("/var/lib/docker"),
+            containerd_state: PathBuf::from("/run/containerd"),
+            crio_runroot: PathBuf::from("/run/containers/storage"),
         }
     }
 }
@@ -75,8 +89,8 @@ pub struct EbpfSettings {
     pub proc_root: PathBuf,
     /// cgroup v2 mount point (absolute), `None` to find it in mountinfo.
     pub cgroup_root: Option<PathBuf>,
-    /// Docker data root (absolute).
-    pub docker_root: PathBuf,
+    /// Where containers are named.
+    pub containers: ContainerRoots,
 }
 
 impl EbpfConfig {
@@ -105,9 +119,12 @@ impl EbpfConfig {
                 "must be an absolute path (or empty: found in mountinfo)",
             );
         }
-        if !self.docker_root.is_absolute() {
-            bad("docker_root", "must be an absolute path");
-        }
+        let containers = ContainerRoots::check(
+            &self.docker_root,
+            &self.containerd_state,
+            &self.crio_runroot,
+            &mut bad,
+        );
         if problems.len() > before {
             return None;
         }
@@ -119,7 +136,7 @@ impl EbpfConfig {
             proc_root: self.proc_root.clone(),
             cgroup_root: (!self.cgroup_root.as_os_str().is_empty())
                 .then(|| self.cgroup_root.clone()),
-            docker_root: self.docker_root.clone(),
+            containers,
         })
     }
 }

@@ -82,7 +82,11 @@ impl Attribution {
     pub fn new(settings: &EbpfSettings, cgroup_root: PathBuf) -> Self {
         Self {
             cgroups: Cgroups::new(cgroup_root, 65_536),
-            names: ContainerNames::new(&settings.docker_root, settings.max_cached_containers),
+            names: ContainerNames::new(
+                &settings.containers,
+                settings.max_cached_containers,
+                SOURCE,
+            ),
             // The host's network namespace is init's (Vigil runs in the
             // host's PID namespace; its own pod may have a namespace of its
             // own): a container sharing it is host-networked.

@@ -288,6 +288,7 @@ fn config_reports_every_problem() {
         max_cached_containers: 0,
         proc_root: "proc".into(),
         docker_root: "docker".into(),
+        crio_runroot: "storage".into(),
         ..EbpfConfig::default()
     };
     let err = bad.validated().unwrap_err().to_string();
@@ -297,6 +298,7 @@ fn config_reports_every_problem() {
         "ebpf.max_cached_containers",
         "ebpf.proc_root",
         "ebpf.docker_root",
+        "ebpf.crio_runroot",
     ] {
         assert!(err.contains(field), "{field} missing from {err}");
     }

@@ -10,6 +10,7 @@ use vigil_core::validate::{Problems, join};
 
 use super::spec::{self, PathSpec};
 use super::writers::WriterSettings;
+use crate::network::attribution::ContainerRoots;
 
 /// The `file-integrity` source as an operator writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -50,6 +51,15 @@ pub struct FileIntegrityConfig {
     /// Docker's data root, where the containers of writers are named
     /// (`<docker_root>/containers/<id>/config.v2.json`).
     pub docker_root: PathBuf,
+    /// containerd's state directory, where writers' containers Docker does
+    /// not know are named (the OCI bundle
+    /// `<containerd_state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json`).
+    /// Empty: not looked at.
+    pub containerd_state: PathBuf,
+    /// CRI-O's storage run root, likewise
+    /// (`<crio_runroot>/<driver>-containers/<id>/userdata/config.json`).
+    /// Empty: not looked at.
+    pub crio_runroot: PathBuf,
 }
 
 fn default_rehash_interval_secs() -> u64 {
@@ -75,6 +85,8 @@ impl Default for FileIntegrityConfig {
             baseline: PathBuf::from("/var/lib/vigil/fim.sqlite"),
             name_writers: true,
             docker_root: PathBuf::from("/var/lib/docker"),
+            containerd_state: PathBuf::from("/run/containerd"),
+            crio_runroot: PathBuf::from("/run/containers/storage"),
         }
     }
 }
@@ -135,9 +147,15 @@ impl FileIntegrityConfig {
         if self.baseline.as_os_str().is_empty() {
             bad("baseline", "must not be empty");
         }
-        if self.name_writers && !self.docker_root.is_absolute() {
-            bad("docker_root", "must be an absolute path");
-        }
+        // Checked only when used: a wrong root cannot matter otherwise.
+        let containers = self.name_writers.then(|| {
+            ContainerRoots::check(
+                &self.docker_root,
+                &self.containerd_state,
+                &self.crio_runroot,
+                &mut bad,
+            )
+        });
         let mut seen = std::collections::HashSet::new();
         specs.retain(|s| seen.insert(s.raw.clone()));
         if specs.is_empty() {
@@ -152,9 +170,9 @@ impl FileIntegrityConfig {
             debounce: Duration::from_millis(self.debounce_ms),
             max_delay: Duration::from_millis(self.max_delay_ms),
             baseline: self.baseline.clone(),
-            writers: self.name_writers.then(|| WriterSettings {
+            writers: containers.map(|containers| WriterSettings {
                 proc_root: PathBuf::from("/proc"),
-                docker_root: self.docker_root.clone(),
+                containers,
                 // A burst of writes is one change for the monitor after at
                 // most `max_delay`; one write event per writer for as long.
                 coalesce: Duration::from_millis(self.max_delay_ms),

@@ -55,7 +55,7 @@ pub use self::procfs::{Writer, read_writer};
 use super::spec::PathSpec;
 use super::watch::{dir_id, nearest_dir};
 use crate::SourceContext;
-use crate::network::attribution::{ContainerNames, container_id};
+use crate::network::attribution::{ContainerNames, ContainerRoots, container_id};
 
 /// How long a poll waits, so that shutdown is seen.
 const POLL: u16 = 250;
@@ -86,8 +86,8 @@ pub enum WritersError {
 pub struct WriterSettings {
     /// `/proc` (the host's PID namespace: Vigil must run in it).
     pub proc_root: PathBuf,
-    /// Docker's data root, for container names and images.
-    pub docker_root: PathBuf,
+    /// Where container names, images and terminal settings are read.
+    pub containers: ContainerRoots,
     /// At most one write event per file and writer per this long.
     pub coalesce: Duration,
 }
@@ -237,7 +237,7 @@ struct Raw {
 }
 
 fn run(mut marks: Marks, settings: WriterSettings, ctx: SourceContext, rt: Handle) {
-    let mut names = ContainerNames::new(&settings.docker_root, MAX_CONTAINERS);
+    let mut names = ContainerNames::new(&settings.containers, MAX_CONTAINERS, super::SOURCE);
     let mut recent = Recent::new(settings.coalesce);
     loop {
         if *ctx.shutdown.borrow() {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vigil_core::validate::{Problems, join};
 
+use super::attribution::ContainerRoots;
+
 /// Default polling interval, in milliseconds.
 pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 
@@ -44,8 +46,18 @@ pub struct NetworkConfig {
     /// Docker's data root: a container's name and image are read from
     /// `<docker_root>/containers/<id>/config.v2.json` rather than asked of
     /// the daemon, which keeps this source independent of the API socket.
-    /// Containers of other engines get an empty name and image.
+    /// The conntrack listener also learns container addresses there.
     pub docker_root: PathBuf,
+    /// containerd's state directory, for containers Docker does not know
+    /// (a Kubernetes node's, through CRI): their name, image and pod are
+    /// read from the OCI bundle
+    /// `<containerd_state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json`.
+    /// Empty: not looked at.
+    pub containerd_state: PathBuf,
+    /// CRI-O's storage run root, likewise:
+    /// `<crio_runroot>/<driver>-containers/<id>/userdata/config.json`.
+    /// Empty: not looked at.
+    pub crio_runroot: PathBuf,
     /// Also follow new connections through conntrack events over netlink
     /// (needs `CAP_NET_ADMIN`; off with the reason logged where netlink is
     /// unavailable).
@@ -80,6 +92,8 @@ impl Default for NetworkConfig {
             max_cached_containers: default_max_cached_containers(),
             proc_root: PathBuf::from("/proc"),
             docker_root: PathBuf::from("/var/lib/docker"),
+            containerd_state: PathBuf::from("/run/containerd"),
+            crio_runroot: PathBuf::from("/run/containers/storage"),
             conntrack: true,
             conntrack_receive_buffer_bytes: 4 * 1024 * 1024,
             attribution_wait_ms: 1_000,
@@ -101,8 +115,9 @@ pub struct NetworkSettings {
     pub max_cached_containers: usize,
     /// procfs mount point (absolute).
     pub proc_root: PathBuf,
-    /// Docker data root (absolute).
-    pub docker_root: PathBuf,
+    /// Where containers are named (Docker's data root also gives conntrack
+    /// its addresses).
+    pub containers: ContainerRoots,
     /// Whether the conntrack listener is wanted.
     pub conntrack: bool,
     /// Netlink receive buffer (at least 64 KiB).
@@ -134,9 +149,12 @@ impl NetworkConfig {
         if !self.proc_root.is_absolute() {
             bad("proc_root", "must be an absolute path");
         }
-        if !self.docker_root.is_absolute() {
-            bad("docker_root", "must be an absolute path");
-        }
+        let containers = ContainerRoots::check(
+            &self.docker_root,
+            &self.containerd_state,
+            &self.crio_runroot,
+            &mut bad,
+        );
         if self.conntrack_receive_buffer_bytes < 64 * 1024 {
             bad("conntrack_receive_buffer_bytes", "must be at least 65536");
         }
@@ -156,7 +174,7 @@ impl NetworkConfig {
             max_tracked_sockets: self.max_tracked_sockets,
             max_cached_containers: self.max_cached_containers,
             proc_root: self.proc_root.clone(),
-            docker_root: self.docker_root.clone(),
+            containers,
             conntrack: self.conntrack,
             conntrack_receive_buffer_bytes: self.conntrack_receive_buffer_bytes,
             attribution_wait: Duration::from_millis(self.attribution_wait_ms),

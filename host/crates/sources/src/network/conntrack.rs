@@ -73,7 +73,7 @@ pub fn start(
     )
     .map_err(ConntrackError::Socket)?;
     let resolver = resolver::Resolver::new(
-        DockerDirs::new(&settings.docker_root, ctx.metrics.clone()),
+        DockerDirs::new(&settings.containers.docker, ctx.metrics.clone()),
         shared.clone(),
         settings.proc_root.clone(),
     );

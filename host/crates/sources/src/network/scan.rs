@@ -130,7 +130,11 @@ impl Scanner {
         let host_netns = procfs::netns(root, "1").or_else(|| procfs::netns(root, "self"));
         Self {
             tracker: Tracker::new(settings.max_tracked_sockets),
-            names: ContainerNames::new(&settings.docker_root, settings.max_cached_containers),
+            names: ContainerNames::new(
+                &settings.containers,
+                settings.max_cached_containers,
+                super::SOURCE,
+            ),
             host_netns,
             settings,
             shared: None,

@@ -187,6 +187,8 @@ fn config_reports_every_problem() {
         max_cached_containers: 0,
         proc_root: PathBuf::from("proc"),
         docker_root: PathBuf::from("docker"),
+        containerd_state: PathBuf::from("run/containerd"),
+        crio_runroot: PathBuf::new(),
         include_host: false,
         conntrack: true,
         conntrack_receive_buffer_bytes: 1024,
@@ -194,7 +196,8 @@ fn config_reports_every_problem() {
         max_pending_flows: 0,
     };
     let err = bad.validated().unwrap_err();
-    assert_eq!(err.0.len(), 8);
+    assert_eq!(err.0.len(), 9);
+    assert!(err.to_string().contains("network.containerd_state"));
     assert!(err.to_string().contains("network.interval_ms"));
     assert!(NetworkConfig::default().validated().is_ok());
     let unknown = serde_json::from_str::<NetworkConfig>(r#"{"interval":5}"#);
