@@ -125,7 +125,7 @@ fn any_read_block_gives_the_same_output_byte_for_byte() {
     assert_eq!(reference.status.code(), Some(2));
     let errors = String::from_utf8_lossy(&reference.stderr).into_owned();
     assert!(
-        errors.contains("stream.jsonl:17779: invalid Kubernetes audit event"),
+        errors.contains("stream.jsonl:17780: invalid Kubernetes audit event"),
         "{errors}"
     );
     for (block, threads) in [(700, 1), (700, 3), (5_000, 2), (100_000, 8)] {
