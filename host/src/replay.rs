@@ -8,16 +8,25 @@
 //! of calls, the entity checks, the findings' order — so the output is the
 //! same byte for byte whatever the number of threads
 //! (`host/tests/replay_threads.rs`).
+//!
+//! JSON lines — audit logs, `--emit-events` output — are read in blocks of
+//! [`READ_BLOCK`] bytes, each normalised and run through the plugins before
+//! the next is read: memory does not grow with the input, and a pipe's lines
+//! are processed as they come. Other inputs (a JSON array, multi-line
+//! documents) are read whole, up to [`MAX_DOCUMENT`].
 
 mod feed;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vigil_core::finding_record::FindingRecord;
-use vigil_normalize::{Format, InputError, Origin, Segment, split_records};
+use vigil_core::model::ProcessEvent;
+use vigil_normalize::{
+    Format, InputError, LineBlocks, Origin, Segment, is_json_lines, split_records,
+};
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::intel::ThreatIntel;
 use vigil_runtime::plugin_set::{self, PluginSelection};
@@ -42,6 +51,54 @@ pub struct ReplayOptions {
 /// `taskset -c 0 vigil replay` runs on one thread).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Bytes read at a time from JSON-lines input, in a buffer reused block
+/// after block.
+pub const READ_BLOCK: usize = 8 << 20;
+
+/// The longest line of JSON-lines input: a longer one is an input error
+/// (its line number, skipped; the rest is still read). A line longer than
+/// [`READ_BLOCK`] grows the buffer up to this for as long as it takes.
+pub const MAX_LINE: usize = 64 << 20;
+
+/// The largest input that is not JSON lines (a JSON array, multi-line
+/// documents), which is read whole: a larger one is an input error.
+pub const MAX_DOCUMENT: usize = 256 << 20;
+
+/// The limits above, `(block, line, document)`. For tests only: the
+/// environment variable `VIGIL_REPLAY_TEST_LIMITS=BLOCK,LINE,DOCUMENT`
+/// (bytes) replaces them, so that tests can cross block boundaries and
+/// caps with small inputs; it is not meant for operators.
+fn limits() -> (usize, usize, usize) {
+    let test = std::env::var("VIGIL_REPLAY_TEST_LIMITS")
+        .ok()
+        .and_then(|v| {
+            let n: Vec<usize> = v.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+            (n.len() == 3).then(|| (n[0], n[1], n[2]))
+        });
+    test.unwrap_or((READ_BLOCK, MAX_LINE, MAX_DOCUMENT))
+}
+
+/// Standard input without std's buffer in front, so that a poll of its
+/// descriptor tells whether more can be read at once.
+fn stdin_reader() -> Box<dyn Read> {
+    use std::os::fd::AsFd;
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdin()),
+    }
+}
+
+/// Whether standard input can be read without waiting (data, end of input
+/// or an error: a read returns at once).
+fn stdin_ready() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    // An error of poll itself: better a full block than a busy loop.
+    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
 /// What a replay did.
@@ -110,6 +167,7 @@ pub fn replay(
         source: "replay",
     };
     let mut write_err: Option<std::io::Error> = None;
+    let out = std::cell::RefCell::new(out);
     let mut line = Vec::with_capacity(1024);
     let (mut findings, mut events_seen, mut records, mut input_errors) =
         (0usize, 0usize, 0usize, 0usize);
@@ -124,67 +182,156 @@ pub fn replay(
         line.clear();
         if serde_json::to_writer(&mut line, &rec).is_ok() {
             line.push(b'\n');
-            if let Err(e) = out.write_all(&line) {
+            if let Err(e) = out.borrow_mut().write_all(&line) {
                 write_err.get_or_insert(e);
             }
         }
     };
+    // Process events are handed to the dispatcher a run at a time, cut where
+    // the input cuts them (an event, a bad record, the end of a chunk or of
+    // the input), never where a block happens to end.
+    let mut processes: Vec<ProcessEvent> = Vec::new();
+    let mut consume = |segments: Vec<Segment>, chunk_ends: bool| {
+        for segment in segments {
+            match segment {
+                Segment::Processes(run) => {
+                    events_seen += run.len();
+                    processes.extend(run);
+                }
+                Segment::Events(mut events) => {
+                    if !processes.is_empty() {
+                        dispatcher
+                            .push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
+                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                            });
+                    }
+                    events_seen += events.len();
+                    dispatcher.push(&mut events, &mut |p, f, v| {
+                        emit(p, f, v, clock.load(Ordering::Relaxed))
+                    });
+                }
+                Segment::Error(e) => {
+                    if !processes.is_empty() {
+                        dispatcher
+                            .push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
+                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                            });
+                    }
+                    input_errors += 1;
+                    errors(&e);
+                }
+            }
+        }
+        if chunk_ends && !processes.is_empty() {
+            dispatcher.push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
+                emit(p, f, v, clock.load(Ordering::Relaxed))
+            });
+        }
+    };
+    let (block, max_line, max_document) = limits();
     for path in &opts.paths {
         let label = path.display().to_string();
-        let data = if label == "-" {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
-        } else {
-            std::fs::read(path)
+        let cannot_read = |e: std::io::Error| {
+            vec![Segment::Error(InputError {
+                file: label.clone(),
+                line: 0,
+                reason: format!("cannot read: {e}"),
+            })]
         };
-        let data = match data {
-            Ok(d) => d,
+        let reader: Box<dyn Read> = if label == "-" {
+            stdin_reader()
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => Box::new(f),
+                Err(e) => {
+                    consume(cannot_read(e), true);
+                    continue;
+                }
+            }
+        };
+        let mut blocks = LineBlocks::new(&label, reader, block, max_line);
+        if label == "-" {
+            blocks = blocks.yield_when_idle(Box::new(stdin_ready));
+        }
+        let mut progress = feed::Progress::new(opts.format);
+        let lines = match blocks.head() {
+            Ok(head) => is_json_lines(head),
             Err(e) => {
-                input_errors += 1;
-                errors(&InputError {
-                    file: label,
-                    line: 0,
-                    reason: format!("cannot read: {e}"),
-                });
+                consume(cannot_read(e), true);
                 continue;
             }
         };
-        let recs = split_records(&label, &data, &mut |e| {
-            input_errors += 1;
-            errors(&e);
-        });
-        records += recs.len();
-        feed::feed(
-            &label,
-            &recs,
-            opts.format,
-            origin,
-            pool.as_deref(),
-            |segments| {
-                for segment in segments {
-                    match segment {
-                        Segment::Events(mut events) => {
-                            events_seen += events.len();
-                            let clock = &clock;
-                            dispatcher.push(&mut events, &mut |p, f, v| {
-                                emit(p, f, v, clock.load(Ordering::Relaxed))
-                            });
-                        }
-                        Segment::Processes(processes) => {
-                            events_seen += processes.len();
-                            let clock = &clock;
-                            dispatcher.push_processes(processes, &mut |p, f, v| {
-                                emit(p, f, v, clock.load(Ordering::Relaxed))
-                            });
-                        }
-                        Segment::Error(e) => {
-                            input_errors += 1;
-                            errors(&e);
-                        }
+        match lines {
+            // Nothing but blanks.
+            None => {}
+            Some(true) => loop {
+                let mut bad = Vec::new();
+                let block = blocks.next_block(&mut |e| bad.push(Segment::Error(e)));
+                if !bad.is_empty() {
+                    consume(bad, false);
+                }
+                match block {
+                    Ok(Some(block)) => {
+                        let recs = block.records();
+                        records += recs.len();
+                        feed::feed(
+                            &label,
+                            &recs,
+                            &mut progress,
+                            origin,
+                            pool.as_deref(),
+                            &mut consume,
+                        );
+                        // Findings of a block are out before the next is read
+                        // (a pipe may be slow to bring it). A failure here
+                        // repeats at the last flush, which reports it.
+                        let _ = out.borrow_mut().flush();
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        consume(cannot_read(e), true);
+                        break;
                     }
                 }
             },
-        );
+            Some(false) => {
+                let data = match blocks.read_whole(max_document) {
+                    Ok(Some(data)) => data,
+                    Ok(None) => {
+                        consume(
+                            vec![Segment::Error(InputError {
+                                file: label.clone(),
+                                line: 0,
+                                reason: format!(
+                                    "larger than {max_document} bytes, the limit of an input that is not JSON lines (a JSON array, multi-line documents); convert it to JSON lines (`jq -c '.[]'` or `jq -c .`), which are read in blocks"
+                                ),
+                            })],
+                            true,
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        consume(cannot_read(e), true);
+                        continue;
+                    }
+                };
+                let mut bad = Vec::new();
+                let recs = split_records(&label, &data, &mut |e| bad.push(Segment::Error(e)));
+                // Reported first, as when every input was read whole.
+                consume(bad, false);
+                records += recs.len();
+                feed::feed(
+                    &label,
+                    &recs,
+                    &mut progress,
+                    origin,
+                    pool.as_deref(),
+                    &mut consume,
+                );
+            }
+        }
+        // The end of an input ends its last run.
+        consume(Vec::new(), true);
     }
     dispatcher.finish(&mut |p, f, v| emit(p, f, v, clock.load(Ordering::Relaxed)));
     report.failed_calls = dispatcher.failed_calls;
@@ -192,7 +339,7 @@ pub fn replay(
     report.events = events_seen;
     report.records = records;
     report.input_errors = input_errors;
-    out.flush()?;
+    out.into_inner().flush()?;
     if let Some(e) = write_err {
         return Err(anyhow::Error::new(e).context("cannot write findings"));
     }

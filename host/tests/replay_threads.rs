@@ -94,3 +94,136 @@ fn one_thread_and_several_give_the_same_output_byte_for_byte() {
         );
     }
 }
+
+fn replay_with(path: &Path, threads: usize, limits: Option<&str>) -> std::process::Output {
+    let mut cmd = vigil();
+    cmd.args([
+        "replay",
+        "--no-cache",
+        "--node",
+        "test-node",
+        "--format",
+        "k8s-audit",
+    ])
+    .args(["--threads", &threads.to_string()])
+    .arg(path);
+    if let Some(limits) = limits {
+        cmd.env("VIGIL_REPLAY_TEST_LIMITS", limits);
+    }
+    cmd.output().expect("run vigil replay")
+}
+
+/// JSON lines are read in blocks: blocks smaller than one line (grown),
+/// a few lines, and many give the same findings and the same errors, on
+/// the same lines, as the default block, on one thread and several; and
+/// standard input likewise.
+#[test]
+fn any_read_block_gives_the_same_output_byte_for_byte() {
+    let dir = TempDir::new("replay-blocks");
+    let path = stream(&dir);
+    let reference = replay_with(&path, 1, None);
+    assert_eq!(reference.status.code(), Some(2));
+    let errors = String::from_utf8_lossy(&reference.stderr).into_owned();
+    assert!(
+        errors.contains("stream.jsonl:17780: invalid Kubernetes audit event"),
+        "{errors}"
+    );
+    for (block, threads) in [(700, 1), (700, 3), (5_000, 2), (100_000, 8)] {
+        let limits = format!("{block},{},{}", 1 << 20, 1 << 20);
+        let got = replay_with(&path, threads, Some(&limits));
+        assert_eq!(got.status.code(), Some(2), "block {block}");
+        assert!(
+            got.stdout == reference.stdout,
+            "block {block}, {threads} threads: the findings differ ({} and {} bytes)",
+            got.stdout.len(),
+            reference.stdout.len()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&got.stderr),
+            errors,
+            "block {block}: the input errors differ"
+        );
+    }
+    let piped = vigil()
+        .args([
+            "replay",
+            "--no-cache",
+            "--node",
+            "test-node",
+            "--format",
+            "k8s-audit",
+            "--threads",
+            "2",
+            "-",
+        ])
+        .env("VIGIL_REPLAY_TEST_LIMITS", "3000,1048576,1048576")
+        .stdin(std::fs::File::open(&path).expect("open the stream"))
+        .output()
+        .expect("run vigil replay -");
+    assert!(
+        piped.stdout == reference.stdout,
+        "stdin: the findings differ"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stderr),
+        errors
+            .replace("stream.jsonl", "-")
+            .replace(&format!("{}/", dir.display()), "")
+    );
+}
+
+/// A line over the cap is an input error on its line, and the lines after
+/// it are still read; an input that is not JSON lines over its cap is an
+/// input error too, never memory without bound.
+#[test]
+fn lines_and_documents_over_their_caps_are_input_errors() {
+    let dir = TempDir::new("replay-caps");
+    let good = falco_lines()[0].clone();
+    let long = format!("{{\"kind\": \"{}\"}}", "x".repeat(5_000));
+    let path = dir.join("caps.jsonl");
+    std::fs::write(&path, format!("{good}\n\n{long}\n{good}\n{long}")).expect("write");
+    let out = replay_with(&path, 2, Some("1000,4000,100000"));
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{errors}");
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), 2, "{errors}");
+    assert!(
+        lines[0].ends_with(
+            "caps.jsonl:3: line longer than 4000 bytes (the limit of one line), skipped"
+        ),
+        "{errors}"
+    );
+    assert!(lines[1].contains("caps.jsonl:5: line longer"), "{errors}");
+    let stats = vigil()
+        .args([
+            "replay",
+            "--no-builtin",
+            "--no-cache",
+            "--format",
+            "k8s-audit",
+            "--stats",
+        ])
+        .arg(&path)
+        .env("VIGIL_REPLAY_TEST_LIMITS", "1000,4000,100000")
+        .output()
+        .expect("run vigil replay --stats");
+    let report = String::from_utf8_lossy(&stats.stderr);
+    assert!(
+        report.contains("\"records\":2,") && report.contains("\"input_errors\":2,"),
+        "{report}"
+    );
+
+    let array = dir.join("array.json");
+    std::fs::write(&array, format!("[{good},\n{good}]")).expect("write");
+    let small = replay_with(&array, 1, Some(&format!("1000,4000,{}", good.len())));
+    let errors = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(2), "{errors}");
+    assert!(errors.contains("array.json:0: larger than"), "{errors}");
+    let fits = replay_with(&array, 1, Some("1000,4000,100000"));
+    assert_eq!(
+        fits.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fits.stderr)
+    );
+}

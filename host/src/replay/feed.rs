@@ -20,35 +20,66 @@ const CHUNK: usize = 512;
 /// held by parsed events that wait for the plugins.
 const AHEAD_PER_THREAD: usize = 4;
 
-/// Normalises `records` and gives `consume` their segments in input order.
+/// Where an input's feeding stands between two of its blocks.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Progress {
+    /// The format, once a record told it (`auto`).
+    pub format: Format,
+    /// Records already in the current chunk: chunks are cut at the same
+    /// records whatever the blocks, so that the output does not depend on
+    /// the block size.
+    in_chunk: usize,
+}
+
+impl Progress {
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            in_chunk: 0,
+        }
+    }
+}
+
+/// Normalises `records` (the next records of an input) and gives `consume`
+/// their segments in input order, with whether they end a chunk (a
+/// chunk cut by the end of `records` goes on with the next call's).
 pub(super) fn feed(
     file: &str,
     records: &[Record<'_>],
-    format: Format,
+    progress: &mut Progress,
     origin: Origin<'_>,
     pool: Option<&rayon::ThreadPool>,
-    mut consume: impl FnMut(Vec<Segment>),
+    mut consume: impl FnMut(Vec<Segment>, bool),
 ) {
     // `auto` input takes its format from the first record that tells it:
     // one at a time until then, so that every chunk after knows it.
-    let mut normaliser = Normaliser::new(file, format, origin);
+    let mut normaliser = Normaliser::new(file, progress.format, origin);
     let mut start = 0;
     while normaliser.format() == Format::Auto && start < records.len() {
         let mut events = Vec::new();
-        consume(vec![
-            match normaliser.record(&records[start], &mut events) {
+        consume(
+            vec![match normaliser.record(&records[start], &mut events) {
                 Ok(Normalised::Events(_)) => Segment::Events(events),
                 Ok(Normalised::Process(p)) => Segment::Processes(vec![*p]),
                 Err(e) => Segment::Error(e),
-            },
-        ]);
+            }],
+            true,
+        );
         start += 1;
     }
     let format = normaliser.format();
-    let chunks: Vec<&[Record<'_>]> = records[start..].chunks(CHUNK).collect();
+    progress.format = format;
+    let mut chunks: Vec<(&[Record<'_>], bool)> = Vec::new();
+    let mut rest = &records[start..];
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(rest.len().min(CHUNK - progress.in_chunk));
+        progress.in_chunk = (progress.in_chunk + chunk.len()) % CHUNK;
+        chunks.push((chunk, progress.in_chunk == 0));
+        rest = after;
+    }
     let Some(pool) = pool else {
-        for chunk in chunks {
-            consume(normalise_records(file, chunk, format, &origin));
+        for (chunk, ends) in chunks {
+            consume(normalise_records(file, chunk, format, &origin), ends);
         }
         return;
     };
@@ -61,7 +92,7 @@ pub(super) fn feed(
         let mut done: BTreeMap<usize, std::thread::Result<Vec<Segment>>> = BTreeMap::new();
         for want in 0..chunks.len() {
             while spawned < chunks.len() && spawned < want + ahead {
-                let (tx, chunk, idx) = (tx.clone(), chunks[spawned], spawned);
+                let (tx, chunk, idx) = (tx.clone(), chunks[spawned].0, spawned);
                 scope.spawn(move |_| {
                     // A panic is sent too: the receiver would otherwise wait
                     // for this chunk forever.
@@ -85,7 +116,7 @@ pub(super) fn feed(
                 }
             };
             match segments {
-                Ok(s) => consume(s),
+                Ok(s) => consume(s, chunks[want].1),
                 Err(panic) => resume_unwind(panic),
             }
         }

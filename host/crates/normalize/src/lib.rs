@@ -7,9 +7,11 @@
 
 pub mod docker_inspect;
 pub mod k8s_audit;
+mod lines;
 pub mod pod;
 mod records;
 
+pub use lines::{Block, LineBlocks, ReadyCheck, is_json_lines};
 pub use records::{Normaliser, Record, Segment, for_each_record, normalise_records, split_records};
 pub mod swarm_service;
 

@@ -104,6 +104,12 @@ pub fn split_records<'a>(
             .collect();
     }
 
+    split_lines(data, 1)
+}
+
+/// Splits JSON lines into records, numbering them from `first_line`: blank
+/// lines are skipped, a line that is not UTF-8 is a record without text.
+pub(crate) fn split_lines(data: &[u8], first_line: usize) -> Vec<Record<'_>> {
     // Fast path: the whole input is UTF-8 (checked once, vectorised) and
     // lines are found with memchr; otherwise each line is checked alone so
     // one bad line does not cost the others.
@@ -121,7 +127,7 @@ pub fn split_records<'a>(
                 Err(e) => Err(format!("not UTF-8: {e}")),
             };
             Some(Record {
-                line: idx + 1,
+                line: first_line + idx,
                 text,
             })
         })
