@@ -284,6 +284,9 @@ mod tests {
         }
     }
 
+    /// A record: its line and its text, or why it has none.
+    type Line = (usize, Result<String, String>);
+
     /// Every record (line, text or error) and every error, reading `data`
     /// in blocks of `block` bytes with lines capped at `max_line`.
     fn read_all(
@@ -291,7 +294,7 @@ mod tests {
         block: usize,
         max_line: usize,
         trickle: usize,
-    ) -> (Vec<(usize, Result<String, String>)>, Vec<(usize, String)>) {
+    ) -> (Vec<Line>, Vec<(usize, String)>) {
         let mut blocks = LineBlocks::new("f", Trickle(data, trickle), block, max_line);
         let (mut records, mut errors) = (Vec::new(), Vec::new());
         loop {

@@ -12,6 +12,7 @@ fn engine() -> Engine {
         epoch_tick: TICK,
         max_memory_bytes: 1 << 20,
         pool_instances: 4,
+        ..EngineSettings::default()
     })
     .unwrap()
 }
