@@ -365,7 +365,10 @@ fn the_evidence_bundle_of_a_quarantine_has_the_targets_timeline() {
     let read = |f: &str| std::fs::read_to_string(evidence.join(f)).unwrap();
     let t: Value = serde_json::from_str(&read("timeline.json")).unwrap();
     assert_eq!(t["entity"]["id"], id.as_str(), "{t:#}");
-    assert!(in_order(&actions(&t), &["create", "start"]), "{t:#}");
+    // The create event is the one the finding cites; the start may arrive
+    // after the evidence was taken (the finding fires on the create: a full
+    // run here once had the bundle written before the start came in).
+    assert!(actions(&t).iter().any(|a| a == "create"), "{t:#}");
     assert!(
         !findings(&t, "container-escape/host-network").is_empty(),
         "{t:#}"
