@@ -56,6 +56,28 @@ fn replay(path: &Path, threads: usize) -> std::process::Output {
         .expect("run vigil replay")
 }
 
+/// `got` exits 2 (the stream's bad lines) with the reference's findings,
+/// byte for byte, and the same input errors.
+fn assert_same(
+    got: &std::process::Output,
+    reference: &std::process::Output,
+    errors: &str,
+    what: &str,
+) {
+    assert_eq!(got.status.code(), Some(2), "{what}");
+    assert!(
+        got.stdout == reference.stdout,
+        "{what}: the findings differ from the reference's ({} and {} bytes)",
+        got.stdout.len(),
+        reference.stdout.len()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got.stderr),
+        errors,
+        "{what}: the input errors differ"
+    );
+}
+
 #[test]
 fn one_thread_and_several_give_the_same_output_byte_for_byte() {
     let dir = TempDir::new("replay-threads");
@@ -80,18 +102,7 @@ fn one_thread_and_several_give_the_same_output_byte_for_byte() {
     );
     for threads in [2, 3, 8] {
         let many = replay(&path, threads);
-        assert_eq!(many.status.code(), Some(2), "{threads} threads");
-        assert!(
-            many.stdout == one.stdout,
-            "{threads} threads: the findings differ from one thread's ({} and {} bytes)",
-            many.stdout.len(),
-            one.stdout.len()
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&many.stderr),
-            errors,
-            "{threads} threads: the input errors differ"
-        );
+        assert_same(&many, &one, &errors, &format!("{threads} threads"));
     }
 }
 
@@ -131,17 +142,11 @@ fn any_read_block_gives_the_same_output_byte_for_byte() {
     for (block, threads) in [(700, 1), (700, 3), (5_000, 2), (100_000, 8)] {
         let limits = format!("{block},{},{}", 1 << 20, 1 << 20);
         let got = replay_with(&path, threads, Some(&limits));
-        assert_eq!(got.status.code(), Some(2), "block {block}");
-        assert!(
-            got.stdout == reference.stdout,
-            "block {block}, {threads} threads: the findings differ ({} and {} bytes)",
-            got.stdout.len(),
-            reference.stdout.len()
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&got.stderr),
-            errors,
-            "block {block}: the input errors differ"
+        assert_same(
+            &got,
+            &reference,
+            &errors,
+            &format!("block {block}, {threads} threads"),
         );
     }
     let piped = vigil()
