@@ -105,6 +105,7 @@ fn engine_settings() -> EngineSettings {
     };
     EngineSettings {
         allocator,
+        perf_map: std::env::var_os("VIGIL_BENCH_PERF_MAP").is_some(),
         ..EngineSettings::default()
     }
 }

@@ -8,7 +8,9 @@
 //! dominate a detector's cost. Here, allocations made *outside* an export's
 //! body (the host lowering the arguments, wit-bindgen lowering the results)
 //! are bump-allocated from an arena that is reset at the end of each export
-//! body; frees of arena memory are no-ops. Allocations made by the
+//! body; frees of arena memory are no-ops. So are the events that
+//! `on-packed-events` decodes from its buffer inside the body
+//! (`in_arena`). Allocations made by the
 //! detector's own code run on the system allocator as usual, so state kept
 //! across calls is unaffected.
 //!
@@ -33,6 +35,9 @@ struct State {
     n: usize,
     /// Bytes used in the last chunk.
     used: usize,
+    /// Arena-mode allocations since the last reset that the chunks could
+    /// not take and went to `System` instead (see [`discard`]).
+    fallbacks: usize,
 }
 
 /// The SDK's global allocator on wasm32 (see the module docs).
@@ -49,6 +54,7 @@ impl BatchArena {
             chunks: [(0, 0); MAX_CHUNKS],
             n: 0,
             used: 0,
+            fallbacks: 0,
         }))
     }
 
@@ -114,6 +120,7 @@ impl State {
             self.n += 1;
             self.used = 0;
         }
+        self.fallbacks += 1;
         // SAFETY: the caller's layout is valid and non-zero-sized.
         unsafe { System.alloc(layout) }
     }
@@ -132,6 +139,7 @@ impl State {
             self.n = 1;
         }
         self.used = 0;
+        self.fallbacks = 0;
     }
 }
 
@@ -187,6 +195,47 @@ pub(crate) fn enter_export() {
     }
 }
 
+/// Runs `f` with the arena on inside an export body: for values that live
+/// exactly as long as the body, such as the events `on-packed-events`
+/// decodes from its buffer. They are then bump-allocated like the canonical
+/// ABI's lifting instead of costing a `malloc` and a `free` per string and
+/// list (most of a packed batch's decode), and are reclaimed by the reset
+/// at [`leave_export`]. The caller must drop them before that, and lend
+/// them only by reference (the module docs' soundness argument).
+#[inline]
+pub(crate) fn in_arena<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(target_arch = "wasm32", feature = "batch-arena"))]
+    {
+        ALLOCATOR.state().arena_mode = true;
+        let r = f();
+        ALLOCATOR.state().arena_mode = false;
+        r
+    }
+    #[cfg(not(all(target_arch = "wasm32", feature = "batch-arena")))]
+    {
+        f()
+    }
+}
+
+/// Ends the life of a value built by [`in_arena`], before
+/// [`leave_export`]. When every arena-mode allocation since the last reset
+/// came from the arena's chunks, the value is forgotten: the reset reclaims
+/// its memory, and dropping it would walk every string and list of a batch
+/// only to call frees that do nothing (as costly as a good part of the
+/// decode). Otherwise (the arena could not grow and some of it is `System`
+/// memory) it is dropped as usual.
+#[inline]
+pub(crate) fn discard<T>(value: T) {
+    #[cfg(all(target_arch = "wasm32", feature = "batch-arena"))]
+    {
+        if ALLOCATOR.state().fallbacks == 0 {
+            std::mem::forget(value);
+            return;
+        }
+    }
+    drop(value);
+}
+
 /// Leaving an export body, after its arguments are dropped: the arena is
 /// reset and takes the next lowering.
 #[inline]
@@ -235,5 +284,19 @@ mod tests {
             );
             assert!(arena.state().chunks[0].1 >= MIN_CHUNK * 3);
         }
+    }
+
+    #[test]
+    fn an_allocation_the_chunks_cannot_take_is_counted_and_the_reset_clears_it() {
+        let arena = BatchArena::new();
+        // No chunk of this size can be had, so `bump` hands it to `System`,
+        // which refuses it too: what `discard` must then not forget.
+        let huge = Layout::from_size_align(isize::MAX as usize / 2, 1).unwrap();
+        // SAFETY: a valid layout; the (null) result is only compared.
+        let p = unsafe { arena.alloc(huge) };
+        assert!(p.is_null());
+        assert_eq!(arena.state().fallbacks, 1);
+        arena.state().reset();
+        assert_eq!(arena.state().fallbacks, 0);
     }
 }

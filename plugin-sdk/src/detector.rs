@@ -181,13 +181,14 @@ impl<S: Singleton> bindings::Guest for S {
         // The host encodes what it would otherwise lower, so a refusal is a
         // host bug: trap (the host counts and logs the fault) rather than
         // run the detector on a guess.
-        let events = match crate::packed::decode_batch(&batch) {
+        // Decoded into the arena: they die with this body, like `batch`.
+        let events = match crate::arena::in_arena(|| crate::packed::decode_batch(&batch)) {
             Ok(events) => events,
             Err(e) => panic!("{e}"),
         };
         drop(batch);
         let findings = S::with(|detector| detector.on_events(&events));
-        drop(events);
+        crate::arena::discard(events);
         crate::arena::leave_export();
         findings
     }

@@ -66,6 +66,7 @@ impl Reader<'_> {
         PackedError { offset, reason }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&[u8], PackedError> {
         let end = self
             .pos
@@ -77,18 +78,25 @@ impl Reader<'_> {
         Ok(s)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], PackedError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
+        // `first_chunk` rather than `copy_from_slice`: the plugins are built
+        // for size, and there the latter stays a call per field read.
+        let a = *self.bytes[self.pos..]
+            .first_chunk::<N>()
+            .ok_or_else(|| self.error("truncated"))?;
+        self.pos += N;
         Ok(a)
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, PackedError> {
         Ok(self.array::<1>()?[0])
     }
 
     /// A count or length; bounded by the bytes left, so a hostile count
     /// cannot make the decoder reserve more than the buffer could hold.
+    #[inline]
     fn len(&mut self, min_item_size: usize) -> Result<usize, PackedError> {
         let n = u32::from_le_bytes(self.array()?) as usize;
         let left = self.bytes.len() - self.pos;
@@ -98,6 +106,7 @@ impl Reader<'_> {
         Ok(n)
     }
 
+    #[inline]
     fn index<T: Copy>(&mut self, cases: &[T], what: &'static str) -> Result<T, PackedError> {
         let at = self.pos;
         let i = self.u8()?;
@@ -116,6 +125,7 @@ trait Unpack: Sized {
 
 impl Unpack for String {
     const MIN: usize = 4;
+    #[inline]
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
         let n = r.len(1)?;
         let at = r.pos;
@@ -129,6 +139,7 @@ impl Unpack for String {
 
 impl Unpack for bool {
     const MIN: usize = 1;
+    #[inline]
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
         r.index(&[false, true], "a bool must be 0 or 1")
     }
@@ -138,7 +149,8 @@ macro_rules! unpack_le {
     ($($t:ty),*) => {$(
         impl Unpack for $t {
             const MIN: usize = core::mem::size_of::<$t>();
-            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+            #[inline]
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
                 Ok(<$t>::from_le_bytes(r.array()?))
             }
         }
@@ -148,6 +160,7 @@ unpack_le!(u16, u32, i32, u64);
 
 impl<T: Unpack> Unpack for Option<T> {
     const MIN: usize = 1;
+    #[inline]
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
         if r.index(&[false, true], "an option tag must be 0 or 1")? {
             Ok(Some(T::unpack(r)?))
@@ -159,6 +172,7 @@ impl<T: Unpack> Unpack for Option<T> {
 
 impl<T: Unpack> Unpack for Vec<T> {
     const MIN: usize = 4;
+    #[inline]
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
         let n = r.len(T::MIN)?;
         let mut v = Vec::with_capacity(n);
@@ -174,7 +188,8 @@ macro_rules! unpack_enum {
     ($t:ty, $what:literal, [$($case:ident),* $(,)?]) => {
         impl Unpack for $t {
             const MIN: usize = 1;
-            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+            #[inline]
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
                 r.index(&[$(<$t>::$case),*], $what)
             }
         }
@@ -229,7 +244,8 @@ macro_rules! unpack_record {
     ($t:ident { $($f:ident : $ft:ty),* $(,)? }) => {
         impl Unpack for $t {
             const MIN: usize = 0 $(+ <$ft as Unpack>::MIN)*;
-            fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
+            #[inline]
+    fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
                 Ok($t { $($f: <$ft>::unpack(r)?),* })
             }
         }
@@ -359,6 +375,7 @@ unpack_record!(FileEvent {
 
 impl Unpack for EventBody {
     const MIN: usize = 1;
+    #[inline]
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError> {
         let at = r.pos;
         Ok(match r.u8()? {

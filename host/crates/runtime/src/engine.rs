@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    ProfilingStrategy,
+};
 
 use super::RuntimeError;
 
@@ -26,6 +29,9 @@ pub struct EngineSettings {
     pub pool_instances: u32,
     /// Where instances get their memories and tables from.
     pub allocator: Allocator,
+    /// Write `/tmp/perf-PID.map` so that `perf report` names the plugins'
+    /// compiled functions (from their Wasm name sections), for profiling.
+    pub perf_map: bool,
 }
 
 /// How the engine allocates instances.
@@ -50,6 +56,7 @@ impl Default for EngineSettings {
             max_memory_bytes: 1 << 30,
             pool_instances: 64,
             allocator: Allocator::Pooling,
+            perf_map: false,
         }
     }
 }
@@ -60,6 +67,9 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, RuntimeError> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(OptLevel::Speed);
+    if settings.perf_map {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     if settings.allocator == Allocator::OnDemand {
         config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
         return Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()));
