@@ -6,17 +6,14 @@
 //! and response bodies stay unparsed (`RawValue`) unless they hold a pod
 //! spec.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::borrowed::Str;
 use super::pod::{Object, pod_of, spec_error};
 use super::{NormalizeError, Origin};
 use vigil_core::model::{Event, EventBody, KubernetesEvent};
 use vigil_core::time::parse_rfc3339;
-
-type Str<'a> = Cow<'a, str>;
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
@@ -148,8 +145,8 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
             parse_rfc3339(t).ok_or_else(|| NormalizeError::Invalid(format!("bad timestamp {t:?}")))
         })?;
     let oref = e.object_ref.unwrap_or_default();
-    let mut name = oref.name.to_string();
-    let mut namespace = oref.namespace.to_string();
+    let mut name = oref.name.into_owned();
+    let mut namespace = oref.namespace.into_owned();
     let mut pod = None;
     let mut owner = None;
     // The response is what the API server persisted (with the generated
@@ -211,12 +208,12 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     let (user, groups) = match &e.impersonated_user {
         // The impersonated identity is who the request acts as.
         Some(imp) if !imp.username.is_empty() => (
-            imp.username.to_string(),
-            imp.groups.iter().map(|g| g.to_string()).collect(),
+            String::from(&*imp.username),
+            imp.groups.iter().map(|g| String::from(&**g)).collect(),
         ),
         _ => (
-            e.user.username.to_string(),
-            e.user.groups.iter().map(|g| g.to_string()).collect(),
+            String::from(&*e.user.username),
+            e.user.groups.iter().map(|g| String::from(&**g)).collect(),
         ),
     };
     let id = format!("k8s-audit:{}:{}", e.audit_id, e.stage);
@@ -242,7 +239,7 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
             stage: e.stage.into_owned(),
             response_code: e.response_status.and_then(|s| s.code),
             request_uri: e.request_uri.into_owned(),
-            source_ips: e.source_ips.into_iter().map(Cow::into_owned).collect(),
+            source_ips: e.source_ips.into_iter().map(Str::into_owned).collect(),
             user_agent: e.user_agent.into_owned(),
             audit_id: e.audit_id.into_owned(),
             pod,

@@ -5,12 +5,14 @@
 //! multi-line JSON documents), each normalised on its own: a bad record is
 //! reported with its file, line and reason, and the rest goes on.
 
+mod borrowed;
 pub mod docker_inspect;
 pub mod k8s_audit;
 mod lines;
 pub mod pod;
 mod records;
 
+pub use borrowed::Str;
 pub use lines::{Block, LineBlocks, ReadyCheck, is_json_lines};
 pub use records::{Normaliser, Record, Segment, for_each_record, normalise_records, split_records};
 pub mod swarm_service;

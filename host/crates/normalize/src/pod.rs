@@ -3,16 +3,14 @@
 //! normalised into [`PodSpec`] so that every container of a pod reads like
 //! a Docker container.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use super::borrowed::Str;
 use vigil_core::model::{ContainerRole, ContainerSecurity, Mount, OwnerRef, PodContainer, PodSpec};
-
-type Str<'a> = Cow<'a, str>;
 
 /// An object's metadata: only what attribution needs.
 #[derive(Deserialize, Default)]
@@ -281,8 +279,8 @@ fn owner_of(meta: &ObjectMeta<'_>) -> Option<OwnerRef> {
         .find(|o| o.controller == Some(true))
         .or_else(|| meta.owner_references.first())?;
     Some(OwnerRef {
-        kind: o.kind.to_string(),
-        name: o.name.to_string(),
+        kind: String::from(&*o.kind),
+        name: String::from(&*o.name),
     })
 }
 
@@ -352,13 +350,13 @@ fn container(
             .and_then(|a| {
                 a.get(format!("container.apparmor.security.beta.kubernetes.io/{}", c.name).as_str())
             })
-            .map(|v| v.to_string())
+            .map(|v| String::from(&**v))
             .unwrap_or_default(),
     };
     PodContainer {
         role,
-        name: c.name.to_string(),
-        image: c.image.to_string(),
+        name: String::from(&*c.name),
+        image: String::from(&*c.image),
         security: ContainerSecurity {
             network_mode: host(pod.host_network),
             pid_mode: host(pod.host_pid),
@@ -420,19 +418,19 @@ fn mount(m: &VolumeMountRaw<'_>, volumes: &[VolumeRaw<'_>]) -> Mount {
         Some(VolumeRaw {
             host_path: Some(hp),
             ..
-        }) => (hp.path.to_string(), "host-path"),
-        Some(v) if v.config_map.is_some() => (v.name.to_string(), "config-map"),
-        Some(v) if v.secret.is_some() => (v.name.to_string(), "secret"),
-        Some(v) if v.empty_dir.is_some() => (v.name.to_string(), "empty-dir"),
-        Some(v) if v.projected.is_some() => (v.name.to_string(), "projected"),
+        }) => (String::from(&*hp.path), "host-path"),
+        Some(v) if v.config_map.is_some() => (String::from(&*v.name), "config-map"),
+        Some(v) if v.secret.is_some() => (String::from(&*v.name), "secret"),
+        Some(v) if v.empty_dir.is_some() => (String::from(&*v.name), "empty-dir"),
+        Some(v) if v.projected.is_some() => (String::from(&*v.name), "projected"),
         Some(v) if v.persistent_volume_claim.is_some() => {
-            (v.name.to_string(), "persistent-volume-claim")
+            (String::from(&*v.name), "persistent-volume-claim")
         }
-        _ => (m.name.to_string(), "volume"),
+        _ => (String::from(&*m.name), "volume"),
     };
     Mount {
         source,
-        destination: m.mount_path.to_string(),
+        destination: String::from(&*m.mount_path),
         read_only: m.read_only,
         kind: kind.to_owned(),
     }
