@@ -21,17 +21,17 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::vigil;
 use serde_json::Value;
 use vigil_test_support::fixtures::{
-    QUIET_SOURCES, append, audit_line, falco_event, hostile_plugin, nats_server_binary,
+    QUIET_SOURCES, append, audit_line, falco_event, hostile_plugin,
 };
+use vigil_test_support::nats::NatsServer;
 use vigil_test_support::net::free_port;
 use vigil_test_support::{TempDir, VigilProcess};
 
@@ -39,46 +39,6 @@ use vigil_test_support::{TempDir, VigilProcess};
 const INTERVAL_MS: u64 = 500;
 const MISSED: u64 = 4;
 const TTL_MS: u64 = 3_000;
-
-struct Server(Child);
-
-impl Server {
-    fn start(store: &Path, port: u16) -> Self {
-        Self::with_config(store, port, None)
-    }
-
-    /// [`Server::start`] with a configuration file too (users and their
-    /// permissions; the flags win over the file for address and store).
-    fn with_config(store: &Path, port: u16, config: Option<&Path>) -> Self {
-        let mut cmd = Command::new(nats_server_binary());
-        if let Some(c) = config {
-            cmd.arg("-c").arg(c);
-        }
-        let child = cmd
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A user name and its password.
 type Auth<'a> = Option<(&'a str, &'a str)>;
@@ -317,7 +277,7 @@ fn the_fleet_sees_every_node_once_survives_takeover_node_loss_and_restarts() {
     let dir = TempDir::new("fleet-live");
     let port = free_port();
     let store = dir.path().join("js");
-    let mut server = Some(Server::start(&store, port));
+    let mut server = Some(NatsServer::start(&store, port));
     create_stream(port);
 
     let probe = hostile_plugin("trust-probe");
@@ -431,7 +391,7 @@ fn the_fleet_sees_every_node_once_survives_takeover_node_loss_and_restarts() {
     );
     settle("n1's findings", || vec![nodes[0].findings()]);
     let n1_new = nodes[0].findings() - made["n1"];
-    server = Some(Server::start(&store, port));
+    server = Some(NatsServer::start(&store, port));
     wait(
         "n1's findings after the restart",
         Duration::from_secs(60),
@@ -537,7 +497,7 @@ fn publish_as(port: u16, auth: Auth<'_>, subject: &str, messages: &[Vec<u8>]) {
 fn wasm_fleet_rules_get_every_node_s_findings_and_bad_messages_are_skipped() {
     let dir = TempDir::new("fleet-rules");
     let port = free_port();
-    let _server = Server::start(&dir.path().join("js"), port);
+    let _server = NatsServer::start(&dir.path().join("js"), port);
     create_stream(port);
 
     // A detector is no fleet rule: refused at start with its name.
@@ -682,7 +642,11 @@ fn per_node_credentials_bind_a_heartbeat_to_its_node() {
     let port = free_port();
     let conf = dir.path().join("nats.conf");
     std::fs::write(&conf, per_node_users(&["n1", "n2", "n3"])).unwrap();
-    let _server = Server::with_config(&dir.path().join("js"), port, Some(&conf));
+    let _server = NatsServer::start_with(
+        &dir.path().join("js"),
+        port,
+        [OsStr::new("-c"), conf.as_os_str()],
+    );
     create_stream_as(port, Some(("admin", "admin-secret")));
 
     let f = fleet_with(
@@ -789,7 +753,7 @@ fn per_node_credentials_bind_a_heartbeat_to_its_node() {
 fn churn_summed_over_nodes_is_a_fleet_spike() {
     let dir = TempDir::new("fleet-churn");
     let port = free_port();
-    let _server = Server::start(&dir.path().join("js"), port);
+    let _server = NatsServer::start(&dir.path().join("js"), port);
     create_stream(port);
     let f = fleet_with(
         dir.path(),
@@ -879,7 +843,7 @@ fn heartbeat(node: &str, seq: u64, docker: bool, created: u64) -> Vec<u8> {
 fn wasm_fleet_rules_get_heartbeats_and_bad_heartbeats_are_skipped() {
     let dir = TempDir::new("fleet-heartbeat-rules");
     let port = free_port();
-    let _server = Server::start(&dir.path().join("js"), port);
+    let _server = NatsServer::start(&dir.path().join("js"), port);
     create_stream(port);
     let rules = plugin_dir(
         dir.path(),
@@ -1027,7 +991,7 @@ fn the_churn_baseline_survives_a_takeover() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let dir = TempDir::new("fleet-churn-takeover");
     let port = free_port();
-    let _server = Server::start(&dir.path().join("js"), port);
+    let _server = NatsServer::start(&dir.path().join("js"), port);
     create_stream(port);
     // Two-second windows; the overall baseline only (a bucket never has
     // 1000 samples), so an hour turning during the test changes nothing.

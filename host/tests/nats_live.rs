@@ -29,8 +29,7 @@ mod hostile;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,11 +43,9 @@ use vigil_delivery::outputs::nats::{Nats, NatsConfig};
 use vigil_delivery::outputs::{DeliveryError, Output};
 use vigil_delivery::{Delivery, DeliveryConfig};
 use vigil_runtime::workers::PluginFinding;
-use vigil_test_support::fixtures::{
-    QUIET_SOURCES, append, audit_line, falco_event, nats_server_binary,
-};
-use vigil_test_support::net::free_port;
-use vigil_test_support::{TempDir, VigilProcess};
+use vigil_test_support::fixtures::{QUIET_SOURCES, append, audit_line, falco_event};
+use vigil_test_support::nats::NatsServer;
+use vigil_test_support::{TempDir, VigilProcess, wait_until};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,65 +58,21 @@ const USER: &str = "vigil";
 /// Its password: long and odd enough to be found in a byte dump.
 const PASSWORD: &str = "pw-9f3c1e7a-never-in-clear";
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(store: &Path, port: u16) -> Self {
-        Self::start_with(store, port, &[])
+/// A server on a free port asking for `USER`/`PASSWORD`, with TLS when
+/// `tls`.
+fn start_secured(store: &Path, tls: bool) -> NatsServer {
+    let (cert, key) = (fixture("cert.pem"), fixture("key.pem"));
+    let mut args = vec!["--user", USER, "--pass", PASSWORD];
+    if tls {
+        args.extend([
+            "--tls",
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ]);
     }
-
-    /// A server with extra flags (`--tls …`, `--user …`).
-    fn start_with(store: &Path, port: u16, extra: &[&str]) -> Self {
-        let port = if port == 0 { free_port() } else { port };
-        let child = Command::new(nats_server_binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    /// A server asking for `USER`/`PASSWORD`, with TLS when `tls`.
-    fn start_secured(store: &Path, tls: bool) -> Self {
-        let (cert, key) = (fixture("cert.pem"), fixture("key.pem"));
-        let mut args = vec!["--user", USER, "--pass", PASSWORD];
-        if tls {
-            args.extend([
-                "--tls",
-                "--tlscert",
-                cert.to_str().unwrap(),
-                "--tlskey",
-                key.to_str().unwrap(),
-            ]);
-        }
-        Self::start_with(store, 0, &args)
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    NatsServer::start_with(store, 0, args)
 }
 
 trait Io: Read + Write + Send {}
@@ -146,6 +99,13 @@ fn raw_line(s: &mut TcpStream) -> String {
 impl Client {
     fn connect(port: u16) -> Self {
         Self::open(port, false, false)
+    }
+
+    /// [`Client::open`], after which the `VIGIL` stream exists.
+    fn with_stream(port: u16, auth: bool, tls: bool) -> Self {
+        let mut c = Self::open(port, auth, tls);
+        c.create_stream();
+        c
     }
 
     /// With `USER`/`PASSWORD` when `auth`; TLS (trusting the test CA) when `tls`.
@@ -249,6 +209,95 @@ impl Client {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Config text: no dedup, the spool's shutdown grace `grace_ms`, and one
+/// NATS output to `vigil.findings` on the loopback `port` whose other keys
+/// are `rest`, after `head` (sources, other outputs).
+fn nats_config(head: &str, grace_ms: u64, port: u16, rest: &str) -> String {
+    format!(
+        "{head}\n[dedup]\nwindow_secs = 0\n[spool]\nshutdown_grace_ms = {grace_ms}\n\
+         [[outputs.nats]]\nurl = \"nats://127.0.0.1:{port}\"\nsubject = \"vigil.findings\"\n{rest}\n"
+    )
+}
+
+/// The delivery pipeline's config with [`nats_config`]'s NATS output only.
+fn delivery_config(grace_ms: u64, port: u16, rest: &str) -> DeliveryConfig {
+    toml::from_str(&nats_config(
+        "[outputs.stdout]\nenabled = false",
+        grace_ms,
+        port,
+        rest,
+    ))
+    .unwrap()
+}
+
+/// Writes `vigil run`'s config file `path`: no source but the command
+/// line's, [`nats_config`]'s NATS output (a shutdown grace of 200 ms).
+fn write_run_config(path: &Path, port: u16, rest: &str) {
+    std::fs::write(path, nats_config(QUIET_SOURCES, 200, port, rest)).unwrap();
+}
+
+/// The delivery pipeline of node `node-1`, its spool in `dir`: where to
+/// send findings, the pipeline (to shut down) and its metrics.
+fn start_delivery(
+    cfg: &DeliveryConfig,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> (Sender<PluginFinding>, Delivery, Arc<Registry>) {
+    let (tx, rx) = channel();
+    let registry = Arc::new(Registry::default());
+    let delivery =
+        Delivery::start(cfg, dir, "node-1", rx, registry.clone(), rt.handle(), None).unwrap();
+    (tx, delivery, registry)
+}
+
+/// Waits until the pipeline's metrics satisfy `done`.
+fn wait_for_metrics(registry: &Registry, timeout: Duration, done: impl Fn(&str) -> bool) {
+    wait_until(
+        "the delivery metrics",
+        timeout,
+        || done(&registry.render()),
+        || registry.render(),
+    );
+}
+
+/// `DIR/audit.log` holding a privileged pod as audit event `audit_id`: a
+/// finding for `vigil run` to deliver.
+fn audit_log_with_a_finding(dir: &Path, audit_id: &str) -> PathBuf {
+    let log = dir.join("audit.log");
+    append(
+        &log,
+        &audit_line(&falco_event("create_nginx_pod_privileged.json"), audit_id),
+    );
+    log
+}
+
+/// `vigil run --config CONFIG` with its spool in `data`, reading `log` from
+/// its start, once it reports the log's finding.
+fn run_reading(config: &Path, data: &Path, log: &Path) -> VigilProcess {
+    let process = VigilProcess::spawn(
+        vigil()
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--no-cache", "--admin-listen", "127.0.0.1:0"])
+            .arg("--audit-log")
+            .arg(log)
+            .arg("--audit-log-from-beginning"),
+    );
+    process.wait_for_rule("container-escape/privileged", Duration::from_secs(120));
+    process
+}
+
 fn finding(i: usize) -> PluginFinding {
     PluginFinding {
         plugin: "p".into(),
@@ -276,50 +325,26 @@ fn finding(i: usize) -> PluginFinding {
 fn findings_are_stored_in_the_stream_across_a_server_restart() {
     let dir = TempDir::new("nats");
     let store = dir.join("js");
-    let server = Server::start(&store, 0);
-    let port = server.port;
-    let mut client = Client::connect(port);
-    client.create_stream();
+    let server = NatsServer::start(&store, 0);
+    let port = server.port();
+    let mut client = Client::with_stream(port, false, false);
     client.write(b"SUB vigil.findings 2\r\n");
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cfg: DeliveryConfig = toml::from_str(&format!(
+    let rt = runtime();
+    let cfg = delivery_config(
+        1000,
+        port,
         r#"
-        [dedup]
-        window_secs = 0
-        [spool]
-        shutdown_grace_ms = 1000
-        [outputs.stdout]
-        enabled = false
-        [[outputs.nats]]
-        url = "nats://127.0.0.1:{port}"
-        subject = "vigil.findings"
         stream = "VIGIL"
         batch_max = 8
         timeout_ms = 2000
-        retry = {{ initial_ms = 100, max_ms = 500 }}
-        "#
-    ))
-    .unwrap();
+        retry = { initial_ms = 100, max_ms = 500 }
+        "#,
+    );
     let mut problems = vigil::config::Problems::default();
     vigil::config::Validate::validate(&cfg, "", &mut problems);
     assert!(problems.is_empty(), "{problems:?}");
-    let (tx, rx) = channel();
-    let registry = Arc::new(Registry::default());
-    let delivery = Delivery::start(
-        &cfg,
-        &dir,
-        "node-1",
-        rx,
-        registry.clone(),
-        rt.handle(),
-        None,
-    )
-    .unwrap();
+    let (tx, delivery, registry) = start_delivery(&cfg, &dir, &rt);
 
     for i in 0..20 {
         tx.send(finding(i)).unwrap();
@@ -347,17 +372,14 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
         m.contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}"),
         "{m}"
     );
-    let server = Server::start(&store, port);
-    let start = Instant::now();
+    let server = NatsServer::start(&store, port);
     let mut client = Client::connect(port);
-    while client.stream_messages() < 30 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            registry.render()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "the 30 findings in the stream",
+        Duration::from_secs(30),
+        || client.stream_messages() >= 30,
+        || registry.render(),
+    );
     drop(tx);
     delivery.shutdown();
     assert_eq!(client.stream_messages(), 30);
@@ -395,14 +417,10 @@ fn findings_are_stored_in_the_stream_across_a_server_restart() {
 #[test]
 fn a_subject_without_a_stream_is_retried_not_lost() {
     let dir = TempDir::new("nats-nostream");
-    let server = Server::start(&dir.join("js"), 0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = NatsServer::start(&dir.join("js"), 0);
+    let rt = runtime();
     let mut cfg = NatsConfig::to(
-        &format!("nats://127.0.0.1:{}", server.port),
+        &format!("nats://127.0.0.1:{}", server.port()),
         "nobody.listens",
     );
     cfg.timeout_ms = 1000;
@@ -411,14 +429,6 @@ fn a_subject_without_a_stream_is_retried_not_lost() {
     let err = out.deliver(&[rec]).unwrap_err();
     assert!(!err.permanent, "{err}");
     assert!(err.message.contains("no responders"), "{err}");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A config for `url` with `USER` and a password file in `dir`.
@@ -448,10 +458,9 @@ fn assert_names_tls(err: &DeliveryError) {
 #[test]
 fn credentials_go_over_tls_to_a_server_serving_it() {
     let dir = TempDir::new("nats-tls");
-    let server = Server::start_secured(&dir.path().join("js"), true);
-    let port = server.port;
-    let mut client = Client::open(port, true, true);
-    client.create_stream();
+    let server = start_secured(&dir.path().join("js"), true);
+    let port = server.port();
+    let mut client = Client::with_stream(port, true, true);
     let rt = runtime();
 
     // nats:// is upgraded (the server asks for TLS, and the credentials demand it).
@@ -478,10 +487,9 @@ fn credentials_go_over_tls_to_a_server_serving_it() {
 #[test]
 fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     let dir = TempDir::new("nats-plain-auth");
-    let server = Server::start_secured(&dir.path().join("js"), false);
-    let port = server.port;
-    let mut client = Client::open(port, true, false);
-    client.create_stream();
+    let server = start_secured(&dir.path().join("js"), false);
+    let port = server.port();
+    let mut client = Client::with_stream(port, true, false);
     let rt = runtime();
     let url = format!("nats://127.0.0.1:{port}");
 
@@ -491,50 +499,24 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
     assert_eq!(client.stream_messages(), 0);
 
     // Through the pipeline: the failure is counted and the finding waits in the spool.
-    let cfg: DeliveryConfig = toml::from_str(&format!(
-        r#"
-        [dedup]
-        window_secs = 0
-        [spool]
-        shutdown_grace_ms = 200
-        [outputs.stdout]
-        enabled = false
-        [[outputs.nats]]
-        url = "{url}"
-        subject = "vigil.findings"
-        user = "{USER}"
-        password_file = "{}"
-        timeout_ms = 1000
-        retry = {{ initial_ms = 100, max_ms = 200 }}
-        "#,
-        dir.path().join("nats-password").display()
-    ))
-    .unwrap();
-    let (tx, rx) = channel();
-    let registry = Arc::new(Registry::default());
-    let delivery = Delivery::start(
-        &cfg,
-        dir.path(),
-        "node-1",
-        rx,
-        registry.clone(),
-        rt.handle(),
-        None,
-    )
-    .unwrap();
+    let cfg = delivery_config(
+        200,
+        port,
+        &format!(
+            r#"
+            user = "{USER}"
+            password_file = "{}"
+            timeout_ms = 1000
+            retry = {{ initial_ms = 100, max_ms = 200 }}
+            "#,
+            dir.path().join("nats-password").display()
+        ),
+    );
+    let (tx, delivery, registry) = start_delivery(&cfg, dir.path(), &rt);
     tx.send(finding(1)).unwrap();
-    let start = Instant::now();
-    while !registry
-        .render()
-        .contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{}",
-            registry.render()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_metrics(&registry, Duration::from_secs(10), |m| {
+        m.contains("vigil_output_failed_total{output=\"nats:vigil.findings\"}")
+    });
     drop(tx);
     delivery.shutdown();
     assert_eq!(client.stream_messages(), 0);
@@ -554,31 +536,19 @@ fn credentials_are_refused_to_a_plaintext_server_unless_allowed() {
 #[test]
 fn vigil_run_keeps_credentials_from_a_plaintext_server_unless_allowed() {
     let dir = TempDir::new("nats-plain-binary");
-    let server = Server::start_secured(&dir.path().join("js"), false);
-    let port = server.port;
-    let mut client = Client::open(port, true, false);
-    client.create_stream();
+    let server = start_secured(&dir.path().join("js"), false);
+    let port = server.port();
+    let mut client = Client::with_stream(port, true, false);
     let password = dir.path().join("nats-password");
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
-    let log = dir.path().join("audit.log");
-    append(
-        &log,
-        &audit_line(&falco_event("create_nginx_pod_privileged.json"), "nats-1"),
-    );
+    let log = audit_log_with_a_finding(dir.path(), "nats-1");
     let run = |allow: bool| {
         let config = dir.path().join(format!("vigil-{allow}.toml"));
-        std::fs::write(
+        write_run_config(
             &config,
-            format!(
+            port,
+            &format!(
                 r#"
-                {QUIET_SOURCES}
-                [dedup]
-                window_secs = 0
-                [spool]
-                shutdown_grace_ms = 200
-                [[outputs.nats]]
-                url = "nats://127.0.0.1:{port}"
-                subject = "vigil.findings"
                 stream = "VIGIL"
                 user = "{USER}"
                 password_file = "{}"
@@ -588,22 +558,8 @@ fn vigil_run_keeps_credentials_from_a_plaintext_server_unless_allowed() {
                 "#,
                 password.display()
             ),
-        )
-        .unwrap();
-        let process = VigilProcess::spawn(
-            vigil()
-                .arg("run")
-                .arg("--config")
-                .arg(&config)
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("data-{allow}")))
-                .args(["--no-cache", "--admin-listen", "127.0.0.1:0"])
-                .arg("--audit-log")
-                .arg(&log)
-                .arg("--audit-log-from-beginning"),
         );
-        process.wait_for_rule("container-escape/privileged", Duration::from_secs(120));
-        process
+        run_reading(&config, &dir.path().join(format!("data-{allow}")), &log)
     };
 
     let refused = run(false);
@@ -732,57 +688,30 @@ fn a_refused_password_or_token_never_leaves_vigil() {
 #[test]
 fn a_finding_over_max_payload_is_refused_alone() {
     let dir = TempDir::new("nats-max-payload");
-    let server = Server::start(&dir.path().join("js"), 0);
-    let port = server.port;
-    let mut client = Client::connect(port);
-    client.create_stream();
+    let server = NatsServer::start(&dir.path().join("js"), 0);
+    let port = server.port();
+    let mut client = Client::with_stream(port, false, false);
     let rt = runtime();
-    let cfg: DeliveryConfig = toml::from_str(&format!(
+    let cfg = delivery_config(
+        1000,
+        port,
         r#"
-        [dedup]
-        window_secs = 0
-        [spool]
-        shutdown_grace_ms = 1000
-        [outputs.stdout]
-        enabled = false
-        [[outputs.nats]]
-        url = "nats://127.0.0.1:{port}"
-        subject = "vigil.findings"
         batch_max = 8
         timeout_ms = 2000
-        retry = {{ initial_ms = 100, max_ms = 500 }}
-        "#
-    ))
-    .unwrap();
-    let (tx, rx) = channel();
-    let registry = Arc::new(Registry::default());
-    let delivery = Delivery::start(
-        &cfg,
-        dir.path(),
-        "node-1",
-        rx,
-        registry.clone(),
-        rt.handle(),
-        None,
-    )
-    .unwrap();
+        retry = { initial_ms = 100, max_ms = 500 }
+        "#,
+    );
+    let (tx, delivery, registry) = start_delivery(&cfg, dir.path(), &rt);
     // The server's default max_payload is 1 MiB.
     let mut huge = finding(1);
     huge.finding.summary = "x".repeat(1_100_000);
     tx.send(finding(0)).unwrap();
     tx.send(huge).unwrap();
     tx.send(finding(2)).unwrap();
-    let start = Instant::now();
-    loop {
-        let m = registry.render();
-        if m.contains("vigil_output_rejected_total{output=\"nats:vigil.findings\"} 1")
+    wait_for_metrics(&registry, Duration::from_secs(20), |m| {
+        m.contains("vigil_output_rejected_total{output=\"nats:vigil.findings\"} 1")
             && m.contains("vigil_output_delivered_total{output=\"nats:vigil.findings\"} 2")
-        {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "{m}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     drop(tx);
     delivery.shutdown();
     assert_eq!(client.stream_messages(), 2);
@@ -807,9 +736,9 @@ fn a_finding_over_max_payload_is_refused_alone() {
 fn an_idle_output_delivers_at_once_after_a_server_restart() {
     let dir = TempDir::new("nats-idle");
     let store = dir.path().join("js");
-    let server = Server::start(&store, 0);
-    let port = server.port;
-    Client::connect(port).create_stream();
+    let server = NatsServer::start(&store, 0);
+    let port = server.port();
+    Client::with_stream(port, false, false);
     let rt = runtime();
     let mut cfg = NatsConfig::to(&format!("nats://127.0.0.1:{port}"), "vigil.findings");
     cfg.timeout_ms = 2000;
@@ -821,7 +750,7 @@ fn an_idle_output_delivers_at_once_after_a_server_restart() {
     // instead of failing.
     server.stop();
     std::thread::sleep(Duration::from_millis(500));
-    let server = Server::start(&store, port);
+    let server = NatsServer::start(&store, port);
     out.deliver(&[record(1)]).unwrap();
     assert_eq!(Client::connect(port).stream_messages(), 2);
     server.stop();

@@ -14,6 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,6 +29,24 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- config check
 
+/// `vigil config check FILE`.
+fn config_check(file: &Path) -> Output {
+    vigil()
+        .args(["config", "check"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// `vigil config check FILE`, which must find problems (status 1): its
+/// report.
+fn config_problems(file: &Path) -> String {
+    let out = config_check(file);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    stdout
+}
+
 #[test]
 fn config_check_lists_every_problem_or_summarises() {
     let dir = TempDir::new("config-check");
@@ -37,13 +56,7 @@ fn config_check_lists_every_problem_or_summarises() {
         "data_dir = \"relative\"\n[sources.docker]\nsocket = \"x.sock\"\n[plugins.limits]\ndeadline_ms = 0\n",
     )
     .unwrap();
-    let out = vigil()
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let stdout = config_problems(&bad);
     assert!(stdout.contains("3 problem(s)"), "{stdout}");
     for want in [
         "data_dir: must be an absolute path",
@@ -55,13 +68,7 @@ fn config_check_lists_every_problem_or_summarises() {
 
     // A TOML error has its line and column.
     std::fs::write(&bad, "[log]\nlevel = \"info\"\nformat = yaml\n").unwrap();
-    let out = vigil()
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let stdout = config_problems(&bad);
     assert!(stdout.contains("line 3, column 10"), "{stdout}");
 
     // The plugin checks its own settings; its problems carry their paths.
@@ -70,24 +77,14 @@ fn config_check_lists_every_problem_or_summarises() {
         "[plugins.settings.container-escape]\nhost_cgroupns = \"sometimes\"\n",
     )
     .unwrap();
-    let out = vigil()
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let stdout = config_problems(&bad);
     assert!(
         stdout.contains("plugins.settings.container-escape.host_cgroupns: "),
         "{stdout}"
     );
 
     let example = root().join("config/vigil.example.toml");
-    let out = vigil()
-        .args(["config", "check"])
-        .arg(&example)
-        .output()
-        .unwrap();
+    let out = config_check(&example);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -102,11 +99,7 @@ fn config_check_lists_every_problem_or_summarises() {
         "{stdout}"
     );
 
-    let out = vigil()
-        .args(["config", "check"])
-        .arg(dir.join("missing.toml"))
-        .output()
-        .unwrap();
+    let out = config_check(&dir.join("missing.toml"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration file"));
 }
@@ -153,6 +146,23 @@ fn about(f: &Value, rule: &str, audit_id: &str) -> bool {
         && f["event_ids"]
             .as_array()
             .is_some_and(|ids| ids.iter().any(|i| i.as_str() == Some(&event_id(audit_id))))
+}
+
+/// The recorded Falco events these tests write: one rule each.
+const PRIVILEGED: &str = "create_nginx_pod_privileged.json";
+const HOST_NETWORK: &str = "create_nginx_pod_hostnetwork.json";
+
+/// Appends the recorded Falco event `fixture` to `log` as audit event
+/// `audit_id`.
+fn write_event(log: &Path, fixture: &str, audit_id: &str) {
+    append(log, &audit_line(&falco_event(fixture), audit_id));
+}
+
+/// Writes a host-network pod (a rule never turned off here) as `marker`
+/// and waits for its finding: every line written before it has been read.
+fn write_marker(v: &VigilProcess, log: &Path, marker: &str) {
+    write_event(log, HOST_NETWORK, marker);
+    wait_finding(v, "container-escape/host-network", marker);
 }
 
 fn event_id(audit_id: &str) -> String {
@@ -209,10 +219,7 @@ fn admin_endpoint_serves_metrics_and_probes() {
     let v = start(&cfg, &["--admin-listen", "127.0.0.1:0"]);
     let addr = v.admin_addr();
     assert_ne!(addr.port(), 9464);
-    append(
-        &log,
-        &audit_line(&falco_event("create_nginx_pod_privileged.json"), "m1"),
-    );
+    write_event(&log, PRIVILEGED, "m1");
     wait_finding(&v, "container-escape/privileged", "m1");
 
     assert_eq!(http_get(addr, "/healthz"), (200, "ok\n".into()));
@@ -289,7 +296,7 @@ fn flow(
     written: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
-        let event = falco_event("create_nginx_pod_hostnetwork.json");
+        let event = falco_event(HOST_NETWORK);
         let mut ids = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let id = format!("flow-{}", ids.len());
@@ -314,14 +321,13 @@ fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
     std::fs::write(&log, "").unwrap();
     let v = start(&cfg, &[]);
     v.wait_for_stderr("k8s-audit-log: following file", DEADLINE);
-    let privileged = falco_event("create_nginx_pod_privileged.json");
 
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
     let writer = flow(log.clone(), stop.clone(), written.clone());
 
     // Before: the privileged rule reports.
-    append(&log, &audit_line(&privileged, "p-before"));
+    write_event(&log, PRIVILEGED, "p-before");
     wait_finding(&v, "container-escape/privileged", "p-before");
 
     // 1. The file changes: the rule is turned off, and the audit log source
@@ -329,15 +335,8 @@ fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
     replace(&cfg, &config(&dir, &log, &["privileged"], 25));
     v.wait_for_metric("vigil_reloads_ok_total 1", DEADLINE);
     v.wait_for_metric("vigil_source_restarts_total 1", DEADLINE);
-    append(&log, &audit_line(&privileged, "p-off"));
-    append(
-        &log,
-        &audit_line(
-            &falco_event("create_nginx_pod_hostnetwork.json"),
-            "marker-1",
-        ),
-    );
-    wait_finding(&v, "container-escape/host-network", "marker-1");
+    write_event(&log, PRIVILEGED, "p-off");
+    write_marker(&v, &log, "marker-1");
 
     // 2. An invalid file is refused; the running set is kept.
     replace(
@@ -346,33 +345,19 @@ fn reload_swaps_plugins_and_sources_without_losing_or_repeating_events() {
     );
     v.wait_for_metric("vigil_reloads_failed_total 1", DEADLINE);
     v.wait_for_stderr("RELOAD REFUSED", DEADLINE);
-    append(&log, &audit_line(&privileged, "p-still-off"));
-    append(
-        &log,
-        &audit_line(
-            &falco_event("create_nginx_pod_hostnetwork.json"),
-            "marker-2",
-        ),
-    );
-    wait_finding(&v, "container-escape/host-network", "marker-2");
+    write_event(&log, PRIVILEGED, "p-still-off");
+    write_marker(&v, &log, "marker-2");
 
     // 3. SIGHUP with the rule back on.
     std::fs::write(&cfg, config(&dir, &log, &[], 25)).unwrap();
     v.signal(Signal::Hup);
     v.wait_for_metric("vigil_reloads_ok_total 2", DEADLINE);
-    append(&log, &audit_line(&privileged, "p-on"));
+    write_event(&log, PRIVILEGED, "p-on");
     wait_finding(&v, "container-escape/privileged", "p-on");
 
     stop.store(true, Ordering::Relaxed);
     let ids = writer.join().unwrap();
-    append(
-        &log,
-        &audit_line(
-            &falco_event("create_nginx_pod_hostnetwork.json"),
-            "marker-end",
-        ),
-    );
-    wait_finding(&v, "container-escape/host-network", "marker-end");
+    write_marker(&v, &log, "marker-end");
     assert!(ids.len() > 20, "too few events flowed: {}", ids.len());
 
     let findings = v.findings();

@@ -8,12 +8,15 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::vigil;
+use serde_json::Value;
 use vigil_test_support::TempDir;
 use vigil_test_support::fixtures::{falco, hostile_dir, root};
-use vigil_test_support::output::{rules, stdout_lines};
+use vigil_test_support::output::{assert_exit, rules, stdout_json, stdout_lines};
 
 fn container_escape_wasm() -> PathBuf {
     // Built by host/crates/runtime/build.rs before this test binary exists.
@@ -26,8 +29,39 @@ fn container_escape_wasm() -> PathBuf {
     p
 }
 
+/// `vigil plugin inspect WASM`, its compile cache in `cache`: its exit
+/// status and its JSON report.
+fn inspect(cache: &Path, wasm: &Path) -> (Output, Value) {
+    let out = vigil()
+        .env("XDG_CACHE_HOME", cache)
+        .args(["plugin", "inspect"])
+        .arg(wasm)
+        .output()
+        .unwrap();
+    let report = stdout_json(&out);
+    (out, report)
+}
+
+/// [`inspect`] of a plugin that loads (exit status 0): its report.
+fn inspect_ok(cache: &Path, wasm: &Path) -> Value {
+    let (out, report) = inspect(cache, wasm);
+    assert_exit(&out, 0);
+    report
+}
+
+/// The names of the functions a plugin imports, from its [`inspect`]
+/// report.
+fn imports(report: &Value) -> Vec<&str> {
+    report["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect()
+}
+
 /// `vigil plugin test container_escape.wasm --events create_nginx_pod_privileged.json EXTRA…`
-fn plugin_test(cache: &std::path::Path, extra: &[&std::ffi::OsStr]) -> std::process::Output {
+fn plugin_test(cache: &Path, extra: &[&OsStr]) -> Output {
     vigil()
         .env("XDG_CACHE_HOME", cache)
         .args(["plugin", "test"])
@@ -45,13 +79,8 @@ fn plugin_test_passes_when_findings_match_and_diffs_when_not() {
     let good = dir.join("good.jsonl");
     std::fs::write(&good, "{\"rule_id\":\"container-escape/privileged\",\"severity\":\"critical\",\"evidence\":{\"container\":\"nginx\"}}\n").unwrap();
     let out = plugin_test(&dir, &["--expect".as_ref(), good.as_os_str()]);
+    assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("ok: 1 findings as expected"), "{stdout}");
 
     let bad = dir.join("bad.jsonl");
@@ -74,12 +103,7 @@ fn plugin_test_applies_settings() {
     let settings = dir.join("settings.json");
     std::fs::write(&settings, r#"{"allowlist":{"namespaces":["default"]}}"#).unwrap();
     let out = plugin_test(&dir, &["--settings".as_ref(), settings.as_os_str()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(
         out.stdout.is_empty(),
         "the allowlisted namespace is not reported: {}",
@@ -101,30 +125,14 @@ fn plugin_test_applies_settings() {
 #[test]
 fn inspect_shows_description_imports_and_uses_the_cache() {
     let dir = TempDir::new("plugin-cli-inspect");
-    let run = || {
-        let out = vigil()
-            .env("XDG_CACHE_HOME", &dir)
-            .args(["plugin", "inspect"])
-            .arg(container_escape_wasm())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    let first = run();
+    let wasm = container_escape_wasm();
+    let first = inspect_ok(&dir, &wasm);
     assert_eq!(first["describe"]["name"], "container-escape");
     assert_eq!(first["forbidden_imports"], serde_json::json!([]));
     assert!(
-        first["imports"]
-            .as_array()
-            .unwrap()
+        imports(&first)
             .iter()
-            .all(|i| i.as_str().unwrap().starts_with("vigil:detector/"))
+            .all(|i| i.starts_with("vigil:detector/"))
     );
     assert_eq!(first["from_cache"], false);
     assert_eq!(
@@ -154,7 +162,7 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
         serde_json::json!({"exported": true, "filter": {"objects": ["service"], "actions": []}}),
         "{first}"
     );
-    let second = run();
+    let second = inspect_ok(&dir, &wasm);
     assert_eq!(second["from_cache"], true, "a restart does not recompile");
     assert_eq!(first["sha256"], second["sha256"]);
 }
@@ -165,26 +173,11 @@ fn inspect_shows_description_imports_and_uses_the_cache() {
 #[test]
 fn inspect_shows_a_fleet_rule_on_heartbeats() {
     let dir = TempDir::new("plugin-cli-inspect-fleet");
-    let wasm = hostile_dir().join("fleet_probe.wasm");
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "inspect"])
-        .arg(&wasm)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{v}");
+    let v = inspect_ok(&dir, &hostile_dir().join("fleet_probe.wasm"));
     assert_eq!(v["receives_heartbeats"], true, "{v}");
     assert_eq!(v["receives_findings"], false, "{v}");
     assert_eq!(v["describe"]["name"], "fleet-probe", "{v}");
-    assert!(
-        v["imports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i.as_str().unwrap().ends_with("@0.1.3")),
-        "{v}"
-    );
+    assert!(imports(&v).iter().all(|i| i.ends_with("@0.1.3")), "{v}");
 }
 
 /// A plugin exporting process events (WIT 0.1.3): the built-in
@@ -193,19 +186,7 @@ fn inspect_shows_a_fleet_rule_on_heartbeats() {
 fn inspect_shows_the_process_subscription() {
     let dir = TempDir::new("plugin-cli-inspect-processes");
     let wasm = root().join("target/wasm/wasm32-unknown-unknown/release/runtime_tamper.wasm");
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "inspect"])
-        .arg(&wasm)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = inspect_ok(&dir, &wasm);
     let processes = &v["process_events"];
     assert_eq!(processes["exported"], true, "{v}");
     assert_eq!(processes["filter"]["containers_only"], true, "{v}");
@@ -233,27 +214,14 @@ fn inspect_shows_the_process_subscription() {
         v["receives_heartbeats"], false,
         "a detector is no fleet rule"
     );
-    assert!(
-        v["imports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i.as_str().unwrap().ends_with("@0.1.3")),
-        "{v}"
-    );
+    assert!(imports(&v).iter().all(|i| i.ends_with("@0.1.3")), "{v}");
 }
 
 #[test]
 fn inspect_names_forbidden_imports() {
     let dir = TempDir::new("plugin-cli-inspect-wasi");
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "inspect"])
-        .arg(hostile_dir().join("hostile_wasi.wasm"))
-        .output()
-        .unwrap();
+    let (out, v) = inspect(&dir, &hostile_dir().join("hostile_wasi.wasm"));
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         v["forbidden_imports"]
             .as_array()
@@ -272,19 +240,7 @@ fn inspect_names_forbidden_imports() {
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     let old = root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");
     let dir = TempDir::new("plugin-cli-wit-0.1.0");
-    let out = vigil()
-        .env("XDG_CACHE_HOME", &dir)
-        .args(["plugin", "inspect"])
-        .arg(&old)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = inspect_ok(&dir, &old);
     assert_eq!(v["packed_batches"], false);
     // No `subscriptions` export: every event of its kinds, as before 0.1.2.
     assert_eq!(v["subscriptions"]["declared"], false, "{v}");
@@ -302,14 +258,7 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
         serde_json::json!({"exported": false, "filter": null}),
         "a 0.1.0 plugin has no `processes` export"
     );
-    assert!(
-        v["imports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i.as_str().unwrap().ends_with("@0.1.0")),
-        "{v}"
-    );
+    assert!(imports(&v).iter().all(|i| i.ends_with("@0.1.0")), "{v}");
 
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -332,12 +281,7 @@ fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
         .arg(&events)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let findings = stdout_lines(&out);
     assert_eq!(rules(&findings), ["container-escape/host-network"]);
 }

@@ -14,6 +14,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,9 +22,17 @@ use std::time::Duration;
 
 use common::vigil;
 use vigil_test_support::fixtures::hostile_dir;
+use vigil_test_support::output::describe;
 use vigil_test_support::{TempDir, VigilProcess};
 
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// `DIR/plugins`, created empty.
+fn plugin_dir(dir: &Path) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    plugins
+}
 
 /// Copies the hostile plugin `name` into `dir` as `name.wasm` (its
 /// `describe()` name: the file stem is its identity).
@@ -37,19 +46,10 @@ fn plugin(dir: &Path, name: &str) -> PathBuf {
     to
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Runs `vigil ARGS`, expecting exit status `code`; returns stdout + stderr.
-fn vigil_ok(args: &[&std::ffi::OsStr], code: i32) -> String {
+fn vigil_ok(args: &[&OsStr], code: i32) -> String {
     let out = vigil().args(args).output().expect("run vigil");
-    let all = text(&out);
+    let all = describe(&out);
     assert_eq!(out.status.code(), Some(code), "vigil {args:?}:\n{all}");
     all
 }
@@ -74,6 +74,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 fn sign(secret: &Path, plugin: &Path) -> String {
+    sign_expecting(secret, plugin, 0)
+}
+
+/// `vigil plugin sign -s SECRET PLUGIN`, expecting `code`.
+fn sign_expecting(secret: &Path, plugin: &Path, code: i32) -> String {
     vigil_ok(
         &[
             "plugin".as_ref(),
@@ -82,12 +87,32 @@ fn sign(secret: &Path, plugin: &Path) -> String {
             secret.as_os_str(),
             plugin.as_os_str(),
         ],
-        0,
+        code,
     )
 }
 
+/// `vigil plugin sign` with a password-protected `secret`, the password
+/// given in `VIGIL_SIGN_PASSWORD` (no prompt): must succeed.
+fn sign_with_password(secret: &Path, plugin: &Path, password: &str) {
+    let out = vigil()
+        .args(["plugin", "sign", "-s"])
+        .arg(secret)
+        .arg(plugin)
+        .env("VIGIL_SIGN_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+/// Changes a signed file's bytes after the fact, as an attacker would.
+fn tamper(file: &Path, change: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(file).unwrap();
+    change(&mut bytes);
+    std::fs::write(file, bytes).unwrap();
+}
+
 /// `vigil plugin verify -p KEY PLUGIN`, expecting `code`.
-fn verify(key: &std::ffi::OsStr, plugin: &Path, code: i32) -> String {
+fn verify(key: &OsStr, plugin: &Path, code: i32) -> String {
     vigil_ok(
         &[
             "plugin".as_ref(),
@@ -121,7 +146,7 @@ fn key_base64(public: &Path) -> String {
 }
 
 /// Debian's `minisign`, with `stdin` fed in; a missing tool fails the test.
-fn minisign(args: &[&std::ffi::OsStr], stdin: &str) -> Output {
+fn minisign(args: &[&OsStr], stdin: &str) -> Output {
     let mut child = Command::new("minisign")
         .args(args)
         .stdin(Stdio::piped())
@@ -140,6 +165,49 @@ fn minisign(args: &[&std::ffi::OsStr], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// [`minisign`], which must succeed.
+fn minisign_ok(args: &[&OsStr], stdin: &str) {
+    let out = minisign(args, stdin);
+    assert!(
+        out.status.success(),
+        "minisign {args:?}: {}",
+        describe(&out)
+    );
+}
+
+/// `vigil run ARGS` in `dir` with no event source, admin server or
+/// Kubernetes (only its plugins matter here), once it runs.
+fn run(dir: &Path, args: &[&OsStr]) -> VigilProcess {
+    let mut cmd = vigil();
+    vigil_test_support::without_kubernetes(&mut cmd, &dir.join("home"));
+    let vigil = VigilProcess::spawn(cmd.current_dir(dir).arg("run").args(args).args([
+        "--no-docker",
+        "--no-network",
+        "--no-file-integrity",
+        "--no-k8s-watch",
+        "--no-admin",
+    ]));
+    vigil.wait_for_stderr("vigil running", DEADLINE);
+    vigil
+}
+
+/// The first line of `log` holding `needle`.
+fn line_with<'a>(log: &'a str, needle: &str) -> Option<&'a str> {
+    log.lines().find(|l| l.contains(needle))
+}
+
+/// Waits for a reload; returns the log and its latest reload line.
+fn wait_for_reload(vigil: &VigilProcess) -> (String, String) {
+    vigil.wait_for_stderr("configuration reloaded", DEADLINE);
+    let log = vigil.stderr_text();
+    let reloaded = log
+        .lines()
+        .rfind(|l| l.contains("configuration reloaded"))
+        .unwrap()
+        .to_owned();
+    (log, reloaded)
 }
 
 fn config(dir: &Path, plugins: &Path, keys: &[String], require: bool) -> PathBuf {
@@ -193,9 +261,7 @@ fn signed_file_verifies_and_a_changed_file_or_another_key_is_refused() {
         "{wrong}"
     );
 
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes.push(0);
-    std::fs::write(&file, bytes).unwrap();
+    tamper(&file, |bytes| bytes.push(0));
     let tampered = verify(public.as_os_str(), &file, 1);
     assert!(
         tampered.contains(&format!("by key ID {id} does not verify"))
@@ -232,28 +298,12 @@ fn password_protected_keys_sign_without_a_prompt() {
         0,
     );
     let file = plugin(&dir, "hostile-trap");
-    let no_password = vigil_ok(
-        &[
-            "plugin".as_ref(),
-            "sign".as_ref(),
-            "-s".as_ref(),
-            secret.as_os_str(),
-            file.as_os_str(),
-        ],
-        1,
-    );
+    let no_password = sign_expecting(&secret, &file, 1);
     assert!(
         no_password.contains("password-protected") && no_password.contains("--password-file"),
         "{no_password}"
     );
-    let out = vigil()
-        .args(["plugin", "sign", "-s"])
-        .arg(&secret)
-        .arg(&file)
-        .env("VIGIL_SIGN_PASSWORD", "correct horse")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    sign_with_password(&secret, &file, "correct horse");
     verify(public.as_os_str(), &file, 0);
 }
 
@@ -264,8 +314,7 @@ fn password_protected_keys_sign_without_a_prompt() {
 #[test]
 fn require_signature_refuses_unsigned_files_and_loads_signed_ones() {
     let dir = TempDir::new("sig-run");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let plugins = plugin_dir(&dir);
     let (public, secret) = keygen(&dir, "team");
     let (_, other) = keygen(&dir, "other");
     let signed = plugin(&plugins, "hostile-trap");
@@ -288,19 +337,9 @@ fn require_signature_refuses_unsigned_files_and_loads_signed_ones() {
         "{check}"
     );
 
-    let home = dir.join("home");
-    let mut cmd = vigil();
-    vigil_test_support::without_kubernetes(&mut cmd, &home);
-    let vigil = VigilProcess::spawn(cmd.arg("run").arg("--config").arg(&config).args([
-        "--no-docker",
-        "--no-network",
-        "--no-file-integrity",
-        "--no-k8s-watch",
-        "--no-admin",
-    ]));
-    vigil.wait_for_stderr("vigil running", DEADLINE);
+    let vigil = run(&dir, &["--config".as_ref(), config.as_os_str()]);
     let log = vigil.stderr_text();
-    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).map(str::to_owned);
+    let line = |needle: &str| line_with(&log, needle);
     assert!(
         line("plugin=\"hostile-trap\"").is_some_and(|l| l.contains("plugin loaded")),
         "{log}"
@@ -323,12 +362,7 @@ fn require_signature_refuses_unsigned_files_and_loads_signed_ones() {
     // Signing the refused plugins reloads them.
     sign(&secret, &unsigned);
     sign(&secret, &foreign);
-    vigil.wait_for_stderr("configuration reloaded", DEADLINE);
-    let log = vigil.stderr_text();
-    let reloaded = log
-        .lines()
-        .rfind(|l| l.contains("configuration reloaded"))
-        .unwrap();
+    let (log, reloaded) = wait_for_reload(&vigil);
     assert!(
         reloaded.contains("hostile-loop") && reloaded.contains("hostile-flood"),
         "{log}"
@@ -344,9 +378,8 @@ fn require_signature_refuses_unsigned_files_and_loads_signed_ones() {
 #[test]
 fn command_line_keys_load_signed_plugins_and_a_replaced_key_file_reloads() {
     let dir = TempDir::new("sig-cli");
-    let plugins = dir.join("plugins");
+    let plugins = plugin_dir(&dir);
     let keys = dir.join("keys");
-    std::fs::create_dir_all(&plugins).unwrap();
     std::fs::create_dir_all(&keys).unwrap();
     let (public, secret) = keygen(&keys, "team");
     let (rotated, rotated_secret) = keygen(&dir, "rotated");
@@ -354,29 +387,21 @@ fn command_line_keys_load_signed_plugins_and_a_replaced_key_file_reloads() {
     sign(&secret, &signed);
     let unsigned = plugin(&plugins, "hostile-loop");
 
-    let home = dir.join("home");
-    let mut cmd = vigil();
-    vigil_test_support::without_kubernetes(&mut cmd, &home);
-    let vigil = VigilProcess::spawn(
-        cmd.current_dir(&dir)
-            .arg("run")
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--plugin-dir")
-            .arg(&plugins)
-            .args(["--trusted-key", "keys/team.pub", "--require-signature"])
-            .args([
-                "--no-builtin",
-                "--no-docker",
-                "--no-network",
-                "--no-file-integrity",
-                "--no-k8s-watch",
-                "--no-admin",
-            ]),
+    let vigil = run(
+        &dir,
+        &[
+            "--data-dir".as_ref(),
+            dir.join("data").as_os_str(),
+            "--plugin-dir".as_ref(),
+            plugins.as_os_str(),
+            "--trusted-key".as_ref(),
+            "keys/team.pub".as_ref(),
+            "--require-signature".as_ref(),
+            "--no-builtin".as_ref(),
+        ],
     );
-    vigil.wait_for_stderr("vigil running", DEADLINE);
     let log = vigil.stderr_text();
-    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).map(str::to_owned);
+    let line = |needle: &str| line_with(&log, needle);
     assert!(
         line("hostile-trap.wasm").is_some_and(|l| l.contains("plugin signature verified")),
         "{log}"
@@ -402,12 +427,7 @@ fn command_line_keys_load_signed_plugins_and_a_replaced_key_file_reloads() {
 
     // Re-signed with the key now trusted: reloaded.
     sign(&rotated_secret, &signed);
-    vigil.wait_for_stderr("configuration reloaded", DEADLINE);
-    let log = vigil.stderr_text();
-    let reloaded = log
-        .lines()
-        .find(|l| l.contains("configuration reloaded"))
-        .unwrap();
+    let (log, reloaded) = wait_for_reload(&vigil);
     assert!(reloaded.contains("hostile-trap"), "{log}");
     vigil.stop();
 }
@@ -417,15 +437,12 @@ fn command_line_keys_load_signed_plugins_and_a_replaced_key_file_reloads() {
 #[test]
 fn a_wrong_signature_is_refused_even_when_signatures_are_optional() {
     let dir = TempDir::new("sig-optional");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let plugins = plugin_dir(&dir);
     let (public, secret) = keygen(&dir, "team");
     plugin(&plugins, "hostile-loop");
     let tampered = plugin(&plugins, "hostile-trap");
     sign(&secret, &tampered);
-    let mut bytes = std::fs::read(&tampered).unwrap();
-    bytes.extend_from_slice(b"\0\0\0\0");
-    std::fs::write(&tampered, bytes).unwrap();
+    tamper(&tampered, |bytes| bytes.extend_from_slice(b"\0\0\0\0"));
     let config = config(&dir, &plugins, &[key_base64(&public)], false);
     let check = config_check(&config, 1);
     assert!(
@@ -447,8 +464,7 @@ fn a_wrong_signature_is_refused_even_when_signatures_are_optional() {
 #[test]
 fn a_bad_trusted_key_is_a_config_error_with_its_path() {
     let dir = TempDir::new("sig-config");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let plugins = plugin_dir(&dir);
     let not_a_key = dir.join("not-a-key.pub");
     std::fs::write(&not_a_key, "untrusted comment: x\nhello\n").unwrap();
     let config = config(
@@ -485,11 +501,10 @@ fn a_bad_trusted_key_is_a_config_error_with_its_path() {
 #[test]
 fn minisign_signed_files_verify_and_load_in_vigil() {
     let dir = TempDir::new("sig-minisign-to-vigil");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    let plugins = plugin_dir(&dir);
     let public = dir.join("m.pub");
     let secret = dir.join("m.key");
-    let out = minisign(
+    minisign_ok(
         &[
             "-G".as_ref(),
             "-W".as_ref(),
@@ -500,9 +515,8 @@ fn minisign_signed_files_verify_and_load_in_vigil() {
         ],
         "",
     );
-    assert!(out.status.success(), "minisign -G: {}", text(&out));
     let file = plugin(&plugins, "hostile-trap");
-    let out = minisign(
+    minisign_ok(
         &[
             "-S".as_ref(),
             "-s".as_ref(),
@@ -512,7 +526,6 @@ fn minisign_signed_files_verify_and_load_in_vigil() {
         ],
         "",
     );
-    assert!(out.status.success(), "minisign -S: {}", text(&out));
 
     let ok = verify(public.as_os_str(), &file, 0);
     assert!(
@@ -530,7 +543,7 @@ fn minisign_signed_files_verify_and_load_in_vigil() {
     // minisign's password-protected key (scrypt, as minisign derives it).
     let enc_public = dir.join("enc.pub");
     let enc_secret = dir.join("enc.key");
-    let out = minisign(
+    minisign_ok(
         &[
             "-G".as_ref(),
             "-p".as_ref(),
@@ -540,16 +553,8 @@ fn minisign_signed_files_verify_and_load_in_vigil() {
         ],
         "pw-1\npw-1\n",
     );
-    assert!(out.status.success(), "minisign -G: {}", text(&out));
     let other = plugin(&dir, "hostile-loop");
-    let out = vigil()
-        .args(["plugin", "sign", "-s"])
-        .arg(&enc_secret)
-        .arg(&other)
-        .env("VIGIL_SIGN_PASSWORD", "pw-1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    sign_with_password(&enc_secret, &other, "pw-1");
     verify(enc_public.as_os_str(), &other, 0);
 }
 
@@ -575,14 +580,14 @@ fn vigil_signed_files_verify_with_minisign() {
         )
     };
     let out = verify_args(&file);
-    assert!(out.status.success(), "minisign -V: {}", text(&out));
+    assert!(out.status.success(), "minisign -V: {}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Signature and comment signature verified"),
         "{}",
-        text(&out)
+        describe(&out)
     );
     // Prehashed only (`-H`), as Vigil signs.
-    let out = minisign(
+    minisign_ok(
         &[
             "-V".as_ref(),
             "-H".as_ref(),
@@ -593,17 +598,14 @@ fn vigil_signed_files_verify_with_minisign() {
         ],
         "",
     );
-    assert!(out.status.success(), "minisign -V -H: {}", text(&out));
 
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[100] ^= 1;
-    std::fs::write(&file, bytes).unwrap();
+    tamper(&file, |bytes| bytes[100] ^= 1);
     let out = verify_args(&file);
     assert!(!out.status.success(), "minisign accepted a changed file");
 
     // minisign signs with Vigil's (unencrypted) key; Vigil verifies it.
     let other = plugin(&dir, "hostile-loop");
-    let out = minisign(
+    minisign_ok(
         &[
             "-S".as_ref(),
             "-s".as_ref(),
@@ -613,6 +615,5 @@ fn vigil_signed_files_verify_with_minisign() {
         ],
         "",
     );
-    assert!(out.status.success(), "minisign -S: {}", text(&out));
     verify(public.as_os_str(), &other, 0);
 }

@@ -14,11 +14,27 @@
 
 mod common;
 
+use std::ffi::OsStr;
+use std::process::Output;
+
 use common::vigil;
+use serde_json::Value;
+use vigil_test_support::TempDir;
 use vigil_test_support::fixtures::{falco, falco_dir};
 use vigil_test_support::output::{rules, stdout_lines};
 
-fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
+/// `vigil replay --no-cache FILES…`, on the default node name.
+fn replay_files(files: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Output {
+    vigil()
+        .args(["replay", "--no-cache"])
+        .args(files)
+        .output()
+        .expect("run vigil")
+}
+
+/// Replays the recorded Falco event `file` as node `test-node`: its exit
+/// status and findings.
+fn replay(file: &str) -> (Output, Vec<Value>) {
     let out = vigil()
         .args(["replay", "--no-cache", "--node", "test-node"])
         .arg(falco(file))
@@ -35,6 +51,26 @@ fn replay(file: &str) -> (std::process::Output, Vec<serde_json::Value>) {
         }
     }
     (out, findings)
+}
+
+/// [`replay`], which must succeed: the findings.
+fn replay_ok(file: &str) -> Vec<Value> {
+    let (out, findings) = replay(file);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    findings
+}
+
+/// Each of `files` replays without error and without a finding.
+fn assert_each_yields_nothing(files: &[&str]) {
+    for file in files {
+        let findings = replay_ok(file);
+        assert!(findings.is_empty(), "{file}: {findings:?}");
+    }
 }
 
 #[test]
@@ -71,13 +107,7 @@ fn positives_yield_a_container_escape_finding() {
             None,
         ),
     ] {
-        let (out, findings) = replay(file);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let findings = replay_ok(file);
         let got = rules(&findings);
         assert_eq!(
             got,
@@ -148,13 +178,7 @@ fn positives_yield_a_k8s_evasion_finding() {
             "kube-public/nginx-deployment-7998647bdf-tlpkp",
         ),
     ] {
-        let (out, findings) = replay(file);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let findings = replay_ok(file);
         assert_eq!(
             rules(&findings),
             vec![rule.to_owned()],
@@ -200,7 +224,7 @@ fn positives_yield_a_k8s_evasion_finding() {
 /// plugins reports them.
 #[test]
 fn positives_that_are_not_about_containers_yield_nothing() {
-    for file in [
+    assert_each_yields_nothing(&[
         "anonymous_creates_namespace_foo.json",
         "attach_cluster_admin_role.json",
         "create_cluster_role_pod_exec.json",
@@ -216,21 +240,12 @@ fn positives_that_are_not_about_containers_yield_nothing() {
         "delete_cluster_role_kube_aggregator.json",
         "modify_cluster_role_node_problem_detector.json",
         "some-user_creates_namespace_foo.json",
-    ] {
-        let (out, findings) = replay(file);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(findings.is_empty(), "{file}: {findings:?}");
-    }
+    ]);
 }
 
 #[test]
 fn benign_counterparts_yield_nothing() {
-    for file in [
+    assert_each_yields_nothing(&[
         "create_nginx_pod_nohostnetwork.json",
         "create_nginx_pod_unprivileged.json",
         "create_nginx_pod_unsensitive_mount.json",
@@ -239,16 +254,7 @@ fn benign_counterparts_yield_nothing() {
         "create_deployment.json",
         "delete_deployment.json",
         "delete_namespace_foo.json",
-    ] {
-        let (out, findings) = replay(file);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(findings.is_empty(), "{file}: {findings:?}");
-    }
+    ]);
 }
 
 #[test]
@@ -268,13 +274,11 @@ fn malformed_file_is_a_clear_error_with_status_2() {
 
 #[test]
 fn a_bad_file_does_not_stop_the_others() {
-    let out = vigil()
-        .args(["replay", "--no-cache"])
-        .arg(falco("fal_01_003.json"))
-        .arg(falco("create_nginx_pod_privileged.json"))
-        .arg(falco("create_nginx_pod_hostnetwork.json"))
-        .output()
-        .unwrap();
+    let out = replay_files([
+        falco("fal_01_003.json"),
+        falco("create_nginx_pod_privileged.json"),
+        falco("create_nginx_pod_hostnetwork.json"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         rules(&stdout_lines(&out)),
@@ -292,11 +296,7 @@ fn whole_corpus_is_only_the_container_relevant_positives() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let out = vigil()
-        .args(["replay", "--no-cache"])
-        .args(&files)
-        .output()
-        .unwrap();
+    let out = replay_files(&files);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -348,8 +348,7 @@ fn whole_corpus_is_only_the_container_relevant_positives() {
 
 #[test]
 fn garbage_never_panics() {
-    let dir = std::env::temp_dir().join(format!("vigil-garbage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("garbage");
     let cases: [&[u8]; 8] = [
         b"\xff\xfe\x00",
         b"[",
@@ -363,11 +362,7 @@ fn garbage_never_panics() {
     for (i, case) in cases.iter().enumerate() {
         let p = dir.join(format!("case{i}.json"));
         std::fs::write(&p, case).unwrap();
-        let out = vigil()
-            .args(["replay", "--no-cache"])
-            .arg(&p)
-            .output()
-            .unwrap();
+        let out = replay_files([&p]);
         assert_eq!(
             out.status.code(),
             Some(2),

@@ -16,19 +16,22 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::vigil;
 use serde_json::Value;
-use vigil_test_support::docker::{Containers, IMAGE, LABEL, docker, docker_ready, run_container};
+use vigil_test_support::docker::{
+    Containers, IMAGE, LABEL, docker, docker_ready, inspect, networks,
+};
 use vigil_test_support::{TempDir, VigilProcess, unique, without_kubernetes};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// `vigil run` with the docker source only, once its event stream is open.
-fn start(data: &Path, response: &[&str]) -> VigilProcess {
+fn start(data: &Path, response: &[impl AsRef<OsStr>]) -> VigilProcess {
     let mut cmd = vigil();
     without_kubernetes(&mut cmd, &data.join("home"));
     let v = VigilProcess::spawn(
@@ -53,6 +56,20 @@ fn start(data: &Path, response: &[&str]) -> VigilProcess {
     v
 }
 
+/// `--response MODE --response-rule RULE`, only for containers named
+/// `*_TAG`: other tests (and other users of this daemon) run such
+/// containers too.
+fn response_flags(mode: &str, rule: &str, tag: &str) -> [String; 6] {
+    [
+        "--response".to_owned(),
+        mode.to_owned(),
+        "--response-rule".to_owned(),
+        rule.to_owned(),
+        "--response-include".to_owned(),
+        format!("*_{tag}"),
+    ]
+}
+
 /// Waits for a finding of `rule` naming `container`.
 fn wait_finding(vigil: &VigilProcess, rule: &str, container: &str) -> Value {
     vigil.wait_for_finding(&format!("{rule} for {container}"), DEADLINE, |f| {
@@ -70,6 +87,18 @@ fn quarantine(data: &Path, args: &[&str]) -> Output {
         .arg(data)
         .output()
         .expect("run vigil quarantine")
+}
+
+/// `vigil quarantine release QID`, which must succeed; its stdout.
+fn release(data: &Path, qid: &str) -> String {
+    let out = quarantine(data, &["release", qid]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "release {qid}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 fn list(data: &Path) -> Vec<Value> {
@@ -101,16 +130,18 @@ fn wait_record(
     )
 }
 
-fn inspect(container: &str) -> Value {
-    let text = docker(&["inspect", container]);
-    serde_json::from_str::<Vec<Value>>(&text).unwrap().remove(0)
-}
-
-fn networks(i: &Value) -> Vec<String> {
-    i["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+/// Checks that the container `id` runs, unpaused, under its own `name`
+/// (not renamed): as before a quarantine, or after its release. Says
+/// `what` went wrong otherwise.
+fn assert_running_unmarked(id: &str, name: &str, what: &str) {
+    let i = inspect(id);
+    assert_eq!(i["State"]["Paused"], false, "{what} paused it: {i:#}");
+    assert_eq!(i["State"]["Running"], true, "{what} stopped it: {i:#}");
+    assert_eq!(
+        i["Name"],
+        format!("/{name}").as_str(),
+        "{what} renamed it: {i:#}"
+    );
 }
 
 fn actions<'a>(record: &'a Value, action: &str) -> Vec<&'a Value> {
@@ -140,25 +171,13 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     }
     let data = TempDir::new("response-enforce");
     let tag = unique();
-    // Only this test's containers: other tests (and other users of this
-    // daemon) run such containers too.
-    let include = format!("*_{tag}");
-    let flags = [
-        "--response",
-        "enforce",
-        "--response-rule",
-        "container-escape/*",
-        "--response-include",
-        &include,
-    ];
+    let flags = response_flags("enforce", "container-escape/*", &tag);
     let name = format!("evasive_container_{tag}");
     let late = format!("evasive_late_{tag}");
-    let mut cleanup = Containers(vec![name.clone(), late.clone()]);
+    let mut cleanup = Containers(Vec::new());
     // Running (and writing its log and file) before Vigil starts: Vigil's
     // inventory reports it, so the evidence has something to show.
-    let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(id.clone());
+    let id = cleanup.run(&name, &["--network", "host"], &EVASIVE_CMD);
     std::thread::sleep(Duration::from_secs(1));
     let vigil = start(&data, &flags);
 
@@ -166,9 +185,7 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     let record = wait_record(&data, &vigil, &id, |r| r["state"] == "quarantined");
 
     // And one started while Vigil runs: quarantined from its create/start events.
-    let late_id = run_container(&late, &["--network", "host"], &["sleep", "300"]);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(late_id.clone());
+    let late_id = cleanup.run(&late, &["--network", "host"], &["sleep", "300"]);
     wait_finding(&vigil, "container-escape/host-network", &late);
     wait_record(&data, &vigil, &late_id, |r| r["state"] == "quarantined");
     assert_eq!(inspect(&late_id)["State"]["Paused"], true);
@@ -302,21 +319,12 @@ fn evasive_host_network_container_is_isolated_in_enforce_mode() {
     );
 
     // Release, while Vigil runs.
-    let out = quarantine(&data, &["release", &qid]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = release(&data, &qid);
     assert!(
         text.contains(&format!("quarantine {qid}: released")),
         "{text}"
     );
-    let i = inspect(&id);
-    assert_eq!(i["State"]["Paused"], false);
-    assert_eq!(i["State"]["Running"], true);
-    assert_eq!(i["Name"], format!("/{name}").as_str());
+    assert_running_unmarked(&id, &name, "the release");
     let released = list(&data)
         .into_iter()
         .find(|r| r["id"] == qid.as_str())
@@ -346,25 +354,13 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     }
     let data = TempDir::new("response-dry-run");
     let tag = unique();
-    // Only this test's containers: other tests (and other users of this
-    // daemon) run such containers too.
-    let include = format!("*_{tag}");
     let vigil = start(
         &data,
-        &[
-            "--response",
-            "dry-run",
-            "--response-rule",
-            "container-escape/*",
-            "--response-include",
-            &include,
-        ],
+        &response_flags("dry-run", "container-escape/*", &tag),
     );
     let name = format!("evasive_container_{tag}");
-    let mut cleanup = Containers(vec![name.clone()]);
-    let id = run_container(&name, &["--network", "host"], &EVASIVE_CMD);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(id.clone());
+    let mut cleanup = Containers(Vec::new());
+    let id = cleanup.run(&name, &["--network", "host"], &EVASIVE_CMD);
 
     wait_finding(&vigil, "container-escape/host-network", &name);
     // The planned rename ("mark") is the last step recorded, after the
@@ -390,10 +386,7 @@ fn evasive_container_is_left_untouched_in_dry_run() {
     assert_eq!(actions(&record, "disconnect")[0]["outcome"], "skipped");
     // Give a wrongly enforcing responder time to act, then check nothing changed.
     std::thread::sleep(Duration::from_secs(1));
-    let i = inspect(&id);
-    assert_eq!(i["State"]["Paused"], false, "dry-run paused it: {i:#}");
-    assert_eq!(i["State"]["Running"], true);
-    assert_eq!(i["Name"], format!("/{name}").as_str());
+    assert_running_unmarked(&id, &name, "dry-run");
     assert!(
         !data
             .join("quarantine")
@@ -416,19 +409,9 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
     }
     let data = TempDir::new("response-privileged");
     let tag = unique();
-    // Only this test's containers: other tests (and other users of this
-    // daemon) run such containers too.
-    let include = format!("*_{tag}");
     let vigil = start(
         &data,
-        &[
-            "--response",
-            "enforce",
-            "--response-rule",
-            "container-escape/privileged",
-            "--response-include",
-            &include,
-        ],
+        &response_flags("enforce", "container-escape/privileged", &tag),
     );
     let name = format!("vigil_priv_{tag}");
     let mut cleanup = Containers(vec![name.clone()]);
@@ -481,14 +464,7 @@ fn privileged_bridge_container_is_disconnected_and_release_reconnects_it() {
         assert_eq!(actions(&record, "pause")[0]["outcome"], "skipped");
     }
 
-    let qid = record["id"].as_str().unwrap();
-    let out = quarantine(&data, &["release", qid]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    release(&data, record["id"].as_str().unwrap());
     let i = inspect(&id);
     assert_eq!(networks(&i), ["bridge"]);
     assert_eq!(i["State"]["Paused"], false);
@@ -506,25 +482,13 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
     }
     let data = TempDir::new("response-bridge");
     let tag = unique();
-    // Only this test's containers: other tests (and other users of this
-    // daemon) run such containers too.
-    let include = format!("*_{tag}");
     let vigil = start(
         &data,
-        &[
-            "--response",
-            "enforce",
-            "--response-rule",
-            "container-escape/dangerous-capability",
-            "--response-include",
-            &include,
-        ],
+        &response_flags("enforce", "container-escape/dangerous-capability", &tag),
     );
     let name = format!("vigil_sysadmin_{tag}");
-    let mut cleanup = Containers(vec![name.clone()]);
-    let id = run_container(&name, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(id.clone());
+    let mut cleanup = Containers(Vec::new());
+    let id = cleanup.run(&name, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
 
     wait_finding(&vigil, "container-escape/dangerous-capability", &name);
     let record = wait_record(&data, &vigil, &id, |r| r["state"] == "quarantined");
@@ -537,9 +501,7 @@ fn running_bridge_container_is_disconnected_paused_and_restored() {
         "{record:#}"
     );
 
-    let out = quarantine(&data, &["release", record["id"].as_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = release(&data, record["id"].as_str().unwrap());
     assert!(
         text.contains("reconnect") && text.contains("unpause"),
         "{text}"
@@ -573,10 +535,8 @@ fn a_config_reload_turns_the_response_on() {
     vigil.wait_for_stderr("response: off", DEADLINE);
     let before = format!("evasive_before_{tag}");
     let after = format!("evasive_after_{tag}");
-    let mut cleanup = Containers(vec![before.clone(), after.clone()]);
-    let before_id = run_container(&before, &["--network", "host"], &["sleep", "300"]);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(before_id.clone());
+    let mut cleanup = Containers(Vec::new());
+    let before_id = cleanup.run(&before, &["--network", "host"], &["sleep", "300"]);
     wait_finding(&vigil, "container-escape/host-network", &before);
 
     std::fs::write(
@@ -587,9 +547,7 @@ fn a_config_reload_turns_the_response_on() {
     )
     .unwrap();
     vigil.wait_for_stderr("response: settings reloaded", DEADLINE);
-    let after_id = run_container(&after, &["--network", "host"], &["sleep", "300"]);
-    // By id too: Vigil renames what it quarantines.
-    cleanup.0.push(after_id.clone());
+    let after_id = cleanup.run(&after, &["--network", "host"], &["sleep", "300"]);
     wait_finding(&vigil, "container-escape/host-network", &after);
     wait_record(&data, &vigil, &after_id, |r| r["state"] == "dry-run");
     assert!(
@@ -626,11 +584,10 @@ fn an_exempt_container_is_left_untouched_in_enforce_mode() {
     let vigil = start(&data, &["--config", cfg]);
     let spared = format!("spared_sysadmin_{tag}");
     let hit = format!("hit_sysadmin_{tag}");
-    let mut cleanup = Containers(vec![spared.clone(), hit.clone()]);
-    let spared_id = run_container(&spared, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
+    let mut cleanup = Containers(Vec::new());
+    let spared_id = cleanup.run(&spared, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
     let before = inspect(&spared_id);
-    let hit_id = run_container(&hit, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
-    cleanup.0.push(hit_id.clone());
+    let hit_id = cleanup.run(&hit, &["--cap-add", "SYS_ADMIN"], &["sleep", "300"]);
 
     let f = wait_finding(&vigil, "container-escape/dangerous-capability", &spared);
     let verified = f["entities"].as_array().unwrap().iter().any(|e| {

@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use common::vigil;
 use serde_json::Value;
-use vigil_test_support::docker::{Containers, docker, docker_ready, run_container};
+use vigil_test_support::docker::{
+    Containers, docker, docker_ready, inspect, networks, run_container,
+};
 use vigil_test_support::fixtures::hostile_dir;
 use vigil_test_support::{TempDir, VigilProcess, unique, without_kubernetes};
 
@@ -102,18 +104,6 @@ fn start(dir: &Path, settings: &Value, include: &str, extra: &[&str]) -> VigilPr
         .arg(format!("{PLUGIN}={}", settings_file.display()))
         .args(extra);
     VigilProcess::spawn(&mut cmd)
-}
-
-fn inspect(container: &str) -> Value {
-    let text = docker(&["inspect", container]);
-    serde_json::from_str::<Vec<Value>>(&text).unwrap().remove(0)
-}
-
-fn networks(i: &Value) -> Vec<String> {
-    i["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
 }
 
 /// The container entity of a finding.
@@ -200,7 +190,7 @@ fn a_container_the_plugin_was_shown_is_verified_with_its_full_id() {
     }
     let tag = unique();
     let shown = format!("shown_{tag}");
-    let mut cleanup = Containers(vec![shown.clone()]);
+    let mut cleanup = Containers(Vec::new());
 
     // An 8-hex prefix of a container it was shown: not verified.
     let dir = TempDir::new("response-prefix8");
@@ -212,8 +202,7 @@ fn a_container_the_plugin_was_shown_is_verified_with_its_full_id() {
         &["--no-file-integrity"],
     );
     v.wait_for_stderr("docker: event stream open", STARTUP);
-    let id = run_container(&shown, &[], &["sleep", "300"]);
-    cleanup.0.push(id.clone());
+    let id = cleanup.run(&shown, &[], &["sleep", "300"]);
     let f = v.wait_for_finding("the prefix finding", DEADLINE, |f| {
         f["rule_id"] == "hostile-redirect/redirect"
     });

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Client, Server};
+use super::{Client, audit_log_with_a_finding, run_reading, write_run_config};
 use crate::common::vigil;
-use vigil_test_support::fixtures::{QUIET_SOURCES, append, audit_line, falco_event};
+use vigil_test_support::TempDir;
+use vigil_test_support::nats::NatsServer;
 use vigil_test_support::net::free_port;
-use vigil_test_support::{TempDir, VigilProcess};
 
 const OUTPUT: &str = "nats:vigil.findings";
 
@@ -205,45 +205,19 @@ fn listening_ports(pid: u32) -> Vec<u16> {
 fn hostile_servers_are_cut_off_and_the_finding_waits_in_the_spool() {
     let dir = TempDir::new("nats-hostile");
     let port = free_port();
-    let log = dir.path().join("audit.log");
-    append(
-        &log,
-        &audit_line(&falco_event("create_nginx_pod_privileged.json"), "nats-h"),
-    );
+    let log = audit_log_with_a_finding(dir.path(), "nats-h");
     let config = dir.path().join("vigil.toml");
-    std::fs::write(
+    write_run_config(
         &config,
-        format!(
-            r#"
-            {QUIET_SOURCES}
-            [dedup]
-            window_secs = 0
-            [spool]
-            shutdown_grace_ms = 200
-            [[outputs.nats]]
-            url = "nats://127.0.0.1:{port}"
-            subject = "vigil.findings"
-            stream = "VIGIL"
-            timeout_ms = 1000
-            retry = {{ initial_ms = 100, max_ms = 300 }}
-            "#
-        ),
-    )
-    .unwrap();
-    let mut fake = Some(FakeServer::start(port, Hostile::EndlessInfo));
-    let vigil_run = VigilProcess::spawn(
-        vigil()
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--no-cache", "--admin-listen", "127.0.0.1:0"])
-            .arg("--audit-log")
-            .arg(&log)
-            .arg("--audit-log-from-beginning"),
+        port,
+        r#"
+        stream = "VIGIL"
+        timeout_ms = 1000
+        retry = { initial_ms = 100, max_ms = 300 }
+        "#,
     );
-    vigil_run.wait_for_rule("container-escape/privileged", Duration::from_secs(120));
+    let mut fake = Some(FakeServer::start(port, Hostile::EndlessInfo));
+    let vigil_run = run_reading(&config, &dir.path().join("data"), &log);
 
     let server = format!("protocol violation by NATS server 127.0.0.1:{port}, connection closed");
     let phases = [
@@ -312,9 +286,8 @@ fn hostile_servers_are_cut_off_and_the_finding_waits_in_the_spool() {
 
     // A real server on the same port: the spooled finding arrives, once.
     let store = dir.path().join("js");
-    let real = Server::start(&store, port);
-    let mut client = Client::connect(real.port);
-    client.create_stream();
+    let real = NatsServer::start(&store, port);
+    let mut client = Client::with_stream(real.port(), false, false);
     vigil_run.wait_until("the finding in the stream", Duration::from_secs(30), || {
         client.stream_messages() >= 1
     });

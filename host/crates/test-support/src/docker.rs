@@ -14,6 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use serde_json::Value;
+
 use crate::fixtures::root;
 
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -70,9 +72,38 @@ pub fn run_container(name: &str, opts: &[&str], cmd: &[&str]) -> String {
     docker(&args)
 }
 
+/// `docker inspect CONTAINER`: its one object.
+pub fn inspect(container: &str) -> Value {
+    let text = docker(&["inspect", container]);
+    serde_json::from_str::<Vec<Value>>(&text)
+        .unwrap_or_else(|e| panic!("docker inspect {container}: {e}: {text}"))
+        .remove(0)
+}
+
+/// The names of the networks an [`inspect`]ed container is connected to.
+pub fn networks(inspected: &Value) -> Vec<String> {
+    inspected["NetworkSettings"]["Networks"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// Removes the named (or identified) containers when dropped, pass or fail.
 #[derive(Debug)]
 pub struct Containers(pub Vec<String>);
+
+impl Containers {
+    /// [`run_container`], removed at the end by its name and by its id: Vigil's
+    /// responder renames what it quarantines, so the name alone may no longer
+    /// find it. The name is taken first, so a container `docker run` created
+    /// but could not start goes too.
+    pub fn run(&mut self, name: &str, opts: &[&str], cmd: &[&str]) -> String {
+        self.0.push(name.to_owned());
+        let id = run_container(name, opts, cmd);
+        self.0.push(id.clone());
+        id
+    }
+}
 
 impl Drop for Containers {
     fn drop(&mut self) {

@@ -16,6 +16,7 @@
 //!   built from `tests/plugins/`.
 //! - [`k8s_api`]: a fake Kubernetes API server on loopback (list, watch,
 //!   pods, NetworkPolicies), recording every request.
+//! - [`nats`]: a real `nats-server` (JetStream) on loopback.
 //! - [`output`]: findings on stdout and JSON-lines files (`--emit-events`).
 //! - `corpus` (feature `corpus`): every container-escape rule's events, and
 //!   their copy into the plugin SDK's types.
@@ -48,6 +49,7 @@ pub mod docker;
 pub mod fixtures;
 pub mod fuzz;
 pub mod k8s_api;
+pub mod nats;
 pub mod net;
 pub mod output;
 mod process;

@@ -1,6 +1,7 @@
 //! What `vigil` wrote, read back: findings on the stdout of a finished run
-//! (`vigil replay`), and JSON-lines files a running `vigil run` appends to
-//! (`--emit-events`, the file output).
+//! (`vigil replay`), a subcommand's JSON report and its exit status, and
+//! JSON-lines files a running `vigil run` appends to (`--emit-events`, the
+//! file output).
 
 use std::path::Path;
 use std::process::Output;
@@ -16,6 +17,30 @@ pub fn stdout_lines(out: &Output) -> Vec<Value> {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
         })
         .collect()
+}
+
+/// The stdout of a finished `vigil` as one JSON document (a `--json` or
+/// `inspect` report); panics, showing it, when it is not.
+pub fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", describe(out)))
+}
+
+/// A finished command's exit status, stdout and stderr, for a failure
+/// message.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Checks that a finished command exited with `code`; the failure shows
+/// what it wrote ([`describe`]).
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
 }
 
 /// The `rule_id` of each finding, in order.

@@ -1,39 +1,17 @@
 use crate::Source as _;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use vigil_core::validate::InvalidConfig;
+use vigil_test_support::TempDir;
+use vigil_test_support::fixtures::append;
 
 use super::*;
 
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p =
-            std::env::temp_dir().join(format!("vigil-tail-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn append(p: &Path, s: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
+/// A fresh directory and the path of its `audit.log`, not yet created (the
+/// directory goes when the first is dropped).
+fn audit_log(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(&format!("tail-{name}"));
+    let path = dir.join("audit.log");
+    (dir, path)
 }
 
 fn lines(t: &mut Tailer) -> Vec<String> {
@@ -44,8 +22,48 @@ fn lines(t: &mut Tailer) -> Vec<String> {
         .collect()
 }
 
+fn texts(poll: &Poll) -> Vec<&[u8]> {
+    poll.lines.iter().map(|l| &l.text[..]).collect()
+}
+
 fn tailer(p: &Path, start: StartAt) -> Tailer {
     Tailer::new(p.to_owned(), start, 1024, 1 << 20)
+}
+
+/// Tails `p`, created empty, from its end, checking that a first look
+/// finds nothing: what the test writes next is all there is to read.
+fn tail_empty_log(p: &Path) -> Tailer {
+    append(p, "");
+    let mut t = tailer(p, StartAt::End);
+    assert!(lines(&mut t).is_empty());
+    t
+}
+
+/// A restart: a new tailer from the position the last one saved.
+fn resume(p: &Path, pos: Position) -> Tailer {
+    Tailer::resume(p.to_owned(), pos, 1024, 1 << 20)
+}
+
+/// Empties `p` in place (same inode), as `copytruncate` rotation does, then
+/// writes `c\n` into it.
+fn truncate_and_write_c(p: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(p)
+        .unwrap();
+    append(p, "c\n");
+}
+
+/// After [`truncate_and_write_c`] on a 10-byte file: the truncation is
+/// noted and the new content read from offset 0.
+fn assert_restarted_at_zero(got: &Poll) {
+    assert!(
+        got.notes.contains(&Note::Truncated { was: 10, now: 2 }),
+        "{:?}",
+        got.notes
+    );
+    assert_eq!(got.lines[0].text, b"c");
 }
 
 #[test]
@@ -78,8 +96,7 @@ fn config_defaults_and_all_problems() {
 
 #[test]
 fn starts_at_end_unless_asked() {
-    let d = Temp::new("start");
-    let p = d.0.join("audit.log");
+    let (_dir, p) = audit_log("start");
     append(&p, "old\n");
     let mut end = tailer(&p, StartAt::End);
     let mut beginning = tailer(&p, StartAt::Beginning);
@@ -92,8 +109,7 @@ fn starts_at_end_unless_asked() {
 
 #[test]
 fn file_created_after_start_is_read_from_its_start() {
-    let d = Temp::new("late");
-    let p = d.0.join("audit.log");
+    let (_dir, p) = audit_log("late");
     let mut t = tailer(&p, StartAt::End);
     assert!(lines(&mut t).is_empty());
     append(&p, "first\n");
@@ -102,11 +118,8 @@ fn file_created_after_start_is_read_from_its_start() {
 
 #[test]
 fn partial_line_waits_for_its_newline() {
-    let d = Temp::new("partial");
-    let p = d.0.join("audit.log");
-    append(&p, "");
-    let mut t = tailer(&p, StartAt::End);
-    assert!(lines(&mut t).is_empty());
+    let (_dir, p) = audit_log("partial");
+    let mut t = tail_empty_log(&p);
     append(&p, "{\"a\":");
     assert!(lines(&mut t).is_empty());
     append(&p, "1}\r\n\n  \n{\"b\"");
@@ -122,55 +135,37 @@ fn partial_line_waits_for_its_newline() {
 
 #[test]
 fn rotation_reads_old_tail_then_new_file() {
-    let d = Temp::new("rotate");
-    let p = d.0.join("audit.log");
-    append(&p, "");
-    let mut t = tailer(&p, StartAt::End);
-    assert!(lines(&mut t).is_empty());
+    let (d, p) = audit_log("rotate");
+    let mut t = tail_empty_log(&p);
     append(&p, "a\n");
     assert_eq!(lines(&mut t), ["a"]);
     // Written just before the rename, not yet seen.
     append(&p, "b\nunterminated");
-    std::fs::rename(&p, d.0.join("audit.log.1")).unwrap();
+    std::fs::rename(&p, d.join("audit.log.1")).unwrap();
     // Path missing for a while: keep the old file.
     assert_eq!(lines(&mut t), ["b"]);
     append(&p, "c\n");
     let got = t.poll().unwrap();
     assert!(got.notes.contains(&Note::Rotated), "{:?}", got.notes);
-    let texts: Vec<&[u8]> = got.lines.iter().map(|l| &l.text[..]).collect();
-    assert_eq!(texts, [&b"unterminated"[..], b"c"]);
+    assert_eq!(texts(&got), [&b"unterminated"[..], b"c"]);
     append(&p, "d\n");
     assert_eq!(lines(&mut t), ["d"]);
 }
 
 #[test]
 fn truncation_restarts_at_zero() {
-    let d = Temp::new("truncate");
-    let p = d.0.join("audit.log");
-    append(&p, "");
-    let mut t = tailer(&p, StartAt::End);
-    t.poll().unwrap();
+    let (_dir, p) = audit_log("truncate");
+    let mut t = tail_empty_log(&p);
     append(&p, "aaaa\nbbbb\n");
     assert_eq!(lines(&mut t), ["aaaa", "bbbb"]);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&p)
-        .unwrap();
-    append(&p, "c\n");
+    truncate_and_write_c(&p);
     let got = t.poll().unwrap();
-    assert!(
-        got.notes.contains(&Note::Truncated { was: 10, now: 2 }),
-        "{:?}",
-        got.notes
-    );
-    assert_eq!(got.lines[0].text, b"c");
+    assert_restarted_at_zero(&got);
 }
 
 #[test]
 fn overlong_line_is_skipped_and_the_next_one_read() {
-    let d = Temp::new("long");
-    let p = d.0.join("audit.log");
+    let (_dir, p) = audit_log("long");
     append(&p, "");
     let mut t = Tailer::new(p.clone(), StartAt::End, 8, 4);
     t.poll().unwrap();
@@ -212,8 +207,7 @@ fn saved_position(t: &Tailer) -> Position {
 
 #[test]
 fn resumes_in_the_same_file_where_it_stopped() {
-    let d = Temp::new("resume");
-    let p = d.0.join("audit.log");
+    let (_dir, p) = audit_log("resume");
     append(&p, "old\n");
     let mut t = tailer(&p, StartAt::End);
     assert!(lines(&mut t).is_empty());
@@ -223,50 +217,36 @@ fn resumes_in_the_same_file_where_it_stopped() {
     // The unfinished line is read again after a restart.
     assert_eq!(pos.offset, 6);
     append(&p, " line\nwhile down\n");
-    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let mut again = resume(&p, pos);
     assert_eq!(lines(&mut again), ["partial line", "while down"]);
 }
 
 #[test]
 fn resume_after_truncation_while_down_reads_from_zero() {
-    let d = Temp::new("resume-trunc");
-    let p = d.0.join("audit.log");
+    let (_dir, p) = audit_log("resume-trunc");
     append(&p, "aaaa\nbbbb\n");
     let mut t = tailer(&p, StartAt::Beginning);
     assert_eq!(lines(&mut t).len(), 2);
     let pos = saved_position(&t);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&p)
-        .unwrap();
-    append(&p, "c\n");
-    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    truncate_and_write_c(&p);
+    let mut again = resume(&p, pos);
     let got = again.poll().unwrap();
-    assert!(
-        got.notes.contains(&Note::Truncated { was: 10, now: 2 }),
-        "{:?}",
-        got.notes
-    );
-    assert_eq!(got.lines[0].text, b"c");
+    assert_restarted_at_zero(&got);
 }
 
 #[test]
 fn resume_after_rotation_while_down_finishes_the_old_file_first() {
-    let d = Temp::new("resume-rot");
-    let p = d.0.join("audit.log");
-    append(&p, "");
-    let mut t = tailer(&p, StartAt::End);
-    assert!(lines(&mut t).is_empty());
+    let (d, p) = audit_log("resume-rot");
+    let mut t = tail_empty_log(&p);
     append(&p, "one\n");
     assert_eq!(lines(&mut t), ["one"]);
     let pos = saved_position(&t);
     drop(t);
     // While down: more lines, a rotation, lines in the new file.
     append(&p, "two\n");
-    std::fs::rename(&p, d.0.join("audit-2024-01-01T00-00-00.000.log")).unwrap();
+    std::fs::rename(&p, d.join("audit-2024-01-01T00-00-00.000.log")).unwrap();
     append(&p, "three\n");
-    let mut again = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let mut again = resume(&p, pos);
     let mut got = Vec::new();
     let mut notes = Vec::new();
     for _ in 0..3 {
@@ -287,7 +267,7 @@ fn resume_after_rotation_while_down_finishes_the_old_file_first() {
     append(&p, "four\n");
     std::fs::remove_file(&p).unwrap();
     append(&p, "five\n");
-    let mut third = Tailer::resume(p.clone(), pos, 1024, 1 << 20);
+    let mut third = resume(&p, pos);
     let poll = third.poll().unwrap();
     assert!(
         poll.notes
@@ -296,14 +276,13 @@ fn resume_after_rotation_while_down_finishes_the_old_file_first() {
         "{:?}",
         poll.notes
     );
-    let texts: Vec<&[u8]> = poll.lines.iter().map(|l| &l.text[..]).collect();
-    assert_eq!(texts, [&b"five"[..]]);
+    assert_eq!(texts(&poll), [&b"five"[..]]);
 }
 
 #[test]
 fn position_file_round_trips_atomically() {
-    let d = Temp::new("position");
-    let f = d.0.join("k8s-audit-log.position");
+    let d = TempDir::new("tail-position");
+    let f = d.join("k8s-audit-log.position");
     assert_eq!(position::load(&f).unwrap(), None);
     let saved = Saved {
         path: "/var/log/audit.log".into(),
@@ -325,7 +304,7 @@ fn position_file_round_trips_atomically() {
     position::save(&f, &moved).unwrap();
     assert_eq!(position::load(&f).unwrap(), Some(moved));
     // Only the position file is left: the temporary one was renamed.
-    let names: Vec<_> = std::fs::read_dir(&d.0)
+    let names: Vec<_> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::procfs::{
@@ -7,30 +7,7 @@ use super::procfs::{
 use super::{Marks, Recent, drain, group};
 use crate::file_integrity::spec::PathSpec;
 use vigil_core::metrics::{PluginMetrics, SourceMetrics};
-
-/// A temporary directory removed when dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "vigil-fim-writers-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use vigil_test_support::TempDir;
 
 #[test]
 fn status_gives_parent_real_uid_and_innermost_pid() {
@@ -86,8 +63,8 @@ fn cmdline_is_split_on_nul_and_cut() {
 
 #[test]
 fn a_writer_is_read_from_a_proc_tree_and_a_gone_one_is_an_error() {
-    let t = Temp::new("proc");
-    let proc_root = t.0.clone();
+    let t = TempDir::new("fim-writers-proc");
+    let proc_root = t.to_path_buf();
     let dir = proc_root.join("4242");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::create_dir_all(proc_root.join("4200")).unwrap();
@@ -164,9 +141,9 @@ fn fanotify_names_this_process_as_the_writer_of_a_watched_file() {
             return;
         }
     };
-    let t = Temp::new("live");
-    let watched = t.0.join("runc");
-    let other = t.0.join("other");
+    let t = TempDir::new("fim-writers-live");
+    let watched = t.join("runc");
+    let other = t.join("other");
     std::fs::write(&watched, "v1").unwrap();
     std::fs::write(&other, "v1").unwrap();
     let spec = PathSpec::parse(watched.to_str().unwrap()).unwrap();
