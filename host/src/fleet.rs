@@ -14,7 +14,10 @@
 //! findings were claimed and handed to the delivery pipeline; an instance
 //! killed before the ack leaves the message to be redelivered, and the
 //! claim (a key-value `create` of the finding's deterministic id) keeps it
-//! from being reported twice. On taking the lease, the last heartbeat of
+//! from being reported twice. A message redelivered to the instance that
+//! took it (its ack lost while NATS was away) is acked without being
+//! taken again, so the picture counts it and the rules get it once. On
+//! taking the lease, the last heartbeat of
 //! every node is read back from the stream (last per subject), so that a
 //! node that fell silent while no instance was active is still seen, and
 //! the churn baseline the last active instance stored is restored.
@@ -123,6 +126,10 @@ struct Fleet {
     /// The churn baseline as last stored or restored (written again only
     /// when it differs).
     churn_stored: Vec<u8>,
+    /// Stream sequence of the last message this instance took from the
+    /// consumer: one at or below it is a redelivery of a message already
+    /// taken, whose ack was lost (NATS went away between the two).
+    taken_seq: u64,
 }
 
 async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
@@ -180,6 +187,7 @@ async fn run_async(config: VigilConfig) -> anyhow::Result<ExitCode> {
         plugins,
         node: node.to_string(),
         churn_stored: Vec::new(),
+        taken_seq: 0,
     };
     tracing::info!(instance = %fleet.me, stream = %fleet.cfg.stream, "vigil fleet starting");
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -278,8 +286,17 @@ impl Fleet {
                 .context("fetch")?;
             while let Some(msg) = batch.next().await {
                 let msg = msg.map_err(|e| anyhow::anyhow!("fetch: {e}"))?;
-                let found = self.take(&msg);
-                self.report(lease, found).await?;
+                // The consumer delivers in stream order, so a sequence at or
+                // below the last taken is that message again: counted in the
+                // picture and handed to the rules once, acked again.
+                let seq = msg.info().map_or(0, |i| i.stream_sequence);
+                if seq != 0 && seq <= self.taken_seq {
+                    tracing::info!(seq, "fleet: redelivered message already taken, acked again");
+                } else {
+                    let found = self.take(&msg);
+                    self.report(lease, found).await?;
+                    self.taken_seq = self.taken_seq.max(seq);
+                }
                 msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
             }
             // The time-driven rules and the state file go over the whole
