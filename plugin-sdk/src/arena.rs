@@ -200,8 +200,8 @@ pub(crate) fn enter_export() {
 /// decodes from its buffer. They are then bump-allocated like the canonical
 /// ABI's lifting instead of costing a `malloc` and a `free` per string and
 /// list (most of a packed batch's decode), and are reclaimed by the reset
-/// at [`leave_export`]. The caller must drop them before that, and lend
-/// them only by reference (the module docs' soundness argument).
+/// at [`leave_export`]. The caller must end their life before that (drop
+/// them, or [`discard`] them), and lend them only by reference (the module docs' soundness argument).
 #[inline]
 pub(crate) fn in_arena<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "wasm32", feature = "batch-arena"))]
