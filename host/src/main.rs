@@ -7,6 +7,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vigil::cli::{Cli, Command, LogFormat};
 
+/// jemalloc rather than glibc's allocator: a replay allocates and frees
+/// millions of short strings across threads, where glibc's free lists
+/// fragment (BENCHMARKS.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `vigil run` reads its config first: `[log]` decides how to log.

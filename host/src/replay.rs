@@ -30,7 +30,7 @@ use vigil_normalize::{
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::intel::ThreatIntel;
 use vigil_runtime::plugin_set::{self, PluginSelection};
-use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
+use vigil_runtime::{Allocator, Clock, EngineSettings, RunContext, Runtime};
 
 /// What to replay, and how.
 #[derive(Debug, Clone)]
@@ -78,6 +78,31 @@ fn limits() -> (usize, usize, usize) {
             (n.len() == 3).then(|| (n[0], n[1], n[2]))
         });
     test.unwrap_or((READ_BLOCK, MAX_LINE, MAX_DOCUMENT))
+}
+
+/// The engine's settings. For profiling only: the environment variable
+/// `VIGIL_REPLAY_ENGINE`, a comma-separated list of `on-demand` (no
+/// pooling allocator, whose reservation valgrind cannot make: so that
+/// `valgrind --tool=callgrind` counts a whole replay's instructions,
+/// `scripts/bench-callgrind.sh`) and `perf-map` (names the plugins'
+/// functions in `perf report`), changes them; it is not meant for
+/// operators, and an unknown word is an error.
+fn engine_settings() -> anyhow::Result<EngineSettings> {
+    let mut settings = EngineSettings::default();
+    let Some(words) = std::env::var_os("VIGIL_REPLAY_ENGINE") else {
+        return Ok(settings);
+    };
+    for word in words.to_string_lossy().split(',').map(str::trim) {
+        match word {
+            "" => {}
+            "on-demand" => settings.allocator = Allocator::OnDemand,
+            "perf-map" => settings.perf_map = true,
+            other => anyhow::bail!(
+                "VIGIL_REPLAY_ENGINE: unknown setting {other:?} (known: on-demand, perf-map)"
+            ),
+        }
+    }
+    Ok(settings)
 }
 
 /// Standard input without std's buffer in front, so that a poll of its
@@ -133,7 +158,7 @@ pub fn replay(
     out: &mut dyn Write,
     errors: &mut dyn FnMut(&InputError),
 ) -> anyhow::Result<ReplayReport> {
-    let runtime = Runtime::new(&EngineSettings::default(), opts.cache_dir.as_deref())?;
+    let runtime = Runtime::new(&engine_settings()?, opts.cache_dir.as_deref())?;
     let intel = ThreatIntel::load_files(&opts.intel_files, "intel")?;
     let clock = Arc::new(AtomicU64::new(0));
     let ctx = RunContext {

@@ -262,8 +262,11 @@ pub fn is_json_lines(head: &[u8]) -> Option<bool> {
     Some(head[first] != b'[' && first_line_complete(head, first))
 }
 
+/// The newlines in `data`. Lines are long (an audit event is about 1.7 kB):
+/// a SIMD search from one to the next costs a tenth of a byte-by-byte
+/// count, which was 5 % of an all-built-ins replay on one core.
 fn bytecount(data: &[u8]) -> usize {
-    data.iter().filter(|b| **b == b'\n').count()
+    memchr::memchr_iter(b'\n', data).count()
 }
 
 #[cfg(test)]
