@@ -10,11 +10,16 @@
 #   scripts/bench-replay.sh                 # 200,000 events, best of 3 runs each
 #   EVENTS=50000 RUNS=5 scripts/bench-replay.sh
 #
-# No instruction counts here: valgrind cannot run `vigil` (wasmtime's pooling
-# allocator reserves more address space than valgrind allows), and the VM has
-# no hardware counters for `perf stat -e instructions`. The plugin's own
-# instruction counts, Wasm against native, come from scripts/bench-callgrind.sh
-# (the runtime bench with the on-demand allocator).
+# CALLGRIND=N adds instruction counts, which a busy machine does not change:
+# one thread, all built-ins, under `valgrind --tool=callgrind`, over the
+# first N lines of the stream and over its first 100 (start-up: loading the
+# plugins), and prints (difference) / (N - 100) per event. Valgrind needs
+# wasmtime's on-demand allocator (`VIGIL_REPLAY_ENGINE=on-demand`; the
+# pooling one reserves more address space than valgrind allows), and its
+# emulated CPU has no SHA extensions, so the event ids' SHA-256 counts far
+# more than it costs natively. A first run under valgrind compiles the
+# plugins for that CPU into the cache (not counted). The VM has no hardware
+# counters for `perf stat -e instructions`.
 #
 # Uses target/release/vigil (VIGIL=... to choose another); build it first
 # (`cargo xtask build`). Wall time is what a shared machine distorts: the
@@ -73,6 +78,23 @@ measure parse-only-1core 0 --no-builtin
 measure all-builtins-1core 0
 measure parse-only-2cores 0,1 --no-builtin
 measure all-builtins-2cores 0,1
+
+if [ -n "${CALLGRIND:-}" ]; then
+    head -n "$CALLGRIND" "$stream" >"$work/cg-$CALLGRIND.jsonl"
+    head -n 100 "$stream" >"$work/cg-100.jsonl"
+    # count FILE: the instructions of a one-thread replay of FILE.
+    count() {
+        VIGIL_REPLAY_ENGINE=on-demand valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+            "$vigil" replay --format k8s-audit --cache-dir "$work/cache" --threads 1 "$1" 2>&1 >/dev/null |
+            sed -n 's/.*Collected : //p'
+    }
+    count "$work/cg-100.jsonl" >/dev/null
+    base=$(count "$work/cg-100.jsonl")
+    all=$(count "$work/cg-$CALLGRIND.jsonl")
+    echo
+    echo "callgrind, all built-ins, one thread: $all instructions for $CALLGRIND events, $base for 100:" \
+        "$(( (all - base) / (CALLGRIND - 100) )) per event"
+fi
 
 if cmp -s "$work/out-all-builtins-1core.jsonl" "$work/out-all-builtins-2cores.jsonl"; then
     echo
