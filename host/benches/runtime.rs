@@ -13,7 +13,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ use vigil_plugin_sdk::Detector;
 use vigil_runtime::plugin_set::PluginSelection;
 use vigil_runtime::{
     Allocator, CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin,
-    PluginSpec, RunContext, Runtime,
+    PluginSpec, ReplayClock, RunContext, Runtime,
 };
 use vigil_sources::Source as _;
 use vigil_test_support::{corpus, to_sdk};
@@ -70,7 +69,7 @@ fn root() -> &'static Path {
 
 fn ctx() -> RunContext {
     RunContext {
-        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        clock: Clock::Replay(ReplayClock::new()),
         intel: Arc::new(RwLock::new(Arc::default())),
         state_dir: None,
     }

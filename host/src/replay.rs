@@ -19,7 +19,6 @@ mod feed;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vigil_core::finding_record::FindingRecord;
@@ -30,7 +29,7 @@ use vigil_normalize::{
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::intel::ThreatIntel;
 use vigil_runtime::plugin_set::{self, PluginSelection};
-use vigil_runtime::{Allocator, Clock, EngineSettings, RunContext, Runtime};
+use vigil_runtime::{Allocator, Clock, EngineSettings, ReplayClock, RunContext, Runtime};
 
 /// What to replay, and how.
 #[derive(Debug, Clone)]
@@ -160,7 +159,7 @@ pub fn replay(
 ) -> anyhow::Result<ReplayReport> {
     let runtime = Runtime::new(&engine_settings()?, opts.cache_dir.as_deref())?;
     let intel = ThreatIntel::load_files(&opts.intel_files, "intel")?;
-    let clock = Arc::new(AtomicU64::new(0));
+    let clock = ReplayClock::new();
     let ctx = RunContext {
         clock: Clock::Replay(clock.clone()),
         intel: Arc::new(RwLock::new(Arc::new(intel))),
@@ -227,19 +226,17 @@ pub fn replay(
                     if !processes.is_empty() {
                         dispatcher
                             .push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
-                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                                emit(p, f, v, clock.now())
                             });
                     }
                     events_seen += events.len();
-                    dispatcher.push(&mut events, &mut |p, f, v| {
-                        emit(p, f, v, clock.load(Ordering::Relaxed))
-                    });
+                    dispatcher.push(&mut events, &mut |p, f, v| emit(p, f, v, clock.now()));
                 }
                 Segment::Error(e) => {
                     if !processes.is_empty() {
                         dispatcher
                             .push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
-                                emit(p, f, v, clock.load(Ordering::Relaxed))
+                                emit(p, f, v, clock.now())
                             });
                     }
                     input_errors += 1;
@@ -249,7 +246,7 @@ pub fn replay(
         }
         if chunk_ends && !processes.is_empty() {
             dispatcher.push_processes(std::mem::take(&mut processes), &mut |p, f, v| {
-                emit(p, f, v, clock.load(Ordering::Relaxed))
+                emit(p, f, v, clock.now())
             });
         }
     };
@@ -358,7 +355,7 @@ pub fn replay(
         // The end of an input ends its last run.
         consume(Vec::new(), true);
     }
-    dispatcher.finish(&mut |p, f, v| emit(p, f, v, clock.load(Ordering::Relaxed)));
+    dispatcher.finish(&mut |p, f, v| emit(p, f, v, clock.now()));
     report.failed_calls = dispatcher.failed_calls;
     report.findings = findings;
     report.events = events_seen;

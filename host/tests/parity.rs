@@ -7,14 +7,13 @@
     reason = "tests and benchmarks fail loudly on broken fixtures"
 )]
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use container_escape::ContainerEscape;
 use vigil_plugin_sdk::Detector;
 use vigil_runtime::{
     CallOutcome, Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec,
-    RunContext, Runtime,
+    ReplayClock, RunContext, Runtime,
 };
 use vigil_test_support::{corpus, to_sdk};
 
@@ -32,7 +31,7 @@ fn native_and_wasm_give_identical_findings() {
 
     let runtime = Runtime::new(&EngineSettings::default(), None).unwrap();
     let ctx = RunContext {
-        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        clock: Clock::Replay(ReplayClock::new()),
         intel: Arc::new(RwLock::new(Arc::default())),
         state_dir: None,
     };

@@ -60,6 +60,14 @@ fn imports(report: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The current WIT version (`0.1.4`), whose interfaces plugins built with
+/// the SDK import.
+fn current_version() -> &'static str {
+    vigil::WIT_PACKAGE
+        .rsplit_once('@')
+        .map_or(vigil::WIT_PACKAGE, |(_, v)| v)
+}
+
 /// `vigil plugin test container_escape.wasm --events create_nginx_pod_privileged.json EXTRA…`
 fn plugin_test(cache: &Path, extra: &[&OsStr]) -> Output {
     vigil()
@@ -177,7 +185,12 @@ fn inspect_shows_a_fleet_rule_on_heartbeats() {
     assert_eq!(v["receives_heartbeats"], true, "{v}");
     assert_eq!(v["receives_findings"], false, "{v}");
     assert_eq!(v["describe"]["name"], "fleet-probe", "{v}");
-    assert!(imports(&v).iter().all(|i| i.ends_with("@0.1.3")), "{v}");
+    assert!(
+        imports(&v)
+            .iter()
+            .all(|i| i.ends_with(&format!("@{}", current_version()))),
+        "{v}"
+    );
 }
 
 /// A plugin exporting process events (WIT 0.1.3): the built-in
@@ -214,7 +227,42 @@ fn inspect_shows_the_process_subscription() {
         v["receives_heartbeats"], false,
         "a detector is no fleet rule"
     );
-    assert!(imports(&v).iter().all(|i| i.ends_with("@0.1.3")), "{v}");
+    assert!(
+        imports(&v)
+            .iter()
+            .all(|i| i.ends_with(&format!("@{}", current_version()))),
+        "{v}"
+    );
+}
+
+/// monitoring-tamper reads only what its rules judge (it used to take
+/// every event, to learn the end of a replay from the events' times; WIT
+/// 0.1.4's `clock.input-ended` tells it instead), and it imports the clock
+/// of the current version.
+#[test]
+fn inspect_shows_monitoring_tampers_narrowed_subscription() {
+    let dir = TempDir::new("plugin-cli-inspect-monitoring");
+    let wasm = root().join("target/wasm/wasm32-unknown-unknown/release/monitoring_tamper.wasm");
+    let v = inspect_ok(&dir, &wasm);
+    assert_eq!(v["describe"]["name"], "monitoring-tamper", "{v}");
+    assert_eq!(v["subscriptions"]["declared"], true, "{v}");
+    assert_eq!(
+        v["subscriptions"]["summary"],
+        serde_json::json!([
+            "container: actions stop, destroy, die, oom, pause, kill, other",
+            "kubernetes: resources pods, daemonsets, deployments, statefulsets, replicasets, namespaces; \
+             subresources (none); verbs delete, deletecollection; stages (none), ResponseComplete",
+            "file: path prefixes /etc/kubernetes/audit",
+            "services: objects service"
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["subscriptions"]["filters"]["kubernetes"]["pod_spec"], "when-present",
+        "a deleted pod's images may name an agent: {v}"
+    );
+    let clock = format!("vigil:detector/clock@{}", current_version());
+    assert!(imports(&v).contains(&clock.as_str()), "{v}");
 }
 
 #[test]
@@ -233,9 +281,10 @@ fn inspect_names_forbidden_imports() {
 }
 
 /// WIT 0.1.1 only added the `packed-detector` world, 0.1.2 to 0.1.3 types,
-/// worlds and optional exports: a plugin built for 0.1.0 still loads (its
-/// 0.1.0 imports link to the 0.1.3 host), receives every event of its kinds
-/// and runs through plain `on-events`.
+/// worlds and optional exports, 0.1.4 a clock function (`input-ended`): a
+/// plugin built for 0.1.0 still loads (its 0.1.0 imports link to the 0.1.4
+/// host), receives every event of its kinds and runs through plain
+/// `on-events`.
 #[test]
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {
     let old = root().join("tests/data/plugins/container-escape-wit-0.1.0.wasm");

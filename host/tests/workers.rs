@@ -7,7 +7,6 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,8 @@ use vigil_core::model::Event;
 use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_runtime::workers::WorkerPool;
 use vigil_runtime::{
-    Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec, RunContext, Runtime,
+    Clock, EngineSettings, Identity, PluginLimits, PluginOrigin, PluginSpec, ReplayClock,
+    RunContext, Runtime,
 };
 use vigil_test_support::fixtures::{falco, hostile_dir};
 
@@ -24,7 +24,7 @@ use vigil_test_support::fixtures::{falco, hostile_dir};
 fn a_stuck_plugin_does_not_stall_the_others() {
     let runtime = Runtime::new(&EngineSettings::default(), None).unwrap();
     let ctx = RunContext {
-        clock: Clock::Replay(Arc::new(AtomicU64::new(0))),
+        clock: Clock::Replay(ReplayClock::new()),
         intel: Arc::new(RwLock::new(Arc::default())),
         state_dir: None,
     };

@@ -56,8 +56,10 @@ pub trait Detector: Default + 'static {
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding>;
 
     /// Called periodically (and at the end of a replay) with the current time,
-    /// for windows and baselines that conclude without a new event. The
-    /// default returns nothing.
+    /// for windows and baselines that conclude without a new event. During
+    /// the final tick of a replay [`crate::host::clock::input_ended`] is
+    /// true: nothing follows, so report what you hold back. The default
+    /// returns nothing.
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
         let _ = now;
         Vec::new()

@@ -4,7 +4,8 @@
 //! Inside a component (`wasm32`) they call the WIT imports. On native targets
 //! they use an in-process fake, private to the calling thread, that tests
 //! arrange and inspect through [`crate::testing`]: state in a map, the clock
-//! from `SystemTime` unless a test fixed it, threat intelligence from answers
+//! from `SystemTime` unless a test fixed it (and the input never ending
+//! unless a test ended it), threat intelligence from answers
 //! a test configured, and log records captured for the test to read. Because
 //! `cargo test` runs each test on its own thread, tests do not see each
 //! other's fake.
@@ -102,6 +103,18 @@ pub mod clock {
     #[must_use]
     pub fn now() -> Timestamp {
         backend::now()
+    }
+
+    /// Whether the input has ended (WIT 0.1.4): true only during the final
+    /// [`on_tick`](crate::Detector::on_tick) of a replay, after every event
+    /// was delivered. Nothing follows it, so report there what you hold
+    /// back. Always false in `vigil run`: live input never ends.
+    ///
+    /// In native tests, false unless [`crate::testing::set_input_ended`]
+    /// said otherwise.
+    #[must_use]
+    pub fn input_ended() -> bool {
+        backend::input_ended()
     }
 }
 

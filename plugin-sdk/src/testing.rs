@@ -61,7 +61,8 @@ impl Default for StateLimits {
     }
 }
 
-/// Forgets everything: logs, state, limits, the fixed time, threat intelligence.
+/// Forgets everything: logs, state, limits, the fixed time, the end of
+/// input, threat intelligence.
 pub fn reset() {
     fake::with(|fake| *fake = fake::Fake::default());
 }
@@ -75,6 +76,21 @@ pub fn set_now(now: Timestamp) {
 /// Lets [`crate::host::clock::now`] follow the system clock again.
 pub fn clear_now() {
     fake::with(|fake| fake.now = None);
+}
+
+/// Sets what [`crate::host::clock::input_ended`] returns (false until a
+/// test sets it): `true` to simulate the final tick of a replay, `false`
+/// for an ordinary tick again.
+///
+/// ```
+/// use vigil_plugin_sdk::{host, testing};
+///
+/// assert!(!host::clock::input_ended());
+/// testing::set_input_ended(true);
+/// assert!(host::clock::input_ended());
+/// ```
+pub fn set_input_ended(ended: bool) {
+    fake::with(|fake| fake.input_ended = ended);
 }
 
 /// Makes [`crate::host::threat_intel::lookup_ip`] answer `matches` for `ip`
@@ -248,5 +264,17 @@ mod tests {
         assert_eq!(crate::host::clock::now(), 5);
         clear_now();
         assert!(crate::host::clock::now() > 5);
+    }
+
+    #[test]
+    fn input_ends_only_when_a_test_ends_it() {
+        assert!(!crate::host::clock::input_ended());
+        set_input_ended(true);
+        assert!(crate::host::clock::input_ended());
+        set_input_ended(false);
+        assert!(!crate::host::clock::input_ended());
+        set_input_ended(true);
+        reset();
+        assert!(!crate::host::clock::input_ended());
     }
 }

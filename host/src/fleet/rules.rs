@@ -18,7 +18,6 @@
 //! their findings to each other within the host's depth bound as in `vigil
 //! run`.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use anyhow::bail;
@@ -32,7 +31,7 @@ use vigil_core::subjects::Verdict;
 use vigil_runtime::dispatch::Dispatcher;
 use vigil_runtime::feed::{FedFindings, Producer};
 use vigil_runtime::plugin_set;
-use vigil_runtime::{Clock, EngineSettings, RunContext, Runtime};
+use vigil_runtime::{Clock, EngineSettings, ReplayClock, RunContext, Runtime};
 
 use super::FleetFinding;
 use crate::config::VigilConfig;
@@ -100,7 +99,7 @@ impl FleetRules {
         }
         let names: Vec<&str> = runners.iter().map(|r| r.name()).collect();
         tracing::info!(rules = ?names, "fleet: Wasm rules loaded");
-        let mut dispatcher = Dispatcher::new(runners, 1, Arc::new(AtomicU64::new(0)));
+        let mut dispatcher = Dispatcher::new(runners, 1, ReplayClock::new());
         dispatcher.node = config.node_name().to_string();
         Ok(Some(Self {
             dispatcher,

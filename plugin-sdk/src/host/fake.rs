@@ -14,6 +14,7 @@ pub(crate) struct Fake {
     pub(crate) state: BTreeMap<String, Vec<u8>>,
     pub(crate) limits: StateLimits,
     pub(crate) now: Option<Timestamp>,
+    pub(crate) input_ended: bool,
     pub(crate) threat_intel: HashMap<String, Vec<IpMatch>>,
 }
 
@@ -82,6 +83,10 @@ pub(super) fn now() -> Timestamp {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     })
+}
+
+pub(super) fn input_ended() -> bool {
+    with(|fake| fake.input_ended)
 }
 
 pub(super) fn lookup_ip(ip: &str) -> Vec<IpMatch> {

@@ -28,6 +28,10 @@ pub(super) fn now() -> Timestamp {
     clock::now()
 }
 
+pub(super) fn input_ended() -> bool {
+    clock::input_ended()
+}
+
 pub(super) fn lookup_ip(ip: &str) -> Vec<IpMatch> {
     threat_intel::lookup_ip(ip)
 }

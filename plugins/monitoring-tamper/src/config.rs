@@ -251,6 +251,30 @@ impl Config {
     pub(crate) fn audit_config(&self, path: &str) -> Option<&PathPattern> {
         self.audit_config_paths.iter().find(|p| p.matches(path))
     }
+
+    /// Literal prefixes of every path [`Self::audit_config`] may match, for
+    /// the file subscription (as runtime-tamper's), leaving out those another
+    /// one covers (`/etc/kubernetes/audit/` gives `/etc/kubernetes/audit`,
+    /// which covers `/etc/kubernetes/audit-policy.yaml`). With no path configured
+    /// (`audit_config_paths = []`) the list is empty, which a subscription
+    /// reads as every file event: none of them matches then, so that only
+    /// costs their decoding.
+    pub(crate) fn audit_config_prefixes(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .audit_config_paths
+            .iter()
+            .map(PathPattern::prefix)
+            .collect();
+        // Sorted, a prefix comes before every path it covers.
+        all.sort();
+        let mut out: Vec<String> = Vec::new();
+        for prefix in all {
+            if !out.iter().any(|p| prefix.starts_with(p.as_str())) {
+                out.push(prefix);
+            }
+        }
+        out
+    }
 }
 
 fn owned(items: &[&str]) -> Vec<String> {

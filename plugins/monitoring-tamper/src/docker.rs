@@ -16,6 +16,19 @@ pub const GAP_SINCE_LABEL: &str = "vigil.gap.since";
 /// Label of the gap event: why the gap could not be closed.
 pub const GAP_REASON_LABEL: &str = "vigil.gap.reason";
 
+/// The actions this module judges, and so the plugin's container
+/// subscription: those [`effect`] maps to an effect, and `other`, which the
+/// gap marker ([`GAP_RAW_ACTION`]) arrives as.
+pub(crate) const ACTIONS: [ContainerAction; 7] = [
+    ContainerAction::Stop,
+    ContainerAction::Destroy,
+    ContainerAction::Die,
+    ContainerAction::Oom,
+    ContainerAction::Pause,
+    ContainerAction::Kill,
+    ContainerAction::Other,
+];
+
 /// Kubernetes' labels on the containers of pods (Docker-based nodes).
 const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";

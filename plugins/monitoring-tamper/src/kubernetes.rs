@@ -1,7 +1,7 @@
 //! Audit events: a security agent's pods, workloads or namespace deleted
 //! through the API by someone other than the control plane.
 
-use vigil_plugin_sdk::{EntityKind, Event, Finding, KubernetesEvent, Severity};
+use vigil_plugin_sdk::{EntityKind, Event, Finding, KubernetesEvent, KubernetesFilter, Severity};
 
 use crate::rules::Rule;
 use crate::{Deletion, MonitoringTamper};
@@ -17,6 +17,22 @@ const RESOURCES: [&str; 6] = [
     "namespaces",
 ];
 
+/// The verbs of a deletion through the API.
+const VERBS: [&str; 2] = ["delete", "deletecollection"];
+/// The audit stages judged: the request complete, or no stage (watch events).
+const STAGES: [&str; 2] = ["", "ResponseComplete"];
+
+/// What [`findings`] reads, and so the plugin's Kubernetes subscription:
+/// deletions of [`RESOURCES`] themselves (no subresource) at [`STAGES`],
+/// with the pod spec when there is one (its images may name an agent).
+pub(crate) fn filter() -> KubernetesFilter {
+    KubernetesFilter::any()
+        .resources(RESOURCES)
+        .subresources([""])
+        .verbs(VERBS)
+        .stages(STAGES)
+}
+
 pub(crate) fn findings(
     plugin: &mut MonitoringTamper,
     event: &Event,
@@ -26,10 +42,10 @@ pub(crate) fn findings(
     let rule = Rule::AgentDeleted;
     let resource = request.resource.as_str();
     if !plugin.config.enabled(rule)
-        || !matches!(request.verb.as_str(), "delete" | "deletecollection")
+        || !VERBS.contains(&request.verb.as_str())
         || !RESOURCES.contains(&resource)
         || !request.subresource.is_empty()
-        || !matches!(request.stage.as_str(), "" | "ResponseComplete")
+        || !STAGES.contains(&request.stage.as_str())
         || request.response_code.is_some_and(|code| code >= 400)
     {
         return;

@@ -16,6 +16,7 @@ pub use config::{
 };
 pub use docker::{GAP_RAW_ACTION, GAP_REASON_LABEL, GAP_SINCE_LABEL};
 pub use rules::Rule;
+use vigil_plugin_sdk::host::clock;
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::lists::json_list;
 
@@ -35,7 +36,8 @@ const MAX_HELD: usize = 256;
 /// reported, so that the several engine events of one stop, and the
 /// kubelet stopping the containers of a pod deleted through the API, are
 /// one finding; and the stops of pods' containers held back until a
-/// deletion could explain them (released by `on_tick`).
+/// deletion could explain them (released by `on_tick` when the hold ends,
+/// or when the input has ended: the final tick of a replay).
 #[derive(Debug, Clone, Default)]
 pub struct MonitoringTamper {
     config: Config,
@@ -49,8 +51,6 @@ pub struct MonitoringTamper {
     held: Vec<Held>,
     /// Held findings released early (the hold was full), for the next return.
     released: Vec<Finding>,
-    /// The latest event time seen.
-    latest: u64,
     /// Global services reported, with the mounts reported (see `swarm.rs`).
     services: swarm::Reported,
 }
@@ -137,15 +137,14 @@ impl MonitoringTamper {
     }
 
     /// The held findings that are due at `now`: held for `pod_hold_secs`,
-    /// or all of them when the clock stands at the last event seen (the end
-    /// of a replay: its clock is the latest event time, and nothing follows).
-    fn release(&mut self, now: u64) -> Vec<Finding> {
+    /// or all of them when the input has ended (`input_ended`: the final
+    /// tick of a replay, after which no deletion can come to explain them).
+    fn release(&mut self, now: u64, input_ended: bool) -> Vec<Finding> {
         let hold = self.config.pod_hold_ns;
-        let all = now <= self.latest;
         let mut out = std::mem::take(&mut self.released);
         let (due, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|h| all || h.time.saturating_add(hold) <= now);
+            .partition(|h| input_ended || h.time.saturating_add(hold) <= now);
         self.held = kept;
         out.extend(due.into_iter().map(|h| h.finding));
         out
@@ -247,11 +246,17 @@ impl Detector for MonitoringTamper {
         Ok(())
     }
 
-    /// Every event of its kinds, on purpose: held findings are all released
-    /// when the clock stands at the latest event *seen* (the end of a
-    /// replay), so this plugin must see every event's time.
+    /// Only what its rules read: the container actions `docker.rs` judges
+    /// (the gap marker among them, as `other`), the deletions through the
+    /// API `kubernetes.rs` judges (with the pod spec, whose images may name
+    /// an agent), and file events under the audit configuration paths.
+    /// Held findings need no other event: the end of a replay releases them
+    /// through `clock::input_ended` (WIT 0.1.4), not through event times.
     fn subscriptions(&self) -> SubscriptionSet {
         SubscriptionSet::everything()
+            .containers(docker::ACTIONS)
+            .kubernetes(kubernetes::filter())
+            .files_under(self.config.audit_config_prefixes())
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
@@ -267,7 +272,6 @@ impl Detector for MonitoringTamper {
                 EventBody::File(file) => files::findings(self, event, file, &mut findings),
                 EventBody::Network(_) => {}
             }
-            self.latest = self.latest.max(event.time);
         }
         // Only ticks release held findings by time: a later batch of another
         // kind may still bring the deletion that explains them.
@@ -290,7 +294,7 @@ impl Detector for MonitoringTamper {
     }
 
     fn on_tick(&mut self, now: Timestamp) -> Vec<Finding> {
-        self.release(now)
+        self.release(now, clock::input_ended())
     }
 }
 

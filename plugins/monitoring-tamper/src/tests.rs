@@ -525,19 +525,154 @@ fn a_pod_container_stop_without_a_deletion_is_released_after_the_hold() {
     );
     assert!(d.on_tick(T0 + 100 * SEC).is_empty(), "released once");
 
-    // At the end of a replay the clock stands at the last event: all are released.
+    // At the end of a replay (the final tick: the input has ended) all are
+    // released, however short they were held.
     let mut d = detector("{}");
     assert!(
         d.on_events(&[pod_container("d1", T0 + 5 * SEC, "falco-abcde")])
             .is_empty()
     );
+    testing::set_input_ended(true);
     assert_eq!(d.on_tick(T0 + 5 * SEC).len(), 1);
+    testing::set_input_ended(false);
 
     // Without a hold, at once.
     let mut d = detector(r#"{"pod_hold_secs": 0}"#);
     assert_eq!(
         d.on_events(&[pod_container("d1", T0, "falco-abcde")]).len(),
         1
+    );
+}
+
+/// The final tick of a replay releases what is held, whatever the clock
+/// says; an ordinary tick at the same time keeps it. The clock standing at
+/// the latest event time no longer means the end (it does on every tick of
+/// a replay, and the plugin no longer sees every event's time).
+#[test]
+fn held_findings_are_released_when_the_input_ends_and_only_then() {
+    let mut d = detector(r#"{"pod_hold_secs": 3600}"#);
+    assert!(
+        d.on_events(&[pod_container("d1", T0 + 5 * SEC, "falco-abcde")])
+            .is_empty()
+    );
+    // An ordinary tick at (and after) the latest event: still held.
+    assert!(d.on_tick(T0 + 5 * SEC).is_empty(), "the input goes on");
+    assert!(d.on_tick(T0 + 600 * SEC).is_empty(), "within the hour");
+    // A deletion could still come and explain it: a later event of another
+    // pod's container is not such an event.
+    assert!(
+        d.on_events(&[pod_container("d2", T0 + 700 * SEC, "falco-fghij")])
+            .is_empty()
+    );
+    testing::set_input_ended(true);
+    let findings = d.on_tick(T0 + 700 * SEC);
+    testing::set_input_ended(false);
+    assert_eq!(
+        rule_ids(&findings),
+        [
+            "monitoring-tamper/agent-stopped",
+            "monitoring-tamper/agent-stopped"
+        ]
+    );
+    let pods: Vec<&str> = findings
+        .iter()
+        .flat_map(|f| evidence(f, "pod.name"))
+        .collect();
+    assert_eq!(pods, ["falco-abcde", "falco-fghij"]);
+    assert!(d.on_tick(T0 + 800 * SEC).is_empty(), "released once");
+
+    // The input ended with nothing held: nothing.
+    let mut d = detector("{}");
+    testing::set_input_ended(true);
+    assert!(d.on_tick(T0).is_empty());
+}
+
+/// It reads only what its rules judge: the container actions of a stop,
+/// pause or the gap marker, deletions through the API, and the audit
+/// configuration's files.
+#[test]
+fn subscribes_to_what_its_rules_read() {
+    let d = detector("{}");
+    let set = d.subscriptions();
+    let actions = set.container.as_ref().unwrap().actions.clone();
+    assert_eq!(
+        actions,
+        [
+            ContainerAction::Stop,
+            ContainerAction::Destroy,
+            ContainerAction::Die,
+            ContainerAction::Oom,
+            ContainerAction::Pause,
+            ContainerAction::Kill,
+            ContainerAction::Other,
+        ]
+    );
+    // Every action left out is one no rule judges.
+    for action in [
+        ContainerAction::Create,
+        ContainerAction::Start,
+        ContainerAction::Restart,
+        ContainerAction::Unpause,
+        ContainerAction::ExecCreate,
+        ContainerAction::ExecStart,
+        ContainerAction::ExecDie,
+        ContainerAction::Rename,
+        ContainerAction::Update,
+        ContainerAction::Attach,
+        ContainerAction::NetworkConnect,
+        ContainerAction::NetworkDisconnect,
+        ContainerAction::Running,
+    ] {
+        assert!(!actions.contains(&action));
+        assert!(
+            run(
+                "{}",
+                &[docker(
+                    "e",
+                    T0,
+                    action,
+                    "falco",
+                    "falcosecurity/falco:0.37.1"
+                )]
+            )
+            .is_empty(),
+            "{action:?}"
+        );
+    }
+    let k8s = set.kubernetes.as_ref().unwrap();
+    assert_eq!(k8s.verbs, ["delete", "deletecollection"]);
+    assert_eq!(
+        k8s.resources,
+        [
+            "pods",
+            "daemonsets",
+            "deployments",
+            "statefulsets",
+            "replicasets",
+            "namespaces"
+        ]
+    );
+    assert_eq!(k8s.subresources, [""]);
+    assert_eq!(k8s.stages, ["", "ResponseComplete"]);
+    assert_eq!(
+        k8s.pod_spec,
+        PodSpecUse::WhenPresent,
+        "a pod's images may name an agent"
+    );
+    // `/etc/kubernetes/audit/`'s prefix covers the three files beside it.
+    assert_eq!(
+        set.file.as_ref().unwrap().path_prefixes,
+        ["/etc/kubernetes/audit"]
+    );
+    assert!(set.network.is_none());
+
+    // The file prefixes follow the settings.
+    let d = detector(
+        r#"{"audit_config_paths": ["/srv/apiserver/audit-*.yaml", "/etc/k8s/policy.yaml"]}"#,
+    );
+    assert_eq!(
+        d.subscriptions().file.unwrap().path_prefixes,
+        ["/etc/k8s/policy.yaml", "/srv/apiserver/audit-"]
     );
 }
 

@@ -15,11 +15,10 @@ mod concurrent;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::feed::{FedFindings, Producer};
 use crate::routing::{Pick, Route, RoutedBatch, pick_processes};
-use crate::{CallOutcome, LoadedPlugin, PluginRunner};
+use crate::{CallOutcome, LoadedPlugin, PluginRunner, ReplayClock};
 use vigil_core::model::packed::PackedEvents;
 use vigil_core::model::{Event, EventKind, Finding, Heartbeat, ProcessEvent};
 use vigil_core::subjects::Verdict;
@@ -38,7 +37,7 @@ pub struct Dispatcher {
     /// The packed encoding's buffer, reused from batch to batch.
     packed: PackedEvents,
     batch: usize,
-    clock: Arc<AtomicU64>,
+    clock: ReplayClock,
     /// Calls that faulted, across all plugins.
     pub failed_calls: u64,
     /// Where the plugins of a batch are called concurrently; `None`: one
@@ -61,8 +60,10 @@ fn slot(kind: EventKind) -> usize {
 }
 
 impl Dispatcher {
-    /// `clock` is advanced to the latest event time seen (the replay clock).
-    pub fn new(runners: Vec<PluginRunner>, batch: usize, clock: Arc<AtomicU64>) -> Self {
+    /// `clock` is advanced to the latest event time seen, and says the
+    /// input has ended during [`Self::finish`]'s tick (the replay clock the
+    /// plugins were loaded with).
+    pub fn new(runners: Vec<PluginRunner>, batch: usize, clock: ReplayClock) -> Self {
         Self {
             runners,
             pending: Default::default(),
@@ -96,7 +97,7 @@ impl Dispatcher {
         out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>),
     ) {
         for e in events.drain(..) {
-            self.clock.fetch_max(e.time, Ordering::Relaxed);
+            self.clock.advance(e.time);
             let s = slot(e.kind());
             self.pending[s].push(e);
             if self.pending[s].len() >= self.batch {
@@ -123,7 +124,7 @@ impl Dispatcher {
         }
         for chunk in processes.chunks(self.batch) {
             let latest = chunk.iter().map(|p| p.time).max().unwrap_or_default();
-            self.clock.fetch_max(latest, Ordering::Relaxed);
+            self.clock.advance(latest);
             let batch = Arc::new(chunk.to_vec());
             let picks: Vec<Option<Arc<Vec<ProcessEvent>>>> = self
                 .runners
@@ -175,15 +176,21 @@ impl Dispatcher {
         }
     }
 
-    /// Runs what is pending, then gives every plugin a final tick.
+    /// Runs what is pending, then gives every plugin a final tick, during
+    /// which (and only then) the clock says the input has ended
+    /// (`clock.input-ended`, WIT 0.1.4): nothing follows, so a plugin
+    /// reports what it holds back.
     pub fn finish(&mut self, out: &mut impl FnMut(&LoadedPlugin, Finding, Vec<Verdict>)) {
         for s in 0..self.pending.len() {
             if !self.pending[s].is_empty() {
                 self.run(s, out);
             }
         }
-        let now = self.clock.load(Ordering::Relaxed);
+        let now = self.clock.now();
+        self.clock.set_input_ended(true);
         self.tick(now, out);
+        // A dispatcher used again (more input) starts with input to come.
+        self.clock.set_input_ended(false);
     }
 
     /// Gives every plugin a tick at `now`, then hands on what they report.
@@ -262,7 +269,7 @@ impl Dispatcher {
                     plugin: &r.plugin().info.name,
                     version: &r.plugin().info.version,
                     node: &self.node,
-                    time: self.clock.load(Ordering::Relaxed),
+                    time: self.clock.now(),
                     depth: r.last_depth(),
                 };
                 fed.push(by, &f, &verdicts);
@@ -289,6 +296,9 @@ impl Dispatcher {
 
     /// The replay clock's current time.
     pub fn now(&self) -> u64 {
-        self.clock.load(Ordering::Relaxed)
+        self.clock.now()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! The per-store host state and the host side of the plugin imports:
 //! logging, bounded key-value state, the clock and threat-intel lookups.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::bindings::{ClockHost, IpMatch, Level, LogHost, StateError, StateHost, ThreatIntelHost};
@@ -12,13 +12,13 @@ use vigil_core::model::{KeyValue, Timestamp};
 use vigil_core::text::escape_control;
 use vigil_core::time::wall_now;
 
-/// The time plugins see.
+/// The time plugins see, and whether their input has ended.
 #[derive(Clone, Debug)]
 pub enum Clock {
-    /// The system's wall clock (live operation).
+    /// The system's wall clock (live operation: the input never ends).
     Wall,
-    /// The time of the latest event replayed, so replays are reproducible.
-    Replay(Arc<AtomicU64>),
+    /// The replay's clock, so replays are reproducible.
+    Replay(ReplayClock),
 }
 
 impl Clock {
@@ -26,8 +26,56 @@ impl Clock {
     pub fn now(&self) -> Timestamp {
         match self {
             Self::Wall => wall_now(),
-            Self::Replay(t) => t.load(Ordering::Relaxed),
+            Self::Replay(c) => c.now(),
         }
+    }
+
+    /// Whether the input has ended (`clock.input-ended`, WIT 0.1.4): only
+    /// during the final tick of a replay; never on the wall clock.
+    pub fn input_ended(&self) -> bool {
+        match self {
+            Self::Wall => false,
+            Self::Replay(c) => c.input_ended(),
+        }
+    }
+}
+
+/// The clock of one replay, shared by the dispatcher that moves it and the
+/// plugins that read it (clones share it): the time of the latest event
+/// replayed, and whether the input has ended. The dispatcher sets the
+/// latter for its final tick only ([`crate::dispatch::Dispatcher::finish`]),
+/// so a plugin releases what it holds back then and only then, whatever
+/// the events' times.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayClock {
+    time: Arc<AtomicU64>,
+    ended: Arc<AtomicBool>,
+}
+
+impl ReplayClock {
+    /// A clock at 0 whose input has not ended.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The time of the latest event replayed, nanoseconds since the epoch.
+    pub fn now(&self) -> Timestamp {
+        self.time.load(Ordering::Relaxed)
+    }
+
+    /// Moves the clock to `time` if that is later (never back).
+    pub fn advance(&self, time: Timestamp) {
+        self.time.fetch_max(time, Ordering::Relaxed);
+    }
+
+    /// Whether the input has ended: true only during the final tick.
+    pub fn input_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Says whether the input has ended (the dispatcher's final tick).
+    pub(crate) fn set_input_ended(&self, ended: bool) {
+        self.ended.store(ended, Ordering::Relaxed);
     }
 }
 
@@ -111,6 +159,10 @@ impl StateHost for HostState {
 impl ClockHost for HostState {
     fn now(&mut self) -> Timestamp {
         self.clock.now()
+    }
+
+    fn input_ended(&mut self) -> bool {
+        self.clock.input_ended()
     }
 }
 

@@ -36,7 +36,7 @@ use wasmtime::{Engine, Store};
 
 pub use cache::{CompileSource, CompileStats, ComponentCache, digest};
 pub use engine::{ActiveCall, Allocator, EngineSettings, Epochs, HasStore};
-pub use host_state::{Clock, SharedIntel};
+pub use host_state::{Clock, ReplayClock, SharedIntel};
 pub use limits::{MemoryCapExceeded, PluginLimits};
 pub use runner::{CallOutcome, Fault, PluginRunner};
 
@@ -56,10 +56,12 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
     "vigil:detector/threat-intel",
 ];
 
-/// WIT versions whose plugins this host runs: 0.1.1 to 0.1.3 only added
-/// worlds, types and optional exports, so wasmtime's semver matching links
-/// older imports to the current host.
-pub const COMPATIBLE_VERSIONS: [&str; 4] = ["0.1.0", "0.1.1", "0.1.2", "0.1.3"];
+/// WIT versions whose plugins this host runs: 0.1.1 to 0.1.4 only added
+/// worlds, types, optional exports and host functions (0.1.4:
+/// `clock.input-ended`), so wasmtime's semver matching links older imports
+/// to the current host (an older plugin simply does not import what it
+/// does not know).
+pub const COMPATIBLE_VERSIONS: [&str; 5] = ["0.1.0", "0.1.1", "0.1.2", "0.1.3", "0.1.4"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
 const PACKED_EXPORT: &str = "on-packed-events";
