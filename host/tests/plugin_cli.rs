@@ -62,6 +62,15 @@ fn imports(report: &Value) -> Vec<&str> {
 
 /// The current WIT version (`0.1.4`), whose interfaces plugins built with
 /// the SDK import.
+/// Every interface the inspected plugin imports is at the current WIT version.
+fn assert_current_imports(report: &Value) {
+    let suffix = format!("@{}", current_version());
+    assert!(
+        imports(report).iter().all(|i| i.ends_with(&suffix)),
+        "{report}"
+    );
+}
+
 fn current_version() -> &'static str {
     vigil::WIT_PACKAGE
         .rsplit_once('@')
@@ -185,12 +194,7 @@ fn inspect_shows_a_fleet_rule_on_heartbeats() {
     assert_eq!(v["receives_heartbeats"], true, "{v}");
     assert_eq!(v["receives_findings"], false, "{v}");
     assert_eq!(v["describe"]["name"], "fleet-probe", "{v}");
-    assert!(
-        imports(&v)
-            .iter()
-            .all(|i| i.ends_with(&format!("@{}", current_version()))),
-        "{v}"
-    );
+    assert_current_imports(&v);
 }
 
 /// A plugin exporting process events (WIT 0.1.3): the built-in
@@ -227,12 +231,7 @@ fn inspect_shows_the_process_subscription() {
         v["receives_heartbeats"], false,
         "a detector is no fleet rule"
     );
-    assert!(
-        imports(&v)
-            .iter()
-            .all(|i| i.ends_with(&format!("@{}", current_version()))),
-        "{v}"
-    );
+    assert_current_imports(&v);
 }
 
 /// monitoring-tamper reads only what its rules judge (it used to take
