@@ -9,7 +9,7 @@ use vigil::cli::{Cli, Command, LogFormat};
 
 /// jemalloc rather than glibc's allocator: a replay allocates and frees
 /// millions of short strings across threads, where glibc's free lists
-/// fragment (BENCHMARKS.md, "The allocator").
+/// fragment (BENCHMARKS.md, the replay section's "Session 11" measurements).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -83,7 +83,7 @@ fn limits() -> (usize, usize, usize) {
 /// `VIGIL_REPLAY_ENGINE`, a comma-separated list of `on-demand` (no
 /// pooling allocator, whose reservation valgrind cannot make: so that
 /// `valgrind --tool=callgrind` counts a whole replay's instructions,
-/// `scripts/bench-callgrind.sh`) and `perf-map` (names the plugins'
+/// `CALLGRIND=N scripts/bench-replay.sh`) and `perf-map` (names the plugins'
 /// functions in `perf report`), changes them; it is not meant for
 /// operators, and an unknown word is an error.
 fn engine_settings() -> anyhow::Result<EngineSettings> {
