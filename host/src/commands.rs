@@ -141,8 +141,9 @@ fn replay_cmd(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .threads
             .map_or_else(crate::replay::default_threads, std::num::NonZeroUsize::get),
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Not locked: the replay may run on a thread of its own, and the buffer
+    // takes the lock once per 64 KiB anyway.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let stderr = std::io::stderr();
     let report = replay(&opts, &mut out, &mut |e| {
         let _ = writeln!(stderr.lock(), "vigil replay: {e}");

@@ -3,7 +3,9 @@
 //! With more than one thread (`--threads`, default: the cores this process
 //! may run on), records are normalised on a thread pool a few chunks ahead
 //! of the dispatcher, and the plugins of each batch are called concurrently
-//! on the same pool. Everything that decides the output stays in input
+//! on the same pool, of which the dispatcher's thread is one: no thread
+//! waits while another has work to give (a chunk to normalise, a plugin to
+//! call). Everything that decides the output stays in input
 //! order on one thread — batching, the replay clock, each plugin's sequence
 //! of calls, the entity checks, the findings' order — so the output is the
 //! same byte for byte whatever the number of threads
@@ -152,10 +154,52 @@ impl ReplayReport {
 }
 
 /// Replays; findings go to `out` as JSON lines, input errors to `errors`.
+///
+/// With more than one thread, the replay runs on a thread of its own that
+/// is one of the pool's threads: `--threads N` is N threads in all, and the
+/// thread that runs the plugins' batches in order normalises chunks itself
+/// whenever it would otherwise wait, while the other threads normalise
+/// ahead and take plugin calls. Rayon cannot give a thread back once it
+/// joined a pool, hence the thread of its own: a process may replay many
+/// times (a few kilobytes of the pool's bookkeeping stay allocated each
+/// time).
 pub fn replay(
     opts: &ReplayOptions,
-    out: &mut dyn Write,
-    errors: &mut dyn FnMut(&InputError),
+    out: &mut (dyn Write + Send),
+    errors: &mut (dyn FnMut(&InputError) + Send),
+) -> anyhow::Result<ReplayReport> {
+    let n = opts.threads;
+    if n <= 1 {
+        return replay_on(opts, None, out, errors);
+    }
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("vigil-replay-0".into())
+            // As much stack as the main thread that runs a one-thread replay.
+            .stack_size(8 << 20)
+            .spawn_scoped(scope, || {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .use_current_thread()
+                    .thread_name(|i| format!("vigil-replay-{i}"))
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("cannot start {n} replay threads: {e}"))?;
+                replay_on(opts, Some(Arc::new(pool)), out, errors)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the replay thread: {e}"))?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// [`replay`] on the current thread, which is `pool`'s first thread if
+/// there is a pool.
+fn replay_on(
+    opts: &ReplayOptions,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    out: &mut (dyn Write + Send),
+    errors: &mut (dyn FnMut(&InputError) + Send),
 ) -> anyhow::Result<ReplayReport> {
     let runtime = Runtime::new(&engine_settings()?, opts.cache_dir.as_deref())?;
     let intel = ThreatIntel::load_files(&opts.intel_files, "intel")?;
@@ -170,16 +214,6 @@ pub fn replay(
         plugins_loaded: runners.len(),
         plugins_refused: refused.len(),
         ..Default::default()
-    };
-    let pool = match opts.threads {
-        0 | 1 => None,
-        n => Some(Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(|i| format!("vigil-replay-{i}"))
-                .build()
-                .map_err(|e| anyhow::anyhow!("cannot start {n} replay threads: {e}"))?,
-        )),
     };
     let mut dispatcher = Dispatcher::new(runners, opts.batch, clock.clone());
     if let Some(pool) = &pool {

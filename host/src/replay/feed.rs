@@ -1,6 +1,9 @@
 //! The records of one input, normalised in chunks and handed on in input
 //! order: on the caller's thread, or on a thread pool a few chunks ahead of
-//! the caller, which meanwhile runs the plugins on the chunks before.
+//! the caller, which meanwhile runs the plugins on the chunks before. The
+//! caller is one of the pool's threads (see [`super::replay`]): when the
+//! chunk it needs next is not ready, it normalises a queued chunk itself
+//! rather than wait.
 //!
 //! Chunks are consumed strictly in order (out-of-order results wait in a
 //! small map), so what the caller sees — events, errors, their order — does
@@ -9,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc;
+
+use rayon::Yield;
 
 use vigil_normalize::{Format, Normalised, Normaliser, Origin, Record, Segment, normalise_records};
 
@@ -87,13 +92,15 @@ pub(super) fn feed(
     let (tx, rx) = mpsc::channel();
     // In place: `consume` runs on this thread (it holds the plugins and the
     // output), the chunk tasks on the pool.
-    pool.in_place_scope(|scope| {
+    // FIFO: the caller, when it helps, takes the oldest chunk (the one it
+    // waits for, unless another thread took it), as the other threads do.
+    pool.in_place_scope_fifo(|scope| {
         let mut spawned = 0;
         let mut done: BTreeMap<usize, std::thread::Result<Vec<Segment>>> = BTreeMap::new();
         for want in 0..chunks.len() {
             while spawned < chunks.len() && spawned < want + ahead {
                 let (tx, chunk, idx) = (tx.clone(), chunks[spawned].0, spawned);
-                scope.spawn(move |_| {
+                scope.spawn_fifo(move |_| {
                     // A panic is sent too: the receiver would otherwise wait
                     // for this chunk forever.
                     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -107,12 +114,22 @@ pub(super) fn feed(
                 if let Some(r) = done.remove(&want) {
                     break r;
                 }
-                match rx.recv() {
+                let received = match rx.try_recv() {
+                    Err(mpsc::TryRecvError::Empty) => match pool.yield_now() {
+                        // A chunk normalised here: perhaps the one wanted.
+                        Some(Yield::Executed) => continue,
+                        // Every chunk left is being normalised by another
+                        // thread (or this thread is not the pool's): wait.
+                        Some(Yield::Idle) | None => rx.recv().map_err(|_| ()),
+                    },
+                    other => other.map_err(|_| ()),
+                };
+                match received {
                     Ok((idx, r)) => {
                         done.insert(idx, r);
                     }
                     // Unreachable while `tx` lives in this scope.
-                    Err(_) => return,
+                    Err(()) => return,
                 }
             };
             match segments {
