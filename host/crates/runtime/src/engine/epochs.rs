@@ -3,7 +3,9 @@
 //! while a plugin runs, and only then: a ticker that ran forever was most of
 //! `vigil run`'s CPU at rest (issue 11). [`Epochs`] counts the calls in
 //! flight; its thread ticks while there is one and sleeps on a condvar, with
-//! no timed wake-up, while there is none.
+//! no timed wake-up, while there is none. A call wakes it only if it sleeps:
+//! a ticking thread sees the calls at the end of its tick, so back-to-back
+//! calls (a replay's batches) cost no wake-up, no context switch each.
 //!
 //! Every entry into a guest goes through [`Epochs::bounded`], which sets the
 //! deadline, keeps the ticker awake for the call, and leaves the store's
@@ -61,12 +63,17 @@ struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     ticks: AtomicU64,
+    /// Times a call woke the sleeping ticker (tests).
+    wakeups: AtomicU64,
 }
 
 struct State {
     /// Calls in flight.
     active: usize,
     stop: bool,
+    /// The ticker waits for a call, with no timed wake-up: the next call
+    /// has to wake it.
+    asleep: bool,
 }
 
 impl Epochs {
@@ -79,9 +86,11 @@ impl Epochs {
             state: Mutex::new(State {
                 active: 0,
                 stop: false,
+                asleep: false,
             }),
             wake: Condvar::new(),
             ticks: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
         });
         let thread = {
             let shared = shared.clone();
@@ -107,13 +116,16 @@ impl Epochs {
         self.owner.shared.ticks.load(Ordering::Relaxed)
     }
 
-    /// Marks a call in flight until the guard is dropped; the first one
-    /// wakes the ticker.
+    /// Marks a call in flight until the guard is dropped; wakes the ticker
+    /// if it sleeps.
     pub fn active(&self) -> ActiveCall {
         let shared = &self.owner.shared;
         let mut state = shared.lock();
         state.active += 1;
-        if state.active == 1 {
+        if state.asleep {
+            // Under the lock it set `asleep` and waits under: it cannot miss this.
+            state.asleep = false;
+            shared.wakeups.fetch_add(1, Ordering::Relaxed);
             shared.wake.notify_one();
         }
         ActiveCall {
@@ -143,6 +155,12 @@ impl Epochs {
     fn in_flight(&self) -> usize {
         self.owner.shared.lock().active
     }
+
+    /// Times a call woke the sleeping ticker (tests).
+    #[cfg(test)]
+    fn wakeups(&self) -> u64 {
+        self.owner.shared.wakeups.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for ActiveCall {
@@ -170,10 +188,15 @@ impl Shared {
     fn run(&self) {
         let mut state = self.lock();
         loop {
-            state = self
-                .wake
-                .wait_while(state, |s| s.active == 0 && !s.stop)
-                .unwrap_or_else(PoisonError::into_inner);
+            while state.active == 0 && !state.stop {
+                state.asleep = true;
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            // Awake, whoever woke it (a call, a stop, or no one).
+            state.asleep = false;
             if state.stop {
                 return;
             }

@@ -161,3 +161,42 @@ fn drop_joins_the_thread_promptly_asleep_or_mid_tick() {
     drop(ticking);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn calls_while_the_ticker_ticks_do_not_wake_it() {
+    let epochs = Epochs::start(&engine(), TICK).unwrap();
+    let first = epochs.active();
+    std::thread::sleep(TICK * 5);
+    assert!(
+        epochs.ticks() > 0,
+        "a call is active: the epoch must advance"
+    );
+    // 1, or 0 if the thread had not gone to sleep yet when the call came.
+    let woken = epochs.wakeups();
+    assert!(woken <= 1, "one call, {woken} wake-ups");
+    drop(first);
+    // Back-to-back calls, one after the other as a replay's batches come:
+    // the ticker, awake until the end of its tick, sees them then. A tick
+    // may end between two of them and put it to sleep (one wake-up); a
+    // signal per call (each is the only one in flight) would be 1000.
+    for _ in 0..1000 {
+        drop(epochs.active());
+    }
+    let during = epochs.wakeups() - woken;
+    assert!(
+        during <= 2,
+        "{during} wake-ups for 1000 calls in about a tick"
+    );
+
+    // Asleep again: the next call wakes it, and it ticks for that call.
+    let at_rest = settled(&epochs);
+    let before = epochs.wakeups();
+    let call = epochs.active();
+    assert_eq!(epochs.wakeups(), before + 1, "asleep: a call must wake it");
+    std::thread::sleep(TICK * 10);
+    assert!(
+        epochs.ticks() > at_rest,
+        "woken: the epoch must advance again"
+    );
+    drop(call);
+}
