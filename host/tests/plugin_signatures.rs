@@ -128,11 +128,14 @@ fn verify(key: &OsStr, plugin: &Path, code: i32) -> String {
 /// The key id minisign writes in a `.pub` file's comment.
 fn key_id(public: &Path) -> String {
     let text = std::fs::read_to_string(public).unwrap();
-    text.lines()
+    let id = text
+        .lines()
         .next()
         .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .to_owned()
+        .unwrap();
+    // minisign writes the ID without leading zeros (`%llX`), Vigil with all
+    // sixteen digits: one key in sixteen starts with a zero nibble.
+    format!("{:016X}", u64::from_str_radix(id, 16).unwrap())
 }
 
 /// The base64 `RW…` line of a `.pub` file.
