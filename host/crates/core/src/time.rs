@@ -81,12 +81,34 @@ pub fn format_rfc3339(nanos: u64) -> String {
     let micros = (nanos % 1_000_000_000) / 1_000;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // Digit by digit rather than `format!`: every finding's record has a
+    // time. A `u64` of nanoseconds ends in 2554, so the year has 4 digits.
+    let mut s = String::with_capacity(27);
+    for (n, width, sep) in [
+        (y, 4, '-'),
+        (m, 2, '-'),
+        (d, 2, 'T'),
+        (rem / 3600, 2, ':'),
+        (rem % 3600 / 60, 2, ':'),
+        (rem % 60, 2, '.'),
+    ] {
+        push_digits(&mut s, n.unsigned_abs(), width);
+        s.push(sep);
+    }
+    push_digits(&mut s, micros, 6);
+    s.push('Z');
+    s
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(s: &mut String, mut n: u64, width: u32) {
+    let mut buf = [b'0'; 20];
+    let width = width as usize;
+    for digit in buf[..width].iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    s.extend(buf[..width].iter().map(|&b| char::from(b)));
 }
 
 // Howard Hinnant's algorithms, proleptic Gregorian calendar.
@@ -138,6 +160,36 @@ mod tests {
             format_rfc3339(parse_rfc3339("2000-03-01T00:00:00Z").unwrap()),
             "2000-03-01T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn formats_the_whole_range_as_format_did() {
+        // The format!-based original, as the reference.
+        let reference = |nanos: u64| {
+            let secs = (nanos / 1_000_000_000) as i64;
+            let micros = (nanos % 1_000_000_000) / 1_000;
+            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let (y, m, d) = civil_from_days(days);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+        };
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339(u64::MAX), "2554-07-21T23:34:33.709551Z");
+        // A spread of instants over the range, odd steps so that every
+        // field takes many values.
+        let mut nanos = 0u64;
+        while let Some(next) = nanos.checked_add(3_333_333_333_333_337) {
+            assert_eq!(format_rfc3339(nanos), reference(nanos), "{nanos}");
+            assert_eq!(
+                parse_rfc3339(&format_rfc3339(nanos)),
+                Some(nanos / 1_000 * 1_000)
+            );
+            nanos = next;
+        }
     }
 
     #[test]

@@ -216,7 +216,12 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
             e.user.groups.iter().map(|g| String::from(&**g)).collect(),
         ),
     };
-    let id = format!("k8s-audit:{}:{}", e.audit_id, e.stage);
+    // Pushed, not `format!`ed: this runs for every audit event.
+    let mut id = String::with_capacity(11 + e.audit_id.len() + e.stage.len());
+    id.push_str("k8s-audit:");
+    id.push_str(&e.audit_id);
+    id.push(':');
+    id.push_str(&e.stage);
     if let Some(uid) = &pod_uid {
         // The WIT event has no field for it (its `audit-id` is the
         // request's): the subject windows find it by event id.
