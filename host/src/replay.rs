@@ -18,6 +18,9 @@
 //! documents) are read whole, up to [`MAX_DOCUMENT`].
 
 mod feed;
+mod read_ahead;
+
+use read_ahead::Input;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -108,7 +111,7 @@ fn engine_settings() -> anyhow::Result<EngineSettings> {
 
 /// Standard input without std's buffer in front, so that a poll of its
 /// descriptor tells whether more can be read at once.
-fn stdin_reader() -> Box<dyn Read> {
+fn stdin_reader() -> Box<dyn Read + Send> {
     use std::os::fd::AsFd;
     match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
@@ -294,7 +297,7 @@ fn replay_on(
                 reason: format!("cannot read: {e}"),
             })]
         };
-        let reader: Box<dyn Read> = if label == "-" {
+        let reader: Box<dyn Read + Send> = if label == "-" {
             stdin_reader()
         } else {
             match std::fs::File::open(path) {
@@ -320,36 +323,26 @@ fn replay_on(
         match lines {
             // Nothing but blanks.
             None => {}
-            Some(true) => loop {
-                let mut bad = Vec::new();
-                let block = blocks.next_block(&mut |e| bad.push(Segment::Error(e)));
-                if !bad.is_empty() {
-                    consume(bad, false);
+            Some(true) => read_ahead::blocks(blocks, pool.is_some(), |input| match input {
+                Input::Errors(bad) => consume(bad.into_iter().map(Segment::Error).collect(), false),
+                Input::Block(block) => {
+                    let recs = block.records();
+                    records += recs.len();
+                    feed::feed(
+                        &label,
+                        &recs,
+                        &mut progress,
+                        origin,
+                        pool.as_deref(),
+                        &mut consume,
+                    );
+                    // Findings of a block are out as soon as it is done (a
+                    // pipe may be slow to bring the next). A failure here
+                    // repeats at the last flush, which reports it.
+                    let _ = out.borrow_mut().flush();
                 }
-                match block {
-                    Ok(Some(block)) => {
-                        let recs = block.records();
-                        records += recs.len();
-                        feed::feed(
-                            &label,
-                            &recs,
-                            &mut progress,
-                            origin,
-                            pool.as_deref(),
-                            &mut consume,
-                        );
-                        // Findings of a block are out before the next is read
-                        // (a pipe may be slow to bring it). A failure here
-                        // repeats at the last flush, which reports it.
-                        let _ = out.borrow_mut().flush();
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        consume(cannot_read(e), true);
-                        break;
-                    }
-                }
-            },
+                Input::Failed(e) => consume(cannot_read(e), true),
+            }),
             Some(false) => {
                 let data = match blocks.read_whole(max_document) {
                     Ok(Some(data)) => data,

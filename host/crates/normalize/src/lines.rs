@@ -32,7 +32,7 @@ impl Block<'_> {
 
 /// Says whether more input can be read at once without waiting (see
 /// [`LineBlocks::yield_when_idle`]).
-pub type ReadyCheck = Box<dyn FnMut() -> bool>;
+pub type ReadyCheck = Box<dyn FnMut() -> bool + Send>;
 
 /// An input read as blocks of whole lines from a reused buffer.
 pub struct LineBlocks<R> {
