@@ -77,7 +77,7 @@ pub fn finding_id(f: &Finding) -> String {
         h.update([1]);
         h.update(id.as_bytes());
     }
-    hex(&h.finalize()[..12])
+    crate::text::hex(&h.finalize()[..12])
 }
 
 impl FindingRecord {
@@ -151,7 +151,7 @@ impl FindingRecord {
             h.update([1]);
             h.update(e.id.as_bytes());
         }
-        hex(&h.finalize()[..12])
+        crate::text::hex(&h.finalize()[..12])
     }
 
     /// Occurrences this record stands for (1 unless it is a dedup summary).
@@ -198,28 +198,5 @@ impl From<Entity> for RecordEntity {
             verified: None,
             uid: None,
         }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    // By table: a `format!` per byte cost more than the digest (every
-    // finding of a replay gets an id).
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hex_is_two_lowercase_digits_per_byte() {
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        let all: Vec<u8> = (0..=255).collect();
-        let reference: String = all.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(super::hex(&all), reference);
     }
 }

@@ -9,6 +9,19 @@
 
 use std::borrow::Cow;
 
+/// `bytes` in lower-case hex, two digits per byte: the digests and ids the
+/// host prints. By table: a `format!` per byte cost more than computing the
+/// digest (every finding of a replay gets an id).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
 /// What a cut string ends with, after the bytes that were kept.
 pub const TRUNCATED: &str = "…";
 
@@ -61,6 +74,14 @@ fn push_escaped(out: &mut String, c: char) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        let all: Vec<u8> = (0..=255).collect();
+        let reference: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(super::hex(&all), reference);
+    }
+
     use super::{TRUNCATED, escape_control};
 
     #[test]

@@ -392,8 +392,5 @@ fn summary_id(first: &str, count: u64) -> String {
     h.update(b"dedup-summary\0");
     h.update(first.as_bytes());
     h.update(count.to_le_bytes());
-    h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    vigil_core::text::hex(&h.finalize()[..12])
 }

@@ -112,10 +112,7 @@ impl Bundle {
                 continue;
             }
             let bytes = std::fs::read(entry.path())?;
-            let digest: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = vigil_core::text::hex(&Sha256::digest(&bytes));
             files.insert(
                 name,
                 Entry {

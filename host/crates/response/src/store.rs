@@ -450,10 +450,7 @@ fn new_id(q: &NewQuarantine) -> String {
     h.update(q.mode.as_str());
     h.update(wall_now().to_le_bytes());
     h.update(std::process::id().to_le_bytes());
-    let hex: String = h.finalize()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = vigil_core::text::hex(&h.finalize()[..6]);
     format!("q{hex}")
 }
 

@@ -82,7 +82,7 @@ impl ComponentCache {
 /// The SHA-256 of a component's bytes, lower-case hex.
 pub fn digest(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    vigil_core::text::hex(&d)
 }
 
 /// Compiles `bytes`, or loads the cached native code for them.

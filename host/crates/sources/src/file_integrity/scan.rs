@@ -107,11 +107,7 @@ fn hash(file: &mut File) -> std::io::Result<String> {
             Err(e) => return Err(e),
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(vigil_core::text::hex(&hasher.finalize()))
 }
 
 fn state(meta: &std::fs::Metadata, sha256: String) -> FileState {
