@@ -3,8 +3,10 @@
 //! stopped server started again on the same store keeps its streams.
 
 use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,19 +37,35 @@ impl NatsServer {
         extra: impl IntoIterator<Item = impl AsRef<OsStr>>,
     ) -> Self {
         let port = if port == 0 { free_port() } else { port };
-        let child = Command::new(nats_server_binary())
+        // Its log beside the store, appended across restarts: a server that
+        // did not come up says why in the panic below.
+        let log = PathBuf::from(format!("{}.nats-server.log", store.display()));
+        let log_file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the nats-server log");
+        let mut child = Command::new(nats_server_binary())
             .args(extra)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .expect("start nats-server");
         wait_until(
-            &format!("nats-server to listen on port {port}"),
+            &format!("nats-server to greet on port {port}"),
             Duration::from_secs(20),
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            String::new,
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "nats-server exited ({status}) before it listened on port {port}:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                greets(port)
+            },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
         );
         Self { child, port }
     }
@@ -61,6 +79,23 @@ impl NatsServer {
     pub fn stop(self) {
         drop(self);
     }
+}
+
+/// Whether a NATS server answers on `port` with its `INFO` greeting. A mere
+/// accepted connection is not enough: while nothing listens on a port of
+/// the ephemeral range, a connection to it can be given that very port as
+/// its own and connect to itself (TCP simultaneous open), which once made a
+/// test go on before the server was there.
+fn greets(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut greeting = [0u8; 5];
+    s.read_exact(&mut greeting).is_ok() && &greeting == b"INFO "
 }
 
 impl Drop for NatsServer {
