@@ -182,10 +182,11 @@ mod tests {
             let inline = seen(data, fail, false);
             assert_eq!(seen(data, fail, true), inline, "fail: {fail}");
             assert!(inline.iter().any(|s| s == "errors [4]"), "{inline:?}");
-            // A failure ends the input where it happens: the block it
-            // cut short is not shown.
+            // A failure ends the input where it happens: the whole lines
+            // read before it are shown, the line it cut short is not.
+            assert!(inline.iter().any(|s| s.contains("last")), "{inline:?}");
             assert_eq!(
-                inline.iter().any(|s| s.contains("last")),
+                inline.iter().any(|s| s.contains("no newline")),
                 !fail,
                 "{inline:?}"
             );

@@ -51,6 +51,9 @@ pub struct LineBlocks<R> {
     /// Discarding the rest of a line over `max_line`.
     skipping: bool,
     ready: Option<ReadyCheck>,
+    /// A read that failed after whole lines had been read: those lines are
+    /// handed on first, and the error with the next call.
+    failed: Option<std::io::Error>,
 }
 
 impl<R> std::fmt::Debug for LineBlocks<R> {
@@ -82,6 +85,7 @@ impl<R: Read> LineBlocks<R> {
             eof: false,
             skipping: false,
             ready: None,
+            failed: None,
         }
     }
 
@@ -136,10 +140,17 @@ impl<R: Read> LineBlocks<R> {
 
     /// The next block of whole lines, `None` at the end of input. A line
     /// over the cap goes to `on_error` with its line number, and is skipped.
+    ///
+    /// # Errors
+    /// A failed read, once the whole lines read before it have been handed
+    /// on (only the incomplete line it cut short is lost). Nothing follows.
     pub fn next_block(
         &mut self,
         on_error: &mut dyn FnMut(InputError),
     ) -> std::io::Result<Option<Block<'_>>> {
+        if let Some(e) = self.failed.take() {
+            return Err(self.fail(e));
+        }
         self.compact();
         loop {
             self.fill()?;
@@ -213,6 +224,14 @@ impl<R: Read> LineBlocks<R> {
         }
     }
 
+    /// Ends the input at a failed read: nothing follows it.
+    fn fail(&mut self, e: std::io::Error) -> std::io::Error {
+        self.start = 0;
+        self.end = 0;
+        self.eof = true;
+        e
+    }
+
     fn grow(&mut self) {
         let len = self.buf.len().saturating_mul(2).min(self.max_line + 1);
         self.buf.resize(len, 0);
@@ -227,7 +246,15 @@ impl<R: Read> LineBlocks<R> {
                 break;
             }
             let before = self.end;
-            self.read_some()?;
+            if let Err(e) = self.read_some() {
+                // Whole lines already read are handed on before the error
+                // (a line over the cap being skipped holds none).
+                if !self.skipping && self.buf[..self.end].contains(&b'\n') {
+                    self.failed = Some(e);
+                    break;
+                }
+                return Err(self.fail(e));
+            }
             if self.ready.is_some() && !whole_line {
                 whole_line = self.buf[before..self.end].contains(&b'\n');
             }
@@ -364,6 +391,43 @@ mod tests {
         let (records, errors) = read_all(b"0123456789a\n{}", 4, 10, usize::MAX);
         assert_eq!(records, vec![(2, Ok("{}".into()))]);
         assert_eq!(errors.len(), 1);
+    }
+
+    /// Gives `data` a few bytes per read, then fails.
+    struct FailsAfter<'a>(&'a [u8], usize);
+
+    impl Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_failed_read_loses_only_the_line_it_cut_short() {
+        let data = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"cut";
+        for block in [4, 9, 16, 1 << 16] {
+            for trickle in [1, 5, usize::MAX] {
+                let mut blocks = LineBlocks::new("f", FailsAfter(data, trickle), block, 1 << 10);
+                let mut lines = Vec::new();
+                let failure = loop {
+                    match blocks.next_block(&mut |e| panic!("{e}")) {
+                        Ok(Some(b)) => lines.extend(b.records().into_iter().map(|r| r.line)),
+                        Ok(None) => panic!("ended without the failure"),
+                        Err(e) => break e,
+                    }
+                };
+                assert_eq!(lines, [1, 2, 3], "block {block}, trickle {trickle}");
+                assert_eq!(failure.to_string(), "disk on fire");
+                // Nothing follows a failure.
+                assert!(blocks.next_block(&mut |e| panic!("{e}")).unwrap().is_none());
+            }
+        }
     }
 
     #[test]
