@@ -176,25 +176,29 @@ mod tests {
 
     #[test]
     fn reading_ahead_shows_the_same_blocks_errors_and_failure() {
-        let data =
-            b"one\ntwo\nthree three\n{\"much longer than the cap of a line\"}\nlast\nno newline";
-        for fail in [false, true] {
-            let inline = seen(data, fail, false);
-            assert_eq!(seen(data, fail, true), inline, "fail: {fail}");
-            assert!(inline.iter().any(|s| s == "errors [4]"), "{inline:?}");
-            // A failure ends the input where it happens: the whole lines
-            // read before it are shown, the line it cut short is not.
-            assert!(inline.iter().any(|s| s.contains("last")), "{inline:?}");
-            assert_eq!(
-                inline.iter().any(|s| s.contains("no newline")),
-                !fail,
-                "{inline:?}"
-            );
-            assert_eq!(
-                inline.last().is_some_and(|s| s == "failed disk on fire"),
-                fail,
-                "{inline:?}"
-            );
+        let lines = "one\ntwo\nthree three\n{\"much longer than the cap of a line\"}\nlast\n";
+        for (data, tail) in [
+            (format!("{lines}no newline"), true),
+            (lines.to_owned(), false),
+        ] {
+            for fail in [false, true] {
+                let inline = seen(data.as_bytes(), fail, false);
+                assert_eq!(seen(data.as_bytes(), fail, true), inline, "fail: {fail}");
+                assert!(inline.iter().any(|s| s == "errors [4]"), "{inline:?}");
+                // A failure ends the input where it happens: the whole lines
+                // read before it are shown, the line it cut short is not.
+                assert!(inline.iter().any(|s| s.contains("last")), "{inline:?}");
+                assert_eq!(
+                    inline.iter().any(|s| s.contains("no newline")),
+                    tail && !fail,
+                    "{inline:?}"
+                );
+                assert_eq!(
+                    inline.last().is_some_and(|s| s == "failed disk on fire"),
+                    fail,
+                    "{inline:?}"
+                );
+            }
         }
     }
 }

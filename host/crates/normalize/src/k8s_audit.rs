@@ -220,11 +220,15 @@ pub fn normalise(
     origin: &Origin<'_>,
     out: &mut Vec<Event>,
 ) -> Result<usize, NormalizeError> {
-    normalise_parsed(parse(doc)?, origin, out)
+    normalise_parsed(parse(doc)?, parse, origin, out)
 }
+
+/// How a document is parsed: [`parse`], or (in tests) the two-pass way.
+type Parse = for<'a> fn(&'a str) -> Result<AuditEvent<'a>, NormalizeError>;
 
 fn normalise_parsed(
     mut parsed: AuditEvent<'_>,
+    parse: Parse,
     origin: &Origin<'_>,
     out: &mut Vec<Event>,
 ) -> Result<usize, NormalizeError> {
@@ -406,13 +410,13 @@ mod tests {
     /// two-pass one: the events (as JSON) or the error's text.
     fn outcome(doc: &str, one_pass: bool) -> Result<Vec<Value>, String> {
         let mut out = Vec::new();
-        let parsed = if one_pass {
-            parse(doc)
+        let parse: Parse = if one_pass {
+            parse
         } else {
-            super::super::parse::<AuditEvent<'_>>(doc)
+            super::super::parse::<AuditEvent<'_>>
         };
-        let n = parsed
-            .and_then(|p| normalise_parsed(p, &ORIGIN, &mut out))
+        let n = parse(doc)
+            .and_then(|p| normalise_parsed(p, parse, &ORIGIN, &mut out))
             .map_err(|e| e.to_string())?;
         assert_eq!(n, out.len());
         Ok(out
@@ -541,6 +545,27 @@ mod tests {
                 let outcome = same_either_way(&doc);
                 assert_eq!(outcome.is_ok(), good, "{doc}: {outcome:?}");
             }
+        }
+        // In an EventList, item by item.
+        let list = format!(
+            r#"{{"kind":"EventList","items":[{},{},{}]}}"#,
+            pod_create(POD, true),
+            pod_create(POD, false),
+            pod_create(r#""a string""#, true)
+        );
+        assert_eq!(same_either_way(&list).unwrap().len(), 3);
+        let bad = list.replacen(r#""privileged":true"#, r#""privileged":"yes""#, 1);
+        assert!(same_either_way(&bad).is_err());
+        // A body nested deeper than serde_json's limit counts from the line
+        // in one pass, from the body in two: the one pass refuses it, and
+        // the two-pass reading decides.
+        for depth in [100, 125, 127, 128, 200] {
+            let deep = format!(
+                r#"{{"kind":"Pod","metadata":{{"name":"p","labels":{}{}}},"spec":{{}}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let _ = same_either_way(&pod_create(&deep, true));
         }
         // A field twice is refused, with the same error either way.
         let twice = pod_create(POD, true).replacen(

@@ -153,7 +153,7 @@ impl<R: Read> LineBlocks<R> {
         }
         self.compact();
         loop {
-            self.fill()?;
+            self.fill();
             if self.skipping {
                 match self.buf[..self.end].iter().position(|b| *b == b'\n') {
                     Some(p) => {
@@ -164,6 +164,9 @@ impl<R: Read> LineBlocks<R> {
                     }
                     None => {
                         self.end = 0;
+                        if let Some(e) = self.failed.take() {
+                            return Err(self.fail(e));
+                        }
                         if self.eof {
                             return Ok(None);
                         }
@@ -171,8 +174,16 @@ impl<R: Read> LineBlocks<R> {
                 }
                 continue;
             }
+            let last_newline = self.buf[..self.end].iter().rposition(|b| *b == b'\n');
+            // A failed read ends the input once no whole line is left: the
+            // line it cut short is lost.
+            if last_newline.is_none()
+                && let Some(e) = self.failed.take()
+            {
+                return Err(self.fail(e));
+            }
             let data = &self.buf[..self.end];
-            match data.iter().rposition(|b| *b == b'\n') {
+            match last_newline {
                 Some(p) => {
                     let first_line = self.line;
                     self.line += bytecount(&data[..=p]);
@@ -238,28 +249,24 @@ impl<R: Read> LineBlocks<R> {
     }
 
     /// Reads until the buffer is full or the input ends, or, with a ready
-    /// check, until it holds a whole line and nothing more is ready.
-    fn fill(&mut self) -> std::io::Result<()> {
+    /// check, until it holds a whole line and nothing more is ready. A
+    /// failed read is kept in `failed` (the whole lines read before it are
+    /// handed on first), and nothing is read after it.
+    fn fill(&mut self) {
         let mut whole_line = self.ready.is_some() && self.buf[..self.end].contains(&b'\n');
-        while !self.eof && self.end < self.buf.len() {
+        while !self.eof && self.failed.is_none() && self.end < self.buf.len() {
             if whole_line && self.ready.as_mut().is_some_and(|ready| !ready()) {
                 break;
             }
             let before = self.end;
             if let Err(e) = self.read_some() {
-                // Whole lines already read are handed on before the error
-                // (a line over the cap being skipped holds none).
-                if !self.skipping && self.buf[..self.end].contains(&b'\n') {
-                    self.failed = Some(e);
-                    break;
-                }
-                return Err(self.fail(e));
+                self.failed = Some(e);
+                break;
             }
             if self.ready.is_some() && !whole_line {
                 whole_line = self.buf[before..self.end].contains(&b'\n');
             }
         }
-        Ok(())
     }
 
     fn read_some(&mut self) -> std::io::Result<()> {
@@ -426,6 +433,33 @@ mod tests {
                 assert_eq!(failure.to_string(), "disk on fire");
                 // Nothing follows a failure.
                 assert!(blocks.next_block(&mut |e| panic!("{e}")).unwrap().is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_read_while_a_long_line_is_skipped_keeps_the_lines_after_it() {
+        let long = "x".repeat(40);
+        for tail in ["", "{\"cut"] {
+            let data = format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\n{{\"c\":3}}\n{tail}");
+            for block in [8, 16, 32] {
+                for trickle in [1, 7, usize::MAX] {
+                    let mut blocks =
+                        LineBlocks::new("f", FailsAfter(data.as_bytes(), trickle), block, 32);
+                    let (mut lines, mut skipped) = (Vec::new(), Vec::new());
+                    let failure = loop {
+                        match blocks.next_block(&mut |e| skipped.push(e.line)) {
+                            Ok(Some(b)) => lines.extend(b.records().into_iter().map(|r| r.line)),
+                            Ok(None) => panic!("ended without the failure"),
+                            Err(e) => break e,
+                        }
+                    };
+                    let at = format!("tail {tail:?}, block {block}, trickle {trickle}");
+                    assert_eq!(lines, [1, 3, 4], "{at}");
+                    assert_eq!(skipped, [2], "{at}");
+                    assert_eq!(failure.to_string(), "disk on fire", "{at}");
+                    assert!(blocks.next_block(&mut |e| panic!("{e}")).unwrap().is_none());
+                }
             }
         }
     }

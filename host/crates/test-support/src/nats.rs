@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -37,15 +37,19 @@ impl NatsServer {
         extra: impl IntoIterator<Item = impl AsRef<OsStr>>,
     ) -> Self {
         let port = if port == 0 { free_port() } else { port };
-        // Its log beside the store, appended across restarts: a server that
-        // did not come up says why in the panic below.
-        let log = PathBuf::from(format!("{}.nats-server.log", store.display()));
+        // Its log beside the store (`…/js` → `…/js.nats-server.log`),
+        // appended across restarts: a server that does not come up says why
+        // in the panic below.
+        let log = store.with_extension("nats-server.log");
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).expect("create the nats-server log's directory");
+        }
         let log_file = File::options()
             .create(true)
             .append(true)
             .open(&log)
             .expect("open the nats-server log");
-        let mut child = Command::new(nats_server_binary())
+        let child = Command::new(nats_server_binary())
             .args(extra)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
@@ -53,11 +57,13 @@ impl NatsServer {
             .stderr(log_file)
             .spawn()
             .expect("start nats-server");
+        // Owned before waiting, so that a panic below kills it too.
+        let mut server = Self { child, port };
         wait_until(
             &format!("nats-server to greet on port {port}"),
             Duration::from_secs(20),
             || {
-                if let Ok(Some(status)) = child.try_wait() {
+                if let Ok(Some(status)) = server.child.try_wait() {
                     panic!(
                         "nats-server exited ({status}) before it listened on port {port}:\n{}",
                         std::fs::read_to_string(&log).unwrap_or_default()
@@ -67,7 +73,7 @@ impl NatsServer {
             },
             || std::fs::read_to_string(&log).unwrap_or_default(),
         );
-        Self { child, port }
+        server
     }
 
     pub fn port(&self) -> u16 {
