@@ -410,11 +410,10 @@ mod tests {
     /// two-pass one: the events (as JSON) or the error's text.
     fn outcome(doc: &str, one_pass: bool) -> Result<Vec<Value>, String> {
         let mut out = Vec::new();
-        let parse: Parse = if one_pass {
-            parse
-        } else {
-            super::super::parse::<AuditEvent<'_>>
-        };
+        fn two_pass(doc: &str) -> Result<AuditEvent<'_>, NormalizeError> {
+            super::super::parse(doc)
+        }
+        let parse: Parse = if one_pass { parse } else { two_pass };
         let n = parse(doc)
             .and_then(|p| normalise_parsed(p, parse, &ORIGIN, &mut out))
             .map_err(|e| e.to_string())?;
