@@ -13,51 +13,7 @@
 
 use vigil_normalize::{Format, Origin, for_each_record};
 use vigil_test_support::fixtures::falco_dir;
-use vigil_test_support::fuzz::{Rng, iterations};
-
-const TOKENS: [&[u8]; 14] = [
-    b"{",
-    b"}",
-    b"[",
-    b"]",
-    b"\"",
-    b",",
-    b":",
-    b"null",
-    b"0",
-    b"-1e999",
-    b"\"\\u0000\"",
-    b"\xff",
-    b"\"kind\":\"EventList\"",
-    b"\"items\":[{}]",
-];
-
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut v = input.to_vec();
-    for _ in 0..=rng.below(4) {
-        let at = rng.below(v.len() + 1);
-        match rng.below(5) {
-            0 if !v.is_empty() => {
-                let end = (at + rng.below(64)).min(v.len());
-                v.drain(at.min(end)..end);
-            }
-            1 => {
-                let t = TOKENS[rng.below(TOKENS.len())];
-                v.splice(at..at, t.iter().copied());
-            }
-            2 if at < v.len() => v[at] = rng.next_u64() as u8,
-            3 if !v.is_empty() => {
-                // Duplicate a slice: nested and repeated structures.
-                let from = rng.below(v.len());
-                let end = (from + rng.below(256)).min(v.len());
-                let chunk = v[from..end].to_vec();
-                v.splice(at..at, chunk);
-            }
-            _ => v.truncate(at),
-        }
-    }
-    v
-}
+use vigil_test_support::fuzz::{Rng, iterations, mutate_json};
 
 #[test]
 fn corrupted_input_never_panics() {
@@ -77,7 +33,7 @@ fn corrupted_input_never_panics() {
     let (mut events, mut errors) = (0usize, 0usize);
     for i in 0..iters {
         let seed = &seeds[rng.below(seeds.len())];
-        let input = mutate(&mut rng, seed);
+        let input = mutate_json(&mut rng, seed);
         let format = [
             Format::Auto,
             Format::K8sAudit,

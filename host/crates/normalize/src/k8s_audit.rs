@@ -521,6 +521,30 @@ mod tests {
     }
 
     #[test]
+    fn mutated_records_read_the_same_in_one_pass_and_in_two() {
+        use vigil_test_support::fuzz::{Rng, iterations, mutate_json};
+        let mut seeds: Vec<String> = falco_docs()
+            .into_iter()
+            .filter(|d| d.contains("\"responseObject\"") && !d.trim_end().contains('\n'))
+            .collect();
+        seeds.push(pod_create(POD, true));
+        let mut rng = Rng(0x0e9a_55ed_0000_0014);
+        let (mut good, mut bad) = (0, 0);
+        for _ in 0..iterations(3_000) {
+            let seed = &seeds[rng.below(seeds.len())];
+            let mutated = mutate_json(&mut rng, seed.as_bytes());
+            let Ok(doc) = std::str::from_utf8(&mutated) else {
+                continue;
+            };
+            match same_either_way(doc) {
+                Ok(_) => good += 1,
+                Err(_) => bad += 1,
+            }
+        }
+        assert!(good > 100 && bad > 100, "{good} good, {bad} bad");
+    }
+
+    #[test]
     fn odd_and_hostile_pod_responses_give_the_same_outcome_either_way() {
         let cases = [
             // Its spec malformed: a bad record, explained the same way.

@@ -26,3 +26,51 @@ pub fn iterations(default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Bytes that JSON decoders treat specially: structure, odd numbers and
+/// escapes, invalid UTF-8, and the audit event list's shape.
+const TOKENS: [&[u8]; 14] = [
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b",",
+    b":",
+    b"null",
+    b"0",
+    b"-1e999",
+    b"\"\\u0000\"",
+    b"\xff",
+    b"\"kind\":\"EventList\"",
+    b"\"items\":[{}]",
+];
+
+/// `input` with one to five mutations: a cut, a [`TOKENS`] entry inserted,
+/// a byte changed, a slice repeated (nesting), or the end cut off.
+pub fn mutate_json(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(v.len() + 1);
+        match rng.below(5) {
+            0 if !v.is_empty() => {
+                let end = (at + rng.below(64)).min(v.len());
+                v.drain(at.min(end)..end);
+            }
+            1 => {
+                let t = TOKENS[rng.below(TOKENS.len())];
+                v.splice(at..at, t.iter().copied());
+            }
+            2 if at < v.len() => v[at] = rng.next_u64() as u8,
+            3 if !v.is_empty() => {
+                // Duplicate a slice: nested and repeated structures.
+                let from = rng.below(v.len());
+                let end = (from + rng.below(256)).min(v.len());
+                let chunk = v[from..end].to_vec();
+                v.splice(at..at, chunk);
+            }
+            _ => v.truncate(at),
+        }
+    }
+    v
+}
