@@ -140,7 +140,7 @@ impl<'de> Deserialize<'de> for OnePass<'de> {
                         Field::ResponseObject
                             if e.object_ref
                                 .as_ref()
-                                .is_some_and(|o| POD_RESOURCES.contains(&&*o.resource)) =>
+                                .is_some_and(|o| holds_pod(&o.resource)) =>
                         {
                             e.response_parsed =
                                 map.next_value::<Option<Object<'de>>>()?.map(Box::new);
@@ -212,6 +212,11 @@ const POD_RESOURCES: [&str; 8] = [
     "cronjobs",
     "replicationcontrollers",
 ];
+
+/// Whether objects of `resource` hold a pod spec or a pod template.
+fn holds_pod(resource: &str) -> bool {
+    POD_RESOURCES.contains(&resource)
+}
 
 /// Normalises one JSON document (an `Event` or an `EventList`), appending
 /// to `out`; returns how many events it added.
@@ -288,7 +293,7 @@ fn event(e: AuditEvent<'_>, origin: &Origin<'_>) -> Result<Event, NormalizeError
     // name); the request is what the client asked for.
     // Only workload resources carry a pod spec; every other body stays
     // unparsed (the cheapest bytes are the ones never decoded).
-    let bodies = if POD_RESOURCES.contains(&&*oref.resource) {
+    let bodies = if holds_pod(&oref.resource) {
         [
             e.response_parsed
                 .map(Body::Parsed)

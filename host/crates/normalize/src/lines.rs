@@ -51,8 +51,8 @@ pub struct LineBlocks<R> {
     /// Discarding the rest of a line over `max_line`.
     skipping: bool,
     ready: Option<ReadyCheck>,
-    /// A read that failed after whole lines had been read: those lines are
-    /// handed on first, and the error with the next call.
+    /// A failed read, kept until the whole lines read before it have been
+    /// handed on; then it ends the input.
     failed: Option<std::io::Error>,
 }
 
@@ -148,9 +148,6 @@ impl<R: Read> LineBlocks<R> {
         &mut self,
         on_error: &mut dyn FnMut(InputError),
     ) -> std::io::Result<Option<Block<'_>>> {
-        if let Some(e) = self.failed.take() {
-            return Err(self.fail(e));
-        }
         self.compact();
         loop {
             self.fill();

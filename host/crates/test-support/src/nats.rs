@@ -90,8 +90,8 @@ impl NatsServer {
 /// Whether a NATS server answers on `port` with its `INFO` greeting. A mere
 /// accepted connection is not enough: while nothing listens on a port of
 /// the ephemeral range, a connection to it can be given that very port as
-/// its own and connect to itself (TCP simultaneous open), which once made a
-/// test go on before the server was there.
+/// its own and connect to itself (TCP simultaneous open): the likely cause
+/// of a `fleet_live` run that went on before its server was there.
 fn greets(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
