@@ -130,59 +130,70 @@ impl Unpack for String {
         let n = r.len(1)?;
         let at = r.pos;
         let bytes = r.take(n)?;
+        if let Some(s) = short_ascii(bytes) {
+            return Ok(s);
+        }
         match text(bytes) {
-            Some(s) => Ok(owned(s)),
+            Some(s) => Ok(s.to_owned()),
             None => Err(r.error_at(at, "invalid UTF-8 in a string")),
         }
     }
 }
 
-/// `s.to_owned()`, with strings of up to 32 bytes (most of an event's: verbs,
-/// names, modes, stages, images) copied by overlapping 8-byte loads and
-/// stores. On wasm32 `to_owned` is a `memory.copy`, which the runtime turns
-/// into a call out of the guest costing several times a short string's copy.
+/// `bytes` as a `String` when they are ASCII and at most 32 long (most of
+/// an event's strings: verbs, names, modes, stages, images), else `None`.
+/// They are loaded as a few overlapping words, which are both checked for
+/// ASCII and stored into the new string. On wasm32 `to_owned` would be a
+/// `memory.copy`, a call out of the guest costing several times a short
+/// string's copy, after a separate pass of `is_ascii`.
 #[inline]
 #[allow(
     unsafe_code,
-    reason = "copies into the spare capacity of a Vec, then sets its length"
+    reason = "unaligned loads within the slice, stores into a Vec's spare capacity"
 )]
-fn owned(s: &str) -> String {
-    let src = s.as_bytes();
-    let n = src.len();
-    if n > 32 {
-        return s.to_owned();
+fn short_ascii(bytes: &[u8]) -> Option<String> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = bytes.len();
+    let src = bytes.as_ptr();
+    // SAFETY (the three loads): every offset read below lies within `0..n`,
+    // the words overlapping where `n` is not a multiple of their width.
+    let load = |at: usize| unsafe { src.add(at).cast::<u64>().read_unaligned() };
+    let load32 = |at: usize| u64::from(unsafe { src.add(at).cast::<u32>().read_unaligned() });
+    let byte = |at: usize| u64::from(unsafe { *src.add(at) });
+    // Where each word lies; for 1–3 bytes the "words" are single bytes.
+    let (offsets, words): ([usize; 4], [u64; 4]) = match n {
+        0 => return Some(String::new()),
+        1..=3 => ([0, n / 2, n - 1, 0], [byte(0), byte(n / 2), byte(n - 1), 0]),
+        4..=7 => ([0, n - 4, 0, 0], [load32(0), load32(n - 4), 0, 0]),
+        8..=16 => ([0, n - 8, 0, 0], [load(0), load(n - 8), 0, 0]),
+        17..=32 => (
+            [0, 8, n - 16, n - 8],
+            [load(0), load(8), load(n - 16), load(n - 8)],
+        ),
+        _ => return None,
+    };
+    if (words[0] | words[1] | words[2] | words[3]) & HIGH != 0 {
+        return None;
     }
     let mut v = Vec::<u8>::with_capacity(n);
     let dst = v.as_mut_ptr();
-    let src = src.as_ptr();
-    // SAFETY: `src` is valid for `n` bytes and `dst` for `n` bytes of
-    // capacity; every load and store below lies within `0..n` (the two
-    // halves overlap when `n` is not twice the width). Unaligned reads and
-    // writes are used throughout.
+    // SAFETY: `dst` has `n` bytes of capacity and the stores put back
+    // exactly the words loaded, at their offsets, covering `0..n`; those
+    // bytes are ASCII, so valid UTF-8.
     unsafe {
-        if n > 16 {
-            for at in [0, 8, n - 16, n - 8] {
-                let word = src.add(at).cast::<u64>().read_unaligned();
-                dst.add(at).cast::<u64>().write_unaligned(word);
-            }
-        } else if n >= 8 {
-            let head = src.cast::<u64>().read_unaligned();
-            let tail = src.add(n - 8).cast::<u64>().read_unaligned();
-            dst.cast::<u64>().write_unaligned(head);
-            dst.add(n - 8).cast::<u64>().write_unaligned(tail);
-        } else if n >= 4 {
-            let head = src.cast::<u32>().read_unaligned();
-            let tail = src.add(n - 4).cast::<u32>().read_unaligned();
-            dst.cast::<u32>().write_unaligned(head);
-            dst.add(n - 4).cast::<u32>().write_unaligned(tail);
-        } else if n > 0 {
-            *dst = *src;
-            *dst.add(n / 2) = *src.add(n / 2);
-            *dst.add(n - 1) = *src.add(n - 1);
+        let pairs = offsets.into_iter().zip(words);
+        match n {
+            1..=3 => pairs.take(3).for_each(|(at, w)| *dst.add(at) = w as u8),
+            4..=7 => pairs
+                .take(2)
+                .for_each(|(at, w)| dst.add(at).cast::<u32>().write_unaligned(w as u32)),
+            8..=16 => pairs
+                .take(2)
+                .for_each(|(at, w)| dst.add(at).cast::<u64>().write_unaligned(w)),
+            _ => pairs.for_each(|(at, w)| dst.add(at).cast::<u64>().write_unaligned(w)),
         }
         v.set_len(n);
-        // SAFETY: the bytes of `s`, which is UTF-8.
-        String::from_utf8_unchecked(v)
+        Some(String::from_utf8_unchecked(v))
     }
 }
 
@@ -557,16 +568,46 @@ mod tests {
     }
 
     #[test]
-    fn short_and_long_strings_are_copied_exactly() {
-        // Every length around the copy's cases (0, 1–3, 4–7, 8–16, 17–32, longer),
-        // with distinct bytes so that a misplaced half shows, ASCII and not.
+    fn short_ascii_strings_are_copied_exactly_and_nothing_else_is_taken() {
+        // Every length around the copy's cases (0, 1–3, 4–7, 8–16, 17–32,
+        // longer), with distinct bytes so that a misplaced word shows.
         let ascii: String = ('!'..='~').cycle().take(70).collect();
-        let wide: String = "aé€😀".chars().cycle().take(70).collect();
+        for n in 0..=ascii.len() {
+            let s = &ascii[..n];
+            match short_ascii(s.as_bytes()) {
+                Some(copy) => {
+                    assert!(n <= 32, "{n} bytes are left to the general path");
+                    assert_eq!(copy, s, "{n} bytes");
+                }
+                None => assert!(n > 32, "{n} ASCII bytes are copied here"),
+            }
+        }
+        // A byte that is not ASCII, at every place of every short length:
+        // the check must see each one (the words overlap and cover them all).
+        for n in 1..=32 {
+            for at in 0..n {
+                let mut bytes = ascii.as_bytes()[..n].to_vec();
+                bytes[at] = 0xC3;
+                assert_eq!(short_ascii(&bytes), None, "{n} bytes, high byte at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_of_every_length_decode_as_written() {
+        let ascii: String = ('!'..='~').cycle().take(70).collect();
+        let wide: String = "aé€😀".chars().cycle().take(40).collect();
         for base in [&ascii, &wide] {
             for n in 0..=base.len() {
                 let Some(s) = base.get(..n) else { continue };
-                assert_eq!(owned(s), s, "{n} bytes");
-                assert_eq!(owned(s).len(), n);
+                let mut buf = u32::try_from(n).unwrap().to_le_bytes().to_vec();
+                buf.extend_from_slice(s.as_bytes());
+                let mut r = Reader {
+                    bytes: &buf,
+                    pos: 0,
+                };
+                assert_eq!(String::unpack(&mut r).as_deref(), Ok(s), "{n} bytes");
+                assert_eq!(r.pos, buf.len());
             }
         }
     }
