@@ -30,10 +30,13 @@ const MAX_CHUNKS: usize = 16;
 struct State {
     /// True outside export bodies: allocations go to the arena.
     arena_mode: bool,
-    /// The next free byte of the chunk being filled, and its end: the one
-    /// comparison an allocation costs while the chunk has room (the decode
-    /// of a batch makes a few dozen per event).
+    /// The next free byte of the chunk being filled. Kept beside `limit`
+    /// rather than recomputed from the chunk table so that an allocation
+    /// while the chunk has room is an add and two comparisons (the decode of
+    /// a batch makes a few dozen per event). Invariant: with no chunk both
+    /// are 0; else `base <= cursor <= limit == base + cap` of the last chunk.
     cursor: usize,
+    /// The end of the chunk being filled (see `cursor`).
     limit: usize,
     /// (base, capacity) of each chunk; the last one is being filled.
     chunks: [(usize, usize); MAX_CHUNKS],
@@ -96,6 +99,7 @@ impl State {
     /// chunk, else (no chunk can be had) from `System`, counted.
     #[inline]
     fn bump(&mut self, layout: Layout) -> *mut u8 {
+        debug_assert!(layout.size() != 0, "GlobalAlloc is never asked for 0 bytes");
         let mask = layout.align() - 1;
         if let Some(start) = self.cursor.checked_add(mask).map(|p| p & !mask)
             && start <= self.limit
@@ -107,8 +111,12 @@ impl State {
         self.grow(layout)
     }
 
-    /// The chunk being filled has no room for `layout`: opens a new one
-    /// (twice the last, at least `MIN_CHUNK`, always room for `layout`).
+    /// There is no chunk yet, or the one being filled has no room for
+    /// `layout`: opens a new one (twice the last, at least `MIN_CHUNK`,
+    /// always room for `layout`). When no chunk can be had (`MAX_CHUNKS`
+    /// reached, or `System` refuses), `layout` comes from `System` and is
+    /// counted in `fallbacks`; `cursor` and `limit` still describe the last
+    /// chunk.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, layout: Layout) -> *mut u8 {
@@ -127,11 +135,13 @@ impl State {
                 if !base.is_null() {
                     self.chunks[self.n] = (base as usize, cap);
                     self.n += 1;
-                    self.cursor = base as usize;
-                    self.limit = base as usize + cap;
-                    // Room for `size` at any alignment within `cap`.
-                    let start = (self.cursor + layout.align() - 1) & !(layout.align() - 1);
+                    // It fits: aligning moves `start` less than `align` past
+                    // `base`, and `cap >= size + align`. Nothing overflows,
+                    // since `System` handed out `base + cap` bytes.
+                    let mask = layout.align() - 1;
+                    let start = (base as usize + mask) & !mask;
                     self.cursor = start + layout.size();
+                    self.limit = base as usize + cap;
                     return start as *mut u8;
                 }
             }
@@ -146,7 +156,7 @@ impl State {
         if self.n > 1 {
             let keep = self.chunks[self.n - 1];
             for &(base, cap) in &self.chunks[..self.n - 1] {
-                // SAFETY: allocated in `bump` with this layout.
+                // SAFETY: allocated in `grow` with this layout.
                 unsafe {
                     System.dealloc(base as *mut u8, Layout::from_size_align_unchecked(cap, 16))
                 };
@@ -296,9 +306,10 @@ mod tests {
             arena.dealloc(heap, small);
             arena.state().reset();
             arena.state().arena_mode = true;
+            let (base, cap) = arena.state().chunks[0];
             assert_eq!(
-                (arena.state().n, arena.state().cursor),
-                (1, arena.state().chunks[0].0),
+                (arena.state().n, arena.state().cursor, arena.state().limit),
+                (1, base, base + cap),
                 "the largest chunk is kept, empty"
             );
             assert!(arena.state().chunks[0].1 >= MIN_CHUNK * 3);

@@ -143,58 +143,91 @@ impl Unpack for String {
 /// `bytes` as a `String` when they are ASCII and at most 32 long (most of
 /// an event's strings: verbs, names, modes, stages, images), else `None`.
 /// They are loaded as a few overlapping words, which are both checked for
-/// ASCII and stored into the new string. On wasm32 `to_owned` would be a
-/// `memory.copy`, a call out of the guest costing several times a short
-/// string's copy, after a separate pass of `is_ascii`.
+/// ASCII and stored into the new string. In wasmtime, `to_owned`'s
+/// `memory.copy` is a call out of the guest costing several times a short
+/// string's copy, and `is_ascii` would be a second pass over the bytes.
 #[inline]
 #[allow(
     unsafe_code,
     reason = "unaligned loads within the slice, stores into a Vec's spare capacity"
 )]
 fn short_ascii(bytes: &[u8]) -> Option<String> {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let n = bytes.len();
-    let src = bytes.as_ptr();
-    // SAFETY (the three loads): every offset read below lies within `0..n`,
-    // the words overlapping where `n` is not a multiple of their width.
-    let load = |at: usize| unsafe { src.add(at).cast::<u64>().read_unaligned() };
-    let load32 = |at: usize| u64::from(unsafe { src.add(at).cast::<u32>().read_unaligned() });
-    let byte = |at: usize| u64::from(unsafe { *src.add(at) });
-    // Where each word lies; for 1–3 bytes the "words" are single bytes.
-    let (offsets, words): ([usize; 4], [u64; 4]) = match n {
-        0 => return Some(String::new()),
-        1..=3 => ([0, n / 2, n - 1, 0], [byte(0), byte(n / 2), byte(n - 1), 0]),
-        4..=7 => ([0, n - 4, 0, 0], [load32(0), load32(n - 4), 0, 0]),
-        8..=16 => ([0, n - 8, 0, 0], [load(0), load(n - 8), 0, 0]),
-        17..=32 => (
-            [0, 8, n - 16, n - 8],
-            [load(0), load(8), load(n - 16), load(n - 8)],
-        ),
-        _ => return None,
-    };
-    if (words[0] | words[1] | words[2] | words[3]) & HIGH != 0 {
+    if n == 0 {
+        return Some(String::new());
+    }
+    if n > 32 {
         return None;
     }
+    let src = bytes.as_ptr();
     let mut v = Vec::<u8>::with_capacity(n);
     let dst = v.as_mut_ptr();
-    // SAFETY: `dst` has `n` bytes of capacity and the stores put back
-    // exactly the words loaded, at their offsets, covering `0..n`; those
-    // bytes are ASCII, so valid UTF-8.
-    unsafe {
-        let pairs = offsets.into_iter().zip(words);
+    // SAFETY: for each length the words at these offsets lie within `0..n`
+    // and together cover it (overlapping where `n` is not a multiple of
+    // their width); `src` is valid for `n` bytes, `dst` for `n` bytes of
+    // capacity.
+    let ascii = unsafe {
         match n {
-            1..=3 => pairs.take(3).for_each(|(at, w)| *dst.add(at) = w as u8),
-            4..=7 => pairs
-                .take(2)
-                .for_each(|(at, w)| dst.add(at).cast::<u32>().write_unaligned(w as u32)),
-            8..=16 => pairs
-                .take(2)
-                .for_each(|(at, w)| dst.add(at).cast::<u64>().write_unaligned(w)),
-            _ => pairs.for_each(|(at, w)| dst.add(at).cast::<u64>().write_unaligned(w)),
+            1..=3 => copy_ascii_words::<u8, 3>(src, dst, [0, n / 2, n - 1]),
+            4..=7 => copy_ascii_words::<u32, 2>(src, dst, [0, n - 4]),
+            8..=16 => copy_ascii_words::<u64, 2>(src, dst, [0, n - 8]),
+            17..=32 => copy_ascii_words::<u64, 4>(src, dst, [0, 8, n - 16, n - 8]),
+            _ => false,
         }
+    };
+    if !ascii {
+        return None;
+    }
+    // SAFETY: all `n` bytes were written, and they are ASCII (UTF-8).
+    unsafe {
         v.set_len(n);
         Some(String::from_utf8_unchecked(v))
     }
+}
+
+/// A word `short_ascii` moves: its bytes' high bits, widened.
+trait Word: Copy {
+    const HIGH: u64;
+    fn high_bits(self) -> u64;
+}
+
+macro_rules! word {
+    ($($t:ty),*) => {$(
+        impl Word for $t {
+            const HIGH: u64 = 0x8080_8080_8080_8080 & (<$t>::MAX as u64);
+            #[inline]
+            fn high_bits(self) -> u64 {
+                u64::from(self) & Self::HIGH
+            }
+        }
+    )*};
+}
+word!(u8, u32, u64);
+
+/// Loads the `W` words at `offsets` of `src` and, when no byte of them has
+/// its high bit set, stores them at the same offsets of `dst`; whether it
+/// did. Nothing is stored for bytes that are not ASCII.
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for writes of every word at
+/// `offsets` (unaligned).
+#[inline]
+#[allow(unsafe_code, reason = "raw unaligned loads and stores; see # Safety")]
+unsafe fn copy_ascii_words<W: Word, const K: usize>(
+    src: *const u8,
+    dst: *mut u8,
+    offsets: [usize; K],
+) -> bool {
+    // SAFETY: the caller's contract.
+    let words = offsets.map(|at| unsafe { src.add(at).cast::<W>().read_unaligned() });
+    if words.iter().fold(0, |high, w| high | w.high_bits()) != 0 {
+        return false;
+    }
+    for (at, w) in offsets.into_iter().zip(words) {
+        // SAFETY: the caller's contract.
+        unsafe { dst.add(at).cast::<W>().write_unaligned(w) };
+    }
+    true
 }
 
 /// `bytes` as a `str`, if they are UTF-8. Nearly every string of an event
@@ -570,14 +603,19 @@ mod tests {
     #[test]
     fn short_ascii_strings_are_copied_exactly_and_nothing_else_is_taken() {
         // Every length around the copy's cases (0, 1–3, 4–7, 8–16, 17–32,
-        // longer), with distinct bytes so that a misplaced word shows.
-        let ascii: String = ('!'..='~').cycle().take(70).collect();
+        // longer), with distinct bytes so that a misplaced word shows, and a
+        // byte that is not ASCII on each side: a load outside the slice
+        // would see it and refuse the string.
+        let ascii: Vec<u8> = (b'!'..=b'~').cycle().take(70).collect();
         for n in 0..=ascii.len() {
-            let s = &ascii[..n];
-            match short_ascii(s.as_bytes()) {
+            let mut guarded = vec![0xC3];
+            guarded.extend_from_slice(&ascii[..n]);
+            guarded.push(0xC3);
+            let s = &guarded[1..=n];
+            match short_ascii(s) {
                 Some(copy) => {
                     assert!(n <= 32, "{n} bytes are left to the general path");
-                    assert_eq!(copy, s, "{n} bytes");
+                    assert_eq!(copy.as_bytes(), s, "{n} bytes");
                 }
                 None => assert!(n > 32, "{n} ASCII bytes are copied here"),
             }
@@ -586,7 +624,7 @@ mod tests {
         // the check must see each one (the words overlap and cover them all).
         for n in 1..=32 {
             for at in 0..n {
-                let mut bytes = ascii.as_bytes()[..n].to_vec();
+                let mut bytes = ascii[..n].to_vec();
                 bytes[at] = 0xC3;
                 assert_eq!(short_ascii(&bytes), None, "{n} bytes, high byte at {at}");
             }
