@@ -41,7 +41,9 @@ impl ContainerChurn {
         } else if !self.config.watch {
             return;
         }
-        let key = format!("k/{}/{}", k.namespace, k.name);
+        // `concat`, not `format!`: this runs for every pod write the plugin
+        // is shown, and the formatting machinery costs several times the copy.
+        let key = ["k/", k.namespace.as_str(), "/", k.name.as_str()].concat();
         let mut repos: Vec<String> = Vec::new();
         let mut images: Vec<&str> = Vec::new();
         if let Some(pod) = &k.pod {
@@ -74,7 +76,7 @@ impl ContainerChurn {
         if allowed {
             return;
         }
-        let pod_id = format!("{}/{}", k.namespace, k.name);
+        let pod_id = [k.namespace.as_str(), "/", k.name.as_str()].concat();
         match action {
             Action::Create if !k.name.is_empty() => {
                 let risky = k.pod.as_ref().map(risky_pod).unwrap_or_default();

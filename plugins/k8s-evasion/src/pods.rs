@@ -57,14 +57,14 @@ pub(crate) struct Attribution {
 /// Follows the known owners of `namespace/kind/name` up to a recorded creator.
 pub(crate) fn resolve(plugin: &K8sEvasion, namespace: &str, kind: &str, name: &str) -> Attribution {
     let mut attribution = Attribution {
-        chain: vec![format!("{kind}/{name}")],
+        chain: vec![[kind, "/", name].concat()],
         creator: None,
     };
     for _ in 0..MAX_CHAIN {
         let Some(current) = attribution.chain.last() else {
             break;
         };
-        let key = format!("{namespace}/{current}");
+        let key = [namespace, "/", current.as_str()].concat();
         if let Some(creator) = plugin.creators.get(&key) {
             attribution.creator = Some(creator.to_owned());
             break;
@@ -95,11 +95,21 @@ pub(crate) fn learn(plugin: &mut K8sEvasion, request: &KubernetesEvent) {
     {
         return;
     }
-    let key = format!("{}/{kind}/{}", request.namespace, request.name);
+    // `concat`, not `format!`, here and in `resolve` and `findings`: these
+    // run for every pod and workload write, where the formatting machinery
+    // cost several times the copies.
+    let key = [
+        request.namespace.as_str(),
+        "/",
+        kind,
+        "/",
+        request.name.as_str(),
+    ]
+    .concat();
     let owner = request
         .owner
         .as_ref()
-        .map(|o: &OwnerRef| format!("{}/{}", o.kind, o.name));
+        .map(|o: &OwnerRef| [o.kind.as_str(), "/", o.name.as_str()].concat());
     if request.verb == "create" {
         if stage(request) != Stage::Final || refused(request) || request.user.is_empty() {
             return;
@@ -203,8 +213,8 @@ pub(crate) fn findings(
         .chain
         .last()
         .cloned()
-        .unwrap_or_else(|| format!("Pod/{}", request.name));
-    let key = format!("{namespace}/{workload}");
+        .unwrap_or_else(|| ["Pod/", request.name.as_str()].concat());
+    let key = [namespace, "/", workload.as_str()].concat();
     if plugin.reported.contains(&key) {
         return;
     }
