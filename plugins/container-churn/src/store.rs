@@ -71,12 +71,17 @@ pub(crate) fn scope_key(stream: Stream, kind: ScopeKind, value: &str) -> String 
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    format!(
-        "{KEY_PREFIX}{}/{}/{}",
-        stream.letter(),
-        kind.word(),
-        &value[..end]
-    )
+    // Pushed, not `format!`ed: a key is made for every scope of every
+    // counted event, and the formatting machinery cost several times this.
+    let (value, word) = (&value[..end], kind.word());
+    let mut key = String::with_capacity(KEY_PREFIX.len() + 3 + word.len() + value.len());
+    key.push_str(KEY_PREFIX);
+    key.push(stream.letter());
+    key.push('/');
+    key.push_str(word);
+    key.push('/');
+    key.push_str(value);
+    key
 }
 
 /// A persisted scope from its key and value.
