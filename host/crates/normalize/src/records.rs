@@ -269,15 +269,14 @@ pub fn normalise_records(
 ) -> Vec<Segment> {
     let mut normaliser = Normaliser::new(file, format, *origin);
     let mut segments = Vec::new();
-    let mut events = Vec::new();
+    // Room for an event per record, reserved once: grown one doubling at a
+    // time, the vector moved every event it held (about half a kilobyte
+    // each) at each doubling. Only the first run gets it: reserving for the
+    // records left after every bad record would let input that alternates
+    // good and bad lines hold a chunk's worth of room per good line.
+    let mut events = Vec::with_capacity(records.len());
     let mut processes = Vec::new();
-    for (i, rec) in records.iter().enumerate() {
-        // Room for an event per record left, reserved once per run: grown
-        // one doubling at a time, the vector moved every event it held
-        // (about half a kilobyte each) at each doubling.
-        if events.capacity() == 0 {
-            events.reserve(records.len() - i);
-        }
+    for rec in records {
         match normaliser.record(rec, &mut events) {
             // Runs of each kind stay in input order: a plugin sees a
             // container's start before the programs run in it.
