@@ -407,8 +407,20 @@ fn new_python_plugin_passes_its_own_test() {
 /// The issue-12 scenario (a host-network container, its connection to a C2
 /// address, a change of `runc`) replayed with a scaffolded correlator in the
 /// plugin directory: it reports the container the built-ins reported, once,
-/// beside the built-in `incident`, from the same findings.
-fn correlator_reports_the_seed(wasm: &Path, name: &str) {
+/// beside the built-in `incident`, from the same findings. `packed`: the
+/// plugin exports `packed-correlate` (WIT 0.1.5, the Rust SDK) and is
+/// handed the findings through it, else through `correlate.on-findings`
+/// (Python): both paths must give this same finding.
+fn correlator_reports_the_seed(wasm: &Path, name: &str, packed: bool) {
+    let inspected = cached_vigil()
+        .args(["plugin", "inspect"])
+        .arg(wasm)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&inspected.stdout)
+        .unwrap_or_else(|e| panic!("inspect {name}: {e}: {inspected:?}"));
+    assert_eq!(report["receives_findings"], true, "{report}");
+    assert_eq!(report["packed_findings"], packed, "{report}");
     let dir = TempDir::new(&format!("foreign-correlator-{name}"));
     std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
     let data = root().join("tests/data/incident");
@@ -470,7 +482,7 @@ fn correlator_reports_the_seed(wasm: &Path, name: &str) {
 #[test]
 fn new_python_correlator_passes_its_own_test_and_correlates_the_seed() {
     let (_base, project) = scaffold_kind("python", "correlator", "corr_python");
-    correlator_reports_the_seed(&project.join("corr_python.wasm"), "corr_python");
+    correlator_reports_the_seed(&project.join("corr_python.wasm"), "corr_python", false);
 }
 
 #[test]
@@ -484,7 +496,7 @@ fn new_rust_correlator_passes_its_own_tests_and_correlates_the_seed() {
             .arg(project.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", root().join("target/scaffold")),
     );
-    correlator_reports_the_seed(&project.join("corr-rust.wasm"), "corr-rust");
+    correlator_reports_the_seed(&project.join("corr-rust.wasm"), "corr-rust", true);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The packed batch encoding (`wit/PACKED.md`): what the host encodes, the
-//! SDK decodes to exactly the events `on-events` would have received; and
-//! the SDK's decoder refuses malformed buffers without panicking.
+//! SDK decodes to exactly the events `on-events` (and the findings
+//! `on-findings`, WIT 0.1.5) would have received; and the SDK's decoder
+//! refuses malformed buffers without panicking.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,9 +9,11 @@
     reason = "tests fail loudly on broken fixtures"
 )]
 
-use vigil_core::model::EventBody;
-use vigil_core::model::packed::{PackedEvents, encode_batch};
-use vigil_plugin_sdk::packed::decode_batch;
+use vigil_core::model::packed::{PackedEvents, encode_batch, encode_findings};
+use vigil_core::model::{
+    Entity, EntityKind, EntityVerdict, EventBody, Finding, FindingEvent, KeyValue, Severity,
+};
+use vigil_plugin_sdk::packed::{decode_batch, decode_findings};
 use vigil_test_support::{corpus, to_sdk};
 
 #[test]
@@ -119,4 +122,164 @@ fn mutated_batches_are_refused_or_decoded_never_panic() {
         refused > iterations / 2,
         "refused {refused}, accepted {accepted}"
     );
+}
+
+/// Findings handed on as a correlator receives them: every severity, entity
+/// kind and verdict, empty and long lists, empty, multi-byte and long
+/// strings.
+fn finding_events() -> Vec<FindingEvent> {
+    let severities = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+    let kinds = [
+        EntityKind::Container,
+        EntityKind::Pod,
+        EntityKind::Node,
+        EntityKind::File,
+        EntityKind::Image,
+        EntityKind::User,
+        EntityKind::Address,
+    ];
+    let verdicts = [
+        EntityVerdict::NotChecked,
+        EntityVerdict::Unverified,
+        EntityVerdict::Verified,
+    ];
+    (0..40usize)
+        .map(|i| {
+            let entities: Vec<Entity> = (0..i % 5)
+                .map(|j| Entity {
+                    kind: kinds[(i + j) % kinds.len()],
+                    id: format!("{:064x}", i * 31 + j),
+                    name: if j % 2 == 0 { String::new() } else { format!("näme-{j}") },
+                })
+                .collect();
+            FindingEvent {
+                id: format!("{:024x}", i * 7919),
+                plugin: "container-escape".into(),
+                plugin_version: "0.3.1".into(),
+                time: 1_700_000_000_000 + i as u64,
+                node: if i % 3 == 0 { String::new() } else { "node-ü".into() },
+                depth: (i % 4) as u32,
+                verdicts: (0..entities.len()).map(|j| verdicts[(i + j) % 3]).collect(),
+                finding: Finding {
+                    rule_id: format!("container-escape/rule-{i}"),
+                    title: "Privileged pod created".into(),
+                    severity: severities[i % severities.len()],
+                    summary: "x".repeat(i * 13),
+                    techniques: (0..i % 3).map(|t| format!("T161{t}")).collect(),
+                    entities,
+                    evidence: (0..i % 4)
+                        .map(|k| KeyValue {
+                            key: format!("key-{k}"),
+                            value: format!("välue 😀 {k}"),
+                        })
+                        .collect(),
+                    event_ids: (0..i % 6).map(|e| format!("event-{e}")).collect(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn findings_round_trip_field_for_field() {
+    let findings = finding_events();
+    let mut buf = vec![7; 9];
+    encode_findings(&findings, &mut buf);
+    assert_eq!(buf[0], 1, "the format version");
+    let decoded = decode_findings(&buf).expect("the host's encoding decodes");
+    let expected: Vec<_> = findings.iter().map(vigil_test_support::to_sdk::finding_event).collect();
+    assert_eq!(decoded, expected);
+
+    encode_findings(&[], &mut buf);
+    assert_eq!(buf, [1, 0, 0, 0, 0], "an empty batch is five bytes");
+    assert!(decode_findings(&buf).unwrap().is_empty());
+}
+
+/// Every truncation, trailing bytes, another version and an out-of-range
+/// enum are refused, with the offset where decoding stopped.
+#[test]
+fn malformed_findings_batches_are_refused() {
+    let findings = finding_events();
+    let mut buf = Vec::new();
+    encode_findings(&findings[..6], &mut buf);
+    for cut in 0..buf.len() {
+        let e = decode_findings(&buf[..cut]).expect_err("a truncated batch");
+        assert!(e.offset <= cut, "offset {} past the cut {cut}", e.offset);
+    }
+    let mut long = buf.clone();
+    long.push(0);
+    assert_eq!(
+        decode_findings(&long).unwrap_err().reason,
+        "trailing bytes after the last finding"
+    );
+    let mut other = buf.clone();
+    other[0] = 2;
+    assert_eq!(
+        decode_findings(&other).unwrap_err().reason,
+        "unsupported format version"
+    );
+    // The first finding's severity: after the version, the count, its id,
+    // plugin, version, time, node, depth, rule id and title.
+    let first = &findings[0];
+    let at = 1
+        + 4
+        + [&first.id, &first.plugin, &first.plugin_version]
+            .iter()
+            .map(|s| 4 + s.len())
+            .sum::<usize>()
+        + 8
+        + 4
+        + first.node.len()
+        + 4
+        + [&first.finding.rule_id, &first.finding.title]
+            .iter()
+            .map(|s| 4 + s.len())
+            .sum::<usize>();
+    assert_eq!(buf[at], first.finding.severity as u8);
+    let mut bad = buf.clone();
+    bad[at] = 5;
+    let e = decode_findings(&bad).unwrap_err();
+    assert_eq!((e.offset, e.reason), (at, "unknown severity"));
+}
+
+/// Deterministic mutations of a real findings batch: an error or a batch,
+/// never a panic (as for events above).
+#[test]
+fn mutated_findings_batches_are_refused_or_decoded_never_panic() {
+    let mut buf = Vec::new();
+    encode_findings(&finding_events(), &mut buf);
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let iterations = std::env::var("VIGIL_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000usize);
+    let mut refused = 0usize;
+    for _ in 0..iterations {
+        let mut m = buf.clone();
+        for _ in 0..=(next() % 4) {
+            let at = (next() as usize) % m.len();
+            match next() % 3 {
+                0 => m[at] = next() as u8,
+                1 => m.truncate(at.max(1)),
+                _ => m.insert(at, next() as u8),
+            }
+        }
+        if let Err(e) = decode_findings(&m) {
+            assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
+            refused += 1;
+        }
+    }
+    assert!(refused > iterations / 2, "refused only {refused}");
 }

@@ -60,7 +60,7 @@ fn imports(report: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The current WIT version (`0.1.4`), whose interfaces plugins built with
+/// The current WIT version (`0.1.5`), whose interfaces plugins built with
 /// the SDK import.
 /// Every interface the inspected plugin imports is at the current WIT version.
 fn assert_current_imports(report: &Value) {
@@ -280,9 +280,9 @@ fn inspect_names_forbidden_imports() {
 }
 
 /// WIT 0.1.1 only added the `packed-detector` world, 0.1.2 to 0.1.3 types,
-/// worlds and optional exports, 0.1.4 a clock function (`input-ended`): a
-/// plugin built for 0.1.0 still loads (its 0.1.0 imports link to the 0.1.4
-/// host), receives every event of its kinds and runs through plain
+/// worlds and optional exports, 0.1.4 a clock function (`input-ended`),
+/// 0.1.5 the optional `packed-correlate` export: a plugin built for 0.1.0
+/// still loads (its 0.1.0 imports link to the 0.1.5 host), receives every event of its kinds and runs through plain
 /// `on-events`.
 #[test]
 fn a_plugin_built_for_wit_0_1_0_still_loads_and_runs() {

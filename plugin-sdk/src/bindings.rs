@@ -38,7 +38,7 @@ pub mod correlate_export {
         default_bindings_module: "vigil_plugin_sdk::__private::bindings::correlate_export",
         runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "vigil:detector/types@0.1.4": crate::bindings::vigil::detector::types,
+            "vigil:detector/types@0.1.5": crate::bindings::vigil::detector::types,
         },
     });
 }
@@ -58,7 +58,7 @@ pub mod services_export {
         default_bindings_module: "vigil_plugin_sdk::__private::bindings::services_export",
         runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "vigil:detector/types@0.1.4": crate::bindings::vigil::detector::types,
+            "vigil:detector/types@0.1.5": crate::bindings::vigil::detector::types,
         },
     });
 }
@@ -78,7 +78,7 @@ pub mod processes_export {
         default_bindings_module: "vigil_plugin_sdk::__private::bindings::processes_export",
         runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "vigil:detector/types@0.1.4": crate::bindings::vigil::detector::types,
+            "vigil:detector/types@0.1.5": crate::bindings::vigil::detector::types,
         },
     });
 }
@@ -95,7 +95,7 @@ pub mod fleet_export {
         default_bindings_module: "vigil_plugin_sdk::__private::bindings::fleet_export",
         runtime_path: "vigil_plugin_sdk::__private::wit_bindgen::rt",
         with: {
-            "vigil:detector/types@0.1.4": crate::bindings::vigil::detector::types,
+            "vigil:detector/types@0.1.5": crate::bindings::vigil::detector::types,
         },
     });
 }

@@ -223,6 +223,24 @@ impl<S: Singleton> bindings::correlate_export::exports::vigil::detector::correla
     }
 }
 
+impl<S: Singleton> bindings::correlate_export::exports::vigil::detector::packed_correlate::Guest
+    for S
+{
+    fn on_packed_findings(batch: Vec<u8>) -> Vec<Finding> {
+        crate::arena::enter_export();
+        // As `on_packed_events`: a refusal is a host bug, so trap.
+        let fed = match crate::arena::in_arena(|| crate::packed::decode_findings(&batch)) {
+            Ok(fed) => fed,
+            Err(e) => panic!("{e}"),
+        };
+        drop(batch);
+        let findings = S::with(|detector| detector.on_findings(&fed));
+        crate::arena::discard(fed);
+        crate::arena::leave_export();
+        findings
+    }
+}
+
 impl<S: Singleton> bindings::services_export::exports::vigil::detector::services::Guest for S {
     fn service_subscription() -> ServiceFilter {
         crate::arena::enter_export();
@@ -275,10 +293,10 @@ impl<S: Singleton> bindings::fleet_export::exports::vigil::detector::fleet::Gues
 /// `vigil_plugin_sdk::export_detector!(MyDetector);`
 ///
 /// `vigil_plugin_sdk::export_detector!(MyDetector, findings);` also exports
-/// `correlate` (the world `packed-correlator`, WIT 0.1.2): the host then
-/// hands the plugin the other plugins' findings through
-/// [`Detector::on_findings`]. A plugin receives findings only when exported
-/// so.
+/// `correlate` and its packed fast path `packed-correlate` (the world
+/// `packed-correlator`, WIT 0.1.2 and 0.1.5): the host then hands the plugin
+/// the other plugins' findings through [`Detector::on_findings`]. A plugin
+/// receives findings only when exported so.
 ///
 /// `vigil_plugin_sdk::export_detector!(MyDetector, services);` also exports
 /// `services` (the world `packed-service-detector`, WIT 0.1.3): the host

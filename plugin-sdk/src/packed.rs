@@ -1,7 +1,8 @@
 //! Decoder of the packed batch encoding (`wit/PACKED.md`), the mirror of the
 //! host's `host/crates/core/src/model/packed.rs`: `on-packed-events` hands the guest one
 //! buffer, and this turns it back into the very `Vec<Event>` that
-//! `on-events` would have received.
+//! `on-events` would have received; `on-packed-findings` (WIT 0.1.5) one
+//! buffer that becomes the `Vec<FindingEvent>` of `correlate.on-findings`.
 //!
 //! Decoding allocates from the batch arena like the canonical ABI's lifting
 //! does, so a plugin's `on_events` sees no difference. Any malformed buffer
@@ -9,8 +10,9 @@
 
 use crate::types::{
     ContainerAction, ContainerEvent, ContainerRef, ContainerRole, ContainerSecurity, Direction,
-    Event, EventBody, ExecInfo, FileChange, FileEvent, FileState, KeyValue, KubernetesEvent, Mount,
-    NetworkEvent, OwnerRef, PodContainer, PodSpec, Protocol,
+    Entity, EntityKind, EntityVerdict, Event, EventBody, ExecInfo, FileChange, FileEvent,
+    FileState, Finding, FindingEvent, KeyValue, KubernetesEvent, Mount, NetworkEvent, OwnerRef,
+    PodContainer, PodSpec, Protocol, Severity,
 };
 
 /// The only format version this SDK reads: the first byte of a batch.
@@ -50,6 +52,24 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, PackedError> {
         return Err(r.error("trailing bytes after the last event"));
     }
     Ok(events)
+}
+
+/// Decodes a whole packed batch of findings (`packed-correlate`, WIT
+/// 0.1.5): the version byte, then the `list<finding-event>` that
+/// `correlate.on-findings` would have received.
+///
+/// # Errors
+/// A [`PackedError`], on the same grounds as [`decode_batch`].
+pub fn decode_findings(bytes: &[u8]) -> Result<Vec<FindingEvent>, PackedError> {
+    let mut r = Reader { bytes, pos: 0 };
+    if r.u8()? != PACKED_VERSION {
+        return Err(r.error_at(0, "unsupported format version"));
+    }
+    let findings = Vec::<FindingEvent>::unpack(&mut r)?;
+    if r.pos != bytes.len() {
+        return Err(r.error("trailing bytes after the last finding"));
+    }
+    Ok(findings)
 }
 
 struct Reader<'a> {
@@ -348,6 +368,21 @@ unpack_enum!(
     "unknown file-change",
     [Created, Modified, Metadata, Deleted]
 );
+unpack_enum!(
+    Severity,
+    "unknown severity",
+    [Info, Low, Medium, High, Critical]
+);
+unpack_enum!(
+    EntityKind,
+    "unknown entity-kind",
+    [Container, Pod, Node, File, Image, User, Address]
+);
+unpack_enum!(
+    EntityVerdict,
+    "unknown entity-verdict",
+    [NotChecked, Unverified, Verified]
+);
 
 /// Records: their fields in WIT declaration order.
 macro_rules! unpack_record {
@@ -365,6 +400,31 @@ macro_rules! unpack_record {
 unpack_record!(KeyValue {
     key: String,
     value: String
+});
+unpack_record!(Entity {
+    kind: EntityKind,
+    id: String,
+    name: String,
+});
+unpack_record!(Finding {
+    rule_id: String,
+    title: String,
+    severity: Severity,
+    summary: String,
+    techniques: Vec<String>,
+    entities: Vec<Entity>,
+    evidence: Vec<KeyValue>,
+    event_ids: Vec<String>,
+});
+unpack_record!(FindingEvent {
+    id: String,
+    plugin: String,
+    plugin_version: String,
+    time: u64,
+    node: String,
+    depth: u32,
+    finding: Finding,
+    verdicts: Vec<EntityVerdict>,
 });
 unpack_record!(Mount {
     source: String,

@@ -212,6 +212,8 @@ pub fn inspect(args: PluginInspectArgs) -> anyhow::Result<ExitCode> {
                     "summary": sub.describe(),
                 });
                 report["receives_findings"] = Value::Bool(r.plugin().takes_findings());
+                // WIT 0.1.5: findings handed over packed (`packed-correlate`).
+                report["packed_findings"] = Value::Bool(r.plugin().takes_packed_findings());
                 // Heartbeats (WIT 0.1.3, `fleet`): only `vigil fleet` hands
                 // them on, to a plugin that exports the interface.
                 report["receives_heartbeats"] = Value::Bool(r.plugin().takes_heartbeats());

@@ -22,7 +22,7 @@ pub mod timeline;
 pub mod validate;
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "vigil:detector@0.1.4";
+pub const WIT_PACKAGE: &str = "vigil:detector@0.1.5";
 
 /// The instance name of the WIT `types` interface.
-pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.4";
+pub const WIT_TYPES_INTERFACE: &str = "vigil:detector/types@0.1.5";

@@ -56,12 +56,12 @@ pub const ALLOWED_INTERFACES: [&str; 5] = [
     "vigil:detector/threat-intel",
 ];
 
-/// WIT versions whose plugins this host runs: 0.1.1 to 0.1.4 only added
+/// WIT versions whose plugins this host runs: 0.1.1 to 0.1.5 only added
 /// worlds, types, optional exports and host functions (0.1.4:
-/// `clock.input-ended`), so wasmtime's semver matching links older imports
-/// to the current host (an older plugin simply does not import what it
-/// does not know).
-pub const COMPATIBLE_VERSIONS: [&str; 5] = ["0.1.0", "0.1.1", "0.1.2", "0.1.3", "0.1.4"];
+/// `clock.input-ended`; 0.1.5: the `packed-correlate` export), so
+/// wasmtime's semver matching links older imports to the current host (an
+/// older plugin simply does not import what it does not know).
+pub const COMPATIBLE_VERSIONS: [&str; 6] = ["0.1.0", "0.1.1", "0.1.2", "0.1.3", "0.1.4", "0.1.5"];
 
 /// The export of the `packed-detector` world (`wit/PACKED.md`).
 const PACKED_EXPORT: &str = "on-packed-events";
@@ -72,6 +72,10 @@ const SUBSCRIPTIONS_EXPORT: &str = "subscriptions";
 /// (`correlate`, WIT 0.1.2), without its version, and its one function.
 const CORRELATE_EXPORT: &str = "vigil:detector/correlate";
 const ON_FINDINGS: &str = "on-findings";
+/// The interface of the packed fast path of `correlate` (WIT 0.1.5),
+/// without its version, and its one function.
+const PACKED_CORRELATE_EXPORT: &str = "vigil:detector/packed-correlate";
+const ON_PACKED_FINDINGS: &str = "on-packed-findings";
 /// The interface a plugin exports to receive Docker Swarm events
 /// (`services`, WIT 0.1.3), without its version, and its two functions.
 const SERVICES_EXPORT: &str = "vigil:detector/services";
@@ -269,6 +273,10 @@ pub struct LoadedPlugin {
     /// `correlate.on-findings`, when the plugin exports it and its policy
     /// lets it receive other plugins' findings.
     on_findings: Option<ComponentExportIndex>,
+    /// `packed-correlate.on-packed-findings` (WIT 0.1.5), the fast path
+    /// the host calls instead of `on_findings`: only when that one is set
+    /// too (exported and granted).
+    packed_findings: Option<ComponentExportIndex>,
     /// The `services` export (`service-subscription`, `on-service-events`),
     /// when the plugin has one (WIT 0.1.3).
     services: Option<ServicesExport>,
@@ -319,6 +327,12 @@ impl LoadedPlugin {
     /// exports `correlate` and its policy does not withhold them.
     pub fn takes_findings(&self) -> bool {
         self.on_findings.is_some()
+    }
+
+    /// Whether findings go to the plugin packed (`packed-correlate`, WIT
+    /// 0.1.5); only when it [takes findings](Self::takes_findings).
+    pub fn takes_packed_findings(&self) -> bool {
+        self.packed_findings.is_some()
     }
 }
 
@@ -401,6 +415,12 @@ impl Runtime {
         let packed = component.get_export_index(None, PACKED_EXPORT);
         let subscriptions = component.get_export_index(None, SUBSCRIPTIONS_EXPORT);
         let on_findings = interface_func(&self.engine, &component, CORRELATE_EXPORT, ON_FINDINGS);
+        let packed_findings = interface_func(
+            &self.engine,
+            &component,
+            PACKED_CORRELATE_EXPORT,
+            ON_PACKED_FINDINGS,
+        );
         let on_heartbeats = interface_func(&self.engine, &component, FLEET_EXPORT, ON_HEARTBEATS);
         let services = side_export(
             &self.engine,
@@ -461,6 +481,9 @@ impl Runtime {
             });
         }
         let on_findings = granted_findings(&spec, &info, &label, on_findings);
+        // Without `correlate` (or without the grant) the packed path is
+        // nothing: it is only ever another way to make the same call.
+        let packed_findings = packed_findings.filter(|_| on_findings.is_some());
         let kinds = granted_kinds(
             &spec,
             &info,
@@ -504,6 +527,7 @@ impl Runtime {
             packed,
             subscriptions,
             on_findings,
+            packed_findings,
             services,
             processes,
             on_heartbeats,

@@ -70,6 +70,9 @@ struct Live {
     subscriptions: Option<Func>,
     /// `correlate.on-findings`, when exported and granted.
     on_findings: Option<Func>,
+    /// `packed-correlate.on-packed-findings` (WIT 0.1.5), when exported
+    /// and `on_findings` is granted: called instead of it.
+    packed_findings: Option<Func>,
     /// `services.service-subscription` and `services.on-service-events`,
     /// when exported (WIT 0.1.3).
     services: Option<(Func, Func)>,
@@ -377,6 +380,24 @@ impl PluginRunner {
                 Some(func)
             }
         };
+        let packed_findings = match self.plugin.packed_findings.as_ref() {
+            None => None,
+            Some(idx) => {
+                let func = instance.get_func(&mut store, idx).ok_or_else(|| {
+                    StartError::Other(
+                        "packed-correlate.on-packed-findings is not a function".into(),
+                    )
+                })?;
+                func.typed::<(&[u8],), (Vec<Finding>,)>(&store)
+                    .map_err(|e| {
+                        StartError::Other(format!(
+                            "packed-correlate.on-packed-findings does not match the WIT: {}",
+                            error_reason(&e)
+                        ))
+                    })?;
+                Some(func)
+            }
+        };
         let on_heartbeats = match self.plugin.on_heartbeats.as_ref() {
             None => None,
             Some(idx) => {
@@ -405,6 +426,7 @@ impl PluginRunner {
                 packed,
                 subscriptions,
                 on_findings,
+                packed_findings,
                 services,
                 processes,
                 on_heartbeats,
@@ -555,6 +577,19 @@ impl PluginRunner {
         let prior = self.recently_fed().unwrap_or(0);
         self.fed = Some((prior.max(deepest), Instant::now()));
         self.depth = deepest + 1;
+        if self.plugin.takes_packed_findings() {
+            let mut buf = std::mem::take(&mut self.packed_buf);
+            vigil_core::model::packed::encode_findings(&batch.events, &mut buf);
+            let outcome = self.invoke(n, |live| match &live.packed_findings {
+                Some(f) => f
+                    .typed::<(&[u8],), (Vec<Finding>,)>(&live.store)
+                    .and_then(|f| f.call(&mut live.store, (&buf,)))
+                    .map(|(findings,)| findings),
+                None => Ok(Vec::new()),
+            });
+            self.packed_buf = buf;
+            return outcome;
+        }
         self.invoke(n, |live| match &live.on_findings {
             Some(f) => f
                 .typed::<(&[FindingEvent],), (Vec<Finding>,)>(&live.store)

@@ -248,3 +248,59 @@ pub fn finding_back(f: s::Finding) -> h::Finding {
         event_ids: f.event_ids,
     }
 }
+
+enum_map!(
+    severity,
+    h::Severity,
+    s::Severity,
+    [Info, Low, Medium, High, Critical]
+);
+enum_map!(
+    entity_kind,
+    h::EntityKind,
+    s::EntityKind,
+    [Container, Pod, Node, File, Image, User, Address]
+);
+enum_map!(
+    verdict,
+    h::EntityVerdict,
+    s::EntityVerdict,
+    [NotChecked, Unverified, Verified]
+);
+
+/// A host finding in the SDK's type.
+pub fn finding(f: &h::Finding) -> s::Finding {
+    s::Finding {
+        rule_id: f.rule_id.clone(),
+        title: f.title.clone(),
+        severity: severity(f.severity),
+        summary: f.summary.clone(),
+        techniques: f.techniques.clone(),
+        entities: f
+            .entities
+            .iter()
+            .map(|e| s::Entity {
+                kind: entity_kind(e.kind),
+                id: e.id.clone(),
+                name: e.name.clone(),
+            })
+            .collect(),
+        evidence: f.evidence.iter().map(kv).collect(),
+        event_ids: f.event_ids.clone(),
+    }
+}
+
+/// A finding handed on (`correlate`) in the SDK's type: what
+/// `on-findings` would have received.
+pub fn finding_event(e: &h::FindingEvent) -> s::FindingEvent {
+    s::FindingEvent {
+        id: e.id.clone(),
+        plugin: e.plugin.clone(),
+        plugin_version: e.plugin_version.clone(),
+        time: e.time,
+        node: e.node.clone(),
+        depth: e.depth,
+        finding: finding(&e.finding),
+        verdicts: e.verdicts.iter().copied().map(verdict).collect(),
+    }
+}

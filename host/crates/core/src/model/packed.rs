@@ -12,8 +12,9 @@
 //! against each other by `host/tests/packed.rs`.
 
 use super::{
-    ContainerEvent, ContainerRef, ContainerSecurity, Event, EventBody, ExecInfo, FileEvent,
-    FileState, KeyValue, KubernetesEvent, Mount, NetworkEvent, OwnerRef, PodContainer, PodSpec,
+    ContainerEvent, ContainerRef, ContainerSecurity, Entity, Event, EventBody, ExecInfo, FileEvent,
+    FileState, Finding, FindingEvent, KeyValue, KubernetesEvent, Mount, NetworkEvent, OwnerRef,
+    PodContainer, PodSpec,
 };
 
 /// The format version, the first byte of every packed batch.
@@ -134,6 +135,20 @@ pub fn encode_batch(events: &[Event], out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes `findings` into `out` (cleared first): the batch of
+/// `packed-correlate.on-packed-findings` (WIT 0.1.5), the version byte then
+/// the `list<finding-event>` that `correlate.on-findings` would receive.
+/// Why: lowering that list calls the guest's `realloc` for every string and
+/// list of every finding (about 34 for a typical one).
+pub fn encode_findings(findings: &[FindingEvent], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(PACKED_VERSION);
+    len(out, findings.len());
+    for f in findings {
+        f.pack(out);
+    }
+}
+
 /// Writes a length or count as u32: batches and fields are far below 4 GiB
 /// (the plugin's memory cap is), so a larger one is a host bug.
 fn len(out: &mut Vec<u8>, n: usize) {
@@ -206,7 +221,10 @@ pack_enum!(
     super::ContainerRole,
     super::Protocol,
     super::Direction,
-    super::FileChange
+    super::FileChange,
+    super::Severity,
+    super::EntityKind,
+    super::EntityVerdict
 );
 
 /// Records are their fields in WIT order.
@@ -369,6 +387,28 @@ impl Pack for EventBody {
         }
     }
 }
+
+pack_record!(Entity { kind, id, name });
+pack_record!(Finding {
+    rule_id,
+    title,
+    severity,
+    summary,
+    techniques,
+    entities,
+    evidence,
+    event_ids,
+});
+pack_record!(FindingEvent {
+    id,
+    plugin,
+    plugin_version,
+    time,
+    node,
+    depth,
+    finding,
+    verdicts,
+});
 
 pack_record!(Event {
     id,
