@@ -155,7 +155,11 @@ fn finding_events() -> Vec<FindingEvent> {
                 .map(|j| Entity {
                     kind: kinds[(i + j) % kinds.len()],
                     id: format!("{:064x}", i * 31 + j),
-                    name: if j % 2 == 0 { String::new() } else { format!("näme-{j}") },
+                    name: if j % 2 == 0 {
+                        String::new()
+                    } else {
+                        format!("näme-{j}")
+                    },
                 })
                 .collect();
             FindingEvent {
@@ -163,7 +167,11 @@ fn finding_events() -> Vec<FindingEvent> {
                 plugin: "container-escape".into(),
                 plugin_version: "0.3.1".into(),
                 time: 1_700_000_000_000 + i as u64,
-                node: if i % 3 == 0 { String::new() } else { "node-ü".into() },
+                node: if i % 3 == 0 {
+                    String::new()
+                } else {
+                    "node-ü".into()
+                },
                 depth: (i % 4) as u32,
                 verdicts: (0..entities.len()).map(|j| verdicts[(i + j) % 3]).collect(),
                 finding: Finding {
@@ -193,7 +201,10 @@ fn findings_round_trip_field_for_field() {
     encode_findings(&findings, &mut buf);
     assert_eq!(buf[0], 1, "the format version");
     let decoded = decode_findings(&buf).expect("the host's encoding decodes");
-    let expected: Vec<_> = findings.iter().map(vigil_test_support::to_sdk::finding_event).collect();
+    let expected: Vec<_> = findings
+        .iter()
+        .map(vigil_test_support::to_sdk::finding_event)
+        .collect();
     assert_eq!(decoded, expected);
 
     encode_findings(&[], &mut buf);
