@@ -15,6 +15,7 @@ mod detector;
 mod finding;
 pub mod host;
 mod info;
+mod mem;
 pub mod packed;
 pub mod settings;
 mod subscription;
