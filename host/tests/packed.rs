@@ -81,14 +81,15 @@ fn an_empty_batch_is_five_bytes() {
     assert!(decode_batch(&buf).unwrap().is_empty());
 }
 
-/// Deterministic mutations (byte flips, truncations, insertions) of real
-/// batches: the decoder returns an error or a batch, never panics.
-#[test]
-fn mutated_batches_are_refused_or_decoded_never_panic() {
-    let events = corpus::typical(64);
-    let mut buf = Vec::new();
-    encode_batch(&events, &mut buf);
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+/// Deterministic mutations (byte flips, truncations, insertions) of `buf`,
+/// `VIGIL_FUZZ_ITERATIONS` of them (5,000 by default), each handed to
+/// `decode`, which must return an error or a batch, never panic; an error's
+/// offset lies within the buffer. Most mutations must be refused.
+fn mutations_are_refused_or_decoded<T>(
+    buf: &[u8],
+    mut seed: u64,
+    decode: impl Fn(&[u8]) -> Result<T, vigil_plugin_sdk::packed::PackedError>,
+) {
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -101,7 +102,7 @@ fn mutated_batches_are_refused_or_decoded_never_panic() {
         .unwrap_or(5_000usize);
     let (mut refused, mut accepted) = (0usize, 0usize);
     for _ in 0..iterations {
-        let mut m = buf.clone();
+        let mut m = buf.to_vec();
         for _ in 0..=(next() % 4) {
             let at = (next() as usize) % m.len();
             match next() % 3 {
@@ -110,7 +111,7 @@ fn mutated_batches_are_refused_or_decoded_never_panic() {
                 _ => m.insert(at, next() as u8),
             }
         }
-        match decode_batch(&m) {
+        match decode(&m) {
             Ok(_) => accepted += 1,
             Err(e) => {
                 assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
@@ -122,6 +123,15 @@ fn mutated_batches_are_refused_or_decoded_never_panic() {
         refused > iterations / 2,
         "refused {refused}, accepted {accepted}"
     );
+}
+
+/// Mutations of real batches of events.
+#[test]
+fn mutated_batches_are_refused_or_decoded_never_panic() {
+    let events = corpus::typical(64);
+    let mut buf = Vec::new();
+    encode_batch(&events, &mut buf);
+    mutations_are_refused_or_decoded(&buf, 0x9e37_79b9_7f4a_7c15, decode_batch);
 }
 
 /// Findings handed on as a correlator receives them: every severity, entity
@@ -259,38 +269,10 @@ fn malformed_findings_batches_are_refused() {
     assert_eq!((e.offset, e.reason), (at, "unknown severity"));
 }
 
-/// Deterministic mutations of a real findings batch: an error or a batch,
-/// never a panic (as for events above).
+/// Mutations of a real findings batch, as for events above.
 #[test]
 fn mutated_findings_batches_are_refused_or_decoded_never_panic() {
     let mut buf = Vec::new();
     encode_findings(&finding_events(), &mut buf);
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let iterations = std::env::var("VIGIL_FUZZ_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000usize);
-    let mut refused = 0usize;
-    for _ in 0..iterations {
-        let mut m = buf.clone();
-        for _ in 0..=(next() % 4) {
-            let at = (next() as usize) % m.len();
-            match next() % 3 {
-                0 => m[at] = next() as u8,
-                1 => m.truncate(at.max(1)),
-                _ => m.insert(at, next() as u8),
-            }
-        }
-        if let Err(e) = decode_findings(&m) {
-            assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
-            refused += 1;
-        }
-    }
-    assert!(refused > iterations / 2, "refused only {refused}");
+    mutations_are_refused_or_decoded(&buf, 0x2545_f491_4f6c_dd1d, decode_findings);
 }
