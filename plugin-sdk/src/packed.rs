@@ -43,15 +43,7 @@ impl core::fmt::Display for PackedError {
 /// A [`PackedError`] for another version, a truncated or malformed field,
 /// or bytes after the last event.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, PackedError> {
-    let mut r = Reader { bytes, pos: 0 };
-    if r.u8()? != PACKED_VERSION {
-        return Err(r.error_at(0, "unsupported format version"));
-    }
-    let events = Vec::<Event>::unpack(&mut r)?;
-    if r.pos != bytes.len() {
-        return Err(r.error("trailing bytes after the last event"));
-    }
-    Ok(events)
+    decode_list(bytes, "trailing bytes after the last event")
 }
 
 /// Decodes a whole packed batch of findings (`packed-correlate`, WIT
@@ -61,15 +53,21 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, PackedError> {
 /// # Errors
 /// A [`PackedError`], on the same grounds as [`decode_batch`].
 pub fn decode_findings(bytes: &[u8]) -> Result<Vec<FindingEvent>, PackedError> {
+    decode_list(bytes, "trailing bytes after the last finding")
+}
+
+/// A batch of either kind: the version byte, a `list<T>`, nothing after it
+/// (`trailing`: the reason given when something is).
+fn decode_list<T: Unpack>(bytes: &[u8], trailing: &'static str) -> Result<Vec<T>, PackedError> {
     let mut r = Reader { bytes, pos: 0 };
     if r.u8()? != PACKED_VERSION {
         return Err(r.error_at(0, "unsupported format version"));
     }
-    let findings = Vec::<FindingEvent>::unpack(&mut r)?;
+    let items = Vec::<T>::unpack(&mut r)?;
     if r.pos != bytes.len() {
-        return Err(r.error("trailing bytes after the last finding"));
+        return Err(r.error(trailing));
     }
-    Ok(findings)
+    Ok(items)
 }
 
 struct Reader<'a> {

@@ -127,12 +127,7 @@ fn pack_event(e: &Event, out: &mut Vec<u8>) -> Option<(usize, usize)> {
 
 /// Encodes `events` into `out` (cleared first).
 pub fn encode_batch(events: &[Event], out: &mut Vec<u8>) {
-    out.clear();
-    out.push(PACKED_VERSION);
-    len(out, events.len());
-    for e in events {
-        e.pack(out);
-    }
+    encode_list(events, out);
 }
 
 /// Encodes `findings` into `out` (cleared first): the batch of
@@ -141,11 +136,17 @@ pub fn encode_batch(events: &[Event], out: &mut Vec<u8>) {
 /// Why: lowering that list calls the guest's `realloc` for every string and
 /// list of every finding (about 34 for a typical one).
 pub fn encode_findings(findings: &[FindingEvent], out: &mut Vec<u8>) {
+    encode_list(findings, out);
+}
+
+/// A batch of either kind into `out` (cleared first): the version byte,
+/// then the `list<T>`.
+fn encode_list<T: Pack>(items: &[T], out: &mut Vec<u8>) {
     out.clear();
     out.push(PACKED_VERSION);
-    len(out, findings.len());
-    for f in findings {
-        f.pack(out);
+    len(out, items.len());
+    for item in items {
+        item.pack(out);
     }
 }
 
