@@ -35,6 +35,7 @@ fn main() -> ExitCode {
                     &config.log.level,
                     cli.log_format.unwrap_or(config.log.format),
                 );
+                purge_at_rest();
                 return finish(vigil::fleet::run(config));
             }
             Err(e) => {
@@ -49,8 +50,27 @@ fn main() -> ExitCode {
     };
     init_logs(&cli.log, &level, cli.log_format.unwrap_or(format));
     match run {
-        Some((args, config)) => finish(vigil::run::run(args, config)),
+        Some((args, config)) => {
+            purge_at_rest();
+            finish(vigil::run::run(args, config))
+        }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// Has jemalloc return freed memory to the system from a background thread
+/// (one), on its usual 10 s decay, for the commands that run for long.
+/// Without it, jemalloc purges only when the process allocates again: the
+/// ~10 MiB that compiling the plugins frees at start-up would stay resident
+/// in an agent at rest (BENCHMARKS.md, "`vigil run` idle"). Not for `replay`
+/// and the other short commands, which allocate all the time anyway.
+fn purge_at_rest() {
+    let enabled = tikv_jemalloc_ctl::max_background_threads::write(1)
+        .and_then(|()| tikv_jemalloc_ctl::background_thread::write(true));
+    if let Err(e) = enabled {
+        tracing::warn!(
+            "the allocator cannot purge in the background ({e}): memory freed at start-up stays resident until the next allocations"
+        );
     }
 }
 

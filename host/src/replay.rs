@@ -20,6 +20,7 @@
 mod feed;
 mod read_ahead;
 
+use feed::Fed;
 use read_ahead::Input;
 
 use std::io::{Read, Write};
@@ -287,6 +288,12 @@ fn replay_on(
             });
         }
     };
+    // Findings of a block are out as soon as it is done (a pipe may be slow
+    // to bring the next). A failure here repeats at the last flush, which
+    // reports it.
+    let flush_block = |out: &std::cell::RefCell<&mut (dyn Write + Send)>| {
+        let _ = out.borrow_mut().flush();
+    };
     let (block, max_line, max_document) = limits();
     for path in &opts.paths {
         let label = path.display().to_string();
@@ -323,26 +330,44 @@ fn replay_on(
         match lines {
             // Nothing but blanks.
             None => {}
-            Some(true) => read_ahead::blocks(blocks, pool.is_some(), |input| match input {
-                Input::Errors(bad) => consume(bad.into_iter().map(Segment::Error).collect(), false),
-                Input::Block(block) => {
-                    let recs = block.records();
-                    records += recs.len();
-                    feed::feed(
-                        &label,
-                        &recs,
-                        &mut progress,
-                        origin,
-                        pool.as_deref(),
-                        &mut consume,
-                    );
-                    // Findings of a block are out as soon as it is done (a
-                    // pipe may be slow to bring the next). A failure here
-                    // repeats at the last flush, which reports it.
-                    let _ = out.borrow_mut().flush();
+            Some(true) => match pool.as_deref() {
+                // Several threads: read and cut on a thread of its own, normalised on the pool
+                // without a pause between blocks.
+                Some(pool) => {
+                    let read = read_ahead::ahead(blocks, |input| {
+                        feed::feed_ahead(
+                            &label,
+                            input,
+                            &mut progress,
+                            origin,
+                            pool,
+                            &cannot_read,
+                            &mut |fed| match fed {
+                                Fed::Segments(segments, ends) => consume(segments, ends),
+                                Fed::BlockDone(n) => {
+                                    records += n;
+                                    flush_block(&out);
+                                }
+                            },
+                        );
+                    });
+                    if let Err(e) = read {
+                        consume(cannot_read(e), true);
+                    }
                 }
-                Input::Failed(e) => consume(cannot_read(e), true),
-            }),
+                None => read_ahead::blocks(blocks, |input| match input {
+                    Input::Errors(bad) => {
+                        consume(bad.into_iter().map(Segment::Error).collect(), false);
+                    }
+                    Input::Block(block) => {
+                        let recs = block.records();
+                        records += recs.len();
+                        feed::feed(&label, &recs, &mut progress, origin, None, &mut consume);
+                        flush_block(&out);
+                    }
+                    Input::Failed(e) => consume(cannot_read(e), true),
+                }),
+            },
             Some(false) => {
                 let data = match blocks.read_whole(max_document) {
                     Ok(Some(data)) => data,

@@ -232,3 +232,73 @@ fn lines_and_documents_over_their_caps_are_input_errors() {
         String::from_utf8_lossy(&fits.stderr)
     );
 }
+
+/// `--format auto` decides from the first record that tells it, one record
+/// at a time until then: here after bad lines that fill several blocks.
+/// With lines that are not UTF-8, blank or ending in `\r\n` among the rest,
+/// every block size and thread count gives the output of one thread
+/// reading the default block.
+#[test]
+fn auto_format_and_odd_lines_give_the_same_output_on_any_block_and_thread_count() {
+    let dir = TempDir::new("replay-auto");
+    let good = std::fs::read_to_string(stream(&dir)).expect("read the stream");
+    let mut data = Vec::new();
+    for i in 0..40 {
+        data.extend_from_slice(
+            format!("not JSON, line {i} of a prelude over several blocks\n").as_bytes(),
+        );
+    }
+    data.extend_from_slice(b"\xff\xfe not UTF-8\r\n\r\n   \n");
+    for (i, line) in good.lines().take(3_000).enumerate() {
+        data.extend_from_slice(line.as_bytes());
+        data.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+        if i == 1_234 {
+            data.extend_from_slice(b"{\"kind\": \"\xc3\"}\n\n");
+        }
+    }
+    let path = dir.join("auto.jsonl");
+    std::fs::write(&path, &data).expect("write the input");
+    let run = |threads: usize, limits: Option<&str>| {
+        let mut cmd = vigil();
+        cmd.args([
+            "replay",
+            "--no-cache",
+            "--node",
+            "test-node",
+            "--format",
+            "auto",
+        ])
+        .args(["--threads", &threads.to_string()])
+        .arg(&path);
+        if let Some(limits) = limits {
+            cmd.env("VIGIL_REPLAY_TEST_LIMITS", limits);
+        }
+        cmd.output().expect("run vigil replay")
+    };
+    let reference = run(1, None);
+    assert_eq!(reference.status.code(), Some(2));
+    let errors = String::from_utf8_lossy(&reference.stderr).into_owned();
+    // The prelude's 40 lines, the two lines that are not UTF-8.
+    assert_eq!(errors.lines().count(), 42, "{errors}");
+    assert!(errors.contains("auto.jsonl:41: not UTF-8"), "{errors}");
+    assert!(errors.contains("auto.jsonl:1279: not UTF-8"), "{errors}");
+    let findings = reference
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert!(
+        findings > 100,
+        "the format was told and the events ran: {findings} findings"
+    );
+    for (block, threads) in [(Some(700), 2), (Some(700), 1), (Some(5_000), 3), (None, 2)] {
+        let limits = block.map(|b| format!("{b},{},{}", 1 << 20, 1 << 20));
+        let got = run(threads, limits.as_deref());
+        assert_same(
+            &got,
+            &reference,
+            &errors,
+            &format!("block {block:?}, {threads} threads"),
+        );
+    }
+}

@@ -5,9 +5,10 @@
 //! replay's time, and it ran on the dispatching thread, the one that a
 //! replay on two cores waits for. With a pool (`--threads` over 1) the
 //! blocks are read by a thread that does nothing else, and handed over as
-//! copies, at most [`AHEAD`] waiting, so memory stays bounded whatever the
-//! input's size. On one thread, reading stays inline: a second thread
-//! would only take turns on the same core.
+//! copies cut into records ([`LineBlock`]: the UTF-8 check and the newline
+//! search are that thread's work too), at most [`AHEAD`] waiting, so
+//! memory stays bounded whatever the input's size. On one thread, reading
+//! stays inline: a second thread would only take turns on the same core.
 //!
 //! What the caller sees does not change: the same blocks, the same errors,
 //! in the same order.
@@ -15,9 +16,9 @@
 use std::io::Read;
 use std::sync::mpsc;
 
-use vigil_normalize::{Block, InputError, LineBlocks};
+use vigil_normalize::{Block, InputError, LineBlock, LineBlocks};
 
-/// Blocks read and waiting for the caller, besides the one it works on and
+/// Blocks read and waiting for the caller, besides the ones it works on and
 /// the one being read.
 const AHEAD: usize = 1;
 
@@ -31,35 +32,71 @@ pub(super) enum Input<'a> {
     Failed(std::io::Error),
 }
 
-/// A block as sent between threads.
-enum Sent {
+/// What the reading thread gave, in input order (see [`Ahead`]).
+pub(super) enum Arrived {
+    /// Lines skipped (over the length cap), before the block that follows.
     Errors(Vec<InputError>),
-    Block { first_line: usize, data: Vec<u8> },
+    /// The next block of whole lines, cut into records.
+    Block(LineBlock),
+    /// Reading failed: nothing follows.
     Failed(std::io::Error),
 }
 
-/// Reads every block of `blocks` and gives them to `each` until the input
-/// ends or fails; `ahead`: on a reading thread (see the module docs).
-pub(super) fn blocks<R: Read + Send>(
-    mut blocks: LineBlocks<R>,
-    ahead: bool,
-    mut each: impl FnMut(Input<'_>),
-) {
-    if !ahead {
-        loop {
-            let mut bad = Vec::new();
-            let block = blocks.next_block(&mut |e| bad.push(e));
-            if !bad.is_empty() {
-                each(Input::Errors(bad));
-            }
-            match block {
-                Ok(Some(block)) => each(Input::Block(block)),
-                Ok(None) => return,
-                Err(e) => return each(Input::Failed(e)),
-            }
+/// Reads every block of `blocks` on the caller's thread and gives them to
+/// `each` until the input ends or fails.
+pub(super) fn blocks<R: Read + Send>(mut blocks: LineBlocks<R>, mut each: impl FnMut(Input<'_>)) {
+    loop {
+        let mut bad = Vec::new();
+        let block = blocks.next_block(&mut |e| bad.push(e));
+        if !bad.is_empty() {
+            each(Input::Errors(bad));
+        }
+        match block {
+            Ok(Some(block)) => each(Input::Block(block)),
+            Ok(None) => return,
+            Err(e) => return each(Input::Failed(e)),
         }
     }
-    let (tx, rx) = mpsc::sync_channel::<Sent>(AHEAD);
+}
+
+/// The input as read by the reading thread, taken in order with
+/// [`Ahead::next`].
+pub(super) struct Ahead {
+    rx: mpsc::Receiver<Arrived>,
+    give_back: mpsc::Sender<Vec<u8>>,
+}
+
+impl Ahead {
+    /// What was read next: `None` once the input has ended (after its last
+    /// block, or its failure). With `wait` false, `Some(None)` when nothing
+    /// is ready yet; with `wait` true, waits for it.
+    pub fn next(&self, wait: bool) -> Option<Option<Arrived>> {
+        if wait {
+            return self.rx.recv().ok().map(Some);
+        }
+        match self.rx.try_recv() {
+            Ok(read) => Some(Some(read)),
+            Err(mpsc::TryRecvError::Empty) => Some(None),
+            Err(mpsc::TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// A block the caller is done with: its buffer is read into again.
+    pub fn give_back(&self, block: LineBlock) {
+        let _ = self.give_back.send(block.into_bytes());
+    }
+}
+
+/// Reads `blocks` on a thread of its own and runs `with` on what it reads
+/// (see the module docs); returns when both are done.
+///
+/// # Errors
+/// When the reading thread cannot be started (nothing was read).
+pub(super) fn ahead<R: Read + Send, T>(
+    mut blocks: LineBlocks<R>,
+    with: impl FnOnce(&Ahead) -> T,
+) -> std::io::Result<T> {
+    let (tx, rx) = mpsc::sync_channel::<Arrived>(AHEAD);
     // Buffers the caller is done with, reused by the reader.
     let (give_back, reuse) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
@@ -69,25 +106,22 @@ pub(super) fn blocks<R: Read + Send>(
                 loop {
                     let mut bad = Vec::new();
                     let block = blocks.next_block(&mut |e| bad.push(e));
-                    if !bad.is_empty() && tx.send(Sent::Errors(bad)).is_err() {
+                    if !bad.is_empty() && tx.send(Arrived::Errors(bad)).is_err() {
                         return;
                     }
-                    let sent = match block {
+                    let read = match block {
                         Ok(Some(block)) => {
                             let mut data = reuse.try_recv().unwrap_or_default();
                             data.clear();
                             data.extend_from_slice(block.data);
-                            Sent::Block {
-                                first_line: block.first_line,
-                                data,
-                            }
+                            Arrived::Block(LineBlock::new(block.first_line, data))
                         }
                         Ok(None) => return,
-                        Err(e) => Sent::Failed(e),
+                        Err(e) => Arrived::Failed(e),
                     };
-                    let last = matches!(sent, Sent::Failed(_));
+                    let last = matches!(read, Arrived::Failed(_));
                     // The caller gone (it panicked): stop reading.
-                    if tx.send(sent).is_err() || last {
+                    if tx.send(read).is_err() || last {
                         return;
                     }
                 }
@@ -95,29 +129,19 @@ pub(super) fn blocks<R: Read + Send>(
         let reader = match reader {
             Ok(reader) => reader,
             Err(e) => {
-                return each(Input::Failed(std::io::Error::other(format!(
+                return Err(std::io::Error::other(format!(
                     "cannot start the reading thread: {e}"
-                ))));
+                )));
             }
         };
-        // Ends when the reader has sent its last and dropped `tx`.
-        for sent in rx {
-            match sent {
-                Sent::Errors(bad) => each(Input::Errors(bad)),
-                Sent::Block { first_line, data } => {
-                    each(Input::Block(Block {
-                        first_line,
-                        data: &data,
-                    }));
-                    let _ = give_back.send(data);
-                }
-                Sent::Failed(e) => each(Input::Failed(e)),
-            }
-        }
+        let result = with(&Ahead { rx, give_back });
+        // The caller returns once the reader has sent its last (or when it
+        // panics, which the scope carries on).
         if let Err(panic) = reader.join() {
             std::panic::resume_unwind(panic);
         }
-    });
+        Ok(result)
+    })
 }
 
 #[cfg(test)]
@@ -147,30 +171,55 @@ mod tests {
         }
     }
 
+    /// A block's records, as text.
+    fn shown(records: &[vigil_normalize::Record<'_>]) -> String {
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| format!("{} {:?}", r.line, r.text))
+            .collect();
+        format!("block {}", lines.join(" | "))
+    }
+
     /// What the caller saw, as text.
-    fn seen(data: &[u8], fail: bool, ahead: bool) -> Vec<String> {
+    fn seen(data: &[u8], fail: bool, read_ahead: bool) -> Vec<String> {
         let reader = Trickle {
             data: data.to_vec(),
             at: 0,
             fail,
         };
+        let lines = LineBlocks::new("in", reader, 16, 24);
         let mut got = Vec::new();
-        blocks(LineBlocks::new("in", reader, 16, 24), ahead, |input| {
-            got.push(match input {
-                Input::Errors(bad) => format!(
-                    "errors {:?}",
-                    bad.iter().map(|e| e.line).collect::<Vec<_>>()
-                ),
-                Input::Block(b) => {
-                    format!(
-                        "block {} {:?}",
-                        b.first_line,
-                        String::from_utf8_lossy(b.data)
-                    )
-                }
-                Input::Failed(e) => format!("failed {e}"),
+        if !read_ahead {
+            blocks(lines, |input| {
+                got.push(match input {
+                    Input::Errors(bad) => format!(
+                        "errors {:?}",
+                        bad.iter().map(|e| e.line).collect::<Vec<_>>()
+                    ),
+                    Input::Block(b) => shown(&b.records()),
+                    Input::Failed(e) => format!("failed {e}"),
+                });
             });
-        });
+            return got;
+        }
+        ahead(lines, |input| {
+            while let Some(arrived) = input.next(got.len() % 2 == 0) {
+                let Some(arrived) = arrived else { continue };
+                got.push(match arrived {
+                    Arrived::Errors(bad) => format!(
+                        "errors {:?}",
+                        bad.iter().map(|e| e.line).collect::<Vec<_>>()
+                    ),
+                    Arrived::Block(b) => {
+                        let text = shown(&b.records(0..b.len()));
+                        input.give_back(b);
+                        text
+                    }
+                    Arrived::Failed(e) => format!("failed {e}"),
+                });
+            }
+        })
+        .expect("the reading thread starts");
         got
     }
 

@@ -14,7 +14,9 @@ mod records;
 
 pub use borrowed::Str;
 pub use lines::{Block, LineBlocks, ReadyCheck, is_json_lines};
-pub use records::{Normaliser, Record, Segment, for_each_record, normalise_records, split_records};
+pub use records::{
+    LineBlock, Normaliser, Record, Segment, for_each_record, normalise_records, split_records,
+};
 pub mod swarm_service;
 
 use serde::Deserialize;

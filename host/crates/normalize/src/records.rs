@@ -110,41 +110,128 @@ pub fn split_records<'a>(
 /// Splits JSON lines into records, numbering them from `first_line`: blank
 /// lines are skipped, a line that is not UTF-8 is a record without text.
 pub(crate) fn split_lines(data: &[u8], first_line: usize) -> Vec<Record<'_>> {
-    // Fast path: the whole input is UTF-8 (checked once, vectorised);
-    // otherwise each line is checked alone so one bad line does not cost
-    // the others. Either way lines are cut with the `memchr` crate, which
-    // picks the widest vector unit at run time (`str::split` searched 8
-    // bytes at a time: 2.3 % of a replay's instructions).
     let whole = std::str::from_utf8(data).ok();
-    lines_of(data)
-        .enumerate()
-        .filter_map(|(idx, line)| {
-            let line = match whole {
-                // Cut at an ASCII `\n`, a line of valid UTF-8 is valid
-                // UTF-8: sliced from the checked text, not checked again.
-                Some(text) => {
-                    let at = line.as_ptr() as usize - data.as_ptr() as usize;
-                    Ok(&text[at..at + line.len()])
-                }
-                None => std::str::from_utf8(line),
-            };
-            line_record(first_line + idx, line)
-        })
+    line_spans(data, first_line, whole.is_some())
+        .iter()
+        .map(|span| span.record(data, whole))
         .collect()
 }
 
-/// The record of line `line_no`: none if it is blank (a `\r` before its
-/// newline dropped), no text if it is not UTF-8.
-fn line_record(line_no: usize, line: Result<&str, std::str::Utf8Error>) -> Option<Record<'_>> {
-    let text = match line.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
-        Ok(l) if l.bytes().all(|b| b.is_ascii_whitespace()) => return None,
-        Ok(l) => Ok(l),
-        Err(e) => Err(format!("not UTF-8: {e}")),
-    };
-    Some(Record {
-        line: line_no,
-        text,
-    })
+/// Where one record of a block of lines is: its line number and its bytes
+/// (a `\r` before the newline left out), found once by [`line_spans`] and
+/// turned into a [`Record`] by [`Span::record`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    line: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// The record: `whole` is `data` as text when all of it is UTF-8.
+    fn record<'a>(&self, data: &'a [u8], whole: Option<&'a str>) -> Record<'a> {
+        let text = match whole {
+            // Cut at an ASCII `\n`, a line of valid UTF-8 is valid UTF-8:
+            // sliced from the checked text, not checked again.
+            Some(text) => Ok(&text[self.start..self.end]),
+            None => std::str::from_utf8(&data[self.start..self.end])
+                .map_err(|e| format!("not UTF-8: {e}")),
+        };
+        Record {
+            line: self.line,
+            text,
+        }
+    }
+}
+
+/// The records of `data` (`valid`: all of it is UTF-8), numbered from
+/// `first_line`. Lines are cut with the `memchr` crate, which picks the
+/// widest vector unit at run time (`str::split` searched 8 bytes at a time:
+/// 2.3 % of a replay's instructions). When the whole block is not UTF-8,
+/// each line is checked alone so one bad line does not cost the others.
+fn line_spans(data: &[u8], first_line: usize, valid: bool) -> Vec<Span> {
+    let mut start = 0;
+    let mut spans = Vec::new();
+    for (idx, line) in lines_of(data).enumerate() {
+        let at = start;
+        start += line.len() + 1;
+        if !valid && std::str::from_utf8(line).is_err() {
+            // No text: reported whole (`Span::record` says why).
+            spans.push(Span {
+                line: first_line + idx,
+                start: at,
+                end: at + line.len(),
+            });
+            continue;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        spans.push(Span {
+            line: first_line + idx,
+            start: at,
+            end: at + line.len(),
+        });
+    }
+    spans
+}
+
+/// A block of JSON lines that owns its bytes and was cut into records when
+/// it was made: what `vigil replay`'s reading thread hands on, so that the
+/// UTF-8 check and the search for newlines (a pass over every byte) are
+/// not made by the thread that runs the plugins. The records are the ones
+/// [`crate::Block::records`] gives for the same bytes.
+#[derive(Debug)]
+pub struct LineBlock {
+    /// The bytes, as text when all of them are UTF-8.
+    data: Result<String, Vec<u8>>,
+    spans: Vec<Span>,
+}
+
+impl LineBlock {
+    /// Cuts `data`, whose first line is line `first_line` of its input.
+    pub fn new(first_line: usize, data: Vec<u8>) -> Self {
+        let data = String::from_utf8(data).map_err(std::string::FromUtf8Error::into_bytes);
+        let spans = match &data {
+            Ok(text) => line_spans(text.as_bytes(), first_line, true),
+            Err(bytes) => line_spans(bytes, first_line, false),
+        };
+        Self { data, spans }
+    }
+
+    /// How many records the block holds.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether it holds none (blank lines only).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Records `range` of the block (`0..self.len()`: all of them).
+    ///
+    /// # Panics
+    /// If `range` is not within `0..self.len()`.
+    pub fn records(&self, range: std::ops::Range<usize>) -> Vec<Record<'_>> {
+        let (bytes, whole) = match &self.data {
+            Ok(text) => (text.as_bytes(), Some(text.as_str())),
+            Err(bytes) => (bytes.as_slice(), None),
+        };
+        self.spans[range]
+            .iter()
+            .map(|span| span.record(bytes, whole))
+            .collect()
+    }
+
+    /// The bytes back, for the next block to be read into.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self.data {
+            Ok(text) => text.into_bytes(),
+            Err(bytes) => bytes,
+        }
+    }
 }
 
 /// The lines of `data`, as `data.split(|b| *b == b'\n')` gives them (the
@@ -316,6 +403,21 @@ pub fn normalise_records(
 mod tests {
     use super::*;
 
+    /// The record of line `line_no` as `split_lines` made it before it was
+    /// cut with `memchr`: none if blank (a `\r` before its newline
+    /// dropped), no text if not UTF-8.
+    fn line_record(line_no: usize, line: Result<&str, std::str::Utf8Error>) -> Option<Record<'_>> {
+        let text = match line.map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+            Ok(l) if l.bytes().all(|b| b.is_ascii_whitespace()) => return None,
+            Ok(l) => Ok(l),
+            Err(e) => Err(format!("not UTF-8: {e}")),
+        };
+        Some(Record {
+            line: line_no,
+            text,
+        })
+    }
+
     /// `split_lines` as it was, cutting with `str::split`: the reference.
     fn split_lines_by_str(data: &[u8], first_line: usize) -> Vec<Record<'_>> {
         let lines: Box<dyn Iterator<Item = Result<&str, std::str::Utf8Error>>> =
@@ -330,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_cut_as_str_split_cut_them() {
+    fn lines_are_cut_as_str_split_cut_them_in_place_and_in_owned_blocks() {
         use vigil_test_support::fuzz::Rng;
         let fixed: [&[u8]; 9] = [
             b"",
@@ -344,11 +446,10 @@ mod tests {
             b"\xe2\x82\nx",
         ];
         for data in fixed {
-            assert_eq!(
-                split_lines(data, 7),
-                split_lines_by_str(data, 7),
-                "{data:?}"
-            );
+            let expected = split_lines_by_str(data, 7);
+            assert_eq!(split_lines(data, 7), expected, "{data:?}");
+            let block = LineBlock::new(7, data.to_vec());
+            assert_eq!(block.records(0..block.len()), expected, "{data:?}");
         }
         // Random inputs of newlines, blanks, ASCII, multi-byte characters
         // and stray bytes, long enough that the vector search runs.
@@ -369,11 +470,16 @@ mod tests {
             for _ in 0..rng.below(80) {
                 data.extend_from_slice(pieces[rng.below(pieces.len())]);
             }
-            assert_eq!(
-                split_lines(&data, 1),
-                split_lines_by_str(&data, 1),
-                "{data:?}"
-            );
+            let expected = split_lines_by_str(&data, 1);
+            assert_eq!(split_lines(&data, 1), expected, "{data:?}");
+            let block = LineBlock::new(1, data.clone());
+            assert_eq!(block.len(), expected.len(), "{data:?}");
+            assert_eq!(block.records(0..block.len()), expected, "{data:?}");
+            // Any range: the records at those places.
+            let from = rng.below(expected.len() + 1);
+            let to = from + rng.below(expected.len() - from + 1);
+            assert_eq!(block.records(from..to), expected[from..to], "{data:?}");
+            assert_eq!(block.into_bytes(), data, "the bytes come back as they were");
         }
     }
 }
