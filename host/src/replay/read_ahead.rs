@@ -4,8 +4,8 @@
 //! Why: reading (the `read` system calls, the page cache) is a tenth of a
 //! replay's time, and it ran on the dispatching thread, the one that a
 //! replay on two cores waits for. With a pool (`--threads` over 1) the
-//! blocks are read by a thread that does nothing else, and handed over as
-//! copies cut into records ([`LineBlock`]: the UTF-8 check and the newline
+//! blocks are read by a thread that does nothing else, and handed over
+//! (the buffers themselves, which come back when done) cut into records ([`LineBlock`]: the UTF-8 check and the newline
 //! search are that thread's work too), at most [`AHEAD`] waiting, so
 //! memory stays bounded whatever the input's size. On one thread, reading
 //! stays inline: a second thread would only take turns on the same core.
@@ -105,16 +105,14 @@ pub(super) fn ahead<R: Read + Send, T>(
             .spawn_scoped(scope, move || {
                 loop {
                     let mut bad = Vec::new();
-                    let block = blocks.next_block(&mut |e| bad.push(e));
+                    let spare = reuse.try_recv().unwrap_or_default();
+                    let block = blocks.next_owned_block(spare, &mut |e| bad.push(e));
                     if !bad.is_empty() && tx.send(Arrived::Errors(bad)).is_err() {
                         return;
                     }
                     let read = match block {
-                        Ok(Some(block)) => {
-                            let mut data = reuse.try_recv().unwrap_or_default();
-                            data.clear();
-                            data.extend_from_slice(block.data);
-                            Arrived::Block(LineBlock::new(block.first_line, data))
+                        Ok(Some((first_line, data))) => {
+                            Arrived::Block(LineBlock::new(first_line, data))
                         }
                         Ok(None) => return,
                         Err(e) => Arrived::Failed(e),

@@ -220,6 +220,38 @@ impl<R: Read> LineBlocks<R> {
         }
     }
 
+    /// [`Self::next_block`], the block handed over as the buffer itself
+    /// (its first line's number, and the bytes): the reader goes on in
+    /// `spare` (a buffer handed back, or a new one), where only the start
+    /// of the next line is copied. A thread that reads ahead for others
+    /// (`vigil replay` on several threads) so copies no block.
+    ///
+    /// # Errors
+    /// As [`Self::next_block`].
+    pub fn next_owned_block(
+        &mut self,
+        spare: Vec<u8>,
+        on_error: &mut dyn FnMut(InputError),
+    ) -> std::io::Result<Option<(usize, Vec<u8>)>> {
+        // A block is always the start of the buffer.
+        let Some((first_line, len)) = self
+            .next_block(on_error)?
+            .map(|b| (b.first_line, b.data.len()))
+        else {
+            return Ok(None);
+        };
+        let mut next = spare;
+        next.clear();
+        next.resize(self.buf.len(), 0);
+        let rest = self.end - self.start;
+        next[..rest].copy_from_slice(&self.buf[self.start..self.end]);
+        let mut block = std::mem::replace(&mut self.buf, next);
+        block.truncate(len);
+        self.start = 0;
+        self.end = rest;
+        Ok(Some((first_line, block)))
+    }
+
     /// Moves what is left to the front of the buffer, and gives back what a
     /// long line grew it by once that line is gone.
     fn compact(&mut self) {
@@ -329,17 +361,45 @@ mod tests {
         max_line: usize,
         trickle: usize,
     ) -> (Vec<Line>, Vec<(usize, String)>) {
+        let inline = read_with(data, block, max_line, trickle, false);
+        let owned = read_with(data, block, max_line, trickle, true);
+        assert_eq!(owned, inline, "blocks handed over as buffers");
+        inline
+    }
+
+    /// [`read_all`] with `next_block`, or with `next_owned_block` given a
+    /// new buffer and the last block's in turn.
+    fn read_with(
+        data: &[u8],
+        block: usize,
+        max_line: usize,
+        trickle: usize,
+        owned: bool,
+    ) -> (Vec<Line>, Vec<(usize, String)>) {
         let mut blocks = LineBlocks::new("f", Trickle(data, trickle), block, max_line);
         let (mut records, mut errors) = (Vec::new(), Vec::new());
-        loop {
+        let mut spare = Vec::new();
+        for n in 0.. {
             let mut errs = Vec::new();
-            let Some(b) = blocks.next_block(&mut |e| errs.push(e)).unwrap() else {
-                errors.extend(errs.into_iter().map(|e| (e.line, e.reason)));
-                break;
+            let got = if owned {
+                blocks
+                    .next_owned_block(std::mem::take(&mut spare), &mut |e| errs.push(e))
+                    .unwrap()
+            } else {
+                blocks
+                    .next_block(&mut |e| errs.push(e))
+                    .unwrap()
+                    .map(|b| (b.first_line, b.data.to_vec()))
             };
             errors.extend(errs.into_iter().map(|e| (e.line, e.reason)));
-            for r in b.records() {
+            let Some((first_line, bytes)) = got else {
+                break;
+            };
+            for r in split_lines(&bytes, first_line) {
                 records.push((r.line, r.text.map(str::to_owned)));
+            }
+            if n % 2 == 1 {
+                spare = bytes;
             }
         }
         (records, errors)
