@@ -41,19 +41,7 @@ fn stream(dir: &Path) -> std::path::PathBuf {
 }
 
 fn replay(path: &Path, threads: usize) -> std::process::Output {
-    vigil()
-        .args([
-            "replay",
-            "--no-cache",
-            "--node",
-            "test-node",
-            "--format",
-            "k8s-audit",
-        ])
-        .args(["--threads", &threads.to_string()])
-        .arg(path)
-        .output()
-        .expect("run vigil replay")
+    replay_as(path, "k8s-audit", threads, None)
 }
 
 /// `got` exits 2 (the stream's bad lines) with the reference's findings,
@@ -107,6 +95,17 @@ fn one_thread_and_several_give_the_same_output_byte_for_byte() {
 }
 
 fn replay_with(path: &Path, threads: usize, limits: Option<&str>) -> std::process::Output {
+    replay_as(path, "k8s-audit", threads, limits)
+}
+
+/// A replay of `path` read as `format`, on `threads` threads, with the
+/// test limits of `vigil replay`'s blocks and lines if given.
+fn replay_as(
+    path: &Path,
+    format: &str,
+    threads: usize,
+    limits: Option<&str>,
+) -> std::process::Output {
     let mut cmd = vigil();
     cmd.args([
         "replay",
@@ -114,7 +113,7 @@ fn replay_with(path: &Path, threads: usize, limits: Option<&str>) -> std::proces
         "--node",
         "test-node",
         "--format",
-        "k8s-audit",
+        format,
     ])
     .args(["--threads", &threads.to_string()])
     .arg(path);
@@ -258,23 +257,7 @@ fn auto_format_and_odd_lines_give_the_same_output_on_any_block_and_thread_count(
     }
     let path = dir.join("auto.jsonl");
     std::fs::write(&path, &data).expect("write the input");
-    let run = |threads: usize, limits: Option<&str>| {
-        let mut cmd = vigil();
-        cmd.args([
-            "replay",
-            "--no-cache",
-            "--node",
-            "test-node",
-            "--format",
-            "auto",
-        ])
-        .args(["--threads", &threads.to_string()])
-        .arg(&path);
-        if let Some(limits) = limits {
-            cmd.env("VIGIL_REPLAY_TEST_LIMITS", limits);
-        }
-        cmd.output().expect("run vigil replay")
-    };
+    let run = |threads: usize, limits: Option<&str>| replay_as(&path, "auto", threads, limits);
     let reference = run(1, None);
     assert_eq!(reference.status.code(), Some(2));
     let errors = String::from_utf8_lossy(&reference.stderr).into_owned();

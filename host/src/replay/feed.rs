@@ -30,6 +30,10 @@ const CHUNK: usize = 512;
 /// held by parsed events that wait for the plugins.
 const AHEAD_PER_THREAD: usize = 4;
 
+/// Blocks [`feed_ahead`] holds at most: the one whose last chunks the
+/// plugins run on, and the next, normalised meanwhile.
+const HELD_BLOCKS: usize = 2;
+
 /// Where an input's feeding stands between two of its blocks.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Progress {
@@ -233,6 +237,13 @@ pub(super) fn feed_ahead(
         // Chunks spawned and taken so far; their difference is bounded by
         // `ahead` before more input is taken in.
         let (mut spawned, mut taken) = (0usize, 0usize);
+        // Blocks taken in and not yet handed on whole: at most the one the
+        // plugins run on and the next (besides those the reader holds),
+        // however few records a block holds (long lines).
+        let mut held = 0usize;
+        // A block waits for its format (`Step::Settle`): nothing more is
+        // taken in until it is told.
+        let mut settling = false;
         let mut open = true;
         // Queues the chunks of `block` from its record `start` on.
         let spawn = |block: LineBlock,
@@ -264,10 +275,7 @@ pub(super) fn feed_ahead(
             // Take in what was read while the window has room and no block
             // waits for its format; wait for it only when nothing else is
             // left to do.
-            while open
-                && spawned - taken < ahead
-                && !steps.iter().any(|s| matches!(s, Step::Settle(_)))
-            {
+            while open && spawned - taken < ahead && held < HELD_BLOCKS && !settling {
                 match input.next(steps.is_empty()) {
                     None => open = false,
                     Some(None) => break,
@@ -278,11 +286,14 @@ pub(super) fn feed_ahead(
                     Some(Some(Arrived::Failed(e))) => {
                         steps.push_back(Step::Ready(failed(e), true));
                     }
-                    Some(Some(Arrived::Block(block))) if progress.format == Format::Auto => {
-                        steps.push_back(Step::Settle(block));
-                    }
                     Some(Some(Arrived::Block(block))) => {
-                        spawn(block, 0, &mut steps, progress, &mut spawned);
+                        held += 1;
+                        if progress.format == Format::Auto {
+                            settling = true;
+                            steps.push_back(Step::Settle(block));
+                        } else {
+                            spawn(block, 0, &mut steps, progress, &mut spawned);
+                        }
                     }
                 }
             }
@@ -309,9 +320,11 @@ pub(super) fn feed_ahead(
                         origin,
                         &mut |segments, ends| sink(Fed::Segments(segments, ends)),
                     );
+                    settling = false;
                     spawn(block, start, &mut steps, progress, &mut spawned);
                 }
                 Step::BlockEnd(block) => {
+                    held -= 1;
                     sink(Fed::BlockDone(block.len()));
                     // Every chunk of the block dropped its share before its
                     // result was taken.

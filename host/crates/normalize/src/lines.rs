@@ -240,7 +240,13 @@ impl<R: Read> LineBlocks<R> {
         else {
             return Ok(None);
         };
-        let mut next = spare;
+        // A buffer that a long line grew is not kept for the lines after it
+        // (as `compact` shrinks the reader's own).
+        let mut next = if spare.capacity() > self.buf.len() {
+            Vec::new()
+        } else {
+            spare
+        };
         next.clear();
         next.resize(self.buf.len(), 0);
         let rest = self.end - self.start;
@@ -531,6 +537,24 @@ mod tests {
         }
         assert!(lens[0] >= 1000);
         assert_eq!(*lens.last().unwrap(), 16);
+    }
+
+    #[test]
+    fn handed_over_buffers_shrink_back_after_a_long_line() {
+        let data = format!("{}\n{}\n", "y".repeat(1000), "{}\n".repeat(10));
+        let mut blocks = LineBlocks::new("f", data.as_bytes(), 16, 4096);
+        let (mut spare, mut caps) = (Vec::new(), Vec::new());
+        while let Some((_, block)) = blocks
+            .next_owned_block(std::mem::take(&mut spare), &mut |e| panic!("{e}"))
+            .unwrap()
+        {
+            caps.push(block.capacity());
+            spare = block;
+        }
+        assert!(caps[0] >= 1000, "{caps:?}");
+        // Neither the reader's buffer nor one handed back stays grown.
+        assert!(caps[2..].iter().all(|&c| c <= 16), "{caps:?}");
+        assert_eq!(blocks.buf.len(), 16);
     }
 
     #[test]
