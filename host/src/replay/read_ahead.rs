@@ -106,14 +106,12 @@ pub(super) fn ahead<R: Read + Send, T>(
                 loop {
                     let mut bad = Vec::new();
                     let spare = reuse.try_recv().unwrap_or_default();
-                    let block = blocks.next_owned_block(spare, &mut |e| bad.push(e));
+                    let block = blocks.next_line_block(spare, &mut |e| bad.push(e));
                     if !bad.is_empty() && tx.send(Arrived::Errors(bad)).is_err() {
                         return;
                     }
                     let read = match block {
-                        Ok(Some((first_line, data))) => {
-                            Arrived::Block(LineBlock::new(first_line, data))
-                        }
+                        Ok(Some(block)) => Arrived::Block(block),
                         Ok(None) => return,
                         Err(e) => Arrived::Failed(e),
                     };

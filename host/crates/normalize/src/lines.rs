@@ -10,7 +10,7 @@
 use std::io::{ErrorKind, Read};
 
 use super::{first_line_complete, records::split_lines};
-use crate::{InputError, Record};
+use crate::{InputError, LineBlock, Record};
 
 /// One block of whole lines.
 #[derive(Debug)]
@@ -148,6 +148,21 @@ impl<R: Read> LineBlocks<R> {
         &mut self,
         on_error: &mut dyn FnMut(InputError),
     ) -> std::io::Result<Option<Block<'_>>> {
+        let Some(len) = self.cut(on_error)? else {
+            return Ok(None);
+        };
+        let first_line = self.line;
+        self.line += bytecount(&self.buf[..len]);
+        Ok(Some(Block {
+            first_line,
+            data: &self.buf[..len],
+        }))
+    }
+
+    /// The length of the next block of whole lines (the start of the
+    /// buffer, `self.line` its first line's number, not yet advanced past
+    /// it), `None` at the end of input; see [`Self::next_block`].
+    fn cut(&mut self, on_error: &mut dyn FnMut(InputError)) -> std::io::Result<Option<usize>> {
         self.compact();
         loop {
             self.fill();
@@ -179,26 +194,17 @@ impl<R: Read> LineBlocks<R> {
             {
                 return Err(self.fail(e));
             }
-            let data = &self.buf[..self.end];
             match last_newline {
                 Some(p) => {
-                    let first_line = self.line;
-                    self.line += bytecount(&data[..=p]);
                     self.start = p + 1;
-                    return Ok(Some(Block {
-                        first_line,
-                        data: &self.buf[..=p],
-                    }));
+                    return Ok(Some(p + 1));
                 }
                 None if self.eof => {
                     if self.end == 0 {
                         return Ok(None);
                     }
                     self.start = self.end;
-                    return Ok(Some(Block {
-                        first_line: self.line,
-                        data: &self.buf[..self.end],
-                    }));
+                    return Ok(Some(self.end));
                 }
                 // The buffer is full and holds part of one line.
                 // (Room for one byte more than the cap: a line of exactly
@@ -220,24 +226,21 @@ impl<R: Read> LineBlocks<R> {
         }
     }
 
-    /// [`Self::next_block`], the block handed over as the buffer itself
-    /// (its first line's number, and the bytes): the reader goes on in
-    /// `spare` (a buffer handed back, or a new one), where only the start
-    /// of the next line is copied. A thread that reads ahead for others
-    /// (`vigil replay` on several threads) so copies no block.
+    /// [`Self::next_block`], the block handed over as the buffer itself,
+    /// cut into records ([`LineBlock`]): the reader goes on in `spare` (a
+    /// buffer handed back, or a new one), where only the start of the next
+    /// line is copied. A thread that reads ahead for others (`vigil replay`
+    /// on several threads) so copies no block, and the newlines are
+    /// searched once, for the records and the line numbers alike.
     ///
     /// # Errors
     /// As [`Self::next_block`].
-    pub fn next_owned_block(
+    pub fn next_line_block(
         &mut self,
         spare: Vec<u8>,
         on_error: &mut dyn FnMut(InputError),
-    ) -> std::io::Result<Option<(usize, Vec<u8>)>> {
-        // A block is always the start of the buffer.
-        let Some((first_line, len)) = self
-            .next_block(on_error)?
-            .map(|b| (b.first_line, b.data.len()))
-        else {
+    ) -> std::io::Result<Option<LineBlock>> {
+        let Some(len) = self.cut(on_error)? else {
             return Ok(None);
         };
         // A buffer that a long line grew is not kept for the lines after it
@@ -247,15 +250,18 @@ impl<R: Read> LineBlocks<R> {
         } else {
             spare
         };
-        next.clear();
+        // What the buffer held is read over: only its length matters (a
+        // block handed back is nearly full, so little is filled here).
         next.resize(self.buf.len(), 0);
         let rest = self.end - self.start;
         next[..rest].copy_from_slice(&self.buf[self.start..self.end]);
-        let mut block = std::mem::replace(&mut self.buf, next);
-        block.truncate(len);
+        let mut bytes = std::mem::replace(&mut self.buf, next);
+        bytes.truncate(len);
         self.start = 0;
         self.end = rest;
-        Ok(Some((first_line, block)))
+        let block = LineBlock::new(self.line, bytes);
+        self.line += block.newlines();
+        Ok(Some(block))
     }
 
     /// Moves what is left to the front of the buffer, and gives back what a
@@ -389,23 +395,23 @@ mod tests {
             let mut errs = Vec::new();
             let got = if owned {
                 blocks
-                    .next_owned_block(std::mem::take(&mut spare), &mut |e| errs.push(e))
+                    .next_line_block(std::mem::take(&mut spare), &mut |e| errs.push(e))
                     .unwrap()
             } else {
                 blocks
                     .next_block(&mut |e| errs.push(e))
                     .unwrap()
-                    .map(|b| (b.first_line, b.data.to_vec()))
+                    .map(|b| LineBlock::new(b.first_line, b.data.to_vec()))
             };
             errors.extend(errs.into_iter().map(|e| (e.line, e.reason)));
-            let Some((first_line, bytes)) = got else {
+            let Some(block) = got else {
                 break;
             };
-            for r in split_lines(&bytes, first_line) {
+            for r in block.records(0..block.len()) {
                 records.push((r.line, r.text.map(str::to_owned)));
             }
             if n % 2 == 1 {
-                spare = bytes;
+                spare = block.into_bytes();
             }
         }
         (records, errors)
@@ -544,12 +550,12 @@ mod tests {
         let data = format!("{}\n{}\n", "y".repeat(1000), "{}\n".repeat(10));
         let mut blocks = LineBlocks::new("f", data.as_bytes(), 16, 4096);
         let (mut spare, mut caps) = (Vec::new(), Vec::new());
-        while let Some((_, block)) = blocks
-            .next_owned_block(std::mem::take(&mut spare), &mut |e| panic!("{e}"))
+        while let Some(block) = blocks
+            .next_line_block(std::mem::take(&mut spare), &mut |e| panic!("{e}"))
             .unwrap()
         {
-            caps.push(block.capacity());
-            spare = block;
+            spare = block.into_bytes();
+            caps.push(spare.capacity());
         }
         assert!(caps[0] >= 1000, "{caps:?}");
         // Neither the reader's buffer nor one handed back stays grown.

@@ -112,6 +112,7 @@ pub fn split_records<'a>(
 pub(crate) fn split_lines(data: &[u8], first_line: usize) -> Vec<Record<'_>> {
     let whole = std::str::from_utf8(data).ok();
     line_spans(data, first_line, whole.is_some())
+        .0
         .iter()
         .map(|span| span.record(data, whole))
         .collect()
@@ -145,14 +146,16 @@ impl Span {
 }
 
 /// The records of `data` (`valid`: all of it is UTF-8), numbered from
-/// `first_line`. Lines are cut with the `memchr` crate, which picks the
+/// `first_line`, and the number of newlines in `data`. Lines are cut with the `memchr` crate, which picks the
 /// widest vector unit at run time (`str::split` searched 8 bytes at a time:
 /// 2.3 % of a replay's instructions). When the whole block is not UTF-8,
 /// each line is checked alone so one bad line does not cost the others.
-fn line_spans(data: &[u8], first_line: usize, valid: bool) -> Vec<Span> {
+fn line_spans(data: &[u8], first_line: usize, valid: bool) -> (Vec<Span>, usize) {
     let mut start = 0;
     let mut spans = Vec::new();
+    let mut lines = 0;
     for (idx, line) in lines_of(data).enumerate() {
+        lines = idx + 1;
         let at = start;
         start += line.len() + 1;
         if !valid && std::str::from_utf8(line).is_err() {
@@ -174,7 +177,9 @@ fn line_spans(data: &[u8], first_line: usize, valid: bool) -> Vec<Span> {
             end: at + line.len(),
         });
     }
-    spans
+    // `lines_of` gives one line more than there are newlines (the one after
+    // the last, possibly empty).
+    (spans, lines - 1)
 }
 
 /// A block of JSON lines that owns its bytes and was cut into records when
@@ -187,17 +192,28 @@ pub struct LineBlock {
     /// The bytes, as text when all of them are UTF-8.
     data: Result<String, Vec<u8>>,
     spans: Vec<Span>,
+    newlines: usize,
 }
 
 impl LineBlock {
     /// Cuts `data`, whose first line is line `first_line` of its input.
     pub fn new(first_line: usize, data: Vec<u8>) -> Self {
         let data = String::from_utf8(data).map_err(std::string::FromUtf8Error::into_bytes);
-        let spans = match &data {
+        let (spans, newlines) = match &data {
             Ok(text) => line_spans(text.as_bytes(), first_line, true),
             Err(bytes) => line_spans(bytes, first_line, false),
         };
-        Self { data, spans }
+        Self {
+            data,
+            spans,
+            newlines,
+        }
+    }
+
+    /// The newlines in the block: the line number after it is its first
+    /// plus these.
+    pub fn newlines(&self) -> usize {
+        self.newlines
     }
 
     /// How many records the block holds.
@@ -474,6 +490,8 @@ mod tests {
             assert_eq!(split_lines(&data, 1), expected, "{data:?}");
             let block = LineBlock::new(1, data.clone());
             assert_eq!(block.len(), expected.len(), "{data:?}");
+            let newlines = data.iter().filter(|b| **b == b'\n').count();
+            assert_eq!(block.newlines(), newlines, "{data:?}");
             assert_eq!(block.records(0..block.len()), expected, "{data:?}");
             // Any range: the records at those places.
             let from = rng.below(expected.len() + 1);
