@@ -379,7 +379,7 @@ mod tests {
         inline
     }
 
-    /// [`read_all`] with `next_block`, or with `next_owned_block` given a
+    /// [`read_all`] with `next_block`, or with `next_line_block` given a
     /// new buffer and the last block's in turn.
     fn read_with(
         data: &[u8],
