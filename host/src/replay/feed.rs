@@ -20,7 +20,7 @@ use vigil_normalize::{
     Format, LineBlock, Normalised, Normaliser, Origin, Record, Segment, normalise_records,
 };
 
-use super::read_ahead::{Ahead, Arrived};
+use super::read_ahead::{Ahead, Arrived, Next};
 
 /// Records per chunk: a millisecond or so of normalising, enough to make a
 /// task's overhead negligible and few enough to keep the pool balanced.
@@ -277,16 +277,16 @@ pub(super) fn feed_ahead(
             // left to do.
             while open && spawned - taken < ahead && held < HELD_BLOCKS && !settling {
                 match input.next(steps.is_empty()) {
-                    None => open = false,
-                    Some(None) => break,
-                    Some(Some(Arrived::Errors(bad))) => steps.push_back(Step::Ready(
+                    Next::Ended => open = false,
+                    Next::NotYet => break,
+                    Next::Read(Arrived::Errors(bad)) => steps.push_back(Step::Ready(
                         bad.into_iter().map(Segment::Error).collect(),
                         false,
                     )),
-                    Some(Some(Arrived::Failed(e))) => {
+                    Next::Read(Arrived::Failed(e)) => {
                         steps.push_back(Step::Ready(failed(e), true));
                     }
-                    Some(Some(Arrived::Block(block))) => {
+                    Next::Read(Arrived::Block(block)) => {
                         held += 1;
                         if progress.format == Format::Auto {
                             settling = true;

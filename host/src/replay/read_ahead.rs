@@ -4,10 +4,11 @@
 //! Why: reading (the `read` system calls, the page cache) is a tenth of a
 //! replay's time, and it ran on the dispatching thread, the one that a
 //! replay on two cores waits for. With a pool (`--threads` over 1) the
-//! blocks are read by a thread that does nothing else, and handed over
-//! (the buffers themselves, which come back when done) cut into records ([`LineBlock`]: the UTF-8 check and the newline
-//! search are that thread's work too), at most [`AHEAD`] waiting, so
-//! memory stays bounded whatever the input's size. On one thread, reading
+//! blocks are read by a thread that does nothing else and handed over cut
+//! into records ([`LineBlock`]: the UTF-8 check and the newline search are
+//! that thread's work too). The buffers themselves are handed over, and
+//! come back when done; at most [`AHEAD`] wait, so memory stays bounded
+//! whatever the input's size. On one thread, reading
 //! stays inline: a second thread would only take turns on the same core.
 //!
 //! What the caller sees does not change: the same blocks, the same errors,
@@ -66,18 +67,29 @@ pub(super) struct Ahead {
     give_back: mpsc::Sender<Vec<u8>>,
 }
 
+/// What [`Ahead::next`] found.
+pub(super) enum Next {
+    /// What was read next.
+    Read(Arrived),
+    /// Nothing yet (only when not waiting).
+    NotYet,
+    /// The input has ended (after its last block, or its failure).
+    Ended,
+}
+
 impl Ahead {
-    /// What was read next: `None` once the input has ended (after its last
-    /// block, or its failure). With `wait` false, `Some(None)` when nothing
-    /// is ready yet; with `wait` true, waits for it.
-    pub fn next(&self, wait: bool) -> Option<Option<Arrived>> {
-        if wait {
-            return self.rx.recv().ok().map(Some);
-        }
-        match self.rx.try_recv() {
-            Ok(read) => Some(Some(read)),
-            Err(mpsc::TryRecvError::Empty) => Some(None),
-            Err(mpsc::TryRecvError::Disconnected) => None,
+    /// What was read next; with `wait`, waits for it rather than answer
+    /// [`Next::NotYet`].
+    pub fn next(&self, wait: bool) -> Next {
+        let got = if wait {
+            self.rx.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            self.rx.try_recv()
+        };
+        match got {
+            Ok(read) => Next::Read(read),
+            Err(mpsc::TryRecvError::Empty) => Next::NotYet,
+            Err(mpsc::TryRecvError::Disconnected) => Next::Ended,
         }
     }
 
@@ -199,8 +211,12 @@ mod tests {
             return got;
         }
         ahead(lines, |input| {
-            while let Some(arrived) = input.next(got.len() % 2 == 0) {
-                let Some(arrived) = arrived else { continue };
+            loop {
+                let arrived = match input.next(got.len() % 2 == 0) {
+                    Next::Read(arrived) => arrived,
+                    Next::NotYet => continue,
+                    Next::Ended => break,
+                };
                 got.push(match arrived {
                     Arrived::Errors(bad) => format!(
                         "errors {:?}",

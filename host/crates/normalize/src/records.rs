@@ -146,30 +146,27 @@ impl Span {
 }
 
 /// The records of `data` (`valid`: all of it is UTF-8), numbered from
-/// `first_line`, and the number of newlines in `data`. Lines are cut with the `memchr` crate, which picks the
-/// widest vector unit at run time (`str::split` searched 8 bytes at a time:
-/// 2.3 % of a replay's instructions). When the whole block is not UTF-8,
-/// each line is checked alone so one bad line does not cost the others.
+/// `first_line`, and the number of newlines in `data`. Lines are cut with
+/// the `memchr` crate, which picks the widest vector unit at run time
+/// (`str::split` searched 8 bytes at a time: 2.3 % of a replay's
+/// instructions). When the whole block is not UTF-8, each line is checked
+/// alone so one bad line does not cost the others.
 fn line_spans(data: &[u8], first_line: usize, valid: bool) -> (Vec<Span>, usize) {
     let mut start = 0;
     let mut spans = Vec::new();
     let mut lines = 0;
-    for (idx, line) in lines_of(data).enumerate() {
+    for (idx, mut line) in lines_of(data).enumerate() {
         lines = idx + 1;
         let at = start;
         start += line.len() + 1;
-        if !valid && std::str::from_utf8(line).is_err() {
-            // No text: reported whole (`Span::record` says why).
-            spans.push(Span {
-                line: first_line + idx,
-                start: at,
-                end: at + line.len(),
-            });
-            continue;
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        // A line that is not UTF-8 has no text: it is reported whole
+        // (`Span::record` says why).
+        if valid || std::str::from_utf8(line).is_ok() {
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            line = text;
         }
         spans.push(Span {
             line: first_line + idx,
