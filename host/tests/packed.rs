@@ -14,6 +14,7 @@ use vigil_core::model::{
     Entity, EntityKind, EntityVerdict, EventBody, Finding, FindingEvent, KeyValue, Severity,
 };
 use vigil_plugin_sdk::packed::{decode_batch, decode_findings};
+use vigil_plugin_sdk::view::{EventView, decode_views, views_of};
 use vigil_test_support::{corpus, to_sdk};
 
 #[test]
@@ -28,6 +29,72 @@ fn every_corpus_event_round_trips_field_for_field() {
     for (host, sdk) in events.iter().zip(&decoded) {
         assert_eq!(&to_sdk::event(host), sdk, "event {}", host.id);
     }
+}
+
+/// The borrowed views of a batch (what `on-packed-events` hands a detector)
+/// are the same events: field for field, and against views of the owned
+/// events; their strings point into the buffer.
+#[test]
+fn every_corpus_event_reads_the_same_as_a_view() {
+    let mut events = corpus::corpus();
+    events.extend(corpus::typical(512));
+    let mut buf = Vec::new();
+    encode_batch(&events, &mut buf);
+    let views = decode_views(&buf).expect("the host's encoding reads as views");
+    let owned = decode_batch(&buf).unwrap();
+    assert_eq!(views.len(), events.len());
+    for (view, sdk) in views.iter().zip(&owned) {
+        assert_eq!(&view.to_event(), sdk, "event {}", sdk.id);
+    }
+    assert_eq!(views, views_of(&owned));
+    let inside = buf.as_ptr_range();
+    assert!(
+        views
+            .iter()
+            .all(|v| v.id.is_empty() || inside.contains(&v.id.as_ptr())),
+        "an id was copied out of the buffer"
+    );
+}
+
+/// Mutations of real batches: the views refuse exactly what the decoder
+/// refuses, with the same error, and read the same events from the rest.
+#[test]
+fn mutated_batches_get_the_same_answer_as_views() {
+    let mut events = corpus::corpus();
+    events.extend(corpus::typical(64));
+    let mut buf = Vec::new();
+    encode_batch(&events, &mut buf);
+    let mut seed = 0x853c_49e6_748f_ea9b_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut refused, mut read) = (0, 0);
+    for _ in 0..3_000 {
+        let mut m = buf.clone();
+        for _ in 0..=(next() % 4) {
+            let at = (next() as usize) % m.len();
+            match next() % 3 {
+                0 => m[at] = next() as u8,
+                1 => m.truncate(at.max(1)),
+                _ => m.insert(at, next() as u8),
+            }
+        }
+        let views = decode_views(&m).map(|v| v.iter().map(EventView::to_event).collect::<Vec<_>>());
+        let decoded = decode_batch(&m);
+        assert_eq!(views, decoded);
+        if decoded.is_ok() {
+            read += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 1_000 && read > 0,
+        "refused {refused}, read {read}"
+    );
 }
 
 /// Encoded once, assembled per plugin: the whole buffer is exactly

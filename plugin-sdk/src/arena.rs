@@ -8,16 +8,17 @@
 //! dominate a detector's cost. Here, allocations made *outside* an export's
 //! body (the host lowering the arguments, wit-bindgen lowering the results)
 //! are bump-allocated from an arena that is reset at the end of each export
-//! body; frees of arena memory are no-ops. So are the events that
-//! `on-packed-events` decodes from its buffer inside the body
-//! (`in_arena`). Allocations made by the
+//! body; frees of arena memory are no-ops. So are the values the SDK
+//! builds for the body alone (`in_arena`): the list of views that
+//! `on-packed-events` reads from its buffer, and the owned copies handed to
+//! a detector that reads no views. Allocations made by the
 //! detector's own code run on the system allocator as usual, so state kept
 //! across calls is unaffected.
 //!
 //! Soundness rests on two facts the SDK guarantees: the batch is only lent
-//! to detectors (`&[Event]`), so nothing from it outlives the call except
-//! by copy; and a component instance is single-threaded and never
-//! re-entered.
+//! to detectors (`&[Event]`, or views that borrow the packed buffer for the
+//! call), so nothing from it outlives the call except by copy; and a
+//! component instance is single-threaded and never re-entered.
 
 #![allow(unsafe_code, reason = "a global allocator is unsafe by definition")]
 

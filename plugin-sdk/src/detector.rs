@@ -6,6 +6,7 @@ use crate::types::{
     ConfigError, Event, Finding, FindingEvent, Heartbeat, PluginInfo, ProcessEvent, ProcessFilter,
     ServiceEvent, ServiceFilter, SubscriptionSet, Timestamp,
 };
+use crate::view::EventView;
 
 /// A detector: the one trait a plugin implements.
 ///
@@ -54,6 +55,26 @@ pub trait Detector: Default + 'static {
 
     /// Examines a batch of events, oldest first, and returns the findings.
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding>;
+
+    /// The same, on events read in place from the host's packed batch
+    /// ([`crate::view`]): strings borrowed from the buffer, lists read when
+    /// iterated, nothing copied. This is what a component's
+    /// `on-packed-events` calls.
+    ///
+    /// Implement it for speed, and then implement
+    /// [`on_events`](Detector::on_events) as
+    /// `self.on_event_views(&views_of(batch))` so that both take the same
+    /// path ([`crate::view::views_of`]). The default hands
+    /// [`on_events`](Detector::on_events) owned copies of the events.
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
+        // In the arena, like the decode of the owned events it replaces:
+        // the copies die before this returns.
+        let owned =
+            crate::arena::in_arena(|| batch.iter().map(EventView::to_event).collect::<Vec<_>>());
+        let findings = self.on_events(&owned);
+        crate::arena::discard(owned);
+        findings
+    }
 
     /// Called periodically (and at the end of a replay) with the current time,
     /// for windows and baselines that conclude without a new event. During
@@ -183,14 +204,15 @@ impl<S: Singleton> bindings::Guest for S {
         // The host encodes what it would otherwise lower, so a refusal is a
         // host bug: trap (the host counts and logs the fault) rather than
         // run the detector on a guess.
-        // Decoded into the arena: they die with this body, like `batch`.
-        let events = match crate::arena::in_arena(|| crate::packed::decode_batch(&batch)) {
+        // Views into `batch`, checked whole before the detector sees one;
+        // their list is in the arena: it dies with this body, like `batch`.
+        let events = match crate::arena::in_arena(|| crate::view::decode_views(&batch)) {
             Ok(events) => events,
             Err(e) => panic!("{e}"),
         };
-        drop(batch);
-        let findings = S::with(|detector| detector.on_events(&events));
+        let findings = S::with(|detector| detector.on_event_views(&events));
         crate::arena::discard(events);
+        drop(batch);
         crate::arena::leave_export();
         findings
     }

@@ -23,6 +23,7 @@ mod subscription;
 pub mod testing;
 pub mod types;
 pub mod util;
+pub mod view;
 
 pub use detector::Detector;
 pub use finding::FindingBuilder;
@@ -33,6 +34,7 @@ pub use types::*;
 pub mod prelude {
     pub use crate::export_detector;
     pub use crate::types::*;
+    pub use crate::view::{EventBodyView, EventView, views_of};
     pub use crate::{Detector, FindingBuilder, PluginInfoBuilder};
 }
 

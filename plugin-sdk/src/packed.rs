@@ -6,7 +6,10 @@
 //!
 //! Decoding allocates from the batch arena like the canonical ABI's lifting
 //! does, so a plugin's `on_events` sees no difference. Any malformed buffer
-//! is refused with a [`PackedError`], never guessed at.
+//! is refused with a [`PackedError`], never guessed at. A component's
+//! `on-packed-events` reads its batch as borrowed views instead
+//! ([`crate::view`], the same rules and errors), and copies them into owned
+//! events only for a detector that does not read views.
 
 use crate::types::{
     ContainerAction, ContainerEvent, ContainerRef, ContainerRole, ContainerSecurity, Direction,
@@ -70,22 +73,25 @@ fn decode_list<T: Unpack>(bytes: &[u8], trailing: &'static str) -> Result<Vec<T>
     Ok(items)
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// A cursor over a packed buffer; every read is bounds-checked. Shared with
+/// the borrowed views of [`crate::view`].
+#[derive(Clone)]
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
-impl Reader<'_> {
-    fn error(&self, reason: &'static str) -> PackedError {
+impl<'a> Reader<'a> {
+    pub(crate) fn error(&self, reason: &'static str) -> PackedError {
         self.error_at(self.pos, reason)
     }
 
-    fn error_at(&self, offset: usize, reason: &'static str) -> PackedError {
+    pub(crate) fn error_at(&self, offset: usize, reason: &'static str) -> PackedError {
         PackedError { offset, reason }
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&[u8], PackedError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], PackedError> {
         let end = self
             .pos
             .checked_add(n)
@@ -97,7 +103,7 @@ impl Reader<'_> {
     }
 
     #[inline]
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], PackedError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], PackedError> {
         // `first_chunk` rather than `copy_from_slice`: the plugins are built
         // for size, and there the latter stays a call per field read.
         let a = *self.bytes[self.pos..]
@@ -108,14 +114,14 @@ impl Reader<'_> {
     }
 
     #[inline]
-    fn u8(&mut self) -> Result<u8, PackedError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, PackedError> {
         Ok(self.array::<1>()?[0])
     }
 
     /// A count or length; bounded by the bytes left, so a hostile count
     /// cannot make the decoder reserve more than the buffer could hold.
     #[inline]
-    fn len(&mut self, min_item_size: usize) -> Result<usize, PackedError> {
+    pub(crate) fn len(&mut self, min_item_size: usize) -> Result<usize, PackedError> {
         let n = u32::from_le_bytes(self.array()?) as usize;
         let left = self.bytes.len() - self.pos;
         if n.saturating_mul(min_item_size.max(1)) > left {
@@ -124,8 +130,50 @@ impl Reader<'_> {
         Ok(n)
     }
 
+    /// A byte of a buffer already checked ([`crate::view`]).
     #[inline]
-    fn index<T: Copy>(&mut self, cases: &[T], what: &'static str) -> Result<T, PackedError> {
+    pub(crate) fn checked_u8(&mut self) -> u8 {
+        let b = self.bytes[self.pos];
+        self.pos += 1;
+        b
+    }
+
+    /// A count of a buffer already checked.
+    #[inline]
+    pub(crate) fn checked_len(&mut self) -> usize {
+        let at = self.pos;
+        self.skip_checked(4);
+        let word = &self.bytes[at..self.pos];
+        u32::from_le_bytes([word[0], word[1], word[2], word[3]]) as usize
+    }
+
+    /// The bytes of a string of a buffer already checked.
+    #[inline]
+    pub(crate) fn checked_bytes(&mut self) -> &'a [u8] {
+        let n = self.checked_len();
+        let at = self.pos;
+        self.skip_checked(n);
+        &self.bytes[at..self.pos]
+    }
+
+    /// Steps over `n` bytes of a buffer already checked.
+    #[inline]
+    pub(crate) fn skip_checked(&mut self, n: usize) {
+        // Never past the end, even for a reader that only skips: a bug
+        // here panics (a trap), it does not read out of bounds.
+        self.pos = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .unwrap_or_else(|| unreachable!("skipped past the end of a checked buffer"));
+    }
+
+    #[inline]
+    pub(crate) fn index<T: Copy>(
+        &mut self,
+        cases: &[T],
+        what: &'static str,
+    ) -> Result<T, PackedError> {
         let at = self.pos;
         let i = self.u8()?;
         cases
@@ -135,7 +183,7 @@ impl Reader<'_> {
     }
 }
 
-trait Unpack: Sized {
+pub(crate) trait Unpack: Sized {
     /// The fewest bytes an encoded value takes (bounds hostile counts).
     const MIN: usize;
     fn unpack(r: &mut Reader<'_>) -> Result<Self, PackedError>;
@@ -169,7 +217,7 @@ impl Unpack for String {
     unsafe_code,
     reason = "unaligned loads within the slice, stores into a Vec's spare capacity"
 )]
-fn short_ascii(bytes: &[u8]) -> Option<String> {
+pub(crate) fn short_ascii(bytes: &[u8]) -> Option<String> {
     let n = bytes.len();
     if n == 0 {
         return Some(String::new());
@@ -256,7 +304,7 @@ unsafe fn copy_ascii_words<W: Word, const K: usize>(
     unsafe_code,
     reason = "from_utf8_unchecked of bytes checked to be ASCII"
 )]
-fn text(bytes: &[u8]) -> Option<&str> {
+pub(crate) fn text(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII bytes are valid UTF-8.
         Some(unsafe { core::str::from_utf8_unchecked(bytes) })

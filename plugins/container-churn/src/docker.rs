@@ -3,6 +3,7 @@
 
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::image::repository;
+use vigil_plugin_sdk::view::*;
 
 use crate::baseline::Action;
 use crate::short_lived::Subject;
@@ -14,30 +15,30 @@ use crate::{
 impl ContainerChurn {
     pub(crate) fn on_container(
         &mut self,
-        event: &Event,
-        c: &ContainerEvent,
+        event: &EventView<'_>,
+        c: &ContainerEventView<'_>,
         out: &mut Vec<Finding>,
     ) {
         let label = |key: &str| {
             c.labels
                 .iter()
                 .find(|l| l.key == key)
-                .map_or("", |l| l.value.as_str())
+                .map_or("", |l| l.value)
         };
-        let allowed = self.config.image_allowed(&c.image)
-            || self.config.actor_allowed(&c.actor)
+        let allowed = self.config.image_allowed(c.image)
+            || self.config.actor_allowed(c.actor)
             || self.config.namespace_allowed(label(POD_NAMESPACE_LABEL))
             || c.labels
                 .iter()
-                .any(|l| self.config.label_allowed(&l.key, &l.value));
+                .any(|l| self.config.label_allowed(l.key, l.value));
         let action = match c.action {
             ContainerAction::Create => {
                 self.born.insert(
-                    c.id.clone(),
+                    c.id.to_owned(),
                     Born {
                         time: event.time,
-                        name: c.name.clone(),
-                        image: c.image.clone(),
+                        name: c.name.to_owned(),
+                        image: c.image.to_owned(),
                         repos: Vec::new(),
                         risky: c.security.as_ref().map(risky_container).unwrap_or_default(),
                         exit_code: None,
@@ -46,7 +47,7 @@ impl ContainerChurn {
                 Action::Create
             }
             ContainerAction::Start => {
-                if let Some(born) = self.born.get_mut(c.id.as_str())
+                if let Some(born) = self.born.get_mut(c.id)
                     && let Some(security) = &c.security
                 {
                     for flag in risky_container(security) {
@@ -58,13 +59,13 @@ impl ContainerChurn {
                 Action::Start
             }
             ContainerAction::Die => {
-                if let Some(born) = self.born.get_mut(c.id.as_str()) {
+                if let Some(born) = self.born.get_mut(c.id) {
                     born.exit_code = c.exit_code;
                 }
                 return;
             }
             ContainerAction::Destroy => {
-                let born = self.born.remove(c.id.as_str());
+                let born = self.born.remove(c.id);
                 let lifetime = match &born {
                     Some(b) => Some((event.time.saturating_sub(b.time) / 1_000_000, "create")),
                     None => c.lifetime_ms.map(|ms| (ms, "start")),
@@ -73,20 +74,20 @@ impl ContainerChurn {
                     let image = if c.image.is_empty() {
                         born.as_ref().map_or("", |b| b.image.as_str())
                     } else {
-                        c.image.as_str()
+                        c.image
                     };
                     let name = if c.name.is_empty() {
                         born.as_ref().map_or("", |b| b.name.as_str())
                     } else {
-                        c.name.as_str()
+                        c.name
                     };
                     let subject = Subject {
                         stream: Stream::Docker,
-                        id: &c.id,
+                        id: c.id,
                         name,
                         image,
                         namespace: label(POD_NAMESPACE_LABEL),
-                        actor: &c.actor,
+                        actor: c.actor,
                     };
                     self.short_lived(event, &subject, ms, from, born.as_ref(), out);
                 }
@@ -99,7 +100,7 @@ impl ContainerChurn {
         }
         let mut scopes: Vec<(ScopeKind, &str)> = Vec::with_capacity(4);
         if !event.node.is_empty() {
-            scopes.push((ScopeKind::Node, &event.node));
+            scopes.push((ScopeKind::Node, event.node));
         }
         let namespace = label(POD_NAMESPACE_LABEL);
         let project = label(COMPOSE_PROJECT_LABEL);
@@ -113,18 +114,18 @@ impl ContainerChurn {
         } else if !project.is_empty() {
             scopes.push((ScopeKind::Project, project));
         }
-        let repo = repository(&c.image);
+        let repo = repository(c.image);
         if !repo.is_empty() {
             scopes.push((ScopeKind::Image, repo));
         }
         if !c.actor.is_empty() {
-            scopes.push((ScopeKind::Actor, &c.actor));
+            scopes.push((ScopeKind::Actor, c.actor));
         }
         self.count(Stream::Docker, action, event, &scopes, out);
     }
 }
 
-fn risky_container(security: &ContainerSecurity) -> Vec<&'static str> {
+fn risky_container(security: &ContainerSecurityView<'_>) -> Vec<&'static str> {
     let mut flags = Vec::new();
     if security.privileged {
         flags.push("privileged");

@@ -3,6 +3,7 @@
 
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::image::repository;
+use vigil_plugin_sdk::view::*;
 
 use crate::baseline::Action;
 use crate::short_lived::Subject;
@@ -11,15 +12,15 @@ use crate::{Born, ContainerChurn, ScopeKind, Stream};
 impl ContainerChurn {
     pub(crate) fn on_kubernetes(
         &mut self,
-        event: &Event,
-        k: &KubernetesEvent,
+        event: &EventView<'_>,
+        k: &KubernetesEventView<'_>,
         out: &mut Vec<Finding>,
     ) {
         if k.resource != "pods" || !k.subresource.is_empty() || !k.api_group.is_empty() {
             return;
         }
         let audit = !k.stage.is_empty();
-        let action = match (audit, k.verb.as_str()) {
+        let action = match (audit, k.verb) {
             (true, "create") | (false, "added") => Action::Create,
             (true, "delete") | (false, "deleted") => Action::Destroy,
             _ => return,
@@ -43,7 +44,7 @@ impl ContainerChurn {
         }
         // `concat`, not `format!`: this runs for every pod write the plugin
         // is shown, and the formatting machinery costs several times the copy.
-        let key = ["k/", k.namespace.as_str(), "/", k.name.as_str()].concat();
+        let key = ["k/", k.namespace, "/", k.name].concat();
         let mut repos: Vec<String> = Vec::new();
         let mut images: Vec<&str> = Vec::new();
         if let Some(pod) = &k.pod {
@@ -52,8 +53,8 @@ impl ContainerChurn {
                 .iter()
                 .filter(|c| c.role != ContainerRole::Ephemeral)
             {
-                images.push(&container.image);
-                let repo = repository(&container.image);
+                images.push(container.image);
+                let repo = repository(container.image);
                 if !repo.is_empty() && !repos.iter().any(|r| r == repo) {
                     repos.push(repo.to_owned());
                 }
@@ -69,14 +70,14 @@ impl ContainerChurn {
         {
             repos.clone_from(&b.repos);
         }
-        let allowed = self.config.actor_allowed(&k.user)
-            || self.config.namespace_allowed(&k.namespace)
+        let allowed = self.config.actor_allowed(k.user)
+            || self.config.namespace_allowed(k.namespace)
             || (!repos.is_empty() && repos.iter().all(|r| self.config.image_allowed(r)))
             || (!images.is_empty() && images.iter().all(|i| self.config.image_allowed(i)));
         if allowed {
             return;
         }
-        let pod_id = [k.namespace.as_str(), "/", k.name.as_str()].concat();
+        let pod_id = [k.namespace, "/", k.name].concat();
         match action {
             Action::Create if !k.name.is_empty() => {
                 let risky = k.pod.as_ref().map(risky_pod).unwrap_or_default();
@@ -100,8 +101,8 @@ impl ContainerChurn {
                         id: &pod_id,
                         name: &pod_id,
                         image: &b.image,
-                        namespace: &k.namespace,
-                        actor: &k.user,
+                        namespace: k.namespace,
+                        actor: k.user,
                     };
                     self.short_lived(event, &subject, ms, "create", Some(b), out);
                 }
@@ -110,22 +111,22 @@ impl ContainerChurn {
         }
         let mut scopes: Vec<(ScopeKind, &str)> = Vec::with_capacity(4);
         if !event.node.is_empty() {
-            scopes.push((ScopeKind::Cluster, &event.node));
+            scopes.push((ScopeKind::Cluster, event.node));
         }
         if !k.namespace.is_empty() {
-            scopes.push((ScopeKind::Namespace, &k.namespace));
+            scopes.push((ScopeKind::Namespace, k.namespace));
         }
         for repo in &repos {
             scopes.push((ScopeKind::Image, repo));
         }
         if !k.user.is_empty() {
-            scopes.push((ScopeKind::Actor, &k.user));
+            scopes.push((ScopeKind::Actor, k.user));
         }
         self.count(Stream::Kubernetes, action, event, &scopes, out);
     }
 }
 
-fn risky_pod(pod: &PodSpec) -> Vec<&'static str> {
+fn risky_pod(pod: &PodSpecView<'_>) -> Vec<&'static str> {
     let mut flags = Vec::new();
     if pod.containers.iter().any(|c| c.security.privileged) {
         flags.push("privileged");

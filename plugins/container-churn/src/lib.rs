@@ -312,14 +312,20 @@ impl Detector for ContainerChurn {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => {
+                EventBodyView::Container(container) => {
                     self.on_container(event, container, &mut findings)
                 }
-                EventBody::Kubernetes(request) => self.on_kubernetes(event, request, &mut findings),
-                EventBody::Network(_) | EventBody::File(_) => {}
+                EventBodyView::Kubernetes(request) => {
+                    self.on_kubernetes(event, request, &mut findings)
+                }
+                EventBodyView::Network(_) | EventBodyView::File(_) => {}
             }
         }
         if self.counted >= self.config.persist_every_events {

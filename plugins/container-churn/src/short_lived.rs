@@ -21,7 +21,7 @@ pub(crate) struct Subject<'a> {
 impl ContainerChurn {
     pub(crate) fn short_lived(
         &mut self,
-        event: &Event,
+        event: &EventView<'_>,
         subject: &Subject<'_>,
         lifetime_ms: u64,
         measured_from: &str,
@@ -105,7 +105,7 @@ impl ContainerChurn {
             finding = finding.entity(EntityKind::Image, subject.image.to_owned(), "");
         }
         if !event.node.is_empty() {
-            finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+            finding = finding.entity(EntityKind::Node, event.node, "");
         }
         if !subject.actor.is_empty() {
             finding = finding.entity(EntityKind::User, subject.actor.to_owned(), "");
@@ -135,6 +135,6 @@ impl ContainerChurn {
         if let Some(window) = maintenance {
             finding = finding.evidence("maintenance-window", window);
         }
-        out.push(finding.event(event.id.clone()).build());
+        out.push(finding.event(event.id).build());
     }
 }

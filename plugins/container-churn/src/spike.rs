@@ -15,7 +15,7 @@ impl ContainerChurn {
         &mut self,
         stream: Stream,
         action: Action,
-        event: &Event,
+        event: &EventView<'_>,
         scopes: &[(ScopeKind, &str)],
         out: &mut Vec<Finding>,
     ) {
@@ -66,7 +66,7 @@ impl ContainerChurn {
             series.advance(window, alive, window_secs, &learnable);
             series.cur_count = series.cur_count.saturating_add(1);
             if series.recent.len() < RECENT_IDS {
-                series.recent.push(event.id.clone());
+                series.recent.push(event.id.to_owned());
             }
             if series.alerted == series.cur_window || series.learned < config.warmup_windows {
                 continue;
@@ -133,7 +133,7 @@ impl ContainerChurn {
         &self,
         stream: Stream,
         action: Action,
-        event: &Event,
+        event: &EventView<'_>,
         crossings: &[Crossing],
         severity: Severity,
         maintenance: Option<&str>,
@@ -206,7 +206,7 @@ impl ContainerChurn {
             };
         }
         if !event.node.is_empty() {
-            finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+            finding = finding.entity(EntityKind::Node, event.node, "");
         }
         for crossing in crossings {
             let b = &crossing.baseline;
@@ -241,7 +241,7 @@ impl ContainerChurn {
         for id in &first.recent {
             finding = finding.event(id.clone());
         }
-        finding.event(event.id.clone()).build()
+        finding.event(event.id).build()
     }
 }
 

@@ -6,6 +6,7 @@
 //! in one series.
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::view::View;
 
 use crate::baseline::Action;
 use crate::{ContainerChurn, ScopeKind, Stream};
@@ -46,7 +47,13 @@ impl ContainerChurn {
         };
         let scopes = [(ScopeKind::Service, event.name.as_str())];
         for _ in 0..added.min(MAX_REPLICAS_PER_EVENT) {
-            self.count(Stream::Swarm, Action::Create, &counted, &scopes, out);
+            self.count(
+                Stream::Swarm,
+                Action::Create,
+                &EventView::of(&counted),
+                &scopes,
+                out,
+            );
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding};
+use vigil_plugin_sdk::view::{ContainerEventView, EventView};
+use vigil_plugin_sdk::{ContainerAction, EntityKind, Finding};
 
 use crate::config::Config;
 use crate::rules::{Origin, inspect};
@@ -51,39 +52,39 @@ impl Seen {
 /// (die, exec …) say nothing new about the configuration and are ignored;
 /// destroy forgets the container.
 pub(crate) fn findings(
-    event: &Event,
-    container: &ContainerEvent,
+    event: &EventView<'_>,
+    container: &ContainerEventView<'_>,
     config: &Config,
     seen: &mut Seen,
     out: &mut Vec<Finding>,
 ) {
     match container.action {
         ContainerAction::Create | ContainerAction::Start | ContainerAction::Running => {}
-        ContainerAction::Destroy => return seen.forget(&container.id),
+        ContainerAction::Destroy => return seen.forget(container.id),
         _ => return,
     }
     let Some(security) = &container.security else {
         return;
     };
-    if !container.id.is_empty() && !seen.insert(&container.id) {
+    if !container.id.is_empty() && !seen.insert(container.id) {
         return;
     }
     let namespace = container
         .labels
         .iter()
         .find(|label| label.key == POD_NAMESPACE_LABEL)
-        .map_or("", |label| label.value.as_str());
-    if config.container_allowed(&container.name)
-        || config.image_allowed(&container.image)
+        .map_or("", |label| label.value);
+    if config.container_allowed(container.name)
+        || config.image_allowed(container.image)
         || config.namespace_allowed(namespace)
     {
         return;
     }
 
     let name = if container.name.is_empty() {
-        short_id(&container.id)
+        short_id(container.id)
     } else {
-        container.name.as_str()
+        container.name
     };
     let subject = if container.image.is_empty() {
         format!("Container {name}")
@@ -94,31 +95,27 @@ pub(crate) fn findings(
         let mut finding = Finding::builder(hit.rule.id(), hit.severity)
             .title(hit.rule.title())
             .summary(format!("{subject} {}.", hit.rule.consequence()))
-            .entity(
-                EntityKind::Container,
-                container.id.clone(),
-                container.name.clone(),
-            );
+            .entity(EntityKind::Container, container.id, container.name);
         for technique in hit.rule.techniques() {
             finding = finding.technique(*technique);
         }
         if !container.image.is_empty() {
-            finding = finding.entity(EntityKind::Image, container.image.clone(), "");
+            finding = finding.entity(EntityKind::Image, container.image, "");
         }
         if !event.node.is_empty() {
-            finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+            finding = finding.entity(EntityKind::Node, event.node, "");
         }
         finding = finding
             .evidence("action", container.action.as_str())
             .evidence("container", name)
-            .evidence("image", container.image.clone());
+            .evidence("image", container.image);
         if !namespace.is_empty() {
             finding = finding.evidence("namespace", namespace);
         }
         for evidence in hit.evidence {
             finding = finding.evidence(evidence.key, evidence.value);
         }
-        out.push(finding.event(event.id.clone()).build());
+        out.push(finding.event(event.id).build());
     }
 }
 

@@ -5,9 +5,9 @@
 //! hostPID, hostIPC) are copied into every container: one finding per
 //! container would repeat the same fact for each of them.
 
-use vigil_plugin_sdk::{
-    ContainerRole, EntityKind, Event, Finding, KeyValue, KubernetesEvent, Severity,
-};
+use vigil_plugin_sdk::{ContainerRole, EntityKind, Finding, KeyValue, Severity};
+
+use vigil_plugin_sdk::view::{EventView, KubernetesEventView};
 
 use crate::config::Config;
 use crate::rules::{Origin, Rule, inspect};
@@ -30,19 +30,19 @@ struct Matched {
 
 /// Findings for a pod created or changed with an escape-prone configuration.
 pub(crate) fn findings(
-    event: &Event,
-    request: &KubernetesEvent,
+    event: &EventView<'_>,
+    request: &KubernetesEventView<'_>,
     config: &Config,
     out: &mut Vec<Finding>,
 ) {
     let Some(pod) = &request.pod else { return };
-    if !is_successful_pod_write(request) || config.namespace_allowed(&request.namespace) {
+    if !is_successful_pod_write(request) || config.namespace_allowed(request.namespace) {
         return;
     }
 
     let mut matched: Vec<Matched> = Vec::new();
     for container in &pod.containers {
-        if config.image_allowed(&container.image) {
+        if config.image_allowed(container.image) {
             continue;
         }
         for hit in inspect(&container.security, config, Origin::Pod) {
@@ -60,20 +60,18 @@ pub(crate) fn findings(
             };
             let entry = &mut matched[index];
             entry.severity = entry.severity.max(hit.severity);
-            if !container.image.is_empty() && !entry.images.contains(&container.image) {
-                entry.images.push(container.image.clone());
+            if !container.image.is_empty() && !entry.images.iter().any(|i| i == container.image) {
+                entry.images.push(container.image.to_owned());
             }
             entry
                 .evidence
-                .push(KeyValue::new("container", container.name.clone()));
+                .push(KeyValue::new("container", container.name));
             if container.role != ContainerRole::Main {
                 entry
                     .evidence
                     .push(KeyValue::new("container.role", container.role.as_str()));
             }
-            entry
-                .evidence
-                .push(KeyValue::new("image", container.image.clone()));
+            entry.evidence.push(KeyValue::new("image", container.image));
             entry.evidence.extend(hit.evidence);
         }
     }
@@ -92,25 +90,25 @@ pub(crate) fn findings(
             finding = finding.entity(EntityKind::Image, image, "");
         }
         if !pod.node_name.is_empty() {
-            finding = finding.entity(EntityKind::Node, pod.node_name.clone(), "");
+            finding = finding.entity(EntityKind::Node, pod.node_name, "");
         }
         finding = finding
-            .evidence("verb", request.verb.clone())
-            .evidence("namespace", request.namespace.clone())
-            .evidence("user", request.user.clone());
+            .evidence("verb", request.verb)
+            .evidence("namespace", request.namespace)
+            .evidence("user", request.user);
         if let Some(owner) = &request.owner {
             finding = finding.evidence("owner", format!("{}/{}", owner.kind, owner.name));
         }
         for evidence in m.evidence {
             finding = finding.evidence(evidence.key, evidence.value);
         }
-        out.push(finding.event(event.id.clone()).build());
+        out.push(finding.event(event.id).build());
     }
 }
 
 /// A create/update/patch of a pod (or of its ephemeral containers) at its
 /// final audit stage that was not refused; or a watched pod added or modified.
-fn is_successful_pod_write(request: &KubernetesEvent) -> bool {
+fn is_successful_pod_write(request: &KubernetesEventView<'_>) -> bool {
     WRITE_VERBS.iter().any(|verb| request.verb.eq_ignore_ascii_case(verb))
         // `pods/status` and the like cannot change the spec.
         && (request.subresource.is_empty() || request.subresource.eq_ignore_ascii_case("ephemeralcontainers"))
@@ -123,7 +121,7 @@ fn is_successful_pod_write(request: &KubernetesEvent) -> bool {
 /// A pod created with `generateName` has no name yet in the request: it is
 /// then identified by its owner (`namespace/<owner name>`), or as
 /// `namespace/(unnamed)` when the owner is unknown too.
-fn describe_pod(request: &KubernetesEvent) -> (String, String, String) {
+fn describe_pod(request: &KubernetesEventView<'_>) -> (String, String, String) {
     let namespace = &request.namespace;
     if !request.name.is_empty() {
         let id = format!("{namespace}/{}", request.name);

@@ -123,14 +123,18 @@ impl Detector for ContainerEscape {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => {
+                EventBodyView::Container(container) => {
                     // A task of a service known from its spec: the service's
                     // finding covers it.
                     if self.config.enabled(Rule::SwarmService)
-                        && self.services.claims(&event.id, container, &mut findings)
+                        && self.services.claims(event.id, container, &mut findings)
                     {
                         continue;
                     }
@@ -142,10 +146,10 @@ impl Detector for ContainerEscape {
                         &mut findings,
                     );
                 }
-                EventBody::Kubernetes(request) => {
+                EventBodyView::Kubernetes(request) => {
                     kubernetes::findings(event, request, &self.config, &mut findings)
                 }
-                EventBody::Network(_) | EventBody::File(_) => {}
+                EventBodyView::Network(_) | EventBodyView::File(_) => {}
             }
         }
         findings

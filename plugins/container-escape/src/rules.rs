@@ -2,7 +2,8 @@
 //! against them.
 
 use vigil_plugin_sdk::util::rules::RuleSet;
-use vigil_plugin_sdk::{ContainerSecurity, KeyValue, Severity};
+use vigil_plugin_sdk::view::ContainerSecurityView;
+use vigil_plugin_sdk::{KeyValue, Severity};
 
 use crate::config::{Config, HostCgroupns, normalize_capability, normalize_path};
 
@@ -239,7 +240,11 @@ pub(crate) enum Origin {
 /// construction (Docker reports its AppArmor profile as `unconfined`): an
 /// `unconfined` profile on a privileged container is added to the
 /// `privileged` hit's evidence instead of giving hits of its own.
-pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Origin) -> Vec<Hit> {
+pub(crate) fn inspect(
+    security: &ContainerSecurityView<'_>,
+    config: &Config,
+    origin: Origin,
+) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut hit = |rule: Rule, severity: Severity, evidence: Vec<KeyValue>| {
         if config.enabled(rule) && !evidence.is_empty() {
@@ -251,8 +256,8 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Ori
         }
     };
 
-    let seccomp_unconfined = is_unconfined(&security.seccomp_profile);
-    let apparmor_unconfined = is_unconfined(&security.apparmor_profile);
+    let seccomp_unconfined = is_unconfined(security.seccomp_profile);
+    let apparmor_unconfined = is_unconfined(security.apparmor_profile);
     if security.privileged {
         let mut evidence = vec![KeyValue::new("privileged", "true")];
         if seccomp_unconfined {
@@ -273,7 +278,7 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Ori
         }
     }
 
-    if is_host(&security.cgroupns_mode) {
+    if is_host(security.cgroupns_mode) {
         let mut evidence = vec![KeyValue::new("cgroupns-mode", "host")];
         // What lets the container mount cgroupfs (and so use the namespace).
         if security.privileged {
@@ -283,7 +288,7 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Ori
             security
                 .cap_add
                 .iter()
-                .map(|capability| normalize_capability(capability))
+                .map(normalize_capability)
                 .filter(|capability| capability == "SYS_ADMIN" || capability == "ALL")
                 .map(|capability| KeyValue::new("capability", capability)),
         );
@@ -307,10 +312,10 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Ori
     let mut severity = Rule::SensitiveMount.severity();
     let mut mounts = Vec::new();
     for mount in &security.mounts {
-        if !is_host_path_mount(&mount.kind) {
+        if !is_host_path_mount(mount.kind) {
             continue;
         }
-        let Some(source) = normalize_path(&mount.source) else {
+        let Some(source) = normalize_path(mount.source) else {
             continue;
         };
         let mut exposed = config
@@ -324,11 +329,8 @@ pub(crate) fn inspect(security: &ContainerSecurity, config: &Config, origin: Ori
         if exposed.any(|path| path.socket) {
             severity = Severity::Critical;
         }
-        mounts.push(KeyValue::new("mount.source", mount.source.clone()));
-        mounts.push(KeyValue::new(
-            "mount.destination",
-            mount.destination.clone(),
-        ));
+        mounts.push(KeyValue::new("mount.source", mount.source));
+        mounts.push(KeyValue::new("mount.destination", mount.destination));
         mounts.push(KeyValue::new(
             "mount.read-only",
             mount.read_only.to_string(),

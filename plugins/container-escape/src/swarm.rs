@@ -18,9 +18,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use vigil_plugin_sdk::{
-    ContainerAction, ContainerEvent, EntityKind, Finding, KeyValue, ServiceEvent, ServiceSpec,
-    Severity, SwarmObject, Timestamp,
+    ContainerAction, EntityKind, Finding, KeyValue, ServiceEvent, ServiceSpec, Severity,
+    SwarmObject, Timestamp,
 };
+
+use vigil_plugin_sdk::view::{ContainerEventView, ContainerSecurityView, View};
 
 use crate::config::Config;
 use crate::rules::{Origin, Rule, inspect};
@@ -133,14 +135,14 @@ impl Services {
     pub(crate) fn claims(
         &mut self,
         event_id: &str,
-        container: &ContainerEvent,
+        container: &ContainerEventView<'_>,
         out: &mut Vec<Finding>,
     ) -> bool {
         let Some(service_id) = container
             .labels
             .iter()
             .find(|l| l.key == SERVICE_ID_LABEL)
-            .map(|l| l.value.as_str())
+            .map(|l| l.value)
         else {
             return false;
         };
@@ -157,8 +159,8 @@ impl Services {
             && p.tasks.len() < TASKS_PER_FINDING
         {
             p.tasks.push((
-                container.id.clone(),
-                container.name.clone(),
+                container.id.to_owned(),
+                container.name.to_owned(),
                 event_id.to_owned(),
             ));
             let wanted = p.spec.replicas.map_or(usize::MAX, |r| r as usize);
@@ -190,11 +192,15 @@ impl Services {
 /// capabilities that are not among the dangerous ones (a service fixes them
 /// for every task it will ever run).
 fn reasons(spec: &ServiceSpec, config: &Config) -> Reasons {
-    let mut out: Reasons = inspect(&spec.security, config, Origin::Engine)
-        .into_iter()
-        .filter(|hit| hit.rule != Rule::SwarmService)
-        .map(|hit| (hit.severity, hit.evidence, hit.rule.name()))
-        .collect();
+    let mut out: Reasons = inspect(
+        &ContainerSecurityView::of(&spec.security),
+        config,
+        Origin::Engine,
+    )
+    .into_iter()
+    .filter(|hit| hit.rule != Rule::SwarmService)
+    .map(|hit| (hit.severity, hit.evidence, hit.rule.name()))
+    .collect();
     if !out
         .iter()
         .any(|(_, _, rule)| *rule == Rule::DangerousCapability.name())

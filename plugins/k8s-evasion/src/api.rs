@@ -2,9 +2,9 @@
 //! attach, port-forward (long-running: reported when the response starts)
 //! and ephemeral containers (reported when the request completes).
 
-use vigil_plugin_sdk::{
-    ContainerRole, EntityKind, Event, Finding, FindingBuilder, KubernetesEvent, Severity,
-};
+use vigil_plugin_sdk::{ContainerRole, EntityKind, Finding, FindingBuilder, Severity};
+
+use vigil_plugin_sdk::view::{EventView, KubernetesEventView};
 
 use crate::rules::Rule;
 use crate::uri::{query, values};
@@ -15,14 +15,14 @@ const EPHEMERAL_VERBS: [&str; 3] = ["create", "update", "patch"];
 
 pub(crate) fn findings(
     plugin: &mut K8sEvasion,
-    event: &Event,
-    request: &KubernetesEvent,
+    event: &EventView<'_>,
+    request: &KubernetesEventView<'_>,
     out: &mut Vec<Finding>,
 ) {
     if !request.resource.eq_ignore_ascii_case("pods") {
         return;
     }
-    let rule = match request.subresource.as_str() {
+    let rule = match request.subresource {
         "exec" => Rule::PodExec,
         "attach" => Rule::PodAttach,
         "portforward" => Rule::PortForward,
@@ -31,7 +31,7 @@ pub(crate) fn findings(
     };
     if !plugin.config.enabled(rule)
         || refused(request)
-        || plugin.config.allowed(&request.user, &request.namespace)
+        || plugin.config.allowed(request.user, request.namespace)
     {
         return;
     }
@@ -49,14 +49,19 @@ pub(crate) fn findings(
                     .any(|verb| request.verb.eq_ignore_ascii_case(verb))
         }
     };
-    if !reportable || !plugin.first_report(&request.audit_id, &request.stage) {
+    if !reportable || !plugin.first_report(request.audit_id, request.stage) {
         return;
     }
     out.push(finding(plugin, event, request, rule));
 }
 
-fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: Rule) -> Finding {
-    let namespace = &request.namespace;
+fn finding(
+    plugin: &K8sEvasion,
+    event: &EventView<'_>,
+    request: &KubernetesEventView<'_>,
+    rule: Rule,
+) -> Finding {
+    let namespace = request.namespace;
     let pod = format!("{namespace}/{}", request.name);
     let protected = plugin.config.protected(namespace);
     let severity = if protected {
@@ -64,7 +69,7 @@ fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: 
     } else {
         rule.severity()
     };
-    let params = query(&request.request_uri);
+    let params = query(request.request_uri);
     let container = values(&params, "container").first().copied().unwrap_or("");
     let in_container = if container.is_empty() {
         String::new()
@@ -74,7 +79,7 @@ fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: 
     let user = if request.user.is_empty() {
         "An unknown user"
     } else {
-        request.user.as_str()
+        request.user
     };
     let flag = |name: &str| values(&params, name).first().copied() == Some("true");
     let interactive = flag("stdin") && flag("tty");
@@ -125,7 +130,7 @@ fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: 
         finding = finding.technique(*technique);
     }
     if !request.user.is_empty() {
-        finding = finding.entity(EntityKind::User, request.user.clone(), "");
+        finding = finding.entity(EntityKind::User, request.user, "");
     }
     let ephemeral = request
         .pod
@@ -133,21 +138,17 @@ fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: 
         .flat_map(|pod| &pod.containers)
         .filter(|c| c.role == ContainerRole::Ephemeral);
     if rule == Rule::EphemeralContainer {
-        for image in ephemeral
-            .clone()
-            .map(|c| &c.image)
-            .filter(|i| !i.is_empty())
-        {
-            finding = finding.entity(EntityKind::Image, image.clone(), "");
+        for image in ephemeral.clone().map(|c| c.image).filter(|i| !i.is_empty()) {
+            finding = finding.entity(EntityKind::Image, image, "");
         }
     }
     finding = finding
-        .evidence("verb", request.verb.clone())
-        .evidence("subresource", request.subresource.clone())
-        .evidence("namespace", namespace.clone())
-        .evidence("pod", request.name.clone())
-        .evidence("user", request.user.clone())
-        .evidence("stage", request.stage.clone());
+        .evidence("verb", request.verb)
+        .evidence("subresource", request.subresource)
+        .evidence("namespace", namespace)
+        .evidence("pod", request.name)
+        .evidence("user", request.user)
+        .evidence("stage", request.stage);
     if protected {
         finding = finding.evidence("protected-namespace", "true");
     }
@@ -169,18 +170,18 @@ fn finding(plugin: &K8sEvasion, event: &Event, request: &KubernetesEvent, rule: 
         // The body lists every ephemeral container of the pod after the request.
         for c in ephemeral {
             finding = finding
-                .evidence("ephemeral-container", c.name.clone())
-                .evidence("image", c.image.clone());
+                .evidence("ephemeral-container", c.name)
+                .evidence("image", c.image);
         }
     }
-    finding = attribution(plugin, namespace, &request.name, finding);
+    finding = attribution(plugin, namespace, request.name, finding);
     if !request.source_ips.is_empty() {
         finding = finding.evidence("source-ips", request.source_ips.join(","));
     }
     if !request.user_agent.is_empty() {
-        finding = finding.evidence("user-agent", request.user_agent.clone());
+        finding = finding.evidence("user-agent", request.user_agent);
     }
-    finding.event(event.id.clone()).build()
+    finding.event(event.id).build()
 }
 
 /// The pod's controller and the workload's creator, when known.

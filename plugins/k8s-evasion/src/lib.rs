@@ -15,6 +15,7 @@ pub use rules::Rule;
 use store::BoundedMap;
 use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::lists::json_list;
+use vigil_plugin_sdk::view::KubernetesEventView;
 
 /// The detector: Kubernetes API behaviours that get around pod-level
 /// controls (exec, attach, ephemeral containers, port-forward) and pods
@@ -130,13 +131,17 @@ impl Detector for K8sEvasion {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
-            let EventBody::Kubernetes(request) = &event.body else {
+            let EventBodyView::Kubernetes(request) = &event.body else {
                 continue;
             };
             // Only pods and workloads matter; skip the rest of the audit stream early.
-            if pods::kind_of(&request.resource).is_none() {
+            if pods::kind_of(request.resource).is_none() {
                 continue;
             }
             self.load();
@@ -186,8 +191,8 @@ pub(crate) enum Stage {
     Other,
 }
 
-pub(crate) fn stage(request: &KubernetesEvent) -> Stage {
-    match request.stage.as_str() {
+pub(crate) fn stage(request: &KubernetesEventView<'_>) -> Stage {
+    match request.stage {
         "" | "ResponseComplete" => Stage::Final,
         "ResponseStarted" => Stage::Started,
         "RequestReceived" => Stage::Received,
@@ -196,7 +201,7 @@ pub(crate) fn stage(request: &KubernetesEvent) -> Stage {
 }
 
 /// The API server refused the request.
-pub(crate) fn refused(request: &KubernetesEvent) -> bool {
+pub(crate) fn refused(request: &KubernetesEventView<'_>) -> bool {
     request.response_code.is_some_and(|code| code >= 400)
 }
 

@@ -9,7 +9,8 @@
 //! (the watcher resolves ReplicaSets to their Deployment) and, for a
 //! Deployment's pod `web-7d9f8-x2x4q`, its ReplicaSet `web-7d9f8`.
 
-use vigil_plugin_sdk::{EntityKind, Event, Finding, KubernetesEvent, OwnerRef};
+use vigil_plugin_sdk::view::{EventView, KubernetesEventView, OwnerRefView};
+use vigil_plugin_sdk::{EntityKind, Finding};
 
 use crate::rules::Rule;
 use crate::{K8sEvasion, Stage, refused, stage};
@@ -85,43 +86,36 @@ fn real_name(name: &str) -> bool {
 }
 
 /// Records creators and owners from audit creations and watched pods.
-pub(crate) fn learn(plugin: &mut K8sEvasion, request: &KubernetesEvent) {
-    let Some(kind) = kind_of(&request.resource) else {
+pub(crate) fn learn(plugin: &mut K8sEvasion, request: &KubernetesEventView<'_>) {
+    let Some(kind) = kind_of(request.resource) else {
         return;
     };
     if !request.subresource.is_empty()
-        || !real_name(&request.name)
-        || !matches!(request.verb.as_str(), "create" | "added" | "modified")
+        || !real_name(request.name)
+        || !matches!(request.verb, "create" | "added" | "modified")
     {
         return;
     }
     // `concat`, not `format!`, here and in `resolve` and `findings`: these
     // run for every pod and workload write, where the formatting machinery
     // cost several times the copies.
-    let key = [
-        request.namespace.as_str(),
-        "/",
-        kind,
-        "/",
-        request.name.as_str(),
-    ]
-    .concat();
+    let key = [request.namespace, "/", kind, "/", request.name].concat();
     let owner = request
         .owner
         .as_ref()
-        .map(|o: &OwnerRef| [o.kind.as_str(), "/", o.name.as_str()].concat());
+        .map(|o: &OwnerRefView<'_>| [o.kind, "/", o.name].concat());
     if request.verb == "create" {
         if stage(request) != Stage::Final || refused(request) || request.user.is_empty() {
             return;
         }
         match owner {
             // A controller acting for its owner: the owner's creator is the actor.
-            Some(owner) if plugin.config.is_system(&request.user) => {
+            Some(owner) if plugin.config.is_system(request.user) => {
                 plugin.owners.insert(&key, &owner);
             }
-            _ => plugin.creators.insert(&key, &request.user),
+            _ => plugin.creators.insert(&key, request.user),
         }
-    } else if kind == "Pod" && matches!(request.verb.as_str(), "added" | "modified") {
+    } else if kind == "Pod" && matches!(request.verb, "added" | "modified") {
         // A watched pod: its owner, already resolved through its ReplicaSet.
         let Some(owner_ref) = &request.owner else {
             return;
@@ -158,11 +152,11 @@ enum How {
 /// non-system user, directly or through a controller; once per workload.
 pub(crate) fn findings(
     plugin: &mut K8sEvasion,
-    event: &Event,
-    request: &KubernetesEvent,
+    event: &EventView<'_>,
+    request: &KubernetesEventView<'_>,
     out: &mut Vec<Finding>,
 ) {
-    let namespace = request.namespace.as_str();
+    let namespace = request.namespace;
     if !plugin.config.enabled(Rule::SystemNamespacePod)
         || request.resource != "pods"
         || !request.subresource.is_empty()
@@ -174,14 +168,14 @@ pub(crate) fn findings(
     // A watched pod has no requester: it is only reported when attribution
     // names a creator (the watcher also lists every existing pod at start).
     let watched = request.verb == "added" && request.stage.is_empty() && request.user.is_empty();
-    if !(audit || watched) || plugin.config.allowed(&request.user, namespace) {
+    if !(audit || watched) || plugin.config.allowed(request.user, namespace) {
         return;
     }
     let images: Vec<&str> = request
         .pod
         .iter()
         .flat_map(|pod| &pod.containers)
-        .map(|c| c.image.as_str())
+        .map(|c| c.image)
         .filter(|i| !i.is_empty())
         .collect();
     if !images.is_empty() && images.iter().all(|i| plugin.config.image_trusted(i)) {
@@ -189,11 +183,11 @@ pub(crate) fn findings(
     }
 
     let attribution = match &request.owner {
-        Some(owner) => resolve(plugin, namespace, &owner.kind, &owner.name),
+        Some(owner) => resolve(plugin, namespace, owner.kind, owner.name),
         None => Attribution::default(),
     };
-    let (how, creator) = if audit && !plugin.config.is_system(&request.user) {
-        (How::Direct, Some(request.user.clone()))
+    let (how, creator) = if audit && !plugin.config.is_system(request.user) {
+        (How::Direct, Some(request.user.to_owned()))
     } else if request.owner.is_some() {
         match &attribution.creator {
             Some(creator) if plugin.config.is_system(creator) => return,
@@ -213,12 +207,12 @@ pub(crate) fn findings(
         .chain
         .last()
         .cloned()
-        .unwrap_or_else(|| ["Pod/", request.name.as_str()].concat());
+        .unwrap_or_else(|| ["Pod/", request.name].concat());
     let key = [namespace, "/", workload.as_str()].concat();
     if plugin.reported.contains(&key) {
         return;
     }
-    plugin.reported.insert(&key, &event.id);
+    plugin.reported.insert(&key, event.id);
 
     let (pod_id, pod_name) = if request.name.is_empty() {
         match &request.owner {
@@ -278,20 +272,15 @@ pub(crate) fn findings(
     for image in &images {
         finding = finding.entity(EntityKind::Image, *image, "");
     }
-    if let Some(node) = request
-        .pod
-        .as_ref()
-        .map(|p| &p.node_name)
-        .filter(|n| !n.is_empty())
-    {
-        finding = finding.entity(EntityKind::Node, node.clone(), "");
+    if let Some(node) = request.pod.map(|p| p.node_name).filter(|n| !n.is_empty()) {
+        finding = finding.entity(EntityKind::Node, node, "");
     }
     finding = finding
-        .evidence("verb", request.verb.clone())
+        .evidence("verb", request.verb)
         .evidence("namespace", namespace)
-        .evidence("pod", request.name.clone());
+        .evidence("pod", request.name);
     if !request.user.is_empty() {
-        finding = finding.evidence("user", request.user.clone());
+        finding = finding.evidence("user", request.user);
     }
     finding = finding
         .evidence("creator", creator.unwrap_or_else(|| "unknown".to_owned()))
@@ -311,6 +300,6 @@ pub(crate) fn findings(
     for image in images {
         finding = finding.evidence("image", image);
     }
-    finding = finding.evidence("source", event.source.clone());
-    out.push(finding.event(event.id.clone()).build());
+    finding = finding.evidence("source", event.source);
+    out.push(finding.event(event.id).build());
 }

@@ -1,12 +1,13 @@
 //! The plugin's settings: the raw JSON shape and the validated [`Config`].
 
 use serde::Deserialize;
+use vigil_plugin_sdk::ConfigError;
 use vigil_plugin_sdk::settings::{self, Problems};
 use vigil_plugin_sdk::util::image::normalize_image;
 use vigil_plugin_sdk::util::lists::{non_empty, non_empty_owned};
 use vigil_plugin_sdk::util::paths::{PathPattern, wildcard};
 use vigil_plugin_sdk::util::rules::parse_disabled;
-use vigil_plugin_sdk::{ConfigError, KeyValue};
+use vigil_plugin_sdk::view::{KeyValueView, List};
 
 use crate::rules::Rule;
 
@@ -189,11 +190,11 @@ impl Config {
     }
 
     /// Why a container is a security agent (`image=falcosecurity/*`), or `None`.
-    pub(crate) fn agent_container(
+    pub(crate) fn agent_container<'a>(
         &self,
         name: &str,
         image: &str,
-        labels: &[KeyValue],
+        labels: List<'a, KeyValueView<'a>>,
     ) -> Option<String> {
         if let Some(pattern) = self.image_match(image) {
             return Some(format!("image={pattern}"));

@@ -3,7 +3,8 @@
 //! and the collector's "events lost" marker.
 
 use vigil_plugin_sdk::util::timefmt::rfc3339;
-use vigil_plugin_sdk::{ContainerAction, ContainerEvent, EntityKind, Event, Finding, Severity};
+use vigil_plugin_sdk::view::{ContainerEventView, EventView};
+use vigil_plugin_sdk::{ContainerAction, EntityKind, Finding, Severity};
 
 use crate::rules::Rule;
 use crate::{Held, MonitoringTamper, Recent};
@@ -79,12 +80,12 @@ fn signal_name(signal: &str) -> String {
     .to_owned()
 }
 
-fn effect(container: &ContainerEvent) -> Option<Effect> {
+fn effect(container: &ContainerEventView<'_>) -> Option<Effect> {
     match container.action {
         ContainerAction::Stop | ContainerAction::Destroy => Some(Effect::Stopped),
         ContainerAction::Die | ContainerAction::Oom => Some(Effect::Died),
         ContainerAction::Pause => Some(Effect::Paused),
-        ContainerAction::Kill => match signal_name(&container.signal).as_str() {
+        ContainerAction::Kill => match signal_name(container.signal).as_str() {
             "STOP" | "TSTP" | "TTIN" | "TTOU" => Some(Effect::Paused),
             // Signals agents handle without stopping (Falco reloads on HUP).
             "HUP" | "USR1" | "USR2" | "CONT" | "WINCH" | "URG" | "CHLD" | "0" => None,
@@ -96,8 +97,8 @@ fn effect(container: &ContainerEvent) -> Option<Effect> {
 
 pub(crate) fn findings(
     plugin: &mut MonitoringTamper,
-    event: &Event,
-    container: &ContainerEvent,
+    event: &EventView<'_>,
+    container: &ContainerEventView<'_>,
     out: &mut Vec<Finding>,
 ) {
     if container.action == ContainerAction::Other && container.raw_action == GAP_RAW_ACTION {
@@ -120,7 +121,7 @@ pub(crate) fn findings(
     let Some(matched) =
         plugin
             .config
-            .agent_container(&container.name, &container.image, &container.labels)
+            .agent_container(container.name, container.image, container.labels)
     else {
         return;
     };
@@ -129,19 +130,19 @@ pub(crate) fn findings(
             .labels
             .iter()
             .find(|l| l.key == key)
-            .map_or("", |l| l.value.as_str())
+            .map_or("", |l| l.value)
     };
     let (pod_namespace, pod_name) = (label(POD_NAMESPACE_LABEL), label(POD_NAME_LABEL));
 
     // One stop, one finding: `docker stop` is kill, die and stop; `rm -f`
     // is kill, die and destroy.
     let key = if container.id.is_empty() {
-        container.name.clone()
+        container.name
     } else {
-        container.id.clone()
+        container.id
     };
     let window = plugin.config.fold_window_ns;
-    if let Some(recent) = plugin.recent.get(&key)
+    if let Some(recent) = plugin.recent.get(key)
         && recent.fold_key == effect.fold_key()
         && event.time.abs_diff(recent.time) <= window
     {
@@ -157,7 +158,7 @@ pub(crate) fn findings(
         return;
     }
     plugin.remember(
-        key,
+        key.to_owned(),
         Recent {
             time: event.time,
             fold_key: effect.fold_key(),
@@ -165,11 +166,11 @@ pub(crate) fn findings(
     );
 
     let name = if container.name.is_empty() {
-        container.id.get(..12).unwrap_or(&container.id)
+        container.id.get(..12).unwrap_or(container.id)
     } else {
-        container.name.as_str()
+        container.name
     };
-    let signal = signal_name(&container.signal);
+    let signal = signal_name(container.signal);
     let what = match (effect, container.action) {
         (Effect::Paused, ContainerAction::Kill) => {
             format!("was frozen with SIG{signal}: its processes are suspended and see nothing")
@@ -205,39 +206,39 @@ pub(crate) fn findings(
             "Security agent container {name}{image} {what}: while it is not running, the activity it \
              monitors on this node goes unrecorded."
         ))
-        .entity(EntityKind::Container, container.id.clone(), container.name.clone());
+        .entity(EntityKind::Container, container.id, container.name);
     for technique in rule.techniques() {
         finding = finding.technique(*technique);
     }
     if !container.image.is_empty() {
-        finding = finding.entity(EntityKind::Image, container.image.clone(), "");
+        finding = finding.entity(EntityKind::Image, container.image, "");
     }
     if !pod_namespace.is_empty() && !pod_name.is_empty() {
         finding = finding.entity(EntityKind::Pod, format!("{pod_namespace}/{pod_name}"), "");
     }
     if !event.node.is_empty() {
-        finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+        finding = finding.entity(EntityKind::Node, event.node, "");
     }
     finding = finding
         .evidence("action", container.action.as_str())
         .evidence("container", name)
-        .evidence("image", container.image.clone())
+        .evidence("image", container.image)
         .evidence("matched", matched);
     if !container.signal.is_empty() {
-        finding = finding.evidence("signal", container.signal.clone());
+        finding = finding.evidence("signal", container.signal);
     }
     if let Some(code) = container.exit_code {
         finding = finding.evidence("exit-code", code.to_string());
     }
     if !container.actor.is_empty() {
-        finding = finding.evidence("actor", container.actor.clone());
+        finding = finding.evidence("actor", container.actor);
     }
     if !pod_namespace.is_empty() {
         finding = finding
             .evidence("pod.namespace", pod_namespace)
             .evidence("pod.name", pod_name);
     }
-    let finding = finding.event(event.id.clone()).build();
+    let finding = finding.event(event.id).build();
     // A pod's container stopping may be the kubelet acting on a deletion
     // through the API whose audit event has not arrived yet: hold it a moment.
     if effect != Effect::Paused && !pod_namespace.is_empty() && plugin.config.pod_hold_ns > 0 {
@@ -268,20 +269,20 @@ fn parse_since(since: &str) -> Option<u64> {
     secs.checked_mul(1_000_000_000)?.checked_add(frac)
 }
 
-fn gap(event: &Event, container: &ContainerEvent) -> Finding {
+fn gap(event: &EventView<'_>, container: &ContainerEventView<'_>) -> Finding {
     let label = |key: &str| {
         container
             .labels
             .iter()
             .find(|l| l.key == key)
-            .map_or("", |l| l.value.as_str())
+            .map_or("", |l| l.value)
     };
     let since = parse_since(label(GAP_SINCE_LABEL));
     let reason = label(GAP_REASON_LABEL);
     let source = if event.source.is_empty() {
         "docker"
     } else {
-        event.source.as_str()
+        event.source
     };
     let rule = Rule::DockerEventsGap;
     let mut finding = Finding::builder(rule.id(), rule.severity())
@@ -303,7 +304,7 @@ fn gap(event: &Event, container: &ContainerEvent) -> Finding {
         finding = finding.technique(*technique);
     }
     if !event.node.is_empty() {
-        finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+        finding = finding.entity(EntityKind::Node, event.node, "");
     }
     finding = finding.evidence("source", source);
     if let Some(since) = since {
@@ -319,7 +320,7 @@ fn gap(event: &Event, container: &ContainerEvent) -> Finding {
     if !reason.is_empty() {
         finding = finding.evidence("reason", reason);
     }
-    finding.event(event.id.clone()).build()
+    finding.event(event.id).build()
 }
 
 #[cfg(test)]

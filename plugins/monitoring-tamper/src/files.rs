@@ -2,22 +2,23 @@
 //! configuration.
 
 use vigil_plugin_sdk::util::timefmt::rfc3339;
-use vigil_plugin_sdk::{EntityKind, Event, FileChange, FileEvent, Finding, Severity};
+use vigil_plugin_sdk::view::{EventView, FileEventView};
+use vigil_plugin_sdk::{EntityKind, FileChange, Finding, Severity};
 
 use crate::MonitoringTamper;
 use crate::rules::Rule;
 
 pub(crate) fn findings(
     plugin: &MonitoringTamper,
-    event: &Event,
-    file: &FileEvent,
+    event: &EventView<'_>,
+    file: &FileEventView<'_>,
     out: &mut Vec<Finding>,
 ) {
     let rule = Rule::AuditConfigChanged;
     if !plugin.config.enabled(rule) {
         return;
     }
-    let Some(pattern) = plugin.config.audit_config(&file.path) else {
+    let Some(pattern) = plugin.config.audit_config(file.path) else {
         return;
     };
     let (before, after) = (file.before.as_ref(), file.after.as_ref());
@@ -27,7 +28,7 @@ pub(crate) fn findings(
             file.change == FileChange::Modified
                 && !b.sha256.is_empty()
                 && !a.sha256.is_empty()
-                && !b.sha256.eq_ignore_ascii_case(&a.sha256)
+                && !b.sha256.eq_ignore_ascii_case(a.sha256)
                 && b.size == a.size
                 && b.mtime != 0
                 && b.mtime == a.mtime
@@ -66,12 +67,12 @@ pub(crate) fn findings(
     if inconsistent {
         finding = finding.technique("T1070.006");
     }
-    finding = finding.entity(EntityKind::File, file.path.clone(), "");
+    finding = finding.entity(EntityKind::File, file.path, "");
     if !event.node.is_empty() {
-        finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+        finding = finding.entity(EntityKind::Node, event.node, "");
     }
     finding = finding
-        .evidence("path", file.path.clone())
+        .evidence("path", file.path)
         .evidence("pattern", pattern.raw())
         .evidence(
             "change",
@@ -91,7 +92,7 @@ pub(crate) fn findings(
     for (suffix, state) in [("before", before), ("after", after)] {
         if let Some(state) = state {
             finding = finding
-                .evidence(format!("sha256.{suffix}"), state.sha256.clone())
+                .evidence(format!("sha256.{suffix}"), state.sha256)
                 .evidence(format!("size.{suffix}"), state.size.to_string())
                 .evidence(format!("mtime.{suffix}"), rfc3339(state.mtime))
                 .evidence(
@@ -104,5 +105,5 @@ pub(crate) fn findings(
                 );
         }
     }
-    out.push(finding.event(event.id.clone()).build());
+    out.push(finding.event(event.id).build());
 }

@@ -1,7 +1,8 @@
 //! Audit events: a security agent's pods, workloads or namespace deleted
 //! through the API by someone other than the control plane.
 
-use vigil_plugin_sdk::{EntityKind, Event, Finding, KubernetesEvent, KubernetesFilter, Severity};
+use vigil_plugin_sdk::view::{EventView, KubernetesEventView};
+use vigil_plugin_sdk::{EntityKind, Finding, KubernetesFilter, Severity};
 
 use crate::rules::Rule;
 use crate::{Deletion, MonitoringTamper};
@@ -35,23 +36,23 @@ pub(crate) fn filter() -> KubernetesFilter {
 
 pub(crate) fn findings(
     plugin: &mut MonitoringTamper,
-    event: &Event,
-    request: &KubernetesEvent,
+    event: &EventView<'_>,
+    request: &KubernetesEventView<'_>,
     out: &mut Vec<Finding>,
 ) {
     let rule = Rule::AgentDeleted;
-    let resource = request.resource.as_str();
+    let resource = request.resource;
     if !plugin.config.enabled(rule)
-        || !VERBS.contains(&request.verb.as_str())
+        || !VERBS.contains(&request.verb)
         || !RESOURCES.contains(&resource)
         || !request.subresource.is_empty()
-        || !STAGES.contains(&request.stage.as_str())
+        || !STAGES.contains(&request.stage)
         || request.response_code.is_some_and(|code| code >= 400)
     {
         return;
     }
-    let namespace = request.namespace.as_str();
-    let name = request.name.as_str();
+    let namespace = request.namespace;
+    let name = request.name;
     let matched = if resource == "namespaces" {
         plugin
             .config
@@ -66,7 +67,7 @@ pub(crate) fn findings(
             .pod
             .iter()
             .flat_map(|pod| &pod.containers)
-            .find_map(|c| plugin.config.image_match(&c.image))
+            .find_map(|c| plugin.config.image_match(c.image))
             .map(|pattern| format!("image={pattern}"))
     };
     let Some(matched) = matched else {
@@ -88,8 +89,8 @@ pub(crate) fn findings(
     });
     // The control plane's own deletions (rollouts, evictions, garbage
     // collection) are not reported.
-    if plugin.config.is_system(&request.user)
-        || (!request.audit_id.is_empty() && !plugin.first_request(&request.audit_id))
+    if plugin.config.is_system(request.user)
+        || (!request.audit_id.is_empty() && !plugin.first_request(request.audit_id))
     {
         return;
     }
@@ -108,7 +109,7 @@ pub(crate) fn findings(
     let user = if request.user.is_empty() {
         "An unknown user"
     } else {
-        request.user.as_str()
+        request.user
     };
     let mut finding = Finding::builder(rule.id(), severity)
         .title(rule.title())
@@ -131,22 +132,22 @@ pub(crate) fn findings(
         _ => finding,
     };
     if !request.user.is_empty() {
-        finding = finding.entity(EntityKind::User, request.user.clone(), "");
+        finding = finding.entity(EntityKind::User, request.user, "");
     }
     finding = finding
-        .evidence("verb", request.verb.clone())
+        .evidence("verb", request.verb)
         .evidence("resource", resource)
         .evidence("namespace", namespace)
         .evidence("name", name)
-        .evidence("user", request.user.clone())
+        .evidence("user", request.user)
         .evidence("matched", matched);
     if !request.source_ips.is_empty() {
         finding = finding.evidence("source-ips", request.source_ips.join(","));
     }
     if !request.user_agent.is_empty() {
-        finding = finding.evidence("user-agent", request.user_agent.clone());
+        finding = finding.evidence("user-agent", request.user_agent);
     }
-    out.push(finding.event(event.id.clone()).build());
+    out.push(finding.event(event.id).build());
 }
 
 fn singular(resource: &str) -> &str {

@@ -260,17 +260,21 @@ impl Detector for MonitoringTamper {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
             match &event.body {
-                EventBody::Container(container) => {
+                EventBodyView::Container(container) => {
                     docker::findings(self, event, container, &mut findings);
                 }
-                EventBody::Kubernetes(request) => {
+                EventBodyView::Kubernetes(request) => {
                     kubernetes::findings(self, event, request, &mut findings);
                 }
-                EventBody::File(file) => files::findings(self, event, file, &mut findings),
-                EventBody::Network(_) => {}
+                EventBodyView::File(file) => files::findings(self, event, file, &mut findings),
+                EventBodyView::Network(_) => {}
             }
         }
         // Only ticks release held findings by time: a later batch of another

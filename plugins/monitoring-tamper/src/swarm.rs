@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use vigil_plugin_sdk::view::{List, View};
 use vigil_plugin_sdk::{EntityKind, Finding, ServiceEvent, ServiceMode, SwarmObject};
 
 use crate::MonitoringTamper;
@@ -85,7 +86,7 @@ pub(crate) fn findings(
     if mounts.is_empty()
         || plugin
             .config
-            .agent_container(&spec.name, &spec.image, &spec.labels)
+            .agent_container(&spec.name, &spec.image, List::of(&spec.labels))
             .is_some()
     {
         return;

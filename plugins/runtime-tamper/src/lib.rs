@@ -15,6 +15,7 @@ use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::lists::json_list;
 use vigil_plugin_sdk::util::paths::file_name;
 use vigil_plugin_sdk::util::timefmt::rfc3339;
+use vigil_plugin_sdk::view::FileEventView;
 
 use crate::rules::lower;
 
@@ -146,9 +147,13 @@ impl Detector for RuntimeTamper {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
-            if let EventBody::File(file) = &event.body
+            if let EventBodyView::File(file) = &event.body
                 && let Some(finding) = self.inspect(event, file)
             {
                 findings.push(finding);
@@ -163,11 +168,11 @@ export_detector!(RuntimeTamper, processes);
 impl RuntimeTamper {
     /// At most one finding per event: `inconsistent-change` when the change
     /// hides behind an unchanged size and mtime, else its class's rule.
-    fn inspect(&self, event: &Event, file: &FileEvent) -> Option<Finding> {
-        let (class, pattern, class_severity) = self.config.classify(&file.path)?;
+    fn inspect(&self, event: &EventView<'_>, file: &FileEventView<'_>) -> Option<Finding> {
+        let (class, pattern, class_severity) = self.config.classify(file.path)?;
         // The kubelet ignores hidden files in its manifest directory (editor
         // swap files, `.tmp` files of atomic writers).
-        if class == PathClass::StaticPod && file_name(&file.path).starts_with('.') {
+        if class == PathClass::StaticPod && file_name(file.path).starts_with('.') {
             return None;
         }
 
@@ -178,12 +183,12 @@ impl RuntimeTamper {
                 self.config.inconsistent_severity.max(class_severity),
             )
         } else {
-            let created = file.change == FileChange::Created && !pattern.is_the_dir(&file.path);
+            let created = file.change == FileChange::Created && !pattern.is_the_dir(file.path);
             let rule = Rule::for_class(class, created);
             if !self.config.enabled(rule) {
                 return None;
             }
-            let new_hash = file.after.as_ref().map_or("", |a| a.sha256.as_str());
+            let new_hash = file.after.as_ref().map_or("", |a| a.sha256);
             if matches!(file.change, FileChange::Created | FileChange::Modified)
                 && self.config.approved(new_hash)
             {
@@ -225,12 +230,12 @@ impl RuntimeTamper {
                 finding = finding.technique(*technique);
             }
         }
-        finding = finding.entity(EntityKind::File, file.path.clone(), "");
+        finding = finding.entity(EntityKind::File, file.path, "");
         if !event.node.is_empty() {
-            finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+            finding = finding.entity(EntityKind::Node, event.node, "");
         }
         finding = finding
-            .evidence("path", file.path.clone())
+            .evidence("path", file.path)
             .evidence("class", class.name())
             .evidence("pattern", pattern.raw())
             .evidence("change", change_name(file.change));
@@ -246,28 +251,28 @@ impl RuntimeTamper {
         if class == PathClass::DaemonConfig && file.change != FileChange::Metadata {
             finding = finding.evidence("review", DAEMON_SETTINGS_TO_REVIEW);
         }
-        Some(finding.event(event.id.clone()).build())
+        Some(finding.event(event.id).build())
     }
 }
 
 /// Content changed (hash) while size and mtime did not: what a forged mtime
 /// (`touch -r`, `utimensat`) over an in-place, same-size edit looks like.
 /// An mtime of 0 means the source did not know it: not evidence.
-fn is_inconsistent(file: &FileEvent) -> bool {
+fn is_inconsistent(file: &FileEventView<'_>) -> bool {
     let (Some(before), Some(after)) = (&file.before, &file.after) else {
         return false;
     };
     file.change == FileChange::Modified
         && !before.sha256.is_empty()
         && !after.sha256.is_empty()
-        && !before.sha256.eq_ignore_ascii_case(&after.sha256)
+        && !before.sha256.eq_ignore_ascii_case(after.sha256)
         && before.size == after.size
         && before.mtime != 0
         && before.mtime == after.mtime
 }
 
 /// What makes a mode/owner change as dangerous as a content change.
-fn risky_metadata(file: &FileEvent) -> Vec<&'static str> {
+fn risky_metadata(file: &FileEventView<'_>) -> Vec<&'static str> {
     let (Some(before), Some(after)) = (&file.before, &file.after) else {
         return Vec::new();
     };
@@ -295,7 +300,7 @@ fn change_name(change: FileChange) -> &'static str {
 }
 
 /// "modified", "created" …, for the summary.
-fn verb(file: &FileEvent) -> &'static str {
+fn verb(file: &FileEventView<'_>) -> &'static str {
     match file.change {
         FileChange::Created => "created",
         FileChange::Modified => "modified",
@@ -305,15 +310,15 @@ fn verb(file: &FileEvent) -> &'static str {
 }
 
 /// The old and new state, as far as they are known and relevant.
-fn state_evidence(file: &FileEvent) -> Vec<KeyValue> {
+fn state_evidence(file: &FileEventView<'_>) -> Vec<KeyValue> {
     let mut out = Vec::new();
     let (before, after) = (file.before.as_ref(), file.after.as_ref());
     if file.change != FileChange::Metadata {
         if let Some(b) = before {
-            out.push(KeyValue::new("sha256.before", b.sha256.clone()));
+            out.push(KeyValue::new("sha256.before", b.sha256));
         }
         if let Some(a) = after {
-            out.push(KeyValue::new("sha256.after", a.sha256.clone()));
+            out.push(KeyValue::new("sha256.after", a.sha256));
         }
         if let Some(b) = before {
             out.push(KeyValue::new("size.before", b.size.to_string()));

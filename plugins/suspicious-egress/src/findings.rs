@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use vigil_plugin_sdk::prelude::*;
+use vigil_plugin_sdk::view::NetworkEventView;
 
 use crate::net::{endpoint, pack, packed_name, protocol_name};
 use crate::profile::Profile;
@@ -11,8 +12,8 @@ use crate::{EVIDENCE_PORTS, Peer, Rule, SuspiciousEgress};
 impl SuspiciousEgress {
     pub(crate) fn threat_intel_finding(
         &self,
-        event: &Event,
-        net: &NetworkEvent,
+        event: &EventView<'_>,
+        net: &NetworkEventView<'_>,
         remote: IpAddr,
         matches: &[IpMatch],
     ) -> Finding {
@@ -34,7 +35,7 @@ impl SuspiciousEgress {
             .summary(format!(
                 "{subject} opened {} {} → {}, {listed}.",
                 protocol_name(net.protocol),
-                endpoint(&net.local_address, net.local_port),
+                endpoint(net.local_address, net.local_port),
                 endpoint(&remote_text, net.remote_port),
             ))
             .entity(EntityKind::Address, remote_text.clone(), "");
@@ -55,7 +56,7 @@ impl SuspiciousEgress {
                 finding = finding.evidence("feed-note", hit.note.clone());
             }
         }
-        finding.event(event.id.clone()).build()
+        finding.event(event.id).build()
     }
 
     #[allow(
@@ -64,8 +65,8 @@ impl SuspiciousEgress {
     )]
     pub(crate) fn port_finding(
         &self,
-        event: &Event,
-        net: &NetworkEvent,
+        event: &EventView<'_>,
+        net: &NetworkEventView<'_>,
         rule: Rule,
         severity: Severity,
         remote: IpAddr,
@@ -140,7 +141,7 @@ impl SuspiciousEgress {
             }
             None => finding = finding.evidence("profile", "(none: image unknown)"),
         }
-        finding = finding.event(event.id.clone());
+        finding = finding.event(event.id);
         if let Some(peer) = peer
             && peer.seen_in != event.id
         {
@@ -151,26 +152,27 @@ impl SuspiciousEgress {
 }
 
 /// Starts a finding with the entities every finding of this plugin has.
-fn start(rule: Rule, severity: Severity, event: &Event, net: &NetworkEvent) -> FindingBuilder {
+fn start(
+    rule: Rule,
+    severity: Severity,
+    event: &EventView<'_>,
+    net: &NetworkEventView<'_>,
+) -> FindingBuilder {
     let mut finding = Finding::builder(rule.id(), severity).title(rule.title());
     for technique in rule.techniques() {
         finding = finding.technique(*technique);
     }
     if let Some(container) = &net.container {
-        finding = finding.entity(
-            EntityKind::Container,
-            container.id.clone(),
-            container.name.clone(),
-        );
+        finding = finding.entity(EntityKind::Container, container.id, container.name);
         if !container.image.is_empty() {
-            finding = finding.entity(EntityKind::Image, container.image.clone(), "");
+            finding = finding.entity(EntityKind::Image, container.image, "");
         }
         if !container.pod.is_empty() {
-            finding = finding.entity(EntityKind::Pod, container.pod.clone(), "");
+            finding = finding.entity(EntityKind::Pod, container.pod, "");
         }
     }
     if !event.node.is_empty() {
-        finding = finding.entity(EntityKind::Node, event.node.clone(), "");
+        finding = finding.entity(EntityKind::Node, event.node, "");
     }
     finding
 }
@@ -178,16 +180,16 @@ fn start(rule: Rule, severity: Severity, event: &Event, net: &NetworkEvent) -> F
 /// The connection's facts, common to every finding.
 fn connection_evidence(
     mut finding: FindingBuilder,
-    net: &NetworkEvent,
+    net: &NetworkEventView<'_>,
     remote: &str,
 ) -> FindingBuilder {
     match &net.container {
         Some(container) => {
             finding = finding
-                .evidence("container", display_name(&container.name, &container.id))
-                .evidence("image", container.image.clone());
+                .evidence("container", display_name(container.name, container.id))
+                .evidence("image", container.image);
             if !container.pod.is_empty() {
-                finding = finding.evidence("pod", container.pod.clone());
+                finding = finding.evidence("pod", container.pod);
             }
         }
         None => finding = finding.evidence("container", "(host)"),
@@ -198,17 +200,17 @@ fn connection_evidence(
     finding
         .evidence("direction", "outbound")
         .evidence("protocol", protocol_name(net.protocol))
-        .evidence("local", endpoint(&net.local_address, net.local_port))
+        .evidence("local", endpoint(net.local_address, net.local_port))
         .evidence("remote-address", remote.to_owned())
         .evidence("remote-port", net.remote_port.to_string())
-        .evidence("state", net.state.clone())
+        .evidence("state", net.state)
 }
 
 /// "Container web (nginx:1.25)", "The host".
-fn subject(net: &NetworkEvent) -> String {
+fn subject(net: &NetworkEventView<'_>) -> String {
     match &net.container {
-        Some(c) if c.image.is_empty() => format!("Container {}", display_name(&c.name, &c.id)),
-        Some(c) => format!("Container {} ({})", display_name(&c.name, &c.id), c.image),
+        Some(c) if c.image.is_empty() => format!("Container {}", display_name(c.name, c.id)),
+        Some(c) => format!("Container {} ({})", display_name(c.name, c.id), c.image),
         None => "The host".to_owned(),
     }
 }

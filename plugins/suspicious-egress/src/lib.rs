@@ -19,6 +19,7 @@ use vigil_plugin_sdk::prelude::*;
 use vigil_plugin_sdk::util::cache::Bounded;
 use vigil_plugin_sdk::util::image::repository;
 use vigil_plugin_sdk::util::lists::json_list;
+use vigil_plugin_sdk::view::NetworkEventView;
 
 use net::{is_wildcard, pack, parse_addr};
 use profile::Profiles;
@@ -91,7 +92,12 @@ impl SuspiciousEgress {
         &self.config
     }
 
-    fn observe(&mut self, event: &Event, net: &NetworkEvent, out: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &EventView<'_>,
+        net: &NetworkEventView<'_>,
+        out: &mut Vec<Finding>,
+    ) {
         if net.container.is_none() && !self.config.include_host {
             return;
         }
@@ -99,13 +105,14 @@ impl SuspiciousEgress {
         if let Some(container) = &net.container
             && !net.host_network
             && !container.id.is_empty()
-            && let Some(local) = parse_addr(&net.local_address)
+            && let Some(local) = parse_addr(net.local_address)
             && !is_wildcard(local)
             && !local.is_loopback()
         {
             let known = match self.peers.get_mut(&local) {
                 Some(p) if p.id == container.id => {
-                    p.seen_in.clone_from(&event.id);
+                    p.seen_in.clear();
+                    p.seen_in.push_str(event.id);
                     true
                 }
                 _ => false,
@@ -114,10 +121,10 @@ impl SuspiciousEgress {
                 self.peers.insert(
                     local,
                     Peer {
-                        id: container.id.clone(),
-                        name: container.name.clone(),
-                        image: container.image.clone(),
-                        seen_in: event.id.clone(),
+                        id: container.id.to_owned(),
+                        name: container.name.to_owned(),
+                        image: container.image.to_owned(),
+                        seen_in: event.id.to_owned(),
                     },
                 );
             }
@@ -127,7 +134,7 @@ impl SuspiciousEgress {
                 if let Some(container) = &net.container
                     && !container.id.is_empty()
                 {
-                    self.note_listener(&container.id, pack(net.local_port, net.protocol));
+                    self.note_listener(container.id, pack(net.local_port, net.protocol));
                 }
                 return;
             }
@@ -135,14 +142,14 @@ impl SuspiciousEgress {
             Direction::Inbound | Direction::Unknown => return,
             Direction::Outbound => {}
         }
-        let Some(remote) = parse_addr(&net.remote_address) else {
+        let Some(remote) = parse_addr(net.remote_address) else {
             return;
         };
         if is_wildcard(remote) || self.config.destination_allowed(remote) {
             return;
         }
         if let Some(container) = &net.container
-            && self.config.image_allowed(&container.image)
+            && self.config.image_allowed(container.image)
         {
             return;
         }
@@ -187,7 +194,7 @@ impl SuspiciousEgress {
 
         // The image's profile: every outbound connection counts towards its
         // warm-up; while it learns, unexpected ports are added to it.
-        let repo = repository(&container.image).to_owned();
+        let repo = repository(container.image).to_owned();
         let profile = if repo.is_empty() {
             None
         } else {
@@ -253,11 +260,17 @@ impl SuspiciousEgress {
 
     /// True (and remembered) when this rule, container, address and port was
     /// not reported within `realert_secs`.
-    fn first_report(&mut self, rule: Rule, net: &NetworkEvent, remote: IpAddr, now: u64) -> bool {
+    fn first_report(
+        &mut self,
+        rule: Rule,
+        net: &NetworkEventView<'_>,
+        remote: IpAddr,
+        now: u64,
+    ) -> bool {
         let who = net
             .container
             .as_ref()
-            .map_or_else(|| "host".to_owned(), |c| c.id.clone());
+            .map_or_else(|| "host".to_owned(), |c| c.id.to_owned());
         let key = (rule, who, remote, net.remote_port);
         if let Some(last) = self.reported.get_mut(&key) {
             if now.saturating_sub(*last) < self.config.realert_secs {
@@ -359,9 +372,13 @@ impl Detector for SuspiciousEgress {
     }
 
     fn on_events(&mut self, batch: &[Event]) -> Vec<Finding> {
+        self.on_event_views(&views_of(batch))
+    }
+
+    fn on_event_views(&mut self, batch: &[EventView<'_>]) -> Vec<Finding> {
         let mut findings = Vec::new();
         for event in batch {
-            if let EventBody::Network(net) = &event.body {
+            if let EventBodyView::Network(net) = &event.body {
                 self.observe(event, net, &mut findings);
             }
         }
