@@ -12,6 +12,8 @@
 #   EVENTS=2560 MODES="wasm routed native" scripts/bench-callgrind.sh
 #   CARGO_CMD="/work/cargo-slot cargo" scripts/bench-callgrind.sh   # wrap the build
 #   BENCH=target/release/deps/runtime-HASH scripts/bench-callgrind.sh  # no build
+#   VIGIL_BENCH_COMPONENT=other/container-escape.wasm scripts/bench-callgrind.sh
+#       # another build of container-escape (e.g. a base's) through the same bench
 #
 # The bench runs with VIGIL_BENCH_ALLOCATOR=on-demand: wasmtime's pooling
 # allocator (what `vigil` runs with) reserves more address space than

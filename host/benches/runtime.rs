@@ -75,11 +75,18 @@ fn ctx() -> RunContext {
     }
 }
 
+/// The built-in container-escape, or the component at
+/// `VIGIL_BENCH_COMPONENT` (another build of it, to compare two builds with
+/// one bench binary).
 fn spec() -> PluginSpec {
+    let bytes: Arc<[u8]> = match std::env::var_os("VIGIL_BENCH_COMPONENT") {
+        Some(path) => Arc::from(std::fs::read(&path).expect("VIGIL_BENCH_COMPONENT is readable")),
+        None => Arc::from(vigil_runtime::builtin::bytes("container-escape").expect("built-in")),
+    };
     PluginSpec {
         origin: PluginOrigin::Builtin("container-escape"),
         identity: Identity::Named("container-escape".into()),
-        bytes: Arc::from(vigil_runtime::builtin::bytes("container-escape").expect("built-in")),
+        bytes,
         settings: "{}".into(),
         limits: PluginLimits::default(),
         policy: Default::default(),

@@ -64,33 +64,17 @@ fn mutated_batches_get_the_same_answer_as_views() {
     events.extend(corpus::typical(64));
     let mut buf = Vec::new();
     encode_batch(&events, &mut buf);
-    let mut seed = 0x853c_49e6_748f_ea9b_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
     let (mut refused, mut read) = (0, 0);
-    for _ in 0..3_000 {
-        let mut m = buf.clone();
-        for _ in 0..=(next() % 4) {
-            let at = (next() as usize) % m.len();
-            match next() % 3 {
-                0 => m[at] = next() as u8,
-                1 => m.truncate(at.max(1)),
-                _ => m.insert(at, next() as u8),
-            }
-        }
-        let views = decode_views(&m).map(|v| v.iter().map(EventView::to_event).collect::<Vec<_>>());
-        let decoded = decode_batch(&m);
+    mutations(&buf, 0x853c_49e6_748f_ea9b, 3_000, |m| {
+        let views = decode_views(m).map(|v| v.iter().map(EventView::to_event).collect::<Vec<_>>());
+        let decoded = decode_batch(m);
         assert_eq!(views, decoded);
         if decoded.is_ok() {
             read += 1;
         } else {
             refused += 1;
         }
-    }
+    });
     assert!(
         refused > 1_000 && read > 0,
         "refused {refused}, read {read}"
@@ -148,26 +132,15 @@ fn an_empty_batch_is_five_bytes() {
     assert!(decode_batch(&buf).unwrap().is_empty());
 }
 
-/// Deterministic mutations (byte flips, truncations, insertions) of `buf`,
-/// `VIGIL_FUZZ_ITERATIONS` of them (5,000 by default), each handed to
-/// `decode`, which must return an error or a batch, never panic; an error's
-/// offset lies within the buffer. Most mutations must be refused.
-fn mutations_are_refused_or_decoded<T>(
-    buf: &[u8],
-    mut seed: u64,
-    decode: impl Fn(&[u8]) -> Result<T, vigil_plugin_sdk::packed::PackedError>,
-) {
+/// Hands `each` deterministic mutations of `buf` (byte flips, truncations,
+/// insertions; one to four per mutant), `iterations` of them.
+fn mutations(buf: &[u8], mut seed: u64, iterations: usize, mut each: impl FnMut(&[u8])) {
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
     };
-    let iterations = std::env::var("VIGIL_FUZZ_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000usize);
-    let (mut refused, mut accepted) = (0usize, 0usize);
     for _ in 0..iterations {
         let mut m = buf.to_vec();
         for _ in 0..=(next() % 4) {
@@ -178,14 +151,30 @@ fn mutations_are_refused_or_decoded<T>(
                 _ => m.insert(at, next() as u8),
             }
         }
-        match decode(&m) {
-            Ok(_) => accepted += 1,
-            Err(e) => {
-                assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
-                refused += 1;
-            }
-        }
+        each(&m);
     }
+}
+
+/// `VIGIL_FUZZ_ITERATIONS` mutations of `buf` (5,000 by default), each
+/// handed to `decode`, which must return an error or a batch, never panic;
+/// an error's offset lies within the buffer. Most mutations must be refused.
+fn mutations_are_refused_or_decoded<T>(
+    buf: &[u8],
+    seed: u64,
+    decode: impl Fn(&[u8]) -> Result<T, vigil_plugin_sdk::packed::PackedError>,
+) {
+    let iterations = std::env::var("VIGIL_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000usize);
+    let (mut refused, mut accepted) = (0usize, 0usize);
+    mutations(buf, seed, iterations, |m| match decode(m) {
+        Ok(_) => accepted += 1,
+        Err(e) => {
+            assert!(e.offset <= m.len(), "offset {} past the end", e.offset);
+            refused += 1;
+        }
+    });
     assert!(
         refused > iterations / 2,
         "refused {refused}, accepted {accepted}"

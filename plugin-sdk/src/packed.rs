@@ -613,10 +613,11 @@ unpack_record!(Event {
 });
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tiny_batch() -> Vec<u8> {
+    /// One file event, "/x" modified (also read by `crate::view`'s tests).
+    pub(crate) fn tiny_batch() -> Vec<u8> {
         let mut b = vec![PACKED_VERSION, 1, 0, 0, 0];
         // event: id "e", time 7, node "", source ""
         b.extend_from_slice(&[1, 0, 0, 0, b'e']);

@@ -7,9 +7,9 @@
 //!
 //! - a string is a `&str` into the buffer (checked to be UTF-8 once, never
 //!   copied);
-//! - a list is a [`List`], read item by item when it is iterated (a pod
-//!   spec's containers, their mounts and capabilities, an event's labels or
-//!   groups cost nothing until a detector walks them);
+//! - a list is a [`List`]: its items are checked with the batch but built
+//!   only when it is iterated, and a list inside them (a pod spec's
+//!   containers' mounts and capabilities) is stepped over until then;
 //! - numbers, flags and enum cases are plain values.
 //!
 //! A detector opts in by implementing [`Detector::on_event_views`]; one that
@@ -806,15 +806,7 @@ pub fn views_of(events: &[Event]) -> Vec<EventView<'_>> {
 mod tests {
     use super::*;
     use crate::packed::decode_batch;
-
-    fn tiny_batch() -> Vec<u8> {
-        let mut b = vec![PACKED_VERSION, 1, 0, 0, 0];
-        b.extend_from_slice(&[1, 0, 0, 0, b'e']);
-        b.extend_from_slice(&7u64.to_le_bytes());
-        b.extend_from_slice(&[0; 8]);
-        b.extend_from_slice(&[3, 2, 0, 0, 0, b'/', b'x', 1, 0, 0]);
-        b
-    }
+    use crate::packed::tests::tiny_batch;
 
     #[test]
     fn views_read_the_same_events_as_the_decoder_and_borrow_the_buffer() {
