@@ -669,11 +669,23 @@ impl<'a> Read<'a> for EventBodyView<'a> {
     const MIN: usize = 1;
     #[inline]
     fn check(r: &mut Reader<'a>) -> Result<(), PackedError> {
-        Self::read(r).map(drop)
+        let at = r.pos;
+        match r.u8()? {
+            0 => ContainerEventView::check(r),
+            1 => KubernetesEventView::check(r),
+            2 => NetworkEventView::check(r),
+            3 => FileEventView::check(r),
+            _ => Err(r.error_at(at, "unknown event-body case")),
+        }
     }
     #[inline]
     fn read_checked(r: &mut Reader<'a>) -> Self {
-        checked(Self::read(r))
+        match r.checked_u8() {
+            0 => Self::Container(ContainerEventView::read_checked(r)),
+            1 => Self::Kubernetes(KubernetesEventView::read_checked(r)),
+            2 => Self::Network(NetworkEventView::read_checked(r)),
+            _ => Self::File(FileEventView::read_checked(r)),
+        }
     }
     #[inline]
     fn skip(r: &mut Reader<'a>) {
