@@ -62,11 +62,29 @@ pub fn decode_findings(bytes: &[u8]) -> Result<Vec<FindingEvent>, PackedError> {
 /// A batch of either kind: the version byte, a `list<T>`, nothing after it
 /// (`trailing`: the reason given when something is).
 fn decode_list<T: Unpack>(bytes: &[u8], trailing: &'static str) -> Result<Vec<T>, PackedError> {
+    read_batch(bytes, T::MIN, trailing, |r| T::unpack(r))
+}
+
+/// The frame of every packed batch: the version byte, the count (each item
+/// at least `min` bytes), `item` read that many times, nothing after them
+/// (`trailing`: the reason given when something is). Shared by the owned
+/// decoders and [`crate::view::decode_views`], so that both refuse a buffer
+/// alike.
+pub(crate) fn read_batch<'a, T>(
+    bytes: &'a [u8],
+    min: usize,
+    trailing: &'static str,
+    mut item: impl FnMut(&mut Reader<'a>) -> Result<T, PackedError>,
+) -> Result<Vec<T>, PackedError> {
     let mut r = Reader { bytes, pos: 0 };
     if r.u8()? != PACKED_VERSION {
         return Err(r.error_at(0, "unsupported format version"));
     }
-    let items = Vec::<T>::unpack(&mut r)?;
+    let n = r.len(min)?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        items.push(item(&mut r)?);
+    }
     if r.pos != bytes.len() {
         return Err(r.error(trailing));
     }

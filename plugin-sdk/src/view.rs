@@ -31,7 +31,7 @@
     reason = "the sealed trait's reader is crate-private on purpose"
 )]
 
-use crate::packed::{PACKED_VERSION, PackedError, Reader, Unpack, short_ascii, text};
+use crate::packed::{PackedError, Reader, Unpack, read_batch, short_ascii, text};
 use crate::types::{
     ContainerAction, ContainerEvent, ContainerRef, ContainerRole, ContainerSecurity, Direction,
     Event, EventBody, EventKind, ExecInfo, FileChange, FileEvent, FileState, KeyValue,
@@ -771,19 +771,12 @@ impl EventView<'_> {
 /// anywhere in the batch (including inside lists), or bytes after the last
 /// event.
 pub fn decode_views(bytes: &[u8]) -> Result<Vec<EventView<'_>>, PackedError> {
-    let mut r = Reader { bytes, pos: 0 };
-    if r.u8()? != PACKED_VERSION {
-        return Err(r.error_at(0, "unsupported format version"));
-    }
-    let n = r.len(EventView::MIN)?;
-    let mut events = Vec::with_capacity(n);
-    for _ in 0..n {
-        events.push(EventView::read(&mut r)?);
-    }
-    if r.pos != bytes.len() {
-        return Err(r.error("trailing bytes after the last event"));
-    }
-    Ok(events)
+    read_batch(
+        bytes,
+        EventView::MIN,
+        "trailing bytes after the last event",
+        EventView::read,
+    )
 }
 
 /// Views of owned events (the same events, borrowed): how a detector that
